@@ -1,0 +1,76 @@
+"""OperatorActionFunction: an operator's command from motors/{id}/actions -> detector, state, alarm events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from motor_adapters.clients import client
+from motor_adapters.config_source import ConfigSource
+from motor_adapters.dynamodb_store import DynamoStateStore
+from motor_adapters.iot_publisher import IotAlarmPublisher
+from motor_adapters.settings import Settings
+from motor_maintenance.alarms import OperatorAction
+from motor_maintenance.detector import Outcome
+from motor_maintenance.service import process_action
+from motor_maintenance.telemetry import describe_validation_error
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = Settings.from_env()
+
+
+@cache
+def _wiring() -> tuple[DynamoStateStore, IotAlarmPublisher, ConfigSource]:
+    settings.require("state_table_name")
+    store = DynamoStateStore(settings.state_table_name, client("dynamodb"))
+    publisher = IotAlarmPublisher(client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
+    return store, publisher, ConfigSource(settings.config_parameter_name, settings.config_max_age_s)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        action = parse(event=event, model=OperatorAction)
+    except (ValidationError, ValueError, TypeError) as exc:
+        reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        logger.warning("action rejected", reason=reason, payload_preview=repr(event)[:500])
+        metrics.add_metric(name="ActionsRejected", unit=MetricUnit.Count, value=1)
+        return {"status": "rejected", "reason": reason}
+
+    store, publisher, config_source = _wiring()
+    config = config_source.get()
+    if config_source.last_error:
+        logger.error("configuration rejected, keeping the last good one", reason=config_source.last_error)
+        metrics.add_metric(name="ConfigInvalid", unit=MetricUnit.Count, value=1)
+
+    logger.append_keys(motor_id=action.motor_id, action=action.action.value, action_id=action.action_id)
+    result = process_action(action, store=store, publisher=publisher, config=config, now=datetime.now(UTC))
+    if result.outcome is Outcome.APPLIED:
+        metrics.add_metric(name="ActionsApplied", unit=MetricUnit.Count, value=1)
+        logger.info("action applied", operator=action.operator, alarm=action.alarm, events=len(result.events))
+    elif result.outcome in (Outcome.REJECTED, Outcome.FUTURE):
+        metrics.add_metric(name="ActionsRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("action rejected", reason=result.reason)
+    else:
+        metrics.add_metric(name="ActionsIgnored", unit=MetricUnit.Count, value=1)
+        logger.info("action had no effect", outcome=result.outcome.value, reason=result.reason)
+    for alarm_event in result.events:
+        metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=1)
+    return {
+        "status": result.outcome.value,
+        "motor_id": result.motor_id,
+        "reason": result.reason,
+        "alarm_states": result.alarm_states,
+        "events": [alarm_event.event_id for alarm_event in result.events],
+    }

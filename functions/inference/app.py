@@ -1,0 +1,122 @@
+"""InferenceFunction: a reading from motors/{id}/telemetry -> prediction, detector, state, alarm events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from motor_adapters.clients import client
+from motor_adapters.config_source import ConfigSource
+from motor_adapters.dynamodb_store import DynamoStateStore
+from motor_adapters.iot_publisher import IotAlarmPublisher
+from motor_adapters.sagemaker_predictor import SageMakerPredictor
+from motor_adapters.settings import Settings
+from motor_maintenance.detector import Outcome
+from motor_maintenance.service import Result, process_reading
+from motor_maintenance.telemetry import TelemetryEvent, describe_validation_error
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+settings = Settings.from_env()
+
+
+@cache
+def _wiring() -> tuple[DynamoStateStore, SageMakerPredictor | None, IotAlarmPublisher, ConfigSource]:
+    settings.require("state_table_name")
+    store = DynamoStateStore(settings.state_table_name, client("dynamodb"))
+    predictor = None
+    if settings.endpoint_name:
+        runtime = client("sagemaker-runtime", read_timeout=settings.endpoint_timeout_s)
+        predictor = SageMakerPredictor(settings.endpoint_name, runtime)
+    publisher = IotAlarmPublisher(client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
+    return store, predictor, publisher, ConfigSource(settings.config_parameter_name, settings.config_max_age_s)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        telemetry = parse(event=event, model=TelemetryEvent)
+    except (ValidationError, ValueError, TypeError) as exc:
+        return reject(event, exc)
+
+    store, predictor, publisher, config_source = _wiring()
+    config = config_source.get()
+    if config_source.last_error:
+        logger.error("configuration rejected, keeping the last good one", reason=config_source.last_error)
+        metrics.add_metric(name="ConfigInvalid", unit=MetricUnit.Count, value=1)
+
+    reading = telemetry.reading()
+    logger.append_keys(motor_id=reading.motor_id)
+    result = process_reading(
+        reading, store=store, predictor=predictor, publisher=publisher, config=config, now=datetime.now(UTC)
+    )
+    report(result, received_at=telemetry.received_at)
+    return {
+        "status": result.outcome.value,
+        "motor_id": result.motor_id,
+        "reason": result.reason,
+        "failure_probability": result.failure_probability,
+        "alarm_states": result.alarm_states,
+        "events": [event.event_id for event in result.events],
+    }
+
+
+def reject(event: Any, exc: Exception) -> dict[str, Any]:
+    """Bad input: a log line naming the reason and a metric; nothing raised, so nothing retried."""
+    reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+    motor_id = event.get("motor_id") if isinstance(event, dict) else None
+    logger.warning(
+        "reading rejected",
+        reason=reason,
+        claimed_motor_id=str(motor_id)[:80] if motor_id is not None else None,
+        payload_preview=repr(event)[:500],
+    )
+    metrics.add_metric(name="ReadingsRejected", unit=MetricUnit.Count, value=1)
+    return {"status": "rejected", "reason": reason}
+
+
+def report(result: Result, received_at: int | None) -> None:
+    """Metrics and structured logs for one processed reading."""
+    if result.outcome is Outcome.APPLIED:
+        metrics.add_metric(name="ReadingsProcessed", unit=MetricUnit.Count, value=1)
+    elif result.outcome in (Outcome.DUPLICATE, Outcome.STALE):
+        metrics.add_metric(name="ReadingsDuplicate", unit=MetricUnit.Count, value=1)
+        logger.info("reading skipped", outcome=result.outcome.value, reason=result.reason)
+    else:
+        metrics.add_metric(name="ReadingsRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("reading rejected", outcome=result.outcome.value, reason=result.reason)
+    if result.failure_probability is not None:
+        metrics.add_metric(name="PredictionsMade", unit=MetricUnit.Count, value=1)
+    if result.prediction_error:
+        metrics.add_metric(name="PredictionsFailed", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "prediction failed; schedule and condition rules still evaluated", reason=result.prediction_error
+        )
+    if result.conflicts:
+        metrics.add_metric(name="StateConflicts", unit=MetricUnit.Count, value=result.conflicts)
+    for event in result.events:
+        metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=1)
+        if event.transition.value == "raised":
+            metrics.add_metric(name="AlarmsRaised", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "alarm transition",
+            alarm=event.alarm,
+            kind=event.kind.value,
+            transition=event.transition.value,
+            from_state=event.from_state.value,
+            to_state=event.to_state.value,
+            event_id=event.event_id,
+        )
+    if received_at is not None:
+        latency_ms = max(datetime.now(UTC).timestamp() * 1000 - received_at, 0.0)
+        metrics.add_metric(name="IngestLatency", unit=MetricUnit.Milliseconds, value=latency_ms)

@@ -1,0 +1,71 @@
+"""Per-motor state in DynamoDB: one item per motor, written with an optimistic version check."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from motor_maintenance.errors import StoreUnavailable, VersionConflict
+from motor_maintenance.state import MotorState
+
+
+class DynamoStateStore:
+    """Implements motor_maintenance.service.StateStore.
+
+    Item: `motor_id` (key), `version` (optimistic lock), `state` (the MotorState as JSON), plus a
+    few top-level attributes operators and indexes can query without parsing the JSON.
+    """
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def load(self, motor_id: str) -> MotorState | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"motor_id": {"S": motor_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read state of {motor_id}: {exc}") from exc
+        item = response.get("Item")
+        if item is None:
+            return None
+        state = MotorState.from_dict(json.loads(item["state"]["S"]))
+        state.version = int(item["version"]["N"])
+        return state
+
+    def save(self, state: MotorState, expected_version: int) -> MotorState:
+        stored = MotorState.from_dict(state.to_dict())
+        stored.version = expected_version + 1
+        item: dict[str, Any] = {
+            "motor_id": {"S": state.motor_id},
+            "version": {"N": str(stored.version)},
+            "state": {"S": json.dumps(stored.to_dict(), separators=(",", ":"))},
+            "run_hours": {"N": repr(round(state.run_hours, 6))},
+            "alarm_states": {"M": {name: {"S": value} for name, value in state.alarm_states().items()}},
+            "outbox_size": {"N": str(len(state.outbox))},
+        }
+        if state.last_ts_ms is not None:
+            item["last_reading_ms"] = {"N": str(state.last_ts_ms)}
+        if state.motor_type:
+            item["motor_type"] = {"S": state.motor_type}
+        if state.failure_probability is not None:
+            item["failure_probability"] = {"N": repr(state.failure_probability)}
+        if expected_version == 0:
+            condition, values = "attribute_not_exists(motor_id)", None
+        else:
+            condition, values = "version = :expected", {":expected": {"N": str(expected_version)}}
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self._client.put_item(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise VersionConflict(f"state of {state.motor_id} is no longer version {expected_version}") from exc
+            raise StoreUnavailable(f"cannot write state of {state.motor_id}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot write state of {state.motor_id}: {exc}") from exc
+        return stored

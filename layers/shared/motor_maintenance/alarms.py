@@ -1,0 +1,139 @@
+"""Alarm states, operator actions and the alarm-event contract published on motors/{id}/alarms."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from motor_maintenance.config import Severity
+from motor_maintenance.telemetry import MotorId, parse_timestamp
+
+
+class AlarmState(StrEnum):
+    """The states of an AWS IoT Events alarm model (and of IoT SiteWise alarms)."""
+
+    NORMAL = "NORMAL"
+    ACTIVE = "ACTIVE"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    LATCHED = "LATCHED"
+    SNOOZED = "SNOOZED"
+    DISABLED = "DISABLED"
+
+
+class AlarmKind(StrEnum):
+    """Which maintenance strategy an alarm belongs to."""
+
+    SCHEDULE = "schedule"
+    CONDITION = "condition"
+    PREDICTIVE = "predictive"
+    OFFLINE = "offline"
+
+
+class Transition(StrEnum):
+    """Why an alarm changed state; part of every event's deterministic id."""
+
+    RAISED = "raised"
+    CLEARED = "cleared"
+    ACKNOWLEDGED = "acknowledged"
+    SNOOZED = "snoozed"
+    SNOOZE_EXPIRED = "snooze_expired"
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    RESET = "reset"
+    SERVICED = "serviced"
+
+
+class ActionName(StrEnum):
+    """What an operator can do to a motor's alarms."""
+
+    ACKNOWLEDGE = "acknowledge"
+    SNOOZE = "snooze"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    RESET = "reset"
+    SERVICE_COMPLETE = "service_complete"
+
+
+class OperatorAction(BaseModel):
+    """An operator's command, published on motors/{motor_id}/actions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    motor_id: MotorId
+    action: ActionName
+    alarm: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="Alarm the action applies to; required except for service_complete.",
+    )
+    action_id: str = Field(
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="Unique per action (e.g. a UUID): a redelivered action is applied once.",
+    )
+    ts: datetime = Field(description="When the operator acted (ISO-8601 with offset, or epoch ms).")
+    snooze_minutes: float | None = Field(default=None, gt=0, description="For snooze: how long.")
+    operator: str = Field(default="unknown", max_length=100, description="Who acted, for the audit trail.")
+    note: str = Field(default="", max_length=500)
+    topic_motor_id: str | None = Field(default=None, description="Added by the IoT rule from topic(2).")
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any) -> datetime:
+        return parse_timestamp(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OperatorAction:
+        if self.topic_motor_id is not None and self.topic_motor_id != self.motor_id:
+            raise ValueError(f"motor_id {self.motor_id!r} does not match the topic's motor id {self.topic_motor_id!r}")
+        if self.action is not ActionName.SERVICE_COMPLETE and self.alarm is None:
+            raise ValueError(f"action {self.action.value!r} needs the name of an alarm")
+        if self.action is ActionName.SNOOZE and self.snooze_minutes is None:
+            raise ValueError("snooze needs snooze_minutes")
+        if self.action is not ActionName.SNOOZE and self.snooze_minutes is not None:
+            raise ValueError("snooze_minutes only applies to snooze")
+        return self
+
+
+class AlarmEvent(BaseModel):
+    """One alarm transition: what people are told about and machines subscribe to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(description="Deterministic: the same cause always yields the same id.")
+    motor_id: MotorId
+    motor_type: str | None = None
+    alarm: str
+    kind: AlarmKind
+    transition: Transition
+    from_state: AlarmState
+    to_state: AlarmState
+    severity: Severity
+    at: datetime = Field(description="When it happened: the reading's or the action's time.")
+    cause: Literal["reading", "action", "timer"]
+    reading_seq: int | None = None
+    action_id: str | None = None
+    value: float | None = Field(default=None, description="The watched signal or probability at the transition.")
+    rule: dict[str, Any] = Field(default_factory=dict, description="The rule's thresholds, for the message.")
+    readings: dict[str, float] = Field(default_factory=dict, description="All signals of the causing reading.")
+    failure_probability: float | None = None
+    active_since: datetime | None = None
+    run_hours: float | None = None
+    snoozed_until: datetime | None = None
+    operator: str | None = None
+    note: str | None = None
+    advice: str = ""
+
+    @field_validator("at", "active_since", "snoozed_until", mode="before")
+    @classmethod
+    def _parse_times(cls, value: Any) -> datetime | None:
+        return None if value is None else parse_timestamp(value)
+
+
+def event_id(motor_id: str, alarm: str, transition: Transition, cause_key: str) -> str:
+    """Deterministic id of a transition: a retried or redelivered message reproduces it exactly."""
+    digest = hashlib.sha256(f"{motor_id}|{alarm}|{transition.value}|{cause_key}".encode()).hexdigest()
+    return digest[:32]

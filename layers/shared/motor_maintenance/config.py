@@ -1,0 +1,163 @@
+"""Detector configuration: every threshold, interval and debounce in one validated model."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from motor_maintenance.telemetry import SIGNALS
+
+SCHEDULE_ALARM = "schedule"
+PREDICTIVE_ALARM = "predictive"
+
+
+class Severity(StrEnum):
+    """How urgently people must act; SNS subscribers can filter on it."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConditionRule(_Frozen):
+    """A threshold on a live signal, held for a minimum duration, cleared with hysteresis."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="Alarm name, unique per motor.")
+    signal: str = Field(description="Telemetry field the rule watches, e.g. 'fluid_temp_c'.")
+    direction: Literal["above", "below"] = "above"
+    raise_threshold: float = Field(description="The rule starts to hold when the signal crosses this...")
+    clear_threshold: float = Field(description="...and stops holding once it is back past this one.")
+    min_duration_s: float = Field(default=0, ge=0, description="How long the raise threshold must be crossed.")
+    severity: Severity = Severity.HIGH
+    description: str = ""
+    advice: str = Field(default="", description="What a maintenance engineer should do next.")
+
+    @model_validator(mode="after")
+    def _hysteresis_points_the_right_way(self) -> ConditionRule:
+        if self.signal not in SIGNALS:
+            raise ValueError(f"unknown signal {self.signal!r}; expected one of {', '.join(SIGNALS)}")
+        if self.direction == "above" and self.clear_threshold > self.raise_threshold:
+            raise ValueError("for an 'above' rule, clear_threshold must not exceed raise_threshold")
+        if self.direction == "below" and self.clear_threshold < self.raise_threshold:
+            raise ValueError("for a 'below' rule, clear_threshold must not be below raise_threshold")
+        return self
+
+    def crossed(self, value: float) -> bool:
+        """Whether the value is past the raise threshold."""
+        return value > self.raise_threshold if self.direction == "above" else value < self.raise_threshold
+
+    def back_to_normal(self, value: float) -> bool:
+        """Whether the value is back past the clear threshold (the hysteresis band is left)."""
+        return value <= self.clear_threshold if self.direction == "above" else value >= self.clear_threshold
+
+
+class ScheduleRule(_Frozen):
+    """Service by run hours: the seed's schedule-based strategy."""
+
+    service_interval_h: float = Field(default=1000.0, gt=0, description="Run hours between services.")
+    severity: Severity = Severity.MEDIUM
+    advice: str = "Plan the scheduled service, then report 'service_complete' to reset the run-hours counter."
+
+
+class PredictiveRule(_Frozen):
+    """The model's failure probability, debounced over consecutive predictions."""
+
+    raise_threshold: float = Field(default=0.5, ge=0, le=1, description="Probability that counts as a warning.")
+    clear_threshold: float = Field(default=0.3, ge=0, le=1, description="Probability below which it clears.")
+    consecutive: int = Field(default=2, ge=1, le=100, description="Warnings in a row needed to raise.")
+    severity: Severity = Severity.HIGH
+    advice: str = (
+        "Inspect the motor within 24 hours: bearings (vibration, temperature), winding insulation, "
+        "impeller and seals. Plan the repair before it fails."
+    )
+
+    @model_validator(mode="after")
+    def _clear_below_raise(self) -> PredictiveRule:
+        if self.clear_threshold > self.raise_threshold:
+            raise ValueError("clear_threshold must not exceed raise_threshold")
+        return self
+
+
+DEFAULT_CONDITIONS: tuple[ConditionRule, ...] = (
+    ConditionRule(
+        name="fluid_overtemperature",
+        signal="fluid_temp_c",
+        raise_threshold=200.0,
+        clear_threshold=190.0,
+        min_duration_s=300.0,
+        severity=Severity.CRITICAL,
+        description="Fluid temperature above 200 C for 5 minutes",
+        advice="Check the cooling circuit and fluid level; reduce load or stop the pump if it keeps rising.",
+    ),
+    ConditionRule(
+        name="vibration_zone_d",
+        signal="vibration_mm_s",
+        raise_threshold=11.2,
+        clear_threshold=7.1,
+        min_duration_s=60.0,
+        severity=Severity.CRITICAL,
+        description="Vibration in ISO 10816 zone D (above 11.2 mm/s) for 1 minute",
+        advice="Vibration this high damages the machine: check bearings, alignment, balance and mounting; "
+        "stop the motor if it persists.",
+    ),
+)
+
+
+class DetectorConfig(_Frozen):
+    """All the maintenance rules for a fleet. Defaults reproduce the original sample's detector."""
+
+    schedule: ScheduleRule = ScheduleRule()
+    conditions: tuple[ConditionRule, ...] = DEFAULT_CONDITIONS
+    predictive: PredictiveRule = PredictiveRule()
+    latch: bool = Field(
+        default=True, description="A cleared alarm nobody acknowledged waits in LATCHED (IoT Events' latch)."
+    )
+    max_gap_s: float = Field(
+        default=600.0, gt=0, description="Longest gap between readings counted as run time (a silent motor)."
+    )
+    max_clock_skew_s: float = Field(
+        default=300.0, gt=0, description="Readings stamped further than this in the future are rejected."
+    )
+    max_snooze_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="Longest snooze an operator may set.")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> DetectorConfig:
+        names = [rule.name for rule in self.conditions]
+        reserved = {SCHEDULE_ALARM, PREDICTIVE_ALARM} & set(names)
+        if reserved:
+            raise ValueError(f"condition rule names {sorted(reserved)} are reserved")
+        if len(set(names)) != len(names):
+            raise ValueError("condition rule names must be unique")
+        return self
+
+    def alarm_names(self) -> list[str]:
+        """Every alarm a motor has under this configuration."""
+        return [SCHEDULE_ALARM, *(rule.name for rule in self.conditions), PREDICTIVE_ALARM]
+
+    def condition(self, name: str) -> ConditionRule | None:
+        """The condition rule with this name, if configured."""
+        return next((rule for rule in self.conditions if rule.name == name), None)
+
+    @classmethod
+    def with_overrides(cls, overrides: dict[str, Any] | None) -> DetectorConfig:
+        """Defaults with an operator's overrides (e.g. from SSM Parameter Store) applied on top.
+
+        Top-level keys replace the default's; nested rule models are merged field by field, so
+        `{"schedule": {"service_interval_h": 500}}` keeps the schedule rule's severity and advice.
+        """
+        if not overrides:
+            return cls()
+        base = cls().model_dump()
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return cls.model_validate(base)

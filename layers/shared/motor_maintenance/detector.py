@@ -1,0 +1,446 @@
+"""The maintenance detector: a pure function (state, input, now, config) -> (state, alarm events).
+
+It replaces the original sample's AWS IoT Events detector model and alarm models. Three
+strategies feed one alarm lifecycle per alarm:
+
+- schedule: run hours since the last service reach the service interval;
+- condition: a signal past its raise threshold for a minimum duration, until it is back past its
+  clear threshold (hysteresis);
+- predictive: the model's failure probability at or above its threshold on N predictions in a
+  row, until it falls below the clear threshold.
+
+Lifecycle (IoT Events alarm-model semantics): NORMAL -> ACTIVE when the rule holds; ACTIVE ->
+ACKNOWLEDGED by an operator; ACTIVE -> LATCHED when the rule stops holding unacknowledged (or
+NORMAL with latching off); ACKNOWLEDGED -> NORMAL when it stops holding; LATCHED -> NORMAL on
+acknowledge, -> ACTIVE if the rule holds again; any -> SNOOZED until a time, then NORMAL; any ->
+DISABLED until enabled; reset returns ACTIVE, ACKNOWLEDGED or LATCHED to NORMAL and restarts the
+rule's evaluation.
+
+No clock reads and no I/O: `now` is a parameter, so the function replays deterministically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from motor_maintenance.alarms import (
+    ActionName,
+    AlarmEvent,
+    AlarmKind,
+    AlarmState,
+    OperatorAction,
+    Transition,
+    event_id,
+)
+from motor_maintenance.config import PREDICTIVE_ALARM, SCHEDULE_ALARM, ConditionRule, DetectorConfig, Severity
+from motor_maintenance.state import RECENT_ACTIONS_KEPT, AlarmStatus, MotorState
+from motor_maintenance.telemetry import Telemetry, to_epoch_ms
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingInput:
+    """A validated reading and the model's failure probability for it (None: no prediction)."""
+
+    reading: Telemetry
+    failure_probability: float | None = None
+
+
+class Outcome(StrEnum):
+    """What the detector did with an input."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    """Already seen: the same reading (ts, seq) or action id."""
+    STALE = "stale"
+    """Older than the newest reading already applied: arrived out of order."""
+    FUTURE = "future"
+    """Stamped further in the future than the allowed clock skew."""
+    IGNORED = "ignored"
+    """A valid action that does not apply in the alarm's current state."""
+    REJECTED = "rejected"
+    """An action naming an alarm this motor does not have, or an out-of-range request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The detector's answer: the next state, the transitions to announce, and why."""
+
+    state: MotorState
+    events: tuple[AlarmEvent, ...]
+    outcome: Outcome
+    reason: str = ""
+
+
+def new_state(motor_id: str) -> MotorState:
+    """The state of a motor never seen before."""
+    return MotorState(motor_id=motor_id)
+
+
+def is_newer(state: MotorState | None, reading: Telemetry) -> bool:
+    """Whether a reading is newer than everything applied so far, ordered by (ts, seq)."""
+    if state is None or state.last_ts_ms is None:
+        return True
+    return (reading.ts_ms, reading.seq) > (state.last_ts_ms, state.last_seq if state.last_seq is not None else -1)
+
+
+def step(
+    state: MotorState | None,
+    item: ReadingInput | OperatorAction,
+    now: datetime,
+    config: DetectorConfig,
+) -> Decision:
+    """Apply one reading or operator action to a motor's state."""
+    motor_id = item.reading.motor_id if isinstance(item, ReadingInput) else item.motor_id
+    if state is not None and state.motor_id != motor_id:
+        raise ValueError(f"state of motor {state.motor_id!r} given an input for {motor_id!r}")
+    current = state if state is not None else new_state(motor_id)
+    if isinstance(item, ReadingInput):
+        return _apply_reading(current, item, to_epoch_ms(now), config)
+    return _apply_action(current, item, to_epoch_ms(now), config)
+
+
+def expire_snoozes(state: MotorState, now: datetime, config: DetectorConfig) -> Decision:
+    """Return snoozed alarms whose time is up to NORMAL (for a timer that runs without readings)."""
+    new = _prepared(state, config)
+    events: list[AlarmEvent] = []
+    _expire(new, to_epoch_ms(now), config, events)
+    return Decision(new, tuple(events), Outcome.APPLIED if events else Outcome.IGNORED)
+
+
+# --- readings -------------------------------------------------------------------------------
+
+
+def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: DetectorConfig) -> Decision:
+    reading = item.reading
+    ts_ms = reading.ts_ms
+    if ts_ms > now_ms + config.max_clock_skew_s * 1000:
+        return Decision(state, (), Outcome.FUTURE, f"reading stamped {(ts_ms - now_ms) / 1000:.0f} s in the future")
+    if not is_newer(state, reading):
+        same = ts_ms == state.last_ts_ms and reading.seq == state.last_seq
+        return Decision(
+            state,
+            (),
+            Outcome.DUPLICATE if same else Outcome.STALE,
+            "reading already applied" if same else "reading older than the newest applied",
+        )
+
+    new = _prepared(state, config)
+    if new.last_ts_ms is not None and new.last_running:
+        gap_s = min((ts_ms - new.last_ts_ms) / 1000, config.max_gap_s)
+        new.run_hours += max(gap_s, 0.0) / 3600
+    signals = reading.signals()
+    probability = item.failure_probability
+    if probability is not None and not 0.0 <= probability <= 1.0:
+        raise ValueError(f"failure probability {probability} is not in [0, 1]")
+
+    context = _Context(
+        new, cause_key=f"r:{ts_ms}:{reading.seq}", at_ms=ts_ms, cause="reading", config=config, now_ms=now_ms
+    )
+    context.reading_seq = reading.seq
+    context.readings = signals
+    context.probability = probability if probability is not None else new.failure_probability
+
+    events: list[AlarmEvent] = []
+    _expire(new, now_ms, config, events)
+
+    schedule = new.alarms[SCHEDULE_ALARM]
+    schedule.held = new.run_hours >= config.schedule.service_interval_h
+    schedule.last_value = new.run_hours
+    for rule in config.conditions:
+        value = signals.get(rule.signal)
+        if value is not None:
+            _track_condition(new.alarms[rule.name], rule, value, ts_ms)
+    if probability is not None:
+        _track_prediction(new.alarms[PREDICTIVE_ALARM], probability, config)
+
+    for name in config.alarm_names():
+        _follow_rule(context, name, events)
+
+    new.last_ts_ms = ts_ms
+    new.last_seq = reading.seq
+    new.last_running = reading.running
+    new.motor_type = reading.motor_type
+    new.last_readings = signals
+    if probability is not None:
+        new.failure_probability = probability
+        new.probability_ts_ms = ts_ms
+    return Decision(new, tuple(events), Outcome.APPLIED)
+
+
+def _track_condition(status: AlarmStatus, rule: ConditionRule, value: float, ts_ms: int) -> None:
+    status.last_value = value
+    if status.held:
+        if rule.back_to_normal(value):
+            status.held = False
+            status.pending_since_ms = None
+        return
+    if not rule.crossed(value):
+        status.pending_since_ms = None
+        return
+    if status.pending_since_ms is None:
+        status.pending_since_ms = ts_ms
+    if ts_ms - status.pending_since_ms >= rule.min_duration_s * 1000:
+        status.held = True
+
+
+def _track_prediction(status: AlarmStatus, probability: float, config: DetectorConfig) -> None:
+    rule = config.predictive
+    status.last_value = probability
+    status.consecutive = status.consecutive + 1 if probability >= rule.raise_threshold else 0
+    if status.held:
+        if probability < rule.clear_threshold:
+            status.held = False
+    elif status.consecutive >= rule.consecutive:
+        status.held = True
+
+
+def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None:
+    """Level-triggered lifecycle: move the alarm to where its rule says it should be."""
+    status = context.state.alarms[name]
+    if status.held and status.state in (AlarmState.NORMAL, AlarmState.LATCHED):
+        if status.state is AlarmState.NORMAL:
+            status.active_since_ms = context.at_ms
+        events.append(context.event(name, Transition.RAISED, status.state, AlarmState.ACTIVE))
+        status.state = AlarmState.ACTIVE
+    elif not status.held and status.state in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED):
+        latched = status.state is AlarmState.ACTIVE and context.config.latch
+        target = AlarmState.LATCHED if latched else AlarmState.NORMAL
+        events.append(context.event(name, Transition.CLEARED, status.state, target))
+        status.state = target
+        if target is AlarmState.NORMAL:
+            status.active_since_ms = None
+
+
+def _expire(state: MotorState, now_ms: int, config: DetectorConfig, events: list[AlarmEvent]) -> None:
+    for name, status in state.alarms.items():
+        if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) <= now_ms:
+            until_ms = status.snoozed_until_ms or now_ms
+            context = _Context(state, f"s:{until_ms}", at_ms=until_ms, cause="timer", config=config, now_ms=now_ms)
+            events.append(context.event(name, Transition.SNOOZE_EXPIRED, AlarmState.SNOOZED, AlarmState.NORMAL))
+            status.state = AlarmState.NORMAL
+            status.snoozed_until_ms = None
+            status.active_since_ms = None
+
+
+# --- operator actions -----------------------------------------------------------------------
+
+
+def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config: DetectorConfig) -> Decision:
+    if action.action_id in state.recent_action_ids:
+        return Decision(state, (), Outcome.DUPLICATE, "action already applied")
+    at_ms = to_epoch_ms(action.ts)
+    if at_ms > now_ms + config.max_clock_skew_s * 1000:
+        return Decision(state, (), Outcome.FUTURE, "action stamped in the future")
+    if action.action is not ActionName.SERVICE_COMPLETE and action.alarm not in config.alarm_names():
+        return Decision(
+            state,
+            (),
+            Outcome.REJECTED,
+            f"motor has no alarm {action.alarm!r}; alarms: {', '.join(config.alarm_names())}",
+        )
+    if action.snooze_minutes is not None and action.snooze_minutes * 60 > config.max_snooze_s:
+        return Decision(state, (), Outcome.REJECTED, f"snooze longer than {config.max_snooze_s / 3600:.0f} h")
+
+    new = _prepared(state, config)
+    new.recent_action_ids = (*new.recent_action_ids, action.action_id)[-RECENT_ACTIONS_KEPT:]
+    context = _Context(new, f"a:{action.action_id}", at_ms=at_ms, cause="action", config=config, now_ms=now_ms)
+    context.action = action
+    events: list[AlarmEvent] = []
+    reason = _ACTIONS[action.action](context, action, events)
+    if reason:
+        return Decision(new, (), Outcome.IGNORED, reason)
+    return Decision(new, tuple(events), Outcome.APPLIED)
+
+
+def _acknowledge(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+    name = action.alarm or ""
+    status = context.state.alarms[name]
+    if status.state is AlarmState.ACTIVE:
+        target = AlarmState.ACKNOWLEDGED
+    elif status.state is AlarmState.LATCHED:
+        target = AlarmState.NORMAL
+        status.active_since_ms = None
+    else:
+        return f"cannot acknowledge {name!r} in state {status.state.value}"
+    events.append(context.event(name, Transition.ACKNOWLEDGED, status.state, target))
+    status.state = target
+    return ""
+
+
+def _snooze(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+    name = action.alarm or ""
+    status = context.state.alarms[name]
+    if status.state is AlarmState.DISABLED:
+        return f"cannot snooze {name!r}: it is disabled"
+    until_ms = context.at_ms + int((action.snooze_minutes or 0) * 60_000)
+    if until_ms <= context.now_ms:
+        return "the snooze would already be over"
+    from_state = status.state
+    status.state = AlarmState.SNOOZED
+    status.snoozed_until_ms = until_ms
+    events.append(context.event(name, Transition.SNOOZED, from_state, AlarmState.SNOOZED))
+    return ""
+
+
+def _disable(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+    name = action.alarm or ""
+    status = context.state.alarms[name]
+    if status.state is AlarmState.DISABLED:
+        return f"{name!r} is already disabled"
+    events.append(context.event(name, Transition.DISABLED, status.state, AlarmState.DISABLED))
+    status.state = AlarmState.DISABLED
+    status.snoozed_until_ms = None
+    status.active_since_ms = None
+    return ""
+
+
+def _enable(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+    name = action.alarm or ""
+    status = context.state.alarms[name]
+    if status.state is not AlarmState.DISABLED:
+        return f"{name!r} is not disabled"
+    events.append(context.event(name, Transition.ENABLED, AlarmState.DISABLED, AlarmState.NORMAL))
+    _restart_rule(status)
+    return ""
+
+
+def _reset(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+    name = action.alarm or ""
+    status = context.state.alarms[name]
+    if status.state not in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.LATCHED):
+        return f"cannot reset {name!r} in state {status.state.value}"
+    events.append(context.event(name, Transition.RESET, status.state, AlarmState.NORMAL))
+    _restart_rule(status)
+    return ""
+
+
+def _service_complete(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+    state = context.state
+    status = state.alarms[SCHEDULE_ALARM]
+    context.run_hours_before = state.run_hours
+    state.run_hours = 0.0
+    state.last_service_ms = context.at_ms
+    target = AlarmState.NORMAL if status.state in _RAISED_STATES else status.state
+    events.append(context.event(SCHEDULE_ALARM, Transition.SERVICED, status.state, target))
+    status.held = False
+    status.last_value = 0.0
+    if target is AlarmState.NORMAL:
+        status.state = AlarmState.NORMAL
+        status.active_since_ms = None
+    return ""
+
+
+def _restart_rule(status: AlarmStatus) -> None:
+    """Back to NORMAL with the rule's evaluation started afresh (durations and debounce re-run)."""
+    status.state = AlarmState.NORMAL
+    status.held = False
+    status.pending_since_ms = None
+    status.consecutive = 0
+    status.active_since_ms = None
+    status.snoozed_until_ms = None
+
+
+_RAISED_STATES = (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.LATCHED)
+_ACTIONS = {
+    ActionName.ACKNOWLEDGE: _acknowledge,
+    ActionName.SNOOZE: _snooze,
+    ActionName.DISABLE: _disable,
+    ActionName.ENABLE: _enable,
+    ActionName.RESET: _reset,
+    ActionName.SERVICE_COMPLETE: _service_complete,
+}
+
+
+# --- shared ---------------------------------------------------------------------------------
+
+
+def _prepared(state: MotorState, config: DetectorConfig) -> MotorState:
+    """A copy of the state with exactly the alarms the configuration defines."""
+    new = state.copy()
+    names = config.alarm_names()
+    new.alarms = {name: new.alarms.get(name) or AlarmStatus() for name in names}
+    return new
+
+
+def alarm_kind(name: str) -> AlarmKind:
+    """The strategy an alarm name belongs to."""
+    if name == SCHEDULE_ALARM:
+        return AlarmKind.SCHEDULE
+    if name == PREDICTIVE_ALARM:
+        return AlarmKind.PREDICTIVE
+    return AlarmKind.CONDITION
+
+
+class _Context:
+    """What every event of one step shares: the cause, its time and the evidence."""
+
+    def __init__(
+        self,
+        state: MotorState,
+        cause_key: str,
+        at_ms: int,
+        cause: Literal["reading", "action", "timer"],
+        config: DetectorConfig,
+        now_ms: int,
+    ):
+        self.state = state
+        self.now_ms = now_ms
+        self.cause_key = cause_key
+        self.at_ms = at_ms
+        self.cause: Literal["reading", "action", "timer"] = cause
+        self.config = config
+        self.reading_seq: int | None = None
+        self.readings: dict[str, float] = {}
+        self.probability: float | None = state.failure_probability
+        self.action: OperatorAction | None = None
+        self.run_hours_before: float | None = None
+
+    def event(self, name: str, transition: Transition, from_state: AlarmState, to_state: AlarmState) -> AlarmEvent:
+        status = self.state.alarms[name]
+        severity, rule, advice = _describe(name, self.config)
+        action = self.action
+        return AlarmEvent(
+            event_id=event_id(self.state.motor_id, name, transition, self.cause_key),
+            motor_id=self.state.motor_id,
+            motor_type=self.state.motor_type,
+            alarm=name,
+            kind=alarm_kind(name),
+            transition=transition,
+            from_state=from_state,
+            to_state=to_state,
+            severity=severity,
+            at=self.at_ms,
+            cause=self.cause,
+            reading_seq=self.reading_seq,
+            action_id=action.action_id if action else None,
+            value=status.last_value if self.run_hours_before is None else self.run_hours_before,
+            rule=rule,
+            readings=self.readings,
+            failure_probability=self.probability,
+            active_since=status.active_since_ms,
+            run_hours=self.state.run_hours if self.run_hours_before is None else self.run_hours_before,
+            snoozed_until=status.snoozed_until_ms if to_state is AlarmState.SNOOZED else None,
+            operator=action.operator if action else None,
+            note=(action.note or None) if action else None,
+            advice=advice,
+        )
+
+
+def _describe(name: str, config: DetectorConfig) -> tuple[Severity, dict[str, Any], str]:
+    if name == SCHEDULE_ALARM:
+        schedule = config.schedule
+        return schedule.severity, {"service_interval_h": schedule.service_interval_h}, schedule.advice
+    if name == PREDICTIVE_ALARM:
+        predictive = config.predictive
+        rule = predictive.model_dump(include={"raise_threshold", "clear_threshold", "consecutive"})
+        return predictive.severity, rule, predictive.advice
+    condition = config.condition(name)
+    if condition is None:  # pragma: no cover - _prepared keeps only configured alarms
+        raise KeyError(name)
+    rule = condition.model_dump(
+        include={"signal", "direction", "raise_threshold", "clear_threshold", "min_duration_s", "description"}
+    )
+    return condition.severity, rule, condition.advice

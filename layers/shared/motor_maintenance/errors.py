@@ -1,0 +1,25 @@
+"""Domain exceptions: adapters translate AWS errors into these, handlers decide what to do."""
+
+
+class MaintenanceError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class VersionConflict(MaintenanceError):
+    """Another invocation saved the motor's state first (optimistic lock lost)."""
+
+
+class ConflictPersisted(MaintenanceError):
+    """The state kept changing under us after every retry; the invocation is retried as a whole."""
+
+
+class StoreUnavailable(MaintenanceError):
+    """The state store could not be read or written."""
+
+
+class PredictionUnavailable(MaintenanceError):
+    """The model endpoint failed, timed out, throttled or answered nonsense."""
+
+
+class PublishFailed(MaintenanceError):
+    """An alarm event or alert could not be delivered."""

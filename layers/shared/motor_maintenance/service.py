@@ -1,0 +1,211 @@
+"""Use cases: a reading or an operator action in, state saved and alarm events out.
+
+The ports below are what the use cases need from the outside world; `motor_adapters` implements
+them with boto3, tests and the local stack with whatever they like. The order of effects is what
+makes retries safe:
+
+1. load the state; a reading that is not newer than the last one applied changes nothing;
+2. features, prediction, detector (pure);
+3. save the new state *with its new alarm events in an outbox*, conditional on the version we
+   loaded: a racing invocation makes us reload and re-run the detector, never overwrite;
+4. publish the outbox, then save the state without it.
+
+If the invocation dies between 3 and 4, the retry finds the reading already applied and publishes
+the outbox it left behind. Events have deterministic ids, so a consumer that sees one twice can
+tell (the alert function is idempotent on them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Protocol
+
+from motor_maintenance.alarms import AlarmEvent, OperatorAction
+from motor_maintenance.config import DetectorConfig
+from motor_maintenance.detector import Decision, Outcome, ReadingInput, is_newer, step
+from motor_maintenance.errors import ConflictPersisted, PredictionUnavailable, VersionConflict
+from motor_maintenance.features import compute_features
+from motor_maintenance.state import MotorState
+from motor_maintenance.telemetry import Telemetry
+
+MAX_SAVE_ATTEMPTS = 5
+
+
+class StateStore(Protocol):
+    def load(self, motor_id: str) -> MotorState | None:
+        """The motor's state, or None for a motor never seen."""
+        ...
+
+    def save(self, state: MotorState, expected_version: int) -> MotorState:
+        """Write the state if the stored version is still `expected_version` (0: not stored yet).
+
+        Returns the state as stored (version bumped); raises VersionConflict otherwise.
+        """
+        ...
+
+
+class Predictor(Protocol):
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        """Probability of failure within 24 h for each feature row; raises PredictionUnavailable."""
+        ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, event: AlarmEvent) -> None:
+        """Deliver one alarm event; raises PublishFailed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What happened to one input, for the handler's logs, metrics and return value."""
+
+    motor_id: str
+    outcome: Outcome
+    reason: str = ""
+    events: tuple[AlarmEvent, ...] = ()
+    published: tuple[AlarmEvent, ...] = ()
+    """Events delivered in this invocation: new ones and any left over by an earlier one."""
+    failure_probability: float | None = None
+    prediction_error: str | None = None
+    conflicts: int = 0
+    alarm_states: dict[str, str] = field(default_factory=dict)
+
+
+def process_reading(
+    reading: Telemetry,
+    *,
+    store: StateStore,
+    predictor: Predictor | None,
+    publisher: EventPublisher,
+    config: DetectorConfig,
+    now: datetime,
+) -> Result:
+    """Apply one reading: predict (while running), detect, save, publish."""
+    conflicts = 0
+    for _ in range(MAX_SAVE_ATTEMPTS):
+        state = store.load(reading.motor_id)
+        if not is_newer(state, reading):
+            decision = step(state, ReadingInput(reading), now, config)
+            published = _flush_outbox(state, store, publisher) if state is not None else ()
+            return _result(reading.motor_id, decision, published=published, conflicts=conflicts)
+
+        features, stats = compute_features(reading, state.stats if state else None)
+        probability, prediction_error = None, None
+        if reading.running and predictor is not None:
+            try:
+                probability = predictor.predict([features])[0]
+            except PredictionUnavailable as exc:
+                prediction_error = str(exc)
+
+        decision = step(state, ReadingInput(reading, probability), now, config)
+        if decision.outcome is not Outcome.APPLIED:
+            return _result(reading.motor_id, decision, conflicts=conflicts)
+        new = replace(decision.state, stats=stats)
+        try:
+            saved = _save_with_outbox(new, decision.events, store, expected_version=state.version if state else 0)
+        except VersionConflict:
+            conflicts += 1
+            continue
+        published = _flush_outbox(saved, store, publisher)
+        return _result(
+            reading.motor_id,
+            decision,
+            published=published,
+            probability=probability,
+            prediction_error=prediction_error,
+            conflicts=conflicts,
+        )
+    raise ConflictPersisted(f"state of {reading.motor_id} changed on every one of {MAX_SAVE_ATTEMPTS} attempts")
+
+
+def process_action(
+    action: OperatorAction,
+    *,
+    store: StateStore,
+    publisher: EventPublisher,
+    config: DetectorConfig,
+    now: datetime,
+) -> Result:
+    """Apply one operator action: detect, save, publish."""
+    conflicts = 0
+    for _ in range(MAX_SAVE_ATTEMPTS):
+        state = store.load(action.motor_id)
+        decision = step(state, action, now, config)
+        if decision.outcome is not Outcome.APPLIED:
+            published = _flush_outbox(state, store, publisher) if state is not None else ()
+            if decision.outcome is Outcome.IGNORED and state is not None:
+                # Remember the action id, so a redelivery is reported as a duplicate.
+                try:
+                    store.save(decision.state, expected_version=state.version)
+                except VersionConflict:
+                    conflicts += 1
+                    continue
+            return _result(action.motor_id, decision, published=published, conflicts=conflicts)
+        try:
+            saved = _save_with_outbox(
+                decision.state, decision.events, store, expected_version=state.version if state else 0
+            )
+        except VersionConflict:
+            conflicts += 1
+            continue
+        published = _flush_outbox(saved, store, publisher)
+        return _result(action.motor_id, decision, published=published, conflicts=conflicts)
+    raise ConflictPersisted(f"state of {action.motor_id} changed on every one of {MAX_SAVE_ATTEMPTS} attempts")
+
+
+def _save_with_outbox(
+    state: MotorState, events: Sequence[AlarmEvent], store: StateStore, expected_version: int
+) -> MotorState:
+    pending = tuple(event.model_dump(mode="json") for event in events)
+    return store.save(replace(state, outbox=state.outbox + pending), expected_version=expected_version)
+
+
+def _flush_outbox(state: MotorState, store: StateStore, publisher: EventPublisher) -> tuple[AlarmEvent, ...]:
+    """Publish pending events in order, then drop them from the stored state.
+
+    A publish failure propagates (the invocation fails and is retried with the outbox intact).
+    """
+    if not state.outbox:
+        return ()
+    events = tuple(AlarmEvent.model_validate(item) for item in state.outbox)
+    for event in events:
+        publisher.publish(event)
+    done = {event.event_id for event in events}
+    current: MotorState | None = state
+    for _ in range(MAX_SAVE_ATTEMPTS):
+        if current is None:
+            break
+        remaining = tuple(item for item in current.outbox if item.get("event_id") not in done)
+        if remaining == current.outbox:
+            break
+        try:
+            store.save(replace(current, outbox=remaining), expected_version=current.version)
+            break
+        except VersionConflict:
+            current = store.load(state.motor_id)
+    return events
+
+
+def _result(
+    motor_id: str,
+    decision: Decision,
+    *,
+    published: tuple[AlarmEvent, ...] = (),
+    probability: float | None = None,
+    prediction_error: str | None = None,
+    conflicts: int = 0,
+) -> Result:
+    return Result(
+        motor_id=motor_id,
+        outcome=decision.outcome,
+        reason=decision.reason,
+        events=decision.events,
+        published=published,
+        failure_probability=probability,
+        prediction_error=prediction_error,
+        conflicts=conflicts,
+        alarm_states=decision.state.alarm_states(),
+    )

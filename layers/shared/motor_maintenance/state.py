@@ -1,0 +1,123 @@
+"""Per-motor state kept between readings (one DynamoDB item per motor), and its serialisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from motor_maintenance.alarms import AlarmState
+from motor_maintenance.features import RunningStats
+
+RECENT_ACTIONS_KEPT = 50
+
+
+@dataclass(slots=True)
+class AlarmStatus:
+    """One alarm of one motor: its lifecycle state and what its rule has seen so far."""
+
+    state: AlarmState = AlarmState.NORMAL
+    held: bool = False
+    """The rule's condition holds (after its duration or debounce, until its clear threshold)."""
+    pending_since_ms: int | None = None
+    """Condition rules: when the raise threshold was first crossed in the current excursion."""
+    consecutive: int = 0
+    """Predictive rule: predictions at or above the raise threshold in a row."""
+    active_since_ms: int | None = None
+    snoozed_until_ms: int | None = None
+    last_value: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "held": self.held,
+            "pending_since_ms": self.pending_since_ms,
+            "consecutive": self.consecutive,
+            "active_since_ms": self.active_since_ms,
+            "snoozed_until_ms": self.snoozed_until_ms,
+            "last_value": self.last_value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlarmStatus:
+        return cls(
+            state=AlarmState(data.get("state", AlarmState.NORMAL)),
+            held=bool(data.get("held", False)),
+            pending_since_ms=data.get("pending_since_ms"),
+            consecutive=int(data.get("consecutive", 0)),
+            active_since_ms=data.get("active_since_ms"),
+            snoozed_until_ms=data.get("snoozed_until_ms"),
+            last_value=data.get("last_value"),
+        )
+
+
+@dataclass(slots=True)
+class MotorState:
+    """Everything the detector remembers about one motor."""
+
+    motor_id: str
+    motor_type: str | None = None
+    version: int = 0
+    """Optimistic-locking version of the stored item; the store bumps it on every write."""
+    last_ts_ms: int | None = None
+    last_seq: int | None = None
+    last_running: bool = False
+    run_hours: float = 0.0
+    last_service_ms: int | None = None
+    failure_probability: float | None = None
+    probability_ts_ms: int | None = None
+    last_readings: dict[str, float] = field(default_factory=dict)
+    alarms: dict[str, AlarmStatus] = field(default_factory=dict)
+    stats: RunningStats = field(default_factory=RunningStats)
+    recent_action_ids: tuple[str, ...] = ()
+    outbox: tuple[dict[str, Any], ...] = ()
+    """Alarm events saved with the state but not yet confirmed published (transactional outbox)."""
+
+    def copy(self) -> MotorState:
+        """An independent copy: the detector never mutates the state it was given."""
+        return replace(
+            self,
+            last_readings=dict(self.last_readings),
+            alarms={name: replace(status) for name, status in self.alarms.items()},
+        )
+
+    def alarm_states(self) -> dict[str, str]:
+        return {name: status.state.value for name, status in self.alarms.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "motor_id": self.motor_id,
+            "motor_type": self.motor_type,
+            "version": self.version,
+            "last_ts_ms": self.last_ts_ms,
+            "last_seq": self.last_seq,
+            "last_running": self.last_running,
+            "run_hours": self.run_hours,
+            "last_service_ms": self.last_service_ms,
+            "failure_probability": self.failure_probability,
+            "probability_ts_ms": self.probability_ts_ms,
+            "last_readings": self.last_readings,
+            "alarms": {name: status.to_dict() for name, status in self.alarms.items()},
+            "stats": self.stats.to_dict(),
+            "recent_action_ids": list(self.recent_action_ids),
+            "outbox": list(self.outbox),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MotorState:
+        return cls(
+            motor_id=data["motor_id"],
+            motor_type=data.get("motor_type"),
+            version=int(data.get("version", 0)),
+            last_ts_ms=data.get("last_ts_ms"),
+            last_seq=data.get("last_seq"),
+            last_running=bool(data.get("last_running", False)),
+            run_hours=float(data.get("run_hours", 0.0)),
+            last_service_ms=data.get("last_service_ms"),
+            failure_probability=data.get("failure_probability"),
+            probability_ts_ms=data.get("probability_ts_ms"),
+            last_readings={k: float(v) for k, v in data.get("last_readings", {}).items()},
+            alarms={name: AlarmStatus.from_dict(value) for name, value in data.get("alarms", {}).items()},
+            stats=RunningStats.from_dict(data.get("stats")),
+            recent_action_ids=tuple(data.get("recent_action_ids", ())),
+            outbox=tuple(data.get("outbox", ())),
+        )

@@ -65,8 +65,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     else:
         metrics.add_metric(name="ActionsIgnored", unit=MetricUnit.Count, value=1)
         logger.info("action had no effect", outcome=result.outcome.value, reason=result.reason)
-    for alarm_event in result.events:
-        metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=1)
+    if result.events:
+        metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=len(result.events))
     return {
         "status": result.outcome.value,
         "motor_id": result.motor_id,

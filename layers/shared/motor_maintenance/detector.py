@@ -218,7 +218,7 @@ def _expire(state: MotorState, now_ms: int, config: DetectorConfig, events: list
     for name, status in state.alarms.items():
         if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) <= now_ms:
             until_ms = status.snoozed_until_ms or now_ms
-            context = _Context(state, f"s:{until_ms}", at_ms=until_ms, cause="timer", config=config, now_ms=now_ms)
+            context = _Context(state, cause_key=f"s:{until_ms}", at_ms=until_ms, cause="timer", config=config, now_ms=now_ms)
             events.append(context.event(name, Transition.SNOOZE_EXPIRED, AlarmState.SNOOZED, AlarmState.NORMAL))
             status.state = AlarmState.NORMAL
             status.snoozed_until_ms = None
@@ -246,7 +246,7 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
 
     new = _prepared(state, config)
     new.recent_action_ids = (*new.recent_action_ids, action.action_id)[-RECENT_ACTIONS_KEPT:]
-    context = _Context(new, f"a:{action.action_id}", at_ms=at_ms, cause="action", config=config, now_ms=now_ms)
+    context = _Context(new, cause_key=f"a:{action.action_id}", at_ms=at_ms, cause="action", config=config, now_ms=now_ms)
     context.action = action
     events: list[AlarmEvent] = []
     reason = _ACTIONS[action.action](context, action, events)
@@ -380,6 +380,7 @@ class _Context:
     def __init__(
         self,
         state: MotorState,
+        *,
         cause_key: str,
         at_ms: int,
         cause: Literal["reading", "action", "timer"],

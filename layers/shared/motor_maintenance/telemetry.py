@@ -147,7 +147,7 @@ def parse_timestamp(value: Any) -> datetime:
 
 def to_epoch_ms(moment: datetime) -> int:
     """Epoch milliseconds of an aware datetime."""
-    return int(round(moment.timestamp() * 1000))
+    return round(moment.timestamp() * 1000)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -1,0 +1,108 @@
+"""Shared fixtures: fake AWS credentials, moto-backed resources shaped like template.yaml's."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+# Set before any handler module is imported: they read their settings at import time.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+        "AWS_SESSION_TOKEN": "testing",  # noqa: S105
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "POWERTOOLS_SERVICE_NAME": "motor-maintenance-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "MotorMaintenanceTest",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+        "STATE_TABLE_NAME": "motor-state",
+        "IDEMPOTENCY_TABLE_NAME": "alert-idempotency",
+        "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:motor-alerts",
+        "ENDPOINT_NAME": "motor-failure-xgboost",
+        "CONFIG_PARAMETER_NAME": "/motor-maintenance/detector-config",
+    }
+)
+for leftover in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    os.environ.pop(leftover, None)
+
+from moto import mock_aws  # noqa: E402
+
+from tests.support import LambdaContext  # noqa: E402
+
+
+@dataclass
+class FakeAws:
+    """Handles on the moto resources a test inspects."""
+
+    dynamodb: Any
+    sns: Any
+    sqs: Any
+    ssm: Any
+    alert_queue_url: str
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """SNS messages delivered to a queue subscribed to the alert topic (raw delivery off)."""
+        messages = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.alert_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            for message in batch:
+                messages.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def published(self) -> list[tuple[str, dict[str, Any]]]:
+        """Messages the IoT data plane was asked to publish: (topic, payload)."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.iotdata.models import iotdata_backends
+
+        backend = iotdata_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"]
+        return [(topic, json.loads(payload)) for topic, payload in backend.published_payloads]
+
+
+@pytest.fixture
+def aws() -> Iterator[FakeAws]:
+    """DynamoDB tables, SNS topic, SSM parameter as template.yaml defines them, faked by moto."""
+    import boto3
+
+    from motor_adapters.clients import client
+
+    client.cache_clear()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName=os.environ["STATE_TABLE_NAME"],
+            AttributeDefinitions=[{"AttributeName": "motor_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "motor_id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.create_table(
+            TableName=os.environ["IDEMPOTENCY_TABLE_NAME"],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sns = boto3.client("sns")
+        topic_arn = sns.create_topic(Name="motor-alerts")["TopicArn"]
+        assert topic_arn == os.environ["ALERT_TOPIC_ARN"]
+        sqs = boto3.client("sqs")
+        queue_url = sqs.create_queue(QueueName="alert-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(Name=os.environ["CONFIG_PARAMETER_NAME"], Value="{}", Type="String")
+        yield FakeAws(dynamodb=dynamodb, sns=sns, sqs=sqs, ssm=ssm, alert_queue_url=queue_url)
+    client.cache_clear()
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()

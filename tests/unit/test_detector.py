@@ -1,0 +1,424 @@
+"""The maintenance detector, by example: each strategy, the alarm lifecycle and operator actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from motor_maintenance.alarms import AlarmKind, AlarmState, OperatorAction, Transition
+from motor_maintenance.config import ConditionRule, DetectorConfig
+from motor_maintenance.detector import Decision, Outcome, ReadingInput, step
+from motor_maintenance.state import MotorState
+from motor_maintenance.telemetry import Telemetry
+from tests.support import T0_MS, reading_payload
+
+T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
+CONFIG = DetectorConfig()
+
+
+class Motor:
+    """Drives one motor's state through the detector, reading by reading, like the Lambda does."""
+
+    def __init__(self, config: DetectorConfig = CONFIG, motor_id: str = "motor-001") -> None:
+        self.config = config
+        self.motor_id = motor_id
+        self.state: MotorState | None = None
+        self.seq = 0
+        self.events: list[Any] = []
+
+    def read(self, at_s: float, probability: float | None = None, **signals: Any) -> Decision:
+        self.seq += 1
+        reading = Telemetry.model_validate(reading_payload(self.seq, at_s=at_s, motor_id=self.motor_id, **signals))
+        return self._apply(ReadingInput(reading, probability), T0 + timedelta(seconds=at_s))
+
+    def act(self, action: str, at_s: float, alarm: str | None = None, **extra: Any) -> Decision:
+        self.seq += 1
+        command = OperatorAction(
+            motor_id=self.motor_id,
+            action=action,
+            alarm=alarm,
+            action_id=f"act-{self.seq}",
+            ts=T0 + timedelta(seconds=at_s),
+            operator="tester",
+            **extra,
+        )
+        return self._apply(command, T0 + timedelta(seconds=at_s))
+
+    def _apply(self, item: Any, now: datetime) -> Decision:
+        decision = step(self.state, item, now, self.config)
+        self.state = decision.state
+        self.events.extend(decision.events)
+        return decision
+
+    def alarm(self, name: str) -> AlarmState:
+        assert self.state is not None
+        return self.state.alarms[name].state
+
+    def alarm_or_none(self, name: str) -> AlarmState | None:
+        return None if self.state is None else self.state.alarms[name].state
+
+
+def transitions(decision: Decision) -> list[tuple[str, str, str]]:
+    return [(e.alarm, e.transition.value, e.to_state.value) for e in decision.events]
+
+
+# --- condition-based ------------------------------------------------------------------------
+
+
+def test_fluid_overtemperature_raises_only_after_five_minutes_above_200c() -> None:
+    motor = Motor()
+    motor.read(0, fluid_temp_c=205.0)
+    before = motor.read(299, fluid_temp_c=206.0)
+    at_five_minutes = motor.read(300, fluid_temp_c=207.0)
+
+    assert transitions(before) == []
+    assert transitions(at_five_minutes) == [("fluid_overtemperature", "raised", "ACTIVE")]
+    event = at_five_minutes.events[0]
+    assert event.kind is AlarmKind.CONDITION
+    assert event.value == 207.0
+    assert event.readings["fluid_temp_c"] == 207.0
+    assert event.active_since == T0 + timedelta(seconds=300)
+
+
+def test_a_dip_below_the_raise_threshold_restarts_the_duration() -> None:
+    motor = Motor()
+    motor.read(0, fluid_temp_c=205.0)
+    motor.read(200, fluid_temp_c=199.0)
+    motor.read(250, fluid_temp_c=205.0)
+    still_pending = motor.read(500, fluid_temp_c=205.0)
+    raised = motor.read(550, fluid_temp_c=205.0)
+
+    assert transitions(still_pending) == []
+    assert transitions(raised) == [("fluid_overtemperature", "raised", "ACTIVE")]
+
+
+def test_hysteresis_keeps_the_alarm_until_the_clear_threshold() -> None:
+    motor = Motor()
+    motor.read(0, vibration_mm_s=12.0)
+    motor.read(60, vibration_mm_s=12.0)
+    assert motor.alarm("vibration_zone_d") is AlarmState.ACTIVE
+
+    in_band = motor.read(120, vibration_mm_s=9.0)  # below 11.2 but above the 7.1 clear threshold
+    cleared = motor.read(180, vibration_mm_s=7.0)
+
+    assert transitions(in_band) == []
+    assert transitions(cleared) == [("vibration_zone_d", "cleared", "LATCHED")]
+
+
+def test_a_below_rule_raises_on_low_values() -> None:
+    config = DetectorConfig(
+        conditions=(
+            ConditionRule(
+                name="low_pressure",
+                signal="pressure_bar",
+                direction="below",
+                raise_threshold=2.0,
+                clear_threshold=3.0,
+                min_duration_s=0,
+            ),
+        )
+    )
+    motor = Motor(config)
+
+    raised = motor.read(0, pressure_bar=1.5)
+    held = motor.read(10, pressure_bar=2.5)
+    cleared = motor.read(20, pressure_bar=3.5)
+
+    assert transitions(raised) == [("low_pressure", "raised", "ACTIVE")]
+    assert transitions(held) == []
+    assert transitions(cleared) == [("low_pressure", "cleared", "LATCHED")]
+
+
+def test_a_reading_without_the_watched_signal_leaves_the_rule_as_it_was() -> None:
+    motor = Motor()
+    motor.read(0, fluid_temp_c=205.0)
+    motor.read(200, fluid_temp_c=None)
+    raised = motor.read(300, fluid_temp_c=205.0)
+
+    assert transitions(raised) == [("fluid_overtemperature", "raised", "ACTIVE")]
+
+
+# --- schedule-based -------------------------------------------------------------------------
+
+
+def test_run_hours_accumulate_only_while_running() -> None:
+    motor = Motor()
+    motor.read(0)
+    motor.read(300)
+    motor.read(600, running=False)
+    motor.read(3600, running=False)  # stopped for most of an hour
+    motor.read(3900)
+
+    assert motor.state is not None
+    assert motor.state.run_hours == pytest.approx(600 / 3600)
+
+
+def test_a_long_silence_counts_only_the_capped_gap() -> None:
+    motor = Motor()
+    motor.read(0)
+    motor.read(7 * 24 * 3600)  # a week later, still "running"
+
+    assert motor.state is not None
+    assert motor.state.run_hours == pytest.approx(CONFIG.max_gap_s / 3600)
+
+
+def test_schedule_alarm_raises_at_the_service_interval_and_service_complete_clears_it() -> None:
+    config = DetectorConfig.with_overrides({"schedule": {"service_interval_h": 1.0}})
+    motor = Motor(config)
+    at = 0.0
+    while motor.alarm_or_none("schedule") is not AlarmState.ACTIVE and at < 2 * 3600:
+        motor.read(at)
+        at += 300
+    assert motor.alarm("schedule") is AlarmState.ACTIVE
+    assert motor.state is not None
+    assert motor.state.run_hours >= 1.0
+    raised = next(e for e in motor.events if e.transition is Transition.RAISED)
+    assert raised.kind is AlarmKind.SCHEDULE
+
+    serviced = motor.act("service_complete", at)
+
+    assert transitions(serviced) == [("schedule", "serviced", "NORMAL")]
+    hours_at_service = serviced.events[0].run_hours
+    assert hours_at_service is not None and hours_at_service >= 1.0  # the message says how long it ran
+    assert motor.state.run_hours == 0.0
+    assert motor.alarm("schedule") is AlarmState.NORMAL
+    assert transitions(motor.read(at + 300)) == []
+
+
+# --- predictive -----------------------------------------------------------------------------
+
+
+def test_predictive_alarm_needs_consecutive_high_probabilities() -> None:
+    motor = Motor()
+    first = motor.read(0, probability=0.7)
+    interrupted = motor.read(10, probability=0.45)
+    again = motor.read(20, probability=0.8)
+    raised = motor.read(30, probability=0.6)
+
+    assert [transitions(d) for d in (first, interrupted, again)] == [[], [], []]
+    assert transitions(raised) == [("predictive", "raised", "ACTIVE")]
+    assert raised.events[0].failure_probability == 0.6
+
+
+def test_predictive_alarm_clears_only_below_the_lower_threshold() -> None:
+    motor = Motor()
+    motor.read(0, probability=0.9)
+    motor.read(10, probability=0.9)
+    motor.act("acknowledge", 15, alarm="predictive")
+
+    between = motor.read(20, probability=0.4)
+    cleared = motor.read(30, probability=0.2)
+
+    assert transitions(between) == []
+    assert transitions(cleared) == [("predictive", "cleared", "NORMAL")]
+
+
+def test_no_prediction_leaves_the_predictive_rule_unchanged() -> None:
+    motor = Motor()
+    motor.read(0, probability=0.9)
+    motor.read(10, probability=None)  # endpoint down
+    raised = motor.read(20, probability=0.9)
+
+    assert transitions(raised) == [("predictive", "raised", "ACTIVE")]
+
+
+# --- lifecycle and operator actions ---------------------------------------------------------
+
+
+def raise_vibration(motor: Motor, at: float = 0) -> None:
+    motor.read(at, vibration_mm_s=12.0)
+    motor.read(at + 60, vibration_mm_s=12.0)
+    assert motor.alarm("vibration_zone_d") is AlarmState.ACTIVE
+
+
+def test_acknowledged_alarm_returns_to_normal_when_the_condition_clears() -> None:
+    motor = Motor()
+    raise_vibration(motor)
+
+    acked = motor.act("acknowledge", 70, alarm="vibration_zone_d")
+    cleared = motor.read(80, vibration_mm_s=3.0)
+
+    assert transitions(acked) == [("vibration_zone_d", "acknowledged", "ACKNOWLEDGED")]
+    assert acked.events[0].operator == "tester"
+    assert transitions(cleared) == [("vibration_zone_d", "cleared", "NORMAL")]
+
+
+def test_latched_alarm_needs_an_acknowledge_and_raises_again_if_the_condition_returns() -> None:
+    motor = Motor()
+    raise_vibration(motor)
+    motor.read(80, vibration_mm_s=3.0)
+    assert motor.alarm("vibration_zone_d") is AlarmState.LATCHED
+
+    motor.read(100, vibration_mm_s=12.0)
+    back = motor.read(160, vibration_mm_s=12.0)
+    assert transitions(back) == [("vibration_zone_d", "raised", "ACTIVE")]
+
+    motor.read(200, vibration_mm_s=3.0)
+    closed = motor.act("acknowledge", 210, alarm="vibration_zone_d")
+    assert transitions(closed) == [("vibration_zone_d", "acknowledged", "NORMAL")]
+
+
+def test_without_latching_a_cleared_alarm_goes_straight_to_normal() -> None:
+    motor = Motor(DetectorConfig(latch=False))
+    raise_vibration(motor)
+
+    cleared = motor.read(80, vibration_mm_s=3.0)
+
+    assert transitions(cleared) == [("vibration_zone_d", "cleared", "NORMAL")]
+
+
+def test_snoozed_alarm_stays_quiet_then_raises_again_if_still_breached() -> None:
+    motor = Motor()
+    raise_vibration(motor)
+
+    snoozed = motor.act("snooze", 70, alarm="vibration_zone_d", snooze_minutes=10)
+    quiet = motor.read(300, vibration_mm_s=12.0)
+    after = motor.read(70 + 600, vibration_mm_s=12.0)
+
+    assert transitions(snoozed) == [("vibration_zone_d", "snoozed", "SNOOZED")]
+    assert snoozed.events[0].snoozed_until == T0 + timedelta(seconds=670)
+    assert transitions(quiet) == []
+    assert transitions(after) == [
+        ("vibration_zone_d", "snooze_expired", "NORMAL"),
+        ("vibration_zone_d", "raised", "ACTIVE"),
+    ]
+
+
+def test_disabled_alarm_ignores_its_rule_until_enabled() -> None:
+    motor = Motor()
+    motor.act("disable", 0, alarm="vibration_zone_d")
+    quiet = [motor.read(t, vibration_mm_s=12.0) for t in (10, 100, 200)]
+
+    enabled = motor.act("enable", 210, alarm="vibration_zone_d")
+    restarted = motor.read(220, vibration_mm_s=12.0)
+    raised = motor.read(280, vibration_mm_s=12.0)
+
+    assert all(transitions(d) == [] for d in quiet)
+    assert transitions(enabled) == [("vibration_zone_d", "enabled", "NORMAL")]
+    assert transitions(restarted) == []  # the duration starts again after enable
+    assert transitions(raised) == [("vibration_zone_d", "raised", "ACTIVE")]
+
+
+def test_reset_returns_to_normal_and_reevaluates_from_scratch() -> None:
+    motor = Motor()
+    raise_vibration(motor)
+
+    reset = motor.act("reset", 70, alarm="vibration_zone_d")
+    pending = motor.read(80, vibration_mm_s=12.0)
+    raised = motor.read(140, vibration_mm_s=12.0)
+
+    assert transitions(reset) == [("vibration_zone_d", "reset", "NORMAL")]
+    assert transitions(pending) == []
+    assert transitions(raised) == [("vibration_zone_d", "raised", "ACTIVE")]
+
+
+@pytest.mark.parametrize(
+    ("action", "state_needed"),
+    [("acknowledge", "NORMAL"), ("reset", "NORMAL"), ("enable", "NORMAL")],
+)
+def test_an_action_that_does_not_apply_is_ignored_with_a_reason(action: str, state_needed: str) -> None:
+    motor = Motor()
+    motor.read(0)
+
+    decision = motor.act(action, 10, alarm="vibration_zone_d")
+
+    assert decision.outcome is Outcome.IGNORED
+    assert decision.events == ()
+    assert decision.reason
+
+
+def test_an_action_on_an_unknown_alarm_is_rejected_listing_the_alarms() -> None:
+    motor = Motor()
+    motor.read(0)
+
+    decision = motor.act("acknowledge", 10, alarm="no_such_alarm")
+
+    assert decision.outcome is Outcome.REJECTED
+    assert "vibration_zone_d" in decision.reason
+
+
+def test_a_redelivered_action_is_applied_once() -> None:
+    motor = Motor()
+    raise_vibration(motor)
+    action = OperatorAction(
+        motor_id="motor-001", action="snooze", alarm="vibration_zone_d", action_id="same", ts=T0, snooze_minutes=5
+    )
+    first = step(motor.state, action, T0 + timedelta(seconds=70), CONFIG)
+    second = step(first.state, action, T0 + timedelta(seconds=71), CONFIG)
+
+    assert first.outcome is Outcome.APPLIED
+    assert second.outcome is Outcome.DUPLICATE
+    assert second.state == first.state
+
+
+# --- ordering and identity ------------------------------------------------------------------
+
+
+def test_duplicate_and_out_of_order_readings_change_nothing() -> None:
+    reading = Telemetry.model_validate(reading_payload(5, at_s=100))
+    older = Telemetry.model_validate(reading_payload(4, at_s=90, vibration_mm_s=50.0))
+    applied = step(None, ReadingInput(reading), T0 + timedelta(seconds=100), CONFIG)
+
+    duplicate = step(applied.state, ReadingInput(reading, 0.99), T0 + timedelta(seconds=101), CONFIG)
+    stale = step(applied.state, ReadingInput(older), T0 + timedelta(seconds=101), CONFIG)
+
+    assert (duplicate.outcome, stale.outcome) == (Outcome.DUPLICATE, Outcome.STALE)
+    assert duplicate.state is applied.state and stale.state is applied.state
+    assert duplicate.events == stale.events == ()
+
+
+def test_a_device_reboot_resets_seq_but_newer_timestamps_still_apply() -> None:
+    first = Telemetry.model_validate(reading_payload(900, at_s=0))
+    after_reboot = Telemetry.model_validate(reading_payload(1, at_s=30))
+    state = step(None, ReadingInput(first), T0, CONFIG).state
+
+    decision = step(state, ReadingInput(after_reboot), T0 + timedelta(seconds=30), CONFIG)
+
+    assert decision.outcome is Outcome.APPLIED
+
+
+def test_a_reading_from_the_future_is_refused_so_it_cannot_block_later_ones() -> None:
+    future = Telemetry.model_validate(reading_payload(1, at_s=3600))
+
+    decision = step(None, ReadingInput(future), T0, CONFIG)
+
+    assert decision.outcome is Outcome.FUTURE
+    assert decision.state.last_ts_ms is None
+
+
+def test_event_ids_are_deterministic_and_distinct_per_transition() -> None:
+    def run() -> list[str]:
+        motor = Motor()
+        raise_vibration(motor)
+        motor.act("acknowledge", 70, alarm="vibration_zone_d")
+        motor.read(80, vibration_mm_s=3.0)
+        return [e.event_id for e in motor.events]
+
+    first, second = run(), run()
+
+    assert first == second
+    assert len(set(first)) == len(first) == 3
+
+
+def test_the_input_state_is_never_mutated() -> None:
+    motor = Motor()
+    raise_vibration(motor)
+    assert motor.state is not None
+    snapshot = motor.state.to_dict()
+
+    step(motor.state, ReadingInput(Telemetry.model_validate(reading_payload(99, at_s=500, vibration_mm_s=1))), T0, CONFIG)
+
+    assert motor.state.to_dict() == snapshot
+
+
+def test_removing_a_rule_from_the_config_drops_its_alarm() -> None:
+    motor = Motor()
+    raise_vibration(motor)
+    motor.config = DetectorConfig(conditions=())
+
+    motor.read(100)
+
+    assert motor.state is not None
+    assert set(motor.state.alarms) == {"schedule", "predictive"}

@@ -1,0 +1,232 @@
+"""Invariants of the detector over generated histories of readings and operator actions (hypothesis)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from motor_maintenance.alarms import AlarmEvent, AlarmState, OperatorAction, Transition
+from motor_maintenance.config import DetectorConfig
+from motor_maintenance.detector import Outcome, ReadingInput, step
+from motor_maintenance.state import MotorState
+from motor_maintenance.telemetry import Telemetry
+from tests.support import T0_MS, reading_payload
+
+T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
+CONFIG = DetectorConfig.with_overrides({"schedule": {"service_interval_h": 0.5}})
+ALARMS = CONFIG.alarm_names()
+RAISED_STATES = {AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED}
+
+
+@dataclass(frozen=True)
+class Read:
+    dt_s: float
+    running: bool
+    vibration_mm_s: float
+    fluid_temp_c: float | None
+    probability: float | None
+
+
+@dataclass(frozen=True)
+class Act:
+    dt_s: float
+    action: str
+    alarm: str
+    snooze_minutes: float
+
+
+reads = st.builds(
+    Read,
+    dt_s=st.floats(0.5, 240),
+    running=st.booleans(),
+    vibration_mm_s=st.one_of(st.floats(0, 6), st.floats(6, 20)),
+    fluid_temp_c=st.one_of(st.none(), st.floats(150, 260)),
+    probability=st.one_of(st.none(), st.floats(0, 1)),
+)
+acts = st.builds(
+    Act,
+    dt_s=st.floats(0.5, 120),
+    action=st.sampled_from(["acknowledge", "snooze", "disable", "enable", "reset", "service_complete"]),
+    alarm=st.sampled_from(ALARMS),
+    snooze_minutes=st.floats(1, 20),
+)
+histories = st.lists(st.one_of(reads, reads, reads, acts), min_size=1, max_size=60)
+
+
+@dataclass
+class Applied:
+    item: Any
+    now: datetime
+    before: MotorState | None
+    after: MotorState
+    events: tuple[AlarmEvent, ...]
+    outcome: Outcome
+
+
+def replay(history: list[Read | Act]) -> list[Applied]:
+    """Feed a generated history through the detector, as the Lambda would, recording every step."""
+    state: MotorState | None = None
+    at = 0.0
+    applied = []
+    for seq, entry in enumerate(history, start=1):
+        at += entry.dt_s
+        now = T0 + timedelta(seconds=at)
+        item: Any
+        if isinstance(entry, Read):
+            reading = Telemetry.model_validate(
+                reading_payload(
+                    seq,
+                    at_s=at,
+                    running=entry.running,
+                    vibration_mm_s=entry.vibration_mm_s,
+                    fluid_temp_c=entry.fluid_temp_c,
+                )
+            )
+            item = ReadingInput(reading, entry.probability)
+        else:
+            item = OperatorAction(
+                motor_id="motor-001",
+                action=entry.action,
+                alarm=entry.alarm,
+                action_id=f"a{seq}",
+                ts=now,
+                snooze_minutes=entry.snooze_minutes if entry.action == "snooze" else None,
+            )
+        decision = step(state, item, now, CONFIG)
+        applied.append(Applied(item, now, state, decision.state, decision.events, decision.outcome))
+        state = decision.state
+    return applied
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_replaying_any_reading_twice_changes_nothing(history: list[Read | Act]) -> None:
+    for record in replay(history):
+        again = step(record.after, record.item, record.now + timedelta(seconds=1), CONFIG)
+        assert again.outcome is Outcome.DUPLICATE
+        assert again.events == ()
+        assert again.state.to_dict() == record.after.to_dict()
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_an_alarm_is_active_or_acknowledged_only_while_its_rule_holds(history: list[Read | Act]) -> None:
+    for record in replay(history):
+        for name, status in record.after.alarms.items():
+            if status.state in RAISED_STATES:
+                assert status.held, f"{name} is {status.state} but its rule does not hold"
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_every_raise_is_backed_by_the_inputs_that_caused_it(history: list[Read | Act]) -> None:
+    """Checked against the raw history, not against the detector's own bookkeeping."""
+    records = replay(history)
+    for index, record in enumerate(records):
+        for event in record.events:
+            if event.transition is not Transition.RAISED:
+                continue
+            past = [r.item for r in records[: index + 1] if isinstance(r.item, ReadingInput)]
+            if event.alarm == "predictive":
+                rule = CONFIG.predictive
+                probabilities = [r.failure_probability for r in past if r.failure_probability is not None]
+                assert any(
+                    all(p >= rule.raise_threshold for p in probabilities[i : i + rule.consecutive])
+                    and len(probabilities[i : i + rule.consecutive]) == rule.consecutive
+                    for i in range(len(probabilities))
+                ), "predictive alarm raised without N consecutive high predictions"
+            elif event.alarm == "schedule":
+                assert event.run_hours is not None
+                assert event.run_hours >= CONFIG.schedule.service_interval_h
+            else:
+                rule = CONFIG.condition(event.alarm)
+                assert rule is not None
+                series = [
+                    (r.reading.ts_ms, getattr(r.reading, rule.signal))
+                    for r in past
+                    if getattr(r.reading, rule.signal) is not None
+                ]
+                raise_ms = series[-1][0]
+                window_ms = rule.min_duration_s * 1000
+                # Some reading started an excursion at least min_duration before the raise, every
+                # reading for min_duration after it was past the raise threshold, and none since
+                # fell back past the clear threshold.
+                assert any(
+                    start <= raise_ms - window_ms
+                    and all(rule.crossed(v) for t, v in series if start <= t <= start + window_ms)
+                    and not any(rule.back_to_normal(v) for t, v in series if start <= t <= raise_ms)
+                    for start, _ in series
+                ), f"{event.alarm} raised without its threshold held for {rule.min_duration_s} s"
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, st.lists(st.floats(0, 6), min_size=1, max_size=5))
+def test_acknowledge_then_clear_returns_to_normal(history: list[Read | Act], calm: list[float]) -> None:
+    records = replay(history)
+    state = records[-1].after
+    status = state.alarms["vibration_zone_d"]
+    if status.state is not AlarmState.ACTIVE:
+        return
+    now = records[-1].now
+    ack = OperatorAction(
+        motor_id="motor-001", action="acknowledge", alarm="vibration_zone_d", action_id="ack", ts=now
+    )
+    state = step(state, ack, now, CONFIG).state
+    assert state.alarms["vibration_zone_d"].state is AlarmState.ACKNOWLEDGED
+    seq = 10_000
+    for value in [*calm, 1.0]:  # the last reading is surely below the 7.1 clear threshold
+        now += timedelta(seconds=10)
+        seq += 1
+        reading = Telemetry.model_validate(
+            reading_payload(seq, at_s=(now - T0).total_seconds(), vibration_mm_s=min(value, 7.0))
+        )
+        state = step(state, ReadingInput(reading), now, CONFIG).state
+    assert state.alarms["vibration_zone_d"].state is AlarmState.NORMAL
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_a_latched_alarm_leaves_latched_only_by_an_operator_or_a_new_raise(history: list[Read | Act]) -> None:
+    for record in replay(history):
+        if record.before is None:
+            continue
+        for name, status in record.before.alarms.items():
+            if status.state is not AlarmState.LATCHED or name not in record.after.alarms:
+                continue
+            after = record.after.alarms[name].state
+            if isinstance(record.item, ReadingInput):
+                assert after in (AlarmState.LATCHED, AlarmState.ACTIVE), f"{name} left LATCHED for {after}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_service_complete_resets_run_hours_and_clears_the_schedule_alarm(history: list[Read | Act]) -> None:
+    records = replay(history)
+    state, now = records[-1].after, records[-1].now
+    before = state.alarms["schedule"].state
+    action = OperatorAction(motor_id="motor-001", action="service_complete", action_id="svc", ts=now)
+
+    decision = step(state, action, now, CONFIG)
+
+    assert decision.state.run_hours == 0.0
+    after = decision.state.alarms["schedule"].state
+    if before in (AlarmState.SNOOZED, AlarmState.DISABLED):
+        assert after is before
+    else:
+        assert after is AlarmState.NORMAL
+    assert [e.transition for e in decision.events] == [Transition.SERVICED]
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_events_chain_each_alarms_states_without_gaps(history: list[Read | Act]) -> None:
+    current = dict.fromkeys(ALARMS, AlarmState.NORMAL)
+    for record in replay(history):
+        for event in record.events:
+            assert event.from_state is current[event.alarm], f"{event.alarm}: {event.from_state} after {current}"
+            current[event.alarm] = event.to_state
+        assert record.after.alarm_states() == {name: state.value for name, state in current.items()}

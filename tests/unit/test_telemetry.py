@@ -1,0 +1,88 @@
+"""The telemetry contract: what a reading may carry, and how bad ones are turned away."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from motor_maintenance.telemetry import Telemetry, TelemetryEvent, describe_validation_error
+from tests.support import load_event, reading_payload
+
+
+def rejection(payload: dict) -> str:
+    with pytest.raises(ValidationError) as caught:
+        TelemetryEvent.model_validate(payload)
+    return describe_validation_error(caught.value)
+
+
+def test_a_normal_reading_parses_with_units_in_its_field_names() -> None:
+    event = TelemetryEvent.model_validate(load_event("telemetry-normal"))
+
+    assert event.motor_id == "motor-001"
+    assert event.ts == datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert event.reading().signals()["fluid_temp_c"] == 84.0
+    assert "topic_motor_id" not in event.reading().model_dump()
+
+
+def test_epoch_milliseconds_and_iso_timestamps_mean_the_same_instant() -> None:
+    iso = Telemetry.model_validate(reading_payload(ts="2026-11-27T12:00:00+00:00"))
+    epoch = Telemetry.model_validate(reading_payload(ts=1_795_780_800_000))
+    offset = Telemetry.model_validate(reading_payload(ts="2026-11-27T13:00:00+01:00"))
+
+    assert iso.ts == epoch.ts == offset.ts
+    assert iso.ts_ms == 1_795_780_800_000
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "why"),
+    [
+        ({"speed_rpm": -1480.0}, "speed_rpm", "greater than or equal to 0"),
+        ({"fluid_temp_c": 5000.0}, "fluid_temp_c", "less than or equal to 500"),
+        ({"vibration_mm_s": "2.4"}, "vibration_mm_s", "valid number"),
+        ({"vibration_mm_s": float("nan")}, "vibration_mm_s", "finite number"),
+        ({"winding_temp_c": float("inf")}, "winding_temp_c", "finite number"),
+        ({"running": "yes"}, "running", "valid boolean"),
+        ({"ts": "2026-11-27T12:00:00"}, "ts", "UTC offset"),
+        ({"ts": "yesterday"}, "ts", "not ISO-8601"),
+        ({"ts": 0}, "ts", "outside 2000..2100"),
+        ({"seq": -1}, "seq", "greater than or equal to 0"),
+        ({"motor_id": "../../etc/passwd"}, "motor_id", "should match pattern"),
+        ({"motor_id": "motor/+/#"}, "motor_id", "should match pattern"),
+        ({"motor_id": "m" * 65}, "motor_id", "should match pattern"),
+        ({"motor_id": "mоtor-001"}, "motor_id", "should match pattern"),  # Cyrillic 'о'
+        ({"fluid_temp": 80.0}, "fluid_temp", "Extra inputs are not permitted"),
+    ],
+)
+def test_an_impossible_reading_is_rejected_naming_the_field_and_why(override: dict, field: str, why: str) -> None:
+    message = rejection(reading_payload(**override))
+
+    assert f"{field}: " in message
+    assert why in message
+
+
+def test_missing_required_fields_are_each_named() -> None:
+    message = rejection({"motor_id": "motor-001"})
+
+    for field in ("motor_type", "ts", "seq", "running"):
+        assert f"{field}: Field required" in message
+
+
+def test_a_payload_whose_motor_id_differs_from_its_topic_is_rejected() -> None:
+    message = rejection(load_event("telemetry-topic-mismatch"))
+
+    assert "does not match the topic's motor id 'motor-001'" in message
+
+
+def test_a_faulted_motor_cannot_claim_to_be_running() -> None:
+    message = rejection(reading_payload(fault="bearing_failure", running=True))
+
+    assert "must report running=false" in message
+
+
+def test_a_legacy_reading_mapped_by_the_rule_is_a_valid_reading() -> None:
+    event = TelemetryEvent.model_validate(load_event("telemetry-legacy"))
+
+    assert event.motor_id == "AWS98765"
+    assert event.reading().fluid_temp_c == 231

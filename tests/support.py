@@ -84,7 +84,9 @@ class FakeSageMakerRuntime:
         probabilities = []
         for line in rows:
             fields = line.split(",")
-            assert len(fields) == len(FEATURE_NAMES), f"row has {len(fields)} fields, model expects {len(FEATURE_NAMES)}"
+            assert len(fields) == len(FEATURE_NAMES), (
+                f"row has {len(fields)} fields, model expects {len(FEATURE_NAMES)}"
+            )
             probabilities.append(wear_probability([float(f) if f else math.nan for f in fields]))
         return {"Body": io.BytesIO("\n".join(f"{p:.6f}" for p in probabilities).encode()), "ContentType": "text/csv"}
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -33,10 +34,16 @@ def _wiring() -> tuple[DynamoStateStore, IotAlarmPublisher, ConfigSource]:
     settings.require("state_table_name")
     store = DynamoStateStore(settings.state_table_name, client("dynamodb"))
     publisher = IotAlarmPublisher(client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
-    return store, publisher, ConfigSource(settings.config_parameter_name, settings.config_max_age_s)
+    return (
+        store,
+        publisher,
+        ConfigSource(
+            settings.config_parameter_name, SSMProvider(boto3_client=client("ssm")), settings.config_max_age_s
+        ),
+    )
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def send_alert(alarm: AlarmEvent) -> dict[str, Any]:
     return {"message_id": message_id, "subject": alert.subject}
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -61,6 +61,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="AlarmEventsRejected", unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "reason": reason}
 
+    metrics.add_metric(name="AlarmEventsReceived", unit=MetricUnit.Count, value=1)
     idempotency_config.register_lambda_context(context)
     logger.append_keys(motor_id=alarm.motor_id, alarm=alarm.alarm, event_id=alarm.event_id)
     sent = send_alert(alarm=alarm)

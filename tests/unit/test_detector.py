@@ -408,7 +408,9 @@ def test_the_input_state_is_never_mutated() -> None:
     assert motor.state is not None
     snapshot = motor.state.to_dict()
 
-    step(motor.state, ReadingInput(Telemetry.model_validate(reading_payload(99, at_s=500, vibration_mm_s=1))), T0, CONFIG)
+    step(
+        motor.state, ReadingInput(Telemetry.model_validate(reading_payload(99, at_s=500, vibration_mm_s=1))), T0, CONFIG
+    )
 
     assert motor.state.to_dict() == snapshot
 

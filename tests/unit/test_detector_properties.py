@@ -172,9 +172,7 @@ def test_acknowledge_then_clear_returns_to_normal(history: list[Read | Act], cal
     if status.state is not AlarmState.ACTIVE:
         return
     now = records[-1].now
-    ack = OperatorAction(
-        motor_id="motor-001", action="acknowledge", alarm="vibration_zone_d", action_id="ack", ts=now
-    )
+    ack = OperatorAction(motor_id="motor-001", action="acknowledge", alarm="vibration_zone_d", action_id="ack", ts=now)
     state = step(state, ack, now, CONFIG).state
     assert state.alarms["vibration_zone_d"].state is AlarmState.ACKNOWLEDGED
     seq = 10_000

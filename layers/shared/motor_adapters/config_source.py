@@ -13,11 +13,11 @@ from motor_maintenance.config import DetectorConfig
 class ConfigSource:
     """Loads DetectorConfig.with_overrides(<JSON parameter>), refreshed every `max_age_s`.
 
-    A parameter that is missing, unreadable or invalid must not stop alarms: the last good
+    `provider` is a Powertools SSMProvider (it caches per name for `max_age_s`). A parameter that is missing, unreadable or invalid must not stop alarms: the last good
     configuration (or the defaults) stays in force and `last_error` says what went wrong.
     """
 
-    def __init__(self, parameter_name: str, max_age_s: int = 300, provider: Any = None) -> None:
+    def __init__(self, parameter_name: str, provider: Any, max_age_s: int = 300) -> None:
         self._name = parameter_name
         self._max_age = max_age_s
         self._provider = provider
@@ -28,10 +28,7 @@ class ConfigSource:
         if not self._name:
             return self._last_good
         try:
-            if self._provider is not None:
-                overrides = self._provider.get(self._name, transform="json", max_age=self._max_age)
-            else:
-                overrides = parameters.get_parameter(self._name, transform="json", max_age=self._max_age)
+            overrides = self._provider.get(self._name, transform="json", max_age=self._max_age)
             if overrides is not None and not isinstance(overrides, dict):
                 raise ValueError("the parameter must hold a JSON object")
             self._last_good = DetectorConfig.with_overrides(overrides)

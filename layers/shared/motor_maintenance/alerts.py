@@ -129,14 +129,16 @@ def _cause(event: AlarmEvent) -> str:
 
 def _operator_hints(event: AlarmEvent) -> list[str]:
     topic = f"motors/{event.motor_id}/actions"
+    hints = []
     if event.to_state is AlarmState.ACTIVE:
         ack = {"action": "acknowledge", "alarm": event.alarm, "action_id": "<unique id>", "ts": "<now>"}
-        return [f"Acknowledge by publishing to {topic}: {json.dumps(ack)}"]
+        hints.append(f"Acknowledge by publishing to {topic}: {json.dumps(ack)}")
     if event.to_state is AlarmState.LATCHED:
-        return [f"The condition cleared but nobody acknowledged it: acknowledge it on {topic} to close it."]
+        hints.append(f"The condition cleared but nobody acknowledged it: acknowledge it on {topic} to close it.")
     if event.kind is AlarmKind.SCHEDULE and event.to_state is not AlarmState.NORMAL:
-        return [f'When the service is done, publish {{"action": "service_complete"}} to {topic}.']
-    return ["Nothing to do."]
+        done = {"action": "service_complete", "action_id": "<unique id>", "ts": "<now>"}
+        hints.append(f"When the service is done, publish to {topic}: {json.dumps(done)}")
+    return hints or ["Nothing to do."]
 
 
 def _duration(seconds: float) -> str:

@@ -218,7 +218,9 @@ def _expire(state: MotorState, now_ms: int, config: DetectorConfig, events: list
     for name, status in state.alarms.items():
         if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) <= now_ms:
             until_ms = status.snoozed_until_ms or now_ms
-            context = _Context(state, cause_key=f"s:{until_ms}", at_ms=until_ms, cause="timer", config=config, now_ms=now_ms)
+            context = _Context(
+                state, cause_key=f"s:{until_ms}", at_ms=until_ms, cause="timer", config=config, now_ms=now_ms
+            )
             events.append(context.event(name, Transition.SNOOZE_EXPIRED, AlarmState.SNOOZED, AlarmState.NORMAL))
             status.state = AlarmState.NORMAL
             status.snoozed_until_ms = None
@@ -246,7 +248,9 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
 
     new = _prepared(state, config)
     new.recent_action_ids = (*new.recent_action_ids, action.action_id)[-RECENT_ACTIONS_KEPT:]
-    context = _Context(new, cause_key=f"a:{action.action_id}", at_ms=at_ms, cause="action", config=config, now_ms=now_ms)
+    context = _Context(
+        new, cause_key=f"a:{action.action_id}", at_ms=at_ms, cause="action", config=config, now_ms=now_ms
+    )
     context.action = action
     events: list[AlarmEvent] = []
     reason = _ACTIONS[action.action](context, action, events)
@@ -275,9 +279,9 @@ def _snooze(context: _Context, action: OperatorAction, events: list[AlarmEvent])
     status = context.state.alarms[name]
     if status.state is AlarmState.DISABLED:
         return f"cannot snooze {name!r}: it is disabled"
-    until_ms = context.at_ms + int((action.snooze_minutes or 0) * 60_000)
-    if until_ms <= context.now_ms:
-        return "the snooze would already be over"
+    # From when the action is processed, not when it was stamped: "snooze for 2 h" means from now.
+    # A redelivery cannot extend it: the action id is remembered.
+    until_ms = context.now_ms + int((action.snooze_minutes or 0) * 60_000)
     from_state = status.state
     status.state = AlarmState.SNOOZED
     status.snoozed_until_ms = until_ms

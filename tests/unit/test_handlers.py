@@ -1,0 +1,351 @@
+"""Every sample event through its handler, with AWS faked by moto and the model answered from its input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from botocore.exceptions import ReadTimeoutError
+
+from motor_adapters.clients import client as real_client
+from tests.conftest import FakeAws
+from tests.support import FakeSageMakerRuntime, LambdaContext, load_event, load_handler
+
+
+@pytest.fixture
+def sagemaker() -> FakeSageMakerRuntime:
+    return FakeSageMakerRuntime()
+
+
+@pytest.fixture
+def inference(aws: FakeAws, sagemaker: FakeSageMakerRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    module = load_handler("inference")
+
+    def client(service: str, **kwargs: Any) -> Any:
+        return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
+
+    monkeypatch.setattr(module, "client", client)
+    yield module
+
+
+@pytest.fixture
+def actions(aws: FakeAws) -> ModuleType:
+    return load_handler("actions")
+
+
+@pytest.fixture
+def alerts(aws: FakeAws) -> ModuleType:
+    return load_handler("alerts")
+
+
+def state_of(aws: FakeAws, motor_id: str) -> dict[str, Any]:
+    item = aws.dynamodb.get_item(TableName="motor-state", Key={"motor_id": {"S": motor_id}})["Item"]
+    return json.loads(item["state"]["S"])
+
+
+def seed_fluid_excursion(inference: ModuleType, context: LambdaContext) -> None:
+    """Six minutes before the breach sample, the fluid was already past 200 C."""
+    early = load_event("telemetry-condition-breach") | {"ts": "2026-11-27T12:00:30Z", "seq": 1001}
+    assert inference.lambda_handler(early, context)["status"] == "applied"
+
+
+# --- inference ------------------------------------------------------------------------------
+
+
+def test_normal_reading_is_scored_by_the_model_and_stored(
+    inference: ModuleType, aws: FakeAws, sagemaker: FakeSageMakerRuntime, lambda_context: LambdaContext
+) -> None:
+    response = inference.lambda_handler(load_event("telemetry-normal"), lambda_context)
+
+    assert response["status"] == "applied"
+    assert response["events"] == []
+    assert len(sagemaker.calls) == 1
+    assert sagemaker.calls[0]["EndpointName"] == "motor-failure-xgboost"
+    assert 0.0 < response["failure_probability"] < 0.5
+    state = state_of(aws, "motor-001")
+    assert state["last_seq"] == 1042
+    assert state["failure_probability"] == response["failure_probability"]
+    assert aws.published() == []
+
+
+def test_condition_breach_held_five_minutes_raises_and_publishes_the_alarm_event(
+    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    seed_fluid_excursion(inference, lambda_context)
+
+    response = inference.lambda_handler(load_event("telemetry-condition-breach"), lambda_context)
+
+    assert response["alarm_states"]["fluid_overtemperature"] == "ACTIVE"
+    published = aws.published()
+    assert [topic for topic, _ in published] == ["motors/motor-001/alarms"]
+    payload = published[0][1]
+    assert payload["event_id"] == response["events"][0]
+    assert (payload["alarm"], payload["transition"], payload["value"]) == ("fluid_overtemperature", "raised", 212.5)
+    assert state_of(aws, "motor-001")["outbox"] == []
+
+
+def test_the_same_reading_delivered_twice_alerts_once(
+    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    seed_fluid_excursion(inference, lambda_context)
+    event = load_event("telemetry-condition-breach")
+
+    first = inference.lambda_handler(event, lambda_context)
+    second = inference.lambda_handler(event, lambda_context)
+
+    assert (first["status"], second["status"]) == ("applied", "duplicate")
+    assert len(aws.published()) == 1
+
+
+def test_legacy_reading_from_the_original_sample_is_processed(
+    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    response = inference.lambda_handler(load_event("telemetry-legacy"), lambda_context)
+
+    assert response["status"] == "applied"
+    assert response["motor_id"] == "AWS98765"
+    assert state_of(aws, "AWS98765")["last_readings"]["fluid_temp_c"] == 231
+
+
+@pytest.mark.parametrize(
+    ("sample", "reason"),
+    [
+        ("telemetry-malformed", "speed_rpm: Input should be greater than or equal to 0"),
+        ("telemetry-topic-mismatch", "does not match the topic's motor id"),
+    ],
+)
+def test_bad_reading_is_rejected_with_a_reason_and_stores_nothing(
+    inference: ModuleType,
+    aws: FakeAws,
+    lambda_context: LambdaContext,
+    sample: str,
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    response = inference.lambda_handler(load_event(sample), lambda_context)
+
+    assert response["status"] == "rejected"
+    assert reason in response["reason"]
+    assert aws.dynamodb.scan(TableName="motor-state")["Items"] == []
+    [record] = [r for r in caplog.records if r.getMessage() == "reading rejected"]
+    assert reason in record.reason
+    assert '"ReadingsRejected"' in capsys.readouterr().out  # the EMF metric
+
+
+@pytest.mark.parametrize("payload", [None, [], "motor-001", 42, {"motor_id": 7}])
+def test_payloads_that_are_not_readings_at_all_are_rejected(
+    inference: ModuleType, lambda_context: LambdaContext, payload: Any
+) -> None:
+    assert inference.lambda_handler(payload, lambda_context)["status"] == "rejected"
+
+
+def test_when_the_endpoint_times_out_the_reading_is_still_stored_and_conditions_evaluated(
+    inference: ModuleType,
+    aws: FakeAws,
+    sagemaker: FakeSageMakerRuntime,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sagemaker.fail_with = ReadTimeoutError(endpoint_url="https://runtime.sagemaker.eu-west-1.amazonaws.com")
+    seed_fluid_excursion(inference, lambda_context)
+
+    response = inference.lambda_handler(load_event("telemetry-condition-breach"), lambda_context)
+
+    assert response["status"] == "applied"
+    assert response["failure_probability"] is None
+    assert response["alarm_states"]["fluid_overtemperature"] == "ACTIVE"
+    assert state_of(aws, "motor-001")["last_seq"] == 1078
+    assert "prediction failed; schedule and condition rules still evaluated" in caplog.messages
+    assert '"PredictionsFailed"' in capsys.readouterr().out
+
+
+def test_invalid_detector_config_keeps_the_defaults_and_says_so(
+    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    aws.ssm.put_parameter(
+        Name="/motor-maintenance/detector-config", Value='{"schedule": {"service_interval_h": -5}}', Overwrite=True
+    )
+
+    response = inference.lambda_handler(load_event("telemetry-normal"), lambda_context)
+
+    assert response["status"] == "applied"
+    [record] = [r for r in caplog.records if r.getMessage().startswith("configuration rejected")]
+    assert "service_interval_h" in record.reason
+
+
+def test_detector_config_overrides_from_ssm_apply(
+    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    aws.ssm.put_parameter(
+        Name="/motor-maintenance/detector-config",
+        Value=json.dumps(
+            {
+                "conditions": [
+                    {
+                        "name": "hot_fluid",
+                        "signal": "fluid_temp_c",
+                        "raise_threshold": 200,
+                        "clear_threshold": 190,
+                        "min_duration_s": 0,
+                    }
+                ]
+            }
+        ),
+        Overwrite=True,
+    )
+
+    response = inference.lambda_handler(load_event("telemetry-condition-breach"), lambda_context)
+
+    assert response["alarm_states"]["hot_fluid"] == "ACTIVE"
+    assert "fluid_overtemperature" not in response["alarm_states"]
+
+
+# --- operator actions -----------------------------------------------------------------------
+
+
+def raise_fluid_alarm(inference: ModuleType, context: LambdaContext) -> None:
+    seed_fluid_excursion(inference, context)
+    assert (
+        inference.lambda_handler(load_event("telemetry-condition-breach"), context)["alarm_states"][
+            "fluid_overtemperature"
+        ]
+        == "ACTIVE"
+    )
+
+
+def test_acknowledge_moves_the_active_alarm_to_acknowledged(
+    inference: ModuleType, actions: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    raise_fluid_alarm(inference, lambda_context)
+
+    response = actions.lambda_handler(load_event("action-acknowledge"), lambda_context)
+
+    assert response["status"] == "applied"
+    assert response["alarm_states"]["fluid_overtemperature"] == "ACKNOWLEDGED"
+    topic, payload = aws.published()[-1]
+    assert topic == "motors/motor-001/alarms"
+    assert (payload["transition"], payload["operator"]) == ("acknowledged", "j.smith")
+
+
+def test_reset_returns_the_alarm_to_normal(
+    inference: ModuleType, actions: ModuleType, lambda_context: LambdaContext
+) -> None:
+    raise_fluid_alarm(inference, lambda_context)
+
+    response = actions.lambda_handler(load_event("action-reset"), lambda_context)
+
+    assert response["alarm_states"]["fluid_overtemperature"] == "NORMAL"
+
+
+def test_snooze_silences_the_alarm(inference: ModuleType, actions: ModuleType, lambda_context: LambdaContext) -> None:
+    inference.lambda_handler(load_event("telemetry-normal"), lambda_context)
+
+    response = actions.lambda_handler(load_event("action-snooze"), lambda_context)
+
+    assert response["status"] == "applied"
+    assert response["alarm_states"]["vibration_zone_d"] == "SNOOZED"
+
+
+def test_disable_then_enable(inference: ModuleType, actions: ModuleType, lambda_context: LambdaContext) -> None:
+    inference.lambda_handler(load_event("telemetry-normal"), lambda_context)
+
+    disabled = actions.lambda_handler(load_event("action-disable"), lambda_context)
+    enabled = actions.lambda_handler(load_event("action-enable"), lambda_context)
+
+    assert disabled["alarm_states"]["predictive"] == "DISABLED"
+    assert enabled["alarm_states"]["predictive"] == "NORMAL"
+
+
+def test_service_complete_resets_run_hours(
+    inference: ModuleType, actions: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    inference.lambda_handler(load_event("telemetry-normal"), lambda_context)
+    later = load_event("telemetry-normal") | {"ts": "2026-11-27T12:05:00Z", "seq": 1100}
+    inference.lambda_handler(later, lambda_context)
+    assert state_of(aws, "motor-001")["run_hours"] > 0
+
+    response = actions.lambda_handler(load_event("action-service-complete"), lambda_context)
+
+    assert response["status"] == "applied"
+    assert state_of(aws, "motor-001")["run_hours"] == 0.0
+    assert aws.published()[-1][1]["transition"] == "serviced"
+
+
+def test_a_redelivered_action_is_reported_as_duplicate(
+    inference: ModuleType, actions: ModuleType, lambda_context: LambdaContext
+) -> None:
+    raise_fluid_alarm(inference, lambda_context)
+
+    first = actions.lambda_handler(load_event("action-acknowledge"), lambda_context)
+    second = actions.lambda_handler(load_event("action-acknowledge"), lambda_context)
+
+    assert (first["status"], second["status"]) == ("applied", "duplicate")
+
+
+def test_malformed_action_is_rejected_with_the_reason(actions: ModuleType, lambda_context: LambdaContext) -> None:
+    response = actions.lambda_handler(load_event("action-malformed"), lambda_context)
+
+    assert response["status"] == "rejected"
+    assert "action: Input should be" in response["reason"]
+    assert "action_id: Field required" in response["reason"]
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+
+def test_alarm_event_becomes_one_sns_alert_with_filterable_attributes(
+    alerts: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    response = alerts.lambda_handler(load_event("alarm-raised"), lambda_context)
+
+    assert response["status"] == "sent"
+    [notification] = aws.alerts()
+    assert notification["Subject"] == "[CRITICAL] motor-001: Fluid temperature above 200 C for 5 minutes - ALARM"
+    assert "Check the cooling circuit" in notification["Message"]
+    attributes = {name: value["Value"] for name, value in notification["MessageAttributes"].items()}
+    assert attributes == {
+        "severity": "critical",
+        "motor_id": "motor-001",
+        "alarm_kind": "condition",
+        "alarm": "fluid_overtemperature",
+        "transition": "raised",
+    }
+
+
+def test_the_same_alarm_event_delivered_twice_alerts_once(
+    alerts: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    event = load_event("alarm-raised")
+
+    first = alerts.lambda_handler(event, lambda_context)
+    second = alerts.lambda_handler(event, lambda_context)
+
+    assert first["message_id"] == second["message_id"]
+    assert len(aws.alerts()) == 1
+
+
+def test_a_malformed_alarm_event_is_rejected(alerts: ModuleType, aws: FakeAws, lambda_context: LambdaContext) -> None:
+    event = load_event("alarm-raised") | {"transition": "exploded"}
+
+    response = alerts.lambda_handler(event, lambda_context)
+
+    assert response["status"] == "rejected"
+    assert aws.alerts() == []
+
+
+def test_the_whole_chain_reading_to_alert(
+    inference: ModuleType, alerts: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    """What IoT Core does between the functions, done by hand: each published alarm event to the alert rule."""
+    raise_fluid_alarm(inference, lambda_context)
+
+    for _topic, payload in aws.published():
+        alerts.lambda_handler(payload, lambda_context)
+
+    [notification] = aws.alerts()
+    assert "fluid_temp_c = 212.50 C" in notification["Message"]

@@ -1,0 +1,224 @@
+"""Use cases with in-memory ports: retries, races and partial failures lose nothing and alert once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from motor_maintenance.alarms import AlarmEvent, OperatorAction
+from motor_maintenance.config import DetectorConfig
+from motor_maintenance.detector import Outcome
+from motor_maintenance.errors import ConflictPersisted, PredictionUnavailable, PublishFailed, VersionConflict
+from motor_maintenance.features import FEATURE_NAMES
+from motor_maintenance.service import process_action, process_reading
+from motor_maintenance.state import MotorState
+from motor_maintenance.telemetry import Telemetry
+from tests.support import T0_MS, reading_payload, wear_probability
+
+T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
+CONFIG = DetectorConfig()
+
+
+@dataclass
+class MemoryStore:
+    """A StateStore with DynamoDB's conditional-write semantics, and a hook to simulate a rival writer."""
+
+    items: dict[str, dict] = field(default_factory=dict)
+    before_save: Callable[[MemoryStore], None] | None = None
+    saves: int = 0
+
+    def load(self, motor_id: str) -> MotorState | None:
+        item = self.items.get(motor_id)
+        return None if item is None else MotorState.from_dict(item)
+
+    def save(self, state: MotorState, expected_version: int) -> MotorState:
+        if self.before_save is not None:
+            hook, self.before_save = self.before_save, None
+            hook(self)
+        current = self.items.get(state.motor_id)
+        current_version = 0 if current is None else current["version"]
+        if current_version != expected_version:
+            raise VersionConflict(f"expected {expected_version}, found {current_version}")
+        stored = MotorState.from_dict(state.to_dict())
+        stored.version = expected_version + 1
+        self.items[state.motor_id] = stored.to_dict()
+        self.saves += 1
+        return stored
+
+
+@dataclass
+class Recorder:
+    """An EventPublisher that records, and can fail the next N publishes."""
+
+    events: list[AlarmEvent] = field(default_factory=list)
+    fail_next: int = 0
+
+    def publish(self, event: AlarmEvent) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise PublishFailed("broker unreachable")
+        self.events.append(event)
+
+
+@dataclass
+class Model:
+    """A Predictor computing from the rows it gets; can be switched off."""
+
+    down: bool = False
+    rows: list[Sequence[float]] = field(default_factory=list)
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        if self.down:
+            raise PredictionUnavailable("endpoint timed out")
+        self.rows.extend(rows)
+        return [wear_probability(list(row)) for row in rows]
+
+
+def reading(seq: int, at_s: float, **signals: float) -> Telemetry:
+    return Telemetry.model_validate(reading_payload(seq, at_s=at_s, **signals))
+
+
+def send(store: MemoryStore, publisher: Recorder, item: Telemetry, model: Model | None = None):
+    return process_reading(
+        item,
+        store=store,
+        predictor=model or Model(),
+        publisher=publisher,
+        config=CONFIG,
+        now=item.ts + timedelta(seconds=1),
+    )
+
+
+def test_a_reading_is_predicted_detected_saved_and_its_events_published() -> None:
+    store, publisher, model = MemoryStore(), Recorder(), Model()
+
+    send(store, publisher, reading(1, 0, vibration_mm_s=12.0), model)
+    result = send(store, publisher, reading(2, 60, vibration_mm_s=12.0), model)
+
+    assert result.outcome is Outcome.APPLIED
+    assert "vibration_zone_d" in [e.alarm for e in result.events]
+    assert publisher.events == list(result.events)
+    assert len(model.rows[-1]) == len(FEATURE_NAMES)
+    assert result.failure_probability == pytest.approx(wear_probability(list(model.rows[-1])))
+    saved = store.load("motor-001")
+    assert saved is not None
+    assert saved.alarms["vibration_zone_d"].state.value == "ACTIVE"
+    assert saved.outbox == ()
+    assert saved.stats.last_ts_ms == T0_MS + 60_000
+
+
+def test_a_stopped_motor_is_not_sent_to_the_model() -> None:
+    store, publisher, model = MemoryStore(), Recorder(), Model()
+
+    result = send(store, publisher, reading(1, 0, running=False), model)
+
+    assert model.rows == []
+    assert result.failure_probability is None
+
+
+def test_when_the_model_is_down_conditions_still_alarm_and_the_reading_is_kept() -> None:
+    store, publisher, model = MemoryStore(), Recorder(), Model(down=True)
+
+    send(store, publisher, reading(1, 0, vibration_mm_s=12.0), model)
+    result = send(store, publisher, reading(2, 60, vibration_mm_s=12.0), model)
+
+    assert result.prediction_error == "endpoint timed out"
+    assert [e.alarm for e in publisher.events] == ["vibration_zone_d"]
+    saved = store.load("motor-001")
+    assert saved is not None and saved.last_seq == 2
+
+
+def test_a_racing_writer_makes_us_reload_and_reapply_without_losing_its_transition() -> None:
+    store, publisher = MemoryStore(), Recorder()
+    send(store, publisher, reading(1, 0, vibration_mm_s=12.0))
+
+    def rival_acknowledges(s: MemoryStore) -> None:
+        # Between our load and our save, an operator action lands on the same motor.
+        s.before_save = None
+        send(s, publisher, reading(2, 60, vibration_mm_s=12.0))  # raises the alarm
+        ack = OperatorAction(
+            motor_id="motor-001", action="acknowledge", alarm="vibration_zone_d", action_id="ack-1", ts=T0
+        )
+        process_action(ack, store=s, publisher=publisher, config=CONFIG, now=T0 + timedelta(seconds=61))
+
+    store.before_save = rival_acknowledges
+    result = send(store, publisher, reading(3, 120, vibration_mm_s=3.0))
+
+    assert result.conflicts == 1
+    vibration = [e for e in publisher.events if e.alarm == "vibration_zone_d"]
+    assert [(e.alarm, e.transition.value, e.to_state.value) for e in vibration] == [
+        ("vibration_zone_d", "raised", "ACTIVE"),
+        ("vibration_zone_d", "acknowledged", "ACKNOWLEDGED"),
+        ("vibration_zone_d", "cleared", "NORMAL"),  # applied on top of the rival's acknowledge
+    ]
+
+
+def test_a_state_that_keeps_changing_fails_the_invocation_for_a_retry() -> None:
+    class AlwaysConflicts(MemoryStore):
+        def save(self, state: MotorState, expected_version: int) -> MotorState:
+            raise VersionConflict("lost again")
+
+    with pytest.raises(ConflictPersisted):
+        send(AlwaysConflicts(), Recorder(), reading(1, 0))
+
+
+def test_a_retry_after_publish_failed_delivers_the_saved_events_exactly_once() -> None:
+    store, publisher = MemoryStore(), Recorder()
+    send(store, publisher, reading(1, 0, vibration_mm_s=12.0))
+    publisher.fail_next = 1
+    raising = reading(2, 60, vibration_mm_s=12.0)
+
+    with pytest.raises(PublishFailed):
+        send(store, publisher, raising)  # state saved with the event in its outbox; publish failed
+    pending = store.load("motor-001")
+    assert pending is not None
+    pending_ids = [item["event_id"] for item in pending.outbox]
+    assert len(pending_ids) >= 1
+    retry = send(store, publisher, raising)  # Lambda's retry of the same event
+
+    assert retry.outcome is Outcome.DUPLICATE
+    assert [e.event_id for e in publisher.events] == pending_ids  # each delivered once, in order
+    assert "vibration_zone_d" in [e.alarm for e in publisher.events]
+    assert [e.event_id for e in retry.published] == pending_ids
+    flushed = store.load("motor-001")
+    assert flushed is not None and flushed.outbox == ()
+    assert send(store, publisher, raising).published == ()  # a third delivery publishes nothing
+
+
+def test_a_duplicate_reading_with_nothing_pending_publishes_nothing() -> None:
+    store, publisher = MemoryStore(), Recorder()
+    first = reading(1, 0)
+    send(store, publisher, first)
+    saves = store.saves
+
+    result = send(store, publisher, first)
+
+    assert result.outcome is Outcome.DUPLICATE
+    assert store.saves == saves
+    assert publisher.events == []
+
+
+def test_an_ignored_action_is_remembered_so_its_redelivery_is_a_duplicate() -> None:
+    store, publisher = MemoryStore(), Recorder()
+    send(store, publisher, reading(1, 0))
+    ack = OperatorAction(motor_id="motor-001", action="acknowledge", alarm="schedule", action_id="a-1", ts=T0)
+
+    first = process_action(ack, store=store, publisher=publisher, config=CONFIG, now=T0)
+    second = process_action(ack, store=store, publisher=publisher, config=CONFIG, now=T0)
+
+    assert (first.outcome, second.outcome) == (Outcome.IGNORED, Outcome.DUPLICATE)
+
+
+def test_service_complete_on_a_motor_never_seen_creates_its_record() -> None:
+    store, publisher = MemoryStore(), Recorder()
+    done = OperatorAction(motor_id="motor-009", action="service_complete", action_id="svc-1", ts=T0)
+
+    result = process_action(done, store=store, publisher=publisher, config=CONFIG, now=T0)
+
+    assert result.outcome is Outcome.APPLIED
+    assert [e.transition.value for e in publisher.events] == ["serviced"]
+    saved = store.load("motor-009")
+    assert saved is not None and saved.last_service_ms == T0_MS

@@ -29,7 +29,8 @@ def load_handler(function: str) -> ModuleType:
     name = f"{function}_app"
     sys.modules.pop(name, None)
     spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function / "app.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

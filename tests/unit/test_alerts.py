@@ -29,7 +29,8 @@ def test_subject_and_sms_fit_their_channels_and_stay_ascii() -> None:
 
     assert len(alert.subject) <= SUBJECT_MAX
     assert len(alert.sms) <= SMS_MAX
-    assert alert.subject.isascii() and alert.sms.isascii()
+    assert alert.subject.isascii()
+    assert alert.sms.isascii()
     assert "\n" not in alert.subject
 
 

@@ -181,7 +181,8 @@ def test_schedule_alarm_raises_at_the_service_interval_and_service_complete_clea
 
     assert transitions(serviced) == [("schedule", "serviced", "NORMAL")]
     hours_at_service = serviced.events[0].run_hours
-    assert hours_at_service is not None and hours_at_service >= 1.0  # the message says how long it ran
+    assert hours_at_service is not None
+    assert hours_at_service >= 1.0
     assert motor.state.run_hours == 0.0
     assert motor.alarm("schedule") is AlarmState.NORMAL
     assert transitions(motor.read(at + 300)) == []
@@ -365,7 +366,8 @@ def test_duplicate_and_out_of_order_readings_change_nothing() -> None:
     stale = step(applied.state, ReadingInput(older), T0 + timedelta(seconds=101), CONFIG)
 
     assert (duplicate.outcome, stale.outcome) == (Outcome.DUPLICATE, Outcome.STALE)
-    assert duplicate.state is applied.state and stale.state is applied.state
+    assert duplicate.state is applied.state
+    assert stale.state is applied.state
     assert duplicate.events == stale.events == ()
 
 

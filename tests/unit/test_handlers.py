@@ -28,7 +28,7 @@ def inference(aws: FakeAws, sagemaker: FakeSageMakerRuntime, monkeypatch: pytest
         return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
 
     monkeypatch.setattr(module, "client", client)
-    yield module
+    return module
 
 
 @pytest.fixture

@@ -128,7 +128,8 @@ def test_when_the_model_is_down_conditions_still_alarm_and_the_reading_is_kept()
     assert result.prediction_error == "endpoint timed out"
     assert [e.alarm for e in publisher.events] == ["vibration_zone_d"]
     saved = store.load("motor-001")
-    assert saved is not None and saved.last_seq == 2
+    assert saved is not None
+    assert saved.last_seq == 2
 
 
 def test_a_racing_writer_makes_us_reload_and_reapply_without_losing_its_transition() -> None:
@@ -184,7 +185,8 @@ def test_a_retry_after_publish_failed_delivers_the_saved_events_exactly_once() -
     assert "vibration_zone_d" in [e.alarm for e in publisher.events]
     assert [e.event_id for e in retry.published] == pending_ids
     flushed = store.load("motor-001")
-    assert flushed is not None and flushed.outbox == ()
+    assert flushed is not None
+    assert flushed.outbox == ()
     assert send(store, publisher, raising).published == ()  # a third delivery publishes nothing
 
 
@@ -221,4 +223,5 @@ def test_service_complete_on_a_motor_never_seen_creates_its_record() -> None:
     assert result.outcome is Outcome.APPLIED
     assert [e.transition.value for e in publisher.events] == ["serviced"]
     saved = store.load("motor-009")
-    assert saved is not None and saved.last_service_ms == T0_MS
+    assert saved is not None
+    assert saved.last_service_ms == T0_MS

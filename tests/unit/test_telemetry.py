@@ -51,7 +51,7 @@ def test_epoch_milliseconds_and_iso_timestamps_mean_the_same_instant() -> None:
         ({"motor_id": "../../etc/passwd"}, "motor_id", "should match pattern"),
         ({"motor_id": "motor/+/#"}, "motor_id", "should match pattern"),
         ({"motor_id": "m" * 65}, "motor_id", "should match pattern"),
-        ({"motor_id": "mоtor-001"}, "motor_id", "should match pattern"),  # Cyrillic 'о'
+        ({"motor_id": "m\u043etor-001"}, "motor_id", "should match pattern"),  # Cyrillic o look-alike
         ({"fluid_temp": 80.0}, "fluid_temp", "Extra inputs are not permitted"),
     ],
 )

@@ -13,7 +13,8 @@ from motor_maintenance.config import DetectorConfig
 class ConfigSource:
     """Loads DetectorConfig.with_overrides(<JSON parameter>), refreshed every `max_age_s`.
 
-    `provider` is a Powertools SSMProvider (it caches per name for `max_age_s`). A parameter that is missing, unreadable or invalid must not stop alarms: the last good
+    `provider` is a Powertools SSMProvider (it caches per name for `max_age_s`). A parameter that
+    is missing, unreadable or invalid must not stop alarms: the last good
     configuration (or the defaults) stays in force and `last_error` says what went wrong.
     """
 

@@ -1,0 +1,144 @@
+"""AWS adapters against moto: AWS errors become domain errors, and the state item round-trips."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from motor_adapters.clients import client
+from motor_adapters.config_source import ConfigSource
+from motor_adapters.dynamodb_store import DynamoStateStore
+from motor_adapters.iot_publisher import IotAlarmPublisher
+from motor_adapters.sagemaker_predictor import SageMakerPredictor, parse_predictions
+from motor_adapters.settings import Settings
+from motor_maintenance.alarms import AlarmEvent
+from motor_maintenance.errors import PredictionUnavailable, PublishFailed, StoreUnavailable, VersionConflict
+from motor_maintenance.state import AlarmStatus, MotorState
+from tests.conftest import FakeAws
+from tests.support import load_event
+
+
+def test_state_round_trips_through_dynamodb_with_a_version(aws: FakeAws) -> None:
+    store = DynamoStateStore("motor-state", client("dynamodb"))
+    state = MotorState(motor_id="motor-001", run_hours=12.5, alarms={"schedule": AlarmStatus(held=True)})
+
+    saved = store.save(state, expected_version=0)
+    loaded = store.load("motor-001")
+
+    assert saved.version == 1
+    assert loaded is not None
+    assert loaded.to_dict() == saved.to_dict()
+    item = aws.dynamodb.get_item(TableName="motor-state", Key={"motor_id": {"S": "motor-001"}})["Item"]
+    assert item["alarm_states"]["M"]["schedule"]["S"] == "NORMAL"
+
+
+def test_a_stale_version_is_a_conflict_not_an_overwrite(aws: FakeAws) -> None:
+    store = DynamoStateStore("motor-state", client("dynamodb"))
+    store.save(MotorState(motor_id="motor-001"), expected_version=0)
+    store.save(MotorState(motor_id="motor-001", run_hours=1.0), expected_version=1)
+
+    with pytest.raises(VersionConflict):
+        store.save(MotorState(motor_id="motor-001", run_hours=99.0), expected_version=1)
+    with pytest.raises(VersionConflict):
+        store.save(MotorState(motor_id="motor-001"), expected_version=0)
+    loaded = store.load("motor-001")
+    assert loaded is not None
+    assert loaded.run_hours == 1.0
+
+
+def test_a_missing_table_is_reported_as_store_unavailable(aws: FakeAws) -> None:
+    store = DynamoStateStore("no-such-table", client("dynamodb"))
+
+    with pytest.raises(StoreUnavailable, match="motor-001"):
+        store.load("motor-001")
+
+
+class Runtime:
+    def __init__(self, answer: str | Exception) -> None:
+        self.answer = answer
+
+    def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return {"Body": io.BytesIO(self.answer.encode())}
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ("0.25", [0.25]),
+        ("0.1\n0.9\n", [0.1, 0.9]),
+        ("0.1,0.9", [0.1, 0.9]),
+        ('{"predictions": [{"score": 0.4}]}', [0.4]),
+    ],
+)
+def test_the_xgboost_containers_answer_formats_are_read(payload: str, expected: list[float]) -> None:
+    assert parse_predictions(payload) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("1.7", "not a probability"),
+        ("nan", "not a probability"),
+        ("<html>", "unreadable"),
+        ("0.2\n0.3", "2 predictions for 1 rows"),
+        (EndpointConnectionError(endpoint_url="https://x"), "Could not connect"),
+        (
+            ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint"),
+            "slow down",
+        ),
+    ],
+)
+def test_any_endpoint_failure_becomes_prediction_unavailable(answer: str | Exception, message: str) -> None:
+    predictor = SageMakerPredictor("ep", Runtime(answer))
+
+    with pytest.raises(PredictionUnavailable, match=message):
+        predictor.predict([[1.0, 2.0]])
+
+
+def test_publish_failure_is_a_domain_error() -> None:
+    class Broken:
+        def publish(self, **_: Any) -> None:
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "down"}}, "Publish")
+
+    event = AlarmEvent.model_validate(load_event("alarm-raised"))
+
+    with pytest.raises(PublishFailed, match="motors/motor-001/alarms"):
+        IotAlarmPublisher(Broken()).publish(event)
+
+
+class Provider:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self, name: str, **_: Any) -> Any:
+        if isinstance(self.value, Exception):
+            raise self.value
+        return self.value
+
+
+def test_config_source_keeps_the_last_good_config_when_the_parameter_turns_bad() -> None:
+    provider = Provider({"schedule": {"service_interval_h": 250}})
+    source = ConfigSource("/p", provider)
+    assert source.get().schedule.service_interval_h == 250
+
+    provider.value = ["not", "an", "object"]
+    assert source.get().schedule.service_interval_h == 250
+    assert source.last_error is not None
+    assert "JSON object" in source.last_error
+
+    provider.value = {}
+    assert source.get().schedule.service_interval_h == 1000
+    assert source.last_error is None
+
+
+def test_settings_come_from_the_environment_and_missing_ones_are_named() -> None:
+    settings = Settings.from_env({"STATE_TABLE_NAME": "t", "ENDPOINT_TIMEOUT_S": "1.5"})
+
+    assert (settings.state_table_name, settings.endpoint_timeout_s) == ("t", 1.5)
+    with pytest.raises(RuntimeError, match="ALERT_TOPIC_ARN"):
+        settings.require("state_table_name", "alert_topic_arn")

@@ -67,3 +67,10 @@ def test_the_telemetry_rule_adds_only_envelope_fields_the_schema_knows() -> None
     for rule in ("TelemetryRule", "ActionRule"):
         sql = template["Resources"][rule]["Properties"]["TopicRulePayload"]["Sql"]
         assert _select_aliases(sql) <= {"topic_motor_id", "received_at"}, rule
+
+
+def test_every_sample_event_is_exercised_by_a_test() -> None:
+    """events/ serves `sam local invoke -e` and the tests; an event no test loads may have rotted."""
+    sources = "\n".join(path.read_text() for path in (ROOT / "tests").rglob("test_*.py"))
+    for event in (ROOT / "events").glob("*.json"):
+        assert f'"{event.stem}"' in sources, f"no test loads events/{event.name}"

@@ -1,0 +1,65 @@
+"""Write the --env-vars file that points `sam local invoke` at a deployed stack's resources.
+
+SAM CLI resolves `!Ref StateTable` to the string "StateTable" when it runs a function locally,
+so a local invocation needs the real names. They are the stack's outputs:
+
+    python scripts/sam_local_env.py --stack motor-maintenance > env.json
+    sam local invoke InferenceFunction -e events/telemetry-normal.json --env-vars env.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+# Environment variable of each function -> the stack output that holds its value.
+FUNCTION_ENV = {
+    "InferenceFunction": {
+        "STATE_TABLE_NAME": "StateTableName",
+        "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+        "ENDPOINT_NAME": "EndpointName",
+    },
+    "OperatorActionFunction": {
+        "STATE_TABLE_NAME": "StateTableName",
+        "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+    },
+    "AlertFunction": {
+        "STATE_TABLE_NAME": "StateTableName",
+        "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+        "ALERT_TOPIC_ARN": "AlertTopicArn",
+        "IDEMPOTENCY_TABLE_NAME": "IdempotencyTableName",
+    },
+}
+
+
+def env_vars(outputs: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The --env-vars document for the given stack outputs; names any output that is missing."""
+    missing = sorted({out for env in FUNCTION_ENV.values() for out in env.values()} - set(outputs))
+    if missing:
+        raise SystemExit(f"stack has no output(s) {', '.join(missing)}: is it this project's stack, fully deployed?")
+    return {function: {var: outputs[out] for var, out in env.items()} for function, env in FUNCTION_ENV.items()}
+
+
+def stack_outputs(stack: str, cloudformation: Any) -> dict[str, str]:
+    [description] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    return {output["OutputKey"]: output.get("OutputValue", "") for output in description.get("Outputs", [])}
+
+
+def main(argv: list[str] | None = None, cloudformation: Any = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", default="motor-maintenance", help="stack name (default: %(default)s)")
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration's)")
+    args = parser.parse_args(argv)
+    if cloudformation is None:
+        import boto3  # noqa: PLC0415 - only this path needs it
+
+        cloudformation = boto3.client("cloudformation", region_name=args.region)
+    json.dump(env_vars(stack_outputs(args.stack, cloudformation)), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""The helper that points `sam local invoke` at a deployed stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from scripts.sam_local_env import FUNCTION_ENV, main
+from tests.support import ROOT
+
+
+class CloudFormation:
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 - boto3's spelling
+        return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]}]}
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def template() -> dict[str, Any]:
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+
+
+def test_it_maps_every_functions_environment_to_the_stacks_outputs(capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = {name: f"value-of-{name}" for name in template()["Outputs"]}
+
+    assert main(["--stack", "s"], cloudformation=CloudFormation(outputs)) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    assert document["AlertFunction"]["ALERT_TOPIC_ARN"] == "value-of-AlertTopicArn"
+    assert document["InferenceFunction"]["STATE_TABLE_NAME"] == "value-of-StateTableName"
+
+
+def test_it_covers_every_environment_variable_the_template_sets() -> None:
+    resources = template()["Resources"]
+    global_env = set(template()["Globals"]["Function"]["Environment"]["Variables"])
+    for function, env in FUNCTION_ENV.items():
+        own = set(resources[function]["Properties"].get("Environment", {}).get("Variables", {}))
+        resolved_by_ref = {v for v in global_env | own if not v.startswith("POWERTOOLS_") and "TIMEOUT" not in v}
+        assert resolved_by_ref <= set(env), f"{function}: {resolved_by_ref - set(env)} not filled in"
+
+
+def test_a_stack_without_the_outputs_is_refused_by_name() -> None:
+    with pytest.raises(SystemExit, match="StateTableName"):
+        main(["--stack", "other"], cloudformation=CloudFormation({"Foo": "bar"}))

@@ -16,7 +16,7 @@ class CloudFormation:
     def __init__(self, outputs: dict[str, str]) -> None:
         self.outputs = outputs
 
-    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 - boto3's spelling
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
         return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]}]}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from motor_maintenance.telemetry import Telemetry, TelemetryEvent, describe_validation_error
@@ -86,3 +88,31 @@ def test_a_legacy_reading_mapped_by_the_rule_is_a_valid_reading() -> None:
 
     assert event.motor_id == "AWS98765"
     assert event.reading().fluid_temp_c == 231
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            name: json_values
+            for name in ("motor_id", "motor_type", "ts", "seq", "running", "speed_rpm", "vibration_mm_s", "fault")
+        },
+    ),
+    st.dictionaries(st.text(max_size=12), json_values, max_size=3),
+)
+def test_any_json_payload_either_parses_or_is_rejected_with_a_reason(known: dict, extra: dict) -> None:
+    payload = {**reading_payload(), **known, **extra}
+    try:
+        event = TelemetryEvent.model_validate(payload)
+    except ValidationError as exc:
+        assert describe_validation_error(exc)
+    else:
+        assert event.reading().motor_id == payload["motor_id"]

@@ -7,8 +7,18 @@ BIN := $(VENV)/bin
 # others), so each lives in its own virtual environment under .tools/.
 SAM := .tools/sam/bin/sam
 CHECKOV := .tools/checkov/bin/checkov
-# sam build for python3.13 needs a python3.13 on PATH; pyenv provides it where present.
-export PYENV_VERSION ?= $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | head -1 | sed 's/^\(.*\)$$/3.11.7:\1/')
+# sam build (runtime python3.13, no container) needs a python3.13 that runs. A pyenv shim does
+# not count (it fails unless 3.13 is the selected version), so when none runs, take the newest
+# 3.13.x that pyenv has installed and put it first on PATH for sam alone; every other target
+# keeps the interpreter it had. Recursive (=) so only the targets that use it pay for the probe.
+PYTHON313_BIN = $(shell python3.13 -c '' >/dev/null 2>&1 || { \
+	root="$$(pyenv root 2>/dev/null || echo "$${PYENV_ROOT:-$$HOME/.pyenv}")"; \
+	ls -d "$$root"/versions/3.13.*/bin 2>/dev/null | grep -E '/3\.13\.[0-9]+/bin$$' | sort -V | tail -1; })
+SAM_PATH = $(if $(PYTHON313_BIN),$(PYTHON313_BIN):)$(PATH)
+# Offline and unattended: no telemetry, and a region for the lint rules when none is configured
+# (validation needs no credentials).
+export SAM_CLI_TELEMETRY ?= 0
+LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
 .PHONY: setup tools test unit lint typecheck template-lint build validate clean
 
@@ -42,11 +52,14 @@ lint: setup  ## style, types and the template's linters
 	$(BIN)/cfn-lint template.yaml
 
 validate: tools  ## SAM's own validation and checkov's security checks on the template
-	$(SAM) validate --lint
-	$(CHECKOV) --quiet --compact --framework cloudformation -f template.yaml
+	$(SAM) validate --lint --region $(LINT_REGION)
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml
 
 build: tools  ## sam build (python3.13, arm64) into .aws-sam/
-	$(SAM) build
+	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
+		echo "sam build needs python3.13: install it (e.g. 'pyenv install 3.13'), or with Docker run '$(SAM) build --use-container'" >&2; \
+		exit 1; }
+	PATH="$(SAM_PATH)" $(SAM) build
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,640 @@
+"""template.yaml keeps its promises: least privilege, nothing dropped silently, handlers that exist.
+
+Each rule is a function that lists the problems it finds, naming the resource and statement, so a
+failure says what to fix. The tests at the end feed each rule a template broken on purpose, to
+prove the rule can fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+# Actions AWS does not let a policy scope to a resource: "*" is the only Resource they accept.
+# Each entry is a grant on everything of its kind, so the list stays short and each says how the
+# grant is narrowed instead (a condition key the statement must use, or None).
+UNSCOPABLE_ACTIONS: dict[str, str | None] = {
+    "ecr:GetAuthorizationToken": None,  # a registry login token, tied to no repository
+    "cloudwatch:PutMetricData": "cloudwatch:namespace",  # metrics have no ARN; limit the namespace
+}
+
+# ARNs of resources a service creates outside the stack, which look like ones the stack creates.
+SERVICE_CREATED_RESOURCES = {
+    # SageMaker creates and names its endpoint's log group; naming the endpoint in the policy would
+    # be a dependency cycle (the endpoint needs the role first).
+    "log-group:/aws/sagemaker/Endpoints/*",
+}
+
+# For each resource type the stack can create: the service and resource prefix of its ARN.
+ARN_SHAPES: dict[str, tuple[str, str]] = {
+    "AWS::DynamoDB::Table": ("dynamodb", "table/"),
+    "AWS::SQS::Queue": ("sqs", ""),
+    "AWS::SNS::Topic": ("sns", ""),
+    "AWS::SSM::Parameter": ("ssm", "parameter"),
+    "AWS::Serverless::Function": ("lambda", "function:"),
+    "AWS::Lambda::Function": ("lambda", "function:"),
+    "AWS::Serverless::LayerVersion": ("lambda", "layer:"),
+    "AWS::SageMaker::Endpoint": ("sagemaker", "endpoint/"),
+    "AWS::SageMaker::EndpointConfig": ("sagemaker", "endpoint-config/"),
+    "AWS::SageMaker::Model": ("sagemaker", "model/"),
+    "AWS::IAM::Role": ("iam", "role/"),
+    "AWS::IoT::Thing": ("iot", "thing/"),
+    "AWS::IoT::TopicRule": ("iot", "rule/"),
+    "AWS::IoT::Policy": ("iot", "policy/"),
+    "AWS::Logs::LogGroup": ("logs", "log-group:"),
+    "AWS::S3::Bucket": ("s3", ""),
+}
+
+DESTINATION_TYPES = {
+    "SQS": {"AWS::SQS::Queue"},
+    "SNS": {"AWS::SNS::Topic"},
+    "Lambda": {"AWS::Serverless::Function", "AWS::Lambda::Function"},
+    "EventBridge": {"AWS::Events::EventBus"},
+}
+MAX_ASYNC_RETRIES = 2  # Lambda's own ceiling; set explicitly so a change of default cannot raise it
+
+THING = "${iot:Connection.Thing.ThingName}"
+OWN_TELEMETRY = f"topic/motors/{THING}/telemetry"
+LEGACY_TOPIC = "topic/iml_iotevents_data"
+DEVICE_ACTIONS = {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
+
+Template = dict[str, Any]
+When = tuple[str, ...]  # the conditions under which a value applies; "!Name" when Name is false
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> Template:
+    """The template as plain data, short-form tags (!Ref, !Sub, !GetAtt, !If) in their long form."""
+    plain: Template = json.loads(json.dumps(cfn_yaml.load(str(path))))
+    return plain
+
+
+TEMPLATE = load_template()
+
+
+# ------------------------------------------------------------------ walking the template
+
+
+def resources(template: Template, *types: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, resource in template["Resources"].items():
+        if resource["Type"] in types:
+            yield name, resource
+
+
+def function_property(template: Template, function: dict[str, Any], key: str) -> Any:
+    """A function's property, or the one it inherits from Globals."""
+    properties = function.get("Properties", {})
+    if key in properties:
+        return properties[key]
+    return template.get("Globals", {}).get("Function", {}).get(key)
+
+
+def alternatives(node: Any, when: When = ()) -> list[tuple[Any, When]]:
+    """Every value a node can take, with the conditions under which it takes it."""
+    if isinstance(node, dict) and set(node) == {"Fn::If"}:
+        condition, if_true, if_false = node["Fn::If"]
+        return alternatives(if_true, (*when, condition)) + alternatives(if_false, (*when, f"!{condition}"))
+    if node == {"Ref": "AWS::NoValue"}:
+        return []
+    return [(node, when)]
+
+
+def each(node: Any, when: When = ()) -> Iterator[tuple[Any, When]]:
+    """The items of a property that takes one value or a list, through any Fn::If on the way."""
+    for value, value_when in alternatives(node, when):
+        if isinstance(value, list):
+            for item in value:
+                yield from alternatives(item, value_when)
+        else:
+            yield value, value_when
+
+
+def policy_documents(template: Template) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(label, policy document) for every permission policy the template writes out."""
+    for name, resource in template["Resources"].items():
+        kind, properties = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::IAM::Role":
+            for policy, _ in each(properties.get("Policies", [])):
+                yield f"{name} (policy {policy.get('PolicyName')})", policy["PolicyDocument"]
+        elif kind in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IoT::Policy"}:
+            yield name, properties["PolicyDocument"]
+        elif kind == "AWS::Serverless::Function":
+            for index, (policy, _) in enumerate(each(properties.get("Policies", []))):
+                if isinstance(policy, dict) and "Statement" in policy:
+                    yield f"{name} (Policies[{index}])", policy
+
+
+def statements(template: Template) -> Iterator[tuple[str, dict[str, Any], When]]:
+    for label, document in policy_documents(template):
+        for index, (statement, when) in enumerate(each(document["Statement"])):
+            yield f"{label} statement {statement.get('Sid', index)}", statement, when
+
+
+def arn_text(node: Any) -> str | None:
+    """The ARN as written (a literal or an Fn::Sub pattern); None for a Ref or GetAtt."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict) and "Fn::Sub" in node:
+        sub = node["Fn::Sub"]
+        return sub if isinstance(sub, str) else sub[0]
+    return None
+
+
+def split_arn(text: str) -> tuple[str, str, str, str]:
+    """(service, region, account, resource) of an ARN pattern, ${...} variables kept whole."""
+    # Variables hold colons (${AWS::Region}); hide them while splitting on the ARN's colons.
+    hidden = re.sub(r"\$\{[^}]*\}", lambda match: match.group(0).replace(":", "\0"), text)
+    parts = hidden.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        return "", "", "", text
+    _, _, service, region, account, resource = (part.replace("\0", ":") for part in parts)
+    return service, region, account, resource
+
+
+def direct_reference(node: Any) -> str | None:
+    """The logical id a Ref or Fn::GetAtt names, else None."""
+    if isinstance(node, dict) and "Ref" in node:
+        return str(node["Ref"])
+    if isinstance(node, dict) and "Fn::GetAtt" in node:
+        target = node["Fn::GetAtt"]
+        return str(target[0] if isinstance(target, list) else target.split(".")[0])
+    return None
+
+
+def referenced_names(node: Any) -> set[str]:
+    """Logical ids and parameters a value mentions, through Ref, GetAtt and Sub variables."""
+    names: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            names |= referenced_names(item)
+    elif isinstance(node, dict):
+        reference = direct_reference(node)
+        if reference:
+            names.add(reference)
+        elif "Fn::Sub" in node:
+            sub = node["Fn::Sub"]
+            pattern, local = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+            for variable in re.findall(r"\$\{([^!}][^}]*)\}", pattern):
+                name = variable.split(".")[0]
+                if name not in local and not name.startswith("AWS::"):
+                    names.add(name)
+            names |= referenced_names(list(local.values()))
+        else:
+            names |= referenced_names(list(node.values()))
+    return names
+
+
+# ------------------------------------------------------------------ the rules
+
+
+def action_problems(template: Template) -> list[str]:
+    """Each statement names the API calls it allows: no "*", no "svc:*", no family wildcards."""
+    problems = []
+    for where, statement, _ in statements(template):
+        for key in ("NotAction", "NotResource"):
+            if key in statement:
+                problems.append(f"{where}: {key} allows everything it does not list")
+        for action, _ in each(statement.get("Action", [])):
+            if not isinstance(action, str):
+                problems.append(f"{where}: action {action!r} is not a literal name")
+            elif "*" in action:
+                problems.append(f"{where}: action {action!r} is a wildcard; name the calls it needs")
+    return problems
+
+
+def resource_problems(template: Template) -> list[str]:
+    """Resource "*" only for actions AWS cannot scope; ARNs never wildcard a region, account or id."""
+    problems = []
+    for where, statement, _ in statements(template):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [action for action, _ in each(statement.get("Action", []))]
+        condition_keys = {key for block in statement.get("Condition", {}).values() for key in block}
+        for resource, _ in each(statement.get("Resource", [])):
+            if resource == "*":
+                for action in actions:
+                    if action not in UNSCOPABLE_ACTIONS:
+                        problems.append(f"{where}: {action} on '*'; scope it to the resource's ARN")
+                    elif (required := UNSCOPABLE_ACTIONS[action]) and required not in condition_keys:
+                        problems.append(f"{where}: {action} on '*' without a {required} condition")
+                continue
+            text = arn_text(resource)
+            if text is None:
+                continue  # a Ref or GetAtt: stack_reference_problems checks what it names
+            _, region, account, resource_part = split_arn(text)
+            if "*" in region or "*" in account:
+                problems.append(f"{where}: {text} matches other regions or accounts")
+            resource_id = re.split(r"[/:]", resource_part, maxsplit=1)[-1]
+            if resource_part == "*" or resource_id == "*":
+                problems.append(f"{where}: {text} matches every resource of its type")
+    return problems
+
+
+def stack_reference_problems(template: Template) -> list[str]:
+    """A resource the stack creates is named by !GetAtt/!Ref/!Sub of it, never retyped by hand."""
+    declared = {name: resource["Type"] for name, resource in template["Resources"].items()}
+    parameters = set(template.get("Parameters", {}))
+    problems = []
+    for where, statement, _ in statements(template):
+        for resource, _ in each(statement.get("Resource", [])):
+            if resource == "*":
+                continue
+            reference = direct_reference(resource)
+            if reference is not None:
+                if reference not in declared and reference not in parameters:
+                    problems.append(f"{where}: refers to {reference}, which the template does not declare")
+                continue
+            text = arn_text(resource)
+            if text is None:
+                problems.append(f"{where}: resource {resource!r} is neither an ARN nor a reference")
+                continue
+            service, _, _, resource_part = split_arn(text)
+            if resource_part in SERVICE_CREATED_RESOURCES:
+                continue
+            kinds = {
+                kind
+                for kind, (arn_service, prefix) in ARN_SHAPES.items()
+                if arn_service == service and resource_part.startswith(prefix)
+            }
+            if not kinds & set(declared.values()):
+                continue  # the stack creates nothing this ARN could name
+            names = referenced_names(resource)
+            if not any(declared.get(name) in kinds or name in parameters for name in names):
+                problems.append(
+                    f"{where}: {text} names a {'/'.join(sorted(kinds & set(declared.values())))} "
+                    "that the stack creates; use !GetAtt/!Ref of it (or ${Resource} in !Sub)"
+                )
+    return problems
+
+
+def trust_problems(template: Template) -> list[str]:
+    """Roles are assumed only by a named AWS service, and only on behalf of this account."""
+    problems = []
+    for name, role in resources(template, "AWS::IAM::Role"):
+        document = role["Properties"]["AssumeRolePolicyDocument"]
+        for statement, _ in each(document["Statement"]):
+            principal = statement.get("Principal", {})
+            if not isinstance(principal, dict) or set(principal) != {"Service"}:
+                problems.append(f"{name}: trusts {principal!r}; only an AWS service should assume it")
+            condition_keys = {key for block in statement.get("Condition", {}).values() for key in block}
+            if not condition_keys & {"aws:SourceAccount", "aws:SourceArn"}:
+                problems.append(f"{name}: no aws:SourceAccount/aws:SourceArn condition (confused deputy)")
+    return problems
+
+
+def function_policy_problems(template: Template) -> list[str]:
+    """Functions get inline statements or SAM policy templates, never a managed policy by name."""
+    problems = []
+    for name, function in resources(template, "AWS::Serverless::Function"):
+        for policy, _ in each(function["Properties"].get("Policies", [])):
+            if isinstance(policy, str) or direct_reference(policy) or arn_text(policy):
+                problems.append(f"{name}: attaches the managed policy {policy!r}; write scoped statements")
+    return problems
+
+
+def iot_resource(node: Any) -> str | None:
+    """The part of an IoT ARN after this account and region, with ${!var} as IoT will read it."""
+    text = arn_text(node)
+    prefix = "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
+    if text is None or not text.startswith(prefix):
+        return None
+    return text.removeprefix(prefix).replace("${!", "${")
+
+
+def device_policy_problems(template: Template) -> list[str]:
+    """A device connects only as its own thing and publishes only its own telemetry."""
+    problems = []
+    policies = list(resources(template, "AWS::IoT::Policy"))
+    if not policies:
+        problems.append("no AWS::IoT::Policy for the devices")
+    for name, policy in policies:
+        published: set[tuple[str, When]] = set()
+        for statement, _ in each(policy["Properties"]["PolicyDocument"]["Statement"]):
+            actions = {action for action, _ in each(statement.get("Action", []))}
+            if statement.get("Effect") != "Allow":
+                continue
+            if unexpected := actions - DEVICE_ACTIONS:
+                problems.append(f"{name}: a device has no use for {sorted(unexpected)}")
+            for resource, when in each(statement.get("Resource", [])):
+                target = iot_resource(resource)
+                if target is None:
+                    problems.append(f"{name}: {resource!r} is not an IoT ARN in this account and region")
+                    continue
+                if "iot:Connect" in actions:
+                    if target != f"client/{THING}":
+                        problems.append(f"{name}: Connect on {target}; a device may connect only as {THING}")
+                    attached = statement.get("Condition", {}).get("Bool", {})
+                    if str(attached.get("iot:Connection.Thing.IsAttached", "")).lower() != "true":
+                        problems.append(f"{name}: Connect without the iot:Connection.Thing.IsAttached condition")
+                if "iot:Publish" in actions:
+                    published.add((target, when))
+                if actions & {"iot:Subscribe", "iot:Receive"} and f"motors/{THING}/" not in target:
+                    problems.append(f"{name}: Subscribe/Receive on {target}, which is not the device's own topic")
+        allowed = {(OWN_TELEMETRY, ()), (LEGACY_TOPIC, ("LegacyTopicAllowed",))}
+        for target, when in sorted(published - allowed):
+            condition = f" (when {' and '.join(when)})" if when else ""
+            problems.append(
+                f"{name}: Publish to {target}{condition}; a device may publish only {OWN_TELEMETRY}, "
+                f"and {LEGACY_TOPIC} only under LegacyTopicAllowed"
+            )
+        if (OWN_TELEMETRY, ()) not in published:
+            problems.append(f"{name}: a device cannot publish its own telemetry ({OWN_TELEMETRY})")
+    return problems
+
+
+def topic_rule_problems(template: Template) -> list[str]:
+    """Every rule parks what it cannot deliver, and every Lambda it calls lets only it do so."""
+    problems = []
+    permissions = list(resources(template, "AWS::Lambda::Permission"))
+    for name, rule in resources(template, "AWS::IoT::TopicRule"):
+        payload = rule["Properties"]["TopicRulePayload"]
+        if not payload.get("ErrorAction"):
+            problems.append(f"{name}: no ErrorAction; a message it cannot deliver is lost")
+        for action, _ in each(payload.get("Actions", [])):
+            if "Lambda" not in action:
+                continue
+            function = direct_reference(action["Lambda"]["FunctionArn"])
+            granted = [
+                permission_name
+                for permission_name, permission in permissions
+                if direct_reference(permission["Properties"]["FunctionName"]) == function
+                and permission["Properties"].get("Principal") == "iot.amazonaws.com"
+                and permission["Properties"].get("Action") == "lambda:InvokeFunction"
+                and direct_reference(permission["Properties"].get("SourceArn")) == name
+            ]
+            if not granted:
+                problems.append(
+                    f"{name}: no AWS::Lambda::Permission lets it (SourceArn !GetAtt {name}.Arn) invoke {function}"
+                )
+    for permission_name, permission in permissions:
+        if permission["Properties"].get("Principal") == "iot.amazonaws.com" and not permission["Properties"].get(
+            "SourceArn"
+        ):
+            problems.append(f"{permission_name}: lets any IoT rule of any account invoke; add a SourceArn")
+    return problems
+
+
+def invoke_config_problems(template: Template) -> list[str]:
+    """Every function retries a bounded number of times, then sends the event somewhere to be seen."""
+    declared = {name: resource["Type"] for name, resource in template["Resources"].items()}
+    problems = []
+    for name, function in resources(template, "AWS::Serverless::Function"):
+        config = function_property(template, function, "EventInvokeConfig")
+        if not config:
+            problems.append(f"{name}: no EventInvokeConfig; failed async events are dropped")
+            continue
+        retries = config.get("MaximumRetryAttempts")
+        if not isinstance(retries, int) or not 0 <= retries <= MAX_ASYNC_RETRIES:
+            problems.append(f"{name}: MaximumRetryAttempts is {retries!r}; set 0..{MAX_ASYNC_RETRIES}")
+        age = config.get("MaximumEventAgeInSeconds")
+        if age is not None and not (isinstance(age, int) and 60 <= age <= 21600):
+            problems.append(f"{name}: MaximumEventAgeInSeconds {age!r} is outside 60..21600")
+        on_failure = config.get("DestinationConfig", {}).get("OnFailure")
+        if not on_failure:
+            problems.append(f"{name}: no OnFailure destination")
+            continue
+        target = direct_reference(on_failure.get("Destination"))
+        expected = DESTINATION_TYPES.get(on_failure.get("Type"), set())
+        if declared.get(target) not in expected:
+            problems.append(
+                f"{name}: OnFailure {on_failure.get('Type')} destination {target!r} is not a {expected} in the stack"
+            )
+    return problems
+
+
+def handler_problems(template: Template, root: Path = ROOT) -> list[str]:
+    """Every function's CodeUri and Handler name a file and a top-level function in the repo."""
+    problems = []
+    for name, function in resources(template, "AWS::Serverless::Function"):
+        code_uri = root / str(function_property(template, function, "CodeUri"))
+        handler = str(function_property(template, function, "Handler"))
+        module, _, entry_point = handler.rpartition(".")
+        path = code_uri / (module.replace(".", "/") + ".py")
+        if not path.is_file():
+            problems.append(f"{name}: Handler {handler} needs {path.relative_to(root)}, which does not exist")
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        defined = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+        if entry_point not in defined:
+            problems.append(f"{name}: {path.relative_to(root)} defines no top-level function {entry_point}")
+        elif len(defined[entry_point].args.args) != 2:
+            problems.append(f"{name}: {entry_point} in {path.relative_to(root)} must take (event, context)")
+    return problems
+
+
+def layer_problems(template: Template, root: Path = ROOT) -> list[str]:
+    """Layers are built for the runtime and architecture of the functions that use them."""
+    problems = []
+    layers = dict(resources(template, "AWS::Serverless::LayerVersion"))
+    for name, function in resources(template, "AWS::Serverless::Function"):
+        runtime = function_property(template, function, "Runtime")
+        architectures = function_property(template, function, "Architectures") or ["x86_64"]
+        for layer_ref, _ in each(function_property(template, function, "Layers") or []):
+            layer_name = direct_reference(layer_ref)
+            if layer_name not in layers:
+                continue  # a layer from outside the stack
+            layer = layers[layer_name]
+            properties, metadata = layer["Properties"], layer.get("Metadata", {})
+            if runtime not in properties.get("CompatibleRuntimes", []) or metadata.get("BuildMethod") != runtime:
+                problems.append(f"{layer_name}: not built for {runtime}, which {name} runs")
+            if metadata.get("BuildArchitecture", "x86_64") not in architectures:
+                problems.append(
+                    f"{layer_name}: built for {metadata.get('BuildArchitecture')}, {name} runs {architectures}"
+                )
+            if not (root / str(properties["ContentUri"])).is_dir():
+                problems.append(f"{layer_name}: ContentUri {properties['ContentUri']} does not exist")
+    return problems
+
+
+RULES: dict[str, Callable[[Template], list[str]]] = {
+    "action": action_problems,
+    "resource": resource_problems,
+    "stack_reference": stack_reference_problems,
+    "trust": trust_problems,
+    "function_policy": function_policy_problems,
+    "device_policy": device_policy_problems,
+    "topic_rule": topic_rule_problems,
+    "invoke_config": invoke_config_problems,
+    "handler": handler_problems,
+    "layer": layer_problems,
+}
+
+
+# ------------------------------------------------------------------ the template obeys them
+
+
+def test_the_template_has_the_resources_these_rules_are_about() -> None:
+    kinds = {resource["Type"] for resource in TEMPLATE["Resources"].values()}
+    assert {"AWS::Serverless::Function", "AWS::IoT::TopicRule", "AWS::IoT::Policy", "AWS::IAM::Role"} <= kinds
+    assert len(list(statements(TEMPLATE))) >= 10
+
+
+def test_every_policy_statement_names_the_actions_it_allows() -> None:
+    problems = action_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_no_statement_allows_every_resource_where_aws_lets_it_be_scoped() -> None:
+    problems = resource_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_resources_created_by_the_stack_are_referenced_not_retyped() -> None:
+    problems = stack_reference_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_roles_trust_only_an_aws_service_acting_for_this_account() -> None:
+    problems = trust_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_functions_use_scoped_statements_not_managed_policies() -> None:
+    problems = function_policy_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_device_connects_as_its_own_thing_and_publishes_only_its_own_telemetry() -> None:
+    problems = device_policy_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_legacy_topic_is_closed_unless_the_stack_is_told_to_open_it() -> None:
+    assert TEMPLATE["Conditions"]["LegacyTopicAllowed"] == {"Fn::Equals": [{"Ref": "AllowLegacyTopic"}, "true"]}
+    assert TEMPLATE["Parameters"]["AllowLegacyTopic"]["Default"] == "false"
+
+
+def test_every_topic_rule_has_an_error_action_and_invokes_lambda_only_through_its_own_permission() -> None:
+    problems = topic_rule_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_function_bounds_its_retries_and_has_an_on_failure_destination() -> None:
+    problems = invoke_config_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_function_handler_exists_in_the_repo() -> None:
+    problems = handler_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_shared_layer_is_built_for_the_functions_runtime_and_architecture() -> None:
+    problems = layer_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------ and each rule can fail
+
+
+def _statement(template: Template, resource: str, sid: str) -> dict[str, Any]:
+    for where, statement, _ in statements(template):
+        if where.startswith(f"{resource} ") and statement.get("Sid") == sid:
+            return statement
+    raise LookupError(f"{resource} has no statement {sid}")
+
+
+def _with_wildcard_action(template: Template) -> None:
+    _statement(template, "InferenceFunction", "MotorState")["Action"] = "dynamodb:*"
+
+
+def _with_star_resource(template: Template) -> None:
+    _statement(template, "AlertFunction", "SendAlerts")["Resource"] = "*"
+
+
+def _with_retyped_table_arn(template: Template) -> None:
+    _statement(template, "OperatorActionFunction", "MotorState")["Resource"] = {
+        "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/motor-state"
+    }
+
+
+def _with_open_trust(template: Template) -> None:
+    template["Resources"]["RuleErrorRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] = {
+        "AWS": "*"
+    }
+
+
+def _with_managed_policy(template: Template) -> None:
+    template["Resources"]["AlertFunction"]["Properties"]["Policies"].append("AmazonSNSFullAccess")
+
+
+def _with_device_publishing_everywhere(template: Template) -> None:
+    statement = template["Resources"]["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"][1]
+    statement["Resource"][0] = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/motors/*"}
+
+
+def _with_unconditional_legacy_topic(template: Template) -> None:
+    statement = template["Resources"]["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"][1]
+    statement["Resource"][1] = {
+        "Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/iml_iotevents_data"
+    }
+
+
+def _with_any_client_id(template: Template) -> None:
+    statement = template["Resources"]["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    statement["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:client/*"}
+
+
+def _without_error_action(template: Template) -> None:
+    del template["Resources"]["AlarmRule"]["Properties"]["TopicRulePayload"]["ErrorAction"]
+
+
+def _without_source_arn(template: Template) -> None:
+    del template["Resources"]["ActionRulePermission"]["Properties"]["SourceArn"]
+
+
+def _without_retry_bound(template: Template) -> None:
+    del template["Resources"]["InferenceFunction"]["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"]
+
+
+def _without_on_failure(template: Template) -> None:
+    del template["Resources"]["AlertFunction"]["Properties"]["EventInvokeConfig"]["DestinationConfig"]
+
+
+def _with_missing_handler(template: Template) -> None:
+    template["Resources"]["OperatorActionFunction"]["Properties"]["Handler"] = "app.no_such_handler"
+
+
+def _with_layer_for_other_architecture(template: Template) -> None:
+    template["Resources"]["SharedLayer"]["Metadata"]["BuildArchitecture"] = "x86_64"
+
+
+@pytest.mark.parametrize(
+    ("rule", "breakage", "culprit"),
+    [
+        ("action", _with_wildcard_action, "InferenceFunction"),
+        ("resource", _with_star_resource, "AlertFunction"),
+        ("stack_reference", _with_retyped_table_arn, "OperatorActionFunction"),
+        ("trust", _with_open_trust, "RuleErrorRole"),
+        ("function_policy", _with_managed_policy, "AlertFunction"),
+        ("device_policy", _with_device_publishing_everywhere, "DevicePolicy"),
+        ("device_policy", _with_unconditional_legacy_topic, "DevicePolicy"),
+        ("device_policy", _with_any_client_id, "DevicePolicy"),
+        ("topic_rule", _without_error_action, "AlarmRule"),
+        ("topic_rule", _without_source_arn, "ActionRule"),
+        ("invoke_config", _without_retry_bound, "InferenceFunction"),
+        ("invoke_config", _without_on_failure, "AlertFunction"),
+        ("handler", _with_missing_handler, "OperatorActionFunction"),
+        ("layer", _with_layer_for_other_architecture, "SharedLayer"),
+    ],
+    ids=lambda value: value.__name__.strip("_") if callable(value) else None,
+)
+def test_each_rule_reports_a_template_broken_on_purpose(
+    rule: str, breakage: Callable[[Template], None], culprit: str
+) -> None:
+    broken = copy.deepcopy(TEMPLATE)
+    breakage(broken)
+
+    problems = RULES[rule](broken)
+
+    assert any(culprit in problem for problem in problems), f"{rule} rule missed it; it said: {problems}"

@@ -20,7 +20,7 @@ SAM_PATH = $(if $(PYTHON313_BIN),$(PYTHON313_BIN):)$(PATH)
 export SAM_CLI_TELEMETRY ?= 0
 LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
-.PHONY: setup tools test unit lint typecheck template-lint build validate clean
+.PHONY: setup tools test test-runtime lint build validate clean help
 
 setup: $(BIN)/pytest  ## virtual environment with everything the tests need
 
@@ -45,6 +45,18 @@ $(CHECKOV):
 test: setup  ## the whole test suite (unit, handlers against moto, property-based)
 	$(BIN)/pytest
 
+# The functions run on python3.13 in Lambda; the suite also runs there, in its own venv.
+RUNTIME_VENV := .venv-runtime
+test-runtime:  ## the whole test suite again on python3.13, the Lambda runtime's version
+	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
+		echo "test-runtime needs python3.13 (e.g. 'pyenv install 3.13')" >&2; exit 1; }
+	@[ -x $(RUNTIME_VENV)/bin/pytest ] || { \
+		PATH="$(SAM_PATH)" python3.13 -m venv $(RUNTIME_VENV) && \
+		$(RUNTIME_VENV)/bin/pip install --quiet --upgrade pip && \
+		$(RUNTIME_VENV)/bin/pip install --quiet -r requirements-dev.txt; }
+	$(RUNTIME_VENV)/bin/python --version
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider
+
 lint: setup  ## style, types and the template's linters
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -61,5 +73,8 @@ build: tools  ## sam build (python3.13, arm64) into .aws-sam/
 		exit 1; }
 	PATH="$(SAM_PATH)" $(SAM) build
 
-clean:
+clean:  ## remove build output and caches (keeps the virtual environments)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"

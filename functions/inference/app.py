@@ -35,7 +35,9 @@ def _wiring() -> tuple[DynamoStateStore, SageMakerPredictor | None, IotAlarmPubl
     store = DynamoStateStore(settings.state_table_name, client("dynamodb"))
     predictor = None
     if settings.endpoint_name:
-        runtime = client("sagemaker-runtime", read_timeout=settings.endpoint_timeout_s)
+        # One attempt, bounded: a reading must not wait out a cold or throttled endpoint. Conditions
+        # and the schedule are evaluated without the prediction, and the next reading asks again.
+        runtime = client("sagemaker-runtime", read_timeout=settings.endpoint_timeout_s, max_attempts=1)
         predictor = SageMakerPredictor(settings.endpoint_name, runtime)
     publisher = IotAlarmPublisher(client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
     return (

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from motor_maintenance.config import ConditionRule, DetectorConfig
 
 
-def test_defaults_reproduce_the_original_samples_rules() -> None:
+def test_defaults_are_the_documented_ones() -> None:
     config = DetectorConfig()
 
     assert config.schedule.service_interval_h == 1000

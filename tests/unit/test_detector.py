@@ -426,3 +426,46 @@ def test_removing_a_rule_from_the_config_drops_its_alarm() -> None:
 
     assert motor.state is not None
     assert set(motor.state.alarms) == {"schedule", "predictive"}
+
+
+def test_an_expired_snooze_ends_on_the_next_action_too_not_only_on_a_reading() -> None:
+    motor = Motor()
+    raise_vibration(motor)
+    motor.act("snooze", 70, alarm="vibration_zone_d", snooze_minutes=1)
+
+    later = motor.act("acknowledge", 200, alarm="predictive")  # ignored itself: predictive is NORMAL
+
+    assert later.outcome is Outcome.IGNORED
+    assert transitions(later) == [("vibration_zone_d", "snooze_expired", "NORMAL")]
+
+
+def test_run_time_before_a_service_does_not_count_after_it() -> None:
+    motor = Motor()
+    motor.read(0)
+    motor.act("service_complete", 500)
+
+    motor.read(560)  # 560 s after the last reading, but only 60 s after the service
+
+    assert motor.state is not None
+    assert motor.state.run_hours == pytest.approx(60 / 3600)
+
+
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ({"snooze_minutes": "120"}, "snooze_minutes: Input should be a valid number"),
+        ({"snooze_minutes": None}, "snooze needs snooze_minutes"),
+        ({"alarm": None}, "needs the name of an alarm"),
+        ({"topic_motor_id": "motor-002"}, "does not match the topic's motor id"),
+        ({"action_id": "x" * 101}, "action_id: String should match pattern"),
+    ],
+)
+def test_a_malformed_action_is_rejected_naming_why(override: dict[str, Any], why: str) -> None:
+    from pydantic import ValidationError
+
+    from motor_maintenance.telemetry import describe_validation_error
+    from tests.support import load_event
+
+    with pytest.raises(ValidationError) as caught:
+        OperatorAction.model_validate(load_event("action-snooze") | override)
+    assert why in describe_validation_error(caught.value)

@@ -225,3 +225,32 @@ def test_service_complete_on_a_motor_never_seen_creates_its_record() -> None:
     saved = store.load("motor-009")
     assert saved is not None
     assert saved.last_service_ms == T0_MS
+
+
+def test_a_reading_from_the_future_is_refused_before_the_model_is_asked() -> None:
+    store, publisher, model = MemoryStore(), Recorder(), Model()
+    future = reading(1, 3600)
+
+    result = process_reading(future, store=store, predictor=model, publisher=publisher, config=CONFIG, now=T0)
+
+    assert result.outcome is Outcome.FUTURE
+    assert model.rows == []
+    assert store.items == {}
+
+
+def test_a_snooze_ending_during_an_ignored_action_is_saved_and_announced() -> None:
+    store, publisher = MemoryStore(), Recorder()
+    send(store, publisher, reading(1, 0))
+    snooze = OperatorAction(
+        motor_id="motor-001", action="snooze", alarm="vibration_zone_d", action_id="s-1", ts=T0, snooze_minutes=1
+    )
+    process_action(snooze, store=store, publisher=publisher, config=CONFIG, now=T0)
+    ack = OperatorAction(motor_id="motor-001", action="acknowledge", alarm="schedule", action_id="a-1", ts=T0)
+
+    result = process_action(ack, store=store, publisher=publisher, config=CONFIG, now=T0 + timedelta(minutes=5))
+
+    assert result.outcome is Outcome.IGNORED
+    assert [e.transition.value for e in publisher.events] == ["snoozed", "snooze_expired"]
+    saved = store.load("motor-001")
+    assert saved is not None
+    assert saved.alarms["vibration_zone_d"].state.value == "NORMAL"

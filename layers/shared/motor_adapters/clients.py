@@ -14,7 +14,13 @@ _DEFAULT = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3,
 
 
 @cache
-def client(service: str, endpoint_url: str | None = None, read_timeout: float | None = None) -> Any:
+def client(
+    service: str, endpoint_url: str | None = None, read_timeout: float | None = None, max_attempts: int | None = None
+) -> Any:
     """A cached client; AWS_ENDPOINT_URL(_<SERVICE>) still redirects it (the local stack uses that)."""
-    config = _DEFAULT if read_timeout is None else _DEFAULT.merge(Config(read_timeout=read_timeout))
+    config = _DEFAULT
+    if read_timeout is not None:
+        config = config.merge(Config(read_timeout=read_timeout))
+    if max_attempts is not None:
+        config = config.merge(Config(retries={"max_attempts": max_attempts, "mode": "standard"}))
     return boto3.client(service, endpoint_url=endpoint_url or None, config=config)  # type: ignore[call-overload]

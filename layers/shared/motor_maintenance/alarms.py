@@ -75,7 +75,7 @@ class OperatorAction(BaseModel):
         description="Unique per action (e.g. a UUID): a redelivered action is applied once.",
     )
     ts: datetime = Field(description="When the operator acted (ISO-8601 with offset, or epoch ms).")
-    snooze_minutes: float | None = Field(default=None, gt=0, description="For snooze: how long.")
+    snooze_minutes: float | None = Field(default=None, gt=0, strict=True, description="For snooze: how long.")
     operator: str = Field(default="unknown", max_length=100, description="Who acted, for the audit trail.")
     note: str = Field(default="", max_length=500)
     topic_motor_id: str | None = Field(default=None, description="Added by the IoT rule from topic(2).")

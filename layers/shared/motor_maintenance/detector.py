@@ -22,7 +22,7 @@ No clock reads and no I/O: `now` is a parameter, so the function replays determi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -86,6 +86,27 @@ def is_newer(state: MotorState | None, reading: Telemetry) -> bool:
     return (reading.ts_ms, reading.seq) > (state.last_ts_ms, state.last_seq if state.last_seq is not None else -1)
 
 
+def screen(state: MotorState | None, reading: Telemetry, now: datetime, config: DetectorConfig) -> Decision | None:
+    """The decision for a reading the detector will not apply (duplicate, stale, future), else None.
+
+    Callers use it to skip work (features, a model call) for a reading that would be dropped.
+    """
+    current = state if state is not None else new_state(reading.motor_id)
+    ts_ms = reading.ts_ms
+    now_ms = to_epoch_ms(now)
+    if ts_ms > now_ms + config.max_clock_skew_s * 1000:
+        return Decision(current, (), Outcome.FUTURE, f"reading stamped {(ts_ms - now_ms) / 1000:.0f} s in the future")
+    if not is_newer(state, reading):
+        same = ts_ms == current.last_ts_ms and reading.seq == current.last_seq
+        return Decision(
+            current,
+            (),
+            Outcome.DUPLICATE if same else Outcome.STALE,
+            "reading already applied" if same else "reading older than the newest applied",
+        )
+    return None
+
+
 def step(
     state: MotorState | None,
     item: ReadingInput | OperatorAction,
@@ -116,20 +137,15 @@ def expire_snoozes(state: MotorState, now: datetime, config: DetectorConfig) -> 
 def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: DetectorConfig) -> Decision:
     reading = item.reading
     ts_ms = reading.ts_ms
-    if ts_ms > now_ms + config.max_clock_skew_s * 1000:
-        return Decision(state, (), Outcome.FUTURE, f"reading stamped {(ts_ms - now_ms) / 1000:.0f} s in the future")
-    if not is_newer(state, reading):
-        same = ts_ms == state.last_ts_ms and reading.seq == state.last_seq
-        return Decision(
-            state,
-            (),
-            Outcome.DUPLICATE if same else Outcome.STALE,
-            "reading already applied" if same else "reading older than the newest applied",
-        )
+    refused = screen(state, reading, datetime.fromtimestamp(now_ms / 1000, tz=UTC), config)
+    if refused is not None:
+        return refused
 
     new = _prepared(state, config)
     if new.last_ts_ms is not None and new.last_running:
-        gap_s = min((ts_ms - new.last_ts_ms) / 1000, config.max_gap_s)
+        # Run time since the previous reading, but not before a service that reset the counter.
+        since_ms = max(new.last_ts_ms, new.last_service_ms or 0)
+        gap_s = min((ts_ms - since_ms) / 1000, config.max_gap_s)
         new.run_hours += max(gap_s, 0.0) / 3600
     signals = reading.signals()
     probability = item.failure_probability
@@ -248,14 +264,15 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
 
     new = _prepared(state, config)
     new.recent_action_ids = (*new.recent_action_ids, action.action_id)[-RECENT_ACTIONS_KEPT:]
+    events: list[AlarmEvent] = []
+    _expire(new, now_ms, config, events)  # a snooze that ran out ends before the action applies
     context = _Context(
         new, cause_key=f"a:{action.action_id}", at_ms=at_ms, cause="action", config=config, now_ms=now_ms
     )
     context.action = action
-    events: list[AlarmEvent] = []
     reason = _ACTIONS[action.action](context, action, events)
     if reason:
-        return Decision(new, (), Outcome.IGNORED, reason)
+        return Decision(new, tuple(events), Outcome.IGNORED, reason)
     return Decision(new, tuple(events), Outcome.APPLIED)
 
 

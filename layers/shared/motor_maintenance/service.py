@@ -24,7 +24,7 @@ from typing import Protocol
 
 from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.config import DetectorConfig
-from motor_maintenance.detector import Decision, Outcome, ReadingInput, is_newer, step
+from motor_maintenance.detector import Decision, Outcome, ReadingInput, screen, step
 from motor_maintenance.errors import ConflictPersisted, PredictionUnavailable, VersionConflict
 from motor_maintenance.features import compute_features
 from motor_maintenance.state import MotorState
@@ -87,10 +87,10 @@ def process_reading(
     conflicts = 0
     for _ in range(MAX_SAVE_ATTEMPTS):
         state = store.load(reading.motor_id)
-        if not is_newer(state, reading):
-            decision = step(state, ReadingInput(reading), now, config)
+        refused = screen(state, reading, now, config)
+        if refused is not None:  # duplicate, stale or from the future: no features, no model call
             published = _flush_outbox(state, store, publisher) if state is not None else ()
-            return _result(reading.motor_id, decision, published=published, conflicts=conflicts)
+            return _result(reading.motor_id, refused, published=published, conflicts=conflicts)
 
         features, stats = compute_features(reading, state.stats if state else None)
         probability, prediction_error = None, None
@@ -101,8 +101,6 @@ def process_reading(
                 prediction_error = str(exc)
 
         decision = step(state, ReadingInput(reading, probability), now, config)
-        if decision.outcome is not Outcome.APPLIED:
-            return _result(reading.motor_id, decision, conflicts=conflicts)
         new = replace(decision.state, stats=stats)
         try:
             saved = _save_with_outbox(new, decision.events, store, expected_version=state.version if state else 0)
@@ -134,15 +132,11 @@ def process_action(
     for _ in range(MAX_SAVE_ATTEMPTS):
         state = store.load(action.motor_id)
         decision = step(state, action, now, config)
-        if decision.outcome is not Outcome.APPLIED:
+        # An ignored action is saved too: its id is remembered (a redelivery is then a duplicate)
+        # and a snooze that ran out meanwhile is announced.
+        persist = decision.outcome is Outcome.APPLIED or (decision.outcome is Outcome.IGNORED and state is not None)
+        if not persist:
             published = _flush_outbox(state, store, publisher) if state is not None else ()
-            if decision.outcome is Outcome.IGNORED and state is not None:
-                # Remember the action id, so a redelivery is reported as a duplicate.
-                try:
-                    store.save(decision.state, expected_version=state.version)
-                except VersionConflict:
-                    conflicts += 1
-                    continue
             return _result(action.motor_id, decision, published=published, conflicts=conflicts)
         try:
             saved = _save_with_outbox(

@@ -27,7 +27,20 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 UNSCOPABLE_ACTIONS: dict[str, str | None] = {
     "ecr:GetAuthorizationToken": None,  # a registry login token, tied to no repository
     "cloudwatch:PutMetricData": "cloudwatch:namespace",  # metrics have no ARN; limit the namespace
+    # Lambda's active tracing sends segments as the function's role; X-Ray defines no resource type
+    # for either call (its groups and sampling rules are other APIs), and no condition key narrows them.
+    "xray:PutTraceSegments": None,
+    "xray:PutTelemetryRecords": None,
 }
+
+# What a function's role must grant for Lambda itself: writing to the function's log group (no
+# CreateLogGroup: the stack creates it), and with active tracing, sending traces (Lambda refuses to
+# create a traced function whose role cannot).
+LOG_WRITE_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+TRACE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# The API call each on-failure destination type needs; Lambda checks the role when it stores the
+# destination, and SAM adds the grant only to a role it generates.
+DESTINATION_ACTIONS = {"SQS": "sqs:SendMessage", "SNS": "sns:Publish", "Lambda": "lambda:InvokeFunction"}
 
 # ARNs of resources a service creates outside the stack, which look like ones the stack creates.
 SERVICE_CREATED_RESOURCES = {
@@ -138,6 +151,22 @@ def statements(template: Template) -> Iterator[tuple[str, dict[str, Any], When]]
     for label, document in policy_documents(template):
         for index, (statement, when) in enumerate(each(document["Statement"])):
             yield f"{label} statement {statement.get('Sid', index)}", statement, when
+
+
+def role_grants(role_name: str, role: dict[str, Any]) -> Iterator[tuple[str, set[str], list[Any]]]:
+    """(where, actions, resources) of each Allow statement in a role's inline policies."""
+    for policy, _ in each(role.get("Properties", {}).get("Policies", [])):
+        for index, (statement, _) in enumerate(each(policy["PolicyDocument"]["Statement"])):
+            if statement.get("Effect") != "Allow":
+                continue
+            where = f"{role_name} (policy {policy.get('PolicyName')}) statement {statement.get('Sid', index)}"
+            actions = {action for action, _ in each(statement.get("Action", [])) if isinstance(action, str)}
+            yield where, actions, [resource for resource, _ in each(statement.get("Resource", []))]
+
+
+def get_att_arn(name: str | None) -> dict[str, Any]:
+    """`!GetAtt name.Arn` as the template loader reads it."""
+    return {"Fn::GetAtt": [name, "Arn"]}
 
 
 def arn_text(node: Any) -> str | None:
@@ -292,14 +321,61 @@ def trust_problems(template: Template) -> list[str]:
     return problems
 
 
-def function_policy_problems(template: Template) -> list[str]:
-    """Functions get inline statements or SAM policy templates, never a managed policy by name."""
+def function_role_problems(template: Template) -> list[str]:
+    """Each function runs as a role of the stack that writes logs only to the function's own group.
+
+    A function without `Role`, or with SAM `Policies`, gets a role SAM generates, with the managed
+    policies AWSLambdaBasicExecutionRole and AWSXrayWriteOnlyAccess (logs and traces on "*").
+    """
+    roles = dict(resources(template, "AWS::IAM::Role"))
+    log_groups = dict(resources(template, "AWS::Logs::LogGroup"))
     problems = []
     for name, function in resources(template, "AWS::Serverless::Function"):
-        for policy, _ in each(function["Properties"].get("Policies", [])):
-            if isinstance(policy, str) or direct_reference(policy) or arn_text(policy):
-                problems.append(f"{name}: attaches the managed policy {policy!r}; write scoped statements")
+        if function_property(template, function, "Policies"):
+            problems.append(f"{name}: SAM Policies; write the statements into the function's own role instead")
+        role_ref = function_property(template, function, "Role")
+        role_name = direct_reference(role_ref)
+        if role_name not in roles or role_ref != get_att_arn(role_name):
+            problems.append(f"{name}: Role {role_ref!r} is not !GetAtt <role>.Arn of a role in the stack")
+            continue
+        logging = function_property(template, function, "LoggingConfig") or {}
+        log_group = direct_reference(logging.get("LogGroup"))
+        if log_group not in log_groups:
+            problems.append(f"{name}: LoggingConfig.LogGroup is not !Ref of a log group in the stack")
+        granted: dict[str, list[Any]] = {}
+        for where, actions, targets in role_grants(role_name, roles[role_name]):
+            for action in actions:
+                granted.setdefault(action, []).extend(targets)
+            log_actions = {action for action in actions if action.startswith("logs:")}
+            if "logs:CreateLogGroup" in log_actions:
+                problems.append(f"{where}: logs:CreateLogGroup; the stack creates {name}'s log group")
+            for target in targets if log_actions else []:
+                if target != get_att_arn(log_group):
+                    problems.append(
+                        f"{where}: {sorted(log_actions)} on {target!r}; {name} may write only to its own "
+                        f"log group (!GetAtt {log_group}.Arn)"
+                    )
+        for action in sorted(LOG_WRITE_ACTIONS):
+            if get_att_arn(log_group) not in granted.get(action, []):
+                problems.append(f"{role_name}: no {action} on {name}'s log group; {name} could not log")
+        if function_property(template, function, "Tracing") == "Active":
+            for action in sorted(TRACE_ACTIONS - set(granted)):
+                problems.append(f"{role_name}: no {action}; Lambda refuses active tracing for {name} without it")
+        config = function_property(template, function, "EventInvokeConfig") or {}
+        on_failure = config.get("DestinationConfig", {}).get("OnFailure") or {}
+        needed = DESTINATION_ACTIONS.get(on_failure.get("Type", ""))
+        if needed and on_failure.get("Destination") not in granted.get(needed, []):
+            problems.append(f"{role_name}: no {needed} on {name}'s on-failure destination; Lambda would refuse it")
     return problems
+
+
+def managed_policy_problems(template: Template) -> list[str]:
+    """No role attaches a managed policy: every grant is a statement in the template, checked here."""
+    return [
+        f"{name}: attaches ManagedPolicyArns {role['Properties']['ManagedPolicyArns']!r}; write scoped statements"
+        for name, role in resources(template, "AWS::IAM::Role")
+        if role.get("Properties", {}).get("ManagedPolicyArns")
+    ]
 
 
 def iot_resource(node: Any) -> str | None:
@@ -456,17 +532,57 @@ def layer_problems(template: Template, root: Path = ROOT) -> list[str]:
     return problems
 
 
+def as_list(node: str | list[str]) -> list[str]:
+    """DependsOn and the like: one name or a list of them."""
+    return [node] if isinstance(node, str) else list(node)
+
+
+def dependency_cycle_problems(template: Template) -> list[str]:
+    """No resource depends on itself through others (cfn-lint sees such a cycle only after SAM's transform).
+
+    The classic one here: a log group named `/aws/lambda/${Function}` whose ARN the function's role
+    grants, while the function needs the role first.
+    """
+    declared = template["Resources"]
+    edges = {
+        name: sorted(
+            (referenced_names(resource.get("Properties", {})) | set(as_list(resource.get("DependsOn", []))))
+            & set(declared)
+        )
+        for name, resource in declared.items()
+    }
+    problems: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = [*path[path.index(name) :], name]
+            problems.append(f"{name}: dependency cycle {' -> '.join(cycle)}")
+            return
+        if name in done:
+            return
+        for dependency in edges[name]:
+            visit(dependency, [*path, name])
+        done.add(name)
+
+    for name in sorted(declared):
+        visit(name, [])
+    return problems
+
+
 RULES: dict[str, Callable[[Template], list[str]]] = {
     "action": action_problems,
     "resource": resource_problems,
     "stack_reference": stack_reference_problems,
     "trust": trust_problems,
-    "function_policy": function_policy_problems,
+    "function_role": function_role_problems,
+    "managed_policy": managed_policy_problems,
     "device_policy": device_policy_problems,
     "topic_rule": topic_rule_problems,
     "invoke_config": invoke_config_problems,
     "handler": handler_problems,
     "layer": layer_problems,
+    "dependency_cycle": dependency_cycle_problems,
 }
 
 
@@ -499,8 +615,31 @@ def test_roles_trust_only_an_aws_service_acting_for_this_account() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_functions_use_scoped_statements_not_managed_policies() -> None:
-    problems = function_policy_problems(TEMPLATE)
+def test_only_actions_aws_cannot_scope_are_granted_on_every_resource() -> None:
+    on_everything = {
+        action
+        for _, statement, _ in statements(TEMPLATE)
+        if statement.get("Effect") == "Allow" and "*" in [target for target, _ in each(statement.get("Resource", []))]
+        for action, _ in each(statement.get("Action", []))
+    }
+
+    assert on_everything == set(UNSCOPABLE_ACTIONS)
+    # The allow-list itself stays this short; a new entry must say here why AWS cannot scope it.
+    assert UNSCOPABLE_ACTIONS == {
+        "ecr:GetAuthorizationToken": None,
+        "cloudwatch:PutMetricData": "cloudwatch:namespace",
+        "xray:PutTraceSegments": None,
+        "xray:PutTelemetryRecords": None,
+    }
+
+
+def test_functions_run_as_their_own_roles_and_log_only_to_their_own_groups() -> None:
+    problems = function_role_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_no_role_attaches_a_managed_policy() -> None:
+    problems = managed_policy_problems(TEMPLATE)
     assert not problems, "\n".join(problems)
 
 
@@ -534,6 +673,11 @@ def test_the_shared_layer_is_built_for_the_functions_runtime_and_architecture() 
     assert not problems, "\n".join(problems)
 
 
+def test_no_resource_depends_on_itself() -> None:
+    problems = dependency_cycle_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
 # ------------------------------------------------------------------ and each rule can fail
 
 
@@ -545,15 +689,32 @@ def _statement(template: Template, resource: str, sid: str) -> dict[str, Any]:
 
 
 def _with_wildcard_action(template: Template) -> None:
-    _statement(template, "InferenceFunction", "MotorState")["Action"] = "dynamodb:*"
+    _statement(template, "InferenceRole", "MotorState")["Action"] = "dynamodb:*"
 
 
 def _with_star_resource(template: Template) -> None:
-    _statement(template, "AlertFunction", "SendAlerts")["Resource"] = "*"
+    _statement(template, "AlertRole", "SendAlerts")["Resource"] = "*"
+
+
+def _with_logs_on_every_log_group(template: Template) -> None:
+    _statement(template, "InferenceRole", "OwnLogs")["Resource"] = "*"
+
+
+def _with_logs_on_another_functions_group(template: Template) -> None:
+    _statement(template, "OperatorActionRole", "OwnLogs")["Resource"] = {"Fn::GetAtt": ["AlertLogGroup", "Arn"]}
+
+
+def _with_create_log_group(template: Template) -> None:
+    _statement(template, "AlertRole", "OwnLogs")["Action"].append("logs:CreateLogGroup")
+
+
+def _without_failure_queue_grant(template: Template) -> None:
+    statement = _statement(template, "AlertRole", "ParkFailedEvents")
+    template["Resources"]["AlertRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].remove(statement)
 
 
 def _with_retyped_table_arn(template: Template) -> None:
-    _statement(template, "OperatorActionFunction", "MotorState")["Resource"] = {
+    _statement(template, "OperatorActionRole", "MotorState")["Resource"] = {
         "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/motor-state"
     }
 
@@ -564,8 +725,18 @@ def _with_open_trust(template: Template) -> None:
     }
 
 
+def _with_sam_policies(template: Template) -> None:
+    template["Resources"]["AlertFunction"]["Properties"]["Policies"] = ["AmazonSNSFullAccess"]
+
+
+def _without_own_role(template: Template) -> None:
+    del template["Resources"]["InferenceFunction"]["Properties"]["Role"]
+
+
 def _with_managed_policy(template: Template) -> None:
-    template["Resources"]["AlertFunction"]["Properties"]["Policies"].append("AmazonSNSFullAccess")
+    template["Resources"]["AlertRole"]["Properties"]["ManagedPolicyArns"] = [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+    ]
 
 
 def _with_device_publishing_everywhere(template: Template) -> None:
@@ -609,14 +780,26 @@ def _with_layer_for_other_architecture(template: Template) -> None:
     template["Resources"]["SharedLayer"]["Metadata"]["BuildArchitecture"] = "x86_64"
 
 
+def _with_log_group_named_after_its_function(template: Template) -> None:
+    properties = template["Resources"]["InferenceLogGroup"]["Properties"]
+    properties["LogGroupName"] = {"Fn::Sub": "/aws/lambda/${InferenceFunction}"}
+
+
 @pytest.mark.parametrize(
     ("rule", "breakage", "culprit"),
     [
-        ("action", _with_wildcard_action, "InferenceFunction"),
-        ("resource", _with_star_resource, "AlertFunction"),
-        ("stack_reference", _with_retyped_table_arn, "OperatorActionFunction"),
+        ("action", _with_wildcard_action, "InferenceRole"),
+        ("resource", _with_star_resource, "AlertRole"),
+        ("resource", _with_logs_on_every_log_group, "InferenceRole"),
+        ("stack_reference", _with_retyped_table_arn, "OperatorActionRole"),
         ("trust", _with_open_trust, "RuleErrorRole"),
-        ("function_policy", _with_managed_policy, "AlertFunction"),
+        ("function_role", _with_sam_policies, "AlertFunction"),
+        ("function_role", _without_own_role, "InferenceFunction"),
+        ("function_role", _with_logs_on_every_log_group, "InferenceRole"),
+        ("function_role", _with_logs_on_another_functions_group, "OperatorActionRole"),
+        ("function_role", _with_create_log_group, "AlertRole"),
+        ("function_role", _without_failure_queue_grant, "AlertRole"),
+        ("managed_policy", _with_managed_policy, "AlertRole"),
         ("device_policy", _with_device_publishing_everywhere, "DevicePolicy"),
         ("device_policy", _with_unconditional_legacy_topic, "DevicePolicy"),
         ("device_policy", _with_any_client_id, "DevicePolicy"),
@@ -626,6 +809,7 @@ def _with_layer_for_other_architecture(template: Template) -> None:
         ("invoke_config", _without_on_failure, "AlertFunction"),
         ("handler", _with_missing_handler, "OperatorActionFunction"),
         ("layer", _with_layer_for_other_architecture, "SharedLayer"),
+        ("dependency_cycle", _with_log_group_named_after_its_function, "InferenceLogGroup"),
     ],
     ids=lambda value: value.__name__.strip("_") if callable(value) else None,
 )

@@ -61,6 +61,8 @@ lint: setup  ## style, types and the template's linters
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@# Each handler is an app.py of its own: type-check them one at a time (same strict settings).
+	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 	$(BIN)/cfn-lint template.yaml
 
 validate: tools  ## SAM's own validation and checkov's security checks on the template

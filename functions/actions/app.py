@@ -8,20 +8,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from motor_adapters.clients import client
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.settings import Settings
+from motor_adapters.wiring import alarm_publisher, config_source, current_config, rejection_reason, state_store
 from motor_maintenance.alarms import OperatorAction
 from motor_maintenance.detector import Outcome
 from motor_maintenance.service import process_action
-from motor_maintenance.telemetry import describe_validation_error
 
 logger = Logger()
 tracer = Tracer()
@@ -31,16 +29,7 @@ settings = Settings.from_env()
 
 @cache
 def _wiring() -> tuple[DynamoStateStore, IotAlarmPublisher, ConfigSource]:
-    settings.require("state_table_name")
-    store = DynamoStateStore(settings.state_table_name, client("dynamodb"))
-    publisher = IotAlarmPublisher(client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
-    return (
-        store,
-        publisher,
-        ConfigSource(
-            settings.config_parameter_name, SSMProvider(boto3_client=client("ssm")), settings.config_max_age_s
-        ),
-    )
+    return state_store(settings), alarm_publisher(settings), config_source(settings)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -50,16 +39,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         action = parse(event=event, model=OperatorAction)
     except (ValidationError, ValueError, TypeError) as exc:
-        reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        reason = rejection_reason(exc)
         logger.warning("action rejected", reason=reason, payload_preview=repr(event)[:500])
         metrics.add_metric(name="ActionsRejected", unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "reason": reason}
 
-    store, publisher, config_source = _wiring()
-    config = config_source.get()
-    if config_source.last_error:
-        logger.error("configuration rejected, keeping the last good one", reason=config_source.last_error)
-        metrics.add_metric(name="ConfigInvalid", unit=MetricUnit.Count, value=1)
+    store, publisher, source = _wiring()
+    config = current_config(source, logger, metrics)
 
     logger.append_keys(motor_id=action.motor_id, action=action.action.value, action_id=action.action_id)
     result = process_action(action, store=store, publisher=publisher, config=config, now=datetime.now(UTC))

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from motor_adapters.clients import client
 from motor_adapters.settings import Settings
 from motor_adapters.sns_notifier import SnsNotifier
+from motor_adapters.wiring import rejection_reason
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.alerts import format_alert
-from motor_maintenance.telemetry import describe_validation_error
 
 logger = Logger()
 tracer = Tracer()
@@ -40,7 +40,7 @@ def _notifier() -> SnsNotifier:
     return SnsNotifier(settings.alert_topic_arn, client("sns"))
 
 
-@idempotent_function(data_keyword_argument="alarm", persistence_store=persistence, config=idempotency_config)
+@idempotent_function(data_keyword_argument="alarm", persistence_store=persistence, config=idempotency_config)  # type: ignore[untyped-decorator]
 def send_alert(alarm: AlarmEvent) -> dict[str, Any]:
     alert = format_alert(alarm)
     message_id = _notifier().send(alert, alarm)
@@ -56,7 +56,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         alarm = parse(event=event, model=AlarmEvent)
     except (ValidationError, ValueError, TypeError) as exc:
-        reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        reason = rejection_reason(exc)
         logger.warning("alarm event rejected", reason=reason, payload_preview=repr(event)[:500])
         metrics.add_metric(name="AlarmEventsRejected", unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "reason": reason}

@@ -8,7 +8,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -19,9 +18,10 @@ from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_adapters.settings import Settings
+from motor_adapters.wiring import alarm_publisher, config_source, current_config, rejection_reason, state_store
 from motor_maintenance.detector import Outcome
 from motor_maintenance.service import Result, process_reading
-from motor_maintenance.telemetry import TelemetryEvent, describe_validation_error
+from motor_maintenance.telemetry import TelemetryEvent
 
 logger = Logger()
 tracer = Tracer()
@@ -31,23 +31,13 @@ settings = Settings.from_env()
 
 @cache
 def _wiring() -> tuple[DynamoStateStore, SageMakerPredictor | None, IotAlarmPublisher, ConfigSource]:
-    settings.require("state_table_name")
-    store = DynamoStateStore(settings.state_table_name, client("dynamodb"))
     predictor = None
     if settings.endpoint_name:
         # One attempt, bounded: a reading must not wait out a cold or throttled endpoint. Conditions
         # and the schedule are evaluated without the prediction, and the next reading asks again.
         runtime = client("sagemaker-runtime", read_timeout=settings.endpoint_timeout_s, max_attempts=1)
         predictor = SageMakerPredictor(settings.endpoint_name, runtime)
-    publisher = IotAlarmPublisher(client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
-    return (
-        store,
-        predictor,
-        publisher,
-        ConfigSource(
-            settings.config_parameter_name, SSMProvider(boto3_client=client("ssm")), settings.config_max_age_s
-        ),
-    )
+    return state_store(settings), predictor, alarm_publisher(settings), config_source(settings)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
@@ -59,11 +49,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except (ValidationError, ValueError, TypeError) as exc:
         return reject(event, exc)
 
-    store, predictor, publisher, config_source = _wiring()
-    config = config_source.get()
-    if config_source.last_error:
-        logger.error("configuration rejected, keeping the last good one", reason=config_source.last_error)
-        metrics.add_metric(name="ConfigInvalid", unit=MetricUnit.Count, value=1)
+    store, predictor, publisher, source = _wiring()
+    config = current_config(source, logger, metrics)
 
     reading = telemetry.reading()
     logger.append_keys(motor_id=reading.motor_id)
@@ -83,7 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def reject(event: Any, exc: Exception) -> dict[str, Any]:
     """Bad input: a log line naming the reason and a metric; nothing raised, so nothing retried."""
-    reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+    reason = rejection_reason(exc)
     motor_id = event.get("motor_id") if isinstance(event, dict) else None
     logger.warning(
         "reading rejected",

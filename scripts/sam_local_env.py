@@ -56,7 +56,14 @@ def main(argv: list[str] | None = None, cloudformation: Any = None) -> int:
         import boto3  # noqa: PLC0415 - only this path needs it
 
         cloudformation = boto3.client("cloudformation", region_name=args.region)
-    json.dump(env_vars(stack_outputs(args.stack, cloudformation)), sys.stdout, indent=2)
+    try:
+        outputs = stack_outputs(args.stack, cloudformation)
+    except Exception as exc:  # noqa: BLE001 - any AWS or credentials error ends here, explained
+        name = type(exc).__name__
+        if name in {"NoRegionError", "NoCredentialsError", "PartialCredentialsError"}:
+            raise SystemExit(f"{exc}: configure AWS credentials and a region (or pass --region)") from exc
+        raise SystemExit(f"cannot read stack {args.stack!r}: {exc}") from exc
+    json.dump(env_vars(outputs), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 

@@ -142,3 +142,40 @@ def test_settings_come_from_the_environment_and_missing_ones_are_named() -> None
     assert (settings.state_table_name, settings.endpoint_timeout_s) == ("t", 1.5)
     with pytest.raises(RuntimeError, match="ALERT_TOPIC_ARN"):
         settings.require("state_table_name", "alert_topic_arn")
+
+
+def test_a_silent_endpoint_costs_one_bounded_attempt_not_a_retry_storm() -> None:
+    """A server that accepts and never answers: the predictor gives up after one read timeout."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    connections: list[socket.socket] = []
+
+    def accept() -> None:
+        server.settimeout(5)
+        try:
+            while True:
+                connections.append(server.accept()[0])
+        except OSError:
+            return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    runtime = client("sagemaker-runtime", endpoint_url=url, read_timeout=0.5, max_attempts=1)
+    predictor = SageMakerPredictor("ep", runtime)
+
+    started = time.monotonic()
+    with pytest.raises(PredictionUnavailable, match="Read timeout"):
+        predictor.predict([[1.0]])
+    elapsed = time.monotonic() - started
+    server.close()
+    for connection in connections:
+        connection.close()
+
+    assert len(connections) == 1
+    assert elapsed < 2.0

@@ -16,7 +16,7 @@ def test_a_raised_condition_alarm_says_what_where_why_and_what_to_do() -> None:
     assert "fluid_temp_c = 212.50 C (raises above 200.0 C held for 5 min, clears at 190.0 C)" in alert.body
     assert "probability of failure within 24 h: 18%" in alert.body
     assert "Check the cooling circuit" in alert.body
-    assert 'publishing to motors/motor-001/actions: {"action": "acknowledge"' in alert.body
+    assert 'publishing to motors/motor-001/actions: {"motor_id": "motor-001", "action": "acknowledge"' in alert.body
     assert alert.sms.startswith("CRITICAL motor-001 Fluid temperature above 200 C")
 
 
@@ -72,3 +72,19 @@ def test_service_recorded_tells_how_long_the_motor_ran() -> None:
     assert "1,012.5 run hours since the last service (interval 1000.0 h)" in alert.body
     assert "By maintenance-team: bearings regreased" in alert.body
     assert "Nothing to do." in alert.body
+
+
+def test_the_action_an_alert_suggests_is_one_the_action_topic_accepts() -> None:
+    import json
+    import re
+
+    from motor_maintenance.alarms import OperatorAction
+
+    event = load_event("alarm-raised") | {"alarm": "schedule", "kind": "schedule", "rule": {"service_interval_h": 1000}}
+    body = format_alert(AlarmEvent.model_validate(event)).body
+    suggested = [json.loads(match) for match in re.findall(r"\{.*\}", body)]
+
+    assert [payload["action"] for payload in suggested] == ["acknowledge", "service_complete"]
+    for payload in suggested:
+        filled = payload | {"action_id": "a-1", "ts": "2026-11-27T12:30:00Z"}
+        assert OperatorAction.model_validate(filled).motor_id == "motor-001"

@@ -10,7 +10,7 @@ from botocore.config import Config
 
 # Standard retry mode backs off and retries throttling and 5xx; timeouts keep one slow call from
 # eating the invocation's whole timeout.
-_DEFAULT = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+_DEFAULT = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 3, "mode": "standard"})
 
 
 @cache
@@ -22,5 +22,6 @@ def client(
     if read_timeout is not None:
         config = config.merge(Config(read_timeout=read_timeout))
     if max_attempts is not None:
-        config = config.merge(Config(retries={"max_attempts": max_attempts, "mode": "standard"}))
+        # total_max_attempts counts the first call; botocore's max_attempts counts retries only.
+        config = config.merge(Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}))
     return boto3.client(service, endpoint_url=endpoint_url or None, config=config)  # type: ignore[call-overload]

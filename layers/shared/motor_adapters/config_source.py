@@ -30,8 +30,6 @@ class ConfigSource:
             return self._last_good
         try:
             overrides = self._provider.get(self._name, transform="json", max_age=self._max_age)
-            if overrides is not None and not isinstance(overrides, dict):
-                raise ValueError("the parameter must hold a JSON object")
             self._last_good = DetectorConfig.with_overrides(overrides)
             self.last_error = None
         except (

@@ -131,12 +131,18 @@ def _operator_hints(event: AlarmEvent) -> list[str]:
     topic = f"motors/{event.motor_id}/actions"
     hints = []
     if event.to_state is AlarmState.ACTIVE:
-        ack = {"action": "acknowledge", "alarm": event.alarm, "action_id": "<unique id>", "ts": "<now>"}
+        ack = {
+            "motor_id": event.motor_id,
+            "action": "acknowledge",
+            "alarm": event.alarm,
+            "action_id": "<unique id>",
+            "ts": "<now>",
+        }
         hints.append(f"Acknowledge by publishing to {topic}: {json.dumps(ack)}")
     if event.to_state is AlarmState.LATCHED:
         hints.append(f"The condition cleared but nobody acknowledged it: acknowledge it on {topic} to close it.")
     if event.kind is AlarmKind.SCHEDULE and event.to_state is not AlarmState.NORMAL:
-        done = {"action": "service_complete", "action_id": "<unique id>", "ts": "<now>"}
+        done = {"motor_id": event.motor_id, "action": "service_complete", "action_id": "<unique id>", "ts": "<now>"}
         hints.append(f"When the service is done, publish to {topic}: {json.dumps(done)}")
     return hints or ["Nothing to do."]
 

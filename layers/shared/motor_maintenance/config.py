@@ -158,6 +158,8 @@ class DetectorConfig(_Frozen):
         Top-level keys replace the default's; nested rule models are merged field by field, so
         `{"schedule": {"service_interval_h": 500}}` keeps the schedule rule's severity and advice.
         """
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ValueError(f"overrides must be a JSON object, not {type(overrides).__name__}")
         if not overrides:
             return cls()
         base = cls().model_dump()

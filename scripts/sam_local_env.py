@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None, cloudformation: Any = None) -> int:
         cloudformation = boto3.client("cloudformation", region_name=args.region)
     try:
         outputs = stack_outputs(args.stack, cloudformation)
-    except Exception as exc:  # noqa: BLE001 - any AWS or credentials error ends here, explained
+    except Exception as exc:
         name = type(exc).__name__
         if name in {"NoRegionError", "NoCredentialsError", "PartialCredentialsError"}:
             raise SystemExit(f"{exc}: configure AWS credentials and a region (or pass --region)") from exc

@@ -179,3 +179,12 @@ def test_a_silent_endpoint_costs_one_bounded_attempt_not_a_retry_storm() -> None
 
     assert len(connections) == 1
     assert elapsed < 2.0
+
+
+def test_an_answer_that_is_not_text_is_prediction_unavailable() -> None:
+    class Binary:
+        def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
+            return {"Body": io.BytesIO(b"\xff\xfe\x00garbage")}
+
+    with pytest.raises(PredictionUnavailable, match="not UTF-8"):
+        SageMakerPredictor("ep", Binary()).predict([[1.0]])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.alerts import SMS_MAX, SUBJECT_MAX, format_alert
 from tests.support import load_event
@@ -88,3 +91,46 @@ def test_the_action_an_alert_suggests_is_one_the_action_topic_accepts() -> None:
     for payload in suggested:
         filled = payload | {"action_id": "a-1", "ts": "2026-11-27T12:30:00Z"}
         assert OperatorAction.model_validate(filled).motor_id == "motor-001"
+
+
+rule_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["schedule", "condition", "predictive", "offline"]),
+    transition=st.sampled_from(["raised", "cleared", "serviced", "acknowledged", "snoozed"]),
+    rule=st.dictionaries(
+        st.sampled_from(
+            [
+                "signal",
+                "direction",
+                "raise_threshold",
+                "clear_threshold",
+                "min_duration_s",
+                "consecutive",
+                "service_interval_h",
+                "description",
+            ]
+        ),
+        rule_values,
+    ),
+    value=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+)
+def test_any_alarm_event_that_parses_can_be_worded(kind: str, transition: str, rule: dict, value: float | None) -> None:
+    """Alerting must never fail on an event's content: a crash here would retry and park a real alarm."""
+    event = load_event("alarm-raised") | {"kind": kind, "transition": transition, "rule": rule, "value": value}
+
+    alert = format_alert(AlarmEvent.model_validate(event))
+
+    assert alert.subject.isascii()
+    assert 0 < len(alert.subject) <= SUBJECT_MAX
+    assert len(alert.sms) <= SMS_MAX
+
+
+def test_an_alarm_event_without_a_valid_alarm_name_is_rejected() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="alarm"):
+        AlarmEvent.model_validate(load_event("alarm-raised") | {"alarm": ""})

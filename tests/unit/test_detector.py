@@ -458,6 +458,8 @@ def test_run_time_before_a_service_does_not_count_after_it() -> None:
         ({"alarm": None}, "needs the name of an alarm"),
         ({"topic_motor_id": "motor-002"}, "does not match the topic's motor id"),
         ({"action_id": "x" * 101}, "action_id: String should match pattern"),
+        ({"ts": "1969-12-31T23:59:00Z"}, "ts: Value error, timestamp 1969-12-31T23:59:00+00:00 is outside"),
+        ({"ts": 1_795_780_800}, "ts: Value error, timestamp 1970-01-21"),  # epoch seconds sent as ms
     ],
 )
 def test_a_malformed_action_is_rejected_naming_why(override: dict[str, Any], why: str) -> None:

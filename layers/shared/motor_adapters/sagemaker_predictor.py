@@ -29,6 +29,8 @@ class SageMakerPredictor:
             payload = response["Body"].read().decode()
         except (ClientError, BotoCoreError) as exc:
             raise PredictionUnavailable(f"endpoint {self._endpoint}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise PredictionUnavailable(f"endpoint {self._endpoint} answered bytes that are not UTF-8") from exc
         probabilities = parse_predictions(payload)
         if len(probabilities) != len(rows):
             raise PredictionUnavailable(f"endpoint answered {len(probabilities)} predictions for {len(rows)} rows")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from motor_maintenance.config import Severity
-from motor_maintenance.telemetry import MotorId, parse_timestamp
+from motor_maintenance.telemetry import MotorId, Timestamp
+
+ALARM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
 
 class AlarmState(StrEnum):
@@ -67,23 +68,18 @@ class OperatorAction(BaseModel):
     action: ActionName
     alarm: str | None = Field(
         default=None,
-        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        pattern=ALARM_NAME_PATTERN,
         description="Alarm the action applies to; required except for service_complete.",
     )
     action_id: str = Field(
         pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
         description="Unique per action (e.g. a UUID): a redelivered action is applied once.",
     )
-    ts: datetime = Field(description="When the operator acted (ISO-8601 with offset, or epoch ms).")
+    ts: Timestamp = Field(description="When the operator acted (ISO-8601 with offset, or epoch ms).")
     snooze_minutes: float | None = Field(default=None, gt=0, strict=True, description="For snooze: how long.")
     operator: str = Field(default="unknown", max_length=100, description="Who acted, for the audit trail.")
     note: str = Field(default="", max_length=500)
     topic_motor_id: str | None = Field(default=None, description="Added by the IoT rule from topic(2).")
-
-    @field_validator("ts", mode="before")
-    @classmethod
-    def _parse_ts(cls, value: Any) -> datetime:
-        return parse_timestamp(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> OperatorAction:
@@ -106,13 +102,13 @@ class AlarmEvent(BaseModel):
     event_id: str = Field(description="Deterministic: the same cause always yields the same id.")
     motor_id: MotorId
     motor_type: str | None = None
-    alarm: str
+    alarm: str = Field(pattern=ALARM_NAME_PATTERN)
     kind: AlarmKind
     transition: Transition
     from_state: AlarmState
     to_state: AlarmState
     severity: Severity
-    at: datetime = Field(description="When it happened: the reading's or the action's time.")
+    at: Timestamp = Field(description="When it happened: the reading's or the action's time.")
     cause: Literal["reading", "action", "timer"]
     reading_seq: int | None = None
     action_id: str | None = None
@@ -120,17 +116,12 @@ class AlarmEvent(BaseModel):
     rule: dict[str, Any] = Field(default_factory=dict, description="The rule's thresholds, for the message.")
     readings: dict[str, float] = Field(default_factory=dict, description="All signals of the causing reading.")
     failure_probability: float | None = None
-    active_since: datetime | None = None
+    active_since: Timestamp | None = None
     run_hours: float | None = None
-    snoozed_until: datetime | None = None
+    snoozed_until: Timestamp | None = None
     operator: str | None = None
     note: str | None = None
     advice: str = ""
-
-    @field_validator("at", "active_since", "snoozed_until", mode="before")
-    @classmethod
-    def _parse_times(cls, value: Any) -> datetime | None:
-        return None if value is None else parse_timestamp(value)
 
 
 def event_id(motor_id: str, alarm: str, transition: Transition, cause_key: str) -> str:

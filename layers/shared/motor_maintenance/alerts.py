@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -104,27 +105,41 @@ def describe_alarm(event: AlarmEvent) -> str:
 
 
 def _cause(event: AlarmEvent) -> str:
+    """The evidence in one line. Tolerates an event whose rule lacks fields: alerting must not fail."""
     rule = event.rule
     if event.transition not in (Transition.RAISED, Transition.CLEARED, Transition.SERVICED):
         return ""
     if event.kind is AlarmKind.CONDITION and event.value is not None:
-        signal = str(rule.get("signal", ""))
+        signal = str(rule.get("signal", "value"))
         unit = UNITS.get(signal, "")
-        above = rule.get("direction", "above") == "above"
-        return (
-            f"{signal} = {event.value:,.2f} {unit} (raises {'above' if above else 'below'} "
-            f"{rule.get('raise_threshold')} {unit} held {_duration(float(rule.get('min_duration_s', 0)))}, "
-            f"clears at {rule.get('clear_threshold')} {unit})"
-        )
+        text = f"{signal} = {event.value:,.2f} {unit}".rstrip()
+        raise_at, clear_at = _number(rule, "raise_threshold"), _number(rule, "clear_threshold")
+        if raise_at is not None and clear_at is not None:
+            direction = "below" if rule.get("direction") == "below" else "above"
+            held = _duration(_number(rule, "min_duration_s") or 0.0)
+            text += f" (raises {direction} {raise_at} {unit} held {held}, clears at {clear_at} {unit})"
+        return text
     if event.kind is AlarmKind.PREDICTIVE and event.failure_probability is not None:
-        return (
-            f"failure probability {event.failure_probability:.0%} (raises at {float(rule['raise_threshold']):.0%} "
-            f"on {rule['consecutive']} predictions in a row, clears below {float(rule['clear_threshold']):.0%})"
-        )
+        text = f"failure probability {event.failure_probability:.0%}"
+        raise_at, clear_at = _number(rule, "raise_threshold"), _number(rule, "clear_threshold")
+        consecutive = _number(rule, "consecutive")
+        if raise_at is not None and clear_at is not None and consecutive is not None:
+            text += (
+                f" (raises at {raise_at:.0%} on {consecutive:.0f} predictions in a row, clears below {clear_at:.0%})"
+            )
+        return text
     if event.kind is AlarmKind.SCHEDULE and event.value is not None:
-        interval = rule.get("service_interval_h")
-        return f"{event.value:,.1f} run hours since the last service (interval {interval} h)"
+        interval = _number(rule, "service_interval_h")
+        text = f"{event.value:,.1f} run hours since the last service"
+        return text + (f" (interval {interval} h)" if interval is not None else "")
     return ""
+
+
+def _number(rule: dict[str, object], key: str) -> float | None:
+    value = rule.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _operator_hints(event: AlarmEvent) -> list[str]:

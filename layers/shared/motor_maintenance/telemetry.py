@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 MOTOR_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MOTOR_TYPE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -16,6 +16,20 @@ EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_TS = datetime(2100, 1, 1, tzinfo=UTC)
 
 MotorId = Annotated[str, Field(pattern=MOTOR_ID_PATTERN, description="Motor (and IoT thing) name.")]
+
+
+def _plausible(value: datetime) -> datetime:
+    if not EARLIEST_TS <= value < LATEST_TS:
+        raise ValueError(f"timestamp {value.isoformat()} is outside {EARLIEST_TS.year}..{LATEST_TS.year}")
+    return value
+
+
+def _parse(value: Any) -> datetime:
+    return parse_timestamp(value)
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_parse), AfterValidator(_plausible)]
+"""A moment: ISO-8601 with a UTC offset or epoch milliseconds, between 2000 and 2100, as aware UTC."""
 
 
 def _signal(lo: float, hi: float, unit: str, what: str) -> Any:
@@ -34,7 +48,7 @@ class Telemetry(BaseModel):
 
     motor_id: MotorId
     motor_type: str = Field(pattern=MOTOR_TYPE_PATTERN, description="Motor model or class, e.g. 'pump-37kw'.")
-    ts: datetime = Field(description="When the reading was taken: ISO-8601 with a UTC offset, or epoch ms.")
+    ts: Timestamp = Field(description="When the reading was taken: ISO-8601 with a UTC offset, or epoch ms.")
     seq: int = Field(ge=0, lt=2**53, description="Sequence number, monotonic per device boot.")
     running: bool = Field(description="Whether the motor is energised and turning.")
 
@@ -54,18 +68,6 @@ class Telemetry(BaseModel):
         pattern=r"^[a-z0-9_]{1,40}$",
         description="Set by the device when it has stopped on a fault, e.g. 'bearing_failure'.",
     )
-
-    @field_validator("ts", mode="before")
-    @classmethod
-    def _parse_ts(cls, value: Any) -> datetime:
-        return parse_timestamp(value)
-
-    @field_validator("ts")
-    @classmethod
-    def _ts_plausible(cls, value: datetime) -> datetime:
-        if not EARLIEST_TS <= value < LATEST_TS:
-            raise ValueError(f"timestamp {value.isoformat()} is outside {EARLIEST_TS.year}..{LATEST_TS.year}")
-        return value
 
     @model_validator(mode="after")
     def _stopped_motor_does_not_spin(self) -> Telemetry:
@@ -142,7 +144,10 @@ def parse_timestamp(value: Any) -> datetime:
         raise ValueError("timestamp must be an ISO-8601 string or epoch milliseconds")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("timestamp must carry a UTC offset (e.g. '2026-01-01T12:00:00Z')")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # year 1 or 9999 shifted past datetime's range by its offset
+        raise ValueError(f"timestamp {value!r} is out of range") from exc
 
 
 def to_epoch_ms(moment: datetime) -> int:

@@ -188,3 +188,40 @@ def test_an_answer_that_is_not_text_is_prediction_unavailable() -> None:
 
     with pytest.raises(PredictionUnavailable, match="not UTF-8"):
         SageMakerPredictor("ep", Binary()).predict([[1.0]])
+
+
+def test_config_source_refuses_to_guess_on_a_cold_start_without_ssm() -> None:
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    from motor_maintenance.errors import ConfigUnavailable
+
+    source = ConfigSource("/p", Provider(GetParameterError("throttled")))
+
+    with pytest.raises(ConfigUnavailable, match="throttled"):
+        source.get()
+
+
+def test_config_source_keeps_the_last_good_config_through_an_ssm_outage_and_backs_off() -> None:
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    calls = []
+
+    class Counting(Provider):
+        def get(self, name: str, **kwargs: Any) -> Any:
+            calls.append(name)
+            return super().get(name, **kwargs)
+
+    now = [0.0]
+    provider = Counting({"schedule": {"service_interval_h": 250}})
+    source = ConfigSource("/p", provider, clock=lambda: now[0])
+    source.get()
+    provider.value = GetParameterError("down")
+
+    first = source.get()
+    again = source.get()  # within the back-off: SSM is not asked
+    now[0] += 31
+    source.get()
+
+    assert first.schedule.service_interval_h == again.schedule.service_interval_h == 250
+    assert source.last_error is not None
+    assert len(calls) == 3

@@ -417,15 +417,21 @@ def test_the_input_state_is_never_mutated() -> None:
     assert motor.state.to_dict() == snapshot
 
 
-def test_removing_a_rule_from_the_config_drops_its_alarm() -> None:
+def test_an_alarm_outside_the_config_in_force_is_kept_frozen_and_not_raised_again() -> None:
+    """Two containers can run different configurations for a while (SSM caching)."""
     motor = Motor()
     raise_vibration(motor)
-    motor.config = DetectorConfig(conditions=())
+    raised_events = len(motor.events)
 
-    motor.read(100)
+    motor.config = DetectorConfig(conditions=())  # a container still on an older document
+    motor.read(100, vibration_mm_s=3.0)
+    assert motor.alarm("vibration_zone_d") is AlarmState.ACTIVE  # frozen, not dropped
+    assert len(motor.events) == raised_events
 
-    assert motor.state is not None
-    assert set(motor.state.alarms) == {"schedule", "predictive"}
+    motor.config = CONFIG  # back on the full configuration: no second "raised"
+    resumed = motor.read(110, vibration_mm_s=12.0)
+    assert transitions(resumed) == []
+    assert motor.alarm("vibration_zone_d") is AlarmState.ACTIVE
 
 
 def test_an_expired_snooze_ends_on_the_next_action_too_not_only_on_a_reading() -> None:

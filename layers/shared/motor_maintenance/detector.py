@@ -231,7 +231,8 @@ def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None
 
 
 def _expire(state: MotorState, now_ms: int, config: DetectorConfig, events: list[AlarmEvent]) -> None:
-    for name, status in state.alarms.items():
+    for name in config.alarm_names():
+        status = state.alarms[name]
         if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) <= now_ms:
             until_ms = status.snoozed_until_ms or now_ms
             context = _Context(
@@ -379,10 +380,17 @@ _ACTIONS = {
 
 
 def _prepared(state: MotorState, config: DetectorConfig) -> MotorState:
-    """A copy of the state with exactly the alarms the configuration defines."""
+    """A copy of the state with a status for every alarm the configuration defines.
+
+    An alarm whose rule is not in this configuration keeps its status untouched: it is neither
+    evaluated nor dropped. Two containers may briefly run different configurations (one still
+    caching the previous SSM document); dropping the state there would re-raise, and re-alert,
+    an alarm that is already active as soon as the other configuration sees the motor again.
+    """
     new = state.copy()
-    names = config.alarm_names()
-    new.alarms = {name: new.alarms.get(name) or AlarmStatus() for name in names}
+    for name in config.alarm_names():
+        if name not in new.alarms:
+            new.alarms[name] = AlarmStatus()
     return new
 
 

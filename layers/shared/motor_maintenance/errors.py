@@ -23,3 +23,7 @@ class PredictionUnavailable(MaintenanceError):
 
 class PublishFailed(MaintenanceError):
     """An alarm event or alert could not be delivered."""
+
+
+class ConfigUnavailable(MaintenanceError):
+    """The detector configuration could not be read and none was loaded before."""

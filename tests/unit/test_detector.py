@@ -410,11 +410,15 @@ def test_the_input_state_is_never_mutated() -> None:
     assert motor.state is not None
     snapshot = motor.state.to_dict()
 
-    step(
-        motor.state, ReadingInput(Telemetry.model_validate(reading_payload(99, at_s=500, vibration_mm_s=1))), T0, CONFIG
-    )
+    later = Telemetry.model_validate(reading_payload(99, at_s=500, vibration_mm_s=1))
+    applied = step(motor.state, ReadingInput(later, 0.9), T0 + timedelta(seconds=500), CONFIG)
+    ack = OperatorAction(motor_id="motor-001", action="acknowledge", alarm="vibration_zone_d", action_id="x", ts=T0)
+    acted = step(motor.state, ack, T0 + timedelta(seconds=70), CONFIG)
 
-    assert motor.state.to_dict() == snapshot
+    assert applied.outcome is Outcome.APPLIED  # the copy really was worked on...
+    assert acted.outcome is Outcome.APPLIED
+    assert applied.events
+    assert motor.state.to_dict() == snapshot  # ...and the original is as it was
 
 
 def test_an_alarm_outside_the_config_in_force_is_kept_frozen_and_not_raised_again() -> None:
@@ -477,3 +481,36 @@ def test_a_malformed_action_is_rejected_naming_why(override: dict[str, Any], why
     with pytest.raises(ValidationError) as caught:
         OperatorAction.model_validate(load_event("action-snooze") | override)
     assert why in describe_validation_error(caught.value)
+
+
+def test_events_from_a_motors_first_reading_name_its_type() -> None:
+    config = DetectorConfig.with_overrides(
+        {"conditions": [{"name": "hot", "signal": "fluid_temp_c", "raise_threshold": 100, "clear_threshold": 90}]}
+    )
+
+    decision = Motor(config).read(0, fluid_temp_c=150.0)
+
+    assert [e.motor_type for e in decision.events] == ["pump-37kw"]
+
+
+def test_an_event_says_when_the_probability_it_quotes_was_computed() -> None:
+    motor = Motor()
+    motor.read(0, probability=0.2)
+    motor.read(60, vibration_mm_s=12.0)  # model down from here on
+    raised = motor.read(120, vibration_mm_s=12.0)
+
+    [event] = raised.events
+    assert event.failure_probability == 0.2
+    assert event.probability_at == T0
+
+
+def test_a_duration_is_not_held_across_a_long_silence_of_the_signal() -> None:
+    motor = Motor()
+    motor.read(0, fluid_temp_c=205.0)
+    for hour in range(1, 5):
+        motor.read(hour * 3600, fluid_temp_c=None)  # readings that do not carry the signal
+    after_silence = motor.read(5 * 3600, fluid_temp_c=205.0)
+    five_minutes_later = motor.read(5 * 3600 + 300, fluid_temp_c=205.0)
+
+    assert transitions(after_silence) == []
+    assert transitions(five_minutes_later) == [("fluid_overtemperature", "raised", "ACTIVE")]

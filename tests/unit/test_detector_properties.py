@@ -228,3 +228,21 @@ def test_events_chain_each_alarms_states_without_gaps(history: list[Read | Act])
             assert event.from_state is current[event.alarm], f"{event.alarm}: {event.from_state} after {current}"
             current[event.alarm] = event.to_state
         assert record.after.alarm_states() == {name: state.value for name, state in current.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, st.lists(st.integers(min_value=0), min_size=1, max_size=5), st.floats(302, 10**6))
+def test_late_out_of_order_and_future_readings_change_nothing(
+    history: list[Read | Act], picks: list[int], ahead_s: float
+) -> None:
+    records = replay(history)
+    final, now = records[-1].after, records[-1].now
+    earlier = [r.item for r in records if isinstance(r.item, ReadingInput) and r.outcome is Outcome.APPLIED]
+    late_inputs = [earlier[i % len(earlier)] for i in picks] if earlier else []
+    future = Telemetry.model_validate(reading_payload(10**6, at_s=(now - T0).total_seconds() + ahead_s))
+
+    for item in [*late_inputs, ReadingInput(future, 0.99)]:
+        decision = step(final, item, now + timedelta(seconds=1), CONFIG)
+        assert decision.outcome in (Outcome.DUPLICATE, Outcome.STALE, Outcome.FUTURE)
+        assert decision.events == ()
+        assert decision.state.to_dict() == final.to_dict()

@@ -254,3 +254,30 @@ def test_a_snooze_ending_during_an_ignored_action_is_saved_and_announced() -> No
     saved = store.load("motor-001")
     assert saved is not None
     assert saved.alarms["vibration_zone_d"].state.value == "NORMAL"
+
+
+def test_a_conflict_retry_does_not_ask_the_model_again_when_nothing_it_used_changed() -> None:
+    store, publisher, model = MemoryStore(), Recorder(), Model()
+    send(store, publisher, reading(1, 0, flow_m3h=None), model)  # NaN features must not defeat reuse
+
+    def rival_touches_only_the_outbox(s: MemoryStore) -> None:
+        item = s.items["motor-001"]
+        s.items["motor-001"] = item | {"version": item["version"] + 1}
+
+    store.before_save = rival_touches_only_the_outbox
+    calls_before = len(model.rows)
+    result = send(store, publisher, reading(2, 60, flow_m3h=None), model)
+
+    assert result.conflicts == 1
+    assert len(model.rows) == calls_before + 1
+
+
+def test_alarm_events_carry_a_per_motor_sequence_for_consumers_to_order_them() -> None:
+    store, publisher = MemoryStore(), Recorder()
+    send(store, publisher, reading(1, 0, vibration_mm_s=12.0))
+    send(store, publisher, reading(2, 60, vibration_mm_s=12.0))
+    send(store, publisher, reading(3, 120, vibration_mm_s=1.0))
+
+    sequences = [e.sequence for e in publisher.events]
+    assert sequences == list(range(1, len(sequences) + 1))
+    assert len(sequences) >= 2

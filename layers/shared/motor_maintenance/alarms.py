@@ -100,6 +100,12 @@ class AlarmEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: str = Field(description="Deterministic: the same cause always yields the same id.")
+    sequence: int = Field(
+        default=0,
+        ge=0,
+        description="Per motor, one more for every alarm event. A consumer that sees an event whose sequence "
+        "is not above the last it applied for that motor can drop it (a redelivery, or overtaken).",
+    )
     motor_id: MotorId
     motor_type: str | None = None
     alarm: str = Field(pattern=ALARM_NAME_PATTERN)
@@ -116,6 +122,7 @@ class AlarmEvent(BaseModel):
     rule: dict[str, Any] = Field(default_factory=dict, description="The rule's thresholds, for the message.")
     readings: dict[str, float] = Field(default_factory=dict, description="All signals of the causing reading.")
     failure_probability: float | None = None
+    probability_at: Timestamp | None = Field(default=None, description="When the model gave that probability.")
     active_since: Timestamp | None = None
     run_hours: float | None = None
     snoozed_until: Timestamp | None = None

@@ -71,7 +71,12 @@ def format_alert(event: AlarmEvent) -> Alert:
     if event.operator:
         lines.append(f"  By {event.operator}" + (f": {event.note}" if event.note else "."))
     if event.failure_probability is not None:
-        lines.append(f"  Model's probability of failure within 24 h: {event.failure_probability:.0%}.")
+        as_of = (
+            f" (as of {_when(event.probability_at)})"
+            if event.probability_at and event.probability_at != event.at
+            else ""
+        )
+        lines.append(f"  Model's probability of failure within 24 h: {event.failure_probability:.0%}{as_of}.")
     if event.run_hours is not None:
         lines.append(f"  Run hours since last service: {event.run_hours:,.1f} h.")
 

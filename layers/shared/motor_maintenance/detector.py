@@ -142,6 +142,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
         return refused
 
     new = _prepared(state, config)
+    new.motor_type = reading.motor_type
     if new.last_ts_ms is not None and new.last_running:
         # Run time since the previous reading, but not before a service that reset the counter.
         since_ms = max(new.last_ts_ms, new.last_service_ms or 0)
@@ -157,7 +158,8 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     )
     context.reading_seq = reading.seq
     context.readings = signals
-    context.probability = probability if probability is not None else new.failure_probability
+    if probability is not None:
+        context.probability, context.probability_at_ms = probability, ts_ms
 
     events: list[AlarmEvent] = []
     _expire(new, now_ms, config, events)
@@ -168,7 +170,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     for rule in config.conditions:
         value = signals.get(rule.signal)
         if value is not None:
-            _track_condition(new.alarms[rule.name], rule, value, ts_ms)
+            _track_condition(new.alarms[rule.name], rule, value, ts_ms, config.max_gap_s)
     if probability is not None:
         _track_prediction(new.alarms[PREDICTIVE_ALARM], probability, config)
 
@@ -178,7 +180,6 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     new.last_ts_ms = ts_ms
     new.last_seq = reading.seq
     new.last_running = reading.running
-    new.motor_type = reading.motor_type
     new.last_readings = signals
     if probability is not None:
         new.failure_probability = probability
@@ -186,8 +187,14 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     return Decision(new, tuple(events), Outcome.APPLIED)
 
 
-def _track_condition(status: AlarmStatus, rule: ConditionRule, value: float, ts_ms: int) -> None:
+def _track_condition(status: AlarmStatus, rule: ConditionRule, value: float, ts_ms: int, max_gap_s: float) -> None:
+    # A duration is only "held" if the signal was watched throughout: after a longer silence
+    # (readings without the signal, or none at all) the excursion starts again from this reading.
+    silent = status.last_seen_ms is not None and ts_ms - status.last_seen_ms > max_gap_s * 1000
     status.last_value = value
+    status.last_seen_ms = ts_ms
+    if silent and not status.held:
+        status.pending_since_ms = None
     if status.held:
         if rule.back_to_normal(value):
             status.held = False
@@ -425,15 +432,18 @@ class _Context:
         self.reading_seq: int | None = None
         self.readings: dict[str, float] = {}
         self.probability: float | None = state.failure_probability
+        self.probability_at_ms: int | None = state.probability_ts_ms
         self.action: OperatorAction | None = None
         self.run_hours_before: float | None = None
 
     def event(self, name: str, transition: Transition, from_state: AlarmState, to_state: AlarmState) -> AlarmEvent:
         status = self.state.alarms[name]
         severity, rule, advice = _describe(name, self.config)
+        self.state.event_seq += 1
         action = self.action
         return AlarmEvent(
             event_id=event_id(self.state.motor_id, name, transition, self.cause_key),
+            sequence=self.state.event_seq,
             motor_id=self.state.motor_id,
             motor_type=self.state.motor_type,
             alarm=name,
@@ -450,6 +460,7 @@ class _Context:
             rule=rule,
             readings=self.readings,
             failure_probability=self.probability,
+            probability_at=self.probability_at_ms,
             active_since=status.active_since_ms,
             run_hours=self.state.run_hours if self.run_hours_before is None else self.run_hours_before,
             snoozed_until=status.snoozed_until_ms if to_state is AlarmState.SNOOZED else None,

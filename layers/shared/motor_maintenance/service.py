@@ -26,7 +26,7 @@ from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Decision, Outcome, ReadingInput, screen, step
 from motor_maintenance.errors import ConflictPersisted, PredictionUnavailable, VersionConflict
-from motor_maintenance.features import compute_features
+from motor_maintenance.features import RunningStats, compute_features
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 
@@ -85,6 +85,7 @@ def process_reading(
 ) -> Result:
     """Apply one reading: predict (while running), detect, save, publish."""
     conflicts = 0
+    predicted: tuple[RunningStats | None, float | None, str | None] | None = None
     for _ in range(MAX_SAVE_ATTEMPTS):
         state = store.load(reading.motor_id)
         refused = screen(state, reading, now, config)
@@ -92,13 +93,12 @@ def process_reading(
             published = _flush_outbox(state, store, publisher) if state is not None else ()
             return _result(reading.motor_id, refused, published=published, conflicts=conflicts)
 
-        features, stats = compute_features(reading, state.stats if state else None)
-        probability, prediction_error = None, None
-        if reading.running and predictor is not None:
-            try:
-                probability = predictor.predict([features])[0]
-            except PredictionUnavailable as exc:
-                prediction_error = str(exc)
+        previous_stats = state.stats if state else None
+        features, stats = compute_features(reading, previous_stats)
+        if predicted is None or predicted[0] != previous_stats:
+            # Once per invocation: a conflict retry on unchanged statistics reuses the answer.
+            predicted = (previous_stats, *_predict(predictor, features, reading.running))
+        probability, prediction_error = predicted[1], predicted[2]
 
         decision = step(state, ReadingInput(reading, probability), now, config)
         new = replace(decision.state, stats=stats)
@@ -117,6 +117,16 @@ def process_reading(
             conflicts=conflicts,
         )
     raise ConflictPersisted(f"state of {reading.motor_id} changed on every one of {MAX_SAVE_ATTEMPTS} attempts")
+
+
+def _predict(predictor: Predictor | None, features: list[float], running: bool) -> tuple[float | None, str | None]:
+    """The failure probability, or why there is none. A stopped motor is not sent to the model."""
+    if not running or predictor is None:
+        return None, None
+    try:
+        return predictor.predict([features])[0], None
+    except PredictionUnavailable as exc:
+        return None, str(exc)
 
 
 def process_action(

@@ -25,6 +25,8 @@ class AlarmStatus:
     active_since_ms: int | None = None
     snoozed_until_ms: int | None = None
     last_value: float | None = None
+    last_seen_ms: int | None = None
+    """Condition rules: when a reading last carried the watched signal."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +37,7 @@ class AlarmStatus:
             "active_since_ms": self.active_since_ms,
             "snoozed_until_ms": self.snoozed_until_ms,
             "last_value": self.last_value,
+            "last_seen_ms": self.last_seen_ms,
         }
 
     @classmethod
@@ -47,6 +50,7 @@ class AlarmStatus:
             active_since_ms=data.get("active_since_ms"),
             snoozed_until_ms=data.get("snoozed_until_ms"),
             last_value=data.get("last_value"),
+            last_seen_ms=data.get("last_seen_ms"),
         )
 
 
@@ -68,6 +72,8 @@ class MotorState:
     last_readings: dict[str, float] = field(default_factory=dict)
     alarms: dict[str, AlarmStatus] = field(default_factory=dict)
     stats: RunningStats = field(default_factory=RunningStats)
+    event_seq: int = 0
+    """Number of alarm events this motor has produced: each event carries its own as `sequence`."""
     recent_action_ids: tuple[str, ...] = ()
     outbox: tuple[dict[str, Any], ...] = ()
     """Alarm events saved with the state but not yet confirmed published (transactional outbox)."""
@@ -98,6 +104,7 @@ class MotorState:
             "last_readings": self.last_readings,
             "alarms": {name: status.to_dict() for name, status in self.alarms.items()},
             "stats": self.stats.to_dict(),
+            "event_seq": self.event_seq,
             "recent_action_ids": list(self.recent_action_ids),
             "outbox": list(self.outbox),
         }
@@ -118,6 +125,7 @@ class MotorState:
             last_readings={k: float(v) for k, v in data.get("last_readings", {}).items()},
             alarms={name: AlarmStatus.from_dict(value) for name, value in data.get("alarms", {}).items()},
             stats=RunningStats.from_dict(data.get("stats")),
+            event_seq=int(data.get("event_seq", 0)),
             recent_action_ids=tuple(data.get("recent_action_ids", ())),
             outbox=tuple(data.get("outbox", ())),
         )

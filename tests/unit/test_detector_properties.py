@@ -17,13 +17,25 @@ from motor_maintenance.telemetry import Telemetry
 from tests.support import T0_MS, reading_payload
 
 T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
-CONFIG = DetectorConfig.with_overrides({"schedule": {"service_interval_h": 0.05}})
+# Shorter than the defaults so that generated histories reach every transition often.
+CONFIG = DetectorConfig.with_overrides(
+    {
+        "schedule": {"service_interval_h": 0.05},
+        "conditions": [
+            rule.model_dump() | {"min_duration_s": duration}
+            for rule, duration in zip(DetectorConfig().conditions, (90.0, 30.0), strict=True)
+        ],
+    }
+)
 ALARMS = CONFIG.alarm_names()
 RAISED_STATES = {AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED}
 
 
 @dataclass(frozen=True)
 class Read:
+    """`repeat` readings `dt_s` apart with the same values: sustained excursions, not just noise."""
+
+    repeat: int
     dt_s: float
     running: bool
     vibration_mm_s: float
@@ -41,10 +53,11 @@ class Act:
 
 reads = st.builds(
     Read,
+    repeat=st.integers(1, 6),
     dt_s=st.floats(0.5, 240),
     running=st.booleans(),
     vibration_mm_s=st.one_of(st.floats(0, 6), st.floats(6, 20)),
-    fluid_temp_c=st.one_of(st.none(), st.floats(150, 260)),
+    fluid_temp_c=st.one_of(st.none(), st.floats(150, 195), st.floats(205, 260)),
     probability=st.one_of(st.none(), st.floats(0, 1)),
 )
 acts = st.builds(
@@ -54,7 +67,7 @@ acts = st.builds(
     alarm=st.sampled_from(ALARMS),
     snooze_minutes=st.floats(1, 20),
 )
-histories = st.lists(st.one_of(reads, reads, reads, acts), min_size=1, max_size=60)
+histories = st.lists(st.one_of(reads, reads, acts), min_size=1, max_size=40)
 
 
 @dataclass
@@ -72,7 +85,10 @@ def replay(history: list[Read | Act]) -> list[Applied]:
     state: MotorState | None = None
     at = 0.0
     applied = []
-    for seq, entry in enumerate(history, start=1):
+    expanded: list[Read | Act] = []
+    for entry in history:
+        expanded.extend([entry] * entry.repeat if isinstance(entry, Read) else [entry])
+    for seq, entry in enumerate(expanded, start=1):
         at += entry.dt_s
         now = T0 + timedelta(seconds=at)
         item: Any
@@ -263,3 +279,18 @@ def test_late_out_of_order_and_future_readings_change_nothing(
         assert decision.outcome in (Outcome.DUPLICATE, Outcome.STALE, Outcome.FUTURE)
         assert decision.events == ()
         assert decision.state.to_dict() == final.to_dict()
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_readings_never_move_a_disabled_alarm_or_one_snoozed_until_later(history: list[Read | Act]) -> None:
+    for record in replay(history):
+        if record.before is None or not isinstance(record.item, ReadingInput):
+            continue
+        now_ms = round(record.now.timestamp() * 1000)
+        for name, status in record.before.alarms.items():
+            after = record.after.alarms[name].state
+            if status.state is AlarmState.DISABLED:
+                assert after is AlarmState.DISABLED, name
+            if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) > now_ms:
+                assert after is AlarmState.SNOOZED, name

@@ -28,6 +28,9 @@ $(BIN)/pytest: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@# The layer's packages on the venv's path (a .pth file), so that scripts import them as the
+	@# functions do in Lambda; pytest has its own pythonpath setting.
+	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "motor-maintenance-layer.pth").write_text(str(pathlib.Path("layers/shared").resolve()) + "\n")'
 	touch $@
 
 tools: $(SAM) $(CHECKOV)  ## SAM CLI and checkov, each in its own environment

@@ -225,3 +225,26 @@ def test_config_source_keeps_the_last_good_config_through_an_ssm_outage_and_back
     assert first.schedule.service_interval_h == again.schedule.service_interval_h == 250
     assert source.last_error is not None
     assert len(calls) == 3
+
+
+def test_config_source_validates_a_document_once_not_on_every_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from motor_maintenance.config import DetectorConfig
+
+    validations = []
+    original = DetectorConfig.with_overrides.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[DetectorConfig], overrides: Any) -> DetectorConfig:
+        validations.append(overrides)
+        return original(cls, overrides)
+
+    monkeypatch.setattr(DetectorConfig, "with_overrides", classmethod(counting))
+    provider = Provider({"schedule": {"service_interval_h": 250}})
+    source = ConfigSource("/p", provider)
+
+    configs = [source.get() for _ in range(5)]
+    provider.value = {"schedule": {"service_interval_h": 300}}
+    changed = source.get()
+
+    assert all(c.schedule.service_interval_h == 250 for c in configs)
+    assert changed.schedule.service_interval_h == 300
+    assert len(validations) == 2

@@ -43,6 +43,7 @@ class ConfigSource:
         self._clock = clock
         self._last_good: DetectorConfig | None = None if parameter_name else DetectorConfig()
         self._quiet_until = 0.0
+        self._document: Any = None
         self.last_error: str | None = None
 
     def get(self) -> DetectorConfig:
@@ -60,11 +61,13 @@ class ConfigSource:
                 raise ConfigUnavailable(self.last_error) from exc
             self._quiet_until = self._clock() + RETRY_AFTER_FAILURE_S
             return self._last_good
+        if self._last_good is not None and self.last_error is None and overrides == self._document:
+            return self._last_good  # the cached document again: validated already
         try:
             config = DetectorConfig.with_overrides(overrides)
         except (ValidationError, ValueError) as exc:
             return self._invalid(exc)
-        self._last_good = config
+        self._last_good, self._document = config, overrides
         self.last_error = None
         return config
 

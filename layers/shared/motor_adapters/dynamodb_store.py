@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,8 +38,7 @@ class DynamoStateStore:
         return state
 
     def save(self, state: MotorState, expected_version: int) -> MotorState:
-        stored = MotorState.from_dict(state.to_dict())
-        stored.version = expected_version + 1
+        stored = replace(state.copy(), version=expected_version + 1)
         item: dict[str, Any] = {
             "motor_id": {"S": state.motor_id},
             "version": {"N": str(stored.version)},

@@ -22,7 +22,7 @@ No clock reads and no I/O: `now` is a parameter, so the function replays determi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -91,20 +91,27 @@ def screen(state: MotorState | None, reading: Telemetry, now: datetime, config: 
 
     Callers use it to skip work (features, a model call) for a reading that would be dropped.
     """
-    current = state if state is not None else new_state(reading.motor_id)
+    return _screen(state if state is not None else new_state(reading.motor_id), reading, to_epoch_ms(now), config)
+
+
+def _screen(state: MotorState, reading: Telemetry, now_ms: int, config: DetectorConfig) -> Decision | None:
     ts_ms = reading.ts_ms
-    now_ms = to_epoch_ms(now)
-    if ts_ms > now_ms + config.max_clock_skew_s * 1000:
-        return Decision(current, (), Outcome.FUTURE, f"reading stamped {(ts_ms - now_ms) / 1000:.0f} s in the future")
+    if _beyond_skew(ts_ms, now_ms, config):
+        return Decision(state, (), Outcome.FUTURE, f"reading stamped {(ts_ms - now_ms) / 1000:.0f} s in the future")
     if not is_newer(state, reading):
-        same = ts_ms == current.last_ts_ms and reading.seq == current.last_seq
+        same = ts_ms == state.last_ts_ms and reading.seq == state.last_seq
         return Decision(
-            current,
+            state,
             (),
             Outcome.DUPLICATE if same else Outcome.STALE,
             "reading already applied" if same else "reading older than the newest applied",
         )
     return None
+
+
+def _beyond_skew(at_ms: int, now_ms: int, config: DetectorConfig) -> bool:
+    """Stamped further ahead of `now` than clocks are allowed to disagree."""
+    return at_ms > now_ms + config.max_clock_skew_s * 1000
 
 
 def step(
@@ -137,7 +144,7 @@ def expire_snoozes(state: MotorState, now: datetime, config: DetectorConfig) -> 
 def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: DetectorConfig) -> Decision:
     reading = item.reading
     ts_ms = reading.ts_ms
-    refused = screen(state, reading, datetime.fromtimestamp(now_ms / 1000, tz=UTC), config)
+    refused = _screen(state, reading, now_ms, config)
     if refused is not None:
         return refused
 
@@ -258,7 +265,7 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     if action.action_id in state.recent_action_ids:
         return Decision(state, (), Outcome.DUPLICATE, "action already applied")
     at_ms = to_epoch_ms(action.ts)
-    if at_ms > now_ms + config.max_clock_skew_s * 1000:
+    if _beyond_skew(at_ms, now_ms, config):
         return Decision(state, (), Outcome.FUTURE, "action stamped in the future")
     if action.action is not ActionName.SERVICE_COMPLETE and action.alarm not in config.alarm_names():
         return Decision(
@@ -479,7 +486,7 @@ def _describe(name: str, config: DetectorConfig) -> tuple[Severity, dict[str, An
         rule = predictive.model_dump(include={"raise_threshold", "clear_threshold", "consecutive"})
         return predictive.severity, rule, predictive.advice
     condition = config.condition(name)
-    if condition is None:  # pragma: no cover - _prepared keeps only configured alarms
+    if condition is None:  # pragma: no cover - events are only made for the configured alarms
         raise KeyError(name)
     rule = condition.model_dump(
         include={"signal", "direction", "raise_threshold", "clear_threshold", "min_duration_s", "description"}

@@ -90,7 +90,7 @@ def process_reading(
         state = store.load(reading.motor_id)
         refused = screen(state, reading, now, config)
         if refused is not None:  # duplicate, stale or from the future: no features, no model call
-            published = _flush_outbox(state, store, publisher) if state is not None else ()
+            published = _flush_outbox(state, store, publisher)
             return _result(reading.motor_id, refused, published=published, conflicts=conflicts)
 
         previous_stats = state.stats if state else None
@@ -146,7 +146,7 @@ def process_action(
         # and a snooze that ran out meanwhile is announced.
         persist = decision.outcome is Outcome.APPLIED or (decision.outcome is Outcome.IGNORED and state is not None)
         if not persist:
-            published = _flush_outbox(state, store, publisher) if state is not None else ()
+            published = _flush_outbox(state, store, publisher)
             return _result(action.motor_id, decision, published=published, conflicts=conflicts)
         try:
             saved = _save_with_outbox(
@@ -167,12 +167,12 @@ def _save_with_outbox(
     return store.save(replace(state, outbox=state.outbox + pending), expected_version=expected_version)
 
 
-def _flush_outbox(state: MotorState, store: StateStore, publisher: EventPublisher) -> tuple[AlarmEvent, ...]:
+def _flush_outbox(state: MotorState | None, store: StateStore, publisher: EventPublisher) -> tuple[AlarmEvent, ...]:
     """Publish pending events in order, then drop them from the stored state.
 
     A publish failure propagates (the invocation fails and is retried with the outbox intact).
     """
-    if not state.outbox:
+    if state is None or not state.outbox:
         return ()
     events = tuple(AlarmEvent.model_validate(item) for item in state.outbox)
     for event in events:

@@ -118,7 +118,8 @@ class TelemetryEvent(Telemetry):
 
     def reading(self) -> Telemetry:
         """The device's reading without the rule's envelope fields."""
-        return Telemetry.model_validate(self.model_dump(exclude={"topic_motor_id", "received_at"}))
+        # Already validated as a whole: copy the fields rather than validate them a second time.
+        return Telemetry.model_construct(**{name: getattr(self, name) for name in Telemetry.model_fields})
 
 
 def parse_timestamp(value: Any) -> datetime:

@@ -1,0 +1,1 @@
+"""The device side: a simulated fleet of pump motors and the MQTT client that publishes its readings."""

@@ -24,7 +24,7 @@ LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
 setup: $(BIN)/pytest  ## virtual environment with everything the tests need
 
-$(BIN)/pytest: requirements-dev.txt
+$(BIN)/pytest: requirements-dev.txt device/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -50,15 +50,17 @@ test: setup  ## the whole test suite (unit, handlers against moto, property-base
 
 # The functions run on python3.13 in Lambda; the suite also runs there, in its own venv.
 RUNTIME_VENV := .venv-runtime
-test-runtime:  ## the whole test suite again on python3.13, the Lambda runtime's version
-	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
-		echo "test-runtime needs python3.13 (e.g. 'pyenv install 3.13')" >&2; exit 1; }
-	@[ -x $(RUNTIME_VENV)/bin/pytest ] || { \
-		PATH="$(SAM_PATH)" python3.13 -m venv $(RUNTIME_VENV) && \
-		$(RUNTIME_VENV)/bin/pip install --quiet --upgrade pip && \
-		$(RUNTIME_VENV)/bin/pip install --quiet -r requirements-dev.txt; }
+test-runtime: $(RUNTIME_VENV)/.installed  ## the whole test suite again on python3.13, the Lambda runtime's version
 	$(RUNTIME_VENV)/bin/python --version
 	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider
+
+$(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt
+	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
+		echo "test-runtime needs python3.13 (e.g. 'pyenv install 3.13')" >&2; exit 1; }
+	[ -x $(RUNTIME_VENV)/bin/python ] || PATH="$(SAM_PATH)" python3.13 -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install --quiet --upgrade pip
+	$(RUNTIME_VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
 
 lint: setup  ## style, types and the template's linters
 	$(BIN)/ruff check .

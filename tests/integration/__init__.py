@@ -1,0 +1,1 @@
+"""Tests against real services on loopback: an MQTT broker with mutual TLS."""

@@ -1,0 +1,75 @@
+"""Integration fixtures: one mosquitto broker with a throwaway PKI for the whole session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.broker import Authority, Identity, Mosquitto, find_mosquitto, find_openssl
+
+DEVICES = ("motor-001", "motor-002", "motor-003")
+
+
+@dataclass(frozen=True)
+class Pki:
+    """The broker's authority with a certificate per device, and a rogue authority's certificates."""
+
+    authority: Authority
+    server: Identity
+    observer: Identity
+    gateway: Identity
+    rogue: Authority
+    """Signs the same device names, but the broker does not trust it."""
+
+    @property
+    def devices(self) -> Path:
+        """--cert-dir for the simulator: <motor>.cert.pem and <motor>.private.key per device."""
+        return self.authority.directory
+
+    def device(self, name: str) -> Identity:
+        return Identity(name, self.devices / f"{name}.cert.pem", self.devices / f"{name}.private.key")
+
+
+def _missing(tool: str) -> None:
+    reason = f"{tool} is not installed (apt-get install mosquitto openssl; .ci/run installs them)"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the integration tests, but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    openssl = find_openssl()
+    if openssl is None:
+        _missing("openssl")
+    assert openssl is not None
+    root = tmp_path_factory.mktemp("pki")
+    authority = Authority(root / "ca", openssl)
+    for name in DEVICES:
+        authority.issue(name)
+    rogue = Authority(root / "rogue", openssl, name="Rogue CA")
+    for name in DEVICES:
+        rogue.issue(name)
+    return Pki(
+        authority=authority,
+        server=authority.issue("server", server_hosts=("127.0.0.1", "localhost")),
+        observer=authority.issue("observer"),
+        gateway=authority.issue("gateway"),
+        rogue=rogue,
+    )
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Mosquitto]:
+    executable = find_mosquitto()
+    if executable is None:
+        _missing("mosquitto")
+    assert executable is not None
+    mosquitto = Mosquitto(executable, tmp_path_factory.mktemp("mosquitto"), pki.authority, pki.server)
+    mosquitto.start()
+    yield mosquitto
+    mosquitto.stop()

@@ -58,6 +58,7 @@ def test_epoch_milliseconds_and_iso_timestamps_mean_the_same_instant() -> None:
         ({"motor_id": "m" * 65}, "motor_id", "should match pattern"),
         ({"motor_id": "m\u043etor-001"}, "motor_id", "should match pattern"),  # Cyrillic o look-alike
         ({"fluid_temp": 80.0}, "fluid_temp", "Extra inputs are not permitted"),
+        ({"received_at": 10**400}, "received_at", "less than 4102444800000"),
     ],
 )
 def test_an_impossible_reading_is_rejected_naming_the_field_and_why(override: dict, field: str, why: str) -> None:
@@ -65,6 +66,31 @@ def test_an_impossible_reading_is_rejected_naming_the_field_and_why(override: di
 
     assert f"{field}: " in message
     assert why in message
+
+
+def test_a_reason_names_ten_fields_and_counts_the_rest() -> None:
+    message = rejection(reading_payload(**{f"extra_{i}": i for i in range(25)}))
+
+    assert message.count("Extra inputs are not permitted") == 10
+    assert message.endswith("; and 15 more")
+
+
+def test_a_field_name_from_the_payload_is_quoted_and_escaped_so_the_reason_stays_one_ascii_line() -> None:
+    message = rejection(reading_payload(**{"a\nb": 1, "m\u043etor_id": "motor-001", "\u202eevil": 2}))
+
+    assert "'a\\nb': Extra inputs" in message
+    assert "'m\\u043etor_id': Extra inputs" in message  # not a second motor_id
+    assert "'\\u202eevil': Extra inputs" in message
+    assert message.isascii()
+    assert message.isprintable()
+
+
+def test_a_huge_topic_motor_id_is_cut_short_in_the_reason() -> None:
+    message = rejection(reading_payload(topic_motor_id="x" * 200_000))
+
+    assert "does not match the topic's motor id 'xxx" in message
+    assert message.endswith("...")
+    assert len(message) < 400
 
 
 def test_missing_required_fields_are_each_named() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -107,7 +108,10 @@ class TelemetryEvent(Telemetry):
         default=None, description="Motor id taken from the topic by the rule (topic(2)); must match motor_id."
     )
     received_at: int | None = Field(
-        default=None, ge=0, description="When IoT Core received the message, epoch ms (timestamp())."
+        default=None,
+        ge=0,
+        lt=int(LATEST_TS.timestamp() * 1000),  # unbounded, 10**400 overflowed the latency metric's float
+        description="When IoT Core received the message, epoch ms (timestamp()).",
     )
 
     @model_validator(mode="after")
@@ -156,10 +160,38 @@ def to_epoch_ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
+MAX_REASON_ERRORS = 10
+"""A payload can break every rule at once (20,000 unknown fields fit in one message): a reason names ten."""
+_MAX_NAME_CHARS = 64
+_MAX_MESSAGE_CHARS = 300
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming each offending field and why, for logs and rejection metrics."""
+    """One line naming each offending field and why (the first ten, then how many more), for logs and metrics.
+
+    Field names and some messages come from the payload. A name that is not plain ASCII letters,
+    digits, '_' and '-' is quoted with escapes, so a key cannot break the line, pass for another
+    field (a Cyrillic 'o' in 'motor_id') or hold characters a UTF-8 log cannot write (a lone
+    surrogate); names and messages are cut short so that the line stays a line.
+    """
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
     parts = []
-    for error in exc.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in error["loc"]) or "payload"
-        parts.append(f"{location}: {error['msg']}")
+    for error in errors[:MAX_REASON_ERRORS]:
+        location = ".".join(_field_name(part) for part in error["loc"]) or "payload"
+        parts.append(f"{location}: {_printable(error['msg'], _MAX_MESSAGE_CHARS)}")
+    if len(errors) > MAX_REASON_ERRORS:
+        parts.append(f"and {len(errors) - MAX_REASON_ERRORS} more")
     return "; ".join(parts)
+
+
+def _field_name(part: str | int) -> str:
+    if isinstance(part, int) or _PLAIN_NAME.fullmatch(part):
+        return str(part)
+    return ascii(part[:_MAX_NAME_CHARS]) + ("..." if len(part) > _MAX_NAME_CHARS else "")
+
+
+def _printable(text: str, limit: int) -> str:
+    if not (text.isascii() and text.isprintable()):
+        text = ascii(text)[1:-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."

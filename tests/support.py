@@ -45,7 +45,8 @@ class LambdaContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:test-function"
     aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    remaining_ms: int = 15_000
+    remaining_ms: int = 30_000
+    """The template's Timeout: a handler starts with all of it (tests/unit/test_timeout_budget.py checks)."""
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from motor_adapters.clients import client
+from motor_adapters.clients import client, within_lambda_timeout
 from motor_adapters.settings import Settings
 from motor_adapters.sns_notifier import SnsNotifier
 from motor_adapters.wiring import rejection_reason
@@ -52,6 +52,7 @@ def send_alert(alarm: AlarmEvent) -> dict[str, Any]:
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
+@within_lambda_timeout
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         alarm = parse(event=event, model=AlarmEvent)

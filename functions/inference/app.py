@@ -12,14 +12,23 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from motor_adapters.clients import client
+from motor_adapters.clients import client, within_lambda_timeout
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_adapters.settings import Settings
-from motor_adapters.wiring import alarm_publisher, config_source, current_config, rejection_reason, state_store
+from motor_adapters.wiring import (
+    alarm_publisher,
+    config_source,
+    current_config,
+    health_monitor,
+    rejection_reason,
+    report_health,
+    state_store,
+)
 from motor_maintenance.detector import Outcome
+from motor_maintenance.health import ModelHealthMonitor
 from motor_maintenance.service import Result, process_reading
 from motor_maintenance.telemetry import TelemetryEvent
 
@@ -30,34 +39,41 @@ settings = Settings.from_env()
 
 
 @cache
-def _wiring() -> tuple[DynamoStateStore, SageMakerPredictor | None, IotAlarmPublisher, ConfigSource]:
-    predictor = None
+def _wiring() -> tuple[
+    DynamoStateStore, SageMakerPredictor | None, IotAlarmPublisher, ConfigSource, ModelHealthMonitor | None
+]:
+    publisher, predictor, monitor = alarm_publisher(settings), None, None
     if settings.endpoint_name:
         # One attempt, bounded: a reading must not wait out a cold or throttled endpoint. Conditions
         # and the schedule are evaluated without the prediction, and the next reading asks again.
         runtime = client("sagemaker-runtime", read_timeout=settings.endpoint_timeout_s, max_attempts=1)
         predictor = SageMakerPredictor(settings.endpoint_name, runtime)
-    return state_store(settings), predictor, alarm_publisher(settings), config_source(settings)
+        monitor = health_monitor(settings, publisher)
+    return state_store(settings), predictor, publisher, config_source(settings), monitor
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
+@within_lambda_timeout
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         telemetry = parse(event=event, model=TelemetryEvent)
     except (ValidationError, ValueError, TypeError) as exc:
         return reject(event, exc)
 
-    store, predictor, publisher, source = _wiring()
+    store, predictor, publisher, source, monitor = _wiring()
     config = current_config(source, logger, metrics)
 
-    reading = telemetry.reading()
+    reading, now = telemetry.reading(), datetime.now(UTC)
     logger.append_keys(motor_id=reading.motor_id)
-    result = process_reading(
-        reading, store=store, predictor=predictor, publisher=publisher, config=config, now=datetime.now(UTC)
-    )
+    result = process_reading(reading, store=store, predictor=predictor, publisher=publisher, config=config, now=now)
     report(result, received_at=telemetry.received_at)
+    if monitor is not None:
+        health = monitor.observe(
+            probability=result.failure_probability, error=result.prediction_error, now=now, rule=config.model_health
+        )
+        report_health(health, logger, metrics)
     return {
         "status": result.outcome.value,
         "motor_id": result.motor_id,

@@ -98,7 +98,7 @@ rule_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st
 
 @settings(max_examples=300, deadline=None)
 @given(
-    kind=st.sampled_from(["schedule", "condition", "predictive", "offline"]),
+    kind=st.sampled_from(["schedule", "condition", "predictive", "offline", "health"]),
     transition=st.sampled_from(["raised", "cleared", "serviced", "acknowledged", "snoozed"]),
     rule=st.dictionaries(
         st.sampled_from(

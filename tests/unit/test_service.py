@@ -281,3 +281,24 @@ def test_alarm_events_carry_a_per_motor_sequence_for_consumers_to_order_them() -
     sequences = [e.sequence for e in publisher.events]
     assert sequences == list(range(1, len(sequences) + 1))
     assert len(sequences) >= 2
+
+
+def test_a_conflict_retry_never_asks_the_model_twice_even_when_a_rival_reading_moved_the_statistics() -> None:
+    """One model call per invocation bounds the endpoint's share of the invocation's time."""
+    store, publisher, model = MemoryStore(), Recorder(), Model()
+    send(store, publisher, reading(1, 0), model)
+    rival = reading(2, 30)
+
+    def rival_reading_lands_first(s: MemoryStore) -> None:
+        send(s, publisher, rival, Model())  # another invocation, its own model call
+
+    store.before_save = rival_reading_lands_first
+    calls_before = len(model.rows)
+    result = send(store, publisher, reading(3, 60), model)
+
+    assert result.conflicts == 1
+    assert len(model.rows) == calls_before + 1
+    assert result.failure_probability is not None
+    saved = store.load("motor-001")
+    assert saved is not None
+    assert (saved.last_seq, saved.stats.last_ts_ms) == (3, T0_MS + 60_000)

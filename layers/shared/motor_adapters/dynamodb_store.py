@@ -1,4 +1,4 @@
-"""Per-motor state in DynamoDB: one item per motor, written with an optimistic version check."""
+"""Per-motor state in DynamoDB: one item per motor, plus the model's health item, written with a version check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from motor_maintenance.errors import StoreUnavailable, VersionConflict
+from motor_maintenance.health import ModelHealth
 from motor_maintenance.state import MotorState
+
+HEALTH_KEY = "__health__#model"
+"""Key of the model's health item in the state table: '#' is not allowed in a motor id, so no motor has it."""
 
 
 class DynamoStateStore:
@@ -53,19 +57,62 @@ class DynamoStateStore:
             item["motor_type"] = {"S": state.motor_type}
         if state.failure_probability is not None:
             item["failure_probability"] = {"N": repr(state.failure_probability)}
-        if expected_version == 0:
-            condition, values = "attribute_not_exists(motor_id)", None
-        else:
-            condition, values = "version = :expected", {":expected": {"N": str(expected_version)}}
-        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
-        try:
-            self._client.put_item(**kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise VersionConflict(f"state of {state.motor_id} is no longer version {expected_version}") from exc
-            raise StoreUnavailable(f"cannot write state of {state.motor_id}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot write state of {state.motor_id}: {exc}") from exc
+        _put_if_version(self._client, self._table, item, expected_version, f"state of {state.motor_id}")
         return stored
+
+
+class DynamoHealthStore:
+    """Implements motor_maintenance.health.HealthStore: one item, `HEALTH_KEY`, in the state table.
+
+    Written only when the model's health changes (and to empty its outbox), never per prediction,
+    so the one key stays far below DynamoDB's per-partition limits whatever the fleet's size.
+    """
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def load_health(self) -> ModelHealth | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"motor_id": {"S": HEALTH_KEY}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read the model's health: {exc}") from exc
+        item = response.get("Item")
+        if item is None:
+            return None
+        return ModelHealth.from_dict(json.loads(item["health"]["S"]), version=int(item["version"]["N"]))
+
+    def save_health(self, health: ModelHealth, expected_version: int) -> ModelHealth:
+        stored = replace(health, version=expected_version + 1)
+        item: dict[str, Any] = {
+            "motor_id": {"S": HEALTH_KEY},
+            "version": {"N": str(stored.version)},
+            "health": {"S": json.dumps(stored.to_dict(), separators=(",", ":"))},
+            # Copies for an operator reading the item.
+            "model_status": {"S": "available" if health.available else "unavailable"},
+            "outage": {"N": str(health.outage)},
+            "outbox_size": {"N": str(len(health.outbox))},
+        }
+        _put_if_version(self._client, self._table, item, expected_version, "the model's health")
+        return stored
+
+
+def _put_if_version(client: Any, table: str, item: dict[str, Any], expected_version: int, what: str) -> None:
+    """PutItem if the stored version is `expected_version` (0: no item yet); VersionConflict otherwise."""
+    if expected_version == 0:
+        condition, values = "attribute_not_exists(motor_id)", None
+    else:
+        condition, values = "version = :expected", {":expected": {"N": str(expected_version)}}
+    kwargs: dict[str, Any] = {"TableName": table, "Item": item, "ConditionExpression": condition}
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    try:
+        client.put_item(**kwargs)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            raise VersionConflict(f"{what} is no longer version {expected_version}") from exc
+        raise StoreUnavailable(f"cannot write {what}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"cannot write {what}: {exc}") from exc

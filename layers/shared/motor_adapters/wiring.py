@@ -1,4 +1,4 @@
-"""What every handler builds the same way: adapters from settings, the current config, rejections."""
+"""What every handler builds the same way: adapters from settings, the current config, rejections, health."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pydantic import ValidationError
 
 from motor_adapters.clients import client
 from motor_adapters.config_source import ConfigSource
-from motor_adapters.dynamodb_store import DynamoStateStore
+from motor_adapters.dynamodb_store import DynamoHealthStore, DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.settings import Settings
+from motor_maintenance.alarms import Transition
 from motor_maintenance.config import DetectorConfig
+from motor_maintenance.health import HealthReport, ModelHealthMonitor
 from motor_maintenance.telemetry import describe_validation_error
 
 
@@ -24,6 +26,12 @@ def state_store(settings: Settings) -> DynamoStateStore:
 
 def alarm_publisher(settings: Settings) -> IotAlarmPublisher:
     return IotAlarmPublisher(client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
+
+
+def health_monitor(settings: Settings, publisher: IotAlarmPublisher) -> ModelHealthMonitor:
+    """The model's health for this execution environment: its own counts, the fleet's shared record."""
+    settings.require("state_table_name")
+    return ModelHealthMonitor(DynamoHealthStore(settings.state_table_name, client("dynamodb")), publisher)
 
 
 def config_source(settings: Settings) -> ConfigSource:
@@ -38,6 +46,28 @@ def current_config(source: ConfigSource, logger: Any, metrics: Any) -> DetectorC
         logger.error("configuration rejected, keeping the last good one", reason=source.last_error)
         metrics.add_metric(name="ConfigInvalid", unit=MetricUnit.Count, value=1)
     return config
+
+
+def report_health(report: HealthReport, logger: Any, metrics: Any) -> None:
+    """Logs and metrics for what the model-health monitor did; a record it could not keep is not fatal."""
+    for event in report.published:
+        if event.transition is Transition.RAISED:
+            metrics.add_metric(name="ModelOutages", unit=MetricUnit.Count, value=1)
+            logger.error(
+                "model unavailable; health alert published",
+                event_id=event.event_id,
+                failures_in_a_row=event.value,
+                reason=event.note,
+            )
+        else:
+            logger.info(
+                "model available again; recovery notice published",
+                event_id=event.event_id,
+                unavailable_since=event.active_since.isoformat() if event.active_since else None,
+            )
+    if report.error:
+        metrics.add_metric(name="ModelHealthUnrecorded", unit=MetricUnit.Count, value=1)
+        logger.error("model health not recorded; tried again with the next prediction", reason=report.error)
 
 
 def rejection_reason(exc: Exception) -> str:

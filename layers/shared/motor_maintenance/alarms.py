@@ -13,6 +13,10 @@ from motor_maintenance.telemetry import MotorId, Timestamp
 
 ALARM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 
+ALL_MOTORS = "all.motors"
+"""The `motor_id` of a fleet-wide event (the model's health). The dot keeps it out of the motor-id pattern,
+so it can never be a real motor; its events go to motors/all.motors/alarms."""
+
 
 class AlarmState(StrEnum):
     """The states of an AWS IoT Events alarm model (and of IoT SiteWise alarms)."""
@@ -32,6 +36,8 @@ class AlarmKind(StrEnum):
     CONDITION = "condition"
     PREDICTIVE = "predictive"
     OFFLINE = "offline"
+    HEALTH = "health"
+    """The system's own health (the prediction model unavailable), for all motors at once."""
 
 
 class Transition(StrEnum):
@@ -106,7 +112,7 @@ class AlarmEvent(BaseModel):
         description="Per motor, one more for every alarm event. A consumer that sees an event whose sequence "
         "is not above the last it applied for that motor can drop it (a redelivery, or overtaken).",
     )
-    motor_id: MotorId
+    motor_id: MotorId | Literal["all.motors"] = Field(description=f"The motor, or {ALL_MOTORS!r} for the fleet.")
     motor_type: str | None = None
     alarm: str = Field(pattern=ALARM_NAME_PATTERN)
     kind: AlarmKind
@@ -115,7 +121,7 @@ class AlarmEvent(BaseModel):
     to_state: AlarmState
     severity: Severity
     at: Timestamp = Field(description="When it happened: the reading's or the action's time.")
-    cause: Literal["reading", "action", "timer"]
+    cause: Literal["reading", "action", "timer", "model"]
     reading_seq: int | None = None
     action_id: str | None = None
     value: float | None = Field(default=None, description="The watched signal or probability at the transition.")
@@ -127,7 +133,7 @@ class AlarmEvent(BaseModel):
     run_hours: float | None = None
     snoozed_until: Timestamp | None = None
     operator: str | None = None
-    note: str | None = None
+    note: str | None = Field(default=None, description="The operator's note; for the model's health, its last error.")
     advice: str = ""
 
 

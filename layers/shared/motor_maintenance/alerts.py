@@ -49,6 +49,8 @@ class Alert:
 
 def format_alert(event: AlarmEvent) -> Alert:
     """Subject, body and SMS text for one alarm transition."""
+    if event.kind is AlarmKind.HEALTH:
+        return _health_alert(event)
     what = describe_alarm(event)
     headline = _HEADLINES[event.transition]
     subject = _ascii(f"[{event.severity.value.upper()}] {event.motor_id}: {what} - {headline}")[:SUBJECT_MAX]
@@ -106,7 +108,67 @@ def describe_alarm(event: AlarmEvent) -> str:
         return "Failure predicted within 24 h"
     if event.kind is AlarmKind.OFFLINE:
         return "Motor offline"
+    if event.kind is AlarmKind.HEALTH:
+        return "Failure-prediction model unavailable"
     return str(event.rule.get("description") or event.alarm.replace("_", " ").capitalize())
+
+
+def _health_alert(event: AlarmEvent) -> Alert:
+    """The model's health concerns every motor: say what still works, and that one notice ends it."""
+    severity = event.severity.value.upper()
+    streak = f"{event.value:.0f} " if event.value is not None and math.isfinite(event.value) else ""
+    since = f" since {_when(event.active_since)}" if event.active_since else ""
+    if event.transition is Transition.RAISED:
+        headline, state = "failure-prediction model unavailable", "is unavailable"
+        happened = [
+            f"  The model failed {streak}predictions in a row; unavailable{since}.",
+            *([f"  Last error: {event.note}"] if event.note else []),
+            "  Readings are still stored, and the schedule and condition alarms of every motor still",
+            "  work. Predictive alarms neither raise nor clear until the model answers again.",
+        ]
+        todo = [*([f"  {event.advice}"] if event.advice else []), "  One notice follows when the model answers again."]
+        sms = f"{severity} all motors: prediction model unavailable{since}. Schedule and condition alarms still work."
+    elif event.transition is Transition.CLEARED:
+        headline, state = "failure-prediction model available again", "is available again"
+        took = _elapsed(event.active_since, event.at) if event.active_since else ""
+        happened = [
+            f"  The model answered {streak}predictions in a row at {_when(event.at)}.",
+            *([f"  It had been unavailable{since} ({took})."] if took else []),
+            "  Predictive alarms resume with each running motor's next reading.",
+        ]
+        todo = [
+            "  Nothing to do. The InferenceFunction log lines 'prediction failed' of that period say why it failed."
+        ]
+        sms = f"{severity} all motors: prediction model available again" + (f" after {took}." if took else ".")
+    else:  # no other transition is made for it; worded anyway, alerting must not fail
+        headline = f"failure-prediction model {_HEADLINES[event.transition]}"
+        state = _HEADLINES[event.transition]
+        happened = [
+            f"  '{event.alarm}' went from {event.from_state.value} to {event.to_state.value} at {_when(event.at)}."
+        ]
+        todo = ["  Nothing to do."]
+        sms = f"{severity} all motors: {headline}"
+    lines = [
+        "All motors (the model serves the whole fleet)",
+        f"The failure-prediction model {state}.",
+        "",
+        "What happened",
+        *happened,
+        "",
+        "What to do next",
+        *todo,
+        "",
+        f"Event id {event.event_id}",
+    ]
+    subject = _ascii(f"[{severity}] All motors: {headline}")[:SUBJECT_MAX]
+    return Alert(subject=subject, body="\n".join(lines) + "\n", sms=_ascii(sms)[:SMS_MAX])
+
+
+def _elapsed(start: datetime, end: datetime) -> str:
+    minutes = max((end - start).total_seconds(), 0) / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
 
 
 def _cause(event: AlarmEvent) -> str:

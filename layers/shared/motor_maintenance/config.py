@@ -85,6 +85,30 @@ class PredictiveRule(_Frozen):
         return self
 
 
+class ModelHealthRule(_Frozen):
+    """When the failure-prediction model counts as unavailable, for one fleet-wide health alarm."""
+
+    unavailable_after: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Failed predictions in a row (in one execution environment) that raise model_unavailable.",
+    )
+    recover_after: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Answers in a row (in one execution environment) that clear it: a throttled endpoint that "
+        "answers now and then does not announce a recovery and a new outage every few readings.",
+    )
+    severity: Severity = Severity.HIGH
+    advice: str = (
+        "Check the SageMaker endpoint: its status, its invocation errors and throttling (raise the stack's "
+        "EndpointMaxConcurrency if it throttles), and the reason in the InferenceFunction log lines "
+        "'prediction failed'."
+    )
+
+
 DEFAULT_CONDITIONS: tuple[ConditionRule, ...] = (
     ConditionRule(
         name="fluid_overtemperature",
@@ -122,6 +146,7 @@ class DetectorConfig(_Frozen):
     schedule: ScheduleRule = ScheduleRule()
     conditions: tuple[ConditionRule, ...] = DEFAULT_CONDITIONS
     predictive: PredictiveRule = PredictiveRule()
+    model_health: ModelHealthRule = ModelHealthRule()
     latch: bool = Field(
         default=True, description="A cleared alarm nobody acknowledged waits in LATCHED (IoT Events' latch)."
     )

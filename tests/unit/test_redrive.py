@@ -1,0 +1,276 @@
+"""scripts/redrive.py against moto's SQS and IoT data plane, with a Lambda client that runs the real handlers.
+
+The records are shaped as AWS documents them: Lambda's on-failure destination record ("Capturing
+records of Lambda asynchronous invocations") and IoT Core's error-action message.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from types import ModuleType
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+import motor_adapters.wiring
+from motor_adapters.clients import client as real_client
+from motor_maintenance.errors import PublishFailed
+from scripts import redrive
+from tests.conftest import FakeAws
+from tests.support import LambdaContext, load_event, load_handler, reading_payload
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+FUNCTIONS = {
+    "InferenceFunctionName": ("motor-maintenance-InferenceFunction-a1", "inference"),
+    "OperatorActionFunctionName": ("motor-maintenance-OperatorActionFunction-b2", "actions"),
+    "AlertFunctionName": ("motor-maintenance-AlertFunction-c3", "alerts"),
+}
+
+
+def function_arn(output: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTIONS[output][0]}:$LATEST"
+
+
+def lambda_failure_record(output: str, event: Any, error: Exception) -> dict[str, Any]:
+    """What Lambda sends to an on-failure destination after the last retry."""
+    return {
+        "version": "1.0",
+        "timestamp": "2026-11-27T12:01:05.568Z",
+        "requestContext": {
+            "requestId": "e4b46cbf-b738-4b8e-8880-a18cdf61200e",
+            "functionArn": function_arn(output),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+    }
+
+
+def rule_error_record(topic: str, payload: bytes, client_id: str, rule: str = "TelemetryRule") -> dict[str, Any]:
+    """What an IoT rule's SQS error action sends when its Lambda action failed."""
+    return {
+        "ruleName": rule,
+        "topic": topic,
+        "cloudwatchTraceId": "7e146a2c-95b5-6caf-98b9-50e3969734c7",
+        "clientId": client_id,
+        "base64OriginalPayload": base64.b64encode(payload).decode(),
+        "failures": [
+            {
+                "failedAction": "LambdaAction",
+                "failedResource": FUNCTIONS["InferenceFunctionName"][0],
+                "errorMessage": "Failed to invoke lambda function. Received Server error from Lambda. "
+                "The error code is 429",
+            }
+        ],
+    }
+
+
+class FakeCloudFormation:
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]}]}
+
+
+class FakeLambda:
+    """Lambda's Invoke: accepts (202) and runs the real handler in-process, recording what it got."""
+
+    def __init__(self, handlers: dict[str, ModuleType]) -> None:
+        self.handlers = handlers
+        self.invocations: list[tuple[str, str, Any]] = []
+        self.answers: list[Any] = []
+        self.refuse: ClientError | None = None
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+        if self.refuse is not None:
+            raise self.refuse
+        name = FunctionName.split(":")[6] if FunctionName.startswith("arn:") else FunctionName  # both are accepted
+        event = json.loads(Payload)
+        self.invocations.append((name, InvocationType, event))
+        self.answers.append(self.handlers[name].lambda_handler(event, LambdaContext()))
+        return {"StatusCode": 202}
+
+
+class Stack:
+    """The stack's queues on moto, its outputs, and what the script's AWS clients do."""
+
+    def __init__(self, aws: FakeAws) -> None:
+        self.aws = aws
+        self.queues = {
+            name: aws.sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("function-failures", "rule-errors")
+        }
+        outputs = {output: name for output, (name, _) in FUNCTIONS.items()}
+        outputs |= {"FunctionFailureQueueUrl": self.queues["function-failures"]}
+        outputs |= {"RuleErrorQueueUrl": self.queues["rule-errors"]}
+        self.cloudformation = FakeCloudFormation(outputs)
+        self.lambda_ = FakeLambda({name: load_handler(module) for name, module in FUNCTIONS.values()})
+        self.iot_data_endpoints: list[str] = []
+
+    def make_client(self, service: str, **kwargs: Any) -> Any:
+        if service == "cloudformation":
+            return self.cloudformation
+        if service == "lambda":
+            return self.lambda_
+        if service == "iot-data":  # moto serves the data plane on its generic host only
+            self.iot_data_endpoints.append(kwargs.pop("endpoint_url"))
+        return real_client(service, **kwargs)
+
+    def park(self, queue: str, record: dict[str, Any] | str) -> None:
+        body = record if isinstance(record, str) else json.dumps(record)
+        self.aws.sqs.send_message(QueueUrl=self.queues[queue], MessageBody=body)
+
+    def waiting(self, queue: str) -> int:
+        attributes = self.aws.sqs.get_queue_attributes(
+            QueueUrl=self.queues[queue],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0", "a message was left hidden"
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    def run(self, *args: str) -> tuple[int, str]:
+        out = io.StringIO()
+        status = redrive.main(["--stack", "motor-maintenance", *args], make_client=self.make_client, out=out)
+        return status, out.getvalue()
+
+
+@pytest.fixture
+def stack(aws: FakeAws) -> Stack:
+    return Stack(aws)
+
+
+class FlakyIotData:
+    """The IoT data plane, refusing every publish while `down`."""
+
+    def __init__(self) -> None:
+        self.down = True
+
+    def publish(self, **kwargs: Any) -> Any:
+        if self.down:
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "data plane down"}}, "Publish")
+        return real_client("iot-data").publish(**kwargs)
+
+
+def test_an_invocation_that_failed_its_retries_is_redriven_with_its_event_and_alerts_once(
+    stack: Stack, aws: FakeAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given the IoT data plane down while a reading raised an alarm, so that Lambda's three attempts
+    failed and the on-failure record was parked, when the data plane is back and the queue is
+    redriven, then the function gets the exact event again, the alarm event is published, people are
+    alerted once, and the record is deleted."""
+    iot = FlakyIotData()
+    monkeypatch.setattr(
+        motor_adapters.wiring,
+        "client",
+        lambda service, **kw: iot if service == "iot-data" else real_client(service, **kw),
+    )
+    inference = stack.lambda_.handlers[FUNCTIONS["InferenceFunctionName"][0]]
+    inference.lambda_handler(reading_payload(1, at_s=0, vibration_mm_s=12.0, running=False), LambdaContext())
+    event = reading_payload(2, at_s=60, vibration_mm_s=12.0, running=False) | {"topic_motor_id": "motor-001"}
+    for _attempt in range(3):  # the first try and Lambda's two retries
+        with pytest.raises(PublishFailed) as failure:
+            inference.lambda_handler(event, LambdaContext())
+    stack.park("function-failures", lambda_failure_record("InferenceFunctionName", event, failure.value))
+    iot.down = False
+
+    status, out = stack.run("--queue", "function-failures")
+    for _topic, alarm_event in aws.published():  # what AlarmRule does with what was published
+        stack.lambda_.handlers[FUNCTIONS["AlertFunctionName"][0]].lambda_handler(alarm_event, LambdaContext())
+
+    assert status == 0
+    name, invocation_type, payload = stack.lambda_.invocations[0]
+    assert (name, invocation_type, payload) == (FUNCTIONS["InferenceFunctionName"][0], "Event", event)
+    assert stack.lambda_.answers[0]["status"] == "duplicate"  # applied on the first try; only the publish was left
+    assert [alarm["transition"] for _topic, alarm in aws.published()] == ["raised"]
+    assert len(aws.alerts()) == 1
+    assert stack.waiting("function-failures") == 0
+    assert "function-failures: 1 redriven, 0 cannot be" in out
+
+
+def test_a_dry_run_says_what_it_would_do_and_changes_nothing(stack: Stack, aws: FakeAws) -> None:
+    stack.park(
+        "function-failures", lambda_failure_record("AlertFunctionName", load_event("alarm-raised"), ValueError())
+    )
+    telemetry = json.dumps(reading_payload(1)).encode()
+    stack.park("rule-errors", rule_error_record("motors/motor-001/telemetry", telemetry, "motor-001"))
+
+    status, out = stack.run("--dry-run")
+
+    assert status == 0
+    assert f"would invoke {function_arn('AlertFunctionName')}" in out
+    assert "would publish motors/motor-001/telemetry" in out
+    assert stack.lambda_.invocations == []
+    assert aws.published() == []
+    assert (stack.waiting("function-failures"), stack.waiting("rule-errors")) == (1, 1)
+
+
+def test_a_rule_error_on_a_motor_topic_is_published_again_to_that_topic(stack: Stack, aws: FakeAws) -> None:
+    telemetry = json.dumps(reading_payload(7)).encode()
+    stack.park("rule-errors", rule_error_record("motors/motor-001/telemetry", telemetry, "motor-001"))
+
+    status, _ = stack.run("--queue", "rule-errors")
+
+    assert status == 0
+    assert aws.published() == [("motors/motor-001/telemetry", json.loads(telemetry))]
+    assert stack.iot_data_endpoints[0].endswith("-ats.iot.eu-west-1.amazonaws.com")
+    assert stack.waiting("rule-errors") == 0
+
+
+def test_a_legacy_reading_is_mapped_as_its_rule_maps_it_and_sent_to_the_inference_function(stack: Stack) -> None:
+    """Republishing would not work (no MQTT client id over HTTP), so the script does the rule's mapping."""
+    original = {"motorID": "AWS98765", "motorType": "Pump_GN12345", "TT01": 42.0, "TT02": 64, "TT03": 57}
+    original |= {"TT04": 30, "FTO1": 231, "PT01": 27.3}  # FTO1: the original simulator's spelling
+    received_ms = 1795780800000
+
+    event = redrive.legacy_event(original, client_id="AWS98765", received_ms=received_ms)
+
+    assert event == load_event("telemetry-legacy")  # what LegacyTelemetryRule's SQL produces
+    stack.park("rule-errors", rule_error_record("iml_iotevents_data", json.dumps(original).encode(), "AWS98765"))
+    status, _ = stack.run("--queue", "rule-errors")
+    [(name, _, sent)] = stack.lambda_.invocations
+    assert status == 0
+    assert name == FUNCTIONS["InferenceFunctionName"][0]
+    assert sent["ts"] == sent["seq"] == sent["received_at"]  # stamped with the time SQS received the error
+    assert {k: v for k, v in sent.items() if k not in {"ts", "seq", "received_at"}} == {
+        k: v for k, v in event.items() if k not in {"ts", "seq", "received_at"}
+    }
+    assert stack.lambda_.answers[0]["status"] == "applied"
+
+
+def test_what_cannot_be_redriven_stays_in_the_queue_and_is_reported(stack: Stack) -> None:
+    foreign = lambda_failure_record("InferenceFunctionName", reading_payload(1), ValueError())
+    foreign["requestContext"]["functionArn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:someone-elses"
+    stack.park("function-failures", foreign)
+    stack.park("function-failures", "not json")
+    stack.park("rule-errors", rule_error_record("factory/other/topic", b"{}", "x"))
+
+    status, out = stack.run()
+
+    assert status == 1
+    assert "left: function 'someone-elses' is not one of this stack's" in out
+    assert "left: topic 'factory/other/topic' is read by no rule of this stack" in out
+    assert stack.lambda_.invocations == []
+    assert (stack.waiting("function-failures"), stack.waiting("rule-errors")) == (2, 1)
+
+
+def test_a_redrive_lambda_refuses_is_kept_for_the_next_run(stack: Stack) -> None:
+    stack.park(
+        "function-failures", lambda_failure_record("AlertFunctionName", load_event("alarm-raised"), ValueError())
+    )
+    stack.lambda_.refuse = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate"}}, "Invoke")
+
+    first, out = stack.run("--queue", "function-failures")
+    stack.lambda_.refuse = None
+    second, _ = stack.run("--queue", "function-failures")
+
+    assert (first, second) == (1, 0)
+    assert "left: redrive failed" in out
+    assert stack.lambda_.answers[0]["status"] == "sent"
+    assert stack.waiting("function-failures") == 0

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from motor_maintenance.telemetry import Telemetry
+from motor_maintenance.telemetry import SIGNALS, Telemetry
 
 F64 = NDArray[np.float64]
 HOUR_S = 3600.0
@@ -151,18 +151,8 @@ class Sample:
         return self.reading.model_dump(mode="json", exclude_none=True)
 
 
-SIGNAL_COLUMNS: tuple[str, ...] = (
-    "speed_rpm",
-    "torque_nm",
-    "current_a",
-    "winding_temp_c",
-    "bearing_temp_c",
-    "fluid_temp_c",
-    "ambient_temp_c",
-    "vibration_mm_s",
-    "pressure_bar",
-    "flow_m3h",
-)
+SIGNAL_COLUMNS: tuple[str, ...] = SIGNALS
+"""The signals every reading carries, in the telemetry model's order."""
 ROUNDING: dict[str, int] = {
     "speed_rpm": 1,
     "torque_nm": 2,

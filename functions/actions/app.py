@@ -17,7 +17,14 @@ from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.settings import Settings
-from motor_adapters.wiring import alarm_publisher, config_source, current_config, rejection_reason, state_store
+from motor_adapters.wiring import (
+    alarm_publisher,
+    config_source,
+    current_config,
+    payload_preview,
+    rejection_reason,
+    state_store,
+)
 from motor_maintenance.alarms import OperatorAction
 from motor_maintenance.detector import Outcome
 from motor_maintenance.service import process_action
@@ -42,7 +49,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         action = parse(event=event, model=OperatorAction)
     except (ValidationError, ValueError, TypeError) as exc:
         reason = rejection_reason(exc)
-        logger.warning("action rejected", reason=reason, payload_preview=repr(event)[:500])
+        logger.warning("action rejected", reason=reason, payload_preview=payload_preview(event))
         metrics.add_metric(name="ActionsRejected", unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "reason": reason}
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from motor_adapters.clients import client, within_lambda_timeout
 from motor_adapters.settings import Settings
 from motor_adapters.sns_notifier import SnsNotifier
-from motor_adapters.wiring import rejection_reason
+from motor_adapters.wiring import payload_preview, rejection_reason
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.alerts import format_alert
 
@@ -58,7 +58,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         alarm = parse(event=event, model=AlarmEvent)
     except (ValidationError, ValueError, TypeError) as exc:
         reason = rejection_reason(exc)
-        logger.warning("alarm event rejected", reason=reason, payload_preview=repr(event)[:500])
+        logger.warning("alarm event rejected", reason=reason, payload_preview=payload_preview(event))
         metrics.add_metric(name="AlarmEventsRejected", unit=MetricUnit.Count, value=1)
         return {"status": "rejected", "reason": reason}
 

@@ -23,6 +23,7 @@ from motor_adapters.wiring import (
     config_source,
     current_config,
     health_monitor,
+    payload_preview,
     rejection_reason,
     report_health,
     state_store,
@@ -91,8 +92,8 @@ def reject(event: Any, exc: Exception) -> dict[str, Any]:
     logger.warning(
         "reading rejected",
         reason=reason,
-        claimed_motor_id=str(motor_id)[:80] if motor_id is not None else None,
-        payload_preview=repr(event)[:500],
+        claimed_motor_id=payload_preview(motor_id, 80) if motor_id is not None else None,
+        payload_preview=payload_preview(event),
     )
     metrics.add_metric(name="ReadingsRejected", unit=MetricUnit.Count, value=1)
     return {"status": "rejected", "reason": reason}

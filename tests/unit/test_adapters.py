@@ -248,3 +248,36 @@ def test_config_source_validates_a_document_once_not_on_every_invocation(monkeyp
     assert all(c.schedule.service_interval_h == 250 for c in configs)
     assert changed.schedule.service_interval_h == 300
     assert len(validations) == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "shown"),
+    [
+        ({"motor_id": "motor-\udcff1"}, "'motor-\\udcff1'"),  # a lone surrogate: JSON can spell one
+        ({"motor_id": "m\u043etor-001"}, "'m\\u043etor-001'"),  # a Cyrillic o, shown for what it is
+        ({"motor_id": "motor-001\u202e"}, "'motor-001\\u202e'"),  # a right-to-left override
+        ({"seq": 10**5000}, "<int of 16610 bits>"),  # too long for str(), which would raise
+        (b"\xff\xfe{", "b'\\xff\\xfe{'"),
+    ],
+)
+def test_a_payload_preview_is_ascii_and_escapes_what_a_log_line_cannot_show(payload: Any, shown: str) -> None:
+    from motor_adapters.wiring import payload_preview
+
+    preview = payload_preview(payload)
+
+    assert preview.isascii()
+    assert shown in preview
+
+
+def test_a_payload_preview_is_short_however_deep_or_large_the_payload() -> None:
+    """repr() of a payload nested ~990 deep raised RecursionError on Python 3.11; one of 20,000 fields is 256 KB."""
+    from motor_adapters.wiring import payload_preview
+
+    deep: Any = "leaf"
+    for _ in range(100_000):
+        deep = {"a": [deep]}
+    wide = {f"field_{i}": "x" * 1000 for i in range(20_000)}
+
+    assert payload_preview(deep) == "{'a': [{'a': [{...}]}]}"  # four levels
+    assert len(payload_preview(wide)) == 500
+    assert len(payload_preview("motor-" * 1000, 80)) == 80

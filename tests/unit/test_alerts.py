@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from motor_maintenance.alarms import AlarmEvent
+from motor_adapters.sns_notifier import SnsNotifier
+from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.alerts import SMS_MAX, SUBJECT_MAX, format_alert
-from tests.support import load_event
+from motor_maintenance.config import DetectorConfig
+from motor_maintenance.detector import ReadingInput, step
+from motor_maintenance.telemetry import Telemetry
+from tests.support import T0_MS, load_event, reading_payload
 
 
 def test_a_raised_condition_alarm_says_what_where_why_and_what_to_do() -> None:
@@ -78,10 +88,7 @@ def test_service_recorded_tells_how_long_the_motor_ran() -> None:
 
 
 def test_the_action_an_alert_suggests_is_one_the_action_topic_accepts() -> None:
-    import json
     import re
-
-    from motor_maintenance.alarms import OperatorAction
 
     event = load_event("alarm-raised") | {"alarm": "schedule", "kind": "schedule", "rule": {"service_interval_h": 1000}}
     body = format_alert(AlarmEvent.model_validate(event)).body
@@ -93,7 +100,8 @@ def test_the_action_an_alert_suggests_is_one_the_action_topic_accepts() -> None:
         assert OperatorAction.model_validate(filled).motor_id == "motor-001"
 
 
-rule_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=8))
+# Integers a float holds exactly: a larger one (10**400) is refused by the schema, tested below.
+rule_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(2**53), 2**53), st.text(max_size=8))
 
 
 @settings(max_examples=300, deadline=None)
@@ -129,8 +137,99 @@ def test_any_alarm_event_that_parses_can_be_worded(kind: str, transition: str, r
 
 
 def test_an_alarm_event_without_a_valid_alarm_name_is_rejected() -> None:
-    import pytest
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError, match="alarm"):
         AlarmEvent.model_validate(load_event("alarm-raised") | {"alarm": ""})
+
+
+# --- what the alerts function refuses, and what it must always accept ----------------------------
+
+SAMPLE_RULE = load_event("alarm-raised")["rule"]
+LONE_SURROGATE = "\udcff"  # JSON can spell one ("\\udcff"); no UTF-8 encoder writes it
+SNS_MAX_MESSAGE_BYTES = 256 * 1024
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("event_id", "not-an-event-id"),
+        ("event_id", "9f3b2c1d0e4a5b6c7d8e9f0a1b2c3d4e5"),  # 33 digits: event_id() makes 32
+        ("advice", "\u00e9" * 60_000),  # 120 KB, under IoT's 128 KB: over SNS's 256 KB as the alert's JSON
+        ("note", "n" * 501),
+        ("operator", "o" * 101),
+        ("motor_type", "t" * 65),
+        ("action_id", "an action id"),
+        ("event_id", "9f3b2c1d0e4a5b6c7d8e9f0a1b2c3d4" + LONE_SURROGATE),
+        ("motor_type", "pump" + LONE_SURROGATE),
+        ("advice", "Check" + LONE_SURROGATE),
+        ("note", "done" + LONE_SURROGATE),
+        ("operator", "j.smith" + LONE_SURROGATE),
+        ("action_id", "a-1" + LONE_SURROGATE),
+        ("rule", SAMPLE_RULE | {"description": "Hot" + LONE_SURROGATE}),
+        ("rule", SAMPLE_RULE | {"note" + LONE_SURROGATE: 1}),
+        ("rule", SAMPLE_RULE | {"description": "d" * 501}),
+        ("rule", SAMPLE_RULE | {"raise_threshold": 10**400}),  # raised OverflowError in the alert text
+        ("rule", SAMPLE_RULE | {"nested": {"a": {"b": 1}}}),  # a few hundred levels broke the idempotency hash
+        ("rule", SAMPLE_RULE | {f"extra_{i}": i for i in range(3)}),  # 9 items
+        ("readings", {"fluid_temp_c": 212.5, "not_a_signal": 1.0}),
+        ("readings", {"fluid_temp_c" + LONE_SURROGATE: 212.5}),
+    ],
+)
+def test_an_alarm_event_the_alert_could_not_carry_is_refused_by_name(field: str, value: Any) -> None:
+    """Refused, the alerts function answers 'rejected'; accepted, the SNS publish or the log line would fail."""
+    with pytest.raises(ValidationError) as refused:
+        AlarmEvent.model_validate(load_event("alarm-raised") | {field: value})
+
+    assert {str(error["loc"][0]) for error in refused.value.errors()} == {field}
+
+
+class CapturingSns:
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+
+    def publish(self, **kwargs: Any) -> dict[str, str]:
+        self.published.append(kwargs)
+        return {"MessageId": str(len(self.published))}
+
+
+def test_the_largest_events_the_detector_can_make_are_accepted_and_each_alert_fits_one_sns_message() -> None:
+    """Every free text at its longest, in 4-byte characters: the detector never makes an event the alerts refuse."""
+    wide = "\U0001d7ce"  # four bytes in UTF-8, twelve as a JSON escape
+    config = DetectorConfig.with_overrides(
+        {
+            "conditions": [
+                {
+                    "name": "h" * 40,
+                    "signal": "fluid_temp_c",
+                    "raise_threshold": 200.0,
+                    "clear_threshold": 190.0,
+                    "description": wide * 500,
+                    "advice": wide * 1000,
+                }
+            ]
+        }
+    )
+    t0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
+    reading = Telemetry.model_validate(reading_payload(motor_type="t" * 64, fluid_temp_c=250.0))
+    raised = step(None, ReadingInput(reading), t0, config)
+    action = OperatorAction(
+        motor_id="motor-001",
+        action="acknowledge",
+        alarm="h" * 40,
+        action_id="a" * 100,
+        ts=t0 + timedelta(minutes=1),
+        operator="o" * 100,
+        note=wide * 500,
+    )
+    acknowledged = step(raised.state, action, t0 + timedelta(minutes=1), config)
+    sns = CapturingSns()
+
+    for event in (*raised.events, *acknowledged.events):
+        arrived = AlarmEvent.model_validate(json.loads(event.model_dump_json()))  # as the alerts function gets it
+        SnsNotifier("arn:aws:sns:eu-west-1:123456789012:alerts", sns).send(format_alert(arrived), arrived)
+
+    assert [message["MessageAttributes"]["transition"]["StringValue"] for message in sns.published] == [
+        "raised",
+        "acknowledged",
+    ]
+    for message in sns.published:
+        assert len(message["Message"].encode()) + len(message["Subject"]) < SNS_MAX_MESSAGE_BYTES

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from motor_maintenance.config import ConditionRule, DetectorConfig
+from motor_maintenance.config import DEFAULT_CONDITIONS, ConditionRule, DetectorConfig
+
+DEFAULT_FLUID = DEFAULT_CONDITIONS[0].model_dump()
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -48,6 +50,9 @@ def test_overrides_merge_into_nested_rules() -> None:
             "reserved",
         ),
         ({"typo_field": 1}, "Extra inputs are not permitted"),
+        # Both travel in every alarm event, which bounds them so that an alert always fits SNS.
+        ({"conditions": [{**DEFAULT_FLUID, "description": "d" * 501}]}, "at most 500 characters"),
+        ({"predictive": {"advice": "a" * 1001}}, "at most 1000 characters"),
     ],
 )
 def test_invalid_overrides_are_rejected_with_the_reason(overrides: dict, message: str) -> None:

@@ -93,6 +93,20 @@ def test_n_failures_in_a_row_raise_one_alert_and_the_model_answering_again_clear
     assert store.record.outbox == ()
 
 
+def test_an_error_text_the_alert_could_not_carry_is_escaped_and_cut_not_a_reason_to_fail() -> None:
+    store, publisher = MemoryHealthStore(), Recorder()
+    monitor = ModelHealthMonitor(store, publisher)
+    error = "endpoint answered '\udcff" + "x" * 2000  # a lone surrogate, and far longer than a note holds
+
+    reports = [monitor.observe(probability=None, error=error, now=T0, rule=RULE) for _ in range(RULE.unavailable_after)]
+
+    [raised] = reports[-1].published
+    assert raised.note is not None
+    assert raised.note.startswith("endpoint answered '\\udcffxxx")
+    assert len(raised.note) <= 500
+    assert AlarmEvent.model_validate_json(raised.model_dump_json()) == raised  # what the alerts function receives
+
+
 def test_an_answer_between_failures_restarts_the_count() -> None:
     publisher = Recorder()
     monitor = ModelHealthMonitor(MemoryHealthStore(), publisher)

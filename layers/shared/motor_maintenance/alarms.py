@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from motor_maintenance.config import Severity
-from motor_maintenance.telemetry import MotorId, Timestamp
+from motor_maintenance.config import ADVICE_MAX, DESCRIPTION_MAX, Severity
+from motor_maintenance.telemetry import SIGNALS, MotorId, Timestamp
 
 ALARM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+ACTION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
+"""What :func:`event_id` makes: the first 32 hex digits of a SHA-256."""
+OPERATOR_MAX = 100
+NOTE_MAX = 500
+RULE_ITEMS_MAX = 8
+"""A rule in an event has at most 6 items (a condition rule's); a few more are room to grow, not to fill."""
 
 ALL_MOTORS = "all.motors"
 """The `motor_id` of a fleet-wide event (the model's health). The dot keeps it out of the motor-id pattern,
@@ -78,13 +85,13 @@ class OperatorAction(BaseModel):
         description="Alarm the action applies to; required except for service_complete.",
     )
     action_id: str = Field(
-        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        pattern=ACTION_ID_PATTERN,
         description="Unique per action (e.g. a UUID): a redelivered action is applied once.",
     )
     ts: Timestamp = Field(description="When the operator acted (ISO-8601 with offset, or epoch ms).")
     snooze_minutes: float | None = Field(default=None, gt=0, strict=True, description="For snooze: how long.")
-    operator: str = Field(default="unknown", max_length=100, description="Who acted, for the audit trail.")
-    note: str = Field(default="", max_length=500)
+    operator: str = Field(default="unknown", max_length=OPERATOR_MAX, description="Who acted, for the audit trail.")
+    note: str = Field(default="", max_length=NOTE_MAX)
     topic_motor_id: str | None = Field(default=None, description="Added by the IoT rule from topic(2).")
 
     @model_validator(mode="after")
@@ -100,12 +107,33 @@ class OperatorAction(BaseModel):
         return self
 
 
+def _known_signal(name: str) -> str:
+    if name not in SIGNALS:
+        raise ValueError(f"not a signal; expected one of {', '.join(SIGNALS)}")
+    return name
+
+
+SignalName = Annotated[str, AfterValidator(_known_signal)]
+RuleText = Annotated[str, Field(max_length=DESCRIPTION_MAX)]
+RuleNumber = Annotated[int, Field(ge=-(2**53), le=2**53)] | float
+"""A threshold or a count: an int stays one on the wire, and one too large for a float is refused."""
+
+
 class AlarmEvent(BaseModel):
-    """One alarm transition: what people are told about and machines subscribe to."""
+    """One alarm transition: what people are told about and machines subscribe to.
+
+    Every field is bounded: the alerts function turns an event into an SNS message (256 KB at most)
+    and a log line, so an event that arrives on motors/{id}/alarms, from the detector or from anyone
+    allowed to publish there, must not be able to make either fail (a failure is retried, then
+    dead-lettered). Constrained strings also refuse a lone surrogate, which JSON can spell and no
+    UTF-8 encoder writes.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: str = Field(description="Deterministic: the same cause always yields the same id.")
+    event_id: str = Field(
+        pattern=EVENT_ID_PATTERN, description="Deterministic: the same cause always yields the same id."
+    )
     sequence: int = Field(
         default=0,
         ge=0,
@@ -113,7 +141,7 @@ class AlarmEvent(BaseModel):
         "is not above the last it applied for that motor can drop it (a redelivery, or overtaken).",
     )
     motor_id: MotorId | Literal["all.motors"] = Field(description=f"The motor, or {ALL_MOTORS!r} for the fleet.")
-    motor_type: str | None = None
+    motor_type: str | None = Field(default=None, max_length=64)
     alarm: str = Field(pattern=ALARM_NAME_PATTERN)
     kind: AlarmKind
     transition: Transition
@@ -123,18 +151,26 @@ class AlarmEvent(BaseModel):
     at: Timestamp = Field(description="When it happened: the reading's or the action's time.")
     cause: Literal["reading", "action", "timer", "model"]
     reading_seq: int | None = None
-    action_id: str | None = None
+    action_id: str | None = Field(default=None, pattern=ACTION_ID_PATTERN)
     value: float | None = Field(default=None, description="The watched signal or probability at the transition.")
-    rule: dict[str, Any] = Field(default_factory=dict, description="The rule's thresholds, for the message.")
-    readings: dict[str, float] = Field(default_factory=dict, description="All signals of the causing reading.")
+    rule: dict[RuleText, RuleText | RuleNumber | None] = Field(
+        default_factory=dict,
+        max_length=RULE_ITEMS_MAX,
+        description="The rule's thresholds and description, for the message (flat: no nested values).",
+    )
+    readings: dict[SignalName, float] = Field(
+        default_factory=dict, max_length=len(SIGNALS), description="All signals of the causing reading."
+    )
     failure_probability: float | None = None
     probability_at: Timestamp | None = Field(default=None, description="When the model gave that probability.")
     active_since: Timestamp | None = None
     run_hours: float | None = None
     snoozed_until: Timestamp | None = None
-    operator: str | None = None
-    note: str | None = Field(default=None, description="The operator's note; for the model's health, its last error.")
-    advice: str = ""
+    operator: str | None = Field(default=None, max_length=OPERATOR_MAX)
+    note: str | None = Field(
+        default=None, max_length=NOTE_MAX, description="The operator's note; for the model's health, its last error."
+    )
+    advice: str = Field(default="", max_length=ADVICE_MAX)
 
 
 def event_id(motor_id: str, alarm: str, transition: Transition, cause_key: str) -> str:

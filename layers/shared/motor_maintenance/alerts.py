@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -202,11 +203,16 @@ def _cause(event: AlarmEvent) -> str:
     return ""
 
 
-def _number(rule: dict[str, object], key: str) -> float | None:
+def _number(rule: Mapping[str, object], key: str) -> float | None:
+    """A finite threshold from the rule, or None (missing, text, or too large for a float: 10**400)."""
     value = rule.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _operator_hints(event: AlarmEvent) -> list[str]:

@@ -11,6 +11,9 @@ from motor_maintenance.telemetry import SIGNALS
 
 SCHEDULE_ALARM = "schedule"
 PREDICTIVE_ALARM = "predictive"
+DESCRIPTION_MAX = 500
+ADVICE_MAX = 1000
+"""Characters of a rule's description and advice: both travel in every alarm event, which bounds them."""
 
 
 class Severity(StrEnum):
@@ -36,8 +39,8 @@ class ConditionRule(_Frozen):
     clear_threshold: float = Field(description="...and stops holding once it is back past this one.")
     min_duration_s: float = Field(default=0, ge=0, description="How long the raise threshold must be crossed.")
     severity: Severity = Severity.HIGH
-    description: str = ""
-    advice: str = Field(default="", description="What a maintenance engineer should do next.")
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
+    advice: str = Field(default="", max_length=ADVICE_MAX, description="What a maintenance engineer should do next.")
 
     @model_validator(mode="after")
     def _hysteresis_points_the_right_way(self) -> ConditionRule:
@@ -63,7 +66,10 @@ class ScheduleRule(_Frozen):
 
     service_interval_h: float = Field(default=1000.0, gt=0, description="Run hours between services.")
     severity: Severity = Severity.MEDIUM
-    advice: str = "Plan the scheduled service, then report 'service_complete' to reset the run-hours counter."
+    advice: str = Field(
+        default="Plan the scheduled service, then report 'service_complete' to reset the run-hours counter.",
+        max_length=ADVICE_MAX,
+    )
 
 
 class PredictiveRule(_Frozen):
@@ -73,9 +79,10 @@ class PredictiveRule(_Frozen):
     clear_threshold: float = Field(default=0.3, ge=0, le=1, description="Probability below which it clears.")
     consecutive: int = Field(default=2, ge=1, le=100, description="Warnings in a row needed to raise.")
     severity: Severity = Severity.HIGH
-    advice: str = (
-        "Inspect the motor within 24 hours: bearings (vibration, temperature), winding insulation, "
-        "impeller and seals. Plan the repair before it fails."
+    advice: str = Field(
+        default="Inspect the motor within 24 hours: bearings (vibration, temperature), winding insulation, "
+        "impeller and seals. Plan the repair before it fails.",
+        max_length=ADVICE_MAX,
     )
 
     @model_validator(mode="after")
@@ -102,10 +109,11 @@ class ModelHealthRule(_Frozen):
         "answers now and then does not announce a recovery and a new outage every few readings.",
     )
     severity: Severity = Severity.HIGH
-    advice: str = (
-        "Check the SageMaker endpoint: its status, its invocation errors and throttling (raise the stack's "
-        "EndpointMaxConcurrency if it throttles), and the reason in the InferenceFunction log lines "
-        "'prediction failed'."
+    advice: str = Field(
+        default="Check the SageMaker endpoint: its status, its invocation errors and throttling (raise the "
+        "stack's EndpointMaxConcurrency if it throttles), and the reason in the InferenceFunction log lines "
+        "'prediction failed'.",
+        max_length=ADVICE_MAX,
     )
 
 

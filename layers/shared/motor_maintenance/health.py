@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from motor_maintenance.alarms import ALL_MOTORS, AlarmEvent, AlarmKind, AlarmState, Transition, event_id
+from motor_maintenance.alarms import ALL_MOTORS, NOTE_MAX, AlarmEvent, AlarmKind, AlarmState, Transition, event_id
 from motor_maintenance.config import ModelHealthRule
 from motor_maintenance.errors import PublishFailed, StoreUnavailable, VersionConflict
 from motor_maintenance.service import EventPublisher
@@ -34,7 +34,7 @@ from motor_maintenance.telemetry import to_epoch_ms
 MODEL_ALARM = "model_unavailable"
 REFRESH_S = 60.0
 MAX_SAVE_ATTEMPTS = 5
-ERROR_KEPT = 300  # characters of the last error carried into the alert
+ERROR_KEPT = 300  # characters of the last error carried into the alert (an event's note holds NOTE_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ def assess(
             available=False,
             outage=health.outage + 1,
             since_ms=now_ms,
-            last_error=error[:ERROR_KEPT],
+            last_error=_printable(error)[:ERROR_KEPT],
             event_seq=health.event_seq + 1,
         )
         return new, _event(new, Transition.RAISED, now_ms=now_ms, outage_started_ms=now_ms, streak=failures, rule=rule)
@@ -135,9 +135,14 @@ def _event(
         value=float(streak),
         rule={"unavailable_after": rule.unavailable_after, "recover_after": rule.recover_after},
         active_since=outage_started_ms,
-        note=health.last_error or None,
+        note=_printable(health.last_error)[:NOTE_MAX] or None,
         advice=rule.advice if raised else "",
     )
+
+
+def _printable(error: str) -> str:
+    """An error's text as an alarm event takes it: a lone surrogate escaped (the event refuses one)."""
+    return error.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,27 +132,39 @@ class MqttClient(Protocol):
 ClientFactory = Callable[["DeviceConnection"], MqttClient]
 
 
+class IdentityUnusable(Exception):
+    """The certificate and key of a connection cannot set up TLS (not PEM, or not a pair)."""
+
+
 def mtls_client(connection: DeviceConnection) -> MqttClient:
     """An MQTT5 client for AWS IoT Core (or any MQTT5 broker) with X.509 mutual TLS."""
     settings = connection.settings
-    client: MqttClient = mqtt5_client_builder.mtls_from_path(
-        endpoint=settings.endpoint,
-        port=settings.port,
-        cert_filepath=settings.cert_path,
-        pri_key_filepath=settings.key_path,
-        ca_filepath=settings.ca_path,
-        client_id=settings.client_id,
-        keep_alive_interval_sec=KEEP_ALIVE_S,
-        ack_timeout_sec=settings.ack_timeout_s,
-        # QoS 1 publishes survive a disconnect inside the client and are sent again after the
-        # reconnect; subscriptions do not (the session is clean), so they are renewed on connect.
-        offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_NON_QOS1_PUBLISH_ON_DISCONNECT,
-        on_publish_received=connection.on_publish_received,
-        on_lifecycle_connection_success=connection.on_connection_success,
-        on_lifecycle_connection_failure=connection.on_connection_failure,
-        on_lifecycle_disconnection=connection.on_disconnection,
-        on_lifecycle_stopped=connection.on_stopped,
-    )
+    try:
+        client: MqttClient = mqtt5_client_builder.mtls_from_path(
+            endpoint=settings.endpoint,
+            port=settings.port,
+            cert_filepath=settings.cert_path,
+            pri_key_filepath=settings.key_path,
+            ca_filepath=settings.ca_path,
+            client_id=settings.client_id,
+            keep_alive_interval_sec=KEEP_ALIVE_S,
+            ack_timeout_sec=settings.ack_timeout_s,
+            # QoS 1 publishes survive a disconnect inside the client and are sent again after the
+            # reconnect; subscriptions do not (the session is clean), so they are renewed on connect.
+            offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_NON_QOS1_PUBLISH_ON_DISCONNECT,
+            on_publish_received=connection.on_publish_received,
+            on_lifecycle_connection_success=connection.on_connection_success,
+            on_lifecycle_connection_failure=connection.on_connection_failure,
+            on_lifecycle_disconnection=connection.on_disconnection,
+            on_lifecycle_stopped=connection.on_stopped,
+        )
+    except RuntimeError as exc:  # awscrt: "AWS_IO_TLS_CTX_ERROR: Failed to create tls context"
+        # Name the files, never their contents.
+        ca = f", CA {settings.ca_path}" if settings.ca_path else ""
+        raise IdentityUnusable(
+            f"{settings.client_id}: cannot set up TLS with certificate {settings.cert_path}, key "
+            f"{settings.key_path}{ca} ({exc}): each must be a PEM file, the key the private key of the certificate"
+        ) from exc
     return client
 
 

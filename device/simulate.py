@@ -25,7 +25,7 @@ from typing import Protocol, TextIO
 if not __package__:  # run as a script (python device/simulate.py): make `device` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from device.mqtt import ConnectionSettings, DeliveryCounts, DeviceConnection, telemetry_topic
+from device.mqtt import ConnectionSettings, DeliveryCounts, DeviceConnection, IdentityUnusable, telemetry_topic
 from device.physics import FailureMode, Fleet, FleetConfig, Sample
 from motor_maintenance.alarms import ActionName, OperatorAction
 from motor_maintenance.config import DetectorConfig
@@ -54,7 +54,8 @@ connection model:
                    is NAME itself: the stack's DevicePolicy lets a certificate connect only as its
                    thing and publish only to motors/<thing>/telemetry, so one certificate is one motor.
                    With --motors N > 1 the connection is a gateway publishing for motor-001..N; that
-                   needs a policy allowing those topics (the stack's refuses them: counted as failed).
+                   needs a policy allowing those topics (the stack's refuses them: counted as failed;
+                   docs/security.md shows how to scope a gateway's own policy).
   The client is built with awsiotsdk's mqtt5_client_builder.mtls_from_path, whose AWS IoT Core
   defaults cap one client at 100 publishes/s and 512 KB/s (IoT Core's per-connection limits); the
   simulator also keeps at most 100 publishes per connection unacknowledged (IoT Core's in-flight
@@ -71,8 +72,8 @@ delivery:
   once), the queued and in-flight readings get --drain-timeout to be delivered and acknowledged;
   what is left then counts as dropped or failed, and the connections are closed. Exit status: 0
   if every reading was acknowledged, 1 if any failed or was dropped or a connection never came up,
-  2 for bad arguments. A reading may arrive twice (QoS 1);
-  the cloud deduplicates by (motor_id, ts, seq).
+  2 for bad arguments (also a private key others can read, or a certificate or key TLS cannot
+  use). A reading may arrive twice (QoS 1); the cloud deduplicates by (motor_id, ts, seq).
 
 simulated time:
   Each tick advances the physics --interval x --speedup simulated seconds. With --count or
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen-actions",
         action="store_true",
         help="subscribe to motors/<motor>/actions and apply service_complete to the simulated motor "
-        "(the stack's DevicePolicy does not grant this subscription yet)",
+        "(the stack's DevicePolicy lets each thing subscribe to its own actions topic)",
     )
     connection.add_argument(
         "--connect-timeout", type=_positive(float), default=30.0, help="seconds to wait for the first connection"
@@ -584,17 +585,21 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
             if args.stdout:
                 sink = StdoutSink(sys.stdout)
             else:
-                mqtt = MqttSink(
-                    [
-                        DeviceConnection(
-                            settings,
-                            motors,
-                            queue_size=args.queue_size,
-                            on_action=desk.receive if args.listen_actions else None,
-                        )
-                        for settings, motors in the_plan.connections
-                    ]
-                )
+                try:
+                    mqtt = MqttSink(
+                        [
+                            DeviceConnection(
+                                settings,
+                                motors,
+                                queue_size=args.queue_size,
+                                on_action=desk.receive if args.listen_actions else None,
+                            )
+                            for settings, motors in the_plan.connections
+                        ]
+                    )
+                except IdentityUnusable as exc:
+                    log.error("%s", exc)
+                    return 2
                 problems = mqtt.start(args.connect_timeout)
                 if problems:
                     mqtt.close(timeout_s=0, deliver_queued=False)

@@ -60,6 +60,11 @@ class Identity:
     cert: Path
     key: Path
 
+    def key_material(self) -> list[str]:
+        """The base64 lines of the private key's PEM body: printing any of them is a leak."""
+        lines = [line.strip() for line in self.key.read_text().splitlines()]
+        return [line for line in lines if line and not line.startswith("-----")]
+
 
 class Authority:
     """A certificate authority in `directory`, made with the openssl command line (EC P-256 keys)."""
@@ -102,9 +107,16 @@ class Authority:
         subprocess.run([self._openssl, *map(str, args)], check=True, capture_output=True, timeout=60)  # noqa: S603
 
 
-# Mirrors template.yaml's DevicePolicy: a device (username = its certificate's common name)
-# publishes only its own telemetry and receives only its own actions and alarms. The observer
-# stands for the cloud side (the IoT rules and an operator); the gateway for a gateway identity.
+# Mirrors template.yaml's DevicePolicy (test_the_broker_acl_mirrors_the_device_policy checks): a
+# device (username = its certificate's common name) publishes only its own telemetry and receives
+# only its own actions and alarms. The observer stands for the cloud side: the IoT rules read
+# telemetry, an operator publishes actions, InferenceFunction publishes alarm events. The gateway
+# stands for a gateway identity with a policy of its own (docs/security.md).
+#
+# What mosquitto cannot mirror: AWS IoT Core also lets a certificate connect only with its thing's
+# name as client id (iot:Connect on client/${iot:Connection.Thing.ThingName}); mosquitto has no
+# such rule without a plugin, so here a device may pick any client id. Its permissions follow its
+# certificate (%u) all the same; test_template.py checks the Connect statement.
 ACL = """\
 pattern write motors/%u/telemetry
 pattern read motors/%u/actions
@@ -113,6 +125,7 @@ pattern read motors/%u/alarms
 user observer
 topic read motors/+/telemetry
 topic write motors/+/actions
+topic write motors/+/alarms
 
 user gateway
 topic write motors/+/telemetry

@@ -33,6 +33,14 @@ class Pki:
     def device(self, name: str) -> Identity:
         return Identity(name, self.devices / f"{name}.cert.pem", self.devices / f"{name}.private.key")
 
+    def identities(self) -> list[Identity]:
+        """Every identity with a private key: the devices', the rogue authority's, the observer's, the gateway's."""
+        rogue = [
+            Identity(name, self.rogue.directory / f"{name}.cert.pem", self.rogue.directory / f"{name}.private.key")
+            for name in DEVICES
+        ]
+        return [*(self.device(name) for name in DEVICES), *rogue, self.observer, self.gateway, self.server]
+
 
 def _missing(tool: str) -> None:
     reason = f"{tool} is not installed (apt-get install mosquitto openssl; .ci/run installs them)"

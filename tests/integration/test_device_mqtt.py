@@ -17,9 +17,10 @@ import pytest
 from awscrt import mqtt5
 
 from motor_maintenance.telemetry import Telemetry
-from tests.integration.broker import TIMEOUT_S, Mosquitto, Peer, wait_until
+from tests.integration.broker import ACL, TIMEOUT_S, Mosquitto, Peer, wait_until
 from tests.integration.conftest import Pki
 from tests.support import ROOT
+from tests.unit.test_template import DEVICE_GRANTS, THING
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,9 @@ class Simulation:
     def stderr(self) -> str:
         return self._err.read_text()
 
+    def printed(self) -> str:
+        return self._out.read_text() + self._err.read_text()
+
     def wait(self, timeout_s: float = 60.0) -> int:
         try:
             return self.process.wait(timeout_s)
@@ -66,8 +70,11 @@ Simulate = Callable[..., Simulation]
 
 
 @pytest.fixture
-def simulate(broker: Mosquitto, tmp_path: Path) -> Iterator[Simulate]:
-    """Start simulate.py with these arguments; whatever still runs at the end of the test is killed."""
+def simulate(broker: Mosquitto, pki: Pki, tmp_path: Path) -> Iterator[Simulate]:
+    """Start simulate.py with these arguments; whatever still runs at the end of the test is killed.
+
+    Afterwards, whatever the test did, no run may have printed a line of any private key it could read.
+    """
     runs: list[Simulation] = []
 
     def start(*args: str) -> Simulation:
@@ -80,6 +87,9 @@ def simulate(broker: Mosquitto, tmp_path: Path) -> Iterator[Simulate]:
         if run.process.poll() is None:
             run.process.kill()
             run.process.wait()
+    key_lines = [line for identity in pki.identities() for line in identity.key_material()]
+    leaks = [index for index, run in enumerate(runs) if any(line in run.printed() for line in key_lines)]
+    assert not leaks, f"simulate.py run(s) {leaks} printed private key material"
 
 
 def readings(messages: list[tuple[str, bytes]]) -> list[Telemetry]:
@@ -162,6 +172,71 @@ def test_a_device_cannot_publish_to_another_motors_topic(broker: Mosquitto, pki:
         # forged message would have been too.
         assert wait_until(lambda: ("motors/motor-001/telemetry", b'{"marker": true}') in observer.messages())
     assert [topic for topic, _ in observer.messages()] == ["motors/motor-001/telemetry"]
+
+
+def test_a_device_hears_its_own_actions_and_alarms_and_never_another_motors(broker: Mosquitto, pki: Pki) -> None:
+    """Given motor-002 subscribed to motor-001's actions and alarms, by name and by wildcard,
+    when an operator and the cloud publish to motor-001, then an operator to motor-002,
+    then motor-001 gets both of its messages and motor-002 only its own.
+
+    mosquitto 2.0 grants a subscription its ACL forbids (the SUBACK says success) and then never
+    delivers on it, as AWS IoT Core delivers nothing a policy does not let a device Receive; so the
+    test asserts what arrives, not the SUBACK. The broker handles the cloud's messages in order:
+    once motor-002 has its own action, motor-001's would have reached it before.
+    """
+    prying = ["motors/motor-001/actions", "motors/motor-001/alarms", "motors/+/actions", "motors/+/alarms", "motors/#"]
+    with (
+        Peer(broker, pki.device("motor-001"), ["motors/motor-001/actions", "motors/motor-001/alarms"]) as owner,
+        Peer(broker, pki.device("motor-002"), prying) as other,
+        Peer(broker, pki.observer) as cloud,
+    ):
+        cloud.publish("motors/motor-001/actions", b'{"action": "acknowledge"}')
+        cloud.publish("motors/motor-001/alarms", b'{"transition": "raised"}')
+        cloud.publish("motors/motor-002/actions", b'{"action": "reset"}')
+
+        assert wait_until(lambda: len(owner.messages()) >= 2), owner.messages()
+        assert wait_until(lambda: len(other.messages()) >= 1), other.messages()
+    assert sorted(owner.messages()) == [
+        ("motors/motor-001/actions", b'{"action": "acknowledge"}'),
+        ("motors/motor-001/alarms", b'{"transition": "raised"}'),
+    ]
+    # Overlapping subscriptions may deliver its own action more than once; nothing else may arrive.
+    assert set(other.messages()) == {("motors/motor-002/actions", b'{"action": "reset"}')}
+
+
+@pytest.mark.parametrize("inbox", ["actions", "alarms"])
+def test_a_device_cannot_speak_as_an_operator_or_as_the_cloud_even_for_its_own_motor(
+    broker: Mosquitto, pki: Pki, inbox: str
+) -> None:
+    with (
+        Peer(broker, pki.device("motor-001"), [f"motors/motor-001/{inbox}"]) as device,
+        Peer(broker, pki.device("motor-001")) as forger,
+    ):
+        refused = forger.publish(f"motors/motor-001/{inbox}", b'{"forged": true}')
+
+        assert refused is mqtt5.PubackReasonCode.NOT_AUTHORIZED
+    assert device.messages() == []
+
+
+def test_the_broker_acl_mirrors_the_device_policy() -> None:
+    """The test broker enforces what DevicePolicy grants, no more, no less, except what mosquitto cannot.
+
+    Not mirrored: iot:Connect's client id (mosquitto binds permissions to the certificate, %u, but
+    cannot bind the client id without a plugin), and the legacy topic (closed by default).
+    """
+    mirrored = set()
+    for line in ACL.splitlines():
+        if not line.startswith("pattern "):
+            continue
+        _, access, topic = line.split()
+        topic = topic.replace("%u", THING)
+        if access in {"write", "readwrite"}:
+            mirrored.add(("iot:Publish", f"topic/{topic}", ()))
+        if access in {"read", "readwrite"}:
+            mirrored |= {("iot:Subscribe", f"topicfilter/{topic}", ()), ("iot:Receive", f"topic/{topic}", ())}
+
+    policy = {grant for grant in DEVICE_GRANTS if grant[0] != "iot:Connect" and not grant[2]}
+    assert mirrored == policy
 
 
 def test_one_device_certificate_publishes_for_its_own_motor_only(

@@ -77,10 +77,15 @@ DESTINATION_TYPES = {
 }
 MAX_ASYNC_RETRIES = 2  # Lambda's own ceiling; set explicitly so a change of default cannot raise it
 
+# Resource policies the template writes: held to the same rules as the roles' statements.
+RESOURCE_POLICY_TYPES = {"AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"}
+
 THING = "${iot:Connection.Thing.ThingName}"
 OWN_TELEMETRY = f"topic/motors/{THING}/telemetry"
 LEGACY_TOPIC = "topic/iml_iotevents_data"
 DEVICE_ACTIONS = {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
+# What a device may listen to: operators' actions for its motor, and its motor's alarm events.
+OWN_INBOX = {"actions", "alarms"}
 
 Template = dict[str, Any]
 When = tuple[str, ...]  # the conditions under which a value applies; "!Name" when Name is false
@@ -139,7 +144,7 @@ def policy_documents(template: Template) -> Iterator[tuple[str, dict[str, Any]]]
         if kind == "AWS::IAM::Role":
             for policy, _ in each(properties.get("Policies", [])):
                 yield f"{name} (policy {policy.get('PolicyName')})", policy["PolicyDocument"]
-        elif kind in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IoT::Policy"}:
+        elif kind in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IoT::Policy", *RESOURCE_POLICY_TYPES}:
             yield name, properties["PolicyDocument"]
         elif kind == "AWS::Serverless::Function":
             for index, (policy, _) in enumerate(each(properties.get("Policies", []))):
@@ -227,7 +232,11 @@ def referenced_names(node: Any) -> set[str]:
 
 
 def action_problems(template: Template) -> list[str]:
-    """Each statement names the API calls it allows: no "*", no "svc:*", no family wildcards."""
+    """Each statement names the API calls it allows: no "*", no "svc:*", no family wildcards ("svc:Get*").
+
+    Only a Deny may use a wildcard: there it widens the refusal and grants nothing (the queues' TLS
+    policies deny "sqs:*").
+    """
     problems = []
     for where, statement, _ in statements(template):
         for key in ("NotAction", "NotResource"):
@@ -236,7 +245,7 @@ def action_problems(template: Template) -> list[str]:
         for action, _ in each(statement.get("Action", [])):
             if not isinstance(action, str):
                 problems.append(f"{where}: action {action!r} is not a literal name")
-            elif "*" in action:
+            elif "*" in action and statement.get("Effect") != "Deny":
                 problems.append(f"{where}: action {action!r} is a wildcard; name the calls it needs")
     return problems
 
@@ -414,8 +423,11 @@ def device_policy_problems(template: Template) -> list[str]:
                         problems.append(f"{name}: Connect without the iot:Connection.Thing.IsAttached condition")
                 if "iot:Publish" in actions:
                     published.add((target, when))
-                if actions & {"iot:Subscribe", "iot:Receive"} and f"motors/{THING}/" not in target:
-                    problems.append(f"{name}: Subscribe/Receive on {target}, which is not the device's own topic")
+                # Subscribe is checked against a topic filter, Receive against the topic of a message.
+                for action, kind in (("iot:Subscribe", "topicfilter"), ("iot:Receive", "topic")):
+                    own = {f"{kind}/motors/{THING}/{inbox}" for inbox in OWN_INBOX}
+                    if action in actions and target not in own:
+                        problems.append(f"{name}: {action} on {target}; a device may only {action} {sorted(own)}")
         allowed = {(OWN_TELEMETRY, ()), (LEGACY_TOPIC, ("LegacyTopicAllowed",))}
         for target, when in sorted(published - allowed):
             condition = f" (when {' and '.join(when)})" if when else ""
@@ -425,6 +437,35 @@ def device_policy_problems(template: Template) -> list[str]:
             )
         if (OWN_TELEMETRY, ()) not in published:
             problems.append(f"{name}: a device cannot publish its own telemetry ({OWN_TELEMETRY})")
+    return problems
+
+
+# Everything a device may do, as (action, resource as IoT reads it, conditions it depends on).
+DEVICE_GRANTS = {
+    ("iot:Connect", f"client/{THING}", ()),
+    ("iot:Publish", OWN_TELEMETRY, ()),
+    ("iot:Publish", LEGACY_TOPIC, ("LegacyTopicAllowed",)),
+    ("iot:Subscribe", f"topicfilter/motors/{THING}/actions", ()),
+    ("iot:Subscribe", f"topicfilter/motors/{THING}/alarms", ()),
+    ("iot:Receive", f"topic/motors/{THING}/actions", ()),
+    ("iot:Receive", f"topic/motors/{THING}/alarms", ()),
+}
+
+
+def device_grant_problems(template: Template) -> list[str]:
+    """The device policy grants exactly DEVICE_GRANTS: nothing missing (the simulator needs it), nothing more."""
+    problems = []
+    for name, policy in resources(template, "AWS::IoT::Policy"):
+        granted: set[tuple[str, str | None, When]] = set()
+        for statement, when in each(policy["Properties"]["PolicyDocument"]["Statement"]):
+            if statement.get("Effect") != "Allow":
+                problems.append(f"{name}: a {statement.get('Effect')} statement; the policy only allows")
+                continue
+            for action, action_when in each(statement.get("Action", []), when):
+                for resource, resource_when in each(statement.get("Resource", []), action_when):
+                    granted.add((action, iot_resource(resource), resource_when))
+        problems += [f"{name}: also grants {grant}" for grant in sorted(granted - DEVICE_GRANTS, key=str)]
+        problems += [f"{name}: does not grant {grant}" for grant in sorted(DEVICE_GRANTS - granted, key=str)]
     return problems
 
 
@@ -578,6 +619,7 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
     "function_role": function_role_problems,
     "managed_policy": managed_policy_problems,
     "device_policy": device_policy_problems,
+    "device_grants": device_grant_problems,
     "topic_rule": topic_rule_problems,
     "invoke_config": invoke_config_problems,
     "handler": handler_problems,
@@ -645,6 +687,11 @@ def test_no_role_attaches_a_managed_policy() -> None:
 
 def test_a_device_connects_as_its_own_thing_and_publishes_only_its_own_telemetry() -> None:
     problems = device_policy_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_device_may_connect_publish_its_telemetry_and_hear_its_own_actions_and_alarms_nothing_else() -> None:
+    problems = device_grant_problems(TEMPLATE)
     assert not problems, "\n".join(problems)
 
 
@@ -756,6 +803,43 @@ def _with_any_client_id(template: Template) -> None:
     statement["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:client/*"}
 
 
+def _device_statement(template: Template, action: str) -> dict[str, Any]:
+    for statement in template["Resources"]["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"]:
+        if statement["Action"] == action:
+            found: dict[str, Any] = statement
+            return found
+    raise LookupError(f"DevicePolicy has no {action} statement")
+
+
+def _iot_arn(resource: str) -> dict[str, str]:
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:iot:${{AWS::Region}}:${{AWS::AccountId}}:{resource}"}
+
+
+def _with_device_receiving_every_motors_actions(template: Template) -> None:
+    _device_statement(template, "iot:Receive")["Resource"][0] = _iot_arn("topic/motors/*/actions")
+
+
+def _with_subscribe_on_a_topic_instead_of_a_filter(template: Template) -> None:
+    _device_statement(template, "iot:Subscribe")["Resource"][0] = _iot_arn(
+        "topic/motors/${!iot:Connection.Thing.ThingName}/actions"
+    )
+
+
+def _without_the_actions_subscription(template: Template) -> None:
+    _device_statement(template, "iot:Subscribe")["Resource"].pop(0)
+
+
+def _with_device_subscribing_to_its_telemetry(template: Template) -> None:
+    _device_statement(template, "iot:Subscribe")["Resource"].append(
+        _iot_arn("topicfilter/motors/${!iot:Connection.Thing.ThingName}/telemetry")
+    )
+
+
+def _with_queue_policy_allowing_everything(template: Template) -> None:
+    statement = template["Resources"]["RuleErrorQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    statement["Effect"] = "Allow"
+
+
 def _without_error_action(template: Template) -> None:
     del template["Resources"]["AlarmRule"]["Properties"]["TopicRulePayload"]["ErrorAction"]
 
@@ -803,6 +887,12 @@ def _with_log_group_named_after_its_function(template: Template) -> None:
         ("device_policy", _with_device_publishing_everywhere, "DevicePolicy"),
         ("device_policy", _with_unconditional_legacy_topic, "DevicePolicy"),
         ("device_policy", _with_any_client_id, "DevicePolicy"),
+        ("device_policy", _with_device_receiving_every_motors_actions, "DevicePolicy"),
+        ("device_policy", _with_subscribe_on_a_topic_instead_of_a_filter, "DevicePolicy"),
+        ("device_grants", _without_the_actions_subscription, "DevicePolicy"),
+        ("device_grants", _with_device_subscribing_to_its_telemetry, "DevicePolicy"),
+        ("device_grants", _with_unconditional_legacy_topic, "DevicePolicy"),
+        ("action", _with_queue_policy_allowing_everything, "RuleErrorQueuePolicy"),
         ("topic_rule", _without_error_action, "AlarmRule"),
         ("topic_rule", _without_source_arn, "ActionRule"),
         ("invoke_config", _without_retry_bound, "InferenceFunction"),

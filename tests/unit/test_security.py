@@ -1,0 +1,494 @@
+"""Data at rest and in transit, secrets and privacy: what template.yaml, the handlers and the repository promise.
+
+Each template rule lists the problems it finds; the tests at the end of each part break the template
+(or a handler's source) on purpose to prove the rule can fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import os
+import re
+import subprocess
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+from tests.conftest import FakeAws
+from tests.support import ROOT, LambdaContext, load_handler
+from tests.unit.test_template import (
+    TEMPLATE,
+    Template,
+    direct_reference,
+    each,
+    function_property,
+    handler_problems,
+    resources,
+)
+
+# Every action an SNS topic policy may name (SNS refuses "sns:*" there: "action out of service
+# scope"): docs.aws.amazon.com/sns/latest/dg/sns-access-policy-language-api-permissions-reference.html
+SNS_TOPIC_POLICY_ACTIONS = {
+    "sns:AddPermission",
+    "sns:DeleteTopic",
+    "sns:GetDataProtectionPolicy",
+    "sns:GetTopicAttributes",
+    "sns:ListSubscriptionsByTopic",
+    "sns:ListTagsForResource",
+    "sns:Publish",
+    "sns:PutDataProtectionPolicy",
+    "sns:RemovePermission",
+    "sns:SetTopicAttributes",
+    "sns:Subscribe",
+}
+# The statement SNS puts in every new topic's policy; a TopicPolicy replaces the policy, so the
+# template repeats it. It is the only Allow a resource policy of the stack may hold.
+SNS_DEFAULT_ACTIONS = {
+    "sns:GetTopicAttributes",
+    "sns:SetTopicAttributes",
+    "sns:AddPermission",
+    "sns:RemovePermission",
+    "sns:DeleteTopic",
+    "sns:Subscribe",
+    "sns:ListSubscriptionsByTopic",
+    "sns:Publish",
+}
+
+# What a TLS-only policy must deny, per resource type: (policy type, property listing the targets, actions).
+TLS_POLICIES = {
+    "AWS::SQS::Queue": ("AWS::SQS::QueuePolicy", "Queues", {"sqs:*"}),
+    "AWS::SNS::Topic": ("AWS::SNS::TopicPolicy", "Topics", SNS_TOPIC_POLICY_ACTIONS),
+}
+
+
+# ------------------------------------------------------------------ at rest
+
+
+def encryption_problems(template: Template) -> list[str]:
+    """Queues, topics and tables are encrypted at rest; tables can be restored to any second of 35 days."""
+    problems = []
+    for name, queue in resources(template, "AWS::SQS::Queue"):
+        properties = queue.get("Properties", {})
+        if properties.get("SqsManagedSseEnabled") is not True and not properties.get("KmsMasterKeyId"):
+            problems.append(f"{name}: not encrypted at rest (SqsManagedSseEnabled: true, or KmsMasterKeyId)")
+    for name, topic in resources(template, "AWS::SNS::Topic"):
+        if not topic.get("Properties", {}).get("KmsMasterKeyId"):
+            problems.append(f"{name}: not encrypted at rest (KmsMasterKeyId, e.g. alias/aws/sns)")
+    for name, table in resources(template, "AWS::DynamoDB::Table"):
+        properties = table.get("Properties", {})
+        # SSEEnabled true: the AWS managed KMS key (aws/dynamodb), whose use CloudTrail logs; false or
+        # absent: an AWS owned key, invisible to the account.
+        if properties.get("SSESpecification", {}).get("SSEEnabled") is not True:
+            problems.append(f"{name}: SSESpecification.SSEEnabled is not true (AWS managed KMS key)")
+        if properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+            problems.append(f"{name}: no point-in-time recovery")
+    return problems
+
+
+# ------------------------------------------------------------------ in transit
+
+
+def _denies_without_tls(statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition", {})
+    return (
+        statement.get("Effect") == "Deny"
+        and statement.get("Principal") in ("*", {"AWS": "*"})
+        and set(condition) == {"Bool"}
+        and str(condition["Bool"].get("aws:SecureTransport", "")).lower() == "false"
+    )
+
+
+def tls_problems(template: Template) -> list[str]:
+    """Every queue and topic has a resource policy denying every action to anyone not using TLS."""
+    problems = []
+    for kind, (policy_kind, targets_key, required) in TLS_POLICIES.items():
+        for name, _ in resources(template, kind):
+            denied: set[str] = set()
+            for _, policy in resources(template, policy_kind):
+                properties = policy["Properties"]
+                if name not in {direct_reference(target) for target, _ in each(properties[targets_key])}:
+                    continue
+                for statement, _ in each(properties["PolicyDocument"]["Statement"]):
+                    on_it = {direct_reference(resource) for resource, _ in each(statement.get("Resource", []))}
+                    if _denies_without_tls(statement) and name in on_it:
+                        denied |= {action for action, _ in each(statement.get("Action", []))}
+            if not denied:
+                problems.append(f"{name}: no {policy_kind} denies requests without TLS (aws:SecureTransport false)")
+            elif missing := required - denied:
+                problems.append(f"{name}: requests without TLS are still allowed for {sorted(missing)}")
+    return problems
+
+
+def resource_policy_problems(template: Template) -> list[str]:
+    """The stack's resource policies deny; the only Allow is SNS's own default statement, for this account."""
+    problems = []
+    for kind in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
+        for name, policy in resources(template, kind):
+            for statement, _ in each(policy["Properties"]["PolicyDocument"]["Statement"]):
+                if statement.get("Effect") != "Allow":
+                    continue
+                actions = {action for action, _ in each(statement.get("Action", []))}
+                owner = statement.get("Condition", {}).get("StringEquals", {}).get("AWS:SourceOwner")
+                if not (
+                    kind == "AWS::SNS::TopicPolicy"
+                    and actions <= SNS_DEFAULT_ACTIONS
+                    and owner == {"Ref": "AWS::AccountId"}
+                    and set(statement.get("Condition", {})) == {"StringEquals"}
+                ):
+                    problems.append(
+                        f"{name}: allows {sorted(actions)} to {statement.get('Principal')!r}; "
+                        "grant through the senders' IAM roles instead"
+                    )
+    return problems
+
+
+# ------------------------------------------------------------------ payload logging
+
+
+def logging_config_problems(template: Template) -> list[str]:
+    """No function logs whole events or traces responses through configuration; logs stay at INFO or above."""
+    problems = []
+    shared = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    for name, function in resources(template, "AWS::Serverless::Function"):
+        own = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        variables = {**shared, **own}
+        for variable in ("POWERTOOLS_LOGGER_LOG_EVENT", "POWERTOOLS_TRACER_CAPTURE_RESPONSE"):
+            if str(variables.get(variable, "false")).lower() != "false":
+                problems.append(f"{name}: {variable} is {variables[variable]!r}; events would be logged or traced")
+        if str(variables.get("POWERTOOLS_LOG_LEVEL", "INFO")).upper() in {"DEBUG", "TRACE"}:
+            problems.append(
+                f"{name}: POWERTOOLS_LOG_LEVEL {variables['POWERTOOLS_LOG_LEVEL']}; debug logs carry payloads"
+            )
+        if str(variables.get("POWERTOOLS_DEV", "false")).lower() != "false":
+            problems.append(f"{name}: POWERTOOLS_DEV is on; it logs more than production should")
+    return problems
+
+
+def _keyword(call: ast.Call, name: str) -> Any:
+    for keyword in call.keywords:
+        if keyword.arg == name and isinstance(keyword.value, ast.Constant):
+            return keyword.value.value
+    return None
+
+
+def decorator_problems(source: str, where: str, handler: str | None = None) -> list[str]:
+    """`handler` logs no event (log_event=False) and traces no response; no traced method records its response."""
+    tree = ast.parse(source)
+    problems = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        decorators = {
+            decorator.func.attr: decorator
+            for decorator in node.decorator_list
+            if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)
+        }
+        bare = {decorator.attr for decorator in node.decorator_list if isinstance(decorator, ast.Attribute)}
+        for method in ("capture_lambda_handler", "capture_method"):
+            if method in bare or (
+                method in decorators and _keyword(decorators[method], "capture_response") is not False
+            ):
+                problems.append(f"{where}: {node.name} is traced with its response; set capture_response=False")
+        if node.name != handler:
+            continue
+        context = decorators.get("inject_lambda_context")
+        if context is None or _keyword(context, "log_event") is not False:
+            problems.append(f"{where}: {handler} must be decorated with inject_lambda_context(log_event=False, ...)")
+        if "capture_lambda_handler" not in decorators:
+            problems.append(f"{where}: {handler} is not traced with capture_lambda_handler(capture_response=False)")
+    return problems
+
+
+def handler_sources(template: Template = TEMPLATE) -> dict[str, tuple[Path, str]]:
+    """Function name -> (handler file, handler function name)."""
+    assert not handler_problems(template)
+    found = {}
+    for name, function in resources(template, "AWS::Serverless::Function"):
+        module, _, entry = str(function_property(template, function, "Handler")).rpartition(".")
+        found[name] = (ROOT / str(function_property(template, function, "CodeUri")) / f"{module}.py", entry)
+    return found
+
+
+# ------------------------------------------------------------------ the template, the handlers and the repository obey
+
+
+def test_queues_topic_and_tables_are_encrypted_at_rest_and_tables_recoverable() -> None:
+    problems = encryption_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_queue_and_topic_refuses_requests_without_tls() -> None:
+    problems = tls_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_resource_policies_grant_nothing_beyond_what_sns_gives_every_topic() -> None:
+    problems = resource_policy_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_alert_topic_policy_keeps_the_default_owner_statement_for_this_account_only() -> None:
+    """A TopicPolicy replaces the default one: subscriptions and the stack's own publish keep the owner's rights."""
+    (_, policy), *others = resources(TEMPLATE, "AWS::SNS::TopicPolicy")
+    assert not others
+    allows = [s for s, _ in each(policy["Properties"]["PolicyDocument"]["Statement"]) if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    assert set(allows[0]["Action"]) == SNS_DEFAULT_ACTIONS
+    assert allows[0]["Condition"] == {"StringEquals": {"AWS:SourceOwner": {"Ref": "AWS::AccountId"}}}
+    assert direct_reference(allows[0]["Resource"]) == "AlertTopic"
+
+
+def test_no_function_logs_events_or_traces_responses_by_configuration() -> None:
+    problems = logging_config_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+
+
+def test_every_handler_logs_no_event_and_traces_no_response() -> None:
+    problems = []
+    for path, handler in handler_sources().values():
+        problems += decorator_problems(path.read_text(), path.relative_to(ROOT).as_posix(), handler)
+    for path in (ROOT / "layers" / "shared").rglob("*.py"):
+        problems += decorator_problems(path.read_text(), path.relative_to(ROOT).as_posix())
+    assert not problems, "\n".join(problems)
+
+
+REJECTED = {
+    "InferenceFunction": ("inference", {"motor_id": "motor-001", "speed_rpm": "fast"}),
+    "OperatorActionFunction": ("actions", {"motor_id": "motor-001", "action": "explode"}),
+    "AlertFunction": ("alerts", {"event_id": "e-1", "motor_id": "motor-001"}),
+}
+
+
+@pytest.mark.parametrize("function", sorted(REJECTED))
+def test_a_rejected_payload_is_logged_as_a_bounded_preview_only(
+    function: str, aws: FakeAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Given an invalid event carrying 100 KB of text with a marker in the middle,
+    when the handler rejects it,
+    then its log lines name the reason and show a bounded preview of the payload, never all of it.
+    """
+    module_name, event = REJECTED[function]
+    module: ModuleType = load_handler(module_name)
+    marker = "MIDDLE-OF-PAYLOAD-7f3a"
+    payload = {**event, "note": "x" * 50_000 + marker + "x" * 50_000}
+
+    result = module.lambda_handler(payload, LambdaContext())
+
+    # Each record as the function's Powertools logger writes it to CloudWatch: one JSON line.
+    lines = [module.logger.registered_formatter.format(record) for record in caplog.records]
+    logged = "\n".join(lines)
+    assert result["status"] == "rejected"
+    assert any(json.loads(line).get("reason") for line in lines), logged[:2000]
+    assert marker not in logged
+    assert len(logged) < 10_000, f"{len(logged)} characters logged for one rejection"
+
+
+SECURITY_DOC = ROOT / "docs" / "security.md"
+
+
+def test_docs_quote_the_device_policy_as_the_template_writes_it() -> None:
+    section = SECURITY_DOC.read_text().split("## Device identity", 1)[1]
+    quoted = textwrap.dedent(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+
+    statements = json.loads(json.dumps(cfn_yaml.loads(quoted)))
+
+    assert statements == TEMPLATE["Resources"]["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_the_rules_see_what_the_handlers_declare() -> None:
+    handlers = handler_sources()
+    assert set(handlers) == {"InferenceFunction", "OperatorActionFunction", "AlertFunction"}
+    assert set(REJECTED) == set(handlers)
+
+
+# ------------------------------------------------------------------ secrets in the repository
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    command = ["git", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+
+
+def _in_a_git_checkout() -> None:
+    if _git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        if os.environ.get("CI"):
+            pytest.fail("CI must run from a git checkout: the .gitignore rules are tested with git")
+        pytest.skip("not a git checkout")
+
+
+CREDENTIAL_PATHS = [
+    "certs/motor-001.private.key",
+    "certs/motor-001.cert.pem",
+    "certs/motor-001.public.key",
+    "certs/anything-at-all.json",
+    "x.pem",
+    "AmazonRootCA1.pem",
+    "device/motor-002.private.key",
+    "some/deep/dir/device.key",
+    "tests/fixtures/ca.crt",
+    "gateway.p12",
+    "gateway.pfx",
+    "motor.der",
+]
+
+
+@pytest.mark.parametrize("path", CREDENTIAL_PATHS)
+def test_certificates_and_keys_are_git_ignored_wherever_they_are(path: str) -> None:
+    _in_a_git_checkout()
+    result = _git("check-ignore", "--no-index", "--quiet", path)
+    assert result.returncode == 0, f"git would offer to commit {path}"
+
+
+def test_the_ignore_rules_do_not_hide_the_code() -> None:
+    _in_a_git_checkout()
+    for path in ("device/simulate.py", "template.yaml", "docs/security.md", "tests/integration/broker.py"):
+        assert _git("check-ignore", "--no-index", "--quiet", path).returncode == 1, path
+
+
+# Built from parts so that this file does not match it.
+PRIVATE_KEY_PEM = re.compile("-{5}BEGIN ([A-Z0-9]+ )*PRIVATE KEY-{5}")
+
+
+def test_no_tracked_file_holds_a_private_key() -> None:
+    _in_a_git_checkout()
+    holding = []
+    for name in _git("ls-files", "-z").stdout.split("\0"):
+        path = ROOT / name
+        readable = name and path.is_file() and path.stat().st_size < 5_000_000
+        if readable and PRIVATE_KEY_PEM.search(path.read_bytes().decode("utf-8", "replace")):
+            holding.append(name)
+    assert holding == []
+
+
+def test_the_private_key_pattern_finds_keys() -> None:
+    begin, end = "-" * 5 + "BEGIN", "-" * 5
+    for kind in ("", "EC ", "RSA ", "ENCRYPTED "):
+        assert PRIVATE_KEY_PEM.search(f"{begin} {kind}PRIVATE KEY{end}\nMHcCAQEE...")
+    assert not PRIVATE_KEY_PEM.search(f"{begin} CERTIFICATE{end}")
+
+
+# ------------------------------------------------------------------ and each rule can fail
+
+
+def _properties(template: Template, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = template["Resources"][name]["Properties"]
+    return found
+
+
+def _unencrypted_queue(template: Template) -> None:
+    del _properties(template, "FunctionFailureQueue")["SqsManagedSseEnabled"]
+
+
+def _unencrypted_topic(template: Template) -> None:
+    del _properties(template, "AlertTopic")["KmsMasterKeyId"]
+
+
+def _table_with_an_aws_owned_key(template: Template) -> None:
+    _properties(template, "IdempotencyTable")["SSESpecification"]["SSEEnabled"] = False
+
+
+def _table_without_recovery(template: Template) -> None:
+    del _properties(template, "StateTable")["PointInTimeRecoverySpecification"]
+
+
+def _queue_without_tls_policy(template: Template) -> None:
+    del template["Resources"]["RuleErrorQueuePolicy"]
+
+
+def _topic_policy_denying_publish_only(template: Template) -> None:
+    statements = _properties(template, "AlertTopicPolicy")["PolicyDocument"]["Statement"]
+    statements[1]["Action"] = ["sns:Publish"]
+
+
+def _tls_deny_on_true(template: Template) -> None:
+    statement = _properties(template, "FunctionFailureQueuePolicy")["PolicyDocument"]["Statement"][0]
+    statement["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
+
+
+def _tls_deny_on_another_queue(template: Template) -> None:
+    _properties(template, "FunctionFailureQueuePolicy")["Queues"] = [{"Ref": "RuleErrorQueue"}]
+
+
+def _queue_policy_allowing_everyone(template: Template) -> None:
+    _properties(template, "RuleErrorQueuePolicy")["PolicyDocument"]["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": ["RuleErrorQueue", "Arn"]},
+        }
+    )
+
+
+def _topic_default_statement_for_everyone(template: Template) -> None:
+    del _properties(template, "AlertTopicPolicy")["PolicyDocument"]["Statement"][0]["Condition"]
+
+
+def _logging_every_event(template: Template) -> None:
+    _properties(template, "AlertFunction")["Environment"]["Variables"]["POWERTOOLS_LOGGER_LOG_EVENT"] = "true"
+
+
+def _debug_logs(template: Template) -> None:
+    template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_LOG_LEVEL"] = "DEBUG"
+
+
+RULES: dict[str, Callable[[Template], list[str]]] = {
+    "encryption": encryption_problems,
+    "tls": tls_problems,
+    "resource_policy": resource_policy_problems,
+    "logging_config": logging_config_problems,
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "breakage", "culprit"),
+    [
+        ("encryption", _unencrypted_queue, "FunctionFailureQueue"),
+        ("encryption", _unencrypted_topic, "AlertTopic"),
+        ("encryption", _table_with_an_aws_owned_key, "IdempotencyTable"),
+        ("encryption", _table_without_recovery, "StateTable"),
+        ("tls", _queue_without_tls_policy, "RuleErrorQueue"),
+        ("tls", _topic_policy_denying_publish_only, "AlertTopic"),
+        ("tls", _tls_deny_on_true, "FunctionFailureQueue"),
+        ("tls", _tls_deny_on_another_queue, "FunctionFailureQueue"),
+        ("resource_policy", _queue_policy_allowing_everyone, "RuleErrorQueuePolicy"),
+        ("resource_policy", _topic_default_statement_for_everyone, "AlertTopicPolicy"),
+        ("logging_config", _logging_every_event, "AlertFunction"),
+        ("logging_config", _debug_logs, "InferenceFunction"),
+    ],
+    ids=lambda value: value.__name__.strip("_") if callable(value) else None,
+)
+def test_each_rule_reports_a_template_broken_on_purpose(
+    rule: str, breakage: Callable[[Template], None], culprit: str
+) -> None:
+    broken = copy.deepcopy(TEMPLATE)
+    breakage(broken)
+
+    problems = RULES[rule](broken)
+
+    assert any(culprit in problem for problem in problems), f"{rule} rule missed it; it said: {problems}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "culprit"),
+    [
+        ("log_event=False", "log_event=True", "inject_lambda_context(log_event=False"),
+        ("capture_response=False", "capture_response=True", "traced with its response"),
+        ("@tracer.capture_lambda_handler(capture_response=False)", "@tracer.capture_lambda_handler", "traced with its"),
+    ],
+)
+def test_a_handler_that_logs_events_or_traces_responses_is_reported(old: str, new: str, culprit: str) -> None:
+    path, handler = handler_sources()["AlertFunction"]
+    source = path.read_text()
+    assert old in source, f"{path.name} no longer contains {old!r}; update this test"
+
+    problems = decorator_problems(source.replace(old, new), path.name, handler)
+
+    assert any(culprit in problem for problem in problems), problems

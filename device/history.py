@@ -55,6 +55,8 @@ class History:
     running: NDArray[np.bool_]
     failed_mode: NDArray[np.int8]
     """Index into FailureMode of the failure the motor is down with, -1 when it is not down."""
+    failure_count: NDArray[np.int32]
+    """Failures of the motor so far: a new failure is where it goes up (even straight after a repair)."""
     signals: dict[str, NDArray[np.float32]]
     operating_s: NDArray[np.float64]
     health: NDArray[np.float32]
@@ -79,7 +81,7 @@ class History:
         found: list[tuple[str, int, FailureMode]] = []
         for column, motor_id in enumerate(self.motor_ids):
             modes = self.failed_mode[:, column]
-            onsets = np.flatnonzero((modes != NO_FAILURE) & (np.r_[NO_FAILURE, modes[:-1]] == NO_FAILURE))
+            onsets = _onsets(self.failure_count[:, column])
             found.extend((motor_id, int(self.ts_ms[t]), MODES[modes[t]]) for t in onsets)
         return sorted(found, key=lambda failure: (failure[1], failure[0]))
 
@@ -134,6 +136,7 @@ def generate(
     ts_ms = np.empty(steps, dtype=np.int64)
     running = np.empty((steps, n), dtype=bool)
     failed = np.empty((steps, n), dtype=np.int8)
+    count = np.empty((steps, n), dtype=np.int32)
     operating = np.empty((steps, n), dtype=np.float64)
     health = np.empty((len(WEAR_MODES), steps, n), dtype=np.float32)
     signals = {name: np.empty((steps, n), dtype=np.float32) for name in SIGNAL_COLUMNS}
@@ -143,6 +146,7 @@ def generate(
         ts_ms[t] = fleet.time_ms
         running[t] = fleet.running
         failed[t] = fleet.failed
+        count[t] = fleet.failure_count
         operating[t] = fleet.operating_s
         health[:, t] = fleet.health
         for name in SIGNAL_COLUMNS:
@@ -151,13 +155,14 @@ def generate(
             on_step(fleet, t)
         if progress is not None and (t + 1) % report_every == 0:
             progress((t + 1) / steps)
-    ttf, otf, next_mode = _label(ts_ms, failed, operating)
+    ttf, otf, next_mode = _label(ts_ms, failed, count, operating)
     return History(
         motor_ids=fleet.motor_ids,
         motor_type=config.motor_type,
         ts_ms=ts_ms,
         running=running,
         failed_mode=failed,
+        failure_count=count,
         signals=signals,
         operating_s=operating,
         health=health,
@@ -167,8 +172,16 @@ def generate(
     )
 
 
+def _onsets(failure_count: NDArray[np.int32]) -> NDArray[np.intp]:
+    """Steps at which a motor's failure count goes up: where each of its failures begins."""
+    return np.flatnonzero(np.diff(failure_count, prepend=0) > 0)
+
+
 def _label(
-    ts_ms: NDArray[np.int64], failed: NDArray[np.int8], operating: NDArray[np.float64]
+    ts_ms: NDArray[np.int64],
+    failed: NDArray[np.int8],
+    count: NDArray[np.int32],
+    operating: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int8]]:
     """Backward pass: for each reading, the next failure onset of its motor."""
     steps, n = failed.shape
@@ -178,7 +191,7 @@ def _label(
     index = np.arange(steps)
     for column in range(n):
         down = failed[:, column] != NO_FAILURE
-        onsets = np.flatnonzero(down & ~np.r_[False, down[:-1]])
+        onsets = _onsets(count[:, column])
         if len(onsets) == 0:
             continue
         # The first onset at or after each reading (a reading while down belongs to its failure).

@@ -27,6 +27,8 @@ F64 = NDArray[np.float64]
 HOUR_S = 3600.0
 DAY_S = 86_400.0
 YEAR_S = 365.0 * DAY_S
+SEASON_S = 365.2425 * DAY_S
+"""The Gregorian year: the seasons keep their dates over decades of epoch time."""
 
 
 class FailureMode(StrEnum):
@@ -196,8 +198,13 @@ class Fleet:
             raise ValueError("wear_scale must be positive and random_failures_per_year not negative")
         self.motor_ids: tuple[str, ...] = config.ids()
         self._index = {motor_id: index for index, motor_id in enumerate(self.motor_ids)}
-        self.rng = np.random.Generator(np.random.PCG64(config.seed))
         n = config.motors
+        # One stream for what every step draws (a fixed amount), and one per motor for the lives of
+        # its new parts (drawn when a part is renewed): servicing one motor leaves the others'
+        # histories exactly as they were, so strategies can be compared on the same fleet.
+        streams = np.random.SeedSequence(config.seed).spawn(n + 1)
+        self.rng = np.random.Generator(np.random.PCG64(streams[0]))
+        self._part_rngs = [np.random.Generator(np.random.PCG64(stream)) for stream in streams[1:]]
         rng = self.rng
         self.time_ms = config.start_ms
         self.seq = np.zeros(n, dtype=np.int64)
@@ -235,6 +242,8 @@ class Fleet:
         self.failed = np.full(n, NO_FAILURE, dtype=np.int64)
         self.down_until_ms = np.zeros(n, dtype=np.int64)
         self.random_due_s = np.full(n, math.inf)
+        self.failure_count = np.zeros(n, dtype=np.int64)
+        """Failures so far per motor: tells a new failure from the one a motor is down with."""
         self.signals: dict[str, F64] = {}
         """The latest readings' signals, by name: one value per motor."""
 
@@ -313,8 +322,10 @@ class Fleet:
         repaired = (self.failed != NO_FAILURE) & (self.time_ms >= self.down_until_ms)
         for column in np.flatnonzero(repaired):
             mode = list(FailureMode)[self.failed[column]]
-            if mode is not FailureMode.RANDOM:
-                self._new_component(WEAR_MODES.index(mode), np.array([column]))
+            row = WEAR_MODES.index(mode) if mode is not FailureMode.RANDOM else None
+            # A part injected or serviced while the motor was down is new already: keep it.
+            if row is not None and self.health[row, column] >= 1.0:
+                self._new_component(row, np.array([column]))
         self.failed[repaired] = NO_FAILURE
 
     def _duty(self, dt_h: float, draw: F64) -> None:
@@ -403,6 +414,7 @@ class Fleet:
                 mode = FailureMode.RANDOM
                 self.random_due_s[column] = math.inf
             self.failed[column] = MODE_INDEX[mode]
+            self.failure_count[column] += 1
             repair_ms = round((lo + (hi - lo) * repair_draw[column]) * HOUR_S * 1000)
             self.down_until_ms[column] = self.time_ms + repair_ms
         self.running &= ~failing
@@ -466,10 +478,13 @@ class Fleet:
         """A new part for wear mode `row` on `columns`: health 0, a fresh life drawn from Weibull."""
         wear = self.config.wear
         mode = WEAR_MODES[row]
-        count = len(columns)
         lo, hi = wear.final_phase_h
-        tau = self.rng.uniform(lo, hi, count)
-        life_h = wear.life_scale_h[mode] * self.rng.weibull(wear.life_shape, count)
+        draws = [
+            (self._part_rngs[column].uniform(lo, hi), self._part_rngs[column].weibull(wear.life_shape))
+            for column in columns
+        ]
+        tau = np.array([draw[0] for draw in draws])
+        life_h = wear.life_scale_h[mode] * np.array([draw[1] for draw in draws])
         # At least two final phases long, so that every wear failure gives some warning.
         life_h = np.maximum(life_h, 2.0 * tau)
         self.final_phase_h[row, columns] = tau
@@ -481,7 +496,7 @@ class Fleet:
     def _ambient_c(self, now_ms: int) -> F64:
         """Plant air: a season (coldest mid-January), a day (warmest mid-afternoon), and weather."""
         t = now_ms / 1000
-        season = -math.cos(2 * math.pi * ((t % YEAR_S) - 15 * DAY_S) / YEAR_S)
+        season = -math.cos(2 * math.pi * ((t % SEASON_S) - 15 * DAY_S) / SEASON_S)
         day = -math.cos(2 * math.pi * ((t % DAY_S) - 3 * HOUR_S) / DAY_S)
         return 18.0 + 8.0 * season + 3.5 * day + self.ambient_offset_c + self.ambient_noise_c
 

@@ -217,7 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     fleet = parser.add_argument_group("fleet")
     fleet.add_argument("--motors", type=_positive(int), help="motors to simulate (default: 1 with --cert, else 3)")
-    fleet.add_argument("--seed", type=int, default=1, help="random seed: same seed and options, same readings")
+    fleet.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="random seed: the same seed, options and --start give the same readings (without --start the "
+        "simulated clock, and with it season and shifts, follows the wall clock)",
+    )
     fleet.add_argument("--interval", type=_positive(float), default=5.0, help="wall-clock seconds between readings")
     fleet.add_argument(
         "--speedup", type=_positive(float), default=1.0, help="simulated seconds per wall second (at least 1)"
@@ -235,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--start",
         type=parse_start,
         metavar="TIME",
-        help="simulated time of the start: 'now', ISO-8601 with offset or epoch ms (default: see 'simulated time')",
+        help="timestamp of the first reading: 'now', ISO-8601 with offset or epoch ms (default: see 'simulated time')",
     )
 
     failures = parser.add_argument_group("failures")
@@ -297,9 +303,10 @@ def plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
         if spec.motor_id not in motor_ids:
             parser.error(f"--fail names {spec.motor_id!r}, not one of the simulated motors ({', '.join(motor_ids)})")
     readings = args.count or (math.ceil(args.duration / args.interval) if args.duration is not None else None)
-    start_ms = args.start
-    if start_ms is None:
+    if args.start is None:
         start_ms = default_start_ms(round(time.time() * 1000), readings, args.interval, args.speedup)
+    else:
+        start_ms = explicit_start_ms(args.start, args.interval, args.speedup)
     if start_ms < to_epoch_ms(EARLIEST_TS):
         parser.error(f"the simulated clock would start in {_iso(start_ms)}, before {EARLIEST_TS.year}: lower --speedup")
 
@@ -350,6 +357,11 @@ def plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
 def key_readable_by_others(key: Path) -> bool:
     """Whether a private key grants access to its group or to everyone (POSIX permissions)."""
     return os.name == "posix" and bool(key.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def explicit_start_ms(first_reading_ms: int, interval_s: float, speedup: float) -> int:
+    """Simulated time of the start for --start, which names the first reading's timestamp."""
+    return first_reading_ms - round(interval_s * speedup * 1000)
 
 
 def default_start_ms(now_ms: int, readings: int | None, interval_s: float, speedup: float) -> int:
@@ -407,14 +419,17 @@ class MqttSink:
         self._by_motor = {motor: c for c in self.connections for motor in c.motors}
         self._closed = False
 
-    def start(self, timeout_s: float) -> list[str]:
-        """Start every connection; the problems of those not connected within `timeout_s`."""
+    def start(self, timeout_s: float, stop: threading.Event) -> list[str]:
+        """Start every connection; the problems of those not connected within `timeout_s` (or by a stop)."""
         for connection in self.connections:
             connection.start()
         deadline = time.monotonic() + timeout_s
         problems = []
         for connection in self.connections:
-            if not connection.ever_connected.wait(max(0.0, deadline - time.monotonic())):
+            # In short slices, so that Ctrl-C while connecting is heard at once.
+            while not (connection.ever_connected.wait(0.1) or stop.is_set() or time.monotonic() >= deadline):
+                pass
+            if not connection.ever_connected.is_set():
                 # s2n reports a failed TLS handshake (e.g. an untrusted broker) only after 10-30 s.
                 reason = connection.last_error or "no answer yet; a TLS failure (check --ca) is reported late"
                 problems.append(f"{connection.settings.client_id}: {reason}")
@@ -538,11 +553,17 @@ def run(
         ahead_s = fleet.time_ms / 1000 - time.time()
         if ahead_s > 1.0 and not warned_future:
             warned_future = True
+            fix = (
+                "give an earlier --start or a lower --speedup"
+                if args.start is not None or the_plan.readings is not None
+                else "give --count or --duration (the clock then starts in the past), or a lower --speedup"
+            )
             log.warning(
                 "readings are stamped ahead of the clock (%.0f s and growing); the cloud refuses readings more than "
-                "%.0f s in the future: give --count or --duration, or a lower --speedup",
+                "%.0f s in the future: %s",
                 ahead_s,
                 MAX_CLOCK_SKEW_S,
+                fix,
             )
         for sample in samples:
             sink.submit(sample)
@@ -600,17 +621,22 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
                 except IdentityUnusable as exc:
                     log.error("%s", exc)
                     return 2
-                problems = mqtt.start(args.connect_timeout)
+                problems = mqtt.start(args.connect_timeout, stop)
                 if problems:
                     mqtt.close(timeout_s=0, deliver_queued=False)
+                    why = (
+                        "stopped before connecting"
+                        if stop.is_set()
+                        else f"could not connect within {args.connect_timeout:.0f} s"
+                    )
                     for problem in problems:
-                        log.error("could not connect within %.0f s: %s", args.connect_timeout, problem)
+                        log.error("%s: %s", why, problem)
                     return 1
                 sink = mqtt
             if args.start is None:  # now: connecting may have taken a while
                 start_ms = default_start_ms(round(time.time() * 1000), the_plan.readings, args.interval, args.speedup)
             else:
-                start_ms = args.start
+                start_ms = explicit_start_ms(args.start, args.interval, args.speedup)
             log.info(
                 "simulating %d motors from %s, %.3g simulated s per reading every %.3g s",
                 len(the_plan.motor_ids),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -57,7 +58,6 @@ def test_a_healthy_motor_stays_inside_normal_ranges_for_a_simulated_year() -> No
     running = history.running
     signals = history.signals
 
-    assert not history.failures()
     assert running.mean() > 0.5
     # ISO 10816 class II (15-75 kW): zone A/B, well below the 7.1 mm/s of zone D.
     assert signals["vibration_mm_s"][running].max() < 4.5
@@ -169,7 +169,7 @@ def test_service_complete_resets_wear_and_restarts_a_failed_motor() -> None:
 
     fleet.service(worn)
     fleet.service(other)
-    later = [fleet.step(600.0) for _ in range(12)]
+    later = [fleet.step(600.0) for _ in range(48)]  # a stopped always-on motor restarts within the hour, mostly
     assert later[-1][0].truth.health["impeller_wear"] < impeller_before / 100
     assert all(s.reading.fault is None for step in later for s in step)
     assert any(step[1].reading.running for step in later)
@@ -213,3 +213,57 @@ def test_a_fleet_can_be_named_after_iot_things() -> None:
     assert [s.reading.motor_id for s in fleet.step(60.0)] == ["pump-a", "pump-b"]
     with pytest.raises(ValueError, match="3 motor ids given for 2 motors"):
         FleetConfig(motors=2, motor_ids=("a", "b", "c")).ids()
+
+
+def test_servicing_one_motor_leaves_every_other_motors_history_unchanged() -> None:
+    config = FleetConfig(motors=3, seed=8, wear_scale=5.0)
+    untouched, serviced = Fleet(config), Fleet(config)
+    for step in range(400):
+        if step % 50 == 10:
+            serviced.service("motor-002")
+        left, right = untouched.step(600.0), serviced.step(600.0)
+        assert left[0].reading == right[0].reading
+        assert left[2].reading == right[2].reading
+    assert left[1].truth.health != right[1].truth.health
+
+
+def test_a_failure_right_after_a_repair_is_a_failure_of_its_own() -> None:
+    config = replace(ALWAYS_ON, motors=1, repair_hours=(5.0, 5.0))
+
+    def fail_twice(fleet: Fleet, t: int) -> None:
+        motor = fleet.motor_ids[0]
+        if t == 0:
+            fleet.inject(motor, "bearing_wear", after_s=20 * HOUR_S)
+        elif fleet.failed[0] >= 0 and fleet.random_due_s[0] == math.inf and fleet.failure_count[0] == 1:
+            fleet.inject(motor, "random", after_s=0.0)  # strikes the moment it runs again
+
+    # Six-hour steps: the repair (5 h) is over by the next step, where the motor restarts at once.
+    history = generate(config, duration_s=10 * DAY_S, interval_s=6 * HOUR_S, on_step=fail_twice)
+
+    modes = [mode for _, _, mode in history.failures()]
+    assert modes == [FailureMode.BEARING_WEAR, FailureMode.RANDOM]
+    second = int(np.searchsorted(history.ts_ms, history.failures()[1][1]))
+    assert history.failed_mode[second - 1, 0] == list(FailureMode).index(FailureMode.BEARING_WEAR)
+    assert history.label(second - 1, 0)["failure_mode"] == "bearing_wear"
+    assert history.label(second, 0)["failure_mode"] == "random"
+
+
+def test_a_failure_injected_while_the_motor_is_down_survives_the_repair() -> None:
+    fleet = Fleet(replace(ALWAYS_ON, motors=1, repair_hours=(5.0, 5.0)))
+    motor = fleet.motor_ids[0]
+    fleet.inject(motor, "bearing_wear", after_s=10 * HOUR_S)
+    while not fleet.step(600.0)[0].reading.fault:
+        pass
+    fleet.inject(motor, "bearing_wear", after_s=30 * HOUR_S)
+    faults = [fleet.step(600.0)[0].reading.fault for _ in range(6 * 45)]
+    first_down = faults.index(None)
+    assert "bearing_failure" in faults[first_down:], "the second injected failure was lost in the repair"
+
+
+def test_the_coldest_day_of_the_year_stays_in_mid_january_over_decades() -> None:
+    fleet = Fleet(FleetConfig(motors=1))
+    for year in (2026, 2040):
+        start = datetime(year, 1, 1, tzinfo=UTC).timestamp() * 1000
+        days = [start + day * DAY_S * 1000 for day in range(365)]
+        coldest = min(days, key=lambda ms: float(fleet._ambient_c(int(ms))[0]))
+        assert 10 <= datetime.fromtimestamp(coldest / 1000, tz=UTC).timetuple().tm_yday <= 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -199,13 +200,42 @@ def test_a_known_run_ends_its_simulated_clock_now(capsys: pytest.CaptureFixture[
     assert "ahead of the clock" not in err
 
 
-def test_an_explicit_start_is_used_as_is(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_explicit_start_stamps_the_first_reading(capsys: pytest.CaptureFixture[str]) -> None:
     _, readings, _ = run_stdout(
         ["--motors", "1", "--count", "2", "--interval", "0.01", "--speedup", "6000", "--start", "2026-01-01T00:00:00Z"],
         capsys,
     )
 
-    assert [r.ts for r in readings] == [datetime(2026, 1, 1, 0, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 2, tzinfo=UTC)]
+    assert [r.ts for r in readings] == [datetime(2026, 1, 1, 0, 0, tzinfo=UTC), datetime(2026, 1, 1, 0, 1, tzinfo=UTC)]
+
+
+def test_start_now_stamps_the_first_reading_now_not_one_step_ahead(capsys: pytest.CaptureFixture[str]) -> None:
+    before = datetime.now(UTC)
+    _, readings, _ = run_stdout(
+        ["--motors", "1", "--count", "1", "--interval", "1", "--speedup", "600", "--start", "now"], capsys
+    )
+
+    assert before.timestamp() - 5 <= readings[0].ts.timestamp() <= datetime.now(UTC).timestamp()
+
+
+def test_ctrl_c_while_connecting_stops_at_once() -> None:
+    """Given a broker that never answers, when a stop comes while connecting, the wait ends then, not at the timeout."""
+    never = SimpleNamespace(
+        start=lambda: None,
+        ever_connected=threading.Event(),
+        last_error=None,
+        settings=SimpleNamespace(client_id="motor-001"),
+        motors=("motor-001",),
+    )
+    sink = simulate.MqttSink([never])  # type: ignore[list-item]
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+
+    started = time.monotonic()
+    problems = sink.start(timeout_s=30.0, stop=stop)
+
+    assert time.monotonic() - started < 5.0
+    assert problems == ["motor-001: no answer yet; a TLS failure (check --ca) is reported late"]
 
 
 def test_readings_stamped_in_the_future_are_warned_about_once(capsys: pytest.CaptureFixture[str]) -> None:

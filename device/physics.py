@@ -172,6 +172,14 @@ ROUNDING: dict[str, int] = {
 N_NOISE = 16  # standard-normal draws per motor per step, drawn in one call
 
 
+@dataclass(frozen=True, slots=True)
+class _StepConstants:
+    dt_h: float
+    p_start: F64
+    p_stop: F64
+    decay: dict[float, float]
+
+
 class _Drive(NamedTuple):
     """The mechanical and electrical operating point of every motor in one step."""
 
@@ -245,6 +253,7 @@ class Fleet:
         self.failure_count = np.zeros(n, dtype=np.int64)
         """Failures so far per motor: tells a new failure from the one a motor is down with."""
         self.signals: dict[str, F64] = {}
+        self._constants: _StepConstants | None = None
         """The latest readings' signals, by name: one value per motor."""
 
     # -- control ---------------------------------------------------------------------------------
@@ -320,6 +329,8 @@ class Fleet:
     def _repair(self) -> None:
         """Repairs that are due: the failed part is renewed and the motor may run again."""
         repaired = (self.failed != NO_FAILURE) & (self.time_ms >= self.down_until_ms)
+        if not repaired.any():
+            return
         for column in np.flatnonzero(repaired):
             mode = list(FailureMode)[self.failed[column]]
             row = WEAR_MODES.index(mode) if mode is not FailureMode.RANDOM else None
@@ -328,12 +339,25 @@ class Fleet:
                 self._new_component(row, np.array([column]))
         self.failed[repaired] = NO_FAILURE
 
+    def _step_constants(self, dt_h: float) -> _StepConstants:
+        """What depends only on the step length: computed once for a run of equal steps."""
+        cached = self._constants
+        if cached is None or cached.dt_h != dt_h:
+            mean_run_h = np.where(self.continuous, 72.0, 5.0)
+            mean_stop_h = np.where(self.continuous, 1.0, 0.5)
+            cached = self._constants = _StepConstants(
+                dt_h=dt_h,
+                p_start=-np.expm1(-dt_h / mean_stop_h),
+                p_stop=-np.expm1(-dt_h / mean_run_h),
+                decay={tau_h: math.exp(-dt_h / tau_h) for tau_h in (0.4, 0.5, 0.6, 1.0, 1.5, 3.0)},
+            )
+        return cached
+
     def _duty(self, dt_h: float, draw: F64) -> None:
         """Running or stopped: a two-state Markov process, within the plant's schedule."""
-        mean_run_h = np.where(self.continuous, 72.0, 5.0)
-        mean_stop_h = np.where(self.continuous, 1.0, 0.5)
-        starting = ~self.running & (draw < -np.expm1(-dt_h / mean_stop_h))
-        stopping = self.running & (draw < -np.expm1(-dt_h / mean_run_h))
+        constants = self._step_constants(dt_h)
+        starting = ~self.running & (draw < constants.p_start)
+        stopping = self.running & (draw < constants.p_stop)
         down = self.failed != NO_FAILURE
         self.running = (self.running | starting) & ~stopping & self._scheduled(self.time_ms) & ~down
 
@@ -368,9 +392,11 @@ class Fleet:
         friction = rating.bearing_rise_k * drive.speed_frac * (0.6 + 0.4 * drive.load)
         bearing_ss = np.where(run, ambient + friction + 40.0 * h_bearing**1.5, ambient)
         fluid_ss = np.where(run, self.process_temp_c + 6.0 * drive.load + 200.0 * h_cooling**1.5, ambient)
-        self.winding_c = _lag(self.winding_c, winding_ss, np.where(run, 0.4, 1.0), dt_h)
-        self.bearing_c = _lag(self.bearing_c, bearing_ss, np.where(run, 0.6, 1.5), dt_h)
-        self.fluid_c = _lag(self.fluid_c, fluid_ss, np.where(run, 0.5, 3.0), dt_h)
+        # Time constants (hours) running / stopped: a stopped motor cools slower, without its fan.
+        decay = self._step_constants(dt_h).decay
+        self.winding_c = _lag(self.winding_c, winding_ss, np.where(run, decay[0.4], decay[1.0]))
+        self.bearing_c = _lag(self.bearing_c, bearing_ss, np.where(run, decay[0.6], decay[1.5]))
+        self.fluid_c = _lag(self.fluid_c, fluid_ss, np.where(run, decay[0.5], decay[3.0]))
 
     def _wear(self, drive: _Drive, dt_s: float) -> None:
         """Wear grows only while running, faster under stress: h' = stress (a + h / tau), solved exactly."""
@@ -379,17 +405,13 @@ class Fleet:
             return
         h_winding = self.health[1]
         ran_h = np.where(run, dt_s / HOUR_S, 0.0) * self.wear_rate
-        stress = np.vstack(
-            (
-                drive.speed_frac * (0.5 + 0.5 * drive.load) * (1.0 + 0.02 * np.maximum(self.bearing_c - 70.0, 0.0)),
-                # Insulation life halves for every 10 K hotter (Montsinger's rule), 75 degC nominal;
-                # the hot spot the damage itself causes is left out, or the end would be a runaway
-                # too quick to warn of.
-                np.exp2((self.winding_c - 30.0 * h_winding - 75.0) / 10.0),
-                np.ones(self.config.motors),
-                drive.speed_frac**2 * (0.5 + self.demand),
-            )
-        )
+        stress = np.empty_like(self.health)
+        stress[0] = drive.speed_frac * (0.5 + 0.5 * drive.load) * (1.0 + 0.02 * np.maximum(self.bearing_c - 70.0, 0.0))
+        # Insulation life halves for every 10 K hotter (Montsinger's rule), 75 degC nominal; the hot
+        # spot the damage itself causes is left out, or the end would run away too fast to warn of.
+        stress[1] = np.exp2((self.winding_c - 30.0 * h_winding - 75.0) / 10.0)
+        stress[2] = 1.0
+        stress[3] = drive.speed_frac**2 * (0.5 + self.demand)
         stress = np.where(self.injected, 1.0, stress)
         growth = np.exp(np.minimum(stress * ran_h / self.final_phase_h, 50.0))
         offset = self.onset * self.final_phase_h
@@ -545,6 +567,6 @@ def _ou(x: F64, mean: F64 | float, *, tau_h: float, sigma: float, dt_h: float, n
     return mean + (x - mean) * decay + sigma * math.sqrt(1.0 - decay * decay) * noise
 
 
-def _lag(value: F64, target: F64, tau_h: F64, dt_h: float) -> F64:
-    """First-order thermal lag toward `target` with time constant `tau_h`."""
-    return target + (value - target) * np.exp(-dt_h / tau_h)
+def _lag(value: F64, target: F64, decay: F64) -> F64:
+    """First-order thermal lag toward `target`; `decay` is exp(-step / time constant)."""
+    return target + (value - target) * decay

@@ -12,6 +12,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from motor_maintenance.alarms import AlarmEvent
+from motor_maintenance.errors import PublishFailed
 from motor_maintenance.features import FEATURE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +70,20 @@ def wear_probability(row: list[float]) -> float:
 
     score = 1.1 * (value("vibration_mm_s_ewm_1h", 2.0) - 6.0) + 0.08 * (value("bearing_temp_c", 60.0) - 85.0)
     return 1.0 / (1.0 + math.exp(-score))
+
+
+@dataclass
+class Recorder:
+    """An EventPublisher that records, and can fail the next N publishes."""
+
+    events: list[AlarmEvent] = field(default_factory=list)
+    fail_next: int = 0
+
+    def publish(self, event: AlarmEvent) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise PublishFailed("broker unreachable")
+        self.events.append(event)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,11 +11,11 @@ from motor_adapters.clients import client
 from motor_adapters.dynamodb_store import HEALTH_KEY, DynamoHealthStore, DynamoStateStore
 from motor_maintenance.alarms import ALL_MOTORS, AlarmEvent, AlarmKind
 from motor_maintenance.config import ModelHealthRule
-from motor_maintenance.errors import PublishFailed, StoreUnavailable, VersionConflict
+from motor_maintenance.errors import StoreUnavailable, VersionConflict
 from motor_maintenance.health import REFRESH_S, ModelHealth, ModelHealthMonitor
 from motor_maintenance.telemetry import Telemetry
 from tests.conftest import FakeAws
-from tests.support import T0_MS, LambdaContext, load_event, load_handler, reading_payload
+from tests.support import T0_MS, LambdaContext, Recorder, load_event, load_handler, reading_payload
 
 T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
 RULE = ModelHealthRule()  # unavailable after 5 failures in a row, recovered after 3 answers in a row
@@ -45,18 +45,6 @@ class MemoryHealthStore:
         self.record = replace(health, version=expected_version + 1)
         self.writes += 1
         return self.record
-
-
-@dataclass
-class Recorder:
-    events: list[AlarmEvent] = field(default_factory=list)
-    fail_next: int = 0
-
-    def publish(self, event: AlarmEvent) -> None:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise PublishFailed("broker unreachable")
-        self.events.append(event)
 
 
 def fail(monitor: ModelHealthMonitor, times: int = 1, at: datetime = T0):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from motor_maintenance.alarms import AlarmEvent, OperatorAction
+from motor_maintenance.alarms import OperatorAction
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Outcome
 from motor_maintenance.errors import ConflictPersisted, PredictionUnavailable, PublishFailed, VersionConflict
@@ -16,7 +16,7 @@ from motor_maintenance.features import FEATURE_NAMES
 from motor_maintenance.service import process_action, process_reading
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
-from tests.support import T0_MS, reading_payload, wear_probability
+from tests.support import T0_MS, Recorder, reading_payload, wear_probability
 
 T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
 CONFIG = DetectorConfig()
@@ -47,20 +47,6 @@ class MemoryStore:
         self.items[state.motor_id] = stored.to_dict()
         self.saves += 1
         return stored
-
-
-@dataclass
-class Recorder:
-    """An EventPublisher that records, and can fail the next N publishes."""
-
-    events: list[AlarmEvent] = field(default_factory=list)
-    fail_next: int = 0
-
-    def publish(self, event: AlarmEvent) -> None:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise PublishFailed("broker unreachable")
-        self.events.append(event)
 
 
 @dataclass

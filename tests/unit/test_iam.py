@@ -645,8 +645,8 @@ APPENDED_IMPORTS = "\nfrom motor_adapters.clients import client as _client_for_t
         # An adapter that starts querying the state table needs dynamodb:Query.
         (
             "layers/shared/motor_adapters/dynamodb_store.py",
-            "self._client.get_item(",
-            "self._client.query(",
+            "client.get_item(",
+            "client.query(",
             "does not grant dynamodb:Query",
         ),
         # A handler that starts publishing alarm events needs iot:Publish.

@@ -28,13 +28,7 @@ class DynamoStateStore:
         self._client = client
 
     def load(self, motor_id: str) -> MotorState | None:
-        try:
-            response = self._client.get_item(
-                TableName=self._table, Key={"motor_id": {"S": motor_id}}, ConsistentRead=True
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read state of {motor_id}: {exc}") from exc
-        item = response.get("Item")
+        item = _get_item(self._client, self._table, motor_id, f"state of {motor_id}")
         if item is None:
             return None
         state = MotorState.from_dict(json.loads(item["state"]["S"]))
@@ -73,13 +67,7 @@ class DynamoHealthStore:
         self._client = client
 
     def load_health(self) -> ModelHealth | None:
-        try:
-            response = self._client.get_item(
-                TableName=self._table, Key={"motor_id": {"S": HEALTH_KEY}}, ConsistentRead=True
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read the model's health: {exc}") from exc
-        item = response.get("Item")
+        item = _get_item(self._client, self._table, HEALTH_KEY, "the model's health")
         if item is None:
             return None
         return ModelHealth.from_dict(json.loads(item["health"]["S"]), version=int(item["version"]["N"]))
@@ -97,6 +85,16 @@ class DynamoHealthStore:
         }
         _put_if_version(self._client, self._table, item, expected_version, "the model's health")
         return stored
+
+
+def _get_item(client: Any, table: str, key: str, what: str) -> dict[str, Any] | None:
+    """The item under `key` (a strongly consistent read), or None; StoreUnavailable if it cannot be read."""
+    try:
+        response = client.get_item(TableName=table, Key={"motor_id": {"S": key}}, ConsistentRead=True)
+    except (ClientError, BotoCoreError) as exc:
+        raise StoreUnavailable(f"cannot read {what}: {exc}") from exc
+    item: dict[str, Any] | None = response.get("Item")
+    return item
 
 
 def _put_if_version(client: Any, table: str, item: dict[str, Any], expected_version: int, what: str) -> None:

@@ -169,6 +169,13 @@ ROUNDING: dict[str, int] = {
 }
 """Decimals each signal is reported with: sensor resolution, and shorter messages."""
 
+THERMAL_TAU_H: dict[str, tuple[float, float]] = {
+    "winding": (0.4, 1.0),
+    "bearing": (0.6, 1.5),
+    "fluid": (0.5, 3.0),
+}
+"""Thermal time constants in hours, running and stopped (a stopped motor cools slower, without its fan)."""
+
 N_NOISE = 16  # standard-normal draws per motor per step, drawn in one call
 
 
@@ -177,7 +184,8 @@ class _StepConstants:
     dt_h: float
     p_start: F64
     p_stop: F64
-    decay: dict[float, float]
+    decay: dict[str, tuple[float, float]]
+    """exp(-step / time constant) per part, running and stopped."""
 
 
 class _Drive(NamedTuple):
@@ -349,7 +357,10 @@ class Fleet:
                 dt_h=dt_h,
                 p_start=-np.expm1(-dt_h / mean_stop_h),
                 p_stop=-np.expm1(-dt_h / mean_run_h),
-                decay={tau_h: math.exp(-dt_h / tau_h) for tau_h in (0.4, 0.5, 0.6, 1.0, 1.5, 3.0)},
+                decay={
+                    part: (math.exp(-dt_h / running_h), math.exp(-dt_h / stopped_h))
+                    for part, (running_h, stopped_h) in THERMAL_TAU_H.items()
+                },
             )
         return cached
 
@@ -392,11 +403,10 @@ class Fleet:
         friction = rating.bearing_rise_k * drive.speed_frac * (0.6 + 0.4 * drive.load)
         bearing_ss = np.where(run, ambient + friction + 40.0 * h_bearing**1.5, ambient)
         fluid_ss = np.where(run, self.process_temp_c + 6.0 * drive.load + 200.0 * h_cooling**1.5, ambient)
-        # Time constants (hours) running / stopped: a stopped motor cools slower, without its fan.
         decay = self._step_constants(dt_h).decay
-        self.winding_c = _lag(self.winding_c, winding_ss, np.where(run, decay[0.4], decay[1.0]))
-        self.bearing_c = _lag(self.bearing_c, bearing_ss, np.where(run, decay[0.6], decay[1.5]))
-        self.fluid_c = _lag(self.fluid_c, fluid_ss, np.where(run, decay[0.5], decay[3.0]))
+        self.winding_c = _lag(self.winding_c, winding_ss, np.where(run, *decay["winding"]))
+        self.bearing_c = _lag(self.bearing_c, bearing_ss, np.where(run, *decay["bearing"]))
+        self.fluid_c = _lag(self.fluid_c, fluid_ss, np.where(run, *decay["fluid"]))
 
     def _wear(self, drive: _Drive, dt_s: float) -> None:
         """Wear grows only while running, faster under stress: h' = stress (a + h / tau), solved exactly."""

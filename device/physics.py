@@ -60,6 +60,8 @@ FAULT_CODES: dict[FailureMode, str] = {
 
 MODE_INDEX: dict[FailureMode, int] = {mode: index for index, mode in enumerate(FailureMode)}
 NO_FAILURE = -1
+WORN_OUT = 1.0 - 1e-9
+"""Health at which a part counts as worn through when a repair checks it (rounding-tolerant)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +345,7 @@ class Fleet:
             mode = list(FailureMode)[self.failed[column]]
             row = WEAR_MODES.index(mode) if mode is not FailureMode.RANDOM else None
             # A part injected or serviced while the motor was down is new already: keep it.
-            if row is not None and self.health[row, column] >= 1.0:
+            if row is not None and self.health[row, column] >= WORN_OUT:
                 self._new_component(row, np.array([column]))
         self.failed[repaired] = NO_FAILURE
 
@@ -425,7 +427,9 @@ class Fleet:
         stress = np.where(self.injected, 1.0, stress)
         growth = np.exp(np.minimum(stress * ran_h / self.final_phase_h, 50.0))
         offset = self.onset * self.final_phase_h
-        self.health = (self.health + offset) * growth - offset
+        # Stopped motors keep their health bit for bit: (h + offset) - offset can round a worn-out
+        # part's 1.0 down, and a repair would then not see that the part needs renewing.
+        self.health = np.where(run, (self.health + offset) * growth - offset, self.health)
         self.operating_s += np.where(run, dt_s, 0.0)
 
     def _fail(self, draw: F64, repair_draw: F64, dt_s: float) -> bool:

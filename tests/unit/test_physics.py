@@ -267,3 +267,12 @@ def test_the_coldest_day_of_the_year_stays_in_mid_january_over_decades() -> None
         days = [start + day * DAY_S * 1000 for day in range(365)]
         coldest = min(days, key=lambda ms: float(fleet._ambient_c(int(ms))[0]))
         assert 10 <= datetime.fromtimestamp(coldest / 1000, tz=UTC).timetuple().tm_yday <= 20
+
+
+def test_a_worn_out_part_is_renewed_at_its_repair_while_other_motors_run() -> None:
+    """Regression: a stopped motor's health went through (h + offset) - offset and rounded 1.0 down to
+    0.9999999999999999, so its repair kept the worn part and it failed again at every start (seed 1,
+    motor-056: 272 bearing failures in a year)."""
+    history = generate(FleetConfig(motors=60, seed=1), duration_s=60 * DAY_S)
+
+    assert history.failure_count[-1].max() <= 3  # failures of each motor in 60 days

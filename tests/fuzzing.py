@@ -374,9 +374,15 @@ class Target:
         for outer in ("readings", "rule"):
             if isinstance(event.get(outer), dict) and self.allowed(category, outer):
                 places += [(outer, key) for key, v in event[outer].items() if json_kind(v) == "number"]
+        if isinstance(event.get("drivers"), list) and self.allowed(category, "drivers"):
+            places += [("drivers", str(index)) for index in range(len(event["drivers"]))]
         for outer, inner in draw(st.lists(st.sampled_from(places), min_size=1, max_size=3, unique=True)):
             if inner is None:
                 event[outer] = draw(values)
+            elif outer == "drivers":  # a list of {"feature", "contribution"}: spoil one contribution
+                drivers = list(event[outer])
+                drivers[int(inner)] = {**drivers[int(inner)], "contribution": draw(values)}
+                event[outer] = drivers
             else:
                 event[outer] = {**event[outer], inner: draw(values)}
         return event
@@ -539,7 +545,7 @@ def valid_alarm(draw: st.DrawFn, event: dict[str, Any]) -> dict[str, Any]:
 
 TELEMETRY_SAMPLES = ("telemetry-normal", "telemetry-legacy", "telemetry-condition-breach")
 ACTION_SAMPLES = ("action-acknowledge", "action-snooze", "action-service-complete", "action-disable", "action-reset")
-ALARM_SAMPLES = ("alarm-raised",)
+ALARM_SAMPLES = ("alarm-raised", "alarm-predictive-raised")
 
 
 def campaign_size(examples: int) -> int:

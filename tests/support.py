@@ -57,19 +57,33 @@ class LambdaContext:
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-def wear_probability(row: list[float]) -> float:
-    """A stand-in model: logistic in vibration and bearing-temperature trend, from the features sent.
+def wear_contributions(row: list[float]) -> dict[str, float]:
+    """A stand-in model: log-odds terms in vibration and bearing temperature, from the features sent.
 
     It is not the trained XGBoost model (that arrives with the model issue), but it answers each
-    row from that row's own values, so a test sees probabilities move with the readings.
+    row from that row's own values, so a test sees probabilities move with the readings. Its terms
+    are what XGBoost's pred_contribs gives for the real one: each feature's share of the log-odds.
     """
 
     def value(name: str, default: float) -> float:
         v = row[_INDEX[name]]
         return default if math.isnan(v) else v
 
-    score = 1.1 * (value("vibration_mm_s_ewm_1h", 2.0) - 6.0) + 0.08 * (value("bearing_temp_c", 60.0) - 85.0)
-    return 1.0 / (1.0 + math.exp(-score))
+    return {
+        "vibration_mm_s_ewm_1h": 1.1 * (value("vibration_mm_s_ewm_1h", 2.0) - 6.0),
+        "bearing_temp_c": 0.08 * (value("bearing_temp_c", 60.0) - 85.0),
+    }
+
+
+def wear_probability(row: list[float]) -> float:
+    """The stand-in model's probability of failure for one feature row."""
+    return 1.0 / (1.0 + math.exp(-sum(wear_contributions(row).values())))
+
+
+def wear_drivers(row: list[float]) -> list[dict[str, Any]]:
+    """The endpoint contract's drivers: up to 3 features with a positive contribution, largest first."""
+    positive = sorted(((c, f) for f, c in wear_contributions(row).items() if c > 0), reverse=True)
+    return [{"feature": feature, "contribution": round(c, 6)} for c, feature in positive[:3]]
 
 
 @dataclass
@@ -88,25 +102,39 @@ class Recorder:
 
 @dataclass
 class FakeSageMakerRuntime:
-    """Answers InvokeEndpoint like the built-in XGBoost container: one probability per CSV row."""
+    """Answers InvokeEndpoint like the project's endpoint: per CSV row, a probability and, in JSON, its drivers.
+
+    With `explains` off it answers JSON as SageMaker's plain built-in XGBoost algorithm does: scores only.
+    """
 
     calls: list[dict[str, Any]] = field(default_factory=list)
     fail_with: Exception | None = None
+    explains: bool = True
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(kwargs)
         if self.fail_with is not None:
             raise self.fail_with
         assert kwargs["ContentType"] == "text/csv"
-        rows = kwargs["Body"].decode().splitlines()
-        probabilities = []
-        for line in rows:
+        rows = []
+        for line in kwargs["Body"].decode().splitlines():
             fields = line.split(",")
             assert len(fields) == len(FEATURE_NAMES), (
                 f"row has {len(fields)} fields, model expects {len(FEATURE_NAMES)}"
             )
-            probabilities.append(wear_probability([float(f) if f else math.nan for f in fields]))
-        return {"Body": io.BytesIO("\n".join(f"{p:.6f}" for p in probabilities).encode()), "ContentType": "text/csv"}
+            rows.append([float(f) if f else math.nan for f in fields])
+        if kwargs.get("Accept", "text/csv") == "text/csv":
+            body = "\n".join(f"{wear_probability(row):.6f}" for row in rows)
+            return {"Body": io.BytesIO(body.encode()), "ContentType": "text/csv"}
+        assert kwargs["Accept"] == "application/json"
+        predictions = [
+            {"score": round(wear_probability(row), 6), **({"drivers": wear_drivers(row)} if self.explains else {})}
+            for row in rows
+        ]
+        return {
+            "Body": io.BytesIO(json.dumps({"predictions": predictions}).encode()),
+            "ContentType": "application/json",
+        }
 
 
 T0_MS = 1_795_780_800_000  # 2026-11-27T12:00:00Z

@@ -80,6 +80,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "motor_id": result.motor_id,
         "reason": result.reason,
         "failure_probability": result.failure_probability,
+        "drivers": [driver.model_dump() for driver in result.drivers],
         "alarm_states": result.alarm_states,
         "events": [event.event_id for event in result.events],
     }
@@ -111,6 +112,9 @@ def report(result: Result, received_at: int | None) -> None:
         logger.warning("reading rejected", outcome=result.outcome.value, reason=result.reason)
     if result.failure_probability is not None:
         metrics.add_metric(name="PredictionsMade", unit=MetricUnit.Count, value=1)
+    if result.drivers_dropped:
+        metrics.add_metric(name="PredictionDriversDropped", unit=MetricUnit.Count, value=1)
+        logger.warning("prediction drivers dropped; probability kept", reason=result.drivers_dropped)
     if result.prediction_error:
         metrics.add_metric(name="PredictionsFailed", unit=MetricUnit.Count, value=1)
         logger.warning(

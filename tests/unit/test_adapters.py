@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from motor_adapters.sagemaker_predictor import SageMakerPredictor, parse_predict
 from motor_adapters.settings import Settings
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.errors import PredictionUnavailable, PublishFailed, StoreUnavailable, VersionConflict
+from motor_maintenance.prediction import Driver, Prediction
 from motor_maintenance.state import AlarmStatus, MotorState
 from tests.conftest import FakeAws
 from tests.support import load_event
@@ -23,7 +25,13 @@ from tests.support import load_event
 
 def test_state_round_trips_through_dynamodb_with_a_version(aws: FakeAws) -> None:
     store = DynamoStateStore("motor-state", client("dynamodb"))
-    state = MotorState(motor_id="motor-001", run_hours=12.5, alarms={"schedule": AlarmStatus(held=True)})
+    state = MotorState(
+        motor_id="motor-001",
+        run_hours=12.5,
+        alarms={"schedule": AlarmStatus(held=True)},
+        failure_probability=0.8,
+        probability_drivers=(Driver(feature="bearing_temp_c_trend", contribution=1.23),),
+    )
 
     saved = store.save(state, expected_version=0)
     loaded = store.load("motor-001")
@@ -31,6 +39,7 @@ def test_state_round_trips_through_dynamodb_with_a_version(aws: FakeAws) -> None
     assert saved.version == 1
     assert loaded is not None
     assert loaded.to_dict() == saved.to_dict()
+    assert loaded.probability_drivers == state.probability_drivers
     item = aws.dynamodb.get_item(TableName="motor-state", Key={"motor_id": {"S": "motor-001"}})["Item"]
     assert item["alarm_states"]["M"]["schedule"]["S"] == "NORMAL"
 
@@ -59,11 +68,53 @@ def test_a_missing_table_is_reported_as_store_unavailable(aws: FakeAws) -> None:
 class Runtime:
     def __init__(self, answer: str | Exception) -> None:
         self.answer = answer
+        self.calls: list[dict[str, Any]] = []
 
-    def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
         if isinstance(self.answer, Exception):
             raise self.answer
         return {"Body": io.BytesIO(self.answer.encode())}
+
+
+def json_answer(*rows: dict[str, Any]) -> str:
+    return json.dumps({"predictions": list(rows)})
+
+
+def test_the_endpoint_is_sent_csv_rows_and_asked_for_json() -> None:
+    runtime = Runtime(json_answer({"score": 0.2}, {"score": 0.3}))
+
+    SageMakerPredictor("ep", runtime).predict([[1.0, float("nan")], [0.5, 2.0]])
+
+    call = runtime.calls[0]
+    assert (call["ContentType"], call["Accept"]) == ("text/csv", "application/json")
+    assert call["Body"] == b"1.0,\n0.5,2.0"
+
+
+def test_drivers_come_with_their_probability_largest_first() -> None:
+    payload = json_answer(
+        {
+            "score": 0.87,
+            "drivers": [
+                {"feature": "vibration_mm_s", "contribution": 0.4},
+                {"feature": "bearing_temp_c_trend", "contribution": 1.23},
+            ],
+        },
+        {"score": 0.1, "drivers": []},
+    )
+
+    predictions = SageMakerPredictor("ep", Runtime(payload)).predict([[1.0], [2.0]])
+
+    assert predictions == [
+        Prediction(
+            probability=0.87,
+            drivers=(
+                Driver(feature="bearing_temp_c_trend", contribution=1.23),
+                Driver(feature="vibration_mm_s", contribution=0.4),
+            ),
+        ),
+        Prediction(probability=0.1),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -72,11 +123,59 @@ class Runtime:
         ("0.25", [0.25]),
         ("0.1\n0.9\n", [0.1, 0.9]),
         ("0.1,0.9", [0.1, 0.9]),
-        ('{"predictions": [{"score": 0.4}]}', [0.4]),
+        ('{"predictions": [{"score": 0.4}]}', [0.4]),  # the built-in algorithm: no drivers
+        ('{"predictions": [{"score": 1, "drivers": null}]}', [1.0]),
     ],
 )
-def test_the_xgboost_containers_answer_formats_are_read(payload: str, expected: list[float]) -> None:
-    assert parse_predictions(payload) == expected
+def test_answers_without_drivers_are_read_as_probabilities_alone(payload: str, expected: list[float]) -> None:
+    predictions = parse_predictions(payload)
+
+    assert [p.probability for p in predictions] == expected
+    assert all(p.drivers == () and p.drivers_dropped is None for p in predictions)
+
+
+def test_features_that_lowered_the_probability_are_not_drivers_and_at_most_five_are_kept() -> None:
+    drivers = [{"feature": f"f{i}", "contribution": float(i)} for i in range(-2, 9)]
+
+    (prediction,) = parse_predictions(json_answer({"score": 0.9, "drivers": drivers}))
+
+    assert [d.feature for d in prediction.drivers] == ["f8", "f7", "f6", "f5", "f4"]
+    assert prediction.drivers_dropped is None
+
+
+def test_fields_a_driver_does_not_define_are_ignored() -> None:
+    (prediction,) = parse_predictions(
+        json_answer({"score": 0.9, "drivers": [{"feature": "vibration_mm_s", "contribution": 0.5, "value": 12.0}]})
+    )
+
+    assert prediction.drivers == (Driver(feature="vibration_mm_s", contribution=0.5),)
+
+
+@pytest.mark.parametrize(
+    ("drivers", "why"),
+    [
+        ("vibration_mm_s", "not a list of objects"),
+        ([["vibration_mm_s", 0.5]], "not a list of objects"),
+        ([{"feature": "vibration_mm_s"}], "contribution"),
+        ([{"feature": "vibration_mm_s", "contribution": "0.5"}], "contribution"),
+        ([{"feature": "vibration_mm_s", "contribution": float("nan")}], "contribution"),
+        ([{"feature": "vibration_mm_s", "contribution": 10**400}], "contribution"),
+        ([{"feature": "vibration_mm_s", "contribution": True}], "contribution"),
+        ([{"feature": "motor-001/#", "contribution": 0.5}], "feature"),
+        ([{"feature": "x" * 65, "contribution": 0.5}], "feature"),
+        ([{"feature": "vibration\udcff", "contribution": 0.5}], "feature"),
+        ([{"feature": 7, "contribution": 0.5}], "feature"),
+        ([{"feature": "f1", "contribution": 0.5}, {"feature": "f1", "contribution": 0.4}], "named twice"),
+    ],
+)
+def test_malformed_drivers_are_dropped_and_the_probability_kept(drivers: Any, why: str) -> None:
+    (prediction,) = parse_predictions(json_answer({"score": 0.87, "drivers": drivers}))
+
+    assert prediction.probability == 0.87
+    assert prediction.drivers == ()
+    assert prediction.drivers_dropped is not None
+    assert why in prediction.drivers_dropped
+    assert prediction.drivers_dropped.isascii()  # it is logged as is
 
 
 @pytest.mark.parametrize(
@@ -86,6 +185,13 @@ def test_the_xgboost_containers_answer_formats_are_read(payload: str, expected: 
         ("nan", "not a probability"),
         ("<html>", "unreadable"),
         ("0.2\n0.3", "2 predictions for 1 rows"),
+        ('{"predictions": [{"score": 1.7, "drivers": []}]}', "not a probability"),
+        ('{"predictions": [{"score": "0.4"}]}', "not a probability"),
+        ('{"predictions": [{"score": true}]}', "not a probability"),
+        ('{"predictions": [{"drivers": []}]}', "unreadable"),
+        ('{"predictions": {"score": 0.4}}', "unreadable"),
+        ('{"scores": [0.4]}', "unreadable"),
+        ('{"predictions": [' * 100_000, "unreadable"),
         (EndpointConnectionError(endpoint_url="https://x"), "Could not connect"),
         (
             ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint"),

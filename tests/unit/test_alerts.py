@@ -16,6 +16,7 @@ from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.alerts import SMS_MAX, SUBJECT_MAX, format_alert
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import ReadingInput, step
+from motor_maintenance.prediction import DRIVERS_MAX, FEATURE_NAME_PATTERN
 from motor_maintenance.telemetry import Telemetry
 from tests.support import T0_MS, load_event, reading_payload
 
@@ -61,6 +62,38 @@ def test_a_predictive_alarm_states_the_probability_and_the_rule() -> None:
 
     assert alert.subject == "[HIGH] motor-001: Failure predicted within 24 h - ALARM"
     assert "failure probability 83% (raises at 50% on 2 predictions in a row, clears below 30%)" in alert.body
+
+
+def test_a_predictive_alarm_says_in_words_which_features_drove_it() -> None:
+    alert = format_alert(AlarmEvent.model_validate(load_event("alarm-predictive-raised")))
+
+    assert alert.subject == "[HIGH] motor-001: Failure predicted within 24 h - ALARM"
+    assert "Model's probability of failure within 24 h: 83%." in alert.body
+    assert (
+        "Main drivers: bearing temperature trend (1 h vs 24 h), vibration (1 h average), "
+        "bearing temperature above ambient." in alert.body
+    )
+    assert alert.sms.startswith(
+        "HIGH motor-001 Failure predicted within 24 h: ALARM. Failure probability 83%, "
+        "main drivers: bearing temperature trend (1 h vs 24 h), vibration"
+    )
+    assert len(alert.sms) <= SMS_MAX
+
+
+def test_a_driver_this_code_has_no_words_for_is_named_as_the_model_names_it() -> None:
+    event = load_event("alarm-predictive-raised") | {"drivers": [{"feature": "f12", "contribution": 0.9}]}
+
+    alert = format_alert(AlarmEvent.model_validate(event))
+
+    assert "Main drivers: f12." in alert.body
+
+
+def test_an_alert_without_drivers_does_not_mention_them() -> None:
+    predictive = format_alert(AlarmEvent.model_validate(load_event("alarm-predictive-raised") | {"drivers": []}))
+    condition = format_alert(AlarmEvent.model_validate(load_event("alarm-raised")))
+
+    assert "drivers" not in predictive.body + predictive.sms + condition.body + condition.sms
+    assert "failure probability 83% (raises at 50% on 2 predictions in a row" in predictive.sms
 
 
 def test_service_recorded_tells_how_long_the_motor_ran() -> None:
@@ -124,10 +157,28 @@ rule_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(2**
         rule_values,
     ),
     value=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    drivers=st.lists(
+        st.fixed_dictionaries(
+            {
+                "feature": st.from_regex(FEATURE_NAME_PATTERN, fullmatch=True),
+                "contribution": st.floats(min_value=0.0, exclude_min=True, allow_infinity=False),
+            }
+        ),
+        max_size=DRIVERS_MAX,
+        unique_by=lambda driver: driver["feature"],
+    ),
 )
-def test_any_alarm_event_that_parses_can_be_worded(kind: str, transition: str, rule: dict, value: float | None) -> None:
+def test_any_alarm_event_that_parses_can_be_worded(
+    kind: str, transition: str, rule: dict, value: float | None, drivers: list[dict[str, Any]]
+) -> None:
     """Alerting must never fail on an event's content: a crash here would retry and park a real alarm."""
-    event = load_event("alarm-raised") | {"kind": kind, "transition": transition, "rule": rule, "value": value}
+    event = load_event("alarm-raised") | {
+        "kind": kind,
+        "transition": transition,
+        "rule": rule,
+        "value": value,
+        "drivers": drivers,
+    }
 
     alert = format_alert(AlarmEvent.model_validate(event))
 
@@ -172,6 +223,18 @@ SNS_MAX_MESSAGE_BYTES = 256 * 1024
         ("rule", SAMPLE_RULE | {f"extra_{i}": i for i in range(3)}),  # 9 items
         ("readings", {"fluid_temp_c": 212.5, "not_a_signal": 1.0}),
         ("readings", {"fluid_temp_c" + LONE_SURROGATE: 212.5}),
+        ("drivers", [{"feature": f"f{i}", "contribution": 1.0} for i in range(6)]),  # 6: at most 5
+        ("drivers", [{"feature": "f1", "contribution": 1.0}, {"feature": "f1", "contribution": 0.5}]),
+        ("drivers", [{"feature": "motor-001/#", "contribution": 1.0}]),
+        ("drivers", [{"feature": "f" * 65, "contribution": 1.0}]),
+        ("drivers", [{"feature": "f1" + LONE_SURROGATE, "contribution": 1.0}]),
+        ("drivers", [{"feature": "f1", "contribution": float("inf")}]),
+        ("drivers", [{"feature": "f1", "contribution": 10**400}]),
+        ("drivers", [{"feature": "f1", "contribution": -0.5}]),  # lowered the probability: not a driver
+        ("drivers", [{"feature": "f1", "contribution": "1.0"}]),
+        ("drivers", [{"feature": "f1", "contribution": 1.0, "note": "x"}]),
+        ("drivers", [{"feature": {"nested": ["f1"]}, "contribution": 1.0}]),
+        ("drivers", {"feature": "f1", "contribution": 1.0}),
     ],
 )
 def test_an_alarm_event_the_alert_could_not_carry_is_refused_by_name(field: str, value: Any) -> None:

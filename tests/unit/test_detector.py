@@ -10,6 +10,7 @@ import pytest
 from motor_maintenance.alarms import AlarmKind, AlarmState, OperatorAction, Transition
 from motor_maintenance.config import ConditionRule, DetectorConfig
 from motor_maintenance.detector import Decision, Outcome, ReadingInput, step
+from motor_maintenance.prediction import DRIVERS_MAX, Driver
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 from tests.support import T0_MS, reading_payload
@@ -28,10 +29,12 @@ class Motor:
         self.seq = 0
         self.events: list[Any] = []
 
-    def read(self, at_s: float, probability: float | None = None, **signals: Any) -> Decision:
+    def read(
+        self, at_s: float, probability: float | None = None, drivers: tuple[Driver, ...] = (), **signals: Any
+    ) -> Decision:
         self.seq += 1
         reading = Telemetry.model_validate(reading_payload(self.seq, at_s=at_s, motor_id=self.motor_id, **signals))
-        return self._apply(ReadingInput(reading, probability), T0 + timedelta(seconds=at_s))
+        return self._apply(ReadingInput(reading, probability, drivers), T0 + timedelta(seconds=at_s))
 
     def act(self, action: str, at_s: float, alarm: str | None = None, **extra: Any) -> Decision:
         self.seq += 1
@@ -223,6 +226,87 @@ def test_no_prediction_leaves_the_predictive_rule_unchanged() -> None:
     raised = motor.read(20, probability=0.9)
 
     assert transitions(raised) == [("predictive", "raised", "ACTIVE")]
+
+
+BEARING = (
+    Driver(feature="bearing_temp_c_trend", contribution=1.23),
+    Driver(feature="vibration_mm_s", contribution=0.4),
+)
+VIBRATION = (Driver(feature="vibration_mm_s_ewm_1h", contribution=2.1),)
+
+
+def test_the_predictive_raise_says_which_features_drove_the_prediction_that_raised_it() -> None:
+    motor = Motor()
+    motor.read(0, probability=0.7, drivers=VIBRATION)
+    raised = motor.read(10, probability=0.8, drivers=BEARING)
+
+    assert transitions(raised) == [("predictive", "raised", "ACTIVE")]
+    assert raised.events[0].drivers == BEARING
+    assert raised.state.probability_drivers == BEARING
+
+
+def test_only_the_predictive_raise_carries_drivers() -> None:
+    """Schedule and condition alarms are not the model's; a clear or an action is not news about its reasons."""
+    motor = Motor()
+    motor.read(0, probability=0.9, drivers=BEARING, vibration_mm_s=12.0)
+    same_reading = motor.read(60, probability=0.9, drivers=BEARING, vibration_mm_s=12.0)
+    acknowledged = motor.act("acknowledge", 70, alarm="predictive")
+    cleared = motor.read(80, probability=0.1, drivers=VIBRATION, vibration_mm_s=12.0)
+
+    assert transitions(same_reading) == [
+        ("vibration_zone_d", "raised", "ACTIVE"),
+        ("predictive", "raised", "ACTIVE"),
+    ]
+    assert [e.drivers for e in same_reading.events] == [(), BEARING]
+    assert transitions(acknowledged) + transitions(cleared) == [
+        ("predictive", "acknowledged", "ACKNOWLEDGED"),
+        ("predictive", "cleared", "NORMAL"),
+    ]
+    assert [e.drivers for e in (*acknowledged.events, *cleared.events)] == [(), ()]
+
+
+def test_a_raise_on_a_reading_the_model_did_not_score_quotes_the_last_prediction_and_its_drivers() -> None:
+    """A snooze that ends while the model is down: the raise quotes the probability it has, and that one's drivers."""
+    motor = Motor()
+    motor.read(0, probability=0.9, drivers=VIBRATION)
+    motor.act("snooze", 5, alarm="predictive", snooze_minutes=1)
+    motor.read(10, probability=0.9, drivers=BEARING)  # the rule holds while snoozed
+    after = motor.read(120)  # no prediction: endpoint down
+
+    assert transitions(after) == [("predictive", "snooze_expired", "NORMAL"), ("predictive", "raised", "ACTIVE")]
+    raised = after.events[1]
+    assert (raised.failure_probability, raised.probability_at, raised.drivers) == (
+        0.9,
+        T0 + timedelta(seconds=10),
+        BEARING,
+    )
+    assert after.events[0].drivers == ()
+
+
+def test_drivers_do_not_change_event_ids() -> None:
+    def raise_predictive(drivers: tuple[Driver, ...]) -> list[str]:
+        motor = Motor()
+        motor.read(0, probability=0.9, drivers=drivers)
+        motor.read(10, probability=0.9, drivers=drivers)
+        return [e.event_id for e in motor.events]
+
+    assert raise_predictive(BEARING) == raise_predictive(VIBRATION) == raise_predictive(())
+
+
+def test_the_state_keeps_a_bounded_number_of_drivers() -> None:
+    many = tuple(Driver(feature=f"f{i}", contribution=10.0 - i) for i in range(DRIVERS_MAX + 3))
+    motor = Motor()
+    motor.read(0, probability=0.9, drivers=many)
+    raised = motor.read(10, probability=0.9, drivers=many)
+
+    assert raised.state.probability_drivers == many[:DRIVERS_MAX]
+    assert raised.events[0].drivers == many[:DRIVERS_MAX]
+    assert MotorState.from_dict(raised.state.to_dict()).probability_drivers == many[:DRIVERS_MAX]
+
+
+def test_drivers_without_a_probability_are_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="drivers without a failure probability"):
+        Motor().read(0, probability=None, drivers=BEARING)
 
 
 # --- lifecycle and operator actions ---------------------------------------------------------

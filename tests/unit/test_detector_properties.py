@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from motor_maintenance.alarms import AlarmEvent, AlarmState, OperatorAction, Transition
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Outcome, ReadingInput, step
+from motor_maintenance.prediction import Driver
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 from tests.support import T0_MS, reading_payload
@@ -80,8 +81,16 @@ class Applied:
     outcome: Outcome
 
 
-def replay(history: list[Read | Act]) -> list[Applied]:
-    """Feed a generated history through the detector, as the Lambda would, recording every step."""
+def drivers_of(ts_ms: int) -> tuple[Driver, ...]:
+    """Made-up drivers for the prediction of the reading at `ts_ms`: telling which prediction an event quotes."""
+    return (Driver(feature=f"f{ts_ms % 35}", contribution=1.0 + ts_ms % 1000 / 1000),)
+
+
+def replay(history: list[Read | Act], *, explained: bool = False) -> list[Applied]:
+    """Feed a generated history through the detector, as the Lambda would, recording every step.
+
+    `explained`: each prediction comes with drivers (drivers_of its reading's time).
+    """
     state: MotorState | None = None
     at = 0.0
     applied = []
@@ -102,7 +111,8 @@ def replay(history: list[Read | Act]) -> list[Applied]:
                     fluid_temp_c=entry.fluid_temp_c,
                 )
             )
-            item = ReadingInput(reading, entry.probability)
+            explain = explained and entry.probability is not None
+            item = ReadingInput(reading, entry.probability, drivers_of(reading.ts_ms) if explain else ())
         else:
             item = OperatorAction(
                 motor_id="motor-001",
@@ -294,3 +304,22 @@ def test_readings_never_move_a_disabled_alarm_or_one_snoozed_until_later(history
                 assert after is AlarmState.DISABLED, name
             if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) > now_ms:
                 assert after is AlarmState.SNOOZED, name
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories)
+def test_drivers_ride_only_on_predictive_raises_and_change_nothing_else(history: list[Read | Act]) -> None:
+    """The same history with and without the model's drivers: the same events (ids included) but the drivers;
+    only a predictive raise carries them, and they are those of the prediction the event quotes."""
+    plain, explained = replay(history), replay(history, explained=True)
+
+    for without, with_drivers in zip(plain, explained, strict=True):
+        assert [e.model_dump(exclude={"drivers"}) for e in without.events] == [
+            e.model_dump(exclude={"drivers"}) for e in with_drivers.events
+        ]
+        for event in with_drivers.events:
+            if event.alarm == "predictive" and event.transition is Transition.RAISED:
+                assert event.probability_at is not None
+                assert event.drivers == drivers_of(round(event.probability_at.timestamp() * 1000))
+            else:
+                assert event.drivers == ()

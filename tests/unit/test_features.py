@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from motor_maintenance.features import FEATURE_NAMES, RunningStats, compute_features, to_csv_row
+from motor_maintenance.features import (
+    FEATURE_LABELS,
+    FEATURE_NAMES,
+    RunningStats,
+    compute_features,
+    feature_label,
+    to_csv_row,
+)
 from motor_maintenance.telemetry import Telemetry
 from tests.support import reading_payload
 
@@ -87,3 +94,25 @@ def test_stats_survive_a_round_trip_through_storage() -> None:
     _, stats = features_for(reading_payload(1), reading_payload(2, at_s=60, vibration_mm_s=3.0))
 
     assert RunningStats.from_dict(stats.to_dict()) == stats
+
+
+def test_every_feature_has_its_own_label_in_words() -> None:
+    assert set(FEATURE_LABELS) == set(FEATURE_NAMES)
+    labels = [feature_label(name) for name in FEATURE_NAMES]
+    assert len(set(labels)) == len(labels)  # an alert naming two drivers never names one twice
+    assert all(label.isascii() and label.isprintable() and "_" not in label for label in labels)
+    assert feature_label("bearing_temp_c_trend") == "bearing temperature trend (1 h vs 24 h)"
+    assert feature_label("vibration_mm_s") == "vibration"
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("f12", "f12"),  # XGBoost's name for a column of a model trained without names
+        ("oil_particles_ppm", "oil_particles_ppm"),
+        ("bad name\n\u202e\udcff" + "x" * 100, "badname" + "x" * 57),
+        ("\u202e", "an unnamed feature"),
+    ],
+)
+def test_a_feature_this_code_does_not_know_is_shown_by_its_name_made_safe(name: str, shown: str) -> None:
+    assert feature_label(name) == shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from types import ModuleType
@@ -164,6 +165,79 @@ def test_when_the_endpoint_times_out_the_reading_is_still_stored_and_conditions_
     assert '"PredictionsFailed"' in capsys.readouterr().out
 
 
+def worn_readings() -> list[dict[str, Any]]:
+    """Two readings a minute apart of a pump whose bearing runs hot and vibrates, short of any condition alarm."""
+    worn = load_event("telemetry-normal") | {"vibration_mm_s": 8.0, "bearing_temp_c": 100.0}
+    return [worn, worn | {"ts": "2026-11-27T12:01:00Z", "seq": 1043}]
+
+
+def test_a_predicted_failure_is_raised_with_its_drivers_and_alerted_with_them_in_words(
+    inference: ModuleType, alerts: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    """Given an endpoint that explains its predictions (the project's script-mode handler),
+    when two readings in a row are predicted to fail,
+    then the predictive alarm event names the features that drove it and the alert says them in words.
+    """
+    first, second = (inference.lambda_handler(event, lambda_context) for event in worn_readings())
+
+    assert [d["feature"] for d in first["drivers"]] == ["vibration_mm_s_ewm_1h", "bearing_temp_c"]
+    assert second["alarm_states"]["predictive"] == "ACTIVE"
+    [(topic, payload)] = aws.published()
+    assert topic == "motors/motor-001/alarms"
+    assert (payload["alarm"], payload["transition"]) == ("predictive", "raised")
+    assert payload["drivers"] == second["drivers"]
+    assert payload["drivers"][0]["contribution"] > payload["drivers"][1]["contribution"] > 0
+
+    assert alerts.lambda_handler(payload, lambda_context)["status"] == "sent"
+    [notification] = aws.alerts()
+    assert "Main drivers: vibration (1 h average), bearing temperature." in notification["Message"]
+
+
+def test_an_endpoint_that_gives_scores_only_still_raises_the_predictive_alarm(
+    inference: ModuleType, aws: FakeAws, sagemaker: FakeSageMakerRuntime, lambda_context: LambdaContext
+) -> None:
+    """SageMaker's plain built-in algorithm (an ExistingEndpointName) answers JSON without drivers."""
+    sagemaker.explains = False
+
+    responses = [inference.lambda_handler(event, lambda_context) for event in worn_readings()]
+
+    assert [r["drivers"] for r in responses] == [[], []]
+    assert responses[1]["alarm_states"]["predictive"] == "ACTIVE"
+    [(_topic, payload)] = aws.published()
+    assert (payload["alarm"], payload["drivers"]) == ("predictive", [])
+
+
+def test_malformed_drivers_are_logged_and_counted_and_the_probability_still_counts(
+    inference: ModuleType,
+    aws: FakeAws,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Garbled:
+        def invoke_endpoint(self, **_: Any) -> dict[str, Any]:
+            answer = {"predictions": [{"score": 0.9, "drivers": [{"feature": "vibration", "contribution": "high"}]}]}
+            return {"Body": io.BytesIO(json.dumps(answer).encode())}
+
+    monkeypatch.setattr(
+        inference,
+        "client",
+        lambda service, **kwargs: Garbled() if service == "sagemaker-runtime" else real_client(service, **kwargs),
+    )
+
+    responses = [inference.lambda_handler(event, lambda_context) for event in worn_readings()]
+
+    assert [(r["failure_probability"], r["drivers"]) for r in responses] == [(0.9, []), (0.9, [])]
+    assert responses[1]["alarm_states"]["predictive"] == "ACTIVE"
+    reasons = [r.reason for r in caplog.records if r.getMessage() == "prediction drivers dropped; probability kept"]
+    assert len(reasons) == 2
+    assert "contribution" in reasons[0]
+    out = capsys.readouterr().out
+    assert '"PredictionDriversDropped"' in out
+    assert '"PredictionsFailed"' not in out
+
+
 def test_invalid_detector_config_keeps_the_defaults_and_says_so(
     inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -315,6 +389,18 @@ def test_alarm_event_becomes_one_sns_alert_with_filterable_attributes(
         "alarm": "fluid_overtemperature",
         "transition": "raised",
     }
+
+
+def test_a_predictive_alarm_event_is_alerted_with_its_drivers_in_words(
+    alerts: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    response = alerts.lambda_handler(load_event("alarm-predictive-raised"), lambda_context)
+
+    assert response["status"] == "sent"
+    [notification] = aws.alerts()
+    assert notification["Subject"] == "[HIGH] motor-001: Failure predicted within 24 h - ALARM"
+    assert "Main drivers: bearing temperature trend (1 h vs 24 h), vibration (1 h average)" in notification["Message"]
+    assert notification["MessageAttributes"]["alarm_kind"]["Value"] == "predictive"
 
 
 def test_the_same_alarm_event_delivered_twice_alerts_once(

@@ -13,10 +13,11 @@ from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Outcome
 from motor_maintenance.errors import ConflictPersisted, PredictionUnavailable, PublishFailed, VersionConflict
 from motor_maintenance.features import FEATURE_NAMES
+from motor_maintenance.prediction import Driver, Prediction
 from motor_maintenance.service import process_action, process_reading
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
-from tests.support import T0_MS, Recorder, reading_payload, wear_probability
+from tests.support import T0_MS, Recorder, reading_payload, wear_drivers, wear_probability
 
 T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
 CONFIG = DetectorConfig()
@@ -51,16 +52,22 @@ class MemoryStore:
 
 @dataclass
 class Model:
-    """A Predictor computing from the rows it gets; can be switched off."""
+    """A Predictor computing from the rows it gets, with its drivers; can be switched off."""
 
     down: bool = False
     rows: list[Sequence[float]] = field(default_factory=list)
 
-    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
         if self.down:
             raise PredictionUnavailable("endpoint timed out")
         self.rows.extend(rows)
-        return [wear_probability(list(row)) for row in rows]
+        return [
+            Prediction(
+                probability=wear_probability(list(row)),
+                drivers=tuple(Driver.model_validate(d) for d in wear_drivers(list(row))),
+            )
+            for row in rows
+        ]
 
 
 def reading(seq: int, at_s: float, **signals: float) -> Telemetry:
@@ -288,3 +295,56 @@ def test_a_conflict_retry_never_asks_the_model_twice_even_when_a_rival_reading_m
     saved = store.load("motor-001")
     assert saved is not None
     assert (saved.last_seq, saved.stats.last_ts_ms) == (3, T0_MS + 60_000)
+
+
+# --- what drove the prediction --------------------------------------------------------------
+
+
+def test_the_models_drivers_reach_the_predictive_alarm_event_and_the_result() -> None:
+    """Given a bearing running hot and vibrating (not enough for a condition alarm),
+    when two readings in a row are predicted to fail,
+    then the predictive raise says which features drove it, as the model ranked them.
+    """
+    store, publisher, model = MemoryStore(), Recorder(), Model()
+    worn = {"vibration_mm_s": 8.0, "bearing_temp_c": 100.0}
+
+    send(store, publisher, reading(1, 0, **worn), model)
+    result = send(store, publisher, reading(2, 60, **worn), model)
+
+    (raised,) = [e for e in publisher.events if e.alarm == "predictive"]
+    assert raised.transition.value == "raised"
+    assert [d.feature for d in raised.drivers] == ["vibration_mm_s_ewm_1h", "bearing_temp_c"]
+    assert raised.drivers == result.drivers
+    assert raised.failure_probability == result.failure_probability
+    assert [e.alarm for e in publisher.events] == ["predictive"]  # no condition alarm: only the model saw it
+    saved = store.load("motor-001")
+    assert saved is not None
+    assert saved.probability_drivers == result.drivers
+
+
+def test_a_model_without_drivers_still_raises_the_predictive_alarm() -> None:
+    class PlainModel(Model):
+        def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
+            return [Prediction(probability=p.probability) for p in super().predict(rows)]
+
+    store, publisher, model = MemoryStore(), Recorder(), PlainModel()
+
+    send(store, publisher, reading(1, 0, vibration_mm_s=8.0), model)
+    result = send(store, publisher, reading(2, 60, vibration_mm_s=8.0), model)
+
+    assert [(e.alarm, e.transition.value, e.drivers) for e in publisher.events] == [("predictive", "raised", ())]
+    assert (result.drivers, result.drivers_dropped) == ((), None)
+
+
+def test_drivers_the_adapter_dropped_are_reported_and_the_probability_is_used() -> None:
+    class Unexplained(Model):
+        def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
+            return [Prediction(probability=0.9, drivers_dropped="drivers is not a list of objects") for _ in rows]
+
+    store, publisher = MemoryStore(), Recorder()
+
+    send(store, publisher, reading(1, 0), Unexplained())
+    result = send(store, publisher, reading(2, 60), Unexplained())
+
+    assert (result.failure_probability, result.drivers_dropped) == (0.9, "drivers is not a list of objects")
+    assert [(e.alarm, e.drivers) for e in publisher.events] == [("predictive", ())]

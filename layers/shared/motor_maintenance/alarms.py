@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from motor_maintenance.config import ADVICE_MAX, DESCRIPTION_MAX, Severity
+from motor_maintenance.prediction import Drivers
 from motor_maintenance.telemetry import SIGNALS, MotorId, Timestamp
 
 ALARM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -163,6 +164,10 @@ class AlarmEvent(BaseModel):
     )
     failure_probability: float | None = None
     probability_at: Timestamp | None = Field(default=None, description="When the model gave that probability.")
+    drivers: Drivers = Field(
+        default=(),
+        description="On a predictive raise: the features that drove that probability up most, largest first.",
+    )
     active_since: Timestamp | None = None
     run_hours: float | None = None
     snoozed_until: Timestamp | None = None

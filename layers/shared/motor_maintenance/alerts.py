@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from motor_maintenance.alarms import AlarmEvent, AlarmKind, AlarmState, Transition
+from motor_maintenance.features import feature_label
 
 SUBJECT_MAX = 100  # SNS rejects longer e-mail subjects
 SMS_MAX = 160
@@ -80,6 +81,9 @@ def format_alert(event: AlarmEvent) -> Alert:
             else ""
         )
         lines.append(f"  Model's probability of failure within 24 h: {event.failure_probability:.0%}{as_of}.")
+    drivers = describe_drivers(event)
+    if drivers:
+        lines.append(f"  Main drivers: {drivers}.")
     if event.run_hours is not None:
         lines.append(f"  Run hours since last service: {event.run_hours:,.1f} h.")
 
@@ -96,7 +100,10 @@ def format_alert(event: AlarmEvent) -> Alert:
     lines += ["", f"Event id {event.event_id}"]
 
     sms = _ascii(f"{event.severity.value.upper()} {event.motor_id} {what}: {headline}")
-    if cause:
+    if drivers and event.kind is AlarmKind.PREDICTIVE and event.failure_probability is not None:
+        # Why, rather than the thresholds, is what fits in 160 characters.
+        sms = f"{sms}. Failure probability {event.failure_probability:.0%}, main drivers: {_ascii(drivers)}"
+    elif cause:
         sms = f"{sms}. {_ascii(cause)}"
     return Alert(subject=subject, body="\n".join(lines) + "\n", sms=sms[:SMS_MAX])
 
@@ -112,6 +119,11 @@ def describe_alarm(event: AlarmEvent) -> str:
     if event.kind is AlarmKind.HEALTH:
         return "Failure-prediction model unavailable"
     return str(event.rule.get("description") or event.alarm.replace("_", " ").capitalize())
+
+
+def describe_drivers(event: AlarmEvent) -> str:
+    """The features that drove the event's failure probability up, in words, largest first ('' if none)."""
+    return ", ".join(feature_label(driver.feature) for driver in event.drivers)
 
 
 def _health_alert(event: AlarmEvent) -> Alert:

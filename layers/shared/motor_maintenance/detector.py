@@ -36,16 +36,19 @@ from motor_maintenance.alarms import (
     event_id,
 )
 from motor_maintenance.config import PREDICTIVE_ALARM, SCHEDULE_ALARM, ConditionRule, DetectorConfig, Severity
+from motor_maintenance.prediction import DRIVERS_MAX, Driver
 from motor_maintenance.state import RECENT_ACTIONS_KEPT, AlarmStatus, MotorState
 from motor_maintenance.telemetry import Telemetry, to_epoch_ms
 
 
 @dataclass(frozen=True, slots=True)
 class ReadingInput:
-    """A validated reading and the model's failure probability for it (None: no prediction)."""
+    """A validated reading, the model's failure probability for it (None: no prediction) and what drove it."""
 
     reading: Telemetry
     failure_probability: float | None = None
+    drivers: tuple[Driver, ...] = ()
+    """The features that pushed the probability up most, largest first (empty: the model did not say)."""
 
 
 class Outcome(StrEnum):
@@ -159,6 +162,9 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     probability = item.failure_probability
     if probability is not None and not 0.0 <= probability <= 1.0:
         raise ValueError(f"failure probability {probability} is not in [0, 1]")
+    if item.drivers and probability is None:
+        raise ValueError("drivers without a failure probability")
+    drivers = item.drivers[:DRIVERS_MAX]
 
     context = _Context(
         new, cause_key=f"r:{ts_ms}:{reading.seq}", at_ms=ts_ms, cause="reading", config=config, now_ms=now_ms
@@ -166,7 +172,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     context.reading_seq = reading.seq
     context.readings = signals
     if probability is not None:
-        context.probability, context.probability_at_ms = probability, ts_ms
+        context.probability, context.probability_at_ms, context.drivers = probability, ts_ms, drivers
 
     events: list[AlarmEvent] = []
     _expire(new, now_ms, config, events)
@@ -191,6 +197,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     if probability is not None:
         new.failure_probability = probability
         new.probability_ts_ms = ts_ms
+        new.probability_drivers = drivers
     return Decision(new, tuple(events), Outcome.APPLIED)
 
 
@@ -440,6 +447,8 @@ class _Context:
         self.readings: dict[str, float] = {}
         self.probability: float | None = state.failure_probability
         self.probability_at_ms: int | None = state.probability_ts_ms
+        self.drivers: tuple[Driver, ...] = state.probability_drivers
+        """The drivers of `probability`: the prediction an event quotes, whether this reading's or older."""
         self.action: OperatorAction | None = None
         self.run_hours_before: float | None = None
 
@@ -468,6 +477,10 @@ class _Context:
             readings=self.readings,
             failure_probability=self.probability,
             probability_at=self.probability_at_ms,
+            # Why the model predicts a failure is news when the alarm is raised; a clear, an
+            # acknowledgement or a snooze is about the alarm, and the drivers of a low probability
+            # would read as a reason for alarm.
+            drivers=self.drivers if name == PREDICTIVE_ALARM and transition is Transition.RAISED else (),
             active_since=status.active_since_ms,
             run_hours=self.state.run_hours if self.run_hours_before is None else self.run_hours_before,
             snoozed_until=status.snoozed_until_ms if to_state is AlarmState.SNOOZED else None,

@@ -2,7 +2,13 @@
 
 A reading alone says little about wear; its trend does. Per motor we keep exponentially weighted
 means of the signals that degrade (temperatures, vibration, current, hydraulics) with a fast
-(1 h) and a slow (24 h) time constant, in operating time. Their difference is the trend.
+(1 h), a slow (24 h) and a baseline (1 week) time constant, in operating time. Fast minus slow is
+the trend; fast minus the baseline is the drift from the motor's own normal, which a final phase
+of wear lasting a day or two does not yet drag along.
+
+Two physics ratios are tracked the same way, because load moves the raw signals more than early
+wear does: the winding's heating per current squared (copper losses go with I^2, so it rises as
+insulation or cooling degrade) and the current per kW of shaft power (ageing insulation leaks).
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ TRACKED: tuple[str, ...] = (
     "pressure_bar",
     "flow_m3h",
 )
+DERIVED: tuple[str, ...] = ("winding_heating_k_per_a2", "current_a_per_kw")
+"""Physics ratios computed from a reading's signals, tracked like the signals."""
 FAST_TAU_S = 3600.0
 SLOW_TAU_S = 24 * 3600.0
+BASELINE_TAU_S = 7 * 24 * 3600.0
 MAX_STEP_S = 600.0
 """A gap longer than this (motor silent, or stopped) advances the averages by this much only."""
 
@@ -36,8 +45,46 @@ FEATURE_NAMES: tuple[str, ...] = (
     "winding_rise_c",
     "bearing_rise_c",
     "hydraulic_efficiency",
+    *DERIVED,
+    *(f"{name}_ewm_1h" for name in DERIVED),
+    *(f"{name}_trend" for name in DERIVED),
+    *(f"{name}_drift" for name in (*TRACKED, *DERIVED)),
 )
 """Column order of the model's input (the CSV rows sent to SageMaker)."""
+
+SIGNAL_LABELS: dict[str, str] = {
+    "speed_rpm": "shaft speed",
+    "torque_nm": "shaft torque",
+    "current_a": "motor current",
+    "winding_temp_c": "winding temperature",
+    "bearing_temp_c": "bearing temperature",
+    "fluid_temp_c": "fluid temperature",
+    "ambient_temp_c": "ambient temperature",
+    "vibration_mm_s": "vibration",
+    "pressure_bar": "discharge pressure",
+    "flow_m3h": "flow",
+}
+FEATURE_LABELS: dict[str, str] = {
+    "running": "motor running or stopped",
+    **{name: SIGNAL_LABELS[name] for name in SIGNALS},
+    **{f"{name}_ewm_1h": f"{SIGNAL_LABELS[name]} (1 h average)" for name in TRACKED},
+    **{f"{name}_ewm_24h": f"{SIGNAL_LABELS[name]} (24 h average)" for name in TRACKED},
+    **{f"{name}_trend": f"{SIGNAL_LABELS[name]} trend (1 h vs 24 h)" for name in TRACKED},
+    "winding_rise_c": "winding temperature above ambient",
+    "bearing_rise_c": "bearing temperature above ambient",
+    "hydraulic_efficiency": "hydraulic efficiency",
+    "winding_heating_k_per_a2": "winding heating per current squared",
+    "current_a_per_kw": "current per kW of shaft power",
+    "winding_heating_k_per_a2_ewm_1h": "winding heating per current squared (1 h average)",
+    "current_a_per_kw_ewm_1h": "current per kW of shaft power (1 h average)",
+    "winding_heating_k_per_a2_trend": "winding heating per current squared trend (1 h vs 24 h)",
+    "current_a_per_kw_trend": "current per kW of shaft power trend (1 h vs 24 h)",
+    **{f"{name}_drift": f"{SIGNAL_LABELS[name]} drift (1 h vs 1 week)" for name in TRACKED},
+    "winding_heating_k_per_a2_drift": "winding heating per current squared drift (1 h vs 1 week)",
+    "current_a_per_kw_drift": "current per kW of shaft power drift (1 h vs 1 week)",
+}
+"""Each feature in words a plant engineer reads in an alert ("Main drivers: vibration (1 h average)")."""
+_LABEL_MAX = 64
 
 NAN = float("nan")
 
@@ -50,9 +97,16 @@ class RunningStats:
     fast: dict[str, float] = field(default_factory=dict)
     slow: dict[str, float] = field(default_factory=dict)
     operating_s: float = 0.0
+    baseline: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"last_ts_ms": self.last_ts_ms, "fast": self.fast, "slow": self.slow, "operating_s": self.operating_s}
+        return {
+            "last_ts_ms": self.last_ts_ms,
+            "fast": self.fast,
+            "slow": self.slow,
+            "baseline": self.baseline,
+            "operating_s": self.operating_s,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RunningStats:
@@ -62,6 +116,7 @@ class RunningStats:
             last_ts_ms=data.get("last_ts_ms"),
             fast={k: float(v) for k, v in data.get("fast", {}).items()},
             slow={k: float(v) for k, v in data.get("slow", {}).items()},
+            baseline={k: float(v) for k, v in data.get("baseline", {}).items()},
             operating_s=float(data.get("operating_s", 0.0)),
         )
 
@@ -75,26 +130,31 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     stats = stats or RunningStats()
     ts_ms = reading.ts_ms
     signals = reading.signals()
+    ambient = signals.get("ambient_temp_c")
+    derived = _derived(signals, ambient)
     fast = dict(stats.fast)
     slow = dict(stats.slow)
+    baseline = dict(stats.baseline)
     operating_s = stats.operating_s
     if reading.running:
         step_s = 0.0 if stats.last_ts_ms is None else min(max((ts_ms - stats.last_ts_ms) / 1000, 0.0), MAX_STEP_S)
         operating_s += step_s
         a_fast = 1.0 - math.exp(-step_s / FAST_TAU_S)
         a_slow = 1.0 - math.exp(-step_s / SLOW_TAU_S)
-        for name in TRACKED:
-            value = signals.get(name)
-            if value is None:
+        a_baseline = 1.0 - math.exp(-step_s / BASELINE_TAU_S)
+        for name, value in (*((n, signals.get(n)) for n in TRACKED), *derived.items()):
+            if value is None or math.isnan(value):
                 continue
             if name not in fast:
-                fast[name] = slow[name] = value
-            else:
-                fast[name] += a_fast * (value - fast[name])
-                slow[name] += a_slow * (value - slow[name])
-    new_stats = RunningStats(last_ts_ms=ts_ms, fast=fast, slow=slow, operating_s=operating_s)
+                fast[name] = slow[name] = baseline[name] = value
+                continue
+            if name not in baseline:  # statistics stored before the baseline existed: start from the slow mean
+                baseline[name] = slow[name]
+            fast[name] += a_fast * (value - fast[name])
+            slow[name] += a_slow * (value - slow[name])
+            baseline[name] += a_baseline * (value - baseline[name])
+    new_stats = RunningStats(last_ts_ms=ts_ms, fast=fast, slow=slow, operating_s=operating_s, baseline=baseline)
 
-    ambient = signals.get("ambient_temp_c")
     vector: list[float] = [1.0 if reading.running else 0.0]
     vector.extend(signals.get(name, NAN) for name in SIGNALS)
     vector.extend(fast.get(name, NAN) for name in TRACKED)
@@ -103,7 +163,21 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     vector.append(_difference(signals.get("winding_temp_c"), ambient))
     vector.append(_difference(signals.get("bearing_temp_c"), ambient))
     vector.append(_hydraulic_efficiency(signals))
+    vector.extend(derived[name] for name in DERIVED)
+    vector.extend(fast.get(name, NAN) for name in DERIVED)
+    vector.extend(fast[name] - slow[name] if name in fast else NAN for name in DERIVED)
+    vector.extend(fast[name] - baseline[name] if name in baseline else NAN for name in (*TRACKED, *DERIVED))
     return vector, new_stats
+
+
+def _derived(signals: dict[str, float], ambient: float | None) -> dict[str, float]:
+    """The physics ratios of DERIVED, NaN where a signal is missing or the motor idles."""
+    current = signals.get("current_a")
+    rise = _difference(signals.get("winding_temp_c"), ambient)
+    heating = NAN if current is None or current < 1.0 else rise / (current / 100.0) ** 2
+    shaft_kw = _shaft_w(signals) / 1000
+    per_kw = NAN if current is None or math.isnan(shaft_kw) or shaft_kw < 0.5 else current / shaft_kw
+    return {"winding_heating_k_per_a2": heating, "current_a_per_kw": per_kw}
 
 
 def _difference(value: float | None, reference: float | None) -> float:
@@ -112,16 +186,33 @@ def _difference(value: float | None, reference: float | None) -> float:
 
 def _hydraulic_efficiency(signals: dict[str, float]) -> float:
     """Hydraulic power over shaft power: falls as an impeller wears or cavitates."""
+    shaft_w = _shaft_w(signals)
     try:
-        shaft_w = signals["torque_nm"] * signals["speed_rpm"] * 2 * math.pi / 60
         hydraulic_w = signals["pressure_bar"] * 1e5 * signals["flow_m3h"] / 3600
     except KeyError:
         return NAN
-    if shaft_w < 100.0:  # idling or stopped: the ratio is noise
+    if math.isnan(shaft_w) or shaft_w < 100.0:  # idling or stopped: the ratio is noise
         return NAN
     return hydraulic_w / shaft_w
+
+
+def _shaft_w(signals: dict[str, float]) -> float:
+    """Mechanical power at the shaft, torque times angular speed."""
+    try:
+        return signals["torque_nm"] * signals["speed_rpm"] * 2 * math.pi / 60
+    except KeyError:
+        return NAN
 
 
 def to_csv_row(features: list[float]) -> str:
     """One text/csv row as SageMaker's XGBoost container reads it: empty field for a missing value."""
     return ",".join("" if math.isnan(value) else repr(value) for value in features)
+
+
+def feature_label(name: str) -> str:
+    """A feature's label; a name the model knows and this code does not is shown as it is, made safe."""
+    label = FEATURE_LABELS.get(name)
+    if label is not None:
+        return label
+    safe = "".join(ch for ch in name if ch.isascii() and (ch.isalnum() or ch in "_.-"))[:_LABEL_MAX]
+    return safe or "an unnamed feature"

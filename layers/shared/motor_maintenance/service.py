@@ -27,6 +27,7 @@ from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Decision, Outcome, ReadingInput, screen, step
 from motor_maintenance.errors import ConflictPersisted, PredictionUnavailable, VersionConflict
 from motor_maintenance.features import compute_features
+from motor_maintenance.prediction import Driver, Prediction
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 
@@ -47,8 +48,11 @@ class StateStore(Protocol):
 
 
 class Predictor(Protocol):
-    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
-        """Probability of failure within 24 h for each feature row; raises PredictionUnavailable."""
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
+        """Probability of failure within 24 h, and its drivers if the model gives them, for each feature row.
+
+        Raises PredictionUnavailable.
+        """
         ...
 
 
@@ -69,6 +73,10 @@ class Result:
     published: tuple[AlarmEvent, ...] = ()
     """Events delivered in this invocation: new ones and any left over by an earlier one."""
     failure_probability: float | None = None
+    drivers: tuple[Driver, ...] = ()
+    """What drove `failure_probability` up, largest first."""
+    drivers_dropped: str | None = None
+    """Why the model's drivers were dropped (malformed); the probability was kept."""
     prediction_error: str | None = None
     conflicts: int = 0
     alarm_states: dict[str, str] = field(default_factory=dict)
@@ -85,7 +93,7 @@ def process_reading(
 ) -> Result:
     """Apply one reading: predict (while running), detect, save, publish."""
     conflicts = 0
-    predicted: tuple[float | None, str | None] | None = None
+    predicted: tuple[Prediction | None, str | None] | None = None
     for _ in range(MAX_SAVE_ATTEMPTS):
         state = store.load(reading.motor_id)
         refused = screen(state, reading, now, config)
@@ -100,9 +108,12 @@ def process_reading(
             # the failure, even if a rival's older reading moved the running averages meanwhile:
             # one reading's weight in them is a fraction of a percent.
             predicted = _predict(predictor, features, reading.running)
-        probability, prediction_error = predicted
+        prediction, prediction_error = predicted
 
-        decision = step(state, ReadingInput(reading, probability), now, config)
+        if prediction is None:
+            decision = step(state, ReadingInput(reading), now, config)
+        else:
+            decision = step(state, ReadingInput(reading, prediction.probability, prediction.drivers), now, config)
         new = replace(decision.state, stats=stats)
         try:
             saved = _save_with_outbox(new, decision.events, store, expected_version=state.version if state else 0)
@@ -114,15 +125,15 @@ def process_reading(
             reading.motor_id,
             decision,
             published=published,
-            probability=probability,
+            prediction=prediction,
             prediction_error=prediction_error,
             conflicts=conflicts,
         )
     raise ConflictPersisted(f"state of {reading.motor_id} changed on every one of {MAX_SAVE_ATTEMPTS} attempts")
 
 
-def _predict(predictor: Predictor | None, features: list[float], running: bool) -> tuple[float | None, str | None]:
-    """The failure probability, or why there is none. A stopped motor is not sent to the model."""
+def _predict(predictor: Predictor | None, features: list[float], running: bool) -> tuple[Prediction | None, str | None]:
+    """The model's prediction, or why there is none. A stopped motor is not sent to the model."""
     if not running or predictor is None:
         return None, None
     try:
@@ -200,7 +211,7 @@ def _result(
     decision: Decision,
     *,
     published: tuple[AlarmEvent, ...] = (),
-    probability: float | None = None,
+    prediction: Prediction | None = None,
     prediction_error: str | None = None,
     conflicts: int = 0,
 ) -> Result:
@@ -210,7 +221,9 @@ def _result(
         reason=decision.reason,
         events=decision.events,
         published=published,
-        failure_probability=probability,
+        failure_probability=prediction.probability if prediction else None,
+        drivers=prediction.drivers if prediction else (),
+        drivers_dropped=prediction.drivers_dropped if prediction else None,
         prediction_error=prediction_error,
         conflicts=conflicts,
         alarm_states=decision.state.alarm_states(),

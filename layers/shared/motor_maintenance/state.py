@@ -7,6 +7,7 @@ from typing import Any
 
 from motor_maintenance.alarms import AlarmState
 from motor_maintenance.features import RunningStats
+from motor_maintenance.prediction import DRIVERS_MAX, Driver
 
 RECENT_ACTIONS_KEPT = 50
 
@@ -69,6 +70,8 @@ class MotorState:
     last_service_ms: int | None = None
     failure_probability: float | None = None
     probability_ts_ms: int | None = None
+    probability_drivers: tuple[Driver, ...] = ()
+    """The drivers of `failure_probability` (at most DRIVERS_MAX, so the item stays small)."""
     last_readings: dict[str, float] = field(default_factory=dict)
     alarms: dict[str, AlarmStatus] = field(default_factory=dict)
     stats: RunningStats = field(default_factory=RunningStats)
@@ -101,6 +104,7 @@ class MotorState:
             "last_service_ms": self.last_service_ms,
             "failure_probability": self.failure_probability,
             "probability_ts_ms": self.probability_ts_ms,
+            "probability_drivers": [driver.model_dump() for driver in self.probability_drivers],
             "last_readings": self.last_readings,
             "alarms": {name: status.to_dict() for name, status in self.alarms.items()},
             "stats": self.stats.to_dict(),
@@ -122,6 +126,9 @@ class MotorState:
             last_service_ms=data.get("last_service_ms"),
             failure_probability=data.get("failure_probability"),
             probability_ts_ms=data.get("probability_ts_ms"),
+            probability_drivers=tuple(
+                Driver.model_validate(item) for item in data.get("probability_drivers", ())[:DRIVERS_MAX]
+            ),
             last_readings={k: float(v) for k, v in data.get("last_readings", {}).items()},
             alarms={name: AlarmStatus.from_dict(value) for name, value in data.get("alarms", {}).items()},
             stats=RunningStats.from_dict(data.get("stats")),

@@ -20,11 +20,11 @@ SAM_PATH = $(if $(PYTHON313_BIN),$(PYTHON313_BIN):)$(PATH)
 export SAM_CLI_TELEMETRY ?= 0
 LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
-.PHONY: setup tools test test-runtime lint build validate clean help
+.PHONY: setup tools test test-runtime test-sagemaker lint build validate clean help
 
 setup: $(BIN)/pytest  ## virtual environment with everything the tests need
 
-$(BIN)/pytest: requirements-dev.txt device/requirements.txt
+$(BIN)/pytest: requirements-dev.txt device/requirements.txt model/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -54,12 +54,26 @@ test-runtime: $(RUNTIME_VENV)/.installed  ## the whole test suite again on pytho
 	$(RUNTIME_VENV)/bin/python --version
 	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider
 
-$(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt
+$(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
 		echo "test-runtime needs python3.13 (e.g. 'pyenv install 3.13')" >&2; exit 1; }
 	[ -x $(RUNTIME_VENV)/bin/python ] || PATH="$(SAM_PATH)" python3.13 -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/pip install --quiet --upgrade pip
 	$(RUNTIME_VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# The SageMaker Python SDK v3 is about 1 GB: it stays out of .venv, and model/sagemaker_train.py is
+# tested in a venv of its own, against a moto server on loopback. pytest, moto and boto3 take their
+# pins from requirements-dev.txt. SAGEMAKER_TESTS=required turns a missing SDK into a failure.
+SAGEMAKER_VENV := .venv-sagemaker
+test-sagemaker: $(SAGEMAKER_VENV)/.installed  ## model/sagemaker_train.py end to end against moto, in its own venv with the SageMaker SDK v3
+	SAGEMAKER_TESTS=required $(SAGEMAKER_VENV)/bin/pytest -q -p no:cacheprovider tests/sagemaker
+
+$(SAGEMAKER_VENV)/.installed: model/requirements-sagemaker.txt model/requirements.txt requirements-dev.txt
+	[ -x $(SAGEMAKER_VENV)/bin/python ] || $(PYTHON) -m venv $(SAGEMAKER_VENV)
+	$(SAGEMAKER_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAGEMAKER_VENV)/bin/pip install --quiet -r model/requirements-sagemaker.txt \
+		$$(grep -E '^(boto3|moto|pytest)[<>=[]' requirements-dev.txt)
 	touch $@
 
 lint: setup  ## style, types and the template's linters

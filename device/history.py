@@ -85,6 +85,10 @@ class History:
             found.extend((motor_id, int(self.ts_ms[t]), MODES[modes[t]]) for t in onsets)
         return sorted(found, key=lambda failure: (failure[1], failure[0]))
 
+    def failure_onsets(self, column: int) -> NDArray[np.intp]:
+        """Steps at which motor `column`'s failures begin (the first reading that reports each)."""
+        return _onsets(self.failure_count[:, column])
+
     def reading(self, t: int, column: int) -> Telemetry:
         """The reading of motor `column` at step `t`, as the device published it."""
         mode = int(self.failed_mode[t, column])

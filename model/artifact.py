@@ -1,0 +1,176 @@
+"""The XGBoost classifier's hyperparameters, its fit, and the model.tar.gz that SageMaker hosts.
+
+Self-contained (stdlib, NumPy, XGBoost): the SageMaker training container imports it as a
+top-level module (model/sagemaker_entry.py), so training in SageMaker and on a laptop use the
+same settings.
+
+The artifact:
+
+    model.tar.gz
+    ├── xgboost-model        the Booster (XGBoost's UBJSON format), loadable by SageMaker's
+    │                        XGBoost image 3.0-5 in algorithm mode or script mode
+    └── code/inference.py    model_fn/input_fn/predict_fn/output_fn (script mode)
+
+The template hosts it in script mode (SAGEMAKER_PROGRAM=inference.py,
+SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code), which adds each row's top drivers to the
+answer. Only `xgboost-model` sits at the top level, because the algorithm-mode server loads
+every top-level file as a model. The booster carries no feature names (the algorithm-mode
+server builds its input matrix without names, and XGBoost refuses a named booster such a
+matrix); the names travel as the booster attribute `feature_names`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import tarfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+IMAGE_VERSION = "3.0-5"
+"""SageMaker's built-in XGBoost image that serves the artifact (template parameter XGBoostImageVersion)."""
+XGBOOST_VERSION = "3.0.5"
+"""The XGBoost inside that image; model/requirements.txt pins the same, so the saved format matches."""
+MODEL_FILE = "xgboost-model"
+CODE_DIR = "code"
+FEATURE_NAMES_ATTR = "feature_names"
+
+HYPERPARAMETERS: dict[str, Any] = {
+    "objective": "binary:logistic",
+    "eval_metric": "aucpr",
+    "tree_method": "hist",
+    "max_depth": 5,
+    "eta": 0.1,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 5,
+    "max_bin": 256,
+}
+NUM_BOOST_ROUND = 300
+NEGATIVE_FRACTION = 0.2
+"""Share of the negative rows (no failure within the horizon) trained on. Failures are rare (about
+one reading in 200 is positive) and neighbouring readings say nearly the same, so a fifth of the
+negatives teaches as much in a fifth of the time. Every positive row is kept, and each training
+row gets the base margin ln(1 / fraction), so the trees learn the odds of the full data and the
+model's probabilities stay calibrated (served without any margin)."""
+
+
+def fit(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    feature_names: Sequence[str],
+    params: dict[str, Any] | None = None,
+    num_boost_round: int | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    nthread: int | None = None,
+    log: Callable[[str], None] | None = print,
+    seed: int = 0,
+    negative_fraction: float = NEGATIVE_FRACTION,
+) -> xgb.Booster:
+    """Train the binary classifier; NaN marks a missing value. Logs the validation PR-AUC now and then."""
+    if features.ndim != 2 or features.shape[1] != len(feature_names):
+        raise ValueError(f"expected {len(feature_names)} feature columns, got shape {features.shape}")
+    if len(labels) != len(features):
+        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
+    if not 0 < negative_fraction <= 1:
+        raise ValueError(f"negative_fraction must be in (0, 1], not {negative_fraction}")
+    # base_score 0.5 is a margin of 0: with the per-row base margin below, the served model's
+    # output is the trees' sum alone, the log-odds of the full data.
+    settings = {**HYPERPARAMETERS, **(params or {}), "seed": seed, "base_score": 0.5}
+    if nthread is not None:
+        settings["nthread"] = nthread
+    rounds = num_boost_round or NUM_BOOST_ROUND
+    keep = (labels == 1) | (np.random.default_rng(seed).random(len(labels)) < negative_fraction)
+    margin = np.full(int(keep.sum()), -math.log(negative_fraction), dtype=np.float32)
+    train = xgb.DMatrix(features[keep], label=labels[keep], base_margin=margin, missing=np.nan)
+    evals = [(train, "train")]
+    if validation is not None:
+        evals.append((xgb.DMatrix(validation[0], label=validation[1], missing=np.nan), "validation"))
+    callbacks: list[xgb.callback.TrainingCallback] = []
+    if log is not None:
+        callbacks.append(_Progress(rounds, log))
+    booster = xgb.train(settings, train, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks)
+    booster.set_attr(**{FEATURE_NAMES_ATTR: ",".join(feature_names)})
+    return booster
+
+
+class _Progress(xgb.callback.TrainingCallback):
+    """A line every tenth of the rounds: the metric on each evaluation set."""
+
+    def __init__(self, rounds: int, log: Callable[[str], None]) -> None:
+        super().__init__()
+        self._rounds, self._log = rounds, log
+        self._every = max(rounds // 10, 1)
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        done = epoch + 1
+        if done % self._every == 0 or done == self._rounds:
+            scores = ", ".join(
+                f"{name} {metric} {values[-1]:.4f}" for name, log in evals_log.items() for metric, values in log.items()
+            )
+            self._log(f"  round {done}/{self._rounds}: {scores}")
+        return False
+
+
+def feature_names(booster: xgb.Booster) -> list[str]:
+    """The feature order the booster was trained with (its `feature_names` attribute)."""
+    names = booster.attr(FEATURE_NAMES_ATTR)
+    if not names:
+        return [f"f{index}" for index in range(booster.num_features())]
+    return names.split(",")
+
+
+def model_bytes(booster: xgb.Booster) -> bytes:
+    """The booster in XGBoost's own binary JSON (UBJSON) format, as `save_model` writes it."""
+    return bytes(booster.save_raw(raw_format="ubj"))
+
+
+def _members(booster: xgb.Booster, inference_script: Path) -> list[tuple[str, bytes]]:
+    """The artifact's files: the booster at the top, the inference code in code/."""
+    return [
+        (MODEL_FILE, model_bytes(booster)),
+        (f"{CODE_DIR}/{inference_script.name}", inference_script.read_bytes()),
+    ]
+
+
+def write_model_dir(booster: xgb.Booster, model_dir: Path, *, inference_script: Path) -> Path:
+    """The artifact unpacked, as a SageMaker training job leaves it in SM_MODEL_DIR to be packed."""
+    for name, data in _members(booster, inference_script):
+        target = model_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return model_dir
+
+
+def write_model_tar(booster: xgb.Booster, path: Path, *, inference_script: Path) -> Path:
+    """Write model.tar.gz: `xgboost-model` at the top, `code/inference.py` beside it. Deterministic bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    members = _members(booster, inference_script)
+    with tarfile.open(path, "w:gz", compresslevel=9) as archive:
+        directory = tarfile.TarInfo(CODE_DIR)
+        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(directory)
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def load_booster(path: Path) -> xgb.Booster:
+    """A booster from a model file or from a model.tar.gz written by write_model_tar."""
+    booster = xgb.Booster()
+    if path.name.endswith((".tar.gz", ".tgz")):
+        with tarfile.open(path, "r:gz") as archive:
+            member = archive.extractfile(MODEL_FILE)
+            if member is None:
+                raise ValueError(f"{path} has no {MODEL_FILE}")
+            booster.load_model(bytearray(member.read()))
+    else:
+        booster.load_model(str(path))
+    return booster

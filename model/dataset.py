@@ -1,0 +1,145 @@
+"""Training data: simulated fleet history -> feature rows (the Lambda's own feature function) and labels.
+
+Each motor's readings go, in time order, through `motor_maintenance.features.compute_features`,
+the function the inference Lambda calls, so training and serving cannot drift apart. Rows are
+the readings of running motors (the Lambda asks the model nothing about a stopped one).
+
+Label: 1 if the motor fails, by a wear mode, within the next 24 operating hours. Readings in the
+24 operating hours before a *random* failure are kept out of training and of the row metrics:
+nothing in the signals announces such a failure, so as positives they would teach the model
+noise and as negatives they would be wrong.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from device.history import History
+from device.physics import NO_FAILURE, FailureMode
+from motor_maintenance.features import FEATURE_NAMES, RunningStats, compute_features
+
+HORIZON_OPERATING_S = 24 * 3600.0
+"""The label's horizon: fails within this much running time."""
+RANDOM_MODE = list(FailureMode).index(FailureMode.RANDOM)
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Feature rows of running readings, with where each came from."""
+
+    features: NDArray[np.float32]
+    """[rows, len(FEATURE_NAMES)], NaN where a feature is unknown."""
+    labels: NDArray[np.int8]
+    """1: a wear-mode failure within HORIZON_OPERATING_S of operation."""
+    unpredictable: NDArray[np.bool_]
+    """The row precedes a random failure within the horizon: out of training and row metrics."""
+    column: NDArray[np.int32]
+    """The motor's column in the history."""
+    step: NDArray[np.int32]
+    """The reading's step (row index) in the history."""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def select(self, mask: NDArray[np.bool_]) -> Dataset:
+        return Dataset(
+            self.features[mask], self.labels[mask], self.unpredictable[mask], self.column[mask], self.step[mask]
+        )
+
+    def of_motors(self, columns: Sequence[int]) -> Dataset:
+        return self.select(np.isin(self.column, np.asarray(columns, dtype=np.int32)))
+
+    @property
+    def trainable(self) -> NDArray[np.bool_]:
+        return ~self.unpredictable
+
+
+_HISTORY: History | None = None
+"""The history the worker processes read (inherited through fork, never pickled)."""
+
+
+def build(history: History, *, workers: int | None = None, log: Log | None = None) -> Dataset:
+    """Features of every running reading of every motor, with labels; motors in parallel processes."""
+    global _HISTORY  # noqa: PLW0603 - handed to forked workers without copying the arrays
+    columns = list(range(len(history.motor_ids)))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(columns)))
+    started = time.perf_counter()
+    parts: dict[int, tuple[NDArray[np.float32], NDArray[np.int32]]] = {}
+    _HISTORY = history
+    try:
+        if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for column in columns:
+                parts[column] = _motor_rows(column)
+                _report(log, len(parts), len(columns), history, started)
+        else:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                for column, part in zip(columns, pool.map(_motor_rows, columns), strict=True):
+                    parts[column] = part
+                    _report(log, len(parts), len(columns), history, started)
+    finally:
+        _HISTORY = None
+    features = np.concatenate([parts[c][0] for c in columns]) if columns else np.empty((0, len(FEATURE_NAMES)))
+    steps = np.concatenate([parts[c][1] for c in columns]) if columns else np.empty(0, dtype=np.int32)
+    column_of_row = np.concatenate([np.full(len(parts[c][1]), c, dtype=np.int32) for c in columns])
+    otf = history.operating_to_failure_s[steps, column_of_row]
+    mode = history.next_failure_mode[steps, column_of_row]
+    soon = otf <= HORIZON_OPERATING_S
+    labels = (soon & (mode != NO_FAILURE) & (mode != RANDOM_MODE)).astype(np.int8)
+    unpredictable = soon & (mode == RANDOM_MODE)
+    return Dataset(features.astype(np.float32, copy=False), labels, unpredictable, column_of_row, steps)
+
+
+def _motor_rows(column: int) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
+    """One motor's feature rows (running readings) and their steps, through the Lambda's feature function."""
+    history = _HISTORY
+    assert history is not None, "build() sets the history before its workers start"  # noqa: S101
+    rows: list[list[float]] = []
+    steps: list[int] = []
+    stats: RunningStats | None = None
+    running = history.running[:, column]
+    for t in range(history.steps):
+        reading = history.reading(t, column)
+        vector, stats = compute_features(reading, stats)
+        if running[t]:
+            rows.append(vector)
+            steps.append(t)
+    features = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
+    return features, np.asarray(steps, dtype=np.int32)
+
+
+def _report(log: Log | None, done: int, total: int, history: History, started: float) -> None:
+    if log is None:
+        return
+    every = max(total // 10, 1)
+    if done % every and done != total:
+        return
+    elapsed = time.perf_counter() - started
+    readings = done * history.steps
+    log(f"  features: {done}/{total} motors, {readings:,} readings in {elapsed:.0f} s ({readings / elapsed:,.0f}/s)")
+
+
+def split_motors(motors: int, *, test_fraction: float, validation_fraction: float, seed: int) -> dict[str, list[int]]:
+    """Motor columns for training, validation (early insight into over-fitting) and test: by motor, never by row."""
+    if not 0 < test_fraction < 1 or not 0 <= validation_fraction < 1 or test_fraction + validation_fraction >= 1:
+        raise ValueError("need 0 < test fraction, 0 <= validation fraction, and their sum below 1")
+    order = np.random.default_rng(seed).permutation(motors).tolist()
+    n_test = max(1, round(motors * test_fraction))
+    n_validation = round(motors * validation_fraction)
+    if motors - n_test - n_validation < 1:
+        raise ValueError(f"{motors} motors leave none to train on; simulate more motors")
+    return {
+        "test": sorted(order[:n_test]),
+        "validation": sorted(order[n_test : n_test + n_validation]),
+        "train": sorted(order[n_test + n_validation :]),
+    }

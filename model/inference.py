@@ -1,0 +1,165 @@
+"""The endpoint's inference contract: SageMaker XGBoost script mode's model_fn, input_fn, predict_fn, output_fn.
+
+SageMaker's XGBoost image 3.0-5 runs this file from `code/` in model.tar.gz (the template sets
+SAGEMAKER_PROGRAM and SAGEMAKER_SUBMIT_DIRECTORY); the local stack serves the same functions.
+Self-contained (stdlib, NumPy, XGBoost), as the container has nothing else of ours.
+
+Request: `Content-Type: text/csv`, one row per line, the features in the order the model was
+trained with (motor_maintenance.features.FEATURE_NAMES), an empty field for a missing value.
+
+Answer, by `Accept`:
+- `text/csv` (default): one probability of failure within 24 operating hours per line;
+- `application/json`: `{"predictions": [{"score": p, "drivers": [{"feature": name,
+  "contribution": c}, ...]}]}`, the drivers being up to three features that pushed the row's
+  log-odds up the most (TreeSHAP contributions, XGBoost's `pred_contribs`), largest first,
+  for rows at or above DRIVERS_MIN_PROBABILITY (others: an empty list).
+  The plain built-in algorithm answers the same JSON without `drivers`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+MODEL_FILE = "xgboost-model"
+FEATURE_NAMES_ATTR = "feature_names"
+CSV = "text/csv"
+JSON = "application/json"
+TOP_DRIVERS = 3
+DRIVERS_MIN_PROBABILITY = float(os.environ.get("DRIVERS_MIN_PROBABILITY", "0.2"))
+"""Rows less likely than this to fail get no drivers: nothing to explain, and TreeSHAP costs about
+ten times the prediction itself. Set the variable on the model to change it."""
+MAX_ROWS = 10_000
+"""Rows per request; an invocation body is at most 6 MB anyway, this bounds the work per call."""
+
+
+class RequestError(ValueError):
+    """The request cannot be answered as sent (the client's fault): wrong type, shape or value."""
+
+
+def model_fn(model_dir: str) -> xgb.Booster:
+    """Load `xgboost-model` from the unpacked artifact."""
+    booster = xgb.Booster()
+    booster.load_model(os.path.join(model_dir, MODEL_FILE))
+    # One thread per worker: the model server runs a worker per vCPU, and a row is microseconds.
+    booster.set_param("nthread", "1")
+    return booster
+
+
+def input_fn(request_body: bytes | str, request_content_type: str | None) -> np.ndarray:
+    """CSV rows -> a float32 matrix, NaN where a field is empty."""
+    media_type = _media_type(request_content_type) or CSV
+    if media_type != CSV:
+        raise RequestError(f"content type {request_content_type!r} is not supported; send {CSV}")
+    try:
+        text = request_body.decode("utf-8") if isinstance(request_body, bytes | bytearray) else request_body
+    except UnicodeDecodeError as exc:
+        raise RequestError("the body is not UTF-8 text") from exc
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise RequestError("the body holds no CSV rows")
+    if len(lines) > MAX_ROWS:
+        raise RequestError(f"{len(lines)} rows in one request; at most {MAX_ROWS}")
+    rows = [_parse_row(line, number) for number, line in enumerate(lines, start=1)]
+    width = len(rows[0])
+    for number, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise RequestError(f"row {number} has {len(row)} fields, row 1 has {width}")
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _parse_row(line: str, number: int) -> list[float]:
+    values: list[float] = []
+    for column, field_text in enumerate(line.split(","), start=1):
+        text = field_text.strip()
+        if not text:
+            values.append(math.nan)
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise RequestError(f"row {number}, field {column}: {text[:20]!r} is not a number") from None
+        if math.isinf(value):
+            raise RequestError(f"row {number}, field {column}: infinite value")
+        values.append(value)
+    return values
+
+
+@dataclass
+class Scored:
+    """Probabilities of a batch; the drivers are computed only if the answer asks for them."""
+
+    booster: xgb.Booster
+    features: np.ndarray
+    probabilities: np.ndarray
+    _drivers: list[list[dict[str, Any]]] | None = field(default=None, repr=False)
+
+    def drivers(self, top: int = TOP_DRIVERS) -> list[list[dict[str, Any]]]:
+        """Per row, the features with the largest positive contributions to its log-odds.
+
+        Empty for rows below DRIVERS_MIN_PROBABILITY.
+        """
+        if self._drivers is None:
+            per_row: list[list[dict[str, Any]]] = [[] for _ in self.probabilities]
+            explained = np.flatnonzero(self.probabilities >= DRIVERS_MIN_PROBABILITY)
+            if explained.size:
+                matrix = xgb.DMatrix(self.features[explained], missing=np.nan)
+                contributions = self.booster.predict(matrix, pred_contribs=True)
+                names = _feature_names(self.booster)
+                for index, row in zip(explained, contributions[:, :-1], strict=True):  # last column: the bias
+                    order = np.argsort(-row, kind="stable")[:top]
+                    per_row[index] = [
+                        {"feature": names[i], "contribution": round(float(row[i]), 4)}
+                        for i in order
+                        if round(float(row[i]), 4) > 0
+                    ]
+            self._drivers = per_row
+        return self._drivers
+
+
+def predict_fn(input_data: np.ndarray, model: xgb.Booster) -> Scored:
+    """Failure probabilities for each row (the drivers wait for output_fn, which knows what was asked)."""
+    expected = model.num_features()
+    if input_data.ndim != 2 or input_data.shape[1] != expected:
+        width = input_data.shape[1] if input_data.ndim == 2 else "?"
+        raise RequestError(f"rows have {width} features; the model expects {expected}")
+    probabilities = model.inplace_predict(input_data, missing=np.nan)
+    return Scored(booster=model, features=input_data, probabilities=np.asarray(probabilities, dtype=np.float64))
+
+
+def output_fn(prediction: Scored, accept: str | None) -> tuple[str, str]:
+    """Serialise as the client asked: CSV probabilities, or JSON with each row's drivers."""
+    media_type = _media_type(accept)
+    if media_type in (None, "*/*", CSV):
+        return "\n".join(_probability_text(p) for p in prediction.probabilities) + "\n", CSV
+    if media_type == JSON:
+        rows = [
+            {"score": float(p), "drivers": drivers}
+            for p, drivers in zip(prediction.probabilities, prediction.drivers(), strict=True)
+        ]
+        return json.dumps({"predictions": rows}, separators=(",", ":")), JSON
+    raise RequestError(f"accept type {accept!r} is not supported; ask for {CSV} or {JSON}")
+
+
+def _probability_text(probability: float) -> str:
+    return f"{float(probability):.6g}"
+
+
+def _media_type(header: str | None) -> str | None:
+    """`text/csv; charset=utf-8` -> `text/csv`; the first of a list of types."""
+    if not header:
+        return None
+    return header.split(",")[0].split(";")[0].strip().lower() or None
+
+
+def _feature_names(booster: xgb.Booster) -> list[str]:
+    names = booster.attr(FEATURE_NAMES_ATTR)
+    count = booster.num_features()
+    listed = names.split(",") if names else []
+    return listed if len(listed) == count else [f"f{index}" for index in range(count)]

@@ -37,6 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
         out=out,
         card_path=out / "model-card.md",
         wear_scale=4.0,
+        export_dataset=out / "dataset",
         log=lambda _line: None,
     )
     return metrics, out
@@ -108,6 +109,24 @@ def test_the_held_out_motors_are_evaluated_on_their_failures(trained: tuple[dict
     assert 0 <= replayed["predictable"]["forewarned"] <= replayed["predictable"]["failures"]
 
 
+def test_the_exported_dataset_is_what_sagemakers_xgboost_reads_as_text_csv(
+    trained: tuple[dict[str, Any], Path],
+) -> None:
+    _, out = trained
+    names = json.loads((out / "dataset" / "feature_names.json").read_text())
+    assert names == list(FEATURE_NAMES)
+    for name in ("train", "validation"):
+        text = (out / "dataset" / f"{name}.csv").read_text()
+        assert "nan" not in text
+        lines = text.splitlines()
+        assert all(len(line.split(",")) == 1 + len(names) for line in lines)  # label first, no header
+        table = np.genfromtxt(lines, delimiter=",", missing_values="", filling_values=np.nan)
+        assert set(np.unique(table[:, 0])) <= {0.0, 1.0}
+        assert table.shape[1] == 1 + len(names)
+    train_table = np.genfromtxt((out / "dataset" / "train.csv").read_text().splitlines(), delimiter=",")
+    assert train_table[:, 0].sum() > 0
+
+
 def test_help_documents_the_options() -> None:
     result = subprocess.run(  # noqa: S603 - our own script, with this interpreter
         [sys.executable, str(ROOT / "model" / "train.py"), "--help"],
@@ -145,3 +164,24 @@ def _feature_rows(count: int) -> list[list[float]]:
         row, stats = compute_features(reading, stats)
         rows.append(row)
     return rows[-count:]
+
+
+def test_a_missing_feature_is_exported_as_an_empty_field(tmp_path: Path) -> None:
+    from model.dataset import Dataset
+    from model.train import _export
+
+    features = np.ones((2, len(FEATURE_NAMES)), dtype=np.float32)
+    features[1, 4] = np.nan
+    part = Dataset(
+        features,
+        np.array([0, 1], dtype=np.int8),
+        np.zeros(2, dtype=bool),
+        np.zeros(2, dtype=np.int32),
+        np.arange(2, dtype=np.int32),
+    )
+    _export(tmp_path, {"train": part, "validation": part, "test": part}, log=lambda _line: None)
+
+    second = (tmp_path / "train.csv").read_text().splitlines()[1].split(",")
+    assert second[0] == "1"
+    assert second[1 + 4] == ""
+    assert second[1 + 3] == "1"

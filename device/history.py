@@ -85,6 +85,23 @@ class History:
             found.extend((motor_id, int(self.ts_ms[t]), MODES[modes[t]]) for t in onsets)
         return sorted(found, key=lambda failure: (failure[1], failure[0]))
 
+    def motor(self, column: int) -> History:
+        """Motor `column`'s history alone (its own column 0): small enough to hand to another process."""
+        one = slice(column, column + 1)
+        return replace(
+            self,
+            motor_ids=(self.motor_ids[column],),
+            running=self.running[:, one].copy(),
+            failed_mode=self.failed_mode[:, one].copy(),
+            failure_count=self.failure_count[:, one].copy(),
+            signals={name: values[:, one].copy() for name, values in self.signals.items()},
+            operating_s=self.operating_s[:, one].copy(),
+            health=self.health[:, :, one].copy(),
+            time_to_failure_s=self.time_to_failure_s[:, one].copy(),
+            operating_to_failure_s=self.operating_to_failure_s[:, one].copy(),
+            next_failure_mode=self.next_failure_mode[:, one].copy(),
+        )
+
     def failure_onsets(self, column: int) -> NDArray[np.intp]:
         """Steps at which motor `column`'s failures begin (the first reading that reports each)."""
         return _onsets(self.failure_count[:, column])

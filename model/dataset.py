@@ -16,8 +16,9 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,31 +65,35 @@ class Dataset:
         return ~self.unpredictable
 
 
-_HISTORY: History | None = None
-"""The history the worker processes read (inherited through fork, never pickled)."""
-
-
 def build(history: History, *, workers: int | None = None, log: Log | None = None) -> Dataset:
-    """Features of every running reading of every motor, with labels; motors in parallel processes."""
-    global _HISTORY  # noqa: PLW0603 - handed to forked workers without copying the arrays
+    """Features of every running reading of every motor, with labels; motors in parallel processes.
+
+    Each worker gets one motor's columns (a few MB a year), started with `spawn`: forking a process
+    that runs threads (XGBoost's, a test server's) can deadlock the child.
+    """
     columns = list(range(len(history.motor_ids)))
     workers = max(1, min(workers or os.cpu_count() or 1, len(columns)))
     started = time.perf_counter()
     parts: dict[int, tuple[NDArray[np.float32], NDArray[np.int32]]] = {}
-    _HISTORY = history
-    try:
-        if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
-            for column in columns:
-                parts[column] = _motor_rows(column)
-                _report(log, len(parts), len(columns), history, started)
-        else:
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                for column, part in zip(columns, pool.map(_motor_rows, columns), strict=True):
-                    parts[column] = part
+    if workers == 1:
+        for column in columns:
+            parts[column] = _motor_rows(history.motor(column))
+            _report(log, len(parts), len(columns), history, started)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending: dict[Future[tuple[NDArray[np.float32], NDArray[np.int32]]], int] = {}
+            queue = iter(columns)
+            while True:
+                # A few motors in flight per worker, not the whole fleet's copies at once.
+                for column in islice(queue, 2 * workers - len(pending)):
+                    pending[pool.submit(_motor_rows, history.motor(column))] = column
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    parts[pending.pop(future)] = future.result()
                     _report(log, len(parts), len(columns), history, started)
-    finally:
-        _HISTORY = None
     features = np.concatenate([parts[c][0] for c in columns]) if columns else np.empty((0, len(FEATURE_NAMES)))
     steps = np.concatenate([parts[c][1] for c in columns]) if columns else np.empty(0, dtype=np.int32)
     column_of_row = np.concatenate([np.full(len(parts[c][1]), c, dtype=np.int32) for c in columns])
@@ -100,16 +105,14 @@ def build(history: History, *, workers: int | None = None, log: Log | None = Non
     return Dataset(features.astype(np.float32, copy=False), labels, unpredictable, column_of_row, steps)
 
 
-def _motor_rows(column: int) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
-    """One motor's feature rows (running readings) and their steps, through the Lambda's feature function."""
-    history = _HISTORY
-    assert history is not None, "build() sets the history before its workers start"  # noqa: S101
+def _motor_rows(history: History) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
+    """A one-motor history's feature rows (running readings) and their steps, through the Lambda's function."""
     rows: list[list[float]] = []
     steps: list[int] = []
     stats: RunningStats | None = None
-    running = history.running[:, column]
+    running = history.running[:, 0]
     for t in range(history.steps):
-        reading = history.reading(t, column)
+        reading = history.reading(t, 0)
         vector, stats = compute_features(reading, stats)
         if running[t]:
             rows.append(vector)

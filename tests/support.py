@@ -1,4 +1,4 @@
-"""Test support: sample events, a Lambda context, and a SageMaker runtime that computes from its input."""
+"""Test support: sample events, a Lambda context, in-memory ports, a SageMaker runtime computing from its input."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import io
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from motor_maintenance.alarms import AlarmEvent
-from motor_maintenance.errors import PublishFailed
+from motor_maintenance.errors import PublishFailed, VersionConflict
 from motor_maintenance.features import FEATURE_NAMES
+from motor_maintenance.state import MotorState
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -84,6 +86,33 @@ def wear_drivers(row: list[float]) -> list[dict[str, Any]]:
     """The endpoint contract's drivers: up to 3 features with a positive contribution, largest first."""
     positive = sorted(((c, f) for f, c in wear_contributions(row).items() if c > 0), reverse=True)
     return [{"feature": feature, "contribution": round(c, 6)} for c, feature in positive[:3]]
+
+
+@dataclass
+class MemoryStore:
+    """A StateStore with DynamoDB's conditional-write semantics, and a hook to simulate a rival writer."""
+
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    before_save: Callable[[MemoryStore], None] | None = None
+    saves: int = 0
+
+    def load(self, motor_id: str) -> MotorState | None:
+        item = self.items.get(motor_id)
+        return None if item is None else MotorState.from_dict(item)
+
+    def save(self, state: MotorState, expected_version: int) -> MotorState:
+        if self.before_save is not None:
+            hook, self.before_save = self.before_save, None
+            hook(self)
+        current = self.items.get(state.motor_id)
+        current_version = 0 if current is None else current["version"]
+        if current_version != expected_version:
+            raise VersionConflict(f"expected {expected_version}, found {current_version}")
+        stored = MotorState.from_dict(state.to_dict())
+        stored.version = expected_version + 1
+        self.items[state.motor_id] = stored.to_dict()
+        self.saves += 1
+        return stored
 
 
 @dataclass

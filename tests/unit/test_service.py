@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,37 +17,10 @@ from motor_maintenance.prediction import Driver, Prediction
 from motor_maintenance.service import process_action, process_reading
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
-from tests.support import T0_MS, Recorder, reading_payload, wear_drivers, wear_probability
+from tests.support import T0_MS, MemoryStore, Recorder, reading_payload, wear_drivers, wear_probability
 
 T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
 CONFIG = DetectorConfig()
-
-
-@dataclass
-class MemoryStore:
-    """A StateStore with DynamoDB's conditional-write semantics, and a hook to simulate a rival writer."""
-
-    items: dict[str, dict] = field(default_factory=dict)
-    before_save: Callable[[MemoryStore], None] | None = None
-    saves: int = 0
-
-    def load(self, motor_id: str) -> MotorState | None:
-        item = self.items.get(motor_id)
-        return None if item is None else MotorState.from_dict(item)
-
-    def save(self, state: MotorState, expected_version: int) -> MotorState:
-        if self.before_save is not None:
-            hook, self.before_save = self.before_save, None
-            hook(self)
-        current = self.items.get(state.motor_id)
-        current_version = 0 if current is None else current["version"]
-        if current_version != expected_version:
-            raise VersionConflict(f"expected {expected_version}, found {current_version}")
-        stored = MotorState.from_dict(state.to_dict())
-        stored.version = expected_version + 1
-        self.items[state.motor_id] = stored.to_dict()
-        self.saves += 1
-        return stored
 
 
 @dataclass

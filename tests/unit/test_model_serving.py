@@ -10,6 +10,7 @@ import io
 import tarfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,6 @@ import xgboost as xgb
 from device.history import History, generate
 from device.physics import DAY_S, FailureMode, FleetConfig
 from model import inference
-from model.train import train
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_maintenance.alarms import AlarmKind, Transition
 from motor_maintenance.alerts import format_alert
@@ -43,21 +43,8 @@ class ArtifactEndpoint:
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> ArtifactEndpoint:
-    out = tmp_path_factory.mktemp("serving")
-    train(
-        motors=8,
-        days=120,
-        seed=3,
-        test_fraction=0.25,
-        validation_fraction=0.0,
-        rounds=60,
-        workers=2,
-        out=out,
-        card_path=None,
-        wear_scale=4.0,
-        log=lambda _line: None,
-    )
+def endpoint(small_model_run: tuple[dict[str, Any], Path]) -> ArtifactEndpoint:
+    _, out = small_model_run
     with tarfile.open(out / "model.tar.gz") as archive:
         archive.extractall(out / "unpacked", filter="data")
     return ArtifactEndpoint(inference.model_fn(str(out / "unpacked")))

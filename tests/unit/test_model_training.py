@@ -15,38 +15,17 @@ import pytest
 import xgboost as xgb
 
 from model import artifact, inference
-from model.train import report, train
+from model.train import report
 from motor_maintenance.features import FEATURE_NAMES, RunningStats, compute_features, to_csv_row
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    """A small but real run: 8 motors wearing four times as fast for 120 days, 40 rounds."""
-    out = tmp_path_factory.mktemp("model")
-    metrics = train(
-        motors=8,
-        days=120,
-        seed=3,
-        test_fraction=0.25,
-        validation_fraction=0.0,
-        rounds=40,
-        workers=2,
-        out=out,
-        card_path=out / "model-card.md",
-        wear_scale=4.0,
-        export_dataset=out / "dataset",
-        log=lambda _line: None,
-    )
-    return metrics, out
-
-
 def test_the_artifact_holds_only_the_booster_at_its_top_and_the_inference_code_beside_it(
-    trained: tuple[dict[str, Any], Path], tmp_path: Path
+    small_model_run: tuple[dict[str, Any], Path], tmp_path: Path
 ) -> None:
-    _, out = trained
+    _, out = small_model_run
     with tarfile.open(out / "model.tar.gz") as archive:
         names = sorted(archive.getnames())
         archive.extractall(tmp_path, filter="data")
@@ -59,9 +38,9 @@ def test_the_artifact_holds_only_the_booster_at_its_top_and_the_inference_code_b
 
 
 def test_the_artifact_answers_csv_rows_of_the_lambdas_features_with_probabilities(
-    trained: tuple[dict[str, Any], Path], tmp_path: Path
+    small_model_run: tuple[dict[str, Any], Path], tmp_path: Path
 ) -> None:
-    _, out = trained
+    _, out = small_model_run
     with tarfile.open(out / "model.tar.gz") as archive:
         archive.extractall(tmp_path, filter="data")
     booster = inference.model_fn(str(tmp_path))
@@ -83,9 +62,9 @@ def test_the_artifact_answers_csv_rows_of_the_lambdas_features_with_probabilitie
 
 
 def test_the_run_writes_metrics_plots_and_a_model_card_with_the_runs_own_figures(
-    trained: tuple[dict[str, Any], Path],
+    small_model_run: tuple[dict[str, Any], Path],
 ) -> None:
-    metrics, out = trained
+    metrics, out = small_model_run
     written = json.loads((out / "metrics.json").read_text())
     assert written["replay"] == metrics["replay"]
     assert written["data"]["split"] == {"train": 6, "validation": 0, "test": 2}
@@ -101,8 +80,8 @@ def test_the_run_writes_metrics_plots_and_a_model_card_with_the_runs_own_figures
     assert "False predictive alarms" in text
 
 
-def test_the_held_out_motors_are_evaluated_on_their_failures(trained: tuple[dict[str, Any], Path]) -> None:
-    metrics, _ = trained
+def test_the_held_out_motors_are_evaluated_on_their_failures(small_model_run: tuple[dict[str, Any], Path]) -> None:
+    metrics, _ = small_model_run
     replayed = metrics["replay"]
     assert replayed["failures"] > 0  # four times the wear: the held-out motors do fail
     assert replayed["predictable"]["failures"] + replayed["random"]["failures"] == replayed["failures"]
@@ -110,9 +89,9 @@ def test_the_held_out_motors_are_evaluated_on_their_failures(trained: tuple[dict
 
 
 def test_the_exported_dataset_is_what_sagemakers_xgboost_reads_as_text_csv(
-    trained: tuple[dict[str, Any], Path],
+    small_model_run: tuple[dict[str, Any], Path],
 ) -> None:
-    _, out = trained
+    _, out = small_model_run
     names = json.loads((out / "dataset" / "feature_names.json").read_text())
     assert names == list(FEATURE_NAMES)
     for name in ("train", "validation"):

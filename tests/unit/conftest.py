@@ -1,0 +1,34 @@
+"""Fixtures shared by the model's test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def small_model_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """One small but real `model/train.py` run: 8 motors wearing four times as fast for 120 days, 60 rounds.
+
+    Returns its metrics and its output directory (artifact, metrics, plots, model card, exported dataset).
+    """
+    from model.train import train
+
+    out = tmp_path_factory.mktemp("model")
+    metrics = train(
+        motors=8,
+        days=120,
+        seed=3,
+        test_fraction=0.25,
+        validation_fraction=0.0,
+        rounds=60,
+        workers=2,
+        out=out,
+        card_path=out / "model-card.md",
+        wear_scale=4.0,
+        export_dataset=out / "dataset",
+        log=lambda _line: None,
+    )
+    return metrics, out

@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, precision_score, recall_score
 from sklearn.model_selection import StratifiedKFold
 from xgboost import XGBClassifier
+
+from model import plots
 
 COLUMNS = (
     "UDI",
@@ -407,9 +407,7 @@ def format_report(result: CrossValidation | dict[str, Any]) -> str:
 
 def write_plot(result: CrossValidation, path: Path) -> Path:
     """The precision-recall curves of the out-of-fold probabilities, per fold and pooled, as a PNG."""
-    figure = Figure(figsize=(6.4, 4.8), dpi=100)
-    FigureCanvasAgg(figure)  # render with Agg whatever backend pyplot is set to
-    axes = figure.add_subplot()
+    figure, axes = plots.new_figure(6.4, 4.8)
     for fold in result.folds:
         rows = result.fold_of_row == fold.fold
         precision, recall, _ = precision_recall_curve(result.labels[rows], result.probabilities[rows])
@@ -432,8 +430,7 @@ def write_plot(result: CrossValidation, path: Path) -> Path:
     )
     axes.grid(alpha=0.3)
     axes.legend(loc="lower left")
-    figure.savefig(path, format="png")
-    return path
+    return plots.save(figure, path)
 
 
 def run(

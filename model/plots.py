@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib as mpl
-
-mpl.use("Agg")  # files only: no display on a build machine
-
-import matplotlib.pyplot as plt
 import numpy as np
 import xgboost as xgb
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from sklearn.metrics import precision_recall_curve
@@ -24,7 +21,7 @@ def pr_curve(
 ) -> Path:
     """Precision against recall over the held-out readings, with the alarm threshold marked."""
     precision, recall, thresholds = precision_recall_curve(labels, probabilities)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = new_figure(6, 4.5)
     ax.plot(recall, precision, color="tab:blue", label=f"model (PR-AUC {pr_auc:.3f})" if pr_auc else "model")
     ax.axhline(labels.mean(), color="grey", linestyle=":", label=f"no skill ({labels.mean():.3f})")
     at = int(np.searchsorted(thresholds, threshold, side="left"))
@@ -36,12 +33,12 @@ def pr_curve(
     ax.set_title("Held-out motors: precision-recall per reading")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def lead_time_histogram(leads: Mapping[str, Sequence[float]], path: Path, *, min_lead_h: float) -> Path:
     """Hours from the first predictive alarm to the failure, stacked by failure mode."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = new_figure(6.5, 4.5)
     everything = [lead for values in leads.values() for lead in values]
     top = max([*everything, min_lead_h * 2, 48.0])
     bins = np.linspace(0, top, 25)
@@ -52,7 +49,7 @@ def lead_time_histogram(leads: Mapping[str, Sequence[float]], path: Path, *, min
     ax.set_title("Held-out motors: how early the predictive alarm came")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def feature_importance(booster: xgb.Booster, names: Sequence[str], path: Path, *, top: int = 20) -> Path:
@@ -63,19 +60,26 @@ def feature_importance(booster: xgb.Booster, names: Sequence[str], path: Path, *
         for key, value in scores.items()
     }
     ranked = sorted(named.items(), key=lambda item: item[1], reverse=True)[:top][::-1]
-    fig, ax = plt.subplots(figsize=(6.5, 0.28 * max(len(ranked), 4) + 1.2))
+    fig, ax = new_figure(6.5, 0.28 * max(len(ranked), 4) + 1.2)
     if ranked:
         total = sum(named.values())
         ax.barh([name for name, _ in ranked], [value / total for _, value in ranked], color="tab:blue")
     ax.set(xlabel="share of total gain")
     ax.set_title(f"Feature importance (top {len(ranked)})")
     ax.grid(alpha=0.3, axis="x")
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def new_figure(width_in: float, height_in: float) -> tuple[Figure, Axes]:
+    """A figure drawn by Agg, whatever backend pyplot is set to: files only, no display, no global state."""
+    figure = Figure(figsize=(width_in, height_in), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def save(figure: Figure, path: Path) -> Path:
+    """Lay out and write the figure as a PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
     return path

@@ -64,24 +64,31 @@ SIGNAL_LABELS: dict[str, str] = {
     "pressure_bar": "discharge pressure",
     "flow_m3h": "flow",
 }
+DERIVED_LABELS: dict[str, str] = {
+    "winding_heating_k_per_a2": "winding heating per current squared",
+    "current_a_per_kw": "current per kW of shaft power",
+}
+
+
+def _labelled(names: tuple[str, ...], suffix: str, words: str) -> dict[str, str]:
+    """Labels of the `<name>_<suffix>` features: the tracked quantity's label and `words`."""
+    base = {**SIGNAL_LABELS, **DERIVED_LABELS}
+    return {f"{name}_{suffix}": f"{base[name]} {words}" for name in names}
+
+
 FEATURE_LABELS: dict[str, str] = {
     "running": "motor running or stopped",
     **{name: SIGNAL_LABELS[name] for name in SIGNALS},
-    **{f"{name}_ewm_1h": f"{SIGNAL_LABELS[name]} (1 h average)" for name in TRACKED},
-    **{f"{name}_ewm_24h": f"{SIGNAL_LABELS[name]} (24 h average)" for name in TRACKED},
-    **{f"{name}_trend": f"{SIGNAL_LABELS[name]} trend (1 h vs 24 h)" for name in TRACKED},
+    **_labelled(TRACKED, "ewm_1h", "(1 h average)"),
+    **_labelled(TRACKED, "ewm_24h", "(24 h average)"),
+    **_labelled(TRACKED, "trend", "trend (1 h vs 24 h)"),
     "winding_rise_c": "winding temperature above ambient",
     "bearing_rise_c": "bearing temperature above ambient",
     "hydraulic_efficiency": "hydraulic efficiency",
-    "winding_heating_k_per_a2": "winding heating per current squared",
-    "current_a_per_kw": "current per kW of shaft power",
-    "winding_heating_k_per_a2_ewm_1h": "winding heating per current squared (1 h average)",
-    "current_a_per_kw_ewm_1h": "current per kW of shaft power (1 h average)",
-    "winding_heating_k_per_a2_trend": "winding heating per current squared trend (1 h vs 24 h)",
-    "current_a_per_kw_trend": "current per kW of shaft power trend (1 h vs 24 h)",
-    **{f"{name}_drift": f"{SIGNAL_LABELS[name]} drift (1 h vs 1 week)" for name in TRACKED},
-    "winding_heating_k_per_a2_drift": "winding heating per current squared drift (1 h vs 1 week)",
-    "current_a_per_kw_drift": "current per kW of shaft power drift (1 h vs 1 week)",
+    **DERIVED_LABELS,
+    **_labelled(DERIVED, "ewm_1h", "(1 h average)"),
+    **_labelled(DERIVED, "trend", "trend (1 h vs 24 h)"),
+    **_labelled((*TRACKED, *DERIVED), "drift", "drift (1 h vs 1 week)"),
 }
 """Each feature in words a plant engineer reads in an alert ("Main drivers: vibration (1 h average)")."""
 _LABEL_MAX = 64
@@ -131,7 +138,8 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     ts_ms = reading.ts_ms
     signals = reading.signals()
     ambient = signals.get("ambient_temp_c")
-    derived = _derived(signals, ambient)
+    shaft_w = _shaft_w(signals)
+    derived = _derived(signals, ambient, shaft_w)
     fast = dict(stats.fast)
     slow = dict(stats.slow)
     baseline = dict(stats.baseline)
@@ -162,7 +170,7 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     vector.extend(fast[name] - slow[name] if name in fast else NAN for name in TRACKED)
     vector.append(_difference(signals.get("winding_temp_c"), ambient))
     vector.append(_difference(signals.get("bearing_temp_c"), ambient))
-    vector.append(_hydraulic_efficiency(signals))
+    vector.append(_hydraulic_efficiency(signals, shaft_w))
     vector.extend(derived[name] for name in DERIVED)
     vector.extend(fast.get(name, NAN) for name in DERIVED)
     vector.extend(fast[name] - slow[name] if name in fast else NAN for name in DERIVED)
@@ -170,12 +178,12 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     return vector, new_stats
 
 
-def _derived(signals: dict[str, float], ambient: float | None) -> dict[str, float]:
+def _derived(signals: dict[str, float], ambient: float | None, shaft_w: float) -> dict[str, float]:
     """The physics ratios of DERIVED, NaN where a signal is missing or the motor idles."""
     current = signals.get("current_a")
     rise = _difference(signals.get("winding_temp_c"), ambient)
     heating = NAN if current is None or current < 1.0 else rise / (current / 100.0) ** 2
-    shaft_kw = _shaft_w(signals) / 1000
+    shaft_kw = shaft_w / 1000
     per_kw = NAN if current is None or math.isnan(shaft_kw) or shaft_kw < 0.5 else current / shaft_kw
     return {"winding_heating_k_per_a2": heating, "current_a_per_kw": per_kw}
 
@@ -184,9 +192,8 @@ def _difference(value: float | None, reference: float | None) -> float:
     return NAN if value is None or reference is None else value - reference
 
 
-def _hydraulic_efficiency(signals: dict[str, float]) -> float:
+def _hydraulic_efficiency(signals: dict[str, float], shaft_w: float) -> float:
     """Hydraulic power over shaft power: falls as an impeller wears or cavitates."""
-    shaft_w = _shaft_w(signals)
     try:
         hydraulic_w = signals["pressure_bar"] * 1e5 * signals["flow_m3h"] / 3600
     except KeyError:

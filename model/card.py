@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from model.evaluate import forewarned_key
 from motor_maintenance.features import FAST_TAU_S, SLOW_TAU_S, TRACKED
 
 
@@ -12,8 +13,8 @@ def render(metrics: dict[str, Any]) -> str:
     data, model, detector = metrics["data"], metrics["model"], metrics["detector"]
     replayed, rows, targets = metrics["replay"], metrics["rows"], metrics["targets"]
     predictable = replayed["predictable"]
-    lead_key = next(key for key in predictable if key.startswith("forewarned_") and key.endswith("h"))
-    hours = lead_key.removeprefix("forewarned_")
+    lead_key = forewarned_key(replayed["min_lead_h"])
+    hours = f"{replayed['min_lead_h']:g}h"
     failures = ", ".join(f"{mode.replace('_', ' ')} {count}" for mode, count in data["failures"].items())
     mode_rows = "\n".join(
         f"| {mode.replace('_', ' ')} | {s['failures']} | {s['forewarned']} | {s[lead_key]} | "

@@ -160,6 +160,7 @@ def summarise(result: Replay, *, min_lead_h: float = MIN_LEAD_H) -> dict[str, An
         if mine:
             per_mode[mode.value] = _failure_stats(mine, min_lead_h)
     return {
+        "min_lead_h": min_lead_h,
         "motor_years": round(result.motor_years, 2),
         "failures": len(result.failures),
         "predictable": _failure_stats(predictable, min_lead_h),
@@ -185,11 +186,16 @@ def _failure_stats(failures: Sequence[FailureOutcome], min_lead_h: float) -> dic
         "failures": total,
         "forewarned": len(leads),
         "forewarned_fraction": round(len(leads) / total, 4) if total else None,
-        f"forewarned_{min_lead_h:g}h": early,
-        f"forewarned_{min_lead_h:g}h_fraction": round(early / total, 4) if total else None,
+        forewarned_key(min_lead_h): early,
+        f"{forewarned_key(min_lead_h)}_fraction": round(early / total, 4) if total else None,
         "lead_h_median": round(float(np.median(leads)), 1) if leads else None,
         "lead_h_p10": round(float(np.percentile(leads, 10)), 1) if leads else None,
     }
+
+
+def forewarned_key(min_lead_h: float) -> str:
+    """The summary's key for the failures forewarned at least `min_lead_h` hours ahead, e.g. 'forewarned_12h'."""
+    return f"forewarned_{min_lead_h:g}h"
 
 
 def row_metrics(labels: NDArray[np.int8], probabilities: NDArray[np.float64]) -> dict[str, Any]:

@@ -33,7 +33,15 @@ from device.history import generate
 from device.physics import DAY_S, FleetConfig
 from model import artifact, card, plots
 from model.dataset import HORIZON_OPERATING_S, Dataset, build, split_motors
-from model.evaluate import MIN_LEAD_H, WARNING_WINDOW_OPERATING_H, lead_times, replay, row_metrics, summarise
+from model.evaluate import (
+    MIN_LEAD_H,
+    WARNING_WINDOW_OPERATING_H,
+    forewarned_key,
+    lead_times,
+    replay,
+    row_metrics,
+    summarise,
+)
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.features import FEATURE_NAMES
 
@@ -204,7 +212,7 @@ def _metrics(
     summary: dict[str, Any],
 ) -> dict[str, Any]:
     predictable = summary["predictable"]
-    early = predictable.get(f"forewarned_{MIN_LEAD_H:g}h_fraction")
+    early = predictable.get(f"{forewarned_key(MIN_LEAD_H)}_fraction")
     false_rate = summary["false_alarms_per_motor_year"]
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -239,7 +247,7 @@ def _metrics(
         "rows": rows,
         "replay": summary,
         "targets": {
-            f"forewarned_{MIN_LEAD_H:g}h_fraction": {
+            f"{forewarned_key(MIN_LEAD_H)}_fraction": {
                 "target": f">= {TARGET_FOREWARNED}",
                 "value": early,
                 "met": bool(early is not None and early >= TARGET_FOREWARNED),
@@ -257,7 +265,7 @@ def report(metrics: dict[str, Any]) -> str:
     """The figures a maintenance manager asks for, as a few lines of text."""
     replayed, rows, data = metrics["replay"], metrics["rows"], metrics["data"]
     predictable = replayed["predictable"]
-    key = f"forewarned_{MIN_LEAD_H:g}h"
+    key = forewarned_key(replayed["min_lead_h"])
     lines = [
         "",
         f"Held-out motors: {data['split']['test']} ({replayed['motor_years']} motor-years), "

@@ -110,10 +110,8 @@ def process_reading(
             predicted = _predict(predictor, features, reading.running)
         prediction, prediction_error = predicted
 
-        if prediction is None:
-            decision = step(state, ReadingInput(reading), now, config)
-        else:
-            decision = step(state, ReadingInput(reading, prediction.probability, prediction.drivers), now, config)
+        probability, drivers = (prediction.probability, prediction.drivers) if prediction else (None, ())
+        decision = step(state, ReadingInput(reading, probability, drivers), now, config)
         new = replace(decision.state, stats=stats)
         try:
             saved = _save_with_outbox(new, decision.events, store, expected_version=state.version if state else 0)

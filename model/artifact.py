@@ -16,7 +16,7 @@ SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code), which adds each row's top driver
 answer. Only `xgboost-model` sits at the top level, because the algorithm-mode server loads
 every top-level file as a model. The booster carries no feature names (the algorithm-mode
 server builds its input matrix without names, and XGBoost refuses a named booster such a
-matrix); the names travel as the booster attribute `feature_names`.
+matrix); the names travel as the booster attribute `feature_names` (inference.feature_names reads it).
 """
 
 from __future__ import annotations
@@ -115,14 +115,6 @@ class _Progress(xgb.callback.TrainingCallback):
             )
             self._log(f"  round {done}/{self._rounds}: {scores}")
         return False
-
-
-def feature_names(booster: xgb.Booster) -> list[str]:
-    """The feature order the booster was trained with (its `feature_names` attribute)."""
-    names = booster.attr(FEATURE_NAMES_ATTR)
-    if not names:
-        return [f"f{index}" for index in range(booster.num_features())]
-    return names.split(",")
 
 
 def model_bytes(booster: xgb.Booster) -> bytes:

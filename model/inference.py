@@ -111,7 +111,7 @@ class Scored:
             if explained.size:
                 matrix = xgb.DMatrix(self.features[explained], missing=np.nan)
                 contributions = self.booster.predict(matrix, pred_contribs=True)
-                names = _feature_names(self.booster)
+                names = feature_names(self.booster)
                 for index, row in zip(explained, contributions[:, :-1], strict=True):  # last column: the bias
                     order = np.argsort(-row, kind="stable")[:top]
                     per_row[index] = [
@@ -158,7 +158,8 @@ def _media_type(header: str | None) -> str | None:
     return header.split(",")[0].split(";")[0].strip().lower() or None
 
 
-def _feature_names(booster: xgb.Booster) -> list[str]:
+def feature_names(booster: xgb.Booster) -> list[str]:
+    """The feature order the booster was trained with (the attribute fit() set), else XGBoost's f0, f1, ..."""
     names = booster.attr(FEATURE_NAMES_ATTR)
     count = booster.num_features()
     listed = names.split(",") if names else []

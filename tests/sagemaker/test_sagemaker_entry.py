@@ -123,7 +123,7 @@ def test_the_job_leaves_the_hosted_artifact_in_the_model_directory(container: Co
     with tarfile.open(packed) as job_archive, tarfile.open(local) as local_archive:
         assert sorted(job_archive.getnames()) == sorted(local_archive.getnames())
     assert (container.model / "code" / "inference.py").read_bytes() == Path(inference.__file__).read_bytes()
-    assert artifact.feature_names(booster) == container.feature_names
+    assert inference.feature_names(booster) == container.feature_names
     # The endpoint's own functions load it and answer for the validation rows.
     features, _ = read_table(container.channel("validation") / "validation.csv")
     model = inference.model_fn(str(container.model))

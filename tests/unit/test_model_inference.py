@@ -100,6 +100,6 @@ def test_rows_of_the_wrong_width_or_too_many_rows_are_refused(booster: xgb.Boost
 def test_the_feature_names_travel_as_an_attribute_not_as_booster_names(booster: xgb.Booster, tmp_path: Path) -> None:
     # The algorithm-mode server predicts on matrices without names; a named booster would refuse them.
     assert booster.feature_names is None
-    assert artifact.feature_names(booster) == NAMES
+    assert inference.feature_names(booster) == NAMES
     unnamed = xgb.DMatrix(np.zeros((1, len(NAMES)), dtype=np.float32))
     assert booster.predict(unnamed).shape == (1,)

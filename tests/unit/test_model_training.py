@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from model import artifact, inference
+from model import inference
 from model.train import report
 from motor_maintenance.features import FEATURE_NAMES, RunningStats, compute_features, to_csv_row
 
@@ -45,7 +45,7 @@ def test_the_artifact_answers_csv_rows_of_the_lambdas_features_with_probabilitie
         archive.extractall(tmp_path, filter="data")
     booster = inference.model_fn(str(tmp_path))
     assert booster.num_features() == len(FEATURE_NAMES)
-    assert artifact.feature_names(booster) == list(FEATURE_NAMES)
+    assert inference.feature_names(booster) == list(FEATURE_NAMES)
 
     rows = _feature_rows(count=5)
     body = "\n".join(to_csv_row(row) for row in rows)  # what the Lambda's adapter sends

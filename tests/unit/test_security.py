@@ -7,7 +7,6 @@ Each template rule lists the problems it finds; the tests at the end of each par
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from tests.unit.test_template import (
     each,
     function_property,
     handler_problems,
+    problems_when_broken,
     resources,
 )
 
@@ -468,10 +468,7 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
 def test_each_rule_reports_a_template_broken_on_purpose(
     rule: str, breakage: Callable[[Template], None], culprit: str
 ) -> None:
-    broken = copy.deepcopy(TEMPLATE)
-    breakage(broken)
-
-    problems = RULES[rule](broken)
+    problems = problems_when_broken(RULES[rule], breakage)
 
     assert any(culprit in problem for problem in problems), f"{rule} rule missed it; it said: {problems}"
 

@@ -100,6 +100,13 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
 TEMPLATE = load_template()
 
 
+def problems_when_broken(rule: Callable[[Template], list[str]], breakage: Callable[[Template], None]) -> list[str]:
+    """What `rule` reports on a copy of the template that `breakage` has broken on purpose."""
+    broken = copy.deepcopy(TEMPLATE)
+    breakage(broken)
+    return rule(broken)
+
+
 # ------------------------------------------------------------------ walking the template
 
 
@@ -906,9 +913,6 @@ def _with_log_group_named_after_its_function(template: Template) -> None:
 def test_each_rule_reports_a_template_broken_on_purpose(
     rule: str, breakage: Callable[[Template], None], culprit: str
 ) -> None:
-    broken = copy.deepcopy(TEMPLATE)
-    breakage(broken)
-
-    problems = RULES[rule](broken)
+    problems = problems_when_broken(RULES[rule], breakage)
 
     assert any(culprit in problem for problem in problems), f"{rule} rule missed it; it said: {problems}"

@@ -23,7 +23,6 @@ function (PLATFORM_ACTIONS). Anything the analysis cannot follow is reported, no
 from __future__ import annotations
 
 import ast
-import copy
 import importlib
 import importlib.util
 import inspect
@@ -54,6 +53,7 @@ from tests.unit.test_template import (
     direct_reference,
     each,
     function_property,
+    problems_when_broken,
     referenced_names,
     resources,
     role_grants,
@@ -628,10 +628,7 @@ def _without_the_failure_queue(template: Template) -> None:
 def test_a_template_that_grants_more_or_less_than_the_code_calls_is_reported(
     breakage: Callable[[Template], None], culprit: str
 ) -> None:
-    broken = copy.deepcopy(TEMPLATE)
-    breakage(broken)
-
-    problems = least_privilege_problems(broken)
+    problems = problems_when_broken(least_privilege_problems, breakage)
 
     assert any(culprit in problem for problem in problems), problems
 

@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -84,6 +85,11 @@ class History:
             onsets = _onsets(self.failure_count[:, column])
             found.extend((motor_id, int(self.ts_ms[t]), MODES[modes[t]]) for t in onsets)
         return sorted(found, key=lambda failure: (failure[1], failure[0]))
+
+    def failures_by_mode(self) -> dict[str, int]:
+        """How many failures of each mode, by mode name (modes that never happened left out)."""
+        counts = Counter(mode.value for _, _, mode in self.failures())
+        return dict(sorted(counts.items()))
 
     def motor(self, column: int) -> History:
         """Motor `column`'s history alone (its own column 0): small enough to hand to another process."""
@@ -285,14 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     if interactive:
         print(file=sys.stderr)
-    failures = history.failures()
-    by_mode: dict[str, int] = {}
-    for _, _, mode in failures:
-        by_mode[mode.value] = by_mode.get(mode.value, 0) + 1
+    by_mode = history.failures_by_mode()
     print(
         f"{history.steps * len(history.motor_ids):,} readings, {history.motor_years:.1f} motor-years "
         f"in {elapsed:.1f} s ({history.motor_years / elapsed:.1f} motor-years/s); "
-        f"{len(failures)} failures: " + ", ".join(f"{mode} {count}" for mode, count in sorted(by_mode.items()))
+        f"{sum(by_mode.values())} failures: " + ", ".join(f"{mode} {count}" for mode, count in by_mode.items())
     )
     if args.jsonl:
         with args.jsonl.open("w", encoding="utf-8") as out:

@@ -123,8 +123,7 @@ def replay(
     warning_window_h: float = WARNING_WINDOW_OPERATING_H,
 ) -> Replay:
     """Replay every listed motor and attribute each alarm episode to a failure or call it false."""
-    span_years = (history.ts_ms[-1] - history.ts_ms[0]) / 1000 / (365 * 86400) if history.steps > 1 else 0.0
-    result = Replay(motor_years=span_years * len(columns))
+    result = Replay(motor_years=history.motor_years * len(columns) / len(history.motor_ids))
     for column in columns:
         mine = column_of_row == column
         episodes = replay_motor(history, column, steps[mine], probabilities[mine], config)

@@ -104,8 +104,11 @@ def train(
     fleet = FleetConfig(motors=motors, seed=seed, wear_scale=wear_scale)
     history = generate(fleet, duration_s=days * DAY_S, progress=_fraction_printer(log, "  simulated"))
     timings["simulate"] = _lap(started)
-    failures = history.failures()
-    log(f"  {history.steps * motors:,} readings, {len(failures)} failures in {history.motor_years:.1f} motor-years")
+    failures = history.failures_by_mode()
+    log(
+        f"  {history.steps * motors:,} readings, {sum(failures.values())} failures "
+        f"in {history.motor_years:.1f} motor-years"
+    )
 
     log("2/5 features through motor_maintenance.features.compute_features (the Lambda's function)...")
     data = build(history, workers=workers, log=log)
@@ -177,7 +180,7 @@ def train(
             "interval_s": 600,
             "readings": history.steps * motors,
             "motor_years": round(history.motor_years, 2),
-            "failures": _count_modes(failures),
+            "failures": failures,
         },
         data=data,
         split=split,
@@ -296,13 +299,6 @@ def report(metrics: dict[str, Any]) -> str:
 
 def _hours(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} h"
-
-
-def _count_modes(failures: list[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for _, _, mode in failures:
-        counts[mode.value] = counts.get(mode.value, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def _export(directory: Path, parts: dict[str, Dataset], log: Any) -> None:

@@ -100,9 +100,7 @@ def find_dataset(directory: Path | None) -> Dataset:
     train = directory / "train.csv"
     if not train.is_file():
         raise UsageError(f"{train} is missing; `{EXPORT_HINT}` writes it")
-    validation: Path | None = directory / "validation.csv"
-    if validation is not None and not validation.is_file():
-        validation = None
+    validation = directory / "validation.csv" if (directory / "validation.csv").is_file() else None
     names = _feature_names(directory)
     for path in (train, validation):
         if path is not None:

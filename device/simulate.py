@@ -648,6 +648,11 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
     except KeyboardInterrupt:
         log.error("interrupted before every reading was accounted for")
         return 130
+    except BrokenPipeError:
+        # The reader of --stdout has gone (`| head`): stop quietly. Standard output points at
+        # /dev/null from here, so that Python's own flush at exit does not fail on the pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         logging.getLogger("device").removeHandler(handler)
     lost = counts.failed + counts.dropped

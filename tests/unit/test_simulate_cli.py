@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -479,3 +482,20 @@ def test_the_service_desk_services_a_motor_once_per_action_id() -> None:
     desk.apply(fleet)  # type: ignore[arg-type]
 
     assert serviced == ["motor-001"]
+
+
+def test_stdout_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
+    """`simulate.py --stdout | head -2`: no BrokenPipeError traceback once head has what it wants."""
+    script = Path(simulate.__file__).resolve()
+    command = [sys.executable, str(script), "--stdout", "--motors", "3", "--count", "50", "--interval", "0.01"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:  # noqa: S603
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # the reader goes away, as head does after its lines
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+
+    assert json.loads(first)["motor_id"] == "motor-001"
+    assert "Traceback" not in errors
+    assert code == 0

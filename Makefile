@@ -20,11 +20,11 @@ SAM_PATH = $(if $(PYTHON313_BIN),$(PYTHON313_BIN):)$(PATH)
 export SAM_CLI_TELEMETRY ?= 0
 LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
-.PHONY: setup tools test test-runtime test-sagemaker lint build validate clean help
+.PHONY: setup tools demo test test-runtime test-sagemaker lint build validate clean help
 
 setup: $(BIN)/pytest  ## virtual environment with everything the tests need
 
-$(BIN)/pytest: requirements-dev.txt device/requirements.txt model/requirements.txt
+$(BIN)/pytest: requirements-dev.txt device/requirements.txt model/requirements.txt local/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -45,6 +45,9 @@ $(CHECKOV):
 	.tools/checkov/bin/pip install --quiet --upgrade pip
 	.tools/checkov/bin/pip install --quiet "checkov==3.3.30"
 
+demo: setup  ## the two-minute demo: a fleet through the whole pipeline on this machine (local stack)
+	$(BIN)/python device/simulate.py --demo
+
 test: setup  ## the whole test suite (unit, handlers against moto, property-based)
 	$(BIN)/pytest
 
@@ -54,7 +57,7 @@ test-runtime: $(RUNTIME_VENV)/.installed  ## the whole test suite again on pytho
 	$(RUNTIME_VENV)/bin/python --version
 	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider
 
-$(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt
+$(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt local/requirements.txt
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
 		echo "test-runtime needs python3.13 (e.g. 'pyenv install 3.13')" >&2; exit 1; }
 	[ -x $(RUNTIME_VENV)/bin/python ] || PATH="$(SAM_PATH)" python3.13 -m venv $(RUNTIME_VENV)
@@ -95,7 +98,7 @@ build: tools  ## sam build (python3.13, arm64) into .aws-sam/
 	PATH="$(SAM_PATH)" $(SAM) build
 
 clean:  ## remove build output and caches (keeps the virtual environments)
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local-stack
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"

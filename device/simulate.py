@@ -41,8 +41,19 @@ _DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)([smhd]?)$")
 DESCRIPTION = """\
 Simulate a fleet of pump motors and publish one JSON reading per motor every --interval seconds
 to motors/{motor_id}/telemetry (QoS 1), over MQTT5 with X.509 mutual TLS, as AWS IoT Core expects.
+Without --endpoint the readings go to the local stack, which this command starts and stops: the
+whole pipeline on this machine (docs/local-stack.md). --demo is a two-minute tour of it.
 --stdout prints the readings instead of publishing them.
 """
+
+DEMO_ARGS = (
+    "--motors", "4", "--interval", "0.3", "--speedup", "2000", "--duration", "2m",
+    "--fail", "motor-002:bearing_wear:30h", "--fail", "motor-003:cooling_loss:34h",
+    "--detector-config", '{"schedule": {"service_interval_h": 30}}',
+)  # fmt: skip
+"""--demo: 4 motors, 67 simulated hours in 2 minutes (a reading every 10 simulated minutes, as the
+model was trained on), two wear failures, and a 30 h service interval so that the schedule alarm
+comes within the demo too (the default is 1000 h)."""
 
 EPILOG = f"""\
 connection model:
@@ -264,6 +275,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--wear-scale", type=_positive(float), default=1.0, help="multiplies every wear rate (2 wears twice as fast)"
     )
 
+    local = parser.add_argument_group("local stack (without --endpoint: the whole pipeline on this machine)")
+    local.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"a two-minute demo: {' '.join(DEMO_ARGS)} (options given as well override these)",
+    )
+    local.add_argument("--no-ui", action="store_true", help="plain log lines instead of the live view (for CI)")
+    local.add_argument(
+        "--broker",
+        choices=("auto", "mosquitto", "builtin"),
+        default="auto",
+        help="MQTT broker: mosquitto when installed (auto), or the built-in Python one",
+    )
+    local.add_argument(
+        "--model",
+        metavar="TAR",
+        default="model/output/model.tar.gz",
+        help="model artifact the local SageMaker endpoint serves; trained first if missing",
+    )
+    local.add_argument("--no-model", action="store_true", help="no endpoint: the predictive strategy is off")
+    local.add_argument(
+        "--detector-config",
+        metavar="JSON|FILE",
+        help='detector overrides put in the SSM parameter, e.g. \'{"schedule": {"service_interval_h": 500}}\'',
+    )
+    local.add_argument("--concurrency", type=_positive(int), default=1, help="execution environments per function")
+    local.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="the stack's certificates, logs and stack.json (default: .local-stack in the repository, where "
+        "scripts/operate.py looks)",
+    )
+
     output = parser.add_argument_group("output")
     output.add_argument(
         "--stdout", "--dry-run", action="store_true", help="print the readings as JSON lines instead of publishing"
@@ -284,6 +329,8 @@ class Plan:
     motor_ids: tuple[str, ...]
     readings: int | None
     connections: tuple[tuple[ConnectionSettings, tuple[str, ...]], ...]
+    local: bool = False
+    """No AWS IoT Core settings: run against the local stack."""
 
 
 def plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
@@ -312,11 +359,20 @@ def plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
 
     if args.stdout:
         return Plan(motor_ids, readings, ())
+    if not (args.endpoint or args.cert or args.key or args.cert_dir or args.client_id):
+        if args.detector_config is not None:
+            try:
+                from local.session import detector_overrides  # noqa: PLC0415 - local stack only
+
+                detector_overrides(args.detector_config)
+            except (OSError, ValueError) as exc:
+                parser.error(f"--detector-config: {exc}")
+        return Plan(motor_ids, readings, (), local=True)
     if not args.endpoint or not (args.cert_dir or (args.cert and args.key)):
         parser.error(
-            "publishing needs --endpoint and a client identity: --cert, --key and --thing-name, or --cert-dir "
-            "(plus --ca with the broker's CA, e.g. AmazonRootCA1.pem). The local stack is not there yet; "
-            "--stdout prints the readings instead."
+            "publishing to AWS IoT Core needs --endpoint and a client identity: --cert, --key and --thing-name, "
+            "or --cert-dir (plus --ca with the broker's CA, e.g. AmazonRootCA1.pem). Without any of these the "
+            "readings go to the local stack; --stdout prints them instead."
         )
 
     def settings(cert: Path, key: Path, client_id: str) -> ConnectionSettings:
@@ -582,6 +638,51 @@ def run(
     return sink.close(timeout_s=args.drain_timeout, deliver_queued=True), ticks
 
 
+def fleet_runner(
+    args: argparse.Namespace, the_plan: Plan, *, stop: threading.Event, desk: ServiceDesk
+) -> Callable[[Sink], tuple[DeliveryCounts, int]]:
+    """run() with the start time taken when it is called (connecting may have taken a while)."""
+
+    def run_fleet(sink: Sink) -> tuple[DeliveryCounts, int]:
+        start_ms = (
+            default_start_ms(round(time.time() * 1000), the_plan.readings, args.interval, args.speedup)
+            if args.start is None
+            else explicit_start_ms(args.start, args.interval, args.speedup)
+        )
+        log.info(
+            "simulating %d motors from %s, %.3g simulated s per reading every %.3g s",
+            len(the_plan.motor_ids),
+            _iso(start_ms),
+            args.interval * args.speedup,
+            args.interval,
+        )
+        return run(args, the_plan, sink, stop=stop, desk=desk, start_ms=start_ms)
+
+    return run_fleet
+
+
+def _run_local(args: argparse.Namespace, the_plan: Plan, *, stop: threading.Event, desk: ServiceDesk) -> int:
+    """The fleet against the local stack (local.session), with the same loop and accounting as against AWS."""
+    from local.session import run_local  # noqa: PLC0415 - the stack's dependencies load only when it runs
+
+    status, counts, ticks = run_local(
+        args,
+        the_plan.motor_ids,
+        stop=stop,
+        make_sink=MqttSink,
+        run_fleet=fleet_runner(args, the_plan, stop=stop, desk=desk),
+        on_action=desk.receive,
+    )
+    if counts is None:
+        return status
+    print(
+        f"summary: {counts.describe()}; {len(the_plan.motor_ids)} motors, {ticks} readings each",
+        file=sys.stderr,
+        flush=True,
+    )
+    return status or (1 if counts.failed + counts.dropped else 0)
+
+
 def _log_to(stream: TextIO) -> logging.Handler:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
@@ -595,6 +696,13 @@ def _log_to(stream: TextIO) -> logging.Handler:
 def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = None) -> int:
     """The command line; returns the exit status. `stop` lets a caller (a test) stop the run."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--demo" in argv:
+        preset = list(DEMO_ARGS)
+        if any(a in argv for a in ("--count", "--duration")):
+            at = preset.index("--duration")
+            del preset[at : at + 2]
+        argv = preset + argv
     args = parser.parse_args(argv)
     the_plan = plan(parser, args)
     stop = stop or threading.Event()
@@ -603,6 +711,8 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
     try:
         with _stop_on_signals(stop):
             sink: Sink
+            if the_plan.local:
+                return _run_local(args, the_plan, stop=stop, desk=desk)
             if args.stdout:
                 sink = StdoutSink(sys.stdout)
             else:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import tarfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -143,7 +144,10 @@ def write_model_tar(booster: xgb.Booster, path: Path, *, inference_script: Path)
     """Write model.tar.gz: `xgboost-model` at the top, `code/inference.py` beside it. Deterministic bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     members = _members(booster, inference_script)
-    with tarfile.open(path, "w:gz", compresslevel=9) as archive:
+    # Written beside it and renamed: a run killed half-way never leaves a truncated artifact that the
+    # local stack or an upload would take for a model. The gzip header names `path`, as before.
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as raw, tarfile.open(str(path), "w:gz", fileobj=raw, compresslevel=9) as archive:
         directory = tarfile.TarInfo(CODE_DIR)
         directory.type, directory.mode = tarfile.DIRTYPE, 0o755
         archive.addfile(directory)
@@ -151,6 +155,7 @@ def write_model_tar(booster: xgb.Booster, path: Path, *, inference_script: Path)
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             archive.addfile(info, io.BytesIO(data))
+    os.replace(partial, path)
     return path
 
 

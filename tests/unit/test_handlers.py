@@ -388,6 +388,7 @@ def test_alarm_event_becomes_one_sns_alert_with_filterable_attributes(
         "alarm_kind": "condition",
         "alarm": "fluid_overtemperature",
         "transition": "raised",
+        "event_id": load_event("alarm-raised")["event_id"],
     }
 
 

@@ -287,4 +287,5 @@ def test_the_model_unavailable_alert_tells_people_what_still_works_and_what_to_c
         "alarm_kind": "health",
         "alarm": "model_unavailable",
         "transition": "raised",
+        "event_id": load_event("alarm-model-unavailable")["event_id"],
     }

@@ -85,11 +85,36 @@ def test_fail_with_an_unknown_mode_is_a_usage_error(capsys: pytest.CaptureFixtur
     assert "argument --fail: 'motor-001:rust': unknown failure mode 'rust'" in err
 
 
-def test_without_an_endpoint_it_says_what_publishing_needs(capsys: pytest.CaptureFixture[str]) -> None:
-    err = usage_error([], capsys)
+def test_without_any_aws_iot_setting_it_plans_a_run_against_the_local_stack() -> None:
+    parser = simulate.build_parser()
+    the_plan = simulate.plan(parser, parser.parse_args(["--motors", "2"]))
 
-    for needed in ("--endpoint", "--cert", "--key", "--ca", "--stdout"):
+    assert the_plan.local
+    assert the_plan.motor_ids == ("motor-001", "motor-002")
+    assert the_plan.connections == ()
+
+
+def test_a_partial_aws_iot_identity_says_what_publishing_to_aws_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(["--cert", "c.pem"], capsys)
+
+    for needed in ("--endpoint", "--cert", "--key", "--ca", "local stack", "--stdout"):
         assert needed in err
+
+
+def test_the_demo_preset_gives_way_to_options_given_with_it() -> None:
+    parser = simulate.build_parser()
+    args = parser.parse_args([*simulate.DEMO_ARGS, "--motors", "6", "--interval", "1"])
+
+    assert (args.motors, args.interval, args.speedup) == (6, 1.0, 2000.0)
+    assert [f.motor_id for f in args.fail] == ["motor-002", "motor-003"]
+
+
+def test_a_detector_configuration_that_is_not_json_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = usage_error(["--detector-config", "{not json"], capsys)
+
+    assert "--detector-config" in err
 
 
 def test_a_certificate_needs_the_thing_name_to_connect_as(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:

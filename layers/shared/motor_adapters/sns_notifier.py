@@ -27,6 +27,8 @@ class SnsNotifier:
             "alarm_kind": event.kind.value,
             "alarm": event.alarm,
             "transition": event.transition.value,
+            # The alarm event's deterministic id: a subscriber can deduplicate, and trace an alert to its event.
+            "event_id": event.event_id,
         }
         try:
             response = self._client.publish(

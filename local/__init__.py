@@ -1,0 +1,1 @@
+"""The local stack: the whole pipeline on one machine, no AWS account."""

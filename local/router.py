@@ -1,0 +1,152 @@
+"""The rules engine on one machine: template.yaml's IoT rules applied to every message on the local broker.
+
+For each message the router evaluates the SQL of every enabled rule whose topic filter matches, and
+hands the resulting event to each of the rule's Lambda actions as an asynchronous invocation, as AWS
+IoT Core does. When a rule cannot deliver (the SQL fails on the payload, or the function refuses the
+event because its queue is full), the rule's error action parks IoT Core's error record in its SQS
+queue: the same record scripts/redrive.py reads. A rule the router cannot evaluate fails when the
+stack starts, naming the construct (local.iot_sql.UnsupportedSql); nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from local.iot_sql import CompiledRule, RuleEvaluationError, compile_sql
+from local.lambdas import InvokeRefused, LocalFunction
+from local.mqtt_client import Message
+from local.template import RuleSpec
+
+log = logging.getLogger("local.router")
+
+SUPPORTED_SQL_VERSION = "2016-03-23"
+UNKNOWN_CLIENT_ID = "n/a"
+"""What clientid() gives when the publisher is unknown (IoT Core: a message not published over MQTT)."""
+
+
+class RuleSetupError(Exception):
+    """A rule the local rules engine cannot run as the template defines it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What a rule did with one message, for counters and the live view."""
+
+    rule: str
+    topic: str
+    function: str | None
+    event: dict[str, Any] | None
+    error: str | None = None
+    parked: bool = False
+
+
+Park = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    spec: RuleSpec
+    sql: CompiledRule
+
+
+class Router:
+    """Rules compiled once; `handle` is called on the MQTT client's thread and never blocks on a function."""
+
+    def __init__(
+        self,
+        rules: Sequence[RuleSpec],
+        functions: Mapping[str, LocalFunction],
+        *,
+        park: Park,
+        on_routed: Callable[[Routed], None] = lambda routed: None,
+        clock_ms: Callable[[], int] = lambda: round(time.time() * 1000),
+    ) -> None:
+        self._functions = functions
+        self._park = park
+        self._on_routed = on_routed
+        self._clock_ms = clock_ms
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.rules: list[_Rule] = []
+        self.disabled: list[str] = []
+        for spec in rules:
+            if spec.disabled:
+                self.disabled.append(spec.name)
+                continue
+            if spec.sql_version != SUPPORTED_SQL_VERSION:
+                raise RuleSetupError(
+                    f"{spec.name}: AwsIotSqlVersion {spec.sql_version!r} is not supported locally "
+                    f"(only {SUPPORTED_SQL_VERSION})"
+                )
+            missing = [target for target in spec.actions if target not in functions]
+            if missing:
+                raise RuleSetupError(f"{spec.name}: its Lambda action names {missing}, which the stack does not run")
+            self.rules.append(_Rule(spec, compile_sql(spec.sql)))
+
+    def topic_filters(self) -> list[str]:
+        """Every topic filter to subscribe to, once each."""
+        return sorted({rule.sql.topic_filter for rule in self.rules})
+
+    def handle(self, message: Message) -> None:
+        for rule in self.rules:
+            if rule.sql.matches(message.topic):
+                self._apply(rule, message)
+
+    def _apply(self, rule: _Rule, message: Message) -> None:
+        name = rule.spec.name
+        try:
+            event = rule.sql.evaluate(
+                message.payload,
+                topic=message.topic,
+                client_id=message.publisher or UNKNOWN_CLIENT_ID,
+                now_ms=self._clock_ms(),
+            )
+        except RuleEvaluationError as exc:
+            self._failed(rule, message, None, f"SQL evaluation failed: {exc}", "SqlEvaluation")
+            return
+        if event is None:
+            self._count(f"{name}.filtered")
+            return
+        self._count(f"{name}.matched")
+        for target in rule.spec.actions:
+            try:
+                self._functions[target].invoke_async(event)
+            except InvokeRefused as exc:
+                self._failed(rule, message, target, f"Failed to invoke lambda function: {exc}", "LambdaAction")
+                continue
+            self._count(f"{name}.invoked")
+            self._on_routed(Routed(name, message.topic, target, event))
+
+    def _failed(self, rule: _Rule, message: Message, target: str | None, error: str, action: str) -> None:
+        name = rule.spec.name
+        self._count(f"{name}.errors")
+        parked = False
+        if rule.spec.error_action is not None:
+            record = {
+                "ruleName": name,
+                "topic": message.topic,
+                "cloudwatchTraceId": str(uuid.uuid4()),
+                "clientId": message.publisher or UNKNOWN_CLIENT_ID,
+                "base64OriginalPayload": base64.b64encode(message.payload).decode(),
+                "failures": [{"failedAction": action, "failedResource": target or name, "errorMessage": error}],
+            }
+            try:
+                self._park(rule.spec.error_action, record)
+                parked = True
+                self._count(f"{name}.parked")
+            except Exception:
+                log.exception("%s: could not park a message of %s in %s", name, message.topic, rule.spec.error_action)
+        log.warning("%s: message on %s not delivered (%s)%s", name, message.topic, error, "; parked" if parked else "")
+        self._on_routed(Routed(name, message.topic, target, None, error=error, parked=parked))
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] += 1

@@ -1,0 +1,171 @@
+"""Act on a motor's alarms from the command line: against the local stack or a deployed stack alike.
+
+    python scripts/operate.py status                                   # every motor's alarms and run hours
+    python scripts/operate.py acknowledge motor-002 predictive --note "bearing ordered"
+    python scripts/operate.py snooze motor-002 vibration_zone_d --minutes 60
+    python scripts/operate.py reset motor-002 vibration_zone_d
+    python scripts/operate.py disable motor-004 fluid_overtemperature   # and: enable
+    python scripts/operate.py service-complete motor-004
+
+Each action is an OperatorAction (motor_maintenance.alarms: the schema OperatorActionFunction
+parses) published at QoS 1 to motors/{motor_id}/actions through the IoT data plane, as the AWS CLI's
+`aws iot-data publish` does; ActionRule hands it to OperatorActionFunction. Where it goes:
+
+- a local stack is running (`python device/simulate.py` without --endpoint): to it, unless --stack
+  or --endpoint-url is given;
+- --stack NAME: the deployed stack, through your AWS credentials (the IoT data endpoint is looked
+  up with iot:DescribeEndpoint; `status` reads the stack's StateTableName output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+if not __package__:  # run as a script: make the repository's packages importable
+    root = Path(__file__).resolve().parent.parent
+    sys.path[:0] = [str(root), str(root / "layers" / "shared")]
+
+from pydantic import ValidationError
+
+from local.stack import STATE_DIR, running_stack
+from motor_maintenance.alarms import ActionName, OperatorAction
+from motor_maintenance.telemetry import describe_validation_error
+
+ACTIONS = {name.value.replace("_", "-"): name for name in ActionName}
+ClientFactory = Callable[..., Any]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python scripts/operate.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    target = parser.add_argument_group("where (default: the running local stack)")
+    target.add_argument("--stack", help="a deployed stack's name (uses your AWS credentials)")
+    target.add_argument("--endpoint-url", help="IoT data endpoint, https://<prefix>-ats.iot.<region>.amazonaws.com")
+    target.add_argument("--region", help="AWS region of --stack (default: your configuration's)")
+    target.add_argument("--state-dir", type=Path, default=STATE_DIR, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser("status", help="every motor's alarm states, run hours and failure probability")
+    for name, action in ACTIONS.items():
+        sub = commands.add_parser(name, help=f"publish a {action.value} action")
+        sub.add_argument("motor_id")
+        if action is not ActionName.SERVICE_COMPLETE:
+            sub.add_argument("alarm", help="schedule, predictive, or a condition rule's name (e.g. vibration_zone_d)")
+        if action is ActionName.SNOOZE:
+            sub.add_argument("--minutes", type=float, required=True, help="how long to snooze")
+        sub.add_argument("--operator", default=getpass.getuser(), help="who acts (audit trail)")
+        sub.add_argument("--note", default="", help="why, for the audit trail and the alert")
+    return parser
+
+
+def build_action(args: argparse.Namespace, now: datetime) -> OperatorAction:
+    """The action as OperatorActionFunction will parse it; ValueError naming what is wrong."""
+    action = ACTIONS[args.command]
+    fields: dict[str, Any] = {
+        "motor_id": args.motor_id,
+        "action": action.value,
+        "action_id": str(uuid.uuid4()),
+        "ts": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "operator": args.operator,
+        "note": args.note,
+    }
+    if action is not ActionName.SERVICE_COMPLETE:
+        fields["alarm"] = args.alarm
+    if action is ActionName.SNOOZE:
+        fields["snooze_minutes"] = args.minutes
+    try:
+        return OperatorAction.model_validate(fields)
+    except ValidationError as exc:
+        raise ValueError(describe_validation_error(exc)) from None
+
+
+def _clients(args: argparse.Namespace, make_client: ClientFactory) -> tuple[Any, Callable[[], Any], str]:
+    """(iot-data client, a dynamodb client maker, state table name) for the chosen target."""
+    if args.stack:
+        cloudformation = make_client("cloudformation", region_name=args.region)
+        stack = cloudformation.describe_stacks(StackName=args.stack)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        endpoint = args.endpoint_url
+        if not endpoint:
+            iot = make_client("iot", region_name=args.region)
+            endpoint = "https://" + iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+        return (
+            make_client("iot-data", region_name=args.region, endpoint_url=endpoint),
+            lambda: make_client("dynamodb", region_name=args.region),
+            outputs.get("StateTableName", ""),
+        )
+    if args.endpoint_url:
+        return make_client("iot-data", region_name=args.region, endpoint_url=args.endpoint_url), lambda: None, ""
+    local = running_stack(args.state_dir)
+    if local is None:
+        raise LookupError(
+            "no local stack is running (start one with: python device/simulate.py), and no --stack or "
+            "--endpoint-url was given"
+        )
+    credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "region_name": local["region"]}
+    return (
+        make_client("iot-data", endpoint_url=local["iot_data_endpoint_url"], **credentials),
+        lambda: make_client("dynamodb", endpoint_url=local["aws_endpoint_url"], **credentials),
+        local["resources"].get("StateTable", ""),
+    )
+
+
+def status(dynamodb: Any, table: str, out: TextIO) -> int:
+    if dynamodb is None or not table:
+        print("status needs the stack's state table: give --stack, or run a local stack", file=sys.stderr)
+        return 2
+    items = [item for page in dynamodb.get_paginator("scan").paginate(TableName=table) for item in page["Items"]]
+    motors = sorted((i for i in items if "#" not in i["motor_id"]["S"]), key=lambda i: i["motor_id"]["S"])
+    if not motors:
+        print(f"no motor has reported yet ({table} is empty)", file=out)
+    for item in motors:
+        states = {name: value["S"] for name, value in item.get("alarm_states", {}).get("M", {}).items()}
+        raised = ", ".join(f"{name} {state}" for name, state in sorted(states.items()) if state != "NORMAL")
+        probability = item.get("failure_probability", {}).get("N")
+        shown = f"{float(probability):.1%}" if probability is not None else "-"
+        hours = float(item.get("run_hours", {}).get("N", "0"))
+        print(
+            f"{item['motor_id']['S']:<16} run {hours:8.1f} h  P(fail 24 h) {shown:>6}  {raised or 'all normal'}",
+            file=out,
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, make_client: ClientFactory | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if make_client is None:
+        import boto3  # noqa: PLC0415 - tests pass their own client factory
+
+        make_client = boto3.client
+    try:
+        iot_data, dynamodb, table = _clients(args, make_client)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "status":
+        return status(dynamodb(), table, out)
+    try:
+        action = build_action(args, datetime.now(UTC))
+    except ValueError as exc:
+        parser.error(str(exc))
+    topic = f"motors/{action.motor_id}/actions"
+    payload = action.model_dump_json(exclude_none=True)
+    iot_data.publish(topic=topic, qos=1, payload=payload.encode())
+    print(f"published to {topic}: {json.dumps(json.loads(payload))}", file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""End to end through the local stack: the simulator's fleet over mTLS MQTT -> rules -> functions -> alerts.
+
+One accelerated fleet run (about 67 simulated hours) with two injected wear failures, a service
+interval short enough for the schedule alarm, and a few malformed readings, all through the real
+broker, the template's rules, the three handlers in execution environments of their own, moto's
+server and the model served through its inference.py. The checks are the ones a user relies on:
+failures forewarned, healthy motors quiet, one alert per transition, operator actions applied,
+every reading accounted for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device.mqtt import DeliveryCounts
+from local.artifact import ensure_model
+from local.mqtt_client import ServiceClient
+from local.session import Report, simulate_through
+from local.stack import DEFAULT_MODEL, LocalStack, StackOptions, find_mosquitto
+from scripts import operate
+
+MOTORS = ("motor-001", "motor-002", "motor-003", "motor-004")
+FAILING = {"motor-002": "bearing_wear", "motor-003": "cooling_loss"}
+FLEET_ARGS = [
+    "--motors", "4", "--interval", "0.05", "--speedup", "12000", "--count", "400",
+    "--fail", "motor-002:bearing_wear:30h", "--fail", "motor-003:cooling_loss:34h",
+    "--random-failures-per-year", "0", "--no-ui", "--progress-every", "0", "--drain-timeout", "30",
+]  # fmt: skip
+MALFORMED = 3
+
+
+@dataclass
+class Run:
+    stack: LocalStack
+    report: Report
+    malformed_sent: int
+
+
+@pytest.fixture(scope="module", params=["mosquitto", "builtin"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """The local stack with the default model, and one fleet run through it (the model is trained if missing).
+
+    Once with each broker: mosquitto (skipped where it is not installed, never in CI) and the built-in one.
+    """
+    broker = request.param
+    if broker == "mosquitto" and find_mosquitto() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the end-to-end tests with mosquitto, but it is not installed")
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    model = ensure_model(DEFAULT_MODEL, log=lambda line: print(f"train: {line}", flush=True))
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("local-stack"),
+        model=model,
+        broker=broker,
+        detector_config={"schedule": {"service_interval_h": 30}},
+        devices=MOTORS,
+        retry_delays_s=(0.2, 0.4),
+        log=lambda line: print(line, flush=True),
+    )
+    with LocalStack(options) as stack:
+        malformed = _send_malformed(stack)
+
+        def count_malformed(runner: Callable[[Any], tuple[DeliveryCounts, int]]) -> Callable[[Any], Any]:
+            def run_fleet(sink: Any) -> tuple[DeliveryCounts, int]:
+                counts, ticks = runner(sink)
+                counts.acknowledged += malformed  # published by motor-001's own identity, before the fleet
+                return counts, ticks
+
+            return run_fleet
+
+        report = simulate_through(stack, FLEET_ARGS, wrap=count_malformed)
+        assert report is not None
+        for line in report.lines():
+            print(line)
+        yield Run(stack, report, malformed)
+
+
+def _send_malformed(stack: LocalStack) -> int:
+    """Readings motor-001's own certificate may publish but the schema refuses (negative speed, a string)."""
+    cert, key = stack.device_identity("motor-001")
+    device = ServiceClient(port=stack.broker_port, ca=stack.ca_path, cert=cert, key=key, name="motor-001")
+    device.start()
+    try:
+        for seq, bad in enumerate(({"speed_rpm": -5.0}, {"vibration_mm_s": "high"}, {"fluid_temp_c": 5000.0})):
+            payload = {"motor_id": "motor-001", "motor_type": "pump-37kw", "ts": int(time.time() * 1000), "seq": seq}
+            device.publish("motors/motor-001/telemetry", json.dumps({**payload, "running": True, **bad}).encode())
+    finally:
+        device.stop()
+    return 3
+
+
+def test_every_injected_wear_failure_was_forewarned_by_a_predictive_or_condition_alarm(run: Run) -> None:
+    failures = run.report.summary.predictable
+    assert {f.motor_id for f, _, _ in failures} == set(FAILING), "the injected failures happened within the run"
+    for failure, lead_h, alarm in failures:
+        assert lead_h is not None, f"{failure} came without a warning"
+        assert lead_h > 0
+        assert alarm is not None
+    assert any(alarm == "predictive" for _, _, alarm in failures), "the model forewarned at least one failure"
+
+
+def test_healthy_motors_raised_no_predictive_or_condition_alarm(run: Run) -> None:
+    healthy = set(MOTORS) - set(FAILING)
+    raised = [r for r in run.report.watch.raises if r.motor_id in healthy and r.kind in ("predictive", "condition")]
+    assert raised == []
+    assert run.report.summary.false_alarms == []
+
+
+def test_the_schedule_alarm_is_raised_for_a_motor_past_its_service_interval(run: Run) -> None:
+    assert run.report.summary.schedule_alarms >= 1
+
+
+def test_every_alarm_transition_produced_exactly_one_alert(run: Run) -> None:
+    watch = run.report.watch
+    events = Counter(watch.events)
+    alerted = Counter(alert.attributes.get("event_id") for alert, _ in watch.alerts)
+    assert events, "the run produced alarm events"
+    assert set(alerted) == set(events)
+    assert all(count == 1 for count in alerted.values()), [e for e, n in alerted.items() if n > 1]
+
+
+def test_every_reading_sent_was_processed_rejected_or_dead_lettered(run: Run) -> None:
+    counts = run.report.summary.counts
+    sent = counts["readings.sent"]
+    assert sent == 4 * 400 + run.malformed_sent
+    assert counts.get("readings.rejected", 0) == run.malformed_sent
+    assert (
+        counts.get("readings.processed", 0)
+        + counts.get("readings.rejected", 0)
+        + counts.get("readings.dead_lettered", 0)
+        == sent
+    )
+    processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
+    print(f"accounting: {sent} sent = {processed} processed + {rejected} rejected + "
+          f"{counts.get('readings.dead_lettered', 0)} dead-lettered")  # fmt: skip
+
+
+def test_an_operator_acknowledge_moves_the_alarm_to_acknowledged(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    stack = run.stack
+    # Given an alarm that is ACTIVE now
+    active = [
+        (item["motor_id"]["S"], name)
+        for item in stack.motor_items()
+        for name, state in item.get("alarm_states", {}).get("M", {}).items()
+        if state["S"] == "ACTIVE"
+    ]
+    assert active, "the run left an alarm active to acknowledge"
+    motor_id, alarm = active[0]
+    alerts_before = len(stack.alerts)
+
+    # When the operator acknowledges it from the command line
+    status = operate.main(
+        ["--state-dir", str(stack.state_dir), "acknowledge", motor_id, alarm, "--operator", "test", "--note", "on it"]
+    )
+    assert status == 0
+    assert f"published to motors/{motor_id}/actions" in capsys.readouterr().out
+    assert stack.settle(timeout_s=30)
+
+    # Then the state table says ACKNOWLEDGED and one 'acknowledged' alert went out
+    [item] = [i for i in stack.motor_items() if i["motor_id"]["S"] == motor_id]
+    assert item["alarm_states"]["M"][alarm]["S"] == "ACKNOWLEDGED"
+    new = stack.alerts[alerts_before:]
+    assert [(a.motor_id, a.attributes["alarm"], a.attributes["transition"]) for a in new] == [
+        (motor_id, alarm, "acknowledged")
+    ]
+
+
+def test_nothing_was_parked_in_the_dead_letter_queues(run: Run) -> None:
+    assert run.report.parked == {"RuleErrorQueue": 0, "FunctionFailureQueue": 0}
+
+
+def test_stopping_the_stack_leaves_no_process_and_no_port(tmp_path: Path) -> None:
+    from local.processes import port_open
+
+    stack = LocalStack(StackOptions(state_dir=tmp_path, model=None, broker="builtin", log=lambda line: None))
+    stack.start()
+    children = [child.process for child in stack.children]
+    ports = [stack.broker_port, int(stack.aws_url.rsplit(":", 1)[1])]
+    stack.stop()
+    assert all(process is not None and process.poll() is not None for process in children)
+    assert not any(port_open(port) for port in ports)
+    assert not (tmp_path / "stack.json").exists()

@@ -743,18 +743,7 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
                         log.error("%s: %s", why, problem)
                     return 1
                 sink = mqtt
-            if args.start is None:  # now: connecting may have taken a while
-                start_ms = default_start_ms(round(time.time() * 1000), the_plan.readings, args.interval, args.speedup)
-            else:
-                start_ms = explicit_start_ms(args.start, args.interval, args.speedup)
-            log.info(
-                "simulating %d motors from %s, %.3g simulated s per reading every %.3g s",
-                len(the_plan.motor_ids),
-                _iso(start_ms),
-                args.interval * args.speedup,
-                args.interval,
-            )
-            counts, ticks = run(args, the_plan, sink, stop=stop, desk=desk, start_ms=start_ms)
+            counts, ticks = fleet_runner(args, the_plan, stop=stop, desk=desk)(sink)
     except KeyboardInterrupt:
         log.error("interrupted before every reading was accounted for")
         return 130

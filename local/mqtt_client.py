@@ -31,8 +31,6 @@ class Message:
     """The publisher's client id, when the broker says it (the built-in broker does, to service identities)."""
 
 
-
-
 class ServiceClient:
     """A connection of the stack itself, with a service identity the broker lets read and write every topic."""
 
@@ -45,7 +43,12 @@ class ServiceClient:
         key: Path,
         name: str,
         on_message: Callable[[Message], None] | None = None,
+        client_id: str | None = None,
+        flow_control: bool = False,
     ) -> None:
+        """`client_id` defaults to `name` plus a random suffix (services may connect as any client id; a
+        device must use its own name). `flow_control` keeps awscrt's AWS IoT Core limits (100 publishes/s
+        per client), which the stack's own services, standing in for IoT Core itself, do without."""
         self.name = name
         self._on_message = on_message
         self._connected = threading.Event()
@@ -57,7 +60,12 @@ class ServiceClient:
             cert_filepath=str(cert),
             pri_key_filepath=str(key),
             ca_filepath=str(ca),
-            client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+            client_id=client_id or f"{name}-{uuid.uuid4().hex[:8]}",
+            extended_validation_and_flow_control_options=(
+                mqtt5.ExtendedValidationAndFlowControlOptions.AWS_IOT_CORE_DEFAULTS
+                if flow_control
+                else mqtt5.ExtendedValidationAndFlowControlOptions.NONE
+            ),
             min_reconnect_delay_ms=100,
             max_reconnect_delay_ms=2000,
             ack_timeout_sec=int(TIMEOUT_S),

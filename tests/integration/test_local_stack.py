@@ -87,7 +87,10 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 def _send_malformed(stack: LocalStack) -> int:
     """Readings motor-001's own certificate may publish but the schema refuses (negative speed, a string)."""
     cert, key = stack.device_identity("motor-001")
-    device = ServiceClient(port=stack.broker_port, ca=stack.ca_path, cert=cert, key=key, name="motor-001")
+    device = ServiceClient(
+        port=stack.broker_port, ca=stack.ca_path, cert=cert, key=key, name="motor-001", client_id="motor-001",
+        flow_control=True,
+    )  # fmt: skip
     device.start()
     try:
         for seq, bad in enumerate(({"speed_rpm": -5.0}, {"vibration_mm_s": "high"}, {"fluid_temp_c": 5000.0})):

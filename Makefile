@@ -55,7 +55,8 @@ test: setup  ## the whole test suite (unit, handlers against moto, property-base
 RUNTIME_VENV := .venv-runtime
 test-runtime: $(RUNTIME_VENV)/.installed  ## the whole test suite again on python3.13, the Lambda runtime's version
 	$(RUNTIME_VENV)/bin/python --version
-	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider
+	@# The load test (3 minutes) proves the pipeline's accounting, not the interpreter: once, in `make test`, is enough.
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider -m "not load"
 
 $(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt local/requirements.txt
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \

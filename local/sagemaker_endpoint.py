@@ -29,23 +29,42 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import ipaddress
-import json
 import logging
 import shutil
-import signal
-import socket
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
-from types import FrameType, ModuleType
-from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from types import ModuleType
+from typing import Any
+from urllib.parse import SplitResult, unquote
+
+from local.loopback_http import (
+    FAULT_PATH,
+    IDLE_TIMEOUT_S,
+    LoopbackHandler,
+    LoopbackService,
+    check_fail_count,
+    serve_until_signalled,
+)
+
+__all__ = [
+    "ACCOUNT_ID",
+    "CODE_DIR",
+    "CONTAINER",
+    "DRAIN_LIMIT_BYTES",
+    "FAULTS",
+    "FAULT_PATH",
+    "IDLE_TIMEOUT_S",
+    "MAX_PAYLOAD_BYTES",
+    "PROGRAM",
+    "REGION",
+    "VARIANT",
+    "ModelServer",
+    "main",
+]
 
 log = logging.getLogger("local.sagemaker_endpoint")
 
@@ -60,9 +79,6 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """InvokeEndpoint's payload limit: botocore's BodyBlob shape says max 6291456."""
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 """An oversized body up to this is read and dropped so the 413 reaches the client on a reusable connection."""
-IDLE_TIMEOUT_S = 60.0
-"""A kept-alive connection idle this long is closed, as the real front end closes idle connections."""
-FAULT_PATH = "/_local/fault"
 FAULTS: dict[str, int] = {
     "ModelError": 424,
     "ServiceUnavailable": 503,
@@ -73,75 +89,34 @@ FAULTS: dict[str, int] = {
 not retry it: one injected fault is one failed call. The 5xx ones are retried by botocore's standard mode, as in AWS."""
 
 
-class ModelServer:
-    """SageMaker runtime InvokeEndpoint for one endpoint, serving a model.tar.gz through its code/inference.py."""
+class ModelServer(LoopbackService):
+    """SageMaker runtime InvokeEndpoint for one endpoint, serving a model.tar.gz through its code/inference.py.
+
+    While it runs the artifact is unpacked in `model_dir`; stop() removes it. `delay_s` is how long every
+    invocation waits before it is answered (a slow model, for timeout tests).
+    """
+
+    description = "the model server"
+    thread_name = "sagemaker-endpoint"
+    logger = log
 
     def __init__(self, artifact: Path, endpoint_name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(_Handler, host, port)
         self.artifact = Path(artifact)
         self.endpoint_name = endpoint_name
-        self.host = host
-        self._requested_port = port
-        self._lock = threading.Lock()
         self._invocations = 0
         self._rows = 0
         self._model_errors = 0
-        self._fail_remaining = 0
         self._fail_error = "ModelError"
-        self._delay_s = 0.0
         self._model_dir: Path | None = None
         self._module_name: str | None = None
         self._inference: ModuleType | None = None
         self._model: Any = None
-        self._httpd: _LoopbackServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Unpack the artifact, load the model, listen; returns once requests are accepted."""
-        if self._httpd is not None:
-            raise RuntimeError("the model server is already started")
-        try:
-            self._load()
-            self._httpd = _LoopbackServer((self.host, self._requested_port), _Handler, self)
-        except BaseException:
-            self._unload()
-            raise
-        # The socket listens from the constructor on: a request made now waits in the backlog.
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="sagemaker-endpoint", daemon=True
-        )
-        self._thread.start()
+        super().start()
         log.info("endpoint %s serving %s on %s", self.endpoint_name, self.artifact, self.url)
-
-    def stop(self) -> None:
-        """Stop listening, finish the requests in flight, join every thread, remove the unpacked model. Idempotent."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.close_connections()
-            httpd.server_close()  # joins the handler threads
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        self._unload()
-
-    def __enter__(self) -> ModelServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            return self._requested_port
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def model_dir(self) -> Path | None:
@@ -170,30 +145,29 @@ class ModelServer:
 
     def fail_next(self, count: int, error: str = "ModelError") -> None:
         """Answer the next `count` invocations with `error` (a key of FAULTS) instead of running the model."""
-        if count < 0:
-            raise ValueError(f"count must be 0 or more, not {count}")
+        check_fail_count(count)
         if error not in FAULTS:
             raise ValueError(f"error must be one of {', '.join(FAULTS)}, not {error!r}")
         with self._lock:
             self._fail_remaining, self._fail_error = count, error
 
-    @property
-    def delay_s(self) -> float:
-        """Seconds every invocation waits before it is answered (a slow model, for timeout tests)."""
-        with self._lock:
-            return self._delay_s
-
-    @delay_s.setter
-    def delay_s(self, seconds: float) -> None:
-        if not 0 <= seconds <= 600:
-            raise ValueError(f"delay_s must be between 0 and 600, not {seconds}")
-        with self._lock:
-            self._delay_s = float(seconds)
-
     def faults(self) -> dict[str, Any]:
         """The fault switches now: `{"fail": remaining, "error": ..., "delay_s": ...}`."""
         with self._lock:
             return {"fail": self._fail_remaining, "error": self._fail_error, "delay_s": self._delay_s}
+
+    def set_faults(self, switches: Any) -> None:
+        """Apply `POST /_local/fault`'s document: `{"fail": n, "delay_s": x, "error": "ModelError"}`.
+
+        Every key is optional; "error" alone fails the next invocation. ValueError or TypeError if the
+        document is not that.
+        """
+        if not isinstance(switches, dict) or set(switches) - {"fail", "delay_s", "error"}:
+            raise ValueError('expected an object with "fail", "delay_s" and/or "error"')
+        if "delay_s" in switches:
+            self.delay_s = float(switches["delay_s"])
+        if "fail" in switches or "error" in switches:
+            self.fail_next(int(switches.get("fail", 1)), str(switches.get("error", "ModelError")))
 
     def begin_invocation(self) -> str | None:
         """Count an invocation; the error to answer it with if a fault is armed."""
@@ -206,7 +180,8 @@ class ModelServer:
 
     # -- the model ---------------------------------------------------------------------------------
 
-    def _load(self) -> None:
+    def _setup(self) -> None:
+        """Unpack the artifact and load the model, as the container does before it answers."""
         self._model_dir = Path(tempfile.mkdtemp(prefix="sagemaker-model-"))
         _extract(self.artifact, self._model_dir)
         code_dir = self._model_dir / CODE_DIR
@@ -223,7 +198,8 @@ class ModelServer:
             raise ValueError(f"{self.artifact}: {CODE_DIR}/{PROGRAM} does not define {', '.join(missing)}")
         self._model = self._inference.model_fn(str(self._model_dir))
 
-    def _unload(self) -> None:
+    def _teardown(self) -> None:
+        """Forget the model and remove the unpacked artifact."""
         self._model = self._inference = None
         if self._module_name is not None:
             sys.modules.pop(self._module_name, None)
@@ -310,66 +286,18 @@ def _import_program(module_name: str, script: Path) -> ModuleType:
     return module
 
 
-class _LoopbackServer(ThreadingHTTPServer):
-    """A threaded HTTP/1.1 server whose stop() ends idle kept-alive connections instead of waiting for them."""
-
-    daemon_threads = False  # server_close() joins the handler threads: stop() leaves none behind
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], app: ModelServer) -> None:
-        self.app = app
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away before its answer (it timed out) is routine; anything else is logged in full."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            log.info("%s went away before its answer", client_address[0])
-            return
-        log.exception("error while answering %s", client_address[0])
-
-    def close_connections(self) -> None:
-        """Shut the read side of every connection: an idle handler sees end of file, a busy one still answers."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RD)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler[ModelServer]):
     """One connection: InvokeEndpoint, the fault switch, and 404 for the rest."""
 
-    protocol_version = "HTTP/1.1"  # keep-alive: boto3 reuses its pooled connections
-    # Headers and body leave in two writes; with Nagle on, the second waits for the client's delayed ACK (40 ms).
-    disable_nagle_algorithm = True
-    timeout = IDLE_TIMEOUT_S
     server_version = "LocalSageMakerRuntime/1.0"
+    invalid_request = "ValidationError"
+    forbidden = "AccessDeniedException"
+    too_large = "ValidationError"
+    too_large_message = "Request payload of {length} bytes exceeds the limit of {limit} bytes."
+    drain_limit_bytes = DRAIN_LIMIT_BYTES
 
-    @property
-    def app(self) -> ModelServer:
-        return cast(_LoopbackServer, self.server).app
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_POST(self) -> None:
-        path = urlsplit(self.path).path
-        if path == FAULT_PATH:
-            self._faults()
-            return
-        parts = path.split("/")
+    def _post(self, url: SplitResult) -> None:
+        parts = url.path.split("/")
         if len(parts) != 4 or parts[0] or parts[1] != "endpoints" or parts[3] != "invocations" or not parts[2]:
             self._not_found()
             return
@@ -401,77 +329,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, answer, content_type, {"x-Amzn-Invoked-Production-Variant": VARIANT})
 
-    def do_GET(self) -> None:
-        if urlsplit(self.path).path == FAULT_PATH:
-            if self._loopback_client():
-                self._send_json(200, None, self.app.faults())
-            return
-        self._not_found()
-
-    def _other_method(self) -> None:
-        self._not_found()
-
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other_method
-
-    # -- pieces ------------------------------------------------------------------------------------
-
-    def _faults(self) -> None:
-        if not self._loopback_client():
-            return
-        body = self._read_body(64 * 1024)
-        if body is None:
-            return
-        try:
-            switches = json.loads(body or b"{}")
-            if not isinstance(switches, dict) or set(switches) - {"fail", "delay_s", "error"}:
-                raise ValueError('expected an object with "fail", "delay_s" and/or "error"')
-            if "delay_s" in switches:
-                self.app.delay_s = float(switches["delay_s"])
-            if "fail" in switches or "error" in switches:
-                self.app.fail_next(int(switches.get("fail", 1)), str(switches.get("error", "ModelError")))
-        except (ValueError, TypeError) as exc:
-            self._error(400, "ValidationError", f"fault switch: {exc}")
-            return
-        log.info("fault switches now %s", self.app.faults())
-        self._send_json(200, None, self.app.faults())
-
-    def _loopback_client(self) -> bool:
-        """The fault switch is for the tests on this machine; anyone else gets 403."""
-        if ipaddress.ip_address(self.client_address[0]).is_loopback:
-            return True
-        self.close_connection = True  # its body is left unread
-        self._error(403, "AccessDeniedException", "the fault switch answers loopback clients only")
-        return False
-
-    def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or None once an error is answered (too large, no length, cut short)."""
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True  # the body's end is unknown: the connection cannot be reused
-            self._error(411, "ValidationError", "send the body with a Content-Length")
-            return None
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            self._error(400, "ValidationError", "invalid Content-Length")
-            return None
-        if length > limit:
-            if length <= DRAIN_LIMIT_BYTES:
-                _drain(self.rfile, length)
-            else:
-                self.close_connection = True
-            self._error(
-                413, "ValidationError", f"Request payload of {length} bytes exceeds the limit of {limit} bytes."
-            )
-            return None
-        body = self.rfile.read(length)
-        if len(body) < length:  # the client went away mid-body (or stop() shut the connection)
-            self.close_connection = True
-            return None
-        return body
-
     def _not_found(self) -> None:
         # Read the body out first: the connection is kept alive and its next request starts after it.
         if self._read_body(DRAIN_LIMIT_BYTES) is None:
@@ -481,22 +338,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str, message: str) -> None:
         self._send_json(status, code, {"Message": message})
 
-    def _send_json(self, status: int, error_type: str | None, document: dict[str, Any]) -> None:
-        # botocore's rest-json parser takes the error code from this header, the fields from the body.
-        headers = {"x-amzn-ErrorType": error_type} if error_type else {}
-        self._send(status, json.dumps(document).encode(), "application/json", headers)
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
 
 def _row_count(data: Any) -> int:
     """Rows of input_fn's result: a matrix's first dimension, else its length."""
@@ -504,15 +345,6 @@ def _row_count(data: Any) -> int:
     if shape:
         return int(shape[0])
     return len(data) if hasattr(data, "__len__") else 1
-
-
-def _drain(stream: Any, length: int) -> None:
-    remaining = length
-    while remaining > 0:
-        chunk = stream.read(min(remaining, 1024 * 1024))
-        if not chunk:
-            return
-        remaining -= len(chunk)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,30 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint-name", required=True, help="the EndpointName clients invoke")
     parser.add_argument("--port", type=int, default=0, help="loopback port (0: any free one, printed when ready)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-
-    stopping = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    server = ModelServer(args.artifact, args.endpoint_name, port=args.port)
-    try:
-        server.start()
-    except (OSError, ValueError, tarfile.TarError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        print(f"listening on {server.url}", flush=True)
-        # A timed wait: the signal handler runs between waits on every platform.
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_signalled(
+        ModelServer(args.artifact, args.endpoint_name, port=args.port), (OSError, ValueError, tarfile.TarError)
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from local.watch import Summary, Watch
 log = logging.getLogger("device.simulate")
 
 SETTLE_S = 60.0
-"""After the last reading: how long the pipeline gets to finish (retries take seconds locally)."""
+"""After the last reading, the pipeline works off its backlog; it counts as stuck after this long without
+finishing an invocation (retries wait seconds locally)."""
 STATE_POLL_S = 2.0
 
 
@@ -161,9 +162,7 @@ class Report:
                 f"({count} alert{'s' if count != 1 else ''} caused by readings)"
             )
         if not self.settled:
-            lines.append(
-                f"  WARNING: the pipeline did not settle within {SETTLE_S:.0f} s; some work was still in flight"
-            )
+            lines.append(f"  WARNING: the pipeline stalled for {SETTLE_S:.0f} s with work still in flight")
         for queue, depth in self.parked.items():
             if depth:
                 lines.append(f"  {queue} holds {depth} messages: the functions' logs say why")
@@ -222,7 +221,8 @@ def run_through(
         counts, ticks = run_fleet(WatchedSink(sink, watch))
         if not stop.is_set():
             log.info("fleet done; waiting for the pipeline to settle")
-        settled = stack.settle(timeout_s=SETTLE_S if not stop.is_set() else 10.0)
+        # Stopped by Ctrl-C: a short grace for what is in flight (a second Ctrl-C ends it at once).
+        settled = stack.settle(stall_s=SETTLE_S) if not stop.is_set() else stack.settle(stall_s=10, limit_s=30)
         watch.update_state(stack.motor_items())
     finally:
         polling.set()

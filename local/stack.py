@@ -560,20 +560,30 @@ class LocalStack:
     def idle(self) -> bool:
         return all(function.pending() == 0 for function in self.functions.values())
 
-    def settle(self, timeout_s: float = 60.0, quiet_s: float = 1.5) -> bool:
-        """Wait until every function is idle and no alert arrived for `quiet_s`; whether it settled in time."""
-        deadline = time.monotonic() + timeout_s
+    def settle(self, stall_s: float = 60.0, quiet_s: float = 1.5, limit_s: float = 3600.0) -> bool:
+        """Wait until every function is idle and no alert arrived for `quiet_s`; whether it settled.
+
+        A backlog (a burst queued in the functions) may take long to work off: the wait gives up only
+        when no invocation has finished for `stall_s`, or after `limit_s` in all.
+        """
+        started = time.monotonic()
         calm_since: float | None = None
-        seen = -1
-        while time.monotonic() < deadline:
+        progress_at, done, seen = started, -1, -1
+        while time.monotonic() - started < limit_s:
+            now = time.monotonic()
             with self._lock:
                 alerts = len(self.alerts)
+            finished = sum(f.invocations for f in self.functions.values())
+            if finished != done:
+                progress_at, done = now, finished
             if self.idle() and alerts == seen:
-                calm_since = calm_since or time.monotonic()
-                if time.monotonic() - calm_since >= quiet_s:
+                calm_since = calm_since or now
+                if now - calm_since >= quiet_s:
                     return True
             else:
                 calm_since = None
+                if now - progress_at >= stall_s:
+                    return False
             seen = alerts
             time.sleep(0.1)
         return False
@@ -582,7 +592,7 @@ class LocalStack:
 
     def stop(self, drain_s: float = 20.0) -> None:
         """Finish what is in flight (up to `drain_s`), then stop every part, children last. Idempotent."""
-        if drain_s > 0 and self.started and not self.settle(drain_s):
+        if drain_s > 0 and self.started and not self.settle(stall_s=drain_s, limit_s=drain_s):
             waiting = {name: f.pending() for name, f in self.functions.items() if f.pending()}
             log.warning("stopping with invocations still pending: %s", waiting)
         self._stopping.set()

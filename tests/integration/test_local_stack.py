@@ -166,7 +166,7 @@ def test_an_operator_acknowledge_moves_the_alarm_to_acknowledged(run: Run, capsy
     )
     assert status == 0
     assert f"published to motors/{motor_id}/actions" in capsys.readouterr().out
-    assert stack.settle(timeout_s=30)
+    assert stack.settle(stall_s=30)
 
     # Then the state table says ACKNOWLEDGED and one 'acknowledged' alert went out
     [item] = [i for i in stack.motor_items() if i["motor_id"]["S"] == motor_id]

@@ -1,0 +1,146 @@
+"""Load through the local stack: a burst of 10,000 readings from 100 motors, every one accounted for, no alarm missed.
+
+The burst is the simulator's own: 100 motors, each with its own mTLS connection, publishing 100 readings
+each as fast as the device's client lets them (the stack queues what the inference function cannot take
+at once, as Lambda's asynchronous invocation queue does). The reference for "no alarm missed" is the
+same readings sent slowly: applied one at a time, in order, through the same use case, the same
+detector configuration and the same model (the artifact's inference.py), in this process. Alarm events
+have deterministic ids, so the two runs must produce the same set of events, id for id.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import xgboost as xgb
+
+from device.physics import Sample
+from local.artifact import ensure_model
+from local.session import Report, simulate_through
+from local.stack import DEFAULT_MODEL, LocalStack, StackOptions, find_mosquitto
+from motor_adapters.sagemaker_predictor import SageMakerPredictor
+from motor_maintenance.config import DetectorConfig
+from motor_maintenance.service import process_reading
+from tests.support import MemoryStore, Recorder
+
+pytestmark = pytest.mark.load
+
+MOTORS, READINGS = 100, 100
+DETECTOR = {"schedule": {"service_interval_h": 10}}
+BURST = [
+    "--motors", str(MOTORS), "--count", str(READINGS), "--interval", "0.01", "--speedup", "60000",
+    "--random-failures-per-year", "0", "--no-ui", "--progress-every", "0", "--drain-timeout", "120",
+    *(arg for motor in (7, 23, 42, 77) for arg in ("--fail", f"motor-{motor:03d}:bearing_wear:8h")),
+    "--fail", "motor-051:impeller_wear:12h",
+]  # fmt: skip
+
+
+class InProcessEndpoint:
+    """sagemaker-runtime's InvokeEndpoint answered in this process by the artifact's own inference.py."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from importlib.util import module_from_spec, spec_from_file_location
+
+        spec = spec_from_file_location("artifact_inference", model_dir / "code" / "inference.py")
+        assert spec is not None
+        assert spec.loader is not None
+        self.inference = module_from_spec(spec)
+        sys.modules[spec.name] = self.inference  # its dataclasses look their module up there
+        spec.loader.exec_module(self.inference)
+        self.booster: xgb.Booster = self.inference.model_fn(str(model_dir))
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        data = self.inference.input_fn(kwargs["Body"], kwargs["ContentType"])
+        body, content_type = self.inference.output_fn(self.inference.predict_fn(data, self.booster), kwargs["Accept"])
+        return {"Body": io.BytesIO(body.encode()), "ContentType": content_type}
+
+
+def sent_slowly(payloads: list[dict[str, Any]], model: Path, unpack_to: Path) -> set[str]:
+    """The alarm event ids of the same readings applied one at a time, in the order they were sent."""
+    with tarfile.open(model) as archive:
+        archive.extractall(unpack_to, filter="data")
+    predictor = SageMakerPredictor("reference", InProcessEndpoint(unpack_to))
+    store, publisher = MemoryStore(), Recorder()
+    config = DetectorConfig.with_overrides(DETECTOR)
+    from motor_maintenance.telemetry import Telemetry
+
+    for payload in payloads:
+        reading = Telemetry.model_validate(payload)
+        process_reading(
+            reading, store=store, predictor=predictor, publisher=publisher, config=config, now=datetime.now(UTC)
+        )
+    return {event.event_id for event in publisher.events}
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Report, list[dict[str, Any]], Path]]:
+    model = ensure_model(DEFAULT_MODEL, log=lambda line: print(f"train: {line}", flush=True))
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("load"),
+        model=model,
+        broker="mosquitto" if find_mosquitto() else "builtin",
+        detector_config=DETECTOR,
+        log=lambda line: print(line, flush=True),
+    )
+    payloads: list[dict[str, Any]] = []
+
+    def recording(runner: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def run_fleet(sink: Any) -> Any:
+            class Recording:
+                def submit(self, sample: Sample) -> None:
+                    payloads.append(sample.payload())
+                    sink.submit(sample)
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(sink, name)
+
+            return runner(Recording())
+
+        return run_fleet
+
+    with LocalStack(options) as stack:
+        report = simulate_through(stack, BURST, wrap=recording)
+        assert report is not None
+        for line in report.lines():
+            print(line)
+        yield report, payloads, model
+
+
+def test_every_reading_of_the_burst_is_processed_rejected_or_dead_lettered(
+    burst: tuple[Report, list[dict[str, Any]], Path],
+) -> None:
+    report, payloads, _ = burst
+    counts = report.summary.counts
+    sent = counts["readings.sent"]
+    processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
+    dead_lettered = counts.get("readings.dead_lettered", 0)
+    print(
+        f"load: {sent} readings sent by {MOTORS} motors = {processed} processed + {rejected} rejected + "
+        f"{dead_lettered} dead-lettered"
+    )
+    assert sent == len(payloads) == MOTORS * READINGS
+    assert report.counts.failed == report.counts.dropped == 0
+    assert processed + rejected + dead_lettered == sent
+    assert report.settled
+
+
+def test_the_burst_raises_every_alarm_the_same_readings_raise_when_sent_slowly(
+    burst: tuple[Report, list[dict[str, Any]], Path], tmp_path: Path
+) -> None:
+    report, payloads, model = burst
+    reference = sent_slowly(payloads, model, tmp_path / "model")
+    assert len(reference) >= 10, "the burst's readings raise alarms at all"
+    through_the_stack = set(report.watch.events)
+    missed = reference - through_the_stack
+    extra = through_the_stack - reference
+    print(f"load: {len(reference)} alarm events sent slowly, {len(through_the_stack)} through the stack in a burst")
+    assert not missed, json.dumps(sorted(missed)[:10])
+    assert not extra, json.dumps(sorted(extra)[:10])

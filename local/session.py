@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,8 @@ class Report:
     summary: Summary
     settled: bool
     parked: dict[str, int]
+    elapsed_s: float = 0.0
+    """From the first reading to the pipeline settled."""
 
     def latency_ms(self) -> tuple[float, float] | None:
         """Publish -> alert latency, p50 and p99, over the alerts caused by a reading."""
@@ -217,6 +220,7 @@ def run_through(
     poller.start()
     view, restore = _make_view(args, watch, sent, stack)
     view.start()
+    started = time.monotonic()
     try:
         counts, ticks = run_fleet(WatchedSink(sink, watch))
         if not stop.is_set():
@@ -230,7 +234,8 @@ def run_through(
         restore()
     queues = ("RuleErrorQueue", "FunctionFailureQueue")
     parked: dict[str, int] = {q: stack.queue_depth(q) for q in queues if q in stack.queue_urls}
-    return Report(counts, ticks, watch, watch.summary(sent=counts.acknowledged), settled, parked)
+    elapsed_s = time.monotonic() - started
+    return Report(counts, ticks, watch, watch.summary(sent=counts.acknowledged), settled, parked, elapsed_s)
 
 
 def _make_view(

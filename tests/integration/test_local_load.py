@@ -29,6 +29,7 @@ from local.stack import DEFAULT_MODEL, LocalStack, StackOptions, find_mosquitto
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.service import process_reading
+from tests.integration.conftest import StackReport
 from tests.support import MemoryStore, Recorder
 
 pytestmark = pytest.mark.load
@@ -115,16 +116,16 @@ def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Report, li
 
 
 def test_every_reading_of_the_burst_is_processed_rejected_or_dead_lettered(
-    burst: tuple[Report, list[dict[str, Any]], Path],
+    burst: tuple[Report, list[dict[str, Any]], Path], stack_report: StackReport
 ) -> None:
     report, payloads, _ = burst
     counts = report.summary.counts
     sent = counts["readings.sent"]
     processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
     dead_lettered = counts.get("readings.dead_lettered", 0)
-    print(
-        f"load: {sent} readings sent by {MOTORS} motors = {processed} processed + {rejected} rejected + "
-        f"{dead_lettered} dead-lettered"
+    stack_report.lines.append(
+        f"load burst: {sent} readings sent by {MOTORS} motors = {processed} processed + {rejected} rejected + "
+        f"{dead_lettered} dead-lettered (worked off in {report.elapsed_s:.0f} s)"
     )
     assert sent == len(payloads) == MOTORS * READINGS
     assert report.counts.failed == report.counts.dropped == 0
@@ -133,7 +134,7 @@ def test_every_reading_of_the_burst_is_processed_rejected_or_dead_lettered(
 
 
 def test_the_burst_raises_every_alarm_the_same_readings_raise_when_sent_slowly(
-    burst: tuple[Report, list[dict[str, Any]], Path], tmp_path: Path
+    burst: tuple[Report, list[dict[str, Any]], Path], tmp_path: Path, stack_report: StackReport
 ) -> None:
     report, payloads, model = burst
     reference = sent_slowly(payloads, model, tmp_path / "model")
@@ -141,6 +142,9 @@ def test_the_burst_raises_every_alarm_the_same_readings_raise_when_sent_slowly(
     through_the_stack = set(report.watch.events)
     missed = reference - through_the_stack
     extra = through_the_stack - reference
-    print(f"load: {len(reference)} alarm events sent slowly, {len(through_the_stack)} through the stack in a burst")
+    stack_report.lines.append(
+        f"load burst: {len(reference)} alarm events when sent slowly, {len(through_the_stack)} through the stack, "
+        f"{len(reference & through_the_stack)} the same"
+    )
     assert not missed, json.dumps(sorted(missed)[:10])
     assert not extra, json.dumps(sorted(extra)[:10])

@@ -27,6 +27,7 @@ from local.mqtt_client import ServiceClient
 from local.session import Report, simulate_through
 from local.stack import DEFAULT_MODEL, LocalStack, StackOptions, find_mosquitto
 from scripts import operate
+from tests.integration.conftest import StackReport
 
 MOTORS = ("motor-001", "motor-002", "motor-003", "motor-004")
 FAILING = {"motor-002": "bearing_wear", "motor-003": "cooling_loss"}
@@ -131,7 +132,7 @@ def test_every_alarm_transition_produced_exactly_one_alert(run: Run) -> None:
     assert all(count == 1 for count in alerted.values()), [e for e, n in alerted.items() if n > 1]
 
 
-def test_every_reading_sent_was_processed_rejected_or_dead_lettered(run: Run) -> None:
+def test_every_reading_sent_was_processed_rejected_or_dead_lettered(run: Run, stack_report: StackReport) -> None:
     counts = run.report.summary.counts
     sent = counts["readings.sent"]
     assert sent == 4 * 400 + run.malformed_sent
@@ -143,8 +144,11 @@ def test_every_reading_sent_was_processed_rejected_or_dead_lettered(run: Run) ->
         == sent
     )
     processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
-    print(f"accounting: {sent} sent = {processed} processed + {rejected} rejected + "
-          f"{counts.get('readings.dead_lettered', 0)} dead-lettered")  # fmt: skip
+    stack_report.lines.append(
+        f"end to end ({run.stack.broker_kind}): {sent} readings sent = {processed} processed + {rejected} rejected + "
+        f"{counts.get('readings.dead_lettered', 0)} dead-lettered; {len(run.report.watch.events)} alarm events, "
+        f"{len(run.report.watch.alerts)} alerts"
+    )
 
 
 def test_an_operator_acknowledge_moves_the_alarm_to_acknowledged(run: Run, capsys: pytest.CaptureFixture[str]) -> None:

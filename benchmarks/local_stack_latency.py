@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet = [
         "--motors", str(args.motors), "--interval", str(args.interval), "--speedup", str(600 / args.interval),
         "--count", str(args.readings), "--random-failures-per-year", "0", "--no-ui", "--progress-every", "0",
-        "--fail", "motor-002:bearing_wear:30h", "--fail", "motor-003:cooling_loss:34h",
+        "--fail", "motor-002:bearing_wear:30h", "--fail", "motor-004:cooling_loss:34h",
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as state:
         options = StackOptions(

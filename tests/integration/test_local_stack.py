@@ -30,10 +30,10 @@ from scripts import operate
 from tests.integration.conftest import StackReport
 
 MOTORS = ("motor-001", "motor-002", "motor-003", "motor-004")
-FAILING = {"motor-002": "bearing_wear", "motor-003": "cooling_loss"}
+FAILING = {"motor-002": "bearing_wear", "motor-004": "cooling_loss"}
 FLEET_ARGS = [
     "--motors", "4", "--interval", "0.05", "--speedup", "12000", "--count", "400",
-    "--fail", "motor-002:bearing_wear:30h", "--fail", "motor-003:cooling_loss:34h",
+    "--fail", "motor-002:bearing_wear:30h", "--fail", "motor-004:cooling_loss:34h",
     "--random-failures-per-year", "0", "--no-ui", "--progress-every", "0", "--drain-timeout", "30",
 ]  # fmt: skip
 MALFORMED = 3

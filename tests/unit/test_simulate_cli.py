@@ -106,7 +106,17 @@ def test_the_demo_preset_gives_way_to_options_given_with_it() -> None:
     args = parser.parse_args([*simulate.DEMO_ARGS, "--motors", "6", "--interval", "1"])
 
     assert (args.motors, args.interval, args.speedup) == (6, 1.0, 2000.0)
-    assert [f.motor_id for f in args.fail] == ["motor-002", "motor-003"]
+    assert [f.motor_id for f in args.fail] == ["motor-002", "motor-004"]
+
+
+def test_the_demo_fails_motors_that_run_around_the_clock_so_it_shows_the_same_on_any_weekday() -> None:
+    from device.physics import Fleet, FleetConfig
+
+    parser = simulate.build_parser()
+    args = parser.parse_args(list(simulate.DEMO_ARGS))
+    fleet = Fleet(FleetConfig(motors=args.motors, seed=args.seed))
+
+    assert all(fleet.continuous[fleet.index(spec.motor_id)] for spec in args.fail)
 
 
 def test_a_detector_configuration_that_is_not_json_is_refused_before_anything_starts(

@@ -22,6 +22,7 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,12 +33,12 @@ import boto3
 from botocore.config import Config
 
 from local.iot_data import IotDataServer
-from local.lambdas import FunctionConfig, LocalFunction, Outcome
+from local.lambdas import FunctionConfig, InvokeRefused, LocalFunction, Outcome
 from local.mqtt_client import Message, ServiceClient
 from local.pki import LocalPki
 from local.processes import Child, free_port, port_open
 from local.router import Router
-from local.template import Resolver, Template, load
+from local.template import Resolver, ScheduleSpec, Template, load
 
 log = logging.getLogger("local.stack")
 
@@ -100,6 +101,8 @@ class StackOptions:
     retry_delays_s: tuple[float, ...] = (1.0, 2.0)
     devices: tuple[str, ...] = ()
     """Motor ids to issue certificates for."""
+    schedule_period_s: float | None = None
+    """Run every `Schedule` event at this period instead of the template's (tests that cannot wait a minute)."""
     log: Callable[[str], None] = field(default=lambda line: log.info("%s", line))
 
 
@@ -256,6 +259,7 @@ class LocalStack:
         thread = threading.Thread(target=self._drain_alerts, name="local-alerts", daemon=True)
         thread.start()
         self._threads.append(thread)
+        self._start_schedules(template, say)
         self._write_stack_file()
 
     def _start_aws(self, say: Callable[[str], None]) -> None:
@@ -400,11 +404,17 @@ class LocalStack:
             if not exists(table.condition):
                 continue
             name = f"{STACK_NAME}-{table.logical_id}"
+            indexes: dict[str, Any] = {}
+            if table.global_secondary_indexes:  # on-demand: no ProvisionedThroughput, as in the template
+                indexes["GlobalSecondaryIndexes"] = json.loads(json.dumps(table.global_secondary_indexes))
+            if table.local_secondary_indexes:
+                indexes["LocalSecondaryIndexes"] = json.loads(json.dumps(table.local_secondary_indexes))
             dynamodb.create_table(
                 TableName=name,
                 KeySchema=table.key_schema,
                 AttributeDefinitions=table.attribute_definitions,
                 BillingMode="PAY_PER_REQUEST",
+                **indexes,
             )
             if table.ttl_attribute:
                 dynamodb.update_time_to_live(
@@ -462,6 +472,52 @@ class LocalStack:
                 account=ACCOUNT,
             )
         say(f"functions: {', '.join(self.functions)} ({self.options.concurrency} execution environment(s) each)")
+
+    def _start_schedules(self, template: Template, say: Callable[[str], None]) -> None:
+        """A thread per `Schedule` event, invoking its function as EventBridge does (asynchronously)."""
+        started = []
+        for schedule in template.schedules:
+            if not schedule.enabled or schedule.function not in self.functions:
+                continue
+            period_s = self.options.schedule_period_s or schedule.period_s
+            thread = threading.Thread(
+                target=self._tick, args=(schedule, period_s), name=f"local-schedule-{schedule.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+            started.append(
+                f"{schedule.name} ({schedule.expression}"
+                + (f", here every {period_s:g} s)" if period_s != schedule.period_s else ")")
+            )
+        if started:
+            say(f"schedules: {', '.join(started)}")
+
+    def _tick(self, schedule: ScheduleSpec, period_s: float) -> None:
+        rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK_NAME}-{schedule.name}"
+        while not self._stopping.wait(period_s):
+            event = schedule.input
+            if event is None:
+                event = {
+                    "version": "0",
+                    "id": str(uuid.uuid4()),
+                    "detail-type": "Scheduled Event",
+                    "source": "aws.events",
+                    "account": ACCOUNT,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "region": REGION,
+                    "resources": [rule_arn],
+                    "detail": {},
+                }
+            try:
+                self.functions[schedule.function].invoke_async(event)
+            except (
+                InvokeRefused,
+                KeyError,
+            ) as exc:  # stopping, or throttled: EventBridge would retry, the next tick will
+                log.warning("schedule %s not delivered: %s", schedule.name, exc)
+                continue
+            with self._lock:
+                self.outcomes[f"schedule.{schedule.name}"] += 1
 
     def _urls(self) -> list[str]:
         urls = [self.aws_url, self.iot_data_url]

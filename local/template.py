@@ -2,7 +2,7 @@
 
 Nothing here is copied from the template by hand: `load` reads the functions (SAM Globals merged in),
 the IoT rules (`AWS::IoT::TopicRule` resources and SAM `IoTRule` events), tables, queues, topics,
-subscriptions and SSM parameters into specs. Values that name other resources (environment
+subscriptions, SSM parameters and SAM `Schedule` events into specs. Values that name other resources (environment
 variables, parameter names and values) are kept raw, and resolved by a `Resolver` the stack builds
 once it knows the local physical names. Values the local stack needs at start-up (a handler, a
 timeout, a rule's SQL) are resolved at load with the template's parameter defaults. Whatever cannot
@@ -15,6 +15,7 @@ here, so `from local.template import Resolver, TemplateError, load` is the one i
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ __all__ = [
     "QueueSpec",
     "Resolver",
     "RuleSpec",
+    "ScheduleSpec",
     "SubscriptionSpec",
     "TableSpec",
     "Template",
@@ -122,6 +124,37 @@ class RuleSpec:
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """A SAM `Schedule` event: EventBridge invokes the function every `period_s` with a scheduled event."""
+
+    name: str
+    """SAM's name for the rule: function id + event name."""
+    function: str
+    expression: str
+    period_s: float
+    enabled: bool = True
+    input: Any = None
+    """The event to send instead of EventBridge's own (the event's `Input`, parsed JSON)."""
+
+
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+_RATE_UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_period_s(expression: str, where: str) -> float:
+    """Seconds between runs of an EventBridge `rate(...)` expression; TemplateError for anything else (cron)."""
+    found = _RATE.match(expression.strip())
+    if found is None:
+        raise TemplateError(
+            f"{where}: schedule {expression!r} is not supported by the local stack (only rate(N minutes|hours|days))"
+        )
+    value, unit = int(found.group(1)), found.group(2).rstrip("s")
+    if value < 1 or (value == 1) != (found.group(2) == unit):
+        raise TemplateError(f"{where}: {expression!r} is not a valid rate (rate(1 minute), rate(5 minutes), ...)")
+    return float(value * _RATE_UNIT_S[unit])
+
+
+@dataclass(frozen=True)
 class TableSpec:
     logical_id: str
     key_schema: list[dict[str, str]]
@@ -188,7 +221,8 @@ class Template:
     layers: dict[str, Path]
     """Content folders of the template's AWS::Serverless::LayerVersion resources, by logical id."""
     unsupported_events: dict[str, list[str]]
-    """Function event sources other than IoTRule, by type: "Function.Events.Name"."""
+    """Function event sources other than IoTRule and Schedule, by type: "Function.Events.Name"."""
+    schedules: tuple[ScheduleSpec, ...] = ()
 
     @property
     def conditions(self) -> dict[str, Any]:
@@ -308,6 +342,7 @@ class _Reader:
         """Resolves what the stack needs before it has physical names, with the parameters' defaults."""
         self.unsupported_events: dict[str, list[str]] = {}
         self.event_rules: list[RuleSpec] = []
+        self.schedules: list[ScheduleSpec] = []
 
     def of_type(self, kind: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         found = []
@@ -347,6 +382,7 @@ class _Reader:
             parameters=tuple(self.parameter(*found) for found in self.of_type("AWS::SSM::Parameter")),
             layers={lid: self.layer(lid, props) for lid, _, props in self.of_type("AWS::Serverless::LayerVersion")},
             unsupported_events=self.unsupported_events,
+            schedules=tuple(self.schedules),
         )
 
     def layer(self, logical_id: str, props: dict[str, Any]) -> Path:
@@ -413,6 +449,9 @@ class _Reader:
         for name, event in events.items():
             where = f"{function}.Properties.Events.{name}"
             kind = str((event or {}).get("Type"))
+            if kind == "Schedule":
+                self.schedule(function, name, event.get("Properties") or {}, where)
+                continue
             if kind != "IoTRule":
                 self.unsupported_events.setdefault(kind, []).append(f"{function}.Events.{name}")
                 continue
@@ -426,6 +465,31 @@ class _Reader:
                     f"{function}{name}", sql, str(version), False, (function,), None, f"IoTRule event of {function}"
                 )
             )
+
+    def schedule(self, function: str, name: str, props: dict[str, Any], where: str) -> None:
+        expression = self.value(props.get("Schedule"), f"{where}.Properties.Schedule")
+        if not isinstance(expression, str):
+            raise TemplateError(f"{where}.Properties.Schedule: expected a rate(...) expression, got {expression!r}")
+        for unsupported in ("InputPath", "InputTransformer", "DeadLetterConfig", "RetryPolicy", "Target"):
+            if unsupported in props:
+                raise TemplateError(f"{where}.Properties.{unsupported}: not supported by the local stack")
+        enabled = _flag(self.value(props.get("Enabled", True), f"{where}.Properties.Enabled"), where)
+        state = self.value(props.get("State", "ENABLED"), f"{where}.Properties.State")
+        raw_input = self.value(props.get("Input"), f"{where}.Properties.Input")
+        try:
+            parsed = json.loads(raw_input) if isinstance(raw_input, str) else None
+        except json.JSONDecodeError as exc:
+            raise TemplateError(f"{where}.Properties.Input: not JSON ({exc})") from exc
+        self.schedules.append(
+            ScheduleSpec(
+                name=f"{function}{name}",
+                function=function,
+                expression=expression,
+                period_s=rate_period_s(expression, f"{where}.Properties.Schedule"),
+                enabled=enabled and str(state).upper() == "ENABLED",
+                input=parsed,
+            )
+        )
 
     def topic_rule(
         self, logical_id: str, resource: dict[str, Any], props: dict[str, Any], functions: dict[str, FunctionSpec]

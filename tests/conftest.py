@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +69,20 @@ class FakeAws:
         return [(topic, json.loads(payload)) for topic, payload in backend.published_payloads]
 
 
+def template_table(logical_id: str) -> dict[str, Any]:
+    """CreateTable arguments for a table of template.yaml: its keys, attributes and indexes, as written there."""
+    from cfnlint.decode import cfn_yaml
+
+    template = cfn_yaml.load(str(Path(__file__).resolve().parents[1] / "template.yaml"))
+    properties = json.loads(json.dumps(template["Resources"][logical_id]["Properties"]))
+    shape = {
+        key: properties[key]
+        for key in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
+        if key in properties
+    }
+    return {**shape, "BillingMode": "PAY_PER_REQUEST"}
+
+
 @pytest.fixture
 def aws() -> Iterator[FakeAws]:
     """DynamoDB tables, SNS topic, SSM parameter as template.yaml defines them, faked by moto."""
@@ -78,18 +93,8 @@ def aws() -> Iterator[FakeAws]:
     client.cache_clear()
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(
-            TableName=os.environ["STATE_TABLE_NAME"],
-            AttributeDefinitions=[{"AttributeName": "motor_id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "motor_id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.create_table(
-            TableName=os.environ["IDEMPOTENCY_TABLE_NAME"],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(TableName=os.environ["STATE_TABLE_NAME"], **template_table("StateTable"))
+        dynamodb.create_table(TableName=os.environ["IDEMPOTENCY_TABLE_NAME"], **template_table("IdempotencyTable"))
         sns = boto3.client("sns")
         topic_arn = sns.create_topic(Name="motor-alerts")["TopicArn"]
         assert topic_arn == os.environ["ALERT_TOPIC_ARN"]

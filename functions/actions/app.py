@@ -16,6 +16,7 @@ from motor_adapters.clients import within_lambda_timeout
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
+from motor_adapters.observability import count_alarms_raised
 from motor_adapters.settings import Settings
 from motor_adapters.wiring import (
     alarm_publisher,
@@ -69,6 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("action had no effect", outcome=result.outcome.value, reason=result.reason)
     if result.events:
         metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=len(result.events))
+    count_alarms_raised(metrics, result.events)
     return {
         "status": result.outcome.value,
         "motor_id": result.motor_id,

@@ -16,6 +16,7 @@ from motor_adapters.clients import client, within_lambda_timeout
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
+from motor_adapters.observability import count_alarms_raised
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_adapters.settings import Settings
 from motor_adapters.wiring import (
@@ -68,7 +69,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     reading, now = telemetry.reading(), datetime.now(UTC)
     logger.append_keys(motor_id=reading.motor_id)
-    result = process_reading(reading, store=store, predictor=predictor, publisher=publisher, config=config, now=now)
+    result = process_reading(
+        reading,
+        store=store,
+        predictor=predictor,
+        publisher=publisher,
+        config=config,
+        now=now,
+        received_at_ms=telemetry.received_at,
+    )
     report(result, received_at=telemetry.received_at)
     if monitor is not None:
         health = monitor.observe(
@@ -124,8 +133,6 @@ def report(result: Result, received_at: int | None) -> None:
         metrics.add_metric(name="StateConflicts", unit=MetricUnit.Count, value=result.conflicts)
     for event in result.events:
         metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=1)
-        if event.transition.value == "raised":
-            metrics.add_metric(name="AlarmsRaised", unit=MetricUnit.Count, value=1)
         logger.info(
             "alarm transition",
             alarm=event.alarm,
@@ -135,6 +142,7 @@ def report(result: Result, received_at: int | None) -> None:
             to_state=event.to_state.value,
             event_id=event.event_id,
         )
+    count_alarms_raised(metrics, result.events)
     if received_at is not None:
         latency_ms = max(datetime.now(UTC).timestamp() * 1000 - received_at, 0.0)
         metrics.add_metric(name="IngestLatency", unit=MetricUnit.Milliseconds, value=latency_ms)

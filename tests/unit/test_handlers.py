@@ -88,6 +88,23 @@ def test_condition_breach_held_five_minutes_raises_and_publishes_the_alarm_event
     assert state_of(aws, "motor-001")["outbox"] == []
 
 
+def test_a_raised_alarm_is_counted_for_the_fleet_and_for_its_kind(
+    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed_fluid_excursion(inference, lambda_context)
+    capsys.readouterr()
+
+    inference.lambda_handler(load_event("telemetry-condition-breach"), lambda_context)
+
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"CloudWatchMetrics"' in line]
+    raised = {
+        tuple(sorted(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0])): (line["AlarmsRaised"], line.get("kind"))
+        for line in emf
+        if "AlarmsRaised" in line
+    }
+    assert raised == {("service",): ([1.0], None), ("kind", "service"): ([1.0], "condition")}
+
+
 def test_the_same_reading_delivered_twice_alerts_once(
     inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext
 ) -> None:

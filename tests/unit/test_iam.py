@@ -513,6 +513,13 @@ def test_the_analysis_finds_the_calls_each_function_makes() -> None:
             "iot:Publish": alarm_topics,
             "ssm:GetParameter": config,
         },
+        "OfflineCheckFunction": {
+            "dynamodb:Query": state,  # on the index only: test_template checks the grant's ARN
+            "dynamodb:GetItem": state,
+            "dynamodb:PutItem": state,
+            "iot:Publish": alarm_topics,
+            "ssm:GetParameter": config,
+        },
         "AlertFunction": {
             "dynamodb:GetItem": [["IdempotencyTable"]],
             "dynamodb:PutItem": [["IdempotencyTable"]],

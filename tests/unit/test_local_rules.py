@@ -18,7 +18,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from local.iot_sql import RuleEvaluationError, UnsupportedSql, compile_sql, topic_matches
-from local.template import NO_VALUE, Resolver, Template, TemplateError, load, loads, parse, unsupported_resources
+from local.template import (
+    NO_VALUE,
+    Resolver,
+    Template,
+    TemplateError,
+    load,
+    loads,
+    parse,
+    rate_period_s,
+    unsupported_resources,
+)
 from scripts import redrive
 from tests.support import ROOT, load_event
 
@@ -374,7 +384,7 @@ def test_an_unsupported_function_is_pointed_at_where_it_is_called() -> None:
 # ---------------------------------------------------------------- small templates
 
 
-def write_template(root: Path, resources: str) -> Template:
+def write_template(root: Path, resources: str, schedule: str = "rate(1 day)") -> Template:
     """A template next to one function folder (functions/fn/app.py) and one layer folder."""
     (root / "functions" / "fn").mkdir(parents=True, exist_ok=True)
     (root / "functions" / "fn" / "app.py").write_text("def lambda_handler(event, context):\n    return event\n")
@@ -407,7 +417,10 @@ Resources:
             AwsIotSqlVersion: "2016-03-23"
         Nightly:
           Type: Schedule
-          Properties: {Schedule: rate(1 day)}
+          Properties: {Schedule: "SCHEDULE"}
+        Inbox:
+          Type: SQS
+          Properties: {Queue: !GetAtt Queue.Arn}
   Table:
     Type: AWS::DynamoDB::Table
     Properties:
@@ -417,7 +430,7 @@ Resources:
     Type: AWS::SQS::Queue
     Properties: {FifoQueue: true}
 """
-    text = base + "".join(f"  {line}\n" for line in resources.strip("\n").splitlines())
+    text = base.replace("SCHEDULE", schedule) + "".join(f"  {line}\n" for line in resources.strip("\n").splitlines())
     return loads(text, path=root / "template.yaml")
 
 
@@ -435,7 +448,37 @@ def test_a_sam_iot_rule_event_is_a_rule_that_targets_its_function(tmp_path: Path
     assert (function.max_retry_attempts, function.max_event_age_s, function.on_failure) == (2, 21600, None)
     assert template.layer_paths(function) == [tmp_path / "layer"]
     assert template.queues[0].fifo is True
-    assert unsupported_resources(template) == {"Schedule event": ["Fn.Events.Nightly"]}
+    assert unsupported_resources(template) == {"SQS event": ["Fn.Events.Inbox"]}
+    [schedule] = template.schedules
+    assert (schedule.name, schedule.function, schedule.period_s, schedule.enabled) == ("FnNightly", "Fn", 86400, True)
+
+
+def test_the_templates_schedule_is_read_as_written() -> None:
+    [schedule] = TEMPLATE.schedules
+    assert (schedule.function, schedule.expression, schedule.period_s) == ("OfflineCheckFunction", "rate(1 minute)", 60)
+    assert not TEMPLATE.unsupported_events
+
+
+def test_tables_are_read_with_their_secondary_indexes() -> None:
+    tables = {table.logical_id: table for table in TEMPLATE.tables}
+    [index] = tables["StateTable"].global_secondary_indexes
+    assert index["IndexName"] == "due-checks"
+
+
+@pytest.mark.parametrize(
+    ("expression", "period_s"),
+    [("rate(1 minute)", 60), ("rate(5 minutes)", 300), ("rate(2 hours)", 7200), ("rate( 1 day )", 86400)],
+)
+def test_a_rate_expression_gives_its_period(expression: str, period_s: float) -> None:
+    assert rate_period_s(expression, "here") == period_s
+
+
+@pytest.mark.parametrize(
+    "expression", ["cron(0 12 * * ? *)", "rate(0 minutes)", "rate(1 minutes)", "rate(5 minute)", "rate(5 seconds)"]
+)
+def test_a_schedule_the_local_stack_cannot_run_stops_it_naming_where(tmp_path: Path, expression: str) -> None:
+    with pytest.raises(TemplateError, match=r"Fn\.Properties\.Events\.Nightly\.Properties\.Schedule"):
+        write_template(tmp_path, "", schedule=expression)
 
 
 def test_a_topic_rule_with_a_lambda_action_and_an_sqs_error_action_is_read(tmp_path: Path) -> None:

@@ -61,6 +61,22 @@ SNS_DEFAULT_ACTIONS = {
     "sns:Publish",
 }
 
+# SNS's AWS managed key: usable only through SNS, by principals of the account.
+SNS_AWS_MANAGED_KEY = "alias/aws/sns"
+# AWS services that publish to a topic of the stack on their own. They hold no IAM role of the
+# account to be granted through, so the topic policy (and the topic's key policy) must name them;
+# each is bound to this account (aws:SourceAccount) and to the sources it publishes for
+# (aws:SourceArn): for CloudWatch, the alarms of this stack, whose names start with the stack's name.
+SERVICE_PUBLISHERS = {
+    "cloudwatch.amazonaws.com": (
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-*"
+    ),
+}
+# What such a publisher needs of a customer managed key: SNS makes the message's data key for it.
+SERVICE_KEY_ACTIONS = {"kms:Decrypt", "kms:GenerateDataKey*"}
+THIS_ACCOUNT = {"Ref": "AWS::AccountId"}
+ACCOUNT_ROOT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+
 # What a TLS-only policy must deny, per resource type: (policy type, property listing the targets, actions).
 TLS_POLICIES = {
     "AWS::SQS::Queue": ("AWS::SQS::QueuePolicy", "Queues", {"sqs:*"}),
@@ -78,9 +94,22 @@ def encryption_problems(template: Template) -> list[str]:
         properties = queue.get("Properties", {})
         if properties.get("SqsManagedSseEnabled") is not True and not properties.get("KmsMasterKeyId"):
             problems.append(f"{name}: not encrypted at rest (SqsManagedSseEnabled: true, or KmsMasterKeyId)")
+    keys = dict(resources(template, "AWS::KMS::Key"))
     for name, topic in resources(template, "AWS::SNS::Topic"):
-        if not topic.get("Properties", {}).get("KmsMasterKeyId"):
+        key = topic.get("Properties", {}).get("KmsMasterKeyId")
+        # Either SNS's AWS managed key, or a customer managed key of this template, whose rotation
+        # and key policy key_policy_problems checks; never a key the template cannot show.
+        if not key:
             problems.append(f"{name}: not encrypted at rest (KmsMasterKeyId, e.g. alias/aws/sns)")
+        elif key != SNS_AWS_MANAGED_KEY and direct_reference(key) not in keys:
+            problems.append(
+                f"{name}: KmsMasterKeyId {key!r} is neither {SNS_AWS_MANAGED_KEY} nor a key of this template"
+            )
+        elif (
+            key != SNS_AWS_MANAGED_KEY
+            and keys[str(direct_reference(key))]["Properties"].get("EnableKeyRotation") is not True
+        ):
+            problems.append(f"{name}: its key {direct_reference(key)} does not rotate (EnableKeyRotation: true)")
     for name, table in resources(template, "AWS::DynamoDB::Table"):
         properties = table.get("Properties", {})
         # SSEEnabled true: the AWS managed KMS key (aws/dynamodb), whose use CloudTrail logs; false or
@@ -89,6 +118,56 @@ def encryption_problems(template: Template) -> list[str]:
             problems.append(f"{name}: SSESpecification.SSEEnabled is not true (AWS managed KMS key)")
         if properties.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
             problems.append(f"{name}: no point-in-time recovery")
+    return problems
+
+
+def key_policy_problems(template: Template) -> list[str]:
+    """Customer managed keys rotate, the account administers them, a service publisher may only encrypt for it.
+
+    A key policy is the only policy a KMS key obeys. Its `Resource: "*"` means this key, nothing
+    else, so it is not a wildcard here. Two kinds of Allow are accepted: AWS's default statement
+    (the account root, that is the account through IAM, may do everything with the key: without it
+    the key could not be managed), and a service of SERVICE_PUBLISHERS with SERVICE_KEY_ACTIONS only,
+    bound to this account by aws:SourceAccount.
+    """
+    problems = []
+    for name, key in resources(template, "AWS::KMS::Key"):
+        properties = key.get("Properties", {})
+        if properties.get("EnableKeyRotation") is not True:
+            problems.append(f"{name}: EnableKeyRotation is not true")
+        administered = False
+        for index, (statement, _) in enumerate(each(properties.get("KeyPolicy", {}).get("Statement", []))):
+            where = f"{name} statement {statement.get('Sid', index)}"
+            for key_word in ("NotPrincipal", "NotAction", "NotResource"):
+                if key_word in statement:
+                    problems.append(f"{where}: {key_word} applies to everything it does not list")
+            if statement.get("Effect") != "Allow":
+                continue
+            if statement.get("Resource") != "*":
+                problems.append(f"{where}: Resource {statement.get('Resource')!r}; a key policy names its key as '*'")
+            principal = statement.get("Principal")
+            actions = {action for action, _ in each(statement.get("Action", []))}
+            if principal == {"AWS": ACCOUNT_ROOT}:
+                administered = True
+                continue
+            service = (
+                principal.get("Service") if isinstance(principal, dict) and set(principal) == {"Service"} else None
+            )
+            if isinstance(service, str) and service in SERVICE_PUBLISHERS:
+                if extra := actions - SERVICE_KEY_ACTIONS:
+                    problems.append(
+                        f"{where}: {service} may also {sorted(extra)}; it needs {sorted(SERVICE_KEY_ACTIONS)}"
+                    )
+                account = statement.get("Condition", {}).get("StringEquals", {}).get("aws:SourceAccount")
+                if account != THIS_ACCOUNT:
+                    problems.append(f"{where}: {service} may use the key for any account; add aws:SourceAccount")
+                continue
+            problems.append(
+                f"{where}: allows {sorted(actions)} to {principal!r}; only the account (as administrator) "
+                f"and {sorted(SERVICE_PUBLISHERS)} (to publish) may use the key"
+            )
+        if not administered:
+            problems.append(f"{name}: no statement lets the account administer the key through IAM ({ACCOUNT_ROOT})")
     return problems
 
 
@@ -126,8 +205,22 @@ def tls_problems(template: Template) -> list[str]:
     return problems
 
 
+def _is_service_publish_grant(statement: dict[str, Any]) -> bool:
+    """sns:Publish for a service of SERVICE_PUBLISHERS, for this account and its own sources only."""
+    principal = statement.get("Principal")
+    service = principal.get("Service") if isinstance(principal, dict) and set(principal) == {"Service"} else None
+    sources = SERVICE_PUBLISHERS.get(service) if isinstance(service, str) else None
+    return (
+        sources is not None
+        and {action for action, _ in each(statement.get("Action", []))} == {"sns:Publish"}
+        and statement.get("Condition")
+        == {"StringEquals": {"aws:SourceAccount": THIS_ACCOUNT}, "ArnLike": {"aws:SourceArn": {"Fn::Sub": sources}}}
+    )
+
+
 def resource_policy_problems(template: Template) -> list[str]:
-    """The stack's resource policies deny; the only Allow is SNS's own default statement, for this account."""
+    """The stack's resource policies deny; an Allow is SNS's own default statement, for this account, or
+    lets a service that publishes on its own (SERVICE_PUBLISHERS) publish, for this stack's sources only."""
     problems = []
     for kind in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"):
         for name, policy in resources(template, kind):
@@ -136,6 +229,8 @@ def resource_policy_problems(template: Template) -> list[str]:
                     continue
                 actions = {action for action, _ in each(statement.get("Action", []))}
                 owner = statement.get("Condition", {}).get("StringEquals", {}).get("AWS:SourceOwner")
+                if kind == "AWS::SNS::TopicPolicy" and _is_service_publish_grant(statement):
+                    continue
                 if not (
                     kind == "AWS::SNS::TopicPolicy"
                     and actions <= SNS_DEFAULT_ACTIONS
@@ -229,20 +324,30 @@ def test_every_queue_and_topic_refuses_requests_without_tls() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_resource_policies_grant_nothing_beyond_what_sns_gives_every_topic() -> None:
+def test_resource_policies_grant_only_what_sns_gives_every_topic_and_what_alarms_need() -> None:
     problems = resource_policy_problems(TEMPLATE)
     assert not problems, "\n".join(problems)
 
 
 def test_the_alert_topic_policy_keeps_the_default_owner_statement_for_this_account_only() -> None:
-    """A TopicPolicy replaces the default one: subscriptions and the stack's own publish keep the owner's rights."""
-    (_, policy), *others = resources(TEMPLATE, "AWS::SNS::TopicPolicy")
-    assert not others
-    allows = [s for s, _ in each(policy["Properties"]["PolicyDocument"]["Statement"]) if s["Effect"] == "Allow"]
-    assert len(allows) == 1
-    assert set(allows[0]["Action"]) == SNS_DEFAULT_ACTIONS
-    assert allows[0]["Condition"] == {"StringEquals": {"AWS:SourceOwner": {"Ref": "AWS::AccountId"}}}
-    assert direct_reference(allows[0]["Resource"]) == "AlertTopic"
+    """A TopicPolicy replaces the default one: subscriptions and the stack's own publish keep the owner's rights.
+
+    So does every other topic's policy (OpsTopicPolicy); their other Allows are resource_policy_problems' business.
+    """
+    policies = dict(resources(TEMPLATE, "AWS::SNS::TopicPolicy"))
+    assert "AlertTopicPolicy" in policies
+    for name, policy in policies.items():
+        [topic] = [direct_reference(target) for target, _ in each(policy["Properties"]["Topics"])]
+        statements = [s for s, _ in each(policy["Properties"]["PolicyDocument"]["Statement"])]
+        [default] = [s for s in statements if s["Effect"] == "Allow" and s["Principal"] == {"AWS": "*"}]
+        assert set(default["Action"]) == SNS_DEFAULT_ACTIONS, name
+        assert default["Condition"] == {"StringEquals": {"AWS:SourceOwner": {"Ref": "AWS::AccountId"}}}, name
+        assert direct_reference(default["Resource"]) == topic, name
+
+
+def test_customer_managed_keys_rotate_and_only_the_account_and_service_publishers_may_use_them() -> None:
+    problems = key_policy_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
 
 
 def test_no_function_logs_events_or_traces_responses_by_configuration() -> None:
@@ -304,8 +409,16 @@ def test_docs_quote_the_device_policy_as_the_template_writes_it() -> None:
 
 def test_the_rules_see_what_the_handlers_declare() -> None:
     handlers = handler_sources()
-    assert set(handlers) == {"InferenceFunction", "OperatorActionFunction", "AlertFunction"}
-    assert set(REJECTED) == set(handlers)
+    assert set(handlers) == {"InferenceFunction", "OperatorActionFunction", "AlertFunction", "OfflineCheckFunction"}
+    # Every function an IoT rule invokes takes outside input, and the test above shows it rejects it
+    # safely. OfflineCheckFunction runs on a schedule and reads nothing from its event.
+    rule_targets = {
+        action["Lambda"]["FunctionArn"]["Fn::GetAtt"][0]
+        for _, rule in resources(TEMPLATE, "AWS::IoT::TopicRule")
+        for action in rule["Properties"]["TopicRulePayload"]["Actions"]
+    }
+    assert set(REJECTED) == rule_targets
+    assert set(handlers) - rule_targets == {"OfflineCheckFunction"}
 
 
 # ------------------------------------------------------------------ secrets in the repository
@@ -390,6 +503,55 @@ def _unencrypted_topic(template: Template) -> None:
     del _properties(template, "AlertTopic")["KmsMasterKeyId"]
 
 
+def _topic_with_a_key_from_elsewhere(template: Template) -> None:
+    _properties(template, "OpsTopic")["KmsMasterKeyId"] = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd"
+
+
+def _key_without_rotation(template: Template) -> None:
+    _properties(template, "OpsTopicKey")["EnableKeyRotation"] = False
+
+
+def _key_statement(template: Template, sid: str) -> dict[str, Any]:
+    [statement] = [s for s in _properties(template, "OpsTopicKey")["KeyPolicy"]["Statement"] if s.get("Sid") == sid]
+    return statement
+
+
+def _key_usable_by_cloudwatch_for_any_account(template: Template) -> None:
+    del _key_statement(template, "CloudWatchAlarmsPublishToTheOpsTopic")["Condition"]
+
+
+def _key_fully_granted_to_cloudwatch(template: Template) -> None:
+    _key_statement(template, "CloudWatchAlarmsPublishToTheOpsTopic")["Action"] = "kms:*"
+
+
+def _key_open_to_every_account(template: Template) -> None:
+    _key_statement(template, "AccountAdministersTheKeyThroughIam")["Principal"] = {"AWS": "*"}
+
+
+def _key_nobody_administers(template: Template) -> None:
+    statements = _properties(template, "OpsTopicKey")["KeyPolicy"]["Statement"]
+    statements.remove(_key_statement(template, "AccountAdministersTheKeyThroughIam"))
+
+
+def _topic_statement(template: Template, sid: str) -> dict[str, Any]:
+    statements = _properties(template, "OpsTopicPolicy")["PolicyDocument"]["Statement"]
+    [statement] = [s for s in statements if s.get("Sid") == sid]
+    return statement
+
+
+def _alarms_of_any_stack_may_publish(template: Template) -> None:
+    condition = _topic_statement(template, "CloudWatchAlarmsOfThisStack")["Condition"]
+    condition["ArnLike"]["aws:SourceArn"] = {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:*:*:alarm:*"}
+
+
+def _cloudwatch_may_publish_for_any_account(template: Template) -> None:
+    del _topic_statement(template, "CloudWatchAlarmsOfThisStack")["Condition"]["StringEquals"]
+
+
+def _cloudwatch_may_manage_the_topic(template: Template) -> None:
+    _topic_statement(template, "CloudWatchAlarmsOfThisStack")["Action"] = ["sns:Publish", "sns:SetTopicAttributes"]
+
+
 def _table_with_an_aws_owned_key(template: Template) -> None:
     _properties(template, "IdempotencyTable")["SSESpecification"]["SSEEnabled"] = False
 
@@ -443,6 +605,7 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
     "encryption": encryption_problems,
     "tls": tls_problems,
     "resource_policy": resource_policy_problems,
+    "key_policy": key_policy_problems,
     "logging_config": logging_config_problems,
 }
 
@@ -452,6 +615,13 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
     [
         ("encryption", _unencrypted_queue, "FunctionFailureQueue"),
         ("encryption", _unencrypted_topic, "AlertTopic"),
+        ("encryption", _topic_with_a_key_from_elsewhere, "OpsTopic"),
+        ("encryption", _key_without_rotation, "OpsTopic"),
+        ("key_policy", _key_without_rotation, "OpsTopicKey"),
+        ("key_policy", _key_usable_by_cloudwatch_for_any_account, "OpsTopicKey"),
+        ("key_policy", _key_fully_granted_to_cloudwatch, "OpsTopicKey"),
+        ("key_policy", _key_open_to_every_account, "OpsTopicKey"),
+        ("key_policy", _key_nobody_administers, "OpsTopicKey"),
         ("encryption", _table_with_an_aws_owned_key, "IdempotencyTable"),
         ("encryption", _table_without_recovery, "StateTable"),
         ("tls", _queue_without_tls_policy, "RuleErrorQueue"),
@@ -460,6 +630,9 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
         ("tls", _tls_deny_on_another_queue, "FunctionFailureQueue"),
         ("resource_policy", _queue_policy_allowing_everyone, "RuleErrorQueuePolicy"),
         ("resource_policy", _topic_default_statement_for_everyone, "AlertTopicPolicy"),
+        ("resource_policy", _alarms_of_any_stack_may_publish, "OpsTopicPolicy"),
+        ("resource_policy", _cloudwatch_may_publish_for_any_account, "OpsTopicPolicy"),
+        ("resource_policy", _cloudwatch_may_manage_the_topic, "OpsTopicPolicy"),
         ("logging_config", _logging_every_event, "AlertFunction"),
         ("logging_config", _debug_logs, "InferenceFunction"),
     ],

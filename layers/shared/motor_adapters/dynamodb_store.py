@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +16,18 @@ from motor_maintenance.state import MotorState
 
 HEALTH_KEY = "__health__#model"
 """Key of the model's health item in the state table: '#' is not allowed in a motor id, so no motor has it."""
+
+DUE_INDEX = "due-checks"
+"""The state table's sparse index of motors the timer must look at (template.yaml, StateTable)."""
+DUE_SHARDS = 16
+"""Partitions of that index. A motor's shard never changes (crc32 of its id), so this number must not change
+either without re-writing every item. 16 keep each partition far below DynamoDB's 1,000 writes/s per key with
+100,000 motors, and cost the timer 16 queries a tick whatever the fleet's size (docs/architecture.md)."""
+
+
+def due_shard(motor_id: str) -> str:
+    """The index partition of a motor, stable across processes and runtimes (not Python's salted hash)."""
+    return str(zlib.crc32(motor_id.encode()) % DUE_SHARDS)
 
 
 class DynamoStateStore:
@@ -51,8 +65,51 @@ class DynamoStateStore:
             item["motor_type"] = {"S": state.motor_type}
         if state.failure_probability is not None:
             item["failure_probability"] = {"N": repr(state.failure_probability)}
+        # Only a motor with something due is in the sparse index: the timer never reads the others. Events
+        # saved but not yet published make it due at once, so the timer delivers them if the invocation
+        # that saved them cannot (it died, or ran out of retries).
+        due_ms = 0 if state.outbox else state.next_check_ms
+        if due_ms is not None:
+            item["check_shard"] = {"S": due_shard(state.motor_id)}
+            item["check_due_ms"] = {"N": str(due_ms)}
         _put_if_version(self._client, self._table, item, expected_version, f"state of {state.motor_id}")
         return stored
+
+
+class DynamoDueIndex:
+    """The motors the timer must look at: the state table's sparse index `DUE_INDEX`, read-only.
+
+    A class of its own so that only the timer's role is granted dynamodb:Query (tests/unit/test_iam.py
+    derives each role's calls from the adapter classes a function builds).
+    """
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def due_for_check(self, now_ms: int, page_size: int = 500) -> Iterator[str]:
+        """Motor ids whose check time has passed, shard by shard, from the sparse index (eventually consistent).
+
+        The reads are proportional to the motors that are due, not to the fleet.
+        """
+        for shard in range(DUE_SHARDS):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "check_shard = :shard AND check_due_ms <= :now",
+                "ExpressionAttributeValues": {":shard": {"S": str(shard)}, ":now": {"N": str(now_ms)}},
+                "Limit": page_size,
+            }
+            while True:
+                try:
+                    page = self._client.query(**kwargs)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreUnavailable(f"cannot query the index {DUE_INDEX}: {exc}") from exc
+                for item in page.get("Items", ()):
+                    yield item["motor_id"]["S"]
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 class DynamoHealthStore:

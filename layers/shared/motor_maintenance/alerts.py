@@ -212,7 +212,22 @@ def _cause(event: AlarmEvent) -> str:
         interval = _number(rule, "service_interval_h")
         text = f"{event.value:,.1f} run hours since the last service"
         return text + (f" (interval {interval} h)" if interval is not None else "")
+    if event.kind is AlarmKind.OFFLINE and event.value is not None:
+        silent = _elapsed_s(event.value)
+        if event.transition is Transition.CLEARED:
+            return f"Readings arrive again after {silent} of silence"
+        after = _number(rule, "after_s")
+        limit = f" (raises after {_elapsed_s(after)} without a reading while running)" if after is not None else ""
+        return f"No reading for {silent}{limit}"
     return ""
+
+
+def _elapsed_s(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _number(rule: Mapping[str, object], key: str) -> float | None:

@@ -7,7 +7,9 @@ strategies feed one alarm lifecycle per alarm:
 - condition: a signal past its raise threshold for a minimum duration, until it is back past its
   clear threshold (hysteresis);
 - predictive: the model's failure probability at or above its threshold on N predictions in a
-  row, until it falls below the clear threshold.
+  row, until it falls below the clear threshold;
+- offline: a motor whose last reading said it was running has sent nothing for a while (checked by
+  `check_timers`, which a scheduled function calls), until a reading arrives again.
 
 Lifecycle (IoT Events alarm-model semantics): NORMAL -> ACTIVE when the rule holds; ACTIVE ->
 ACKNOWLEDGED by an operator; ACTIVE -> LATCHED when the rule stops holding unacknowledged (or
@@ -35,7 +37,14 @@ from motor_maintenance.alarms import (
     Transition,
     event_id,
 )
-from motor_maintenance.config import PREDICTIVE_ALARM, SCHEDULE_ALARM, ConditionRule, DetectorConfig, Severity
+from motor_maintenance.config import (
+    OFFLINE_ALARM,
+    PREDICTIVE_ALARM,
+    SCHEDULE_ALARM,
+    ConditionRule,
+    DetectorConfig,
+    Severity,
+)
 from motor_maintenance.prediction import DRIVERS_MAX, Driver
 from motor_maintenance.state import RECENT_ACTIONS_KEPT, AlarmStatus, MotorState
 from motor_maintenance.telemetry import Telemetry, to_epoch_ms
@@ -49,6 +58,8 @@ class ReadingInput:
     failure_probability: float | None = None
     drivers: tuple[Driver, ...] = ()
     """The features that pushed the probability up most, largest first (empty: the model did not say)."""
+    received_ms: int | None = None
+    """When IoT Core received the reading (the rule's timestamp()); None: when it is processed."""
 
 
 class Outcome(StrEnum):
@@ -133,12 +144,75 @@ def step(
     return _apply_action(current, item, to_epoch_ms(now), config)
 
 
-def expire_snoozes(state: MotorState, now: datetime, config: DetectorConfig) -> Decision:
-    """Return snoozed alarms whose time is up to NORMAL (for a timer that runs without readings)."""
+def check_timers(state: MotorState, now: datetime, config: DetectorConfig) -> Decision:
+    """What time alone does to a motor, with no reading: snoozes run out, a running motor's silence turns offline.
+
+    The scheduled timer function calls it for the motors whose `next_check_ms` has passed. APPLIED
+    when the state changed (it must be saved, with any events), IGNORED when nothing did.
+    """
+    now_ms = to_epoch_ms(now)
     new = _prepared(state, config)
     events: list[AlarmEvent] = []
-    _expire(new, to_epoch_ms(now), config, events)
-    return Decision(new, tuple(events), Outcome.APPLIED if events else Outcome.IGNORED)
+    _expire(new, now_ms, config, events)
+    if config.offline.enabled:
+        status = new.alarms[OFFLINE_ALARM]
+        silence_ms = _silence_ms(new, now_ms)
+        after_ms = int(config.offline.after_s * 1000)
+        if not status.held and silence_ms is not None and silence_ms >= after_ms:
+            status.held = True
+            status.last_value = round(silence_ms / 1000, 3)
+        if status.held and new.last_heard_ms is not None:
+            # The event sequence is in the key: after a snooze runs out the alarm is raised again, a new event.
+            context = _Context(
+                new,
+                cause_key=f"o:{new.last_heard_ms}:{new.event_seq}",
+                at_ms=new.last_heard_ms + after_ms,
+                cause="timer",
+                config=config,
+                now_ms=now_ms,
+            )
+            _follow_rule(context, OFFLINE_ALARM, events)
+    new.next_check_ms = next_check(new, now_ms, config)
+    changed = bool(events) or new.to_dict() != state.to_dict()
+    return Decision(new, tuple(events), Outcome.APPLIED if changed else Outcome.IGNORED)
+
+
+def next_check(state: MotorState, now_ms: int, config: DetectorConfig) -> int | None:
+    """When the timer must next look at the motor: the earliest snooze end or silence limit (None: never).
+
+    The time is stored in an index the timer queries, and moving it costs an index write. A reading
+    keeps the stored time while it is still more than half the offline window away and not later
+    than needed: the timer then visits a live motor at most once per half window (and only moves the
+    time on), and a steady stream of readings rewrites the index entry about once per half window,
+    not once per reading.
+    """
+    names = config.alarm_names()
+    candidates = [
+        status.snoozed_until_ms
+        for name, status in state.alarms.items()
+        if name in names and status.state is AlarmState.SNOOZED and status.snoozed_until_ms is not None
+    ]
+    margin_ms = 0
+    if config.offline.enabled:
+        after_ms = int(config.offline.after_s * 1000)
+        margin_ms = after_ms // 2
+        offline = state.alarms.get(OFFLINE_ALARM)
+        if state.last_running and state.last_heard_ms is not None and offline is not None and not offline.held:
+            candidates.append(state.last_heard_ms + after_ms)
+    if not candidates:
+        return None
+    due = min(candidates)
+    kept = state.next_check_ms
+    if kept is not None and now_ms + margin_ms < kept <= due:
+        return kept
+    return due
+
+
+def _silence_ms(state: MotorState, now_ms: int) -> int | None:
+    """How long a motor last heard running has been silent; None if it was not running (silence is expected)."""
+    if not state.last_running or state.last_heard_ms is None:
+        return None
+    return now_ms - state.last_heard_ms
 
 
 # --- readings -------------------------------------------------------------------------------
@@ -153,6 +227,9 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
 
     new = _prepared(state, config)
     new.motor_type = reading.motor_type
+    heard_ms = now_ms if item.received_ms is None else min(item.received_ms, now_ms)
+    silence_ms = None if new.last_heard_ms is None else heard_ms - new.last_heard_ms
+    new.last_heard_ms = heard_ms if new.last_heard_ms is None else max(new.last_heard_ms, heard_ms)
     if new.last_ts_ms is not None and new.last_running:
         # Run time since the previous reading, but not before a service that reset the counter.
         since_ms = max(new.last_ts_ms, new.last_service_ms or 0)
@@ -186,6 +263,10 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
             _track_condition(new.alarms[rule.name], rule, value, ts_ms, config.max_gap_s)
     if probability is not None:
         _track_prediction(new.alarms[PREDICTIVE_ALARM], probability, config)
+    offline = new.alarms.get(OFFLINE_ALARM) if config.offline.enabled else None
+    if offline is not None and offline.held:  # it speaks again
+        offline.held = False
+        offline.last_value = None if silence_ms is None else round(silence_ms / 1000, 3)
 
     for name in config.alarm_names():
         _follow_rule(context, name, events)
@@ -198,6 +279,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
         new.failure_probability = probability
         new.probability_ts_ms = ts_ms
         new.probability_drivers = drivers
+    new.next_check_ms = next_check(new, now_ms, config)
     return Decision(new, tuple(events), Outcome.APPLIED)
 
 
@@ -293,6 +375,7 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     )
     context.action = action
     reason = _ACTIONS[action.action](context, action, events)
+    new.next_check_ms = next_check(new, now_ms, config)
     if reason:
         return Decision(new, tuple(events), Outcome.IGNORED, reason)
     return Decision(new, tuple(events), Outcome.APPLIED)
@@ -421,6 +504,8 @@ def alarm_kind(name: str) -> AlarmKind:
         return AlarmKind.SCHEDULE
     if name == PREDICTIVE_ALARM:
         return AlarmKind.PREDICTIVE
+    if name == OFFLINE_ALARM:
+        return AlarmKind.OFFLINE
     return AlarmKind.CONDITION
 
 
@@ -498,6 +583,9 @@ def _describe(name: str, config: DetectorConfig) -> tuple[Severity, dict[str, An
         predictive = config.predictive
         rule = predictive.model_dump(include={"raise_threshold", "clear_threshold", "consecutive"})
         return predictive.severity, rule, predictive.advice
+    if name == OFFLINE_ALARM:
+        offline = config.offline
+        return offline.severity, {"after_s": offline.after_s}, offline.advice
     condition = config.condition(name)
     if condition is None:  # pragma: no cover - events are only made for the configured alarms
         raise KeyError(name)

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.config import DetectorConfig
-from motor_maintenance.detector import Decision, Outcome, ReadingInput, screen, step
+from motor_maintenance.detector import Decision, Outcome, ReadingInput, check_timers, screen, step
 from motor_maintenance.errors import ConflictPersisted, PredictionUnavailable, VersionConflict
 from motor_maintenance.features import compute_features
 from motor_maintenance.prediction import Driver, Prediction
@@ -90,8 +90,13 @@ def process_reading(
     publisher: EventPublisher,
     config: DetectorConfig,
     now: datetime,
+    received_at_ms: int | None = None,
 ) -> Result:
-    """Apply one reading: predict (while running), detect, save, publish."""
+    """Apply one reading: predict (while running), detect, save, publish.
+
+    `received_at_ms` is when IoT Core received it (the rule's timestamp()): the offline alarm counts
+    silence from there. None means now.
+    """
     conflicts = 0
     predicted: tuple[Prediction | None, str | None] | None = None
     for _ in range(MAX_SAVE_ATTEMPTS):
@@ -111,7 +116,7 @@ def process_reading(
         prediction, prediction_error = predicted
 
         probability, drivers = (prediction.probability, prediction.drivers) if prediction else (None, ())
-        decision = step(state, ReadingInput(reading, probability, drivers), now, config)
+        decision = step(state, ReadingInput(reading, probability, drivers, received_at_ms), now, config)
         new = replace(decision.state, stats=stats)
         try:
             saved = _save_with_outbox(new, decision.events, store, expected_version=state.version if state else 0)
@@ -169,6 +174,34 @@ def process_action(
         published = _flush_outbox(saved, store, publisher)
         return _result(action.motor_id, decision, published=published, conflicts=conflicts)
     raise ConflictPersisted(f"state of {action.motor_id} changed on every one of {MAX_SAVE_ATTEMPTS} attempts")
+
+
+def process_timers(
+    motor_id: str,
+    *,
+    store: StateStore,
+    publisher: EventPublisher,
+    config: DetectorConfig,
+    now: datetime,
+) -> Result:
+    """What time alone does to one motor (snoozes ending, silence turning offline): detect, save, publish."""
+    conflicts = 0
+    for _ in range(MAX_SAVE_ATTEMPTS):
+        state = store.load(motor_id)
+        if state is None:
+            return Result(motor_id, Outcome.IGNORED, "no state stored for this motor")
+        decision = check_timers(state, now, config)
+        if decision.outcome is not Outcome.APPLIED:
+            published = _flush_outbox(state, store, publisher)
+            return _result(motor_id, decision, published=published, conflicts=conflicts)
+        try:
+            saved = _save_with_outbox(decision.state, decision.events, store, expected_version=state.version)
+        except VersionConflict:  # a reading or an action came meanwhile: look again at what it left
+            conflicts += 1
+            continue
+        published = _flush_outbox(saved, store, publisher)
+        return _result(motor_id, decision, published=published, conflicts=conflicts)
+    raise ConflictPersisted(f"state of {motor_id} changed on every one of {MAX_SAVE_ATTEMPTS} attempts")
 
 
 def _save_with_outbox(

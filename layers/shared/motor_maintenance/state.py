@@ -66,6 +66,12 @@ class MotorState:
     last_ts_ms: int | None = None
     last_seq: int | None = None
     last_running: bool = False
+    last_heard_ms: int | None = None
+    """When the last applied reading arrived (IoT Core's receive time, else when it was processed): the
+    offline alarm measures silence from here, not from the device's own clock."""
+    next_check_ms: int | None = None
+    """When the timer function must look at this motor (silence limit, end of a snooze); None: nothing to wait for.
+    Never later than the earliest such deadline; may be earlier (the timer then only moves it on)."""
     run_hours: float = 0.0
     last_service_ms: int | None = None
     failure_probability: float | None = None
@@ -100,6 +106,8 @@ class MotorState:
             "last_ts_ms": self.last_ts_ms,
             "last_seq": self.last_seq,
             "last_running": self.last_running,
+            "last_heard_ms": self.last_heard_ms,
+            "next_check_ms": self.next_check_ms,
             "run_hours": self.run_hours,
             "last_service_ms": self.last_service_ms,
             "failure_probability": self.failure_probability,
@@ -122,6 +130,8 @@ class MotorState:
             last_ts_ms=data.get("last_ts_ms"),
             last_seq=data.get("last_seq"),
             last_running=bool(data.get("last_running", False)),
+            last_heard_ms=data.get("last_heard_ms"),
+            next_check_ms=data.get("next_check_ms"),
             run_hours=float(data.get("run_hours", 0.0)),
             last_service_ms=data.get("last_service_ms"),
             failure_probability=data.get("failure_probability"),

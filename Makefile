@@ -20,7 +20,7 @@ SAM_PATH = $(if $(PYTHON313_BIN),$(PYTHON313_BIN):)$(PATH)
 export SAM_CLI_TELEMETRY ?= 0
 LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
-.PHONY: setup tools demo test test-runtime test-sagemaker lint build validate clean help
+.PHONY: setup tools demo test test-runtime test-sagemaker lint build validate bench clean help
 
 setup: $(BIN)/pytest  ## virtual environment with everything the tests need
 
@@ -97,6 +97,12 @@ build: tools  ## sam build (python3.13, arm64) into .aws-sam/
 		echo "sam build needs python3.13: install it (e.g. 'pyenv install 3.13'), or with Docker run '$(SAM) build --use-container'" >&2; \
 		exit 1; }
 	PATH="$(SAM_PATH)" $(SAM) build
+
+# Every figure a ratio against a floor measured in the same run (the machine is shared and noisy).
+# The local stack's latency takes minutes: BENCH_SKIP=local_stack (or training, ...) leaves it out.
+BENCH_SKIP ?=
+bench: setup  ## benchmarks as ratios to floors measured alongside: benchmarks/results/latest.{json,md} (BENCH_SKIP=local_stack,training)
+	$(BIN)/python -m benchmarks.run --skip "$(BENCH_SKIP)"
 
 clean:  ## remove build output and caches (keeps the virtual environments)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local-stack

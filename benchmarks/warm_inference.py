@@ -1,0 +1,305 @@
+"""Warm per-reading CPU time of the inference handler, against a bare single-row XGBoost prediction.
+
+The handler (functions/inference/app.py, imported as Lambda does, with the template's variables)
+processes a realistic stream of readings from running motors (device/history.py). AWS is answered
+in-process: DynamoDB, the IoT data plane and SSM by moto's mock_aws, the SageMaker endpoint by the
+real artifact through model/inference.py (input_fn, predict_fn, output_fn), as
+tests/unit/test_model_serving.py does. Everything runs in this thread, so the thread's CPU time per
+reading holds three parts, and the two that are not the Lambda's are timed on their own:
+
+- moto's share: its request parsing, backend and response (BotocoreStubber.process_request);
+- the model server's share: inference.py's work, which runs on SageMaker in production;
+- the rest is the Lambda's own: parsing, features, detector, botocore's request building and
+  response parsing, Powertools' logs and metrics (written to a file and counted: what CloudWatch
+  Logs would ingest, besides Lambda's own START, END and REPORT lines).
+
+The floor is `Booster.inplace_predict` of one row on the same booster: the least work any design that
+scores every reading must do. The X-Ray tracer is off here (no Lambda environment), as in the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from benchmarks.report import REPO, Figure, ratio
+from device.history import History, generate
+from device.physics import DAY_S, FleetConfig
+from model import inference
+
+ENDPOINT_NAME = "bench-endpoint"
+STATE_TABLE = "bench-state"
+CONFIG_PARAMETER = "/bench/detector-config"
+
+
+@dataclass
+class ArtifactEndpoint:
+    """A sagemaker-runtime client whose InvokeEndpoint runs the artifact's inference.py; its CPU time is summed."""
+
+    booster: xgb.Booster
+    cpu_s: float = 0.0
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        started = time.thread_time()
+        data = inference.input_fn(kwargs["Body"], kwargs["ContentType"])
+        body, content_type = inference.output_fn(inference.predict_fn(data, self.booster), kwargs["Accept"])
+        self.cpu_s += time.thread_time() - started
+        return {"Body": _Body(body.encode()), "ContentType": content_type}
+
+
+@dataclass
+class _Body:
+    data: bytes
+
+    def read(self) -> bytes:
+        return self.data
+
+
+@dataclass
+class MotoMeter:
+    """Sums the CPU time moto spends answering requests (its stubber's process_request)."""
+
+    cpu_s: float = 0.0
+    calls: int = 0
+    _original: Any = field(default=None, repr=False)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[MotoMeter]:
+        from moto.core.botocore_stubber import BotocoreStubber  # noqa: PLC0415 - moto only while measuring
+
+        original = BotocoreStubber.process_request
+        meter = self
+
+        def timed(stubber: Any, request: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return original(stubber, request)
+            finally:
+                meter.cpu_s += time.thread_time() - started
+                meter.calls += 1
+
+        BotocoreStubber.process_request = timed  # type: ignore[method-assign,assignment]
+        try:
+            yield self
+        finally:
+            BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+
+def load_booster(artifact: Path) -> xgb.Booster:
+    """The booster as SageMaker's script mode loads it: the tarball unpacked, then model_fn."""
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as folder, tarfile.open(artifact) as archive:
+        archive.extractall(folder, filter="data")
+        return inference.model_fn(folder)
+
+
+def running_events(count: int, *, motors: int = 4, seed: int = 21) -> list[dict[str, Any]]:
+    """`count` readings of running motors, in time order, as TelemetryRule delivers them."""
+    days = 2.0
+    while True:
+        history = generate(FleetConfig(motors=motors, seed=seed, continuous_fraction=1.0), duration_s=days * DAY_S)
+        events = list(_events(history))
+        if len(events) >= count:
+            return events[:count]
+        days *= 2
+
+
+def _events(history: History) -> Iterator[dict[str, Any]]:
+    for t in range(history.steps):
+        for column, motor_id in enumerate(history.motor_ids):
+            if history.running[t, column]:
+                payload = history.reading(t, column).model_dump(mode="json", exclude_none=True)
+                yield {**payload, "topic_motor_id": motor_id, "received_at": int(history.ts_ms[t]) + 50}
+
+
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    for name in [n for n in os.environ if n.startswith(("AWS_", "POWERTOOLS_"))]:
+        del os.environ[name]
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@dataclass
+class StdoutMeter:
+    """Bytes the handler wrote to fd 1 (its logs and EMF metrics, what CloudWatch Logs would ingest)."""
+
+    bytes: int = 0
+
+    @contextlib.contextmanager
+    def captured(self) -> Iterator[StdoutMeter]:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 1)
+            try:
+                yield self
+            finally:
+                sys.stdout.flush()
+                os.dup2(saved, 1)
+                os.close(saved)
+                self.bytes += sink.seek(0, os.SEEK_END)
+
+
+def _load_handler() -> ModuleType:
+    name = "bench_inference_app"
+    sys.modules.pop(name, None)
+    spec = importlib.util.spec_from_file_location(name, REPO / "functions" / "inference" / "app.py")
+    if spec is None or spec.loader is None:
+        raise RuntimeError("cannot load functions/inference/app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class _Context:
+    function_name: str = "InferenceFunction"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:InferenceFunction"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Mean CPU per reading of the warm handler (and its parts) and of a bare single-row prediction."""
+    events = running_events(warmup + readings)
+    variables = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "motor-maintenance",
+        "POWERTOOLS_METRICS_NAMESPACE": "MotorMaintenance",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "STATE_TABLE_NAME": STATE_TABLE,
+        "CONFIG_PARAMETER_NAME": CONFIG_PARAMETER,
+        "ENDPOINT_NAME": ENDPOINT_NAME,
+        "ENDPOINT_TIMEOUT_S": "3",
+    }
+    endpoint, meter, stdout = ArtifactEndpoint(booster), MotoMeter(), StdoutMeter()
+    per_reading: list[float] = []
+    outcomes: dict[str, int] = {}
+    with _environment(variables):
+        import boto3  # noqa: PLC0415 - after the environment is set
+        from moto import mock_aws  # noqa: PLC0415
+
+        from motor_adapters.clients import client as real_client  # noqa: PLC0415
+
+        real_client.cache_clear()
+        with mock_aws():
+            dynamodb = boto3.client("dynamodb")
+            dynamodb.create_table(
+                TableName=STATE_TABLE,
+                AttributeDefinitions=[{"AttributeName": "motor_id", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "motor_id", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            boto3.client("ssm").put_parameter(Name=CONFIG_PARAMETER, Value="{}", Type="String")
+            handler = _load_handler()
+
+            def client(service: str, **kwargs: Any) -> Any:
+                return endpoint if service == "sagemaker-runtime" else real_client(service, **kwargs)
+
+            handler.client = client  # type: ignore[attr-defined]
+            context = _Context()
+            with StdoutMeter().captured():
+                for event in events[:warmup]:
+                    handler.lambda_handler(event, context)
+            endpoint.cpu_s = 0.0
+            with stdout.captured(), meter.installed():
+                for event in events[warmup:]:
+                    started = time.thread_time()
+                    response = handler.lambda_handler(event, context)
+                    per_reading.append(time.thread_time() - started)
+                    outcomes[response["status"]] = outcomes.get(response["status"], 0) + 1
+        real_client.cache_clear()
+    log(f"warm inference: {readings} readings through the handler ({outcomes})")
+
+    rows = np.asarray(_feature_rows(events)[warmup:], dtype=np.float32)
+    floor_s = _bare_predict_cpu_s(booster, rows)
+    total_s = statistics.fmean(per_reading)
+    moto_s, model_s = meter.cpu_s / readings, endpoint.cpu_s / readings
+    lambda_s = total_s - moto_s - model_s
+    floor = Figure("bare single-row inplace_predict", floor_s * 1e6, "µs")
+    return {
+        "ratios": [
+            ratio(
+                "handler CPU per reading, all in-process",
+                Figure("handler + moto + model server", total_s * 1e6, "µs"),
+                floor,
+                note="moto's and the model server's CPU included",
+            ),
+            ratio(
+                "handler CPU per reading, Lambda's own share",
+                Figure("handler minus moto and model server", lambda_s * 1e6, "µs"),
+                floor,
+                note="what Lambda would bill for CPU; botocore's client side is included",
+            ),
+        ],
+        "details": {
+            "readings": readings,
+            "warmup_readings": warmup,
+            "outcomes": outcomes,
+            "cpu_us_per_reading": {
+                "total_mean": total_s * 1e6,
+                "total_median": statistics.median(per_reading) * 1e6,
+                "moto_mean": moto_s * 1e6,
+                "model_server_mean": model_s * 1e6,
+                "lambda_own_mean": lambda_s * 1e6,
+                "bare_inplace_predict_mean": floor_s * 1e6,
+            },
+            "moto_requests_per_reading": meter.calls / readings,
+            "log_bytes_per_reading": stdout.bytes / readings,
+            "clock": "time.thread_time (everything runs in the calling thread; XGBoost nthread=1)",
+        },
+    }
+
+
+def _feature_rows(events: list[dict[str, Any]]) -> list[list[float]]:
+    """The feature rows the handler sent for these readings: each motor's running statistics carried along."""
+    from motor_maintenance.features import RunningStats, compute_features  # noqa: PLC0415
+    from motor_maintenance.telemetry import Telemetry  # noqa: PLC0415
+
+    stats: dict[str, RunningStats] = {}
+    rows = []
+    for event in events:
+        reading = Telemetry.model_validate(
+            {k: v for k, v in event.items() if k not in ("topic_motor_id", "received_at")}
+        )
+        features, stats[reading.motor_id] = compute_features(reading, stats.get(reading.motor_id))
+        rows.append(features)
+    return rows
+
+
+def _bare_predict_cpu_s(booster: xgb.Booster, rows: np.ndarray) -> float:
+    """Mean CPU seconds of one single-row prediction, each row of the stream in turn (after a warm-up)."""
+    for row in rows[: min(len(rows), 20)]:
+        booster.inplace_predict(row[np.newaxis, :], missing=np.nan)
+    started = time.thread_time()
+    repeats = max(1, 2000 // len(rows))
+    for _ in range(repeats):
+        for row in rows:
+            booster.inplace_predict(row[np.newaxis, :], missing=np.nan)
+    return (time.thread_time() - started) / (repeats * len(rows))

@@ -1,0 +1,484 @@
+"""US$ per motor per month of three architectures, beside the floor: IoT Core messaging and rules alone.
+
+    .venv/bin/python scripts/costs.py                          # 1 reading a minute and 1 every 10 s
+    .venv/bin/python scripts/costs.py --readings-per-minute 2 --running-fraction 1 --batch-size 500
+    .venv/bin/python scripts/costs.py --json                   # every line item, the prices and the inputs
+
+- direct (today's): TelemetryRule -> InferenceFunction per reading; one SageMaker serverless call per
+  reading while the motor runs; a GetItem and a conditional PutItem of the motor's state per reading.
+- batched: TelemetryRule -> SQS -> the function in batches; one SageMaker call per batch; a motor's
+  readings in one batch share one GetItem and one PutItem.
+- embedded: as direct, with the model evaluated inside the function: no SageMaker.
+- batched-embedded: both changes at once.
+
+Every price is in PRICES with its source and the date it was read; the ones that could not be checked
+say so (docs/costs.md). Sizes (the reading's payload, the feature row, the state item) are measured
+from the project's own code; the durations default to figures measured by `make bench` and, for the
+AWS calls this machine cannot reach, to stated assumptions. docs/costs.md explains the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if not __package__:  # run as a script: the layer and the repository on the path, as the tests have them
+    root = Path(__file__).resolve().parent.parent
+    sys.path[:0] = [str(root), str(root / "layers" / "shared")]
+
+HOURS_PER_MONTH = 730
+"""AWS's pricing examples' month."""
+GB = 1024**3
+IOT_MESSAGE_BYTES = 5 * 1024
+"""IoT Core meters messages, rules and actions in 5 KB increments."""
+SQS_CHUNK_BYTES = 64 * 1024
+LAMBDA_MB_PER_VCPU = 1769
+"""At 1,769 MB a function has the equivalent of one vCPU; below it, CPU time stretches in proportion."""
+TAKEN = "2026-11-28"
+ARCHITECTURES = ("direct", "batched", "embedded", "batched-embedded")
+
+
+@dataclass(frozen=True)
+class Price:
+    """One public price: `usd` per `per` units of `unit`, us-east-1."""
+
+    usd: float
+    per: float
+    unit: str
+    source: str
+    verified: str
+    """How it was checked, or 'NOT VERIFIED: ...' and why (docs/costs.md lists them)."""
+    taken: str = TAKEN
+
+    @property
+    def rate(self) -> float:
+        """US$ per single unit."""
+        return self.usd / self.per
+
+
+IOT_PRICING = "https://aws.amazon.com/iot-core/pricing/"
+LAMBDA_PRICING = "https://aws.amazon.com/lambda/pricing/"
+PRICES: dict[str, Price] = {
+    "iot_messages": Price(
+        1.00, 1e6, "messages (5 KB each)", IOT_PRICING,
+        "third-party transcriptions of the page agree (first 1 billion messages a month); the stored copy of the"
+        " page itself did not render its regional table",
+    ),
+    "iot_rules_triggered": Price(
+        0.15, 1e6, "rules triggered (5 KB each)", IOT_PRICING,
+        "third-party transcriptions of the page agree; the stored copy did not render its regional table",
+    ),
+    "iot_actions_executed": Price(
+        0.15, 1e6, "actions executed (5 KB each)", IOT_PRICING,
+        "third-party transcriptions of the page agree; the stored copy did not render its regional table",
+    ),
+    "lambda_requests": Price(0.20, 1e6, "requests", LAMBDA_PRICING, "third-party copies of the page (US East)"),
+    "lambda_arm_gb_s": Price(
+        0.0000133334, 1.0, "GB-seconds, arm64, first 7.5 billion a month", LAMBDA_PRICING,
+        "a copy of the page's Arm table (US East); INIT is billed at the same rate for ZIP functions on managed"
+        " runtimes since 2025-08-01 (AWS Compute Blog, 'AWS Lambda standardizes billing for INIT Phase')",
+    ),
+    "sagemaker_serverless_gb_s": Price(
+        0.00002, 1.0, "GB-seconds of serverless inference compute", "https://aws.amazon.com/sagemaker/pricing/",
+        "NOT VERIFIED: the stored copies of the page did not show the serverless table; the figure is the"
+        " published us-east-1 rate as remembered ($0.0000200 a second at 1 GB)",
+    ),
+    "sagemaker_serverless_data_gb": Price(
+        0.016, 1.0, "GB processed (in plus out)", "https://aws.amazon.com/sagemaker/pricing/",
+        "NOT VERIFIED: as above ($0.016 per GB in and per GB out, as remembered)",
+    ),
+    "dynamodb_write_request_units": Price(
+        0.625, 1e6, "on-demand write request units (1 KB each)", "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+        "third-party copies after the November 2024 price cut (US East); AWS News Blog note of 2025-01-31",
+    ),
+    "dynamodb_read_request_units": Price(
+        0.125, 1e6, "on-demand read request units (4 KB strongly consistent)",
+        "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+        "third-party copies after the November 2024 price cut (US East)",
+    ),
+    "sqs_requests": Price(
+        0.40, 1e6, "standard queue requests (64 KB chunks)", "https://aws.amazon.com/sqs/pricing/",
+        "third-party copies of the page (US East, 2026)",
+    ),
+    "sns_publishes": Price(
+        0.50, 1e6, "publishes (64 KB chunks)", "https://aws.amazon.com/sns/pricing/", "third-party copies of the page"
+    ),
+    "sns_email_deliveries": Price(
+        2.00, 1e5, "e-mail notifications", "https://aws.amazon.com/sns/pricing/", "third-party copies of the page"
+    ),
+    "cloudwatch_logs_gb": Price(
+        0.50, 1.0, "GB of standard log ingestion", "https://aws.amazon.com/cloudwatch/pricing/",
+        "NOT VERIFIED: not looked up in this session; the long-standing us-east-1 rate",
+    ),
+    "xray_traces": Price(
+        5.00, 1e6, "traces recorded", "https://aws.amazon.com/xray/pricing/",
+        "NOT VERIFIED: not looked up in this session; the long-standing rate",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one motor does and what each piece of work takes; defaults in docs/costs.md, 'Inputs'."""
+
+    readings_per_minute: float = 1.0
+    running_fraction: float = 0.75
+    """Share of readings taken while the motor runs (the simulated fleet: 0.71 to 0.77); only those are scored."""
+    memory_mb: int = 512
+    """The functions' MemorySize (template Globals)."""
+    cpu_ms_full_core: float = 1.5
+    """The inference handler's own CPU per reading on one full core (make bench: warm_inference)."""
+    state_io_ms: float = 10.0
+    """Waiting on the state's GetItem and PutItem (assumed: DynamoDB's single-digit milliseconds each)."""
+    endpoint_wait_ms: float = 30.0
+    """The function's wait on one call to a warm serverless endpoint (assumed)."""
+    endpoint_memory_mb: int = 2048
+    """The endpoint's memory (template parameter EndpointMemorySizeMB)."""
+    endpoint_compute_ms: float = 10.0
+    """Billed compute of one endpoint call besides its rows (assumed: the model server's request handling)."""
+    endpoint_ms_per_row: float = 0.5
+    """inference.py's work per row (make bench: warm_inference, the model server's share)."""
+    embedded_model_ms_full_core: float = 0.5
+    """The model evaluated in the function, per scored reading, on one full core (as endpoint_ms_per_row)."""
+    init_ms: float = 1000.0
+    """INIT duration of a new execution environment (make bench measures the import at about 0.3 s)."""
+    cold_start_fraction: float = 0.001
+    """Invocations that meet a new execution environment (assumed; AWS says typically under 1%)."""
+    batch_size: int = 100
+    batch_window_s: float = 60.0
+    motors: int = 1000
+    """Fleet size: how fast a batch fills."""
+    payload_bytes: int = 0
+    """A reading as published, topic included (0: measured from the simulator)."""
+    row_bytes: int = 0
+    """One CSV feature row sent to the endpoint (0: measured from the feature function)."""
+    answer_bytes: int = 200
+    """The endpoint's JSON answer for one row, drivers included (assumed)."""
+    state_item_bytes: int = 0
+    """The motor's DynamoDB item (0: measured by serialising a realistic MotorState)."""
+    log_bytes_per_invocation: int = 750
+    """Powertools' logs and EMF metrics (make bench: about 380 bytes) plus Lambda's START, END and REPORT lines."""
+    xray_sampled_fraction: float = 0.05
+    """Tracing is Active: X-Ray's default rule records the first request each second and 5% of the rest."""
+    alarm_events_per_month: float = 10.0
+    """Alarm transitions per motor and month (assumed; each is published, alerted and e-mailed)."""
+
+    @property
+    def readings(self) -> float:
+        return self.readings_per_minute * 60 * HOURS_PER_MONTH
+
+    @property
+    def cpu_scale(self) -> float:
+        return max(1.0, LAMBDA_MB_PER_VCPU / self.memory_mb)
+
+
+@dataclass
+class Cost:
+    """One architecture's US$ per motor-month, item by item, and the floor beside it."""
+
+    architecture: str
+    items: dict[str, float] = field(default_factory=dict)
+    floor: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.items.values())
+
+    @property
+    def ratio(self) -> float:
+        return self.total / self.floor if self.floor > 0 else math.inf
+
+
+def floor_cost(workload: Workload, rates: Mapping[str, float]) -> float:
+    """IoT Core messaging plus one rule and its action per reading: what any design on IoT Core pays."""
+    return sum(_iot_items(workload, rates).values())
+
+
+def _iot_items(workload: Workload, rates: Mapping[str, float]) -> dict[str, float]:
+    units = workload.readings * math.ceil(workload.payload_bytes / IOT_MESSAGE_BYTES)
+    return {
+        "IoT Core messages": units * rates["iot_messages"],
+        "IoT rules triggered": units * rates["iot_rules_triggered"],
+        "IoT rule actions": units * rates["iot_actions_executed"],
+    }
+
+
+def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, float]) -> Cost:
+    """US$ per motor-month of one architecture. `rates` are US$ per unit (`unit_rates(PRICES)`)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
+    w = workload
+    batched, embedded = architecture.startswith("batched"), architecture.endswith("embedded")
+    readings, running = w.readings, w.readings * w.running_fraction
+    memory_gb = w.memory_mb / 1024
+    items = _iot_items(w, rates)
+
+    if batched:
+        fleet_per_s = w.motors * w.readings_per_minute / 60
+        batch = max(1.0, min(float(w.batch_size), fleet_per_s * w.batch_window_s))
+        span_s = batch / fleet_per_s
+        # A motor's readings in one batch share its state's GetItem and PutItem.
+        per_motor_in_batch = max(1.0, span_s * w.readings_per_minute / 60)
+        invocations = readings / batch
+        chunks = math.ceil(w.payload_bytes / SQS_CHUNK_BYTES)
+        # The rule's SendMessage per reading; Lambda's poller receives and deletes up to 10 at a time.
+        items["SQS requests"] = readings * chunks * (1 + 2 / 10) * rates["sqs_requests"]
+        state_ops = readings / per_motor_in_batch
+        scored_batch = 1 - (1 - w.running_fraction) ** batch  # a batch holding at least one running reading
+        endpoint_calls = invocations * scored_batch
+    else:
+        invocations, state_ops, endpoint_calls = readings, readings, running
+
+    cpu_ms = w.cpu_ms_full_core * w.cpu_scale
+    busy_ms = readings * cpu_ms + state_ops * w.state_io_ms
+    if embedded:
+        busy_ms += running * w.embedded_model_ms_full_core * w.cpu_scale
+    else:
+        busy_ms += endpoint_calls * w.endpoint_wait_ms
+    init_ms = invocations * w.cold_start_fraction * w.init_ms
+    items["Lambda requests"] = invocations * rates["lambda_requests"]
+    items["Lambda duration"] = memory_gb * busy_ms / 1000 * rates["lambda_arm_gb_s"]
+    items["Lambda INIT"] = memory_gb * init_ms / 1000 * rates["lambda_arm_gb_s"]
+
+    if not embedded:
+        compute_s = (endpoint_calls * w.endpoint_compute_ms + running * w.endpoint_ms_per_row) / 1000
+        items["SageMaker compute"] = compute_s * w.endpoint_memory_mb / 1024 * rates["sagemaker_serverless_gb_s"]
+        data_gb = running * (w.row_bytes + w.answer_bytes) / GB
+        items["SageMaker data"] = data_gb * rates["sagemaker_serverless_data_gb"]
+
+    items["DynamoDB reads"] = state_ops * math.ceil(w.state_item_bytes / 4096) * rates["dynamodb_read_request_units"]
+    items["DynamoDB writes"] = state_ops * math.ceil(w.state_item_bytes / 1024) * rates["dynamodb_write_request_units"]
+    items["CloudWatch Logs"] = invocations * w.log_bytes_per_invocation / GB * rates["cloudwatch_logs_gb"]
+    items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
+    items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
+    return Cost(architecture, items, floor_cost(w, rates))
+
+
+def _per_alarm_event(w: Workload, rates: Mapping[str, float]) -> float:
+    """One alarm transition: the outbox's extra PutItem, the publish, AlarmRule, AlertFunction, SNS, an e-mail."""
+    outbox_put = math.ceil(w.state_item_bytes / 1024) * rates["dynamodb_write_request_units"]
+    iot = rates["iot_messages"] + rates["iot_rules_triggered"] + rates["iot_actions_executed"]
+    alert_function = rates["lambda_requests"] + w.memory_mb / 1024 * 0.1 * rates["lambda_arm_gb_s"]  # ~100 ms
+    idempotency = 2 * rates["dynamodb_write_request_units"] + rates["dynamodb_read_request_units"]
+    return outbox_put + iot + alert_function + idempotency + rates["sns_publishes"] + rates["sns_email_deliveries"]
+
+
+def unit_rates(prices: Mapping[str, Price]) -> dict[str, float]:
+    return {name: price.rate for name, price in prices.items()}
+
+
+# --- sizes measured from the project's own code ------------------------------------------------
+
+
+def measured_sizes(action_ids: int = 10) -> dict[str, int]:
+    """A reading's payload and topic, its feature row, and the state item after two days of a running motor.
+
+    The state has `action_ids` operator actions remembered (the detector keeps the last 50) and the
+    predictive alarm's drivers, as a motor that has been through a few alarms has.
+    """
+    from dataclasses import replace as copy  # noqa: PLC0415 - heavy imports only when sizes are measured
+
+    from device.history import generate  # noqa: PLC0415
+    from device.physics import DAY_S, FleetConfig  # noqa: PLC0415
+    from motor_adapters.dynamodb_store import DynamoStateStore  # noqa: PLC0415
+    from motor_maintenance.config import DetectorConfig  # noqa: PLC0415
+    from motor_maintenance.detector import ReadingInput, step  # noqa: PLC0415
+    from motor_maintenance.features import compute_features, to_csv_row  # noqa: PLC0415
+    from motor_maintenance.prediction import Driver  # noqa: PLC0415
+    from motor_maintenance.state import MotorState  # noqa: PLC0415
+
+    history = generate(FleetConfig(motors=1, seed=7, continuous_fraction=1.0), duration_s=2 * DAY_S)
+    config, state = DetectorConfig(), None
+    drivers = (
+        Driver(feature="bearing_temp_c_trend", contribution=1.4213),
+        Driver(feature="vibration_mm_s_ewm_1h", contribution=0.8731),
+        Driver(feature="winding_heating_k_per_a2_drift", contribution=0.2145),
+    )
+    row = ""
+    payload = 0
+    for t in range(history.steps):
+        reading = history.reading(t, 0)
+        features, stats = compute_features(reading, state.stats if state else None)
+        probability = 0.23 if reading.running else None
+        item = ReadingInput(reading, probability, drivers if probability is not None else ())
+        now = datetime.fromtimestamp(reading.ts_ms / 1000 + 1, UTC)
+        state = copy(step(state, item, now, config).state, stats=stats)
+        row = to_csv_row(features)
+        body = json.dumps(reading.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+        payload = len(body.encode()) + len(f"motors/{reading.motor_id}/telemetry")
+    if not isinstance(state, MotorState):
+        raise RuntimeError("no reading was applied")
+    state = copy(state, recent_action_ids=tuple(f"{i:08x}-7c2e-4b8a-9f10-5d3c2a1b0e{i:02x}" for i in range(action_ids)))
+    captured: dict[str, Any] = {}
+
+    class _Capture:
+        def put_item(self, **kwargs: Any) -> None:
+            captured.update(kwargs["Item"])
+
+    DynamoStateStore("state", _Capture()).save(state, expected_version=41)
+    return {"payload_bytes": payload, "row_bytes": len(row.encode()), "state_item_bytes": dynamodb_item_bytes(captured)}
+
+
+def dynamodb_item_bytes(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it: attribute names plus values (strings in UTF-8, numbers by digits)."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(value: Mapping[str, Any]) -> int:
+    (kind, inner), = value.items()  # fmt: skip
+    if kind == "S":
+        return len(str(inner).encode())
+    if kind == "N":
+        digits = len(str(inner).lstrip("-").replace(".", "").lstrip("0")) or 1
+        return math.ceil(digits / 2) + 1
+    if kind in {"BOOL", "NULL"}:
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_bytes(v) + 1 for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(_value_bytes(v) + 1 for v in inner)
+    raise ValueError(f"attribute type {kind} is not sized here")
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def results(workload: Workload, rates: Mapping[str, float], rpms: list[float]) -> list[dict[str, Any]]:
+    """Each rate's costs of every architecture."""
+    out = []
+    for rpm in rpms:
+        w = replace(workload, readings_per_minute=rpm)
+        costs = [monthly_cost(name, w, rates) for name in ARCHITECTURES]
+        out.append(
+            {
+                "readings_per_minute": rpm,
+                "readings_per_month": w.readings,
+                "floor_usd": costs[0].floor,
+                "architectures": [
+                    {"architecture": c.architecture, "total_usd": c.total, "ratio_to_floor": c.ratio, "items": c.items}
+                    for c in costs
+                ],
+            }
+        )
+    return out
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for entry in rows:
+        rpm = entry["readings_per_minute"]
+        every = f"1 reading every {60 / rpm:g} s" if rpm != 1 else "1 reading a minute"
+        lines += [
+            f"### {every} ({entry['readings_per_month']:,.0f} readings a month)",
+            "",
+            "| architecture | US$ per motor-month | floor (IoT messaging + rules) | ratio to floor | largest items |",
+            "|---|---|---|---|---|",
+        ]
+        for arch in entry["architectures"]:
+            largest = sorted(arch["items"].items(), key=lambda kv: -kv[1])[:3]
+            shown = ", ".join(f"{name} {value:.4f}" for name, value in largest)
+            lines.append(
+                f"| {arch['architecture']} | {arch['total_usd']:.4f} | {entry['floor_usd']:.4f} "
+                f"| {arch['ratio_to_floor']:.2f} | {shown} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = Workload()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    load = parser.add_argument_group("the motor")
+    load.add_argument("--readings-per-minute", type=float, nargs="+", default=[1.0, 6.0], help="one table per rate")
+    load.add_argument("--running-fraction", type=float, default=defaults.running_fraction)
+    load.add_argument("--motors", type=int, default=defaults.motors, help="fleet size (how fast a batch fills)")
+    load.add_argument("--alarm-events-per-month", type=float, default=defaults.alarm_events_per_month)
+    fn = parser.add_argument_group("the function")
+    fn.add_argument("--memory-mb", type=int, default=defaults.memory_mb)
+    fn.add_argument(
+        "--cpu-ms", type=float, default=defaults.cpu_ms_full_core, help="handler CPU per reading on one full core"
+    )
+    fn.add_argument("--state-io-ms", type=float, default=defaults.state_io_ms, help="GetItem + PutItem wait")
+    fn.add_argument("--endpoint-wait-ms", type=float, default=defaults.endpoint_wait_ms)
+    fn.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    fn.add_argument("--batch-window-s", type=float, default=defaults.batch_window_s)
+    fn.add_argument("--cold-start-fraction", type=float, default=defaults.cold_start_fraction)
+    fn.add_argument("--init-ms", type=float, default=defaults.init_ms)
+    fn.add_argument("--xray-sampled-fraction", type=float, default=defaults.xray_sampled_fraction)
+    fn.add_argument("--log-bytes-per-invocation", type=int, default=defaults.log_bytes_per_invocation)
+    model = parser.add_argument_group("the model")
+    model.add_argument("--endpoint-memory-mb", type=int, default=defaults.endpoint_memory_mb)
+    model.add_argument("--endpoint-compute-ms", type=float, default=defaults.endpoint_compute_ms)
+    model.add_argument("--endpoint-ms-per-row", type=float, default=defaults.endpoint_ms_per_row)
+    model.add_argument("--embedded-model-ms", type=float, default=defaults.embedded_model_ms_full_core)
+    sizes = parser.add_argument_group("sizes (default: measured from the project's code)")
+    sizes.add_argument("--state-item-bytes", type=int, default=0)
+    sizes.add_argument("--payload-bytes", type=int, default=0)
+    sizes.add_argument("--action-ids", type=int, default=10, help="operator actions remembered in the measured state")
+    parser.add_argument("--json", action="store_true", help="print JSON: inputs, prices, every line item")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not 0 <= args.running_fraction <= 1:
+        print("error: --running-fraction must be between 0 and 1", file=sys.stderr)
+        return 2
+    if min(args.readings_per_minute) <= 0 or args.batch_size < 1 or args.memory_mb < 128 or args.motors < 1:
+        print("error: rates, batch size, memory and motors must be positive (memory at least 128 MB)", file=sys.stderr)
+        return 2
+    sizes = measured_sizes(args.action_ids)
+    workload = Workload(
+        running_fraction=args.running_fraction,
+        memory_mb=args.memory_mb,
+        cpu_ms_full_core=args.cpu_ms,
+        state_io_ms=args.state_io_ms,
+        endpoint_wait_ms=args.endpoint_wait_ms,
+        endpoint_memory_mb=args.endpoint_memory_mb,
+        endpoint_compute_ms=args.endpoint_compute_ms,
+        endpoint_ms_per_row=args.endpoint_ms_per_row,
+        embedded_model_ms_full_core=args.embedded_model_ms,
+        init_ms=args.init_ms,
+        cold_start_fraction=args.cold_start_fraction,
+        batch_size=args.batch_size,
+        batch_window_s=args.batch_window_s,
+        motors=args.motors,
+        payload_bytes=args.payload_bytes or sizes["payload_bytes"],
+        row_bytes=sizes["row_bytes"],
+        state_item_bytes=args.state_item_bytes or sizes["state_item_bytes"],
+        log_bytes_per_invocation=args.log_bytes_per_invocation,
+        xray_sampled_fraction=args.xray_sampled_fraction,
+        alarm_events_per_month=args.alarm_events_per_month,
+    )
+    rows = results(workload, unit_rates(PRICES), sorted(set(args.readings_per_minute)))
+    if args.json:
+        document = {
+            "workload": asdict(workload),
+            "prices": {name: {**asdict(price), "rate": price.rate} for name, price in PRICES.items()},
+            "results": rows,
+        }
+        print(json.dumps(document, indent=2))
+        return 0
+    print(
+        f"Sizes: reading {workload.payload_bytes} B with its topic, feature row {workload.row_bytes} B, "
+        f"state item {workload.state_item_bytes} B ({math.ceil(workload.state_item_bytes / 1024)} WRU per write, "
+        f"{math.ceil(workload.state_item_bytes / 4096)} RRU per strongly consistent read).\n"
+        f"Running {workload.running_fraction:.0%} of the time; function {workload.memory_mb} MB; batches of up to "
+        f"{workload.batch_size} within {workload.batch_window_s:g} s from {workload.motors} motors. "
+        "US$, us-east-1, prices of " + TAKEN + ".\n"
+    )
+    print(markdown(rows), end="")
+    unverified = [name for name, price in PRICES.items() if price.verified.startswith("NOT VERIFIED")]
+    print(f"Prices not verified (docs/costs.md): {', '.join(unverified)}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

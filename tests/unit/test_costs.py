@@ -1,0 +1,206 @@
+"""scripts/costs.py: the cost model's arithmetic on cases checkable by hand, the measured sizes, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import replace
+
+import pytest
+
+from scripts import costs
+from scripts.costs import ARCHITECTURES, PRICES, Workload, dynamodb_item_bytes, monthly_cost
+from tests.support import ROOT
+
+READINGS_A_MONTH = 60 * 730  # one reading a minute, AWS's 730-hour month
+
+
+def only(name: str, usd_per_unit: float = 1.0) -> dict[str, float]:
+    """A price table where one item costs `usd_per_unit` and everything else is free."""
+    assert name in PRICES
+    return {key: (usd_per_unit if key == name else 0.0) for key in PRICES}
+
+
+def workload(**changes: object) -> Workload:
+    """One reading a minute, sizes fixed by hand, no alarm events (they are checked on their own)."""
+    base = Workload(payload_bytes=300, row_bytes=800, state_item_bytes=3000, alarm_events_per_month=0.0)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_with_only_messaging_priced_every_architecture_costs_the_floor(architecture: str) -> None:
+    cost = monthly_cost(architecture, workload(), only("iot_messages", 1e-6))
+
+    assert cost.total == pytest.approx(READINGS_A_MONTH * 1e-6)
+    assert cost.floor == pytest.approx(READINGS_A_MONTH * 1e-6)
+    assert cost.ratio == pytest.approx(1.0)
+
+
+def test_a_reading_over_5_kb_is_metered_as_two_messages_and_two_rule_runs() -> None:
+    rates = {**only("iot_messages"), "iot_rules_triggered": 1.0}
+
+    cost = monthly_cost("direct", workload(payload_bytes=5 * 1024 + 1), rates)
+
+    assert cost.items["IoT Core messages"] == READINGS_A_MONTH * 2
+    assert cost.items["IoT rules triggered"] == READINGS_A_MONTH * 2
+
+
+def test_each_reading_writes_the_whole_state_item_in_1_kb_units_and_reads_it_in_4_kb_units() -> None:
+    writes = monthly_cost("direct", workload(state_item_bytes=3000), only("dynamodb_write_request_units"))
+    reads = monthly_cost("direct", workload(state_item_bytes=4097), only("dynamodb_read_request_units"))
+
+    assert writes.total == READINGS_A_MONTH * 3  # ceil(3000 / 1024)
+    assert reads.total == READINGS_A_MONTH * 2  # ceil(4097 / 4096)
+
+
+def test_direct_calls_the_endpoint_once_per_running_reading_and_embedded_never() -> None:
+    w = workload(running_fraction=0.5, endpoint_compute_ms=10.0, endpoint_ms_per_row=0.5, endpoint_memory_mb=2048)
+
+    direct = monthly_cost("direct", w, only("sagemaker_serverless_gb_s"))
+    embedded = monthly_cost("embedded", w, only("sagemaker_serverless_gb_s"))
+
+    assert direct.total == pytest.approx(READINGS_A_MONTH * 0.5 * 0.0105 * 2)  # seconds x GB
+    assert embedded.total == 0.0
+
+
+def test_lambda_duration_is_cpu_and_state_io_per_reading_plus_the_endpoint_wait_when_running() -> None:
+    # At 1,769 MB the function has a whole vCPU, so CPU time is not stretched.
+    w = workload(memory_mb=1769, cpu_ms_full_core=2.0, state_io_ms=10.0, endpoint_wait_ms=30.0, running_fraction=0.5)
+
+    cost = monthly_cost("direct", w, only("lambda_arm_gb_s"))
+
+    busy_s = READINGS_A_MONTH * (2.0 + 10.0) / 1000 + READINGS_A_MONTH * 0.5 * 30.0 / 1000
+    init_s = READINGS_A_MONTH * w.cold_start_fraction * w.init_ms / 1000
+    assert cost.items["Lambda duration"] == pytest.approx(busy_s * 1769 / 1024)
+    assert cost.items["Lambda INIT"] == pytest.approx(init_s * 1769 / 1024)
+
+
+def test_below_one_vcpu_cpu_time_stretches_in_proportion_to_memory() -> None:
+    small = monthly_cost("embedded", workload(memory_mb=442, state_io_ms=0.0), only("lambda_arm_gb_s"))
+    whole = monthly_cost("embedded", workload(memory_mb=1769, state_io_ms=0.0), only("lambda_arm_gb_s"))
+
+    # A quarter of the memory, four times the CPU time: the same GB-seconds.
+    assert small.items["Lambda duration"] == pytest.approx(whole.items["Lambda duration"], rel=1e-3)
+
+
+def test_batches_divide_invocations_and_share_a_motors_state_only_when_the_batch_spans_its_readings() -> None:
+    # 1000 motors at 6 readings a minute: 100 readings/s. A 10,000-reading batch closes after its 60 s
+    # window with 6,000 readings, six of each motor.
+    spanning = workload(readings_per_minute=6.0, motors=1000, batch_size=10_000, batch_window_s=60.0)
+    short = replace(spanning, batch_size=100)  # full after 1 s: one reading of a motor at most
+    readings = READINGS_A_MONTH * 6
+
+    requests = monthly_cost("batched", spanning, only("lambda_requests"))
+    writes = monthly_cost("batched", spanning, only("dynamodb_write_request_units"))
+    short_writes = monthly_cost("batched", short, only("dynamodb_write_request_units"))
+
+    assert requests.total == pytest.approx(readings / 6000)
+    assert writes.total == pytest.approx(readings / 6 * 3)
+    assert short_writes.total == pytest.approx(readings * 3)
+
+
+def test_batched_pays_one_sqs_send_per_reading_and_a_receive_and_delete_per_ten() -> None:
+    cost = monthly_cost("batched", workload(), only("sqs_requests"))
+
+    assert cost.total == pytest.approx(READINGS_A_MONTH * 1.2)
+    assert monthly_cost("direct", workload(), only("sqs_requests")).total == 0.0
+
+
+def test_an_alarm_event_is_published_alerted_and_emailed() -> None:
+    w = workload(alarm_events_per_month=10.0)
+
+    emails = monthly_cost("direct", w, only("sns_email_deliveries"))
+    publishes = monthly_cost("direct", w, only("sns_publishes"))
+
+    assert emails.items["alarm events"] == 10.0
+    assert publishes.total == 10.0
+
+
+def test_an_unknown_architecture_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown architecture"):
+        monthly_cost("kinesis", workload(), only("iot_messages"))
+
+
+def test_item_size_counts_names_and_values_as_dynamodb_does() -> None:
+    item = {"motor_id": {"S": "m-1"}, "version": {"N": "12"}, "alarm_states": {"M": {"a": {"S": "OK"}}}}
+
+    # 8 + 3, 7 + (1 + 1), 12 + 3 + (1 + 2 + 1)
+    assert dynamodb_item_bytes(item) == 11 + 9 + 19
+
+
+def test_the_measured_state_item_is_several_kb_and_a_reading_fits_one_message() -> None:
+    sizes = costs.measured_sizes(action_ids=10)
+    fewer = costs.measured_sizes(action_ids=0)
+
+    assert 1024 < sizes["state_item_bytes"] < 400 * 1024
+    assert fewer["state_item_bytes"] < sizes["state_item_bytes"]
+    assert 0 < sizes["payload_bytes"] <= 5 * 1024
+    assert sizes["row_bytes"] > 0
+
+
+def test_every_price_names_its_source_and_date_and_the_unverified_ones_say_so() -> None:
+    for name, price in PRICES.items():
+        assert price.source.startswith("https://"), name
+        assert price.taken == costs.TAKEN
+        assert price.usd > 0
+        assert price.per > 0
+        assert price.verified, name
+    assert any(price.verified.startswith("NOT VERIFIED") for price in PRICES.values())
+
+
+def test_the_cli_prints_a_table_per_rate_with_each_architecture_beside_the_floor(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert costs.main(["--readings-per-minute", "1", "6"]) == 0
+    text = capsys.readouterr().out
+
+    assert "### 1 reading a minute (43,800 readings a month)" in text
+    assert "### 1 reading every 10 s (262,800 readings a month)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "architecture" not in line]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == list(ARCHITECTURES) * 2
+    for row in rows:
+        total, floor, ratio = (float(cell) for cell in row.split(" | ")[1:4])
+        assert ratio == pytest.approx(total / floor, abs=0.01)
+    assert "Prices not verified" in text
+
+
+def test_the_cli_json_carries_the_inputs_the_prices_and_every_line_item(capsys: pytest.CaptureFixture[str]) -> None:
+    assert costs.main(["--readings-per-minute", "1", "--batch-size", "500", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+
+    assert document["workload"]["batch_size"] == 500
+    assert set(document["prices"]) == set(PRICES)
+    [entry] = document["results"]
+    for arch in entry["architectures"]:
+        assert math.isclose(arch["total_usd"], sum(arch["items"].values()))
+        assert arch["total_usd"] > entry["floor_usd"] > 0
+
+
+def test_the_cli_refuses_a_running_fraction_outside_0_to_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert costs.main(["--running-fraction", "1.5"]) == 2
+    assert "running-fraction" in capsys.readouterr().err
+
+
+def test_the_docs_table_is_what_the_script_computes_today() -> None:
+    # Given the defaults' table in docs/costs.md
+    doc = (ROOT / "docs" / "costs.md").read_text()
+    section = doc.split("## Results for the defaults", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(
+        r"^\| (1 a minute|1 every 10 s) \| ([a-z-]+) \| ([0-9.]+) \| ([0-9.]+) \| ([0-9.]+) \|", section, re.M
+    )
+    assert len(rows) == 2 * len(ARCHITECTURES)
+    # When the script computes them with today's code (sizes measured from it)
+    sizes = costs.measured_sizes()
+    defaults = replace(Workload(), **sizes)  # type: ignore[arg-type]
+    computed = {
+        (entry["readings_per_minute"], arch["architecture"]): arch
+        for entry in costs.results(defaults, costs.unit_rates(PRICES), [1.0, 6.0])
+        for arch in entry["architectures"]
+    }
+    # Then they match (if not: run scripts/costs.py and update docs/costs.md, its prose included)
+    for rate, architecture, total, _floor, ratio in rows:
+        arch = computed[(1.0 if rate == "1 a minute" else 6.0, architecture)]
+        assert f"{arch['total_usd']:.4f}" == total, (rate, architecture)
+        assert f"{arch['ratio_to_floor']:.2f}" == ratio, (rate, architecture)
+    assert f"**{sizes['state_item_bytes']:,} bytes" in doc

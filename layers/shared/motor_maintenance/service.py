@@ -17,7 +17,7 @@ tell (the alert function is idempotent on them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
@@ -154,26 +154,16 @@ def process_action(
     now: datetime,
 ) -> Result:
     """Apply one operator action: detect, save, publish."""
-    conflicts = 0
-    for _ in range(MAX_SAVE_ATTEMPTS):
-        state = store.load(action.motor_id)
+
+    def decide(state: MotorState | None) -> tuple[Decision, bool]:
         decision = step(state, action, now, config)
         # An ignored action is saved too: its id is remembered (a redelivery is then a duplicate)
         # and a snooze that ran out meanwhile is announced.
-        persist = decision.outcome is Outcome.APPLIED or (decision.outcome is Outcome.IGNORED and state is not None)
-        if not persist:
-            published = _flush_outbox(state, store, publisher)
-            return _result(action.motor_id, decision, published=published, conflicts=conflicts)
-        try:
-            saved = _save_with_outbox(
-                decision.state, decision.events, store, expected_version=state.version if state else 0
-            )
-        except VersionConflict:
-            conflicts += 1
-            continue
-        published = _flush_outbox(saved, store, publisher)
-        return _result(action.motor_id, decision, published=published, conflicts=conflicts)
-    raise ConflictPersisted(f"state of {action.motor_id} changed on every one of {MAX_SAVE_ATTEMPTS} attempts")
+        return decision, decision.outcome is Outcome.APPLIED or (
+            decision.outcome is Outcome.IGNORED and state is not None
+        )
+
+    return _decide_save_publish(action.motor_id, decide, store, publisher)
 
 
 def process_timers(
@@ -185,18 +175,41 @@ def process_timers(
     now: datetime,
 ) -> Result:
     """What time alone does to one motor (snoozes ending, silence turning offline): detect, save, publish."""
-    conflicts = 0
-    for _ in range(MAX_SAVE_ATTEMPTS):
-        state = store.load(motor_id)
+
+    def decide(state: MotorState | None) -> tuple[Decision, bool] | Result:
         if state is None:
             return Result(motor_id, Outcome.IGNORED, "no state stored for this motor")
         decision = check_timers(state, now, config)
-        if decision.outcome is not Outcome.APPLIED:
+        return decision, decision.outcome is Outcome.APPLIED
+
+    return _decide_save_publish(motor_id, decide, store, publisher)
+
+
+def _decide_save_publish(
+    motor_id: str,
+    decide: Callable[[MotorState | None], tuple[Decision, bool] | Result],
+    store: StateStore,
+    publisher: EventPublisher,
+) -> Result:
+    """Load, decide, save the decision with its events in the outbox if it says so, publish them.
+
+    A racing writer (VersionConflict) makes it load and decide again, on what the rival left.
+    """
+    conflicts = 0
+    for _ in range(MAX_SAVE_ATTEMPTS):
+        state = store.load(motor_id)
+        decided = decide(state)
+        if isinstance(decided, Result):
+            return decided
+        decision, persist = decided
+        if not persist:
             published = _flush_outbox(state, store, publisher)
             return _result(motor_id, decision, published=published, conflicts=conflicts)
         try:
-            saved = _save_with_outbox(decision.state, decision.events, store, expected_version=state.version)
-        except VersionConflict:  # a reading or an action came meanwhile: look again at what it left
+            saved = _save_with_outbox(
+                decision.state, decision.events, store, expected_version=state.version if state else 0
+            )
+        except VersionConflict:
             conflicts += 1
             continue
         published = _flush_outbox(saved, store, publisher)

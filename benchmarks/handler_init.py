@@ -56,6 +56,7 @@ wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 import json
 print(json.dumps({"wall_s": wall, "cpu_s": cpu}))
 """
+LAYER = REPO / "layers" / "shared"
 NOWHERE = "http://127.0.0.1:9"
 """The discard port on loopback, where nothing listens: a call would fail at once, never leave the machine."""
 REGION = "us-east-1"
@@ -117,6 +118,9 @@ def lambda_environment(function_name: str, code_dir: Path, variables: dict[str, 
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:9",
         "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+        # The function's folder, then the layer (Lambda's /var/task, then /opt/python): not a .pth file of
+        # whichever venv runs the benchmark (`make setup` writes one for .venv only).
+        "PYTHONPATH": os.pathsep.join([str(code_dir), str(LAYER)]),
         **variables,
     }
 

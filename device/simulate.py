@@ -297,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--no-model", action="store_true", help="no endpoint: the predictive strategy is off")
     local.add_argument(
+        "--inference-mode",
+        choices=("endpoint", "embedded"),
+        default="endpoint",
+        help="the template's InferenceMode: the model behind the local endpoint, or evaluated in the function",
+    )
+    local.add_argument(
         "--detector-config",
         metavar="JSON|FILE",
         help='detector overrides put in the SSM parameter, e.g. \'{"schedule": {"service_interval_h": 500}}\'',

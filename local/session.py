@@ -90,6 +90,7 @@ def stack_options(args: argparse.Namespace, motor_ids: Sequence[str], say: Calla
     return StackOptions(
         state_dir=Path(args.state_dir).resolve() if args.state_dir else STATE_DIR,
         model=None if args.no_model else Path(args.model),
+        inference_mode=args.inference_mode,
         broker=args.broker,
         detector_config=detector_overrides(args.detector_config),
         concurrency=args.concurrency,

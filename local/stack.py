@@ -6,7 +6,9 @@ What runs (docs/local-stack.md says how faithfully each part stands in for AWS):
 - moto's server for DynamoDB, SNS, SQS and SSM, with the template's tables, topic, queues and
   parameter created in it, reached by the functions' unchanged boto3 clients through AWS_ENDPOINT_URL;
 - a SageMaker runtime on loopback serving model/output/model.tar.gz through the artifact's own
-  inference.py (trained first if missing), and an IoT data plane on loopback publishing to the broker;
+  inference.py (trained first if missing), or with `inference_mode="embedded"` the artifact in a moto S3
+  bucket that InferenceFunction fetches and evaluates itself (the template's InferenceMode embedded);
+- an IoT data plane on loopback publishing to the broker;
 - every function of the template in execution environments of its own (local.lambdas), invoked by
   the template's IoT rules (local.router) with asynchronous-invocation semantics;
 - an SQS queue subscribed to the alert topic, drained into `alerts`, as an operator receives them.
@@ -49,6 +51,9 @@ STACK_NAME = "motor-maintenance-local"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ENDPOINT_NAME = "local-motor-model"
+MODEL_BUCKET = f"{STACK_NAME}-models"
+MODEL_KEY = "motor-failure/model.tar.gz"
+INFERENCE_MODES = ("endpoint", "embedded")
 RULES_ENGINE = "local-rules-engine"
 IOT_DATA = "local-iot-data"
 SERVICES = (RULES_ENGINE, IOT_DATA)
@@ -92,6 +97,8 @@ class StackOptions:
     template: Path = REPO / "template.yaml"
     model: Path | None = DEFAULT_MODEL
     """The artifact to serve; None runs without a model (the predictive strategy is then off, as in AWS)."""
+    inference_mode: str = "endpoint"
+    """The template's InferenceMode: 'endpoint' (a SageMaker runtime on loopback) or 'embedded' (in the function)."""
     train_if_missing: bool = True
     broker: str = "auto"
     """'mosquitto', 'builtin' or 'auto' (mosquitto when installed)."""
@@ -130,6 +137,8 @@ class LocalStack:
         self.broker_kind = ""
         self.aws_url = ""
         self.model_url: str | None = None
+        self.model_data_url: str | None = None
+        """s3://... of the artifact InferenceFunction evaluates itself (inference_mode 'embedded')."""
         self.names: dict[str, str] = {}
         self.queue_urls: dict[str, str] = {}
         self.template: Template | None = None
@@ -216,8 +225,12 @@ class LocalStack:
         say(f"template: {len(template.rules)} IoT rules, {len(template.functions)} functions")
 
         self.pki.ensure([*SERVICES, *self.options.devices])
+        if self.options.inference_mode not in INFERENCE_MODES:
+            raise ValueError(f"inference_mode {self.options.inference_mode!r} is not one of {INFERENCE_MODES}")
         self._start_aws(say)
-        if self.options.model is not None:
+        if self.options.model is not None and self.options.inference_mode == "embedded":
+            self._upload_model(self.options.model, say)
+        elif self.options.model is not None:
             self._start_model(self.options.model, say)
         else:
             say("model: none (the predictive strategy is off, as in a stack deployed without ModelDataUrl)")
@@ -274,7 +287,7 @@ class LocalStack:
         self.aws_url = f"http://127.0.0.1:{port}"
         say(f"AWS APIs (moto server): {self.aws_url}")
 
-    def _start_model(self, artifact: Path, say: Callable[[str], None]) -> None:
+    def _ensure_artifact(self, artifact: Path, say: Callable[[str], None]) -> None:
         if not artifact.is_file():
             if not self.options.train_if_missing:
                 raise RuntimeError(f"no model artifact at {artifact}: run python model/train.py")
@@ -282,6 +295,18 @@ class LocalStack:
 
             say(f"no model at {self._shown(artifact)} yet: training the default model (about 70-85 s on 2 cores)")
             ensure_model(artifact, log=lambda line: say(f"  train: {line}"))
+
+    def _upload_model(self, artifact: Path, say: Callable[[str], None]) -> None:
+        """InferenceMode embedded: the artifact in S3, where ModelDataUrl points; no endpoint."""
+        self._ensure_artifact(artifact, say)
+        s3 = self.client_cached("s3")
+        s3.create_bucket(Bucket=MODEL_BUCKET)
+        s3.put_object(Bucket=MODEL_BUCKET, Key=MODEL_KEY, Body=artifact.read_bytes())
+        self.model_data_url = f"s3://{MODEL_BUCKET}/{MODEL_KEY}"
+        say(f"model: {self._shown(artifact)} at {self.model_data_url}, evaluated inside InferenceFunction (embedded)")
+
+    def _start_model(self, artifact: Path, say: Callable[[str], None]) -> None:
+        self._ensure_artifact(artifact, say)
         port = free_port()
         server = Child(
             "SageMaker endpoint",
@@ -355,6 +380,8 @@ class LocalStack:
             "AWS::URLSuffix": "amazonaws.com",
         }
         parameters = {"ExistingEndpointName": ENDPOINT_NAME if self.model_url else ""}
+        if self.model_data_url:
+            parameters |= {"InferenceMode": "embedded", "ModelDataUrl": self.model_data_url}
         exists = template.resolver(parameters, pseudo).condition_holds
         self._create_stores(template, exists, physical, attributes)
         for name in template.functions:
@@ -453,7 +480,7 @@ class LocalStack:
                 code_uri=spec.code_uri,
                 handler=spec.handler,
                 environment=environment,
-                layers=tuple(template.layer_paths(spec)),
+                layers=tuple(template.layer_paths(spec, resolver)),
                 timeout_s=spec.timeout_s,
                 memory_mb=spec.memory_mb,
                 max_retry_attempts=spec.max_retry_attempts,

@@ -252,11 +252,22 @@ class Template:
     def evaluate_conditions(self, resolver: Resolver) -> dict[str, bool]:
         return {name: resolver.condition_holds(name) for name in self.conditions}
 
-    def layer_paths(self, function: FunctionSpec) -> list[Path]:
-        """The content folders of a function's layers, in order (as Lambda stacks them under /opt)."""
+    def layer_paths(self, function: FunctionSpec, resolver: Resolver | None = None) -> list[Path]:
+        """The content folders of a function's layers, in order (as Lambda stacks them under /opt).
+
+        A layer chosen by `Fn::If` follows the condition (with the template's defaults unless a
+        resolver is given); a branch of `Ref AWS::NoValue` adds no layer.
+        """
+        resolver = resolver or self.resolver()
         paths = []
-        for i, layer in enumerate(function.layers):
+        for i, item in enumerate(function.layers):
+            layer = item
+            while isinstance(layer, dict) and len(layer) == 1 and "Fn::If" in layer:
+                condition, if_true, if_false = layer["Fn::If"]
+                layer = if_true if resolver.condition_holds(condition) else if_false
             name = layer.get("Ref") if isinstance(layer, dict) and len(layer) == 1 else None
+            if name == "AWS::NoValue":
+                continue
             if name not in self.layers:
                 raise TemplateError(
                     f"{function.logical_id}.Layers[{i}]: {layer!r} is not an AWS::Serverless::LayerVersion of this "

@@ -20,6 +20,7 @@ FUNCTION_ENV = {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
         "ENDPOINT_NAME": "EndpointName",
+        "MODEL_S3_URL": "ModelS3Url",
     },
     "OperatorActionFunction": {
         "STATE_TABLE_NAME": "StateTableName",

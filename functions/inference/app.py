@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from motor_adapters.clients import client, within_lambda_timeout
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
+from motor_adapters.embedded_predictor import EmbeddedPredictor
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.observability import count_alarms_raised
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
@@ -31,7 +32,7 @@ from motor_adapters.wiring import (
 )
 from motor_maintenance.detector import Outcome
 from motor_maintenance.health import ModelHealthMonitor
-from motor_maintenance.service import Result, process_reading
+from motor_maintenance.service import Predictor, Result, process_reading
 from motor_maintenance.telemetry import TelemetryEvent
 
 logger = Logger()
@@ -41,16 +42,16 @@ settings = Settings.from_env()
 
 
 @cache
-def _wiring() -> tuple[
-    DynamoStateStore, SageMakerPredictor | None, IotAlarmPublisher, ConfigSource, ModelHealthMonitor | None
-]:
-    publisher, predictor, monitor = alarm_publisher(settings), None, None
-    if settings.endpoint_name:
-        # One attempt, bounded: a reading must not wait out a cold or throttled endpoint. Conditions
-        # and the schedule are evaluated without the prediction, and the next reading asks again.
+def _wiring() -> tuple[DynamoStateStore, Predictor | None, IotAlarmPublisher, ConfigSource, ModelHealthMonitor | None]:
+    predictor: Predictor | None = None
+    if settings.model_s3_url:  # InferenceMode embedded: the model runs here, fetched once per environment
+        predictor = EmbeddedPredictor(settings.model_s3_url, client("s3"))
+    elif settings.endpoint_name:
+        # One attempt, bounded: a reading must not wait out a cold or throttled endpoint (the next one asks again).
         runtime = client("sagemaker-runtime", read_timeout=settings.endpoint_timeout_s, max_attempts=1)
         predictor = SageMakerPredictor(settings.endpoint_name, runtime)
-        monitor = health_monitor(settings, publisher)
+    publisher = alarm_publisher(settings)
+    monitor = health_monitor(settings, publisher) if predictor is not None else None
     return state_store(settings), predictor, publisher, config_source(settings), monitor
 
 

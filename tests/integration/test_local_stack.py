@@ -5,7 +5,9 @@ interval short enough for the schedule alarm, and a few malformed readings, all 
 broker, the template's rules, the three handlers in execution environments of their own, moto's
 server and the model served through its inference.py. The checks are the ones a user relies on:
 failures forewarned, healthy motors quiet, one alert per transition, operator actions applied,
-every reading accounted for.
+every reading accounted for. They run for each way of serving the model: the SageMaker endpoint
+(the direct path, with each broker) and the model evaluated inside the function (InferenceMode
+embedded, the artifact fetched from S3).
 """
 
 from __future__ import annotations
@@ -46,13 +48,18 @@ class Run:
     malformed_sent: int
 
 
-@pytest.fixture(scope="module", params=["mosquitto", "builtin"])
+@pytest.fixture(
+    scope="module",
+    params=[("mosquitto", "endpoint"), ("builtin", "endpoint"), ("builtin", "embedded")],
+    ids=["mosquitto", "builtin", "embedded"],
+)
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """The local stack with the default model, and one fleet run through it (the model is trained if missing).
 
-    Once with each broker: mosquitto (skipped where it is not installed, never in CI) and the built-in one.
+    Once with each broker: mosquitto (skipped where it is not installed, never in CI) and the built-in one;
+    and once with the model embedded in InferenceFunction instead of behind the endpoint.
     """
-    broker = request.param
+    broker, inference_mode = request.param
     if broker == "mosquitto" and find_mosquitto() is None:
         if os.environ.get("CI"):
             pytest.fail("CI must run the end-to-end tests with mosquitto, but it is not installed")
@@ -62,6 +69,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         state_dir=tmp_path_factory.mktemp("local-stack"),
         model=model,
         broker=broker,
+        inference_mode=inference_mode,
         detector_config={"schedule": {"service_interval_h": 30}},
         devices=MOTORS,
         retry_delays_s=(0.2, 0.4),
@@ -112,6 +120,20 @@ def test_every_injected_wear_failure_was_forewarned_by_a_predictive_or_condition
     assert any(alarm == "predictive" for _, _, alarm in failures), "the model forewarned at least one failure"
 
 
+def test_the_model_ran_where_the_inference_mode_put_it(run: Run) -> None:
+    stack = run.stack
+    if stack.options.inference_mode == "embedded":
+        assert stack.model_url is None, "no SageMaker endpoint in embedded mode"
+        assert stack.model_data_url is not None
+        assert stack.functions["InferenceFunction"].config.environment["MODEL_S3_URL"] == stack.model_data_url
+        assert stack.functions["InferenceFunction"].config.environment["ENDPOINT_NAME"] == ""
+    else:
+        assert stack.model_url is not None
+        assert stack.functions["InferenceFunction"].config.environment["MODEL_S3_URL"] == ""
+    probabilities = [item for item in stack.motor_items() if "failure_probability" in item]
+    assert probabilities, "the readings were scored by the model"
+
+
 def test_healthy_motors_raised_no_predictive_or_condition_alarm(run: Run) -> None:
     healthy = set(MOTORS) - set(FAILING)
     raised = [r for r in run.report.watch.raises if r.motor_id in healthy and r.kind in ("predictive", "condition")]
@@ -145,7 +167,8 @@ def test_every_reading_sent_was_processed_rejected_or_dead_lettered(run: Run, st
     )
     processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
     stack_report.lines.append(
-        f"end to end ({run.stack.broker_kind}): {sent} readings sent = {processed} processed + {rejected} rejected + "
+        f"end to end ({run.stack.broker_kind}, model {run.stack.options.inference_mode}): "
+        f"{sent} readings sent = {processed} processed + {rejected} rejected + "
         f"{counts.get('readings.dead_lettered', 0)} dead-lettered; {len(run.report.watch.events)} alarm events, "
         f"{len(run.report.watch.alerts)} alerts"
     )

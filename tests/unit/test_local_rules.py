@@ -97,6 +97,10 @@ def test_functions_take_globals_handler_and_invoke_config_from_the_template() ->
     assert (inference.max_retry_attempts, inference.max_event_age_s) == (2, 3600)
     assert inference.on_failure == "FunctionFailureQueue"
     assert TEMPLATE.layer_paths(inference) == [ROOT / "layers" / "shared"]
+    # InferenceMode embedded adds XGBoost's layer, after the shared one
+    embedded = TEMPLATE.resolver({"InferenceMode": "embedded", "ModelDataUrl": "s3://bucket/model.tar.gz"})
+    assert TEMPLATE.layer_paths(inference, embedded) == [ROOT / "layers" / "shared", ROOT / "layers" / "model_runtime"]
+    assert TEMPLATE.layer_paths(TEMPLATE.functions["AlertFunction"], embedded) == [ROOT / "layers" / "shared"]
 
 
 def test_tables_keep_their_keys_and_time_to_live() -> None:

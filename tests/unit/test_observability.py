@@ -432,11 +432,11 @@ def test_the_ops_topic_key_rotates_and_lets_cloudwatch_encrypt_for_this_account_
 def test_the_dashboard_body_is_json_that_names_the_stacks_resources_and_shows_every_alarm() -> None:
     problems = dashboard_problems(TEMPLATE)
     assert not problems, "\n".join(problems)
-    # One body per branch of its conditions: a model endpoint created, named, or none.
+    # One body per branch of its conditions: a model endpoint created, named, the model embedded, or none.
     latency = [
         any(name == "ModelLatency" for _, (_, name, _) in widget_metrics(body)) for _, body in dashboards(TEMPLATE)
     ]
-    assert sorted(latency) == [False, True, True]
+    assert sorted(latency) == [False, False, True, True]
 
 
 def test_alarms_raised_are_shown_for_every_kind_a_motor_alarm_can_have() -> None:

@@ -15,6 +15,9 @@ class Settings(BaseModel):
 
     state_table_name: str = Field(default="", description="STATE_TABLE_NAME: per-motor state (DynamoDB).")
     endpoint_name: str = Field(default="", description="ENDPOINT_NAME: SageMaker endpoint; empty = no model.")
+    model_s3_url: str = Field(
+        default="", description="MODEL_S3_URL: model.tar.gz evaluated in the function (InferenceMode embedded)."
+    )
     alert_topic_arn: str = Field(default="", description="ALERT_TOPIC_ARN: SNS topic for people.")
     idempotency_table_name: str = Field(default="", description="IDEMPOTENCY_TABLE_NAME: alert dedup records.")
     config_parameter_name: str = Field(default="", description="CONFIG_PARAMETER_NAME: SSM detector overrides.")

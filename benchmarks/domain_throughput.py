@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,8 +43,8 @@ def domain_pass(readings: list[Telemetry], config: DetectorConfig) -> int:
         _, stats = compute_features(reading, state.stats if state else None)
         probability = PROBABILITY_WHILE_RUNNING if reading.running else None
         now = datetime.fromtimestamp(reading.ts_ms / 1000 + 1, UTC)
-        decision = step(state, ReadingInput(reading, probability), now, config)
-        states[reading.motor_id] = replace(decision.state, stats=stats)
+        decision = step(state, ReadingInput(reading, probability, stats=stats), now, config)
+        states[reading.motor_id] = decision.state
         events += len(decision.events)
     return events
 

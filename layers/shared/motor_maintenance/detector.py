@@ -45,9 +45,18 @@ from motor_maintenance.config import (
     DetectorConfig,
     Severity,
 )
+from motor_maintenance.features import RunningStats
 from motor_maintenance.prediction import DRIVERS_MAX, Driver
 from motor_maintenance.state import RECENT_ACTIONS_KEPT, AlarmStatus, MotorState
 from motor_maintenance.telemetry import Telemetry, to_epoch_ms
+
+# Enum members as module constants: the checks below run for every alarm on every reading, and an
+# enum attribute lookup (or a tuple of them built on each call) costs several times a global's.
+_SNOOZED = AlarmState.SNOOZED
+_RAISED_BY_RULE = (AlarmState.NORMAL, AlarmState.LATCHED)
+"""The states an alarm leaves for ACTIVE when its rule holds."""
+_CLEARED_BY_RULE = (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED)
+"""The states an alarm leaves when its rule stops holding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,9 @@ class ReadingInput:
     """The features that pushed the probability up most, largest first (empty: the model did not say)."""
     received_ms: int | None = None
     """When IoT Core received the reading (the rule's timestamp()); None: when it is processed."""
+    stats: RunningStats | None = None
+    """The feature statistics after this reading (`compute_features`), stored with the state it applies to;
+    None keeps the state's. Carried here rather than set on the decision's state afterwards, a copy less."""
 
 
 class Outcome(StrEnum):
@@ -95,9 +107,13 @@ def new_state(motor_id: str) -> MotorState:
 
 def is_newer(state: MotorState | None, reading: Telemetry) -> bool:
     """Whether a reading is newer than everything applied so far, ordered by (ts, seq)."""
+    return _is_newer(state, reading.ts_ms, reading.seq)
+
+
+def _is_newer(state: MotorState | None, ts_ms: int, seq: int) -> bool:
     if state is None or state.last_ts_ms is None:
         return True
-    return (reading.ts_ms, reading.seq) > (state.last_ts_ms, state.last_seq if state.last_seq is not None else -1)
+    return (ts_ms, seq) > (state.last_ts_ms, state.last_seq if state.last_seq is not None else -1)
 
 
 def screen(state: MotorState | None, reading: Telemetry, now: datetime, config: DetectorConfig) -> Decision | None:
@@ -105,14 +121,14 @@ def screen(state: MotorState | None, reading: Telemetry, now: datetime, config: 
 
     Callers use it to skip work (features, a model call) for a reading that would be dropped.
     """
-    return _screen(state if state is not None else new_state(reading.motor_id), reading, to_epoch_ms(now), config)
+    current = state if state is not None else new_state(reading.motor_id)
+    return _screen(current, reading, reading.ts_ms, to_epoch_ms(now), config)
 
 
-def _screen(state: MotorState, reading: Telemetry, now_ms: int, config: DetectorConfig) -> Decision | None:
-    ts_ms = reading.ts_ms
+def _screen(state: MotorState, reading: Telemetry, ts_ms: int, now_ms: int, config: DetectorConfig) -> Decision | None:
     if _beyond_skew(ts_ms, now_ms, config):
         return Decision(state, (), Outcome.FUTURE, f"reading stamped {(ts_ms - now_ms) / 1000:.0f} s in the future")
-    if not is_newer(state, reading):
+    if not _is_newer(state, ts_ms, reading.seq):
         same = ts_ms == state.last_ts_ms and reading.seq == state.last_seq
         return Decision(
             state,
@@ -151,9 +167,10 @@ def check_timers(state: MotorState, now: datetime, config: DetectorConfig) -> De
     when the state changed (it must be saved, with any events), IGNORED when nothing did.
     """
     now_ms = to_epoch_ms(now)
-    new = _prepared(state, config)
+    names = config.alarm_names()
+    new = _prepared(state, names)
     events: list[AlarmEvent] = []
-    _expire(new, now_ms, config, events)
+    _expire(new, now_ms, names, config, events)
     if config.offline.enabled:
         status = new.alarms[OFFLINE_ALARM]
         silence_ms = _silence_ms(new, now_ms)
@@ -186,12 +203,18 @@ def next_check(state: MotorState, now_ms: int, config: DetectorConfig) -> int | 
     time on), and a steady stream of readings rewrites the index entry about once per half window,
     not once per reading.
     """
-    names = config.alarm_names()
     candidates = [
         status.snoozed_until_ms
         for name, status in state.alarms.items()
-        if name in names and status.state is AlarmState.SNOOZED and status.snoozed_until_ms is not None
+        if status.state is _SNOOZED and status.snoozed_until_ms is not None
     ]
+    if candidates:  # rare: only then is it worth listing the configured alarms (a removed rule's is frozen)
+        names = config.alarm_names()
+        candidates = [
+            status.snoozed_until_ms
+            for name, status in state.alarms.items()
+            if name in names and status.state is AlarmState.SNOOZED and status.snoozed_until_ms is not None
+        ]
     margin_ms = 0
     if config.offline.enabled:
         after_ms = int(config.offline.after_s * 1000)
@@ -221,11 +244,11 @@ def _silence_ms(state: MotorState, now_ms: int) -> int | None:
 def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: DetectorConfig) -> Decision:
     reading = item.reading
     ts_ms = reading.ts_ms
-    refused = _screen(state, reading, now_ms, config)
-    if refused is not None:
+    if (refused := _screen(state, reading, ts_ms, now_ms, config)) is not None:
         return refused
 
-    new = _prepared(state, config)
+    names = config.alarm_names()
+    new = _prepared(state, names)
     new.motor_type = reading.motor_type
     heard_ms = now_ms if item.received_ms is None else min(item.received_ms, now_ms)
     silence_ms = None if new.last_heard_ms is None else heard_ms - new.last_heard_ms
@@ -252,7 +275,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
         context.probability, context.probability_at_ms, context.drivers = probability, ts_ms, drivers
 
     events: list[AlarmEvent] = []
-    _expire(new, now_ms, config, events)
+    _expire(new, now_ms, names, config, events)
 
     schedule = new.alarms[SCHEDULE_ALARM]
     schedule.held = new.run_hours >= config.schedule.service_interval_h
@@ -268,13 +291,14 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
         offline.held = False
         offline.last_value = None if silence_ms is None else round(silence_ms / 1000, 3)
 
-    for name in config.alarm_names():
+    for name in names:
         _follow_rule(context, name, events)
 
     new.last_ts_ms = ts_ms
     new.last_seq = reading.seq
     new.last_running = reading.running
     new.last_readings = signals
+    new.stats = new.stats if item.stats is None else item.stats
     if probability is not None:
         new.failure_probability = probability
         new.probability_ts_ms = ts_ms
@@ -319,12 +343,12 @@ def _track_prediction(status: AlarmStatus, probability: float, config: DetectorC
 def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None:
     """Level-triggered lifecycle: move the alarm to where its rule says it should be."""
     status = context.state.alarms[name]
-    if status.held and status.state in (AlarmState.NORMAL, AlarmState.LATCHED):
+    if status.held and status.state in _RAISED_BY_RULE:
         if status.state is AlarmState.NORMAL:
             status.active_since_ms = context.at_ms
         events.append(context.event(name, Transition.RAISED, status.state, AlarmState.ACTIVE))
         status.state = AlarmState.ACTIVE
-    elif not status.held and status.state in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED):
+    elif not status.held and status.state in _CLEARED_BY_RULE:
         latched = status.state is AlarmState.ACTIVE and context.config.latch
         target = AlarmState.LATCHED if latched else AlarmState.NORMAL
         events.append(context.event(name, Transition.CLEARED, status.state, target))
@@ -333,8 +357,13 @@ def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None
             status.active_since_ms = None
 
 
-def _expire(state: MotorState, now_ms: int, config: DetectorConfig, events: list[AlarmEvent]) -> None:
-    for name in config.alarm_names():
+def _expire(state: MotorState, now_ms: int, names: list[str], config: DetectorConfig, events: list[AlarmEvent]) -> None:
+    for status in state.alarms.values():  # the common case first: nothing is snoozed, nothing to do
+        if status.state is _SNOOZED:
+            break
+    else:
+        return
+    for name in names:
         status = state.alarms[name]
         if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) <= now_ms:
             until_ms = status.snoozed_until_ms or now_ms
@@ -366,10 +395,11 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     if action.snooze_minutes is not None and action.snooze_minutes * 60 > config.max_snooze_s:
         return Decision(state, (), Outcome.REJECTED, f"snooze longer than {config.max_snooze_s / 3600:.0f} h")
 
-    new = _prepared(state, config)
+    names = config.alarm_names()
+    new = _prepared(state, names)
     new.recent_action_ids = (*new.recent_action_ids, action.action_id)[-RECENT_ACTIONS_KEPT:]
     events: list[AlarmEvent] = []
-    _expire(new, now_ms, config, events)  # a snooze that ran out ends before the action applies
+    _expire(new, now_ms, names, config, events)  # a snooze that ran out ends before the action applies
     context = _Context(
         new, cause_key=f"a:{action.action_id}", at_ms=at_ms, cause="action", config=config, now_ms=now_ms
     )
@@ -483,8 +513,8 @@ _ACTIONS = {
 # --- shared ---------------------------------------------------------------------------------
 
 
-def _prepared(state: MotorState, config: DetectorConfig) -> MotorState:
-    """A copy of the state with a status for every alarm the configuration defines.
+def _prepared(state: MotorState, names: list[str]) -> MotorState:
+    """A copy of the state with a status for every alarm the configuration defines (`names`).
 
     An alarm whose rule is not in this configuration keeps its status untouched: it is neither
     evaluated nor dropped. Two containers may briefly run different configurations (one still
@@ -492,7 +522,7 @@ def _prepared(state: MotorState, config: DetectorConfig) -> MotorState:
     an alarm that is already active as soon as the other configuration sees the motor again.
     """
     new = state.copy()
-    for name in config.alarm_names():
+    for name in names:
         if name not in new.alarms:
             new.alarms[name] = AlarmStatus()
     return new

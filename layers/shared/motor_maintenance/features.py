@@ -94,6 +94,8 @@ FEATURE_LABELS: dict[str, str] = {
 _LABEL_MAX = 64
 
 NAN = float("nan")
+_TRACKED_AND_DERIVED: tuple[str, ...] = (*TRACKED, *DERIVED)
+_N_TRACKED = len(TRACKED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,7 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     """
     stats = stats or RunningStats()
     ts_ms = reading.ts_ms
+    running = reading.running
     signals = reading.signals()
     ambient = signals.get("ambient_temp_c")
     shaft_w = _shaft_w(signals)
@@ -144,37 +147,47 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     slow = dict(stats.slow)
     baseline = dict(stats.baseline)
     operating_s = stats.operating_s
-    if reading.running:
+    if running:
         step_s = 0.0 if stats.last_ts_ms is None else min(max((ts_ms - stats.last_ts_ms) / 1000, 0.0), MAX_STEP_S)
         operating_s += step_s
         a_fast = 1.0 - math.exp(-step_s / FAST_TAU_S)
         a_slow = 1.0 - math.exp(-step_s / SLOW_TAU_S)
         a_baseline = 1.0 - math.exp(-step_s / BASELINE_TAU_S)
-        for name, value in (*((n, signals.get(n)) for n in TRACKED), *derived.items()):
-            if value is None or math.isnan(value):
+        isnan, get_signal = math.isnan, signals.get  # once per reading and name: look each up once
+        for name in _TRACKED_AND_DERIVED:
+            value = derived[name] if name in derived else get_signal(name)
+            if value is None or isnan(value):
                 continue
-            if name not in fast:
+            old_fast = fast.get(name)
+            if old_fast is None:
                 fast[name] = slow[name] = baseline[name] = value
                 continue
-            if name not in baseline:  # statistics stored before the baseline existed: start from the slow mean
-                baseline[name] = slow[name]
-            fast[name] += a_fast * (value - fast[name])
-            slow[name] += a_slow * (value - slow[name])
-            baseline[name] += a_baseline * (value - baseline[name])
+            old_slow = slow[name]
+            # Statistics stored before the baseline existed: it starts from the slow mean.
+            old_baseline = baseline.get(name, old_slow)
+            fast[name] = old_fast + a_fast * (value - old_fast)
+            slow[name] = old_slow + a_slow * (value - old_slow)
+            baseline[name] = old_baseline + a_baseline * (value - old_baseline)
     new_stats = RunningStats(last_ts_ms=ts_ms, fast=fast, slow=slow, operating_s=operating_s, baseline=baseline)
 
-    vector: list[float] = [1.0 if reading.running else 0.0]
-    vector.extend(signals.get(name, NAN) for name in SIGNALS)
-    vector.extend(fast.get(name, NAN) for name in TRACKED)
-    vector.extend(slow.get(name, NAN) for name in TRACKED)
-    vector.extend(fast[name] - slow[name] if name in fast else NAN for name in TRACKED)
-    vector.append(_difference(signals.get("winding_temp_c"), ambient))
-    vector.append(_difference(signals.get("bearing_temp_c"), ambient))
-    vector.append(_hydraulic_efficiency(signals, shaft_w))
-    vector.extend(derived[name] for name in DERIVED)
-    vector.extend(fast.get(name, NAN) for name in DERIVED)
-    vector.extend(fast[name] - slow[name] if name in fast else NAN for name in DERIVED)
-    vector.extend(fast[name] - baseline[name] if name in baseline else NAN for name in (*TRACKED, *DERIVED))
+    # One list display, each average looked up once: this runs for every reading.
+    get_signal, get_fast, get_slow = signals.get, fast.get, slow.get
+    ewm_fast = [get_fast(name, NAN) for name in _TRACKED_AND_DERIVED]
+    trend = [fast[name] - slow[name] if name in fast else NAN for name in _TRACKED_AND_DERIVED]
+    vector: list[float] = [
+        1.0 if running else 0.0,
+        *[get_signal(name, NAN) for name in SIGNALS],
+        *ewm_fast[:_N_TRACKED],
+        *[get_slow(name, NAN) for name in TRACKED],
+        *trend[:_N_TRACKED],
+        _difference(get_signal("winding_temp_c"), ambient),
+        _difference(get_signal("bearing_temp_c"), ambient),
+        _hydraulic_efficiency(signals, shaft_w),
+        *[derived[name] for name in DERIVED],
+        *ewm_fast[_N_TRACKED:],
+        *trend[_N_TRACKED:],
+        *[fast[name] - baseline[name] if name in baseline else NAN for name in _TRACKED_AND_DERIVED],
+    ]
     return vector, new_stats
 
 

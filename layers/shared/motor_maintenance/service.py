@@ -116,10 +116,11 @@ def process_reading(
         prediction, prediction_error = predicted
 
         probability, drivers = (prediction.probability, prediction.drivers) if prediction else (None, ())
-        decision = step(state, ReadingInput(reading, probability, drivers, received_at_ms), now, config)
-        new = replace(decision.state, stats=stats)
+        decision = step(state, ReadingInput(reading, probability, drivers, received_at_ms, stats), now, config)
         try:
-            saved = _save_with_outbox(new, decision.events, store, expected_version=state.version if state else 0)
+            saved = _save_with_outbox(
+                decision.state, decision.events, store, expected_version=state.version if state else 0
+            )
         except VersionConflict:
             conflicts += 1
             continue

@@ -33,6 +33,8 @@ if not __package__:  # run as a script: the layer and the repository on the path
     root = Path(__file__).resolve().parent.parent
     sys.path[:0] = [str(root), str(root / "layers" / "shared")]
 
+from motor_adapters.dynamodb_store import DUE_SHARDS
+
 HOURS_PER_MONTH = 730
 """AWS's pricing examples' month."""
 GB = 1024**3
@@ -169,6 +171,10 @@ class Workload:
     """Tracing is Active: X-Ray's default rule records the first request each second and 5% of the rest."""
     alarm_events_per_month: float = 10.0
     """Alarm transitions per motor and month (assumed; each is published, alerted and e-mailed)."""
+    offline_after_s: float = 600.0
+    """The offline alarm's silence limit: a running motor's entry in the due-checks index moves about once per half."""
+    timer_tick_ms: float = 200.0
+    """OfflineCheckFunction's duration per tick when nothing is due: 16 index queries (assumed)."""
 
     @property
     def readings(self) -> float:
@@ -258,7 +264,28 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
     items["CloudWatch Logs"] = invocations * w.log_bytes_per_invocation / GB * rates["cloudwatch_logs_gb"]
     items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
+    items.update(_offline_watch(w, rates))
     return Cost(architecture, items, floor_cost(w, rates))
+
+
+def _offline_watch(w: Workload, rates: Mapping[str, float]) -> dict[str, float]:
+    """The offline alarm (docs/architecture.md, "Offline detection and timers"), the same in every design.
+
+    While the motor runs, its entry in the keys-only index moves about once per half silence limit
+    (a delete and a put, one write unit each); the timer's ticks (16 queries of at least one read unit
+    each, one invocation a minute) are shared by the fleet.
+    """
+    moves = w.running_fraction * HOURS_PER_MONTH * 3600 / (w.offline_after_s / 2)
+    ticks = HOURS_PER_MONTH * 60
+    tick = (
+        rates["lambda_requests"]
+        + w.memory_mb / 1024 * w.timer_tick_ms / 1000 * rates["lambda_arm_gb_s"]
+        + DUE_SHARDS * rates["dynamodb_read_request_units"]
+    )
+    return {
+        "DynamoDB offline index": moves * 2 * rates["dynamodb_write_request_units"],
+        "offline timer": ticks * tick / w.motors,
+    }
 
 
 def _per_alarm_event(w: Workload, rates: Mapping[str, float]) -> float:
@@ -400,6 +427,9 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--running-fraction", type=float, default=defaults.running_fraction)
     load.add_argument("--motors", type=int, default=defaults.motors, help="fleet size (how fast a batch fills)")
     load.add_argument("--alarm-events-per-month", type=float, default=defaults.alarm_events_per_month)
+    load.add_argument(
+        "--offline-after-s", type=float, default=defaults.offline_after_s, help="the offline alarm's silence limit"
+    )
     fn = parser.add_argument_group("the function")
     fn.add_argument("--memory-mb", type=int, default=defaults.memory_mb)
     fn.add_argument(
@@ -431,8 +461,17 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.running_fraction <= 1:
         print("error: --running-fraction must be between 0 and 1", file=sys.stderr)
         return 2
-    if min(args.readings_per_minute) <= 0 or args.batch_size < 1 or args.memory_mb < 128 or args.motors < 1:
-        print("error: rates, batch size, memory and motors must be positive (memory at least 128 MB)", file=sys.stderr)
+    if (
+        min(args.readings_per_minute) <= 0
+        or args.offline_after_s <= 0
+        or args.batch_size < 1
+        or args.memory_mb < 128
+        or args.motors < 1
+    ):
+        print(
+            "error: rates, the silence limit, batch size, memory and motors must be positive (memory at least 128 MB)",
+            file=sys.stderr,
+        )
         return 2
     sizes = measured_sizes(args.action_ids)
     workload = Workload(
@@ -456,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         log_bytes_per_invocation=args.log_bytes_per_invocation,
         xray_sampled_fraction=args.xray_sampled_fraction,
         alarm_events_per_month=args.alarm_events_per_month,
+        offline_after_s=args.offline_after_s,
     )
     rows = results(workload, unit_rates(PRICES), sorted(set(args.readings_per_minute)))
     if args.json:

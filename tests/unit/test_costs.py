@@ -50,8 +50,8 @@ def test_each_reading_writes_the_whole_state_item_in_1_kb_units_and_reads_it_in_
     writes = monthly_cost("direct", workload(state_item_bytes=3000), only("dynamodb_write_request_units"))
     reads = monthly_cost("direct", workload(state_item_bytes=4097), only("dynamodb_read_request_units"))
 
-    assert writes.total == READINGS_A_MONTH * 3  # ceil(3000 / 1024)
-    assert reads.total == READINGS_A_MONTH * 2  # ceil(4097 / 4096)
+    assert writes.items["DynamoDB writes"] == READINGS_A_MONTH * 3  # ceil(3000 / 1024)
+    assert reads.items["DynamoDB reads"] == READINGS_A_MONTH * 2  # ceil(4097 / 4096)
 
 
 def test_direct_calls_the_endpoint_once_per_running_reading_and_embedded_never() -> None:
@@ -95,9 +95,9 @@ def test_batches_divide_invocations_and_share_a_motors_state_only_when_the_batch
     writes = monthly_cost("batched", spanning, only("dynamodb_write_request_units"))
     short_writes = monthly_cost("batched", short, only("dynamodb_write_request_units"))
 
-    assert requests.total == pytest.approx(readings / 6000)
-    assert writes.total == pytest.approx(readings / 6 * 3)
-    assert short_writes.total == pytest.approx(readings * 3)
+    assert requests.items["Lambda requests"] == pytest.approx(readings / 6000)
+    assert writes.items["DynamoDB writes"] == pytest.approx(readings / 6 * 3)
+    assert short_writes.items["DynamoDB writes"] == pytest.approx(readings * 3)
 
 
 def test_batched_pays_one_sqs_send_per_reading_and_a_receive_and_delete_per_ten() -> None:
@@ -204,3 +204,24 @@ def test_the_docs_table_is_what_the_script_computes_today() -> None:
         assert f"{arch['total_usd']:.4f}" == total, (rate, architecture)
         assert f"{arch['ratio_to_floor']:.2f}" == ratio, (rate, architecture)
     assert f"**{sizes['state_item_bytes']:,} bytes" in doc
+
+
+def test_the_offline_watch_costs_two_index_writes_per_half_silence_limit_while_running() -> None:
+    # Given prices where only DynamoDB writes cost anything, and a motor that always runs
+    rates = dict.fromkeys(costs.unit_rates(PRICES), 0.0)
+    rates["dynamodb_write_request_units"] = 1.0
+    workload = replace(Workload(), running_fraction=1.0, offline_after_s=600.0, payload_bytes=300, state_item_bytes=1)
+    # When the direct design is priced
+    cost = costs.monthly_cost("direct", workload, rates)
+    # Then the index moves every 300 s of a 730-hour month, a delete and a put each time
+    assert cost.items["DynamoDB offline index"] == 730 * 3600 / 300 * 2
+    # And a longer silence limit moves it less often
+    longer = costs.monthly_cost("direct", replace(workload, offline_after_s=1200.0), rates)
+    assert longer.items["DynamoDB offline index"] == cost.items["DynamoDB offline index"] / 2
+
+
+def test_the_offline_timers_ticks_are_shared_by_the_fleet() -> None:
+    one = costs.monthly_cost("direct", workload(motors=1), only("lambda_requests")).items["offline timer"]
+    thousand = costs.monthly_cost("direct", workload(motors=1000), only("lambda_requests")).items["offline timer"]
+    assert one == 730 * 60  # one invocation a minute
+    assert thousand == pytest.approx(one / 1000)

@@ -26,6 +26,10 @@ FUNCTION_ENV = {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
     },
+    "OfflineCheckFunction": {
+        "STATE_TABLE_NAME": "StateTableName",
+        "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+    },
     "AlertFunction": {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",

@@ -41,6 +41,11 @@ def test_it_maps_every_functions_environment_to_the_stacks_outputs(capsys: pytes
     assert document["InferenceFunction"]["STATE_TABLE_NAME"] == "value-of-StateTableName"
 
 
+def test_it_covers_every_function_of_the_template() -> None:
+    functions = {name for name, r in template()["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert set(FUNCTION_ENV) == functions
+
+
 def test_it_covers_every_environment_variable_the_template_sets() -> None:
     resources = template()["Resources"]
     global_env = set(template()["Globals"]["Function"]["Environment"]["Variables"])

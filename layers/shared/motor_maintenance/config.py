@@ -111,6 +111,11 @@ class OfflineRule(_Frozen):
         max_length=ADVICE_MAX,
     )
 
+    @property
+    def after_ms(self) -> int:
+        """`after_s` in milliseconds, the unit of the state's times."""
+        return int(self.after_s * 1000)
+
 
 class ModelHealthRule(_Frozen):
     """When the failure-prediction model counts as unavailable, for one fleet-wide health alarm."""

@@ -174,7 +174,7 @@ def check_timers(state: MotorState, now: datetime, config: DetectorConfig) -> De
     if config.offline.enabled:
         status = new.alarms[OFFLINE_ALARM]
         silence_ms = _silence_ms(new, now_ms)
-        after_ms = int(config.offline.after_s * 1000)
+        after_ms = config.offline.after_ms
         if not status.held and silence_ms is not None and silence_ms >= after_ms:
             status.held = True
             status.last_value = round(silence_ms / 1000, 3)
@@ -203,21 +203,17 @@ def next_check(state: MotorState, now_ms: int, config: DetectorConfig) -> int | 
     time on), and a steady stream of readings rewrites the index entry about once per half window,
     not once per reading.
     """
-    candidates = [
-        status.snoozed_until_ms
-        for name, status in state.alarms.items()
-        if status.state is _SNOOZED and status.snoozed_until_ms is not None
-    ]
-    if candidates:  # rare: only then is it worth listing the configured alarms (a removed rule's is frozen)
+    candidates: list[int] = []
+    if _any_snoozed(state):  # rare: only then is it worth listing the configured alarms (a removed rule's is frozen)
         names = config.alarm_names()
         candidates = [
             status.snoozed_until_ms
             for name, status in state.alarms.items()
-            if name in names and status.state is AlarmState.SNOOZED and status.snoozed_until_ms is not None
+            if name in names and status.state is _SNOOZED and status.snoozed_until_ms is not None
         ]
     margin_ms = 0
     if config.offline.enabled:
-        after_ms = int(config.offline.after_s * 1000)
+        after_ms = config.offline.after_ms
         margin_ms = after_ms // 2
         offline = state.alarms.get(OFFLINE_ALARM)
         if state.last_running and state.last_heard_ms is not None and offline is not None and not offline.held:
@@ -229,6 +225,11 @@ def next_check(state: MotorState, now_ms: int, config: DetectorConfig) -> int | 
     if kept is not None and now_ms + margin_ms < kept <= due:
         return kept
     return due
+
+
+def _any_snoozed(state: MotorState) -> bool:
+    """Whether any alarm is snoozed: the common case, none, skips the snooze bookkeeping."""
+    return any(status.state is _SNOOZED for status in state.alarms.values())
 
 
 def _silence_ms(state: MotorState, now_ms: int) -> int | None:
@@ -358,10 +359,7 @@ def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None
 
 
 def _expire(state: MotorState, now_ms: int, names: list[str], config: DetectorConfig, events: list[AlarmEvent]) -> None:
-    for status in state.alarms.values():  # the common case first: nothing is snoozed, nothing to do
-        if status.state is _SNOOZED:
-            break
-    else:
+    if not _any_snoozed(state):
         return
     for name in names:
         status = state.alarms[name]

@@ -535,12 +535,10 @@ class LocalStack:
                     "resources": [rule_arn],
                     "detail": {},
                 }
+            # Refused (stopping, or throttled) or gone (stopped): EventBridge would retry; the next tick will.
             try:
                 self.functions[schedule.function].invoke_async(event)
-            except (
-                InvokeRefused,
-                KeyError,
-            ) as exc:  # stopping, or throttled: EventBridge would retry, the next tick will
+            except (InvokeRefused, KeyError) as exc:
                 log.warning("schedule %s not delivered: %s", schedule.name, exc)
                 continue
             with self._lock:

@@ -2,8 +2,8 @@
 
 Nothing here is copied from the template by hand: `load` reads the functions (SAM Globals merged in),
 the IoT rules (`AWS::IoT::TopicRule` resources and SAM `IoTRule` events), tables, queues, topics,
-subscriptions, SSM parameters and SAM `Schedule` events into specs. Values that name other resources (environment
-variables, parameter names and values) are kept raw, and resolved by a `Resolver` the stack builds
+subscriptions, SSM parameters and SAM `Schedule` events into specs. Values that name other resources
+(environment variables, parameter names and values) are kept raw, and resolved by a `Resolver` the stack builds
 once it knows the local physical names. Values the local stack needs at start-up (a handler, a
 timeout, a rule's SQL) are resolved at load with the template's parameter defaults. Whatever cannot
 be emulated faithfully (a rule action other than Lambda, an on-failure destination that is not a

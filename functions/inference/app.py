@@ -17,7 +17,7 @@ from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.embedded_predictor import EmbeddedPredictor
 from motor_adapters.iot_publisher import IotAlarmPublisher
-from motor_adapters.observability import count_alarms_raised
+from motor_adapters.observability import count_alarms_raised, log_alarm_transition
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_adapters.settings import Settings
 from motor_adapters.wiring import (
@@ -134,15 +134,7 @@ def report(result: Result, received_at: int | None) -> None:
         metrics.add_metric(name="StateConflicts", unit=MetricUnit.Count, value=result.conflicts)
     for event in result.events:
         metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "alarm transition",
-            alarm=event.alarm,
-            kind=event.kind.value,
-            transition=event.transition.value,
-            from_state=event.from_state.value,
-            to_state=event.to_state.value,
-            event_id=event.event_id,
-        )
+        log_alarm_transition(logger, event)
     count_alarms_raised(metrics, result.events)
     if received_at is not None:
         latency_ms = max(datetime.now(UTC).timestamp() * 1000 - received_at, 0.0)

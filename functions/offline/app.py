@@ -20,10 +20,10 @@ from motor_adapters.clients import time_left_s, within_lambda_timeout
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoDueIndex, DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
-from motor_adapters.observability import count_alarms_raised
+from motor_adapters.observability import count_alarms_raised, log_alarm_transition
 from motor_adapters.settings import Settings
 from motor_adapters.wiring import alarm_publisher, config_source, current_config, due_index, state_store
-from motor_maintenance.alarms import AlarmEvent, AlarmKind, Transition
+from motor_maintenance.alarms import AlarmEvent, AlarmKind
 from motor_maintenance.detector import Outcome
 from motor_maintenance.errors import MaintenanceError
 from motor_maintenance.service import process_timers
@@ -75,23 +75,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         counts[result.outcome.value] += 1
         counts["conflicts"] += result.conflicts
         for alarm_event in result.events:
-            events.append(alarm_event)
-            counts[f"{alarm_event.kind.value}.{alarm_event.transition.value}"] += 1
-            logger.info(
-                "alarm transition",
-                motor_id=motor_id,
-                alarm=alarm_event.alarm,
-                kind=alarm_event.kind.value,
-                transition=alarm_event.transition.value,
-                from_state=alarm_event.from_state.value,
-                to_state=alarm_event.to_state.value,
-                event_id=alarm_event.event_id,
-                silent_s=alarm_event.value if alarm_event.kind is AlarmKind.OFFLINE else None,
-            )
+            silent_s = alarm_event.value if alarm_event.kind is AlarmKind.OFFLINE else None
+            log_alarm_transition(logger, alarm_event, motor_id=motor_id, silent_s=silent_s)
+        events.extend(result.events)
         if result.published and result.outcome is not Outcome.APPLIED:
             logger.info("undelivered alarm events delivered", motor_id=motor_id, events=len(result.published))
-    _report(counts, len(failures))
-    count_alarms_raised(metrics, events)
+    _report(counts, events, len(failures))
     if failures:
         raise TimerChecksFailed(f"{len(failures)} motor(s) could not be checked: {', '.join(failures[:20])}")
     return {
@@ -103,25 +92,24 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     }
 
 
-def _report(counts: Counter[str], failed: int) -> None:
+def _report(counts: Counter[str], events: list[AlarmEvent], failed: int) -> None:
     """One log line and the metrics of a tick."""
-    offline = f"{AlarmKind.OFFLINE.value}.{Transition.RAISED.value}"
+    offline = count_alarms_raised(metrics, events)[AlarmKind.OFFLINE.value]
     metrics.add_metric(name="TimerChecks", unit=MetricUnit.Count, value=counts["checked"])
-    metrics.add_metric(name="MotorsOffline", unit=MetricUnit.Count, value=counts[offline])
+    metrics.add_metric(name="MotorsOffline", unit=MetricUnit.Count, value=offline)
     if counts["left_for_next_tick"]:
         metrics.add_metric(name="TimerChecksDeferred", unit=MetricUnit.Count, value=counts["left_for_next_tick"])
     if failed:
         metrics.add_metric(name="TimerChecksFailed", unit=MetricUnit.Count, value=failed)
     if counts["conflicts"]:
         metrics.add_metric(name="StateConflicts", unit=MetricUnit.Count, value=counts["conflicts"])
-    transitions = sum(count for key, count in counts.items() if "." in key)
-    if transitions:
-        metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=transitions)
+    if events:
+        metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=len(events))
     logger.info(
         "timer tick",
         checked=counts["checked"],
         changed=counts[Outcome.APPLIED.value],
-        offline_raised=counts[offline],
+        offline_raised=offline,
         deferred=counts["left_for_next_tick"],
         failed=failed,
     )

@@ -1,4 +1,5 @@
-"""Metrics more than one handler emits the same way: alarms raised, in total and per alarm kind.
+"""What more than one handler reports the same way: alarms raised, in total and per alarm kind, and the
+log line of each alarm transition.
 
 Every handler that produces alarm events (InferenceFunction, OperatorActionFunction, and the offline
 check) calls `count_alarms_raised(metrics, events)` with its module-level Powertools `Metrics` and
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from motor_maintenance.alarms import AlarmEvent, Transition
@@ -44,3 +46,17 @@ def count_alarms_raised(metrics: Metrics, events: Iterable[AlarmEvent]) -> Count
                 metric.add_dimension(name="service", value=str(metrics.service))
             metric.add_dimension(name=KIND_DIMENSION, value=kind)
     return raised
+
+
+def log_alarm_transition(logger: Logger, event: AlarmEvent, **extra: Any) -> None:
+    """The structured `alarm transition` log line of one event (plus `extra` keys)."""
+    logger.info(
+        "alarm transition",
+        alarm=event.alarm,
+        kind=event.kind.value,
+        transition=event.transition.value,
+        from_state=event.from_state.value,
+        to_state=event.to_state.value,
+        event_id=event.event_id,
+        **extra,
+    )

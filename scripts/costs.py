@@ -6,8 +6,8 @@
 
 - direct (today's): TelemetryRule -> InferenceFunction per reading; one SageMaker serverless call per
   reading while the motor runs; a GetItem and a conditional PutItem of the motor's state per reading.
-- batched: TelemetryRule -> SQS -> the function in batches; one SageMaker call per batch; a motor's
-  readings in one batch share one GetItem and one PutItem.
+- batched (template IngestionMode batched): TelemetryRule -> Kinesis (TelemetryStream) -> the function in
+  batches; one SageMaker call per batch; a motor's readings in one batch share one GetItem and one PutItem.
 - embedded: as direct, with the model evaluated inside the function: no SageMaker.
 - batched-embedded: both changes at once.
 
@@ -40,7 +40,15 @@ HOURS_PER_MONTH = 730
 GB = 1024**3
 IOT_MESSAGE_BYTES = 5 * 1024
 """IoT Core meters messages, rules and actions in 5 KB increments."""
-SQS_CHUNK_BYTES = 64 * 1024
+KINESIS_PUT_UNIT_BYTES = 25 * 1024
+"""Kinesis meters PUT payload units in 25 KB chunks of a record."""
+KINESIS_SHARD_RECORDS_PER_S = 1000
+KINESIS_SHARD_BYTES_PER_S = 1024 * 1024
+"""A provisioned shard takes 1,000 records or 1 MB a second, whichever comes first."""
+LAMBDA_EVENT_BYTES = 6 * 1024 * 1024
+"""Lambda's invocation payload limit: the event source mapping ends a batch before it is reached."""
+KINESIS_EVENT_RECORD_BYTES = 580
+"""One record's envelope in the Lambda event besides its base64 data (events/telemetry-batch.json: 578 bytes)."""
 LAMBDA_MB_PER_VCPU = 1769
 """At 1,769 MB a function has the equivalent of one vCPU; below it, CPU time stretches in proportion."""
 TAKEN = "2026-11-28"
@@ -105,9 +113,14 @@ PRICES: dict[str, Price] = {
         "https://aws.amazon.com/dynamodb/pricing/on-demand/",
         "third-party copies after the November 2024 price cut (US East)",
     ),
-    "sqs_requests": Price(
-        0.40, 1e6, "standard queue requests (64 KB chunks)", "https://aws.amazon.com/sqs/pricing/",
-        "third-party copies of the page (US East, 2026)",
+    "kinesis_shard_hours": Price(
+        0.015, 1.0, "provisioned shard-hours", "https://aws.amazon.com/kinesis/data-streams/pricing/",
+        "NOT VERIFIED: the stored copies of the page name the dimensions (shard hour; PUT payload unit of"
+        " 25 KB; reads free) but did not render the rates; the us-east-1 rate as remembered",
+    ),
+    "kinesis_put_payload_units": Price(
+        0.014, 1e6, "PUT payload units (25 KB each)", "https://aws.amazon.com/kinesis/data-streams/pricing/",
+        "NOT VERIFIED: as above",
     ),
     "sns_publishes": Price(
         0.50, 1e6, "publishes (64 KB chunks)", "https://aws.amazon.com/sns/pricing/", "third-party copies of the page"
@@ -153,10 +166,14 @@ class Workload:
     """INIT duration of a new execution environment (make bench measures the import at about 0.3 s)."""
     cold_start_fraction: float = 0.001
     """Invocations that meet a new execution environment (assumed; AWS says typically under 1%)."""
-    batch_size: int = 100
+    batch_size: int = 500
     batch_window_s: float = 60.0
+    """The template's BatchSize and BatchWindowSeconds (their defaults)."""
     motors: int = 1000
-    """Fleet size: how fast a batch fills."""
+    """Fleet size: how fast a batch fills, and how many motors share the stream's shards."""
+    stream_shards: int = 0
+    """TelemetryStream's shards (StreamShardCount); 0: the fewest that carry the fleet. Each shard's readings are
+    batched on their own, so more shards make each batch span a longer time."""
     payload_bytes: int = 0
     """A reading as published, topic included (0: measured from the simulator)."""
     row_bytes: int = 0
@@ -228,14 +245,24 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
 
     if batched:
         fleet_per_s = w.motors * w.readings_per_minute / 60
-        batch = max(1.0, min(float(w.batch_size), fleet_per_s * w.batch_window_s))
-        span_s = batch / fleet_per_s
+        shards = max(
+            w.stream_shards,
+            math.ceil(fleet_per_s / KINESIS_SHARD_RECORDS_PER_S),
+            math.ceil(fleet_per_s * w.payload_bytes / KINESIS_SHARD_BYTES_PER_S),
+        )
+        shard_per_s = fleet_per_s / shards  # Lambda batches each shard's readings on their own
+        record_bytes = KINESIS_EVENT_RECORD_BYTES + math.ceil(w.payload_bytes / 3) * 4
+        batch = max(1.0, min(w.batch_size, LAMBDA_EVENT_BYTES // record_bytes, shard_per_s * w.batch_window_s))
+        span_s = batch / shard_per_s
         # A motor's readings in one batch share its state's GetItem and PutItem.
         per_motor_in_batch = max(1.0, span_s * w.readings_per_minute / 60)
         invocations = readings / batch
-        chunks = math.ceil(w.payload_bytes / SQS_CHUNK_BYTES)
-        # The rule's SendMessage per reading; Lambda's poller receives and deletes up to 10 at a time.
-        items["SQS requests"] = readings * chunks * (1 + 2 / 10) * rates["sqs_requests"]
+        # The rule's PutRecord per reading; Lambda's reads of the stream are free. The fleet shares the
+        # shards it needs (one per 1,000 readings or 1 MB a second).
+        items["Kinesis PUT units"] = (
+            readings * math.ceil(w.payload_bytes / KINESIS_PUT_UNIT_BYTES) * rates["kinesis_put_payload_units"]
+        )
+        items["Kinesis shards"] = shards * HOURS_PER_MONTH * rates["kinesis_shard_hours"] / w.motors
         state_ops = readings / per_motor_in_batch
         scored_batch = 1 - (1 - w.running_fraction) ** batch  # a batch holding at least one running reading
         endpoint_calls = invocations * scored_batch
@@ -439,6 +466,9 @@ def _parser() -> argparse.ArgumentParser:
     fn.add_argument("--endpoint-wait-ms", type=float, default=defaults.endpoint_wait_ms)
     fn.add_argument("--batch-size", type=int, default=defaults.batch_size)
     fn.add_argument("--batch-window-s", type=float, default=defaults.batch_window_s)
+    fn.add_argument(
+        "--stream-shards", type=int, default=defaults.stream_shards, help="TelemetryStream's shards (0: fewest needed)"
+    )
     fn.add_argument("--cold-start-fraction", type=float, default=defaults.cold_start_fraction)
     fn.add_argument("--init-ms", type=float, default=defaults.init_ms)
     fn.add_argument("--xray-sampled-fraction", type=float, default=defaults.xray_sampled_fraction)
@@ -465,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         min(args.readings_per_minute) <= 0
         or args.offline_after_s <= 0
         or args.batch_size < 1
+        or args.stream_shards < 0
         or args.memory_mb < 128
         or args.motors < 1
     ):
@@ -488,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         cold_start_fraction=args.cold_start_fraction,
         batch_size=args.batch_size,
         batch_window_s=args.batch_window_s,
+        stream_shards=args.stream_shards,
         motors=args.motors,
         payload_bytes=args.payload_bytes or sizes["payload_bytes"],
         row_bytes=sizes["row_bytes"],

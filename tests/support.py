@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import json
@@ -190,3 +191,39 @@ def reading_payload(seq: int = 1, *, at_s: float = 0.0, motor_id: str = "motor-0
     }
     payload.update(signals)
     return {key: value for key, value in payload.items() if value is not None}
+
+
+STREAM_ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/motor-maintenance-TelemetryStream"
+
+
+def kinesis_batch(
+    payloads: list[Any], *, first_sequence: int = 49_656_000_000_000_000_000_000_000_000_000_000_000_000_000
+) -> dict[str, Any]:
+    """A Lambda event from TelemetryStream's event source mapping: each payload as the rule wrote it (JSON).
+
+    A payload that is bytes is sent as is (a record that is not JSON).
+    """
+    records = []
+    for i, payload in enumerate(payloads):
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        key = payload.get("topic_motor_id") or payload.get("motor_id") if isinstance(payload, dict) else "unknown"
+        sequence = str(first_sequence + i)
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": str(key),
+                    "sequenceNumber": sequence,
+                    "data": base64.b64encode(data).decode(),
+                    "approximateArrivalTimestamp": 1795780800.5 + i,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{sequence}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/motor-maintenance-InferenceRole",
+                "awsRegion": "eu-west-1",
+                "eventSourceARN": STREAM_ARN,
+            }
+        )
+    return {"Records": records}

@@ -100,11 +100,27 @@ def test_batches_divide_invocations_and_share_a_motors_state_only_when_the_batch
     assert short_writes.items["DynamoDB writes"] == pytest.approx(readings * 3)
 
 
-def test_batched_pays_one_sqs_send_per_reading_and_a_receive_and_delete_per_ten() -> None:
-    cost = monthly_cost("batched", workload(), only("sqs_requests"))
+def test_batched_pays_a_put_payload_unit_per_reading_of_up_to_25_kb() -> None:
+    cost = monthly_cost("batched", workload(), only("kinesis_put_payload_units"))
+    large = monthly_cost("batched", workload(payload_bytes=30 * 1024), only("kinesis_put_payload_units"))
 
-    assert cost.total == pytest.approx(READINGS_A_MONTH * 1.2)
-    assert monthly_cost("direct", workload(), only("sqs_requests")).total == 0.0
+    assert cost.total == pytest.approx(READINGS_A_MONTH)
+    assert large.total == pytest.approx(READINGS_A_MONTH * 2)
+    assert monthly_cost("direct", workload(), only("kinesis_put_payload_units")).total == 0.0
+
+
+@pytest.mark.parametrize(
+    ("motors", "per_minute", "shards"),
+    [(1000, 1.0, 1), (60_000, 1.0, 1), (60_001, 1.0, 2), (10_000, 6.0, 1), (10_001, 6.0, 2)],
+)
+def test_the_fleet_shares_the_shards_it_needs_at_a_thousand_readings_a_second_each(
+    motors: int, per_minute: float, shards: int
+) -> None:
+    w = workload(motors=motors, readings_per_minute=per_minute)
+
+    cost = monthly_cost("batched", w, only("kinesis_shard_hours"))
+
+    assert cost.items["Kinesis shards"] == pytest.approx(shards * 730 / motors)
 
 
 def test_an_alarm_event_is_published_alerted_and_emailed() -> None:

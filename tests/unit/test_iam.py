@@ -111,7 +111,17 @@ TARGETS_IN_CODE = {
 }
 
 
-def platform_actions(template: Template, function: dict[str, Any]) -> dict[str, str]:
+STREAM_READ_ACTIONS = (
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+)
+"""What Lambda's event source mapping does, as the function's role, to read a Kinesis stream (standard iterator)."""
+
+
+def platform_actions(template: Template, function: dict[str, Any], name: str = "") -> dict[str, str]:
     """What Lambda itself does as the function's role, with the reason (test_template checks the resources)."""
     needs = dict.fromkeys(sorted(LOG_WRITE_ACTIONS), "Lambda writes the function's logs to its own log group")
     if function_property(template, function, "Tracing") == "Active":
@@ -120,6 +130,15 @@ def platform_actions(template: Template, function: dict[str, Any]) -> dict[str, 
     on_failure = config.get("DestinationConfig", {}).get("OnFailure") or {}
     if on_failure.get("Type") in DESTINATION_ACTIONS:
         needs[DESTINATION_ACTIONS[on_failure["Type"]]] = "Lambda sends failed events to the on-failure destination"
+    for _, mapping in resources(template, "AWS::Lambda::EventSourceMapping"):
+        properties = mapping["Properties"]
+        if direct_reference(properties["FunctionName"]) != name:
+            continue
+        source = direct_reference(properties["EventSourceArn"])
+        if template["Resources"][source]["Type"] == "AWS::Kinesis::Stream":
+            needs |= dict.fromkeys(STREAM_READ_ACTIONS, f"Lambda's event source mapping reads {source}")
+        if properties.get("DestinationConfig", {}).get("OnFailure"):
+            needs["sqs:SendMessage"] = "the event source mapping sends failed batches' records to its destination"
     return needs
 
 
@@ -455,7 +474,7 @@ def least_privilege_problems(template: Template, code: CodeBase | None = None) -
             continue
         needs = code_needs(template, name, function, code)
         problems += needs.problems
-        platform = platform_actions(template, function)
+        platform = platform_actions(template, function, name)
         granted: dict[str, set[frozenset[str]]] = {}
         for where, actions, targets in role_grants(role_name, roles[role_name]):
             for action in actions:

@@ -412,11 +412,18 @@ def test_the_rules_see_what_the_handlers_declare() -> None:
     assert set(handlers) == {"InferenceFunction", "OperatorActionFunction", "AlertFunction", "OfflineCheckFunction"}
     # Every function an IoT rule invokes takes outside input, and the test above shows it rejects it
     # safely. OfflineCheckFunction runs on a schedule and reads nothing from its event.
-    rule_targets = {
-        action["Lambda"]["FunctionArn"]["Fn::GetAtt"][0]
-        for _, rule in resources(TEMPLATE, "AWS::IoT::TopicRule")
-        for action in rule["Properties"]["TopicRulePayload"]["Actions"]
-    }
+    # IngestionMode batched: a rule writes to a stream, whose event source mapping invokes the function.
+    mappings = [mapping["Properties"] for _, mapping in resources(TEMPLATE, "AWS::Lambda::EventSourceMapping")]
+    rule_targets: set[str | None] = set()
+    for _, rule in resources(TEMPLATE, "AWS::IoT::TopicRule"):
+        for action, _ in each(rule["Properties"]["TopicRulePayload"]["Actions"]):
+            if "Lambda" in action:
+                rule_targets.add(direct_reference(action["Lambda"]["FunctionArn"]))
+            else:
+                stream = direct_reference(action["Kinesis"]["StreamName"])
+                fed = [m for m in mappings if direct_reference(m["EventSourceArn"]) == stream]
+                assert fed, f"nothing reads the stream {stream}"
+                rule_targets |= {direct_reference(m["FunctionName"]) for m in fed}
     assert set(REJECTED) == rule_targets
     assert set(handlers) - rule_targets == {"OfflineCheckFunction"}
 

@@ -23,6 +23,7 @@ No clock reads and no I/O: `now` is a parameter, so the function replays determi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -125,16 +126,42 @@ def screen(state: MotorState | None, reading: Telemetry, now: datetime, config: 
     return _screen(current, reading, reading.ts_ms, to_epoch_ms(now), config)
 
 
+def screen_in_order(
+    state: MotorState | None, readings: Sequence[Telemetry], now: datetime, config: DetectorConfig
+) -> list[tuple[Outcome, str] | None]:
+    """`screen` of each reading of one motor as if the ones before it that pass had been applied.
+
+    A batch's readings are screened before any is applied, to know which need features and a model call.
+    """
+    last_ts_ms, last_seq = (state.last_ts_ms, state.last_seq) if state is not None else (None, None)
+    now_ms = to_epoch_ms(now)
+    refusals: list[tuple[Outcome, str] | None] = []
+    for reading in readings:
+        refusal = _refusal(reading.ts_ms, reading.seq, (last_ts_ms, last_seq), now_ms, config)
+        refusals.append(refusal)
+        if refusal is None:
+            last_ts_ms, last_seq = reading.ts_ms, reading.seq
+    return refusals
+
+
 def _screen(state: MotorState, reading: Telemetry, ts_ms: int, now_ms: int, config: DetectorConfig) -> Decision | None:
+    refusal = _refusal(ts_ms, reading.seq, (state.last_ts_ms, state.last_seq), now_ms, config)
+    return None if refusal is None else Decision(state, (), *refusal)
+
+
+def _refusal(
+    ts_ms: int, seq: int, last: tuple[int | None, int | None], now_ms: int, config: DetectorConfig
+) -> tuple[Outcome, str] | None:
+    """Why a reading stamped (ts_ms, seq) is not applied after the newest applied one, `last` (ts_ms, seq), or None."""
+    last_ts_ms, last_seq = last
     if _beyond_skew(ts_ms, now_ms, config):
-        return Decision(state, (), Outcome.FUTURE, f"reading stamped {(ts_ms - now_ms) / 1000:.0f} s in the future")
-    if not _is_newer(state, ts_ms, reading.seq):
-        same = ts_ms == state.last_ts_ms and reading.seq == state.last_seq
-        return Decision(
-            state,
-            (),
-            Outcome.DUPLICATE if same else Outcome.STALE,
-            "reading already applied" if same else "reading older than the newest applied",
+        return Outcome.FUTURE, f"reading stamped {(ts_ms - now_ms) / 1000:.0f} s in the future"
+    if last_ts_ms is not None and (ts_ms, seq) <= (last_ts_ms, last_seq if last_seq is not None else -1):
+        same = ts_ms == last_ts_ms and seq == last_seq
+        return (
+            (Outcome.DUPLICATE, "reading already applied")
+            if same
+            else (Outcome.STALE, "reading older than the newest applied")
         )
     return None
 

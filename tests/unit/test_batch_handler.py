@@ -1,0 +1,186 @@
+"""InferenceFunction with a batch from TelemetryStream (IngestionMode batched), AWS faked by moto.
+
+The sample event events/telemetry-batch.json is what `sam local invoke -e` sends: two motors, a
+condition held long enough to raise, a reading the schema refuses and a redelivered one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from motor_adapters import stream_batch
+from motor_adapters.clients import client as real_client
+from tests.conftest import FakeAws
+from tests.support import FakeSageMakerRuntime, LambdaContext, kinesis_batch, load_event, load_handler, reading_payload
+
+
+@pytest.fixture
+def sagemaker() -> FakeSageMakerRuntime:
+    return FakeSageMakerRuntime()
+
+
+@pytest.fixture
+def inference(aws: FakeAws, sagemaker: FakeSageMakerRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    module = load_handler("inference")
+
+    def client(service: str, **kwargs: Any) -> Any:
+        return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
+
+    monkeypatch.setattr(module, "client", client)
+    return module
+
+
+def metrics_of(output: str) -> dict[str, float]:
+    """The sum of every EMF metric value the invocation printed, by name."""
+    values: dict[str, float] = {}
+    for line in output.splitlines():
+        if '"CloudWatchMetrics"' not in line:
+            continue
+        blob = json.loads(line)
+        for definition in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = blob[definition["Name"]]
+            name = definition["Name"]
+            values[name] = values.get(name, 0.0) + (sum(value) if isinstance(value, list) else value)
+    return values
+
+
+def test_the_sample_batch_is_applied_with_one_model_call_and_the_alarm_raised_once(
+    inference: ModuleType,
+    aws: FakeAws,
+    sagemaker: FakeSageMakerRuntime,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    event = load_event("telemetry-batch")
+
+    response = inference.lambda_handler(event, lambda_context)
+
+    assert response["batchItemFailures"] == []
+    readings = {r["sequence_number"]: r for r in response["readings"]}
+    statuses = [readings[record["kinesis"]["sequenceNumber"]]["status"] for record in event["Records"]]
+    assert statuses == ["applied", "applied", "applied", "rejected", "duplicate"]
+    assert "speed_rpm" in readings[event["Records"][3]["kinesis"]["sequenceNumber"]]["reason"]
+    assert len(sagemaker.calls) == 1
+    assert len(sagemaker.calls[0]["Body"].decode().splitlines()) == 3  # the applied, running readings
+    published = aws.published()
+    assert [(topic, p["alarm"], p["transition"]) for topic, p in published] == [
+        ("motors/motor-001/alarms", "fluid_overtemperature", "raised")
+    ]
+    raised = readings[event["Records"][2]["kinesis"]["sequenceNumber"]]
+    assert raised["alarm_states"]["fluid_overtemperature"] == "ACTIVE"
+    assert raised["events"] == [published[0][1]["event_id"]]
+    metrics = metrics_of(capsys.readouterr().out)
+    assert metrics["BatchReadings"] == 5.0
+    assert metrics["ModelCalls"] == 1.0
+    assert metrics["ReadingsProcessed"] == 3.0
+    assert metrics["ReadingsRejected"] == 1.0
+    assert metrics["ReadingsDuplicate"] == 1.0
+    assert metrics["AlarmTransitions"] == 1.0
+    assert "ReadingsRedelivered" not in metrics
+
+
+def test_a_motor_whose_state_cannot_be_read_is_reported_for_redelivery_with_all_its_readings(
+    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payloads = [
+        reading_payload(1, at_s=0, motor_id="motor-001") | {"topic_motor_id": "motor-001"},
+        reading_payload(1, at_s=1, motor_id="motor-002"),
+        reading_payload(2, at_s=60, motor_id="motor-001"),
+        reading_payload(2, at_s=61, motor_id="motor-002"),
+    ]
+    event = kinesis_batch(payloads)
+    store = inference._wiring()[0]
+    load = store.load
+
+    def throttled(motor_id: str) -> Any:
+        if motor_id == "motor-002":
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, "GetItem")
+        return load(motor_id)
+
+    monkeypatch.setattr(store, "load", throttled)
+
+    response = inference.lambda_handler(event, lambda_context)
+
+    sequences = [record["kinesis"]["sequenceNumber"] for record in event["Records"]]
+    assert response["batchItemFailures"] == [{"itemIdentifier": sequences[1]}, {"itemIdentifier": sequences[3]}]
+    assert [r["sequence_number"] for r in response["readings"]] == [sequences[0], sequences[2]]
+
+    monkeypatch.setattr(store, "load", load)  # Lambda delivers again from the first reported record
+    retry = inference.lambda_handler(kinesis_batch(payloads[1:]), lambda_context)
+
+    assert retry["batchItemFailures"] == []
+    assert [r["status"] for r in retry["readings"]] == ["applied", "duplicate", "applied"]
+
+
+def test_a_batch_every_record_of_which_fails_is_reported_whole_not_raised(
+    inference: ModuleType, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = kinesis_batch([reading_payload(1), reading_payload(2, at_s=60)])
+    monkeypatch.setattr(stream_batch, "may_start_motor", lambda: False)
+
+    response = inference.lambda_handler(event, lambda_context)
+
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        r["kinesis"]["sequenceNumber"] for r in event["Records"]
+    ]
+    assert response["readings"] == []
+
+
+def test_records_that_are_not_readings_are_rejected_not_redelivered(
+    inference: ModuleType, lambda_context: LambdaContext
+) -> None:
+    event = kinesis_batch([b"not json", reading_payload(1), {"motor_id": "motor-001"}])
+    event["Records"][1]["kinesis"]["data"] = "%%%"  # not base64
+
+    response = inference.lambda_handler(event, lambda_context)
+
+    assert response["batchItemFailures"] == []
+    assert [r["status"] for r in response["readings"]] == ["rejected", "rejected", "rejected"]
+    assert "not base64 of a JSON reading" in response["readings"][1]["reason"]
+
+
+def test_when_the_endpoint_fails_the_batch_is_applied_and_the_failure_counted_once(
+    inference: ModuleType,
+    sagemaker: FakeSageMakerRuntime,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sagemaker.fail_with = ClientError({"Error": {"Code": "ModelError", "Message": "boom"}}, "InvokeEndpoint")
+    event = kinesis_batch([reading_payload(1), reading_payload(2, at_s=60), reading_payload(1, motor_id="motor-002")])
+
+    response = inference.lambda_handler(event, lambda_context)
+
+    assert response["batchItemFailures"] == []
+    assert [r["status"] for r in response["readings"]] == ["applied"] * 3
+    assert all(r["failure_probability"] is None for r in response["readings"])
+    metrics = metrics_of(capsys.readouterr().out)
+    assert metrics["PredictionsFailed"] == 3.0  # per reading, as the direct path counts: the alarm's ratio holds
+    assert metrics["ModelCalls"] == 1.0
+    assert "PredictionsMade" not in metrics
+
+
+def test_a_direct_reading_still_returns_its_own_result(inference: ModuleType, lambda_context: LambdaContext) -> None:
+    response = inference.lambda_handler(load_event("telemetry-normal"), lambda_context)
+
+    assert response["status"] == "applied"
+    assert "batchItemFailures" not in response
+
+
+def test_a_device_cannot_pass_off_a_batch_of_other_motors_readings_as_its_own_reading(
+    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    forged = kinesis_batch([reading_payload(1, motor_id="motor-009", vibration_mm_s=30.0)])
+    # What TelemetryRule makes of it: the device's payload plus the rule's envelope fields.
+    event = forged | {"topic_motor_id": "motor-001", "received_at": 1795780800120}
+
+    response = inference.lambda_handler(event, lambda_context)
+
+    assert response["status"] == "rejected"
+    assert aws.dynamodb.scan(TableName="motor-state")["Items"] == []

@@ -360,7 +360,13 @@ def _key_problem(template: Template, topic: str) -> str | None:
 def dashboard_problems(template: Template) -> list[str]:
     """Each dashboard's body resolves (every ${...} names something of the template) and shows every alarm."""
     declared = set(template["Resources"]) | set(template.get("Parameters", {}))
-    alarms = {f"<{name}.Arn>" for name, _ in resources(template, "AWS::CloudWatch::Alarm")}
+    alarms = {
+        f"<{name}.Arn>" for name, alarm in resources(template, "AWS::CloudWatch::Alarm") if "Condition" not in alarm
+    }
+    # An alarm that exists only under a condition (IngestionMode batched) is shown in the bodies of that branch.
+    conditional = {
+        f"<{name}.Arn>" for name, alarm in resources(template, "AWS::CloudWatch::Alarm") if "Condition" in alarm
+    }
     problems = []
     for name, dashboard in resources(template, "AWS::CloudWatch::Dashboard"):
         for reference in sorted(sub_references(dashboard["Properties"]["DashboardBody"])):
@@ -371,6 +377,9 @@ def dashboard_problems(template: Template) -> list[str]:
             arn for widget in body["widgets"] if widget["type"] == "alarm" for arn in widget["properties"]["alarms"]
         }
         problems += [f"{name}: the alarm widget does not show {arn}" for arn in sorted(alarms - shown)]
+        conditional -= shown
+    problems += [f"no branch of a dashboard shows the conditional alarm {arn}" for arn in sorted(conditional)]
+    for name, body in dashboards(template):
         for widget in body["widgets"]:
             if widget["type"] == "metric" and widget["properties"].get("region") != "<AWS::Region>":
                 problems.append(f"{name}: widget {widget['properties'].get('title')!r} is not in the stack's region")
@@ -432,11 +441,12 @@ def test_the_ops_topic_key_rotates_and_lets_cloudwatch_encrypt_for_this_account_
 def test_the_dashboard_body_is_json_that_names_the_stacks_resources_and_shows_every_alarm() -> None:
     problems = dashboard_problems(TEMPLATE)
     assert not problems, "\n".join(problems)
-    # One body per branch of its conditions: a model endpoint created, named, the model embedded, or none.
+    # One body per branch of its conditions: a model endpoint created, named, the model embedded, or none;
+    # each with the stream's backlog alarm (IngestionMode batched) or without.
     latency = [
         any(name == "ModelLatency" for _, (_, name, _) in widget_metrics(body)) for _, body in dashboards(TEMPLATE)
     ]
-    assert sorted(latency) == [False, False, True, True]
+    assert sorted(latency) == [False] * 4 + [True] * 4
 
 
 def test_alarms_raised_are_shown_for_every_kind_a_motor_alarm_can_have() -> None:

@@ -32,10 +32,15 @@ def worn_history() -> History:
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A --stdout run recorded with --record: 2 motors, 200 readings each, 10 simulated minutes apart."""
+    """A --stdout run recorded with --record: 2 motors, 200 readings each, 10 simulated minutes apart.
+
+    It starts on a Monday at 06:00: motor-001 runs weekday shifts, and its wear (and so the injected
+    failure) advances only while it runs, so a run started on a Friday evening saw no failure.
+    """
     path = tmp_path_factory.mktemp("rec") / "recording.jsonl"
     argv = ["--stdout", "--progress-every", "0", "--motors", "2", "--count", "200", "--interval", "0.001"]
     argv += ["--speedup", "600000", "--fail", "motor-001:bearing_wear:12h", "--record", str(path)]
+    argv += ["--start", "2026-11-16T06:00:00+00:00"]
     assert simulate.main(argv) == 0
     return path
 

@@ -19,8 +19,10 @@ scores every reading must do. The X-Ray tracer is off here (no Lambda environmen
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
+import json
 import os
 import statistics
 import sys
@@ -182,59 +184,70 @@ class _Context:
         return 30_000
 
 
-def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Mean CPU per reading of the warm handler (and its parts) and of a bare single-row prediction."""
-    events = running_events(warmup + readings)
-    variables = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "motor-maintenance",
-        "POWERTOOLS_METRICS_NAMESPACE": "MotorMaintenance",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-        "STATE_TABLE_NAME": STATE_TABLE,
-        "CONFIG_PARAMETER_NAME": CONFIG_PARAMETER,
-        "ENDPOINT_NAME": ENDPOINT_NAME,
-        "ENDPOINT_TIMEOUT_S": "3",
-    }
-    endpoint, meter, stdout = ArtifactEndpoint(booster), MotoMeter(), StdoutMeter()
-    per_reading: list[float] = []
-    outcomes: dict[str, int] = {}
-    with _environment(variables):
+VARIABLES = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_SERVICE_NAME": "motor-maintenance",
+    "POWERTOOLS_METRICS_NAMESPACE": "MotorMaintenance",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "STATE_TABLE_NAME": STATE_TABLE,
+    "CONFIG_PARAMETER_NAME": CONFIG_PARAMETER,
+    "ENDPOINT_NAME": ENDPOINT_NAME,
+    "ENDPOINT_TIMEOUT_S": "3",
+}
+
+
+@contextlib.contextmanager
+def _warm_handler(endpoint: ArtifactEndpoint) -> Iterator[ModuleType]:
+    """The inference handler, imported as Lambda does, with AWS in moto and the model behind `endpoint`."""
+    with _environment(VARIABLES):
         import boto3  # noqa: PLC0415 - after the environment is set
         from moto import mock_aws  # noqa: PLC0415
 
         from motor_adapters.clients import client as real_client  # noqa: PLC0415
 
         real_client.cache_clear()
-        with mock_aws():
-            dynamodb = boto3.client("dynamodb")
-            dynamodb.create_table(
-                TableName=STATE_TABLE,
-                AttributeDefinitions=[{"AttributeName": "motor_id", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "motor_id", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            boto3.client("ssm").put_parameter(Name=CONFIG_PARAMETER, Value="{}", Type="String")
-            handler = _load_handler()
+        try:
+            with mock_aws():
+                dynamodb = boto3.client("dynamodb")
+                dynamodb.create_table(
+                    TableName=STATE_TABLE,
+                    AttributeDefinitions=[{"AttributeName": "motor_id", "AttributeType": "S"}],
+                    KeySchema=[{"AttributeName": "motor_id", "KeyType": "HASH"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+                boto3.client("ssm").put_parameter(Name=CONFIG_PARAMETER, Value="{}", Type="String")
+                handler = _load_handler()
 
-            def client(service: str, **kwargs: Any) -> Any:
-                return endpoint if service == "sagemaker-runtime" else real_client(service, **kwargs)
+                def client(service: str, **kwargs: Any) -> Any:
+                    return endpoint if service == "sagemaker-runtime" else real_client(service, **kwargs)
 
-            handler.client = client  # type: ignore[attr-defined]
-            context = _Context()
-            with StdoutMeter().captured():
-                for event in events[:warmup]:
-                    handler.lambda_handler(event, context)
-            endpoint.cpu_s = 0.0
-            with stdout.captured(), meter.installed():
-                for event in events[warmup:]:
-                    started = time.thread_time()
-                    response = handler.lambda_handler(event, context)
-                    per_reading.append(time.thread_time() - started)
-                    outcomes[response["status"]] = outcomes.get(response["status"], 0) + 1
-        real_client.cache_clear()
+                handler.client = client  # type: ignore[attr-defined]
+                yield handler
+        finally:
+            real_client.cache_clear()
+
+
+def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Mean CPU per reading of the warm handler (and its parts) and of a bare single-row prediction."""
+    events = running_events(warmup + readings)
+    endpoint, meter, stdout = ArtifactEndpoint(booster), MotoMeter(), StdoutMeter()
+    per_reading: list[float] = []
+    outcomes: dict[str, int] = {}
+    with _warm_handler(endpoint) as handler:
+        context = _Context()
+        with StdoutMeter().captured():
+            for event in events[:warmup]:
+                handler.lambda_handler(event, context)
+        endpoint.cpu_s = 0.0
+        with stdout.captured(), meter.installed():
+            for event in events[warmup:]:
+                started = time.thread_time()
+                response = handler.lambda_handler(event, context)
+                per_reading.append(time.thread_time() - started)
+                outcomes[response["status"]] = outcomes.get(response["status"], 0) + 1
     log(f"warm inference: {readings} readings through the handler ({outcomes})")
 
     rows = np.asarray(_feature_rows(events)[warmup:], dtype=np.float32)
@@ -243,6 +256,7 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
     moto_s, model_s = meter.cpu_s / readings, endpoint.cpu_s / readings
     lambda_s = total_s - moto_s - model_s
     floor = Figure("bare single-row inplace_predict", floor_s * 1e6, "µs")
+    batched = measure_batched(booster=booster, readings=readings, log=log)
     return {
         "ratios": [
             ratio(
@@ -256,6 +270,13 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
                 Figure("handler minus moto and model server", lambda_s * 1e6, "µs"),
                 floor,
                 note="what Lambda would bill for CPU; botocore's client side is included",
+            ),
+            ratio(
+                "batched handler CPU per reading, Lambda's own share",
+                Figure("batch handler minus moto and model server", batched["lambda_own_mean"], "µs"),
+                floor,
+                note=f"IngestionMode batched: batches of {batched['batch_readings']} readings, "
+                f"{batched['readings_per_motor']:g} per motor",
             ),
         ],
         "details": {
@@ -272,9 +293,85 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
             },
             "moto_requests_per_reading": meter.calls / readings,
             "log_bytes_per_reading": stdout.bytes / readings,
+            "batched": batched,
             "clock": "time.thread_time (everything runs in the calling thread; XGBoost nthread=1)",
         },
     }
+
+
+def measure_batched(
+    *, booster: xgb.Booster, readings: int, log: Callable[[str], None], motors: int = 20, per_motor: int = 5
+) -> dict[str, Any]:
+    """The same handler given batches from TelemetryStream: `motors` motors, `per_motor` readings each per batch.
+
+    The batch's motors are worked on one after the other here (the handler's threads only overlap
+    their waits on AWS; the CPU is the same), so the calling thread's CPU time is the batch's.
+    """
+    from motor_adapters import stream_batch  # noqa: PLC0415
+
+    size = motors * per_motor
+    count = max(size, readings // size * size)
+    events = running_events(count + size, motors=motors)  # the first batch warms up
+    batches = [_kinesis_event(events[i : i + size]) for i in range(0, len(events), size)]
+    endpoint, meter = ArtifactEndpoint(booster), MotoMeter()
+    outcomes: dict[str, int] = {}
+    threaded = stream_batch.map_motors
+    stream_batch.map_motors = lambda function, motors: [function(motor) for motor in motors]
+    try:
+        with _warm_handler(endpoint) as handler, StdoutMeter().captured():
+            context = _Context()
+            handler.lambda_handler(batches[0], context)
+            endpoint.cpu_s = 0.0
+            with meter.installed():
+                started = time.thread_time()
+                for batch in batches[1:]:
+                    response = handler.lambda_handler(batch, context)
+                    for item in response["readings"]:
+                        outcomes[item["status"]] = outcomes.get(item["status"], 0) + 1
+                    if response["batchItemFailures"]:
+                        raise RuntimeError(f"a batch failed: {response['batchItemFailures'][:3]}")
+                total_s = (time.thread_time() - started) / count
+    finally:
+        stream_batch.map_motors = threaded
+    log(f"warm inference, batched: {count} readings in batches of {size} ({outcomes})")
+    moto_s, model_s = meter.cpu_s / count, endpoint.cpu_s / count
+    return {
+        "readings": count,
+        "batch_readings": size,
+        "readings_per_motor": size / motors,
+        "outcomes": outcomes,
+        "total_mean": total_s * 1e6,
+        "moto_mean": moto_s * 1e6,
+        "model_server_mean": model_s * 1e6,
+        "lambda_own_mean": (total_s - moto_s - model_s) * 1e6,
+        "moto_requests_per_reading": meter.calls / count,
+    }
+
+
+def _kinesis_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """What TelemetryStreamMapping hands the function: each reading as the rule wrote it, base64 in a record."""
+    records = []
+    for i, event in enumerate(events):
+        sequence = str(49_600_000_000_000_000_000_000_000_000_000_000_000_000_000 + i)
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": event["topic_motor_id"],
+                    "sequenceNumber": sequence,
+                    "data": base64.b64encode(json.dumps(event).encode()).decode(),
+                    "approximateArrivalTimestamp": event["received_at"] / 1000,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{sequence}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/bench",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/bench",
+            }
+        )
+    return {"Records": records}
 
 
 def _feature_rows(events: list[dict[str, Any]]) -> list[list[float]]:

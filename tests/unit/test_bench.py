@@ -106,6 +106,10 @@ def test_each_function_and_the_handler_parts_are_measured(quick_run: tuple[dict[
     assert parts["moto_mean"] > 0
     assert parts["model_server_mean"] > 0
     assert warm["moto_requests_per_reading"] >= 2  # GetItem and PutItem of the motor's state
+    batched = warm["batched"]
+    assert batched["outcomes"] == {"applied": batched["readings"]}
+    # A motor's five readings in a batch share its GetItem and PutItem (plus the outbox's when it raised).
+    assert batched["moto_requests_per_reading"] < 1
 
 
 def test_the_table_is_printed_and_written_beside_the_json(quick_run: tuple[dict[str, Any], str, Path]) -> None:

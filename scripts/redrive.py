@@ -8,6 +8,13 @@ FunctionFailureQueue holds Lambda's on-failure records: the event the function r
 `requestPayload`, the function in `requestContext.functionArn`. That function is invoked again
 with that event, asynchronously (InvocationType Event, as the IoT rule invoked it).
 
+With IngestionMode batched it also holds the records of TelemetryStreamMapping's failed batches.
+Those do not carry the readings, only where they are: `KinesisBatchInfo` names the stream, the
+shard and the sequence-number range. The readings are read back from the stream and put into it
+again, in their order, each with its partition key (the motor id), so the event source mapping
+applies them again. Only the stack's own stream (output TelemetryStreamName) is redriven. The
+stream keeps records 24 hours: a batch whose records are no longer all there cannot be redriven.
+
 RuleErrorQueue holds IoT Core's error records: the message in `base64OriginalPayload`, its
 `topic` and the publisher's `clientId`. A message of a `motors/{id}/...` topic is published again
 to its topic, so its rule runs again. A message of the original sample's `iml_iotevents_data`
@@ -15,10 +22,12 @@ cannot be: its rule takes the motor id from the MQTT client id, which a message 
 HTTP does not have. It is mapped as LegacyTelemetryRule maps it, stamped with the time SQS
 received it, and InferenceFunction is invoked with the result.
 
-A message is deleted only once its redrive was accepted. One that cannot be redriven (a function
-of another stack, a topic no rule of this stack reads, a body that is not a record) stays in the
-queue and is reported, and the exit status is 1. Redriving twice is harmless: readings are
-deduplicated by (ts, seq), actions by action_id, alerts by event_id.
+A message is deleted only once its redrive was accepted (for a stream batch: once every one of its
+records was put back). One that cannot be redriven (a function of another stack, another stream, a
+batch whose records expired, a topic no rule of this stack reads, a body that is not a record)
+stays in the queue and is reported, and the exit status is 1. Redriving twice is harmless:
+readings are deduplicated by (ts, seq), actions by action_id, alerts by event_id. A reading older
+than the newest one applied for its motor is counted stale and not applied.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import binascii
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -39,6 +49,16 @@ LEGACY_TOPIC = "iml_iotevents_data"
 RULE_TOPICS = re.compile(r"^motors/[A-Za-z0-9_-]{1,64}/(telemetry|actions|alarms)$")
 VISIBILITY_S = 300
 """How long a received message stays hidden: a run sees each message once."""
+STREAM_OUTPUT = "TelemetryStreamName"
+"""Only in a stack with IngestionMode batched."""
+PUT_MAX_RECORDS = 500
+PUT_MAX_BYTES = 5 * 1024 * 1024
+"""PutRecords' limits per request (data and partition keys counted)."""
+PUT_RETRY_PAUSES_S = (0.2, 1.0, 3.0)
+"""Pauses before putting a request's failed entries again (throttling by the shard, usually)."""
+MAX_GET_RECORDS_CALLS = 1000
+"""GetRecords calls for one batch before giving up: the range is at most 10,000 records."""
+EXPIRED_CODES = {"InvalidArgumentException", "ResourceNotFoundException", "ExpiredIteratorException"}
 
 
 class NotRedrivable(Exception):
@@ -56,6 +76,60 @@ class Redrive:
     def describe(self) -> str:
         preview = self.payload[:160].decode(errors="replace")
         return f"{self.kind} {self.target} {preview}"
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    """Where a failed batch of TelemetryStreamMapping is: a shard and an inclusive sequence-number range."""
+
+    stream: str
+    shard_id: str
+    start: str
+    end: str
+    batch_size: int
+
+    def describe(self) -> str:
+        return f"stream {self.stream} {self.shard_id} sequence numbers {self.start}..{self.end}"
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    data: bytes
+    partition_key: str
+    sequence_number: str
+
+
+@dataclass(frozen=True)
+class StreamRedrive:
+    """A failed batch's records, read back from the stream, to put into it again."""
+
+    batch: StreamBatch
+    records: list[StreamRecord]
+
+    def describe(self) -> str:
+        found = f"{len(self.records)} records (batch of {self.batch.batch_size})"
+        return f"put {found} back into {self.batch.describe()}"
+
+
+def stream_batch(body: dict[str, Any], stack_stream: str | None) -> StreamBatch:
+    """The on-failure record of a stream batch -> where its records are, if they are in this stack's stream."""
+    try:
+        info = body["KinesisBatchInfo"]
+        arn = str(info["streamArn"])
+        batch = StreamBatch(
+            stream=arn.rsplit("/", 1)[-1],
+            shard_id=str(info["shardId"]),
+            start=str(info["startSequenceNumber"]),
+            end=str(info["endSequenceNumber"]),
+            batch_size=int(info["batchSize"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NotRedrivable(f"not a Kinesis batch on-failure record ({exc!r})") from exc
+    if not stack_stream:
+        raise NotRedrivable(f"stream {batch.stream!r}: this stack has no stream (no output {STREAM_OUTPUT})")
+    if batch.stream != stack_stream:
+        raise NotRedrivable(f"stream {batch.stream!r} is not this stack's ({stack_stream})")
+    return batch
 
 
 def function_failure(body: dict[str, Any], functions: set[str]) -> Redrive:
@@ -102,13 +176,13 @@ def legacy_event(original: dict[str, Any], *, client_id: str, received_ms: int) 
         return next((original[name] for name in names if name in original), None)
 
     tt01 = original.get("TT01")
-    numeric = isinstance(tt01, int | float) and not isinstance(tt01, bool)
+    running = tt01 > 10 if isinstance(tt01, int | float) and not isinstance(tt01, bool) else None
     event = {
         "motor_id": original.get("motorID"),
         "motor_type": original.get("motorType"),
         "ts": received_ms,
         "seq": received_ms,
-        "running": tt01 > 10 if numeric else None,
+        "running": running,
         "winding_temp_c": original.get("TT02"),
         "bearing_temp_c": original.get("TT03"),
         "fluid_temp_c": first("FT01", "FTO1"),
@@ -136,6 +210,7 @@ class Redriver:
         self._out = out
         self._lambda: Any = None
         self._iot_data: Any = None
+        self._kinesis: Any = None
 
     def drain(self, queue: str, limit: int | None) -> Tally:
         url = self._outputs[QUEUES[queue]]
@@ -146,7 +221,10 @@ class Redriver:
                 body = json.loads(message["Body"])
                 if not isinstance(body, dict):
                     raise NotRedrivable("body is not a JSON object")
-                if queue == "function-failures":
+                plan: Redrive | StreamRedrive
+                if queue == "function-failures" and "KinesisBatchInfo" in body:
+                    plan = self._read_batch(stream_batch(body, self._outputs.get(STREAM_OUTPUT)))
+                elif queue == "function-failures":
                     plan = function_failure(body, functions)
                 else:
                     sent_ms = int(message.get("Attributes", {}).get("SentTimestamp", 0))
@@ -191,8 +269,89 @@ class Redriver:
                 seen += 1
                 yield message
 
-    def _apply(self, plan: Redrive) -> None:
-        if plan.kind == "invoke":
+    def _stream(self) -> Any:
+        if self._kinesis is None:
+            self._kinesis = self._make_client("kinesis")
+        return self._kinesis
+
+    def _read_batch(self, batch: StreamBatch) -> StreamRedrive:
+        """The batch's records, in the shard's order; NotRedrivable unless all of them are still there."""
+        kinesis = self._stream()
+        try:
+            iterator = kinesis.get_shard_iterator(
+                StreamName=batch.stream,
+                ShardId=batch.shard_id,
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                StartingSequenceNumber=batch.start,
+            )["ShardIterator"]
+        except Exception as exc:
+            if error_code(exc) in EXPIRED_CODES:  # what Kinesis answers for a trimmed sequence number
+                raise NotRedrivable(
+                    f"records expired: {batch.describe()} can no longer be read "
+                    f"(the stream keeps records 24 hours): {exc}"
+                ) from exc
+            raise
+        start, end = int(batch.start), int(batch.end)
+        records: list[StreamRecord] = []
+        for _call in range(MAX_GET_RECORDS_CALLS):
+            if iterator is None:  # a closed shard (resharded), read to its end
+                break
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            for record in page.get("Records", []):
+                if start <= int(record["SequenceNumber"]) <= end:
+                    records.append(StreamRecord(record["Data"], record["PartitionKey"], record["SequenceNumber"]))
+            last = page["Records"][-1]["SequenceNumber"] if page.get("Records") else None
+            if last is not None and int(last) >= end:
+                break
+            if not page.get("Records") and page.get("MillisBehindLatest", 0) == 0:
+                break  # at the tip of the shard: nothing more to find
+            iterator = page.get("NextShardIterator")
+        else:
+            raise RuntimeError(f"{batch.describe()}: gave up after {MAX_GET_RECORDS_CALLS} GetRecords calls")
+        # The first record missing means it was trimmed: Kinesis then starts at the oldest one it has.
+        complete = (
+            len(records) >= batch.batch_size
+            and int(records[0].sequence_number) == start
+            and int(records[-1].sequence_number) == end
+        )
+        if not records or not complete:
+            raise NotRedrivable(
+                f"records expired: found {len(records)} of the batch's {batch.batch_size} in {batch.describe()} "
+                "(the stream keeps records 24 hours); nothing was put back"
+            )
+        return StreamRedrive(batch, records)
+
+    def _put_back(self, plan: StreamRedrive) -> None:
+        """Put the records into the stream again, in their order; RuntimeError unless all were put.
+
+        PutRecords has no SequenceNumberForOrdering (only PutRecord has), and does not keep the order
+        of the entries of one request: a failed entry does not stop the ones after it, so, retried, it
+        would land after a later reading of its motor and be counted stale. So a request
+        holds at most one record per partition key, and the next request is sent only once every
+        entry of this one was put: each motor's readings go in as they came, without a call per record.
+        """
+        for request in put_requests(plan.records):
+            entries = [{"Data": record.data, "PartitionKey": record.partition_key} for record in request]
+            for pause_s in (*PUT_RETRY_PAUSES_S, None):
+                answer = self._stream().put_records(StreamName=plan.batch.stream, Records=entries)
+                if not answer.get("FailedRecordCount"):
+                    break
+                failed = [
+                    entry for entry, result in zip(entries, answer["Records"], strict=True) if "ErrorCode" in result
+                ]
+                codes = sorted({result["ErrorCode"] for result in answer["Records"] if "ErrorCode" in result})
+                if pause_s is None:
+                    raise RuntimeError(
+                        f"PutRecords failed for {len(failed)} of the batch's records ({', '.join(codes)}) after "
+                        f"{len(PUT_RETRY_PAUSES_S)} retries; the records before them were put back"
+                    )
+                entries = failed
+                time.sleep(pause_s)
+
+    def _apply(self, plan: Redrive | StreamRedrive) -> None:
+        if isinstance(plan, StreamRedrive):
+            self._put_back(plan)
+        elif plan.kind == "invoke":
             if self._lambda is None:
                 self._lambda = self._make_client("lambda")
             response = self._lambda.invoke(FunctionName=plan.target, InvocationType="Event", Payload=plan.payload)
@@ -208,6 +367,31 @@ class Redriver:
         self._out.write(f"{queue} {message.get('MessageId', '?')}: {what}\n")
 
 
+def put_requests(records: list[StreamRecord]) -> Iterator[list[StreamRecord]]:
+    """Consecutive records in PutRecords-sized requests, a partition key at most once in each."""
+    request: list[StreamRecord] = []
+    keys: set[str] = set()
+    size = 0
+    for record in records:
+        record_size = len(record.data) + len(record.partition_key.encode())
+        if request and (
+            record.partition_key in keys or len(request) == PUT_MAX_RECORDS or size + record_size > PUT_MAX_BYTES
+        ):
+            yield request
+            request, keys, size = [], set(), 0
+        request.append(record)
+        keys.add(record.partition_key)
+        size += record_size
+    if request:
+        yield request
+
+
+def error_code(exc: Exception) -> str:
+    """A botocore ClientError's code, or "" (botocore is imported only by the command line)."""
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
 def stack_outputs(stack: str, cloudformation: Any) -> dict[str, str]:
     [description] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     return {output["OutputKey"]: output.get("OutputValue", "") for output in description.get("Outputs", [])}
@@ -220,14 +404,15 @@ def main(argv: list[str] | None = None, make_client: Callable[..., Any] | None =
     parser.add_argument("--queue", choices=[*QUEUES, "all"], default="all", help="which queue (default: all)")
     parser.add_argument("--max", type=int, metavar="N", help="at most N messages per queue")
     parser.add_argument(
-        "--dry-run", action="store_true", help="say what would be done; invoke, publish, delete nothing"
+        "--dry-run", action="store_true", help="say what would be done; invoke, publish, put, delete nothing"
     )
     args = parser.parse_args(argv)
     if make_client is None:
         import boto3  # noqa: PLC0415 - only the command line needs it
 
         def make_client(service: str, **kwargs: Any) -> Any:
-            return boto3.client(service, region_name=args.region, **kwargs)
+            make: Any = boto3.client  # its overloads want a literal service name
+            return make(service, region_name=args.region, **kwargs)
 
     try:
         outputs = stack_outputs(args.stack, make_client("cloudformation"))

@@ -303,6 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="the template's InferenceMode: the model behind the local endpoint, or evaluated in the function",
     )
     local.add_argument(
+        "--ingestion-mode",
+        choices=("direct", "batched"),
+        default="direct",
+        help="the template's IngestionMode: the rules invoke InferenceFunction per reading (direct), or put the "
+        "readings into the Kinesis stream its event source mapping reads in batches (batched)",
+    )
+    local.add_argument(
+        "--batch-window-s",
+        type=_non_negative,
+        metavar="S",
+        help="batched: how long the mapping gathers a batch (default: the template's BatchWindowSeconds, 60)",
+    )
+    local.add_argument(
         "--detector-config",
         metavar="JSON|FILE",
         help='detector overrides put in the SSM parameter, e.g. \'{"schedule": {"service_interval_h": 500}}\'',
@@ -350,6 +363,8 @@ def plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
     """Check the combination of arguments; parser.error (exit 2) on anything that cannot work."""
     if args.speedup < 1:
         parser.error("--speedup must be at least 1 (it compresses simulated time)")
+    if args.batch_window_s is not None and args.ingestion_mode != "batched":
+        parser.error("--batch-window-s applies to --ingestion-mode batched only")
     if args.cert and args.cert_dir:
         parser.error("give either --cert/--key (one identity) or --cert-dir (one identity per motor), not both")
     if args.client_id is not None and not re.fullmatch(MOTOR_ID_PATTERN, args.client_id):

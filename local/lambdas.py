@@ -1,4 +1,5 @@
-"""Lambda on one machine: execution environments as processes, and asynchronous invocation as IoT rules use it.
+"""Lambda on one machine: execution environments as processes, asynchronous invocation as IoT rules use it, and
+synchronous invocation as an event source mapping uses it.
 
 An IoT rule's Lambda action invokes asynchronously (InvocationType Event): Lambda queues the event,
 runs it, retries a failed invocation (MaximumRetryAttempts, 2 by default) and, once the retries are
@@ -7,6 +8,10 @@ function's on-failure destination. `LocalFunction` does the same, with two diffe
 in docs/local-stack.md: the waits between retries are seconds, not Lambda's minutes
 (`retry_delays_s`), and concurrency is a fixed number of environments (`concurrency`, 1 by default,
 so one motor's readings are applied in the order they were published).
+
+`invoke` is InvocationType RequestResponse, what Lambda's event source mappings use (local.kinesis): it
+runs on the same environments, in turn with the queued events, and returns the result or the error to
+the caller, with no retry and no on-failure destination (the caller decides, as a mapping does).
 
 Each environment is a `local.lambda_worker` process with the function's own environment variables,
 importing the handler from CodeUri and the layers' folders, as Lambda imports them from
@@ -29,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +61,8 @@ class Invocation:
     received_s: float
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     attempts: int = 0
+    reply: Future[tuple[Any, dict[str, Any] | None]] | None = None
+    """Set for a synchronous invocation: the caller waits on it for (result, error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +270,22 @@ class LocalFunction:
             self._lock.notify()
         return invocation.request_id
 
+    def invoke(self, event: Any) -> tuple[Any, dict[str, Any] | None]:
+        """Run an event and wait for it (InvocationType RequestResponse): (result, None) or (None, error).
+
+        It takes its turn with the queued events on the function's environments; no retry, no
+        on-failure destination and no `on_outcome`: the caller handles the answer. InvokeRefused if
+        the function is stopping (before or while the event waits).
+        """
+        reply: Future[tuple[Any, dict[str, Any] | None]] = Future()
+        invocation = Invocation(event=event, received_s=time.monotonic(), reply=reply)
+        with self._lock:
+            if self._stopping:
+                raise InvokeRefused(f"{self.config.name} is stopping")
+            heapq.heappush(self._ready, (invocation.received_s, next(self._order), invocation))
+            self._lock.notify()
+        return reply.result()
+
     def _next(self) -> Invocation | None:
         with self._lock:
             while True:
@@ -289,6 +313,17 @@ class LocalFunction:
         environment.stop()
 
     def _run(self, environment: Environment, invocation: Invocation) -> None:
+        if invocation.reply is not None:
+            try:
+                answer = environment.invoke(invocation, self.config.timeout_s)
+            except BaseException as exc:  # the caller must not wait forever on an environment that broke
+                invocation.reply.set_exception(exc)
+                raise
+            with self._lock:
+                self.invocations += 1
+                self.errors += answer[1] is not None
+            invocation.reply.set_result(answer)
+            return
         attempt = Invocation(invocation.event, invocation.received_s, invocation.request_id, invocation.attempts + 1)
         started = time.monotonic()
         result, error = environment.invoke(attempt, self.config.timeout_s)
@@ -360,8 +395,11 @@ class LocalFunction:
         """Refuse new events, let the running ones finish, stop every environment."""
         with self._lock:
             self._stopping = True
+            waiting = [entry[2].reply for entry in self._ready if entry[2].reply is not None]
             self._ready.clear()
             self._lock.notify_all()
+        for reply in waiting:
+            reply.set_exception(InvokeRefused(f"{self.config.name} stopped before the invocation ran"))
         for thread in self._threads:
             thread.join(timeout_s + self.config.timeout_s)
         for environment in self._environments:

@@ -2,16 +2,20 @@
 
 For each message the router evaluates the SQL of every enabled rule whose topic filter matches, and
 hands the resulting event to each of the rule's Lambda actions as an asynchronous invocation, as AWS
-IoT Core does. When a rule cannot deliver (the SQL fails on the payload, or the function refuses the
-event because its queue is full), the rule's error action parks IoT Core's error record in its SQS
-queue: the same record scripts/redrive.py reads. A rule the router cannot evaluate fails when the
+IoT Core does, and puts it (as JSON) into the stream of each Kinesis action, with the partition key
+its substitution template (`${topic(2)}`) gives for the original message. When a rule cannot deliver
+(the SQL fails on the payload, the function refuses the event because its queue is full, the
+PutRecord fails), the rule's error action parks IoT Core's error record in its SQS queue: the same
+record scripts/redrive.py reads. A rule the router cannot evaluate fails when the
 stack starts, naming the construct (local.iot_sql.UnsupportedSql); nothing is skipped silently.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -20,10 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from local.iot_sql import CompiledRule, RuleEvaluationError, compile_sql
+from local.iot_sql import CompiledRule, RuleEvaluationError, UnsupportedSql, compile_sql
 from local.lambdas import InvokeRefused, LocalFunction
 from local.mqtt_client import Message
-from local.template import RuleSpec
+from local.template import KinesisActionSpec, RuleSpec
 
 log = logging.getLogger("local.router")
 
@@ -46,15 +50,54 @@ class Routed:
     event: dict[str, Any] | None
     error: str | None = None
     parked: bool = False
+    stream: str | None = None
+    """The stream (logical id) of a Kinesis action; `function` is then None."""
 
 
 Park = Callable[[str, dict[str, Any]], None]
+PutRecord = Callable[[bytes, str], None]
+"""Kinesis PutRecord of (data, partition key) into one stream; raises on failure."""
+_SUBSTITUTION = re.compile(r"\$\{([^}]*)\}")
+
+
+class SubstitutionTemplate:
+    """An action parameter with `${expression}` parts, evaluated per message as IoT Core does.
+
+    The expressions are IoT SQL (local.iot_sql), evaluated against the original message, not the
+    SELECT's result (so an AS alias is not visible), as AWS documents for substitution templates.
+    An Undefined expression gives an empty part.
+    """
+
+    def __init__(self, text: str, where: str) -> None:
+        self.text = text
+        self._parts: list[str | CompiledRule] = []
+        position = 0
+        for found in _SUBSTITUTION.finditer(text):
+            self._parts.append(text[position : found.start()])
+            try:
+                # The template's own expression, from the template: the SQL parser is the expression parser.
+                self._parts.append(compile_sql(f"SELECT {found.group(1)} AS part FROM '#'"))  # noqa: S608
+            except UnsupportedSql as exc:
+                raise RuleSetupError(f"{where}: substitution template {found.group(0)!r}: {exc.construct}") from exc
+            position = found.end()
+        self._parts.append(text[position:])
+
+    def render(self, payload: bytes, *, topic: str, client_id: str, now_ms: int) -> str:
+        rendered = []
+        for part in self._parts:
+            if isinstance(part, str):
+                rendered.append(part)
+                continue
+            value = (part.evaluate(payload, topic=topic, client_id=client_id, now_ms=now_ms) or {}).get("part")
+            rendered.append("" if value is None else value if isinstance(value, str) else json.dumps(value))
+        return "".join(rendered)
 
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
     spec: RuleSpec
     sql: CompiledRule
+    partition_keys: tuple[tuple[KinesisActionSpec, SubstitutionTemplate], ...] = ()
 
 
 class Router:
@@ -66,10 +109,12 @@ class Router:
         functions: Mapping[str, LocalFunction],
         *,
         park: Park,
+        streams: Mapping[str, PutRecord] | None = None,
         on_routed: Callable[[Routed], None] = lambda routed: None,
         clock_ms: Callable[[], int] = lambda: round(time.time() * 1000),
     ) -> None:
         self._functions = functions
+        self._streams = dict(streams or {})
         self._park = park
         self._on_routed = on_routed
         self._clock_ms = clock_ms
@@ -89,7 +134,16 @@ class Router:
             missing = [target for target in spec.actions if target not in functions]
             if missing:
                 raise RuleSetupError(f"{spec.name}: its Lambda action names {missing}, which the stack does not run")
-            self.rules.append(_Rule(spec, compile_sql(spec.sql)))
+            no_stream = [action.stream for action in spec.kinesis if action.stream not in self._streams]
+            if no_stream:
+                raise RuleSetupError(
+                    f"{spec.name}: its Kinesis action names {no_stream}, which the stack did not create"
+                )
+            keys = tuple(
+                (action, SubstitutionTemplate(action.partition_key, f"{spec.name}.Kinesis.PartitionKey"))
+                for action in spec.kinesis
+            )
+            self.rules.append(_Rule(spec, compile_sql(spec.sql), keys))
 
     def topic_filters(self) -> list[str]:
         """Every topic filter to subscribe to, once each."""
@@ -102,13 +156,10 @@ class Router:
 
     def _apply(self, rule: _Rule, message: Message) -> None:
         name = rule.spec.name
+        now_ms = self._clock_ms()
+        client_id = message.publisher or UNKNOWN_CLIENT_ID
         try:
-            event = rule.sql.evaluate(
-                message.payload,
-                topic=message.topic,
-                client_id=message.publisher or UNKNOWN_CLIENT_ID,
-                now_ms=self._clock_ms(),
-            )
+            event = rule.sql.evaluate(message.payload, topic=message.topic, client_id=client_id, now_ms=now_ms)
         except RuleEvaluationError as exc:
             self._failed(rule, message, None, f"SQL evaluation failed: {exc}", "SqlEvaluation")
             return
@@ -124,6 +175,17 @@ class Router:
                 continue
             self._count(f"{name}.invoked")
             self._on_routed(Routed(name, message.topic, target, event))
+        for action, template in rule.partition_keys:
+            key = template.render(message.payload, topic=message.topic, client_id=client_id, now_ms=now_ms)
+            try:
+                if not key:  # Kinesis refuses an empty partition key (ValidationException)
+                    raise ValueError(f"partition key {template.text!r} is empty for this message")
+                self._streams[action.stream](json.dumps(event).encode(), key)
+            except Exception as exc:  # whatever the put raised, IoT Core runs the error action
+                self._failed(rule, message, action.stream, f"Failed to put record: {exc}", "KinesisAction")
+                continue
+            self._count(f"{name}.put")
+            self._on_routed(Routed(name, message.topic, None, event, stream=action.stream))
 
     def _failed(self, rule: _Rule, message: Message, target: str | None, error: str, action: str) -> None:
         name = rule.spec.name

@@ -20,6 +20,8 @@ several variants, the container's 60 s response limit, and code/requirements.txt
 For tests that take the model down, `fail_next(n)` and `delay_s` (or, across processes,
 `POST /_local/fault` with JSON `{"fail": n, "delay_s": x, "error": "ModelError"}`, every key optional,
 accepted from loopback clients only) make the next n invocations fail and every invocation wait.
+`GET /_local/stats` (loopback clients only) answers the counters `{"invocations", "rows", "model_errors"}`,
+so that a test can tell how many calls scored how many rows from outside the server's process.
 
     python -m local.sagemaker_endpoint --artifact model/output/model.tar.gz --endpoint-name NAME --port 8080
 """
@@ -39,7 +41,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
-from urllib.parse import SplitResult, unquote
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from local.loopback_http import (
     FAULT_PATH,
@@ -61,6 +63,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "PROGRAM",
     "REGION",
+    "STATS_PATH",
     "VARIANT",
     "ModelServer",
     "main",
@@ -79,6 +82,8 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """InvokeEndpoint's payload limit: botocore's BodyBlob shape says max 6291456."""
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 """An oversized body up to this is read and dropped so the 413 reaches the client on a reusable connection."""
+STATS_PATH = "/_local/stats"
+"""GET: the server's counters, for the local stack's tests (not a SageMaker API)."""
 FAULTS: dict[str, int] = {
     "ModelError": 424,
     "ServiceUnavailable": 503,
@@ -142,6 +147,11 @@ class ModelServer(LoopbackService):
         """Invocations answered with ModelError because the inference code raised."""
         with self._lock:
             return self._model_errors
+
+    def stats(self) -> dict[str, int]:
+        """The counters `GET /_local/stats` answers."""
+        with self._lock:
+            return {"invocations": self._invocations, "rows": self._rows, "model_errors": self._model_errors}
 
     def fail_next(self, count: int, error: str = "ModelError") -> None:
         """Answer the next `count` invocations with `error` (a key of FAULTS) instead of running the model."""
@@ -295,6 +305,13 @@ class _Handler(LoopbackHandler[ModelServer]):
     too_large = "ValidationError"
     too_large_message = "Request payload of {length} bytes exceeds the limit of {limit} bytes."
     drain_limit_bytes = DRAIN_LIMIT_BYTES
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path == STATS_PATH:
+            if self._loopback_client():
+                self._send_json(200, None, self.app.stats())
+            return
+        super().do_GET()
 
     def _post(self, url: SplitResult) -> None:
         parts = url.path.split("/")

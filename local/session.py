@@ -91,6 +91,8 @@ def stack_options(args: argparse.Namespace, motor_ids: Sequence[str], say: Calla
         state_dir=Path(args.state_dir).resolve() if args.state_dir else STATE_DIR,
         model=None if args.no_model else Path(args.model),
         inference_mode=args.inference_mode,
+        ingestion_mode=args.ingestion_mode,
+        batch_window_s=args.batch_window_s,
         broker=args.broker,
         detector_config=detector_overrides(args.detector_config),
         concurrency=args.concurrency,

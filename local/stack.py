@@ -11,6 +11,9 @@ What runs (docs/local-stack.md says how faithfully each part stands in for AWS):
 - an IoT data plane on loopback publishing to the broker;
 - every function of the template in execution environments of its own (local.lambdas), invoked by
   the template's IoT rules (local.router) with asynchronous-invocation semantics;
+- with `ingestion_mode="batched"` (the template's IngestionMode), the template's Kinesis stream in moto,
+  which the telemetry rules put readings into, and its event source mapping (local.kinesis) invoking
+  InferenceFunction synchronously with batches;
 - an SQS queue subscribed to the alert topic, drained into `alerts`, as an operator receives them.
 """
 
@@ -24,6 +27,7 @@ import shutil
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -35,11 +39,13 @@ import boto3
 from botocore.config import Config
 
 from local.iot_data import IotDataServer
+from local.kinesis import BatchOutcome, EventSourceMapping, MappingConfig
 from local.lambdas import FunctionConfig, InvokeRefused, LocalFunction, Outcome
 from local.mqtt_client import Message, ServiceClient
 from local.pki import LocalPki
 from local.processes import Child, free_port, port_open
 from local.router import Router
+from local.sagemaker_endpoint import STATS_PATH
 from local.template import Resolver, ScheduleSpec, Template, load
 
 log = logging.getLogger("local.stack")
@@ -54,6 +60,7 @@ ENDPOINT_NAME = "local-motor-model"
 MODEL_BUCKET = f"{STACK_NAME}-models"
 MODEL_KEY = "motor-failure/model.tar.gz"
 INFERENCE_MODES = ("endpoint", "embedded")
+INGESTION_MODES = ("direct", "batched")
 RULES_ENGINE = "local-rules-engine"
 IOT_DATA = "local-iot-data"
 SERVICES = (RULES_ENGINE, IOT_DATA)
@@ -99,6 +106,10 @@ class StackOptions:
     """The artifact to serve; None runs without a model (the predictive strategy is then off, as in AWS)."""
     inference_mode: str = "endpoint"
     """The template's InferenceMode: 'endpoint' (a SageMaker runtime on loopback) or 'embedded' (in the function)."""
+    ingestion_mode: str = "direct"
+    """The template's IngestionMode: 'direct' (the rules invoke InferenceFunction) or 'batched' (through Kinesis)."""
+    batch_window_s: float | None = None
+    """Batched: gather a batch this long instead of the mapping's MaximumBatchingWindowInSeconds (60 s)."""
     train_if_missing: bool = True
     broker: str = "auto"
     """'mosquitto', 'builtin' or 'auto' (mosquitto when installed)."""
@@ -123,6 +134,11 @@ class LocalStack:
         self.pki = LocalPki(self.state_dir / "pki")
         self.children: list[Child] = []
         self.functions: dict[str, LocalFunction] = {}
+        self.mappings: dict[str, EventSourceMapping] = {}
+        self.streams: dict[str, tuple[str, str]] = {}
+        """The template's Kinesis streams: logical id -> (name, ARN)."""
+        self.records_put: Counter[str] = Counter()
+        """Records the rules put into each stream (by logical id)."""
         self.alerts: list[Alert] = []
         self.outcomes: Counter[str] = Counter()
         self._listeners: list[Callable[[str, Any], None]] = []
@@ -154,7 +170,8 @@ class LocalStack:
         self.stop()
 
     def subscribe(self, listener: Callable[[str, Any], None]) -> None:
-        """`listener(kind, item)` for 'routed' (Routed), 'outcome' (Outcome) and 'alert' (Alert), on stack threads."""
+        """`listener(kind, item)` for 'routed' (Routed), 'outcome' (Outcome), 'batch' (local.kinesis.BatchOutcome)
+        and 'alert' (Alert), on stack threads."""
         self._listeners.append(listener)
 
     def client(self, service: str) -> Any:
@@ -227,6 +244,8 @@ class LocalStack:
         self.pki.ensure([*SERVICES, *self.options.devices])
         if self.options.inference_mode not in INFERENCE_MODES:
             raise ValueError(f"inference_mode {self.options.inference_mode!r} is not one of {INFERENCE_MODES}")
+        if self.options.ingestion_mode not in INGESTION_MODES:
+            raise ValueError(f"ingestion_mode {self.options.ingestion_mode!r} is not one of {INGESTION_MODES}")
         self._start_aws(say)
         if self.options.model is not None and self.options.inference_mode == "embedded":
             self._upload_model(self.options.model, say)
@@ -249,11 +268,17 @@ class LocalStack:
 
         resolver = self._create_resources(template, say)
         self._start_functions(template, resolver, say)
+        self._start_mappings(template, resolver, say)
 
         self.router = Router(
-            [rule for rule in template.rules if resolver.condition_holds(rule.condition)],
+            [
+                rule.for_conditions(resolver.condition_holds)
+                for rule in template.rules
+                if resolver.condition_holds(rule.condition)
+            ],
             self.functions,
             park=self._park,
+            streams={logical_id: self._putter(logical_id) for logical_id in self.streams},
             on_routed=lambda r: self._tell("routed", r),
         )
         for name in self.router.disabled:
@@ -379,7 +404,10 @@ class LocalStack:
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
         }
-        parameters = {"ExistingEndpointName": ENDPOINT_NAME if self.model_url else ""}
+        parameters = {
+            "ExistingEndpointName": ENDPOINT_NAME if self.model_url else "",
+            "IngestionMode": self.options.ingestion_mode,
+        }
         if self.model_data_url:
             parameters |= {"InferenceMode": "embedded", "ModelDataUrl": self.model_data_url}
         exists = template.resolver(parameters, pseudo).condition_holds
@@ -414,6 +442,7 @@ class LocalStack:
         say(
             f"AWS resources: {len(template.tables)} tables, {len(template.queues)} queues, "
             f"{len(template.topics)} topics, {len(template.parameters)} parameters"
+            + (f", {len(self.streams)} Kinesis streams" if self.streams else "")
             + (f"; not emulated: {', '.join(left_out)}" if left_out else "")
         )
         return resolver
@@ -425,8 +454,8 @@ class LocalStack:
         physical: dict[str, str],
         attributes: dict[tuple[str, str], str],
     ) -> None:
-        """The template's tables, queues and topics in moto, their names and ARNs recorded."""
-        dynamodb, sqs, sns = (self.client_cached(s) for s in ("dynamodb", "sqs", "sns"))
+        """The template's tables, queues, topics and Kinesis streams in moto, their names and ARNs recorded."""
+        dynamodb, sqs, sns, kinesis = (self.client_cached(s) for s in ("dynamodb", "sqs", "sns", "kinesis"))
         for table in template.tables:
             if not exists(table.condition):
                 continue
@@ -464,6 +493,18 @@ class LocalStack:
             arn = sns.create_topic(Name=f"{STACK_NAME}-{topic.logical_id}")["TopicArn"]
             physical[topic.logical_id] = arn
             attributes[(topic.logical_id, "TopicArn")] = arn
+        for stream in template.streams:
+            if not exists(stream.condition):
+                continue
+            name = f"{STACK_NAME}-{stream.logical_id}"
+            kinesis.create_stream(
+                StreamName=name, ShardCount=stream.shard_count, StreamModeDetails={"StreamMode": "PROVISIONED"}
+            )
+            kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+            arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+            physical[stream.logical_id] = name
+            attributes[(stream.logical_id, "Arn")] = arn
+            self.streams[stream.logical_id] = (name, arn)
 
     def _start_functions(self, template: Template, resolver: Resolver, say: Callable[[str], None]) -> None:
         # A clean environment, as Lambda gives: the process basics, then only what the template sets.
@@ -499,6 +540,73 @@ class LocalStack:
                 account=ACCOUNT,
             )
         say(f"functions: {', '.join(self.functions)} ({self.options.concurrency} execution environment(s) each)")
+
+    def _start_mappings(self, template: Template, resolver: Resolver, say: Callable[[str], None]) -> None:
+        """A poller per shard of each event source mapping (local.kinesis), before any rule puts a record."""
+        for spec in template.event_source_mappings:
+            if not resolver.condition_holds(spec.condition):
+                continue
+            if not spec.enabled:
+                say(f"event source mapping {spec.logical_id} is disabled in the template: not polled")
+                continue
+            function = self.functions.get(spec.function)
+            if function is None or spec.stream not in self.streams:
+                raise RuntimeError(
+                    f"{spec.logical_id}: {spec.function} or {spec.stream} does not exist under the template's "
+                    "conditions with these parameters"
+                )
+            window_s = spec.batching_window_s if self.options.batch_window_s is None else self.options.batch_window_s
+            name, arn = self.streams[spec.stream]
+            config = MappingConfig(
+                name=spec.logical_id,
+                function=spec.function,
+                function_arn=function.arn,
+                stream_name=name,
+                stream_arn=arn,
+                starting_position=spec.starting_position,
+                batch_size=spec.batch_size,
+                batching_window_s=window_s,
+                report_batch_item_failures=spec.report_batch_item_failures,
+                bisect_on_error=spec.bisect_on_error,
+                max_retry_attempts=spec.max_retry_attempts,
+                max_record_age_s=spec.max_record_age_s,
+                on_failure=spec.on_failure,
+                invoke_identity_arn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-{spec.function}Role",
+                region=REGION,
+            )
+            mapping = EventSourceMapping(
+                config,
+                kinesis=lambda: self.client("kinesis"),
+                invoke=function.invoke,
+                park=self._park,
+                on_batch=self._on_batch,
+                retry_delays_s=self.options.retry_delays_s,
+            )
+            shards = mapping.start()
+            self.mappings[spec.logical_id] = mapping
+            window = f"{window_s:g} s" + (
+                f" (template: {spec.batching_window_s:g} s)" if window_s != spec.batching_window_s else ""
+            )
+            say(
+                f"event source mapping {spec.logical_id}: {spec.stream} ({len(shards)} shard(s), "
+                f"{spec.starting_position}) -> {spec.function}, batches of up to {spec.batch_size} within {window}, "
+                f"{spec.max_retry_attempts} retries"
+                + (", bisect on error" if spec.bisect_on_error else "")
+                + (", ReportBatchItemFailures" if spec.report_batch_item_failures else "")
+                + (f", then {spec.on_failure}" if spec.on_failure else "")
+            )
+
+    def _putter(self, logical_id: str) -> Callable[[bytes, str], None]:
+        """The rules' PutRecord into one stream, counted so that `idle()` knows what the pollers still owe."""
+        name = self.streams[logical_id][0]
+        kinesis = self.client("kinesis")
+
+        def put(data: bytes, partition_key: str) -> None:
+            kinesis.put_record(StreamName=name, Data=data, PartitionKey=partition_key)
+            with self._lock:
+                self.records_put[logical_id] += 1
+
+        return put
 
     def _start_schedules(self, template: Template, say: Callable[[str], None]) -> None:
         """A thread per `Schedule` event, invoking its function as EventBridge does (asynchronously)."""
@@ -592,6 +700,17 @@ class LocalStack:
                 self.outcomes[f"{outcome.function}.dead_lettered"] += 1
         self._tell("outcome", outcome)
 
+    def _on_batch(self, outcome: BatchOutcome) -> None:
+        with self._lock:
+            self.outcomes[f"{outcome.function}.batches"] += 1
+            if outcome.error is not None and not outcome.discarded:
+                self.outcomes[f"{outcome.function}.failed"] += 1
+            for reading in outcome.readings:
+                self.outcomes[f"{outcome.function}.{reading.get('status', 'ok')}"] += 1
+            if outcome.dead_lettered:
+                self.outcomes[f"{outcome.function}.dead_lettered"] += outcome.discarded
+        self._tell("batch", outcome)
+
     def _tell(self, kind: str, item: Any) -> None:
         for listener in self._listeners:
             try:
@@ -639,7 +758,24 @@ class LocalStack:
         return items
 
     def idle(self) -> bool:
-        return all(function.pending() == 0 for function in self.functions.values())
+        """No event queued or running in any function, and every record put in a stream behind its pollers."""
+        if any(function.pending() for function in self.functions.values()):
+            return False
+        with self._lock:
+            put = dict(self.records_put)
+        return all(
+            mapping.finished >= put.get(spec.stream, 0)
+            for spec in (self.template.event_source_mappings if self.template else ())
+            if (mapping := self.mappings.get(spec.logical_id)) is not None
+        )
+
+    def endpoint_stats(self) -> dict[str, int]:
+        """The local SageMaker endpoint's counters: `invocations` (InvokeEndpoint calls) and `rows` scored."""
+        if not self.model_url:
+            raise RuntimeError("no SageMaker endpoint runs (no model, or inference_mode 'embedded')")
+        with urllib.request.urlopen(f"{self.model_url}{STATS_PATH}", timeout=5) as answer:  # noqa: S310 - loopback
+            stats: dict[str, int] = json.loads(answer.read())
+        return stats
 
     def settle(self, stall_s: float = 60.0, quiet_s: float = 1.5, limit_s: float = 3600.0) -> bool:
         """Wait until every function is idle and no alert arrived for `quiet_s`; whether it settled.
@@ -675,8 +811,16 @@ class LocalStack:
         """Finish what is in flight (up to `drain_s`), then stop every part, children last. Idempotent."""
         if drain_s > 0 and self.started and not self.settle(stall_s=drain_s, limit_s=drain_s):
             waiting = {name: f.pending() for name, f in self.functions.items() if f.pending()}
-            log.warning("stopping with invocations still pending: %s", waiting)
+            finished = {name: m.finished for name, m in self.mappings.items()}
+            log.warning(
+                "stopping with invocations still pending: %s (records put %s, finished %s)",
+                waiting,
+                dict(self.records_put),
+                finished,
+            )
         self._stopping.set()
+        for mapping in self.mappings.values():
+            mapping.signal_stop()
         for client in (self._rules_client, self._iot_client):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -684,6 +828,9 @@ class LocalStack:
         self._rules_client = self._iot_client = None
         for function in self.functions.values():
             function.stop()
+        for mapping in self.mappings.values():
+            mapping.stop()
+        self.mappings.clear()
         self.functions.clear()
         if self._iot_data is not None:
             self._iot_data.stop()

@@ -2,12 +2,15 @@
 
 Nothing here is copied from the template by hand: `load` reads the functions (SAM Globals merged in),
 the IoT rules (`AWS::IoT::TopicRule` resources and SAM `IoTRule` events), tables, queues, topics,
-subscriptions, SSM parameters and SAM `Schedule` events into specs. Values that name other resources
+subscriptions, SSM parameters, SAM `Schedule` events, Kinesis streams and their event source mappings
+into specs. A rule action chosen by `Fn::If` keeps both branches (`RuleSpec.choices`); the stack picks
+one with its own parameters (`RuleSpec.for_conditions`). Values that name other resources
 (environment variables, parameter names and values) are kept raw, and resolved by a `Resolver` the stack builds
 once it knows the local physical names. Values the local stack needs at start-up (a handler, a
 timeout, a rule's SQL) are resolved at load with the template's parameter defaults. Whatever cannot
-be emulated faithfully (a rule action other than Lambda, an on-failure destination that is not a
-queue, an intrinsic function local.cfn does not know) raises `TemplateError`, naming it and where.
+be emulated faithfully (a rule action other than Lambda or Kinesis, an on-failure destination that is
+not a queue, an event source mapping property the local poller does not implement, an intrinsic
+function local.cfn does not know) raises `TemplateError`, naming it and where.
 
 The YAML loader with CloudFormation's tags and the `Resolver` live in local.cfn; they are re-exported
 here, so `from local.template import Resolver, TemplateError, load` is the one import a caller needs.
@@ -17,8 +20,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +33,17 @@ __all__ = [
     "LAMBDA_DEFAULT_MAX_EVENT_AGE_S",
     "LAMBDA_DEFAULT_RETRIES",
     "NO_VALUE",
+    "ActionChoice",
     "CfnLoader",
+    "EventSourceMappingSpec",
     "FunctionSpec",
+    "KinesisActionSpec",
     "ParameterSpec",
     "QueueSpec",
     "Resolver",
     "RuleSpec",
     "ScheduleSpec",
+    "StreamSpec",
     "SubscriptionSpec",
     "TableSpec",
     "Template",
@@ -62,8 +69,26 @@ EMULATED_TYPES = frozenset(
         "AWS::SNS::Topic",
         "AWS::SNS::Subscription",
         "AWS::SSM::Parameter",
+        "AWS::Kinesis::Stream",
+        "AWS::Lambda::EventSourceMapping",
     }
 )
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
+"""What the local poller starts a shard at; AT_TIMESTAMP is refused."""
+ESM_PROPERTIES = frozenset(
+    {
+        *("FunctionName", "EventSourceArn", "StartingPosition", "BatchSize", "MaximumBatchingWindowInSeconds"),
+        *("FunctionResponseTypes", "BisectBatchOnFunctionError", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds"),
+        *("ParallelizationFactor", "DestinationConfig", "Enabled", "Tags"),
+    }
+)
+"""The AWS::Lambda::EventSourceMapping properties local.kinesis emulates (Tags have no local meaning)."""
+STREAM_PROPERTIES = frozenset(
+    {"Name", "ShardCount", "StreamModeDetails", "RetentionPeriodHours", "StreamEncryption", "Tags"}
+)
+"""The AWS::Kinesis::Stream properties the local stack reads or may ignore: a Name (the stack names its streams, and
+Ref gives that name, as for tables), the retention, encryption at rest and tags."""
+KINESIS_ACTION_PROPERTIES = frozenset({"StreamName", "PartitionKey", "RoleArn"})
 
 
 # ---------------------------------------------------------------- specs
@@ -105,6 +130,27 @@ class FunctionSpec:
 
 
 @dataclass(frozen=True)
+class KinesisActionSpec:
+    """A rule's Kinesis action: PutRecord of the SQL's result into a stream of the template."""
+
+    stream: str
+    """Logical id of the AWS::Kinesis::Stream (StreamName: !Ref Stream)."""
+    partition_key: str
+    """A substitution template (`${topic(2)}`), evaluated against the original message."""
+
+
+@dataclass(frozen=True)
+class ActionChoice:
+    """One item of a rule's Actions: an action, or `Fn::If` between two (None: `Ref AWS::NoValue`)."""
+
+    condition: str | None
+    """None for an unconditional action (then `if_true` is it)."""
+    if_true: str | KinesisActionSpec | None
+    """A function's logical id (a Lambda action) or a Kinesis action."""
+    if_false: str | KinesisActionSpec | None = None
+
+
+@dataclass(frozen=True)
 class RuleSpec:
     """An IoT rule: its SQL, the functions its Lambda actions invoke, the queue its error action parks in."""
 
@@ -114,12 +160,68 @@ class RuleSpec:
     sql_version: str
     disabled: bool
     actions: tuple[str, ...]
-    """Logical ids of the functions the rule invokes."""
+    """Logical ids of the functions the rule invokes (an `Fn::If` decided with the parameters' defaults)."""
     error_action: str | None
     """Logical id of the SQS queue of the rule's error action."""
     source: str
     """Where the rule comes from: "AWS::IoT::TopicRule" or "IoTRule event of <Function>"."""
     error_action_base64: bool = False
+    condition: str | None = None
+    kinesis: tuple[KinesisActionSpec, ...] = ()
+    """The rule's Kinesis actions."""
+    choices: tuple[ActionChoice, ...] = ()
+    """The Actions as written, `Fn::If` kept; `actions` and `kinesis` are them under the parameters' defaults."""
+
+    def for_conditions(self, holds: Callable[[str], bool]) -> RuleSpec:
+        """The rule with each `Fn::If` action decided by `holds` (the stack's resolver's condition_holds)."""
+        if not self.choices:
+            return self
+        actions, kinesis = _chosen(self.choices, holds)
+        return replace(self, actions=actions, kinesis=kinesis)
+
+
+def _chosen(
+    choices: tuple[ActionChoice, ...], holds: Callable[[str], bool]
+) -> tuple[tuple[str, ...], tuple[KinesisActionSpec, ...]]:
+    """The Lambda targets and the Kinesis actions that `choices` come to when `holds` decides each condition."""
+    chosen = [c.if_true if c.condition is None or holds(c.condition) else c.if_false for c in choices]
+    return (
+        tuple(a for a in chosen if isinstance(a, str)),
+        tuple(a for a in chosen if isinstance(a, KinesisActionSpec)),
+    )
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """An AWS::Kinesis::Stream, created in moto with its shard count."""
+
+    logical_id: str
+    shard_count: int
+    condition: str | None = None
+
+
+@dataclass(frozen=True)
+class EventSourceMappingSpec:
+    """An AWS::Lambda::EventSourceMapping from a Kinesis stream, as local.kinesis polls it."""
+
+    logical_id: str
+    function: str
+    """Logical id of the function (FunctionName: !Ref F or !GetAtt F.Arn)."""
+    stream: str
+    """Logical id of the AWS::Kinesis::Stream (EventSourceArn: !GetAtt Stream.Arn)."""
+    starting_position: str
+    batch_size: int = 100
+    batching_window_s: float = 0.0
+    report_batch_item_failures: bool = False
+    bisect_on_error: bool = False
+    max_retry_attempts: int = -1
+    """-1: until the record expires (Lambda's default)."""
+    max_record_age_s: int = -1
+    """-1: until the record expires (Lambda's default)."""
+    parallelization_factor: int = 1
+    on_failure: str | None = None
+    """Logical id of the on-failure destination queue."""
+    enabled: bool = True
     condition: str | None = None
 
 
@@ -223,6 +325,8 @@ class Template:
     unsupported_events: dict[str, list[str]]
     """Function event sources other than IoTRule and Schedule, by type: "Function.Events.Name"."""
     schedules: tuple[ScheduleSpec, ...] = ()
+    streams: tuple[StreamSpec, ...] = ()
+    event_source_mappings: tuple[EventSourceMappingSpec, ...] = ()
 
     @property
     def conditions(self) -> dict[str, Any]:
@@ -394,6 +498,11 @@ class _Reader:
             layers={lid: self.layer(lid, props) for lid, _, props in self.of_type("AWS::Serverless::LayerVersion")},
             unsupported_events=self.unsupported_events,
             schedules=tuple(self.schedules),
+            streams=tuple(self.stream(*found) for found in self.of_type("AWS::Kinesis::Stream")),
+            event_source_mappings=tuple(
+                self.event_source_mapping(*found, functions)
+                for found in self.of_type("AWS::Lambda::EventSourceMapping")
+            ),
         )
 
     def layer(self, logical_id: str, props: dict[str, Any]) -> Path:
@@ -510,28 +619,161 @@ class _Reader:
         sql = self.value(payload.get("Sql"), f"{where}.Sql")
         if not isinstance(sql, str):
             raise TemplateError(f"{where}.Sql: expected the rule's SQL, got {sql!r}")
-        actions = []
-        for i, action in enumerate(payload.get("Actions") or []):
-            kind = next(iter(action)) if isinstance(action, dict) and len(action) == 1 else repr(action)
-            if kind != "Lambda":
-                raise TemplateError(f"unsupported rule action {kind} in {logical_id} ({where}.Actions[{i}])")
-            target = _target((action["Lambda"] or {}).get("FunctionArn"), "Arn")
-            if target not in functions:
-                raise TemplateError(
-                    f"{where}.Actions[{i}].Lambda.FunctionArn: {action['Lambda'].get('FunctionArn')!r} names no "
-                    "AWS::Serverless::Function of this template (!GetAtt F.Arn, !Ref F or !Sub of its ARN)"
+        choices = []
+        for i, item in enumerate(payload.get("Actions") or []):
+            here = f"{where}.Actions[{i}]"
+            if isinstance(item, dict) and len(item) == 1 and "Fn::If" in item:
+                arg = item["Fn::If"]
+                if not isinstance(arg, list) or len(arg) != 3 or not isinstance(arg[0], str):
+                    raise TemplateError(f"{here}.Fn::If: expected [condition, action, action], got {arg!r}")
+                condition, if_true, if_false = arg
+                choice = ActionChoice(
+                    condition,
+                    self.rule_action(logical_id, if_true, f"{here}.Fn::If[1]", functions),
+                    self.rule_action(logical_id, if_false, f"{here}.Fn::If[2]", functions),
                 )
-            actions.append(str(target))
+                if condition not in (self.document.get("Conditions") or {}):
+                    raise TemplateError(f"{here}.Fn::If: unknown condition {condition!r}")
+                choices.append(choice)
+            else:
+                choices.append(ActionChoice(None, self.rule_action(logical_id, item, here, functions)))
+        actions, kinesis = _chosen(tuple(choices), self.static.condition_holds)
         error_action, base64_body = self.error_action(logical_id, payload.get("ErrorAction"), where)
         return RuleSpec(
             name=logical_id,
             sql=sql,
             sql_version=as_text(self.value(payload.get("AwsIotSqlVersion", IOT_DEFAULT_SQL_VERSION), where), where),
             disabled=_flag(self.value(payload.get("RuleDisabled", False), f"{where}.RuleDisabled"), where),
-            actions=tuple(actions),
+            actions=actions,
             error_action=error_action,
             source="AWS::IoT::TopicRule",
             error_action_base64=base64_body,
+            condition=resource.get("Condition"),
+            kinesis=kinesis,
+            choices=tuple(choices),
+        )
+
+    def rule_action(
+        self, rule: str, action: Any, where: str, functions: dict[str, FunctionSpec]
+    ) -> str | KinesisActionSpec | None:
+        """One rule action: a function's logical id (Lambda), a KinesisActionSpec, or None (Ref AWS::NoValue)."""
+        if action == {"Ref": "AWS::NoValue"}:
+            return None
+        kind = next(iter(action)) if isinstance(action, dict) and len(action) == 1 else repr(action)
+        if kind == "Kinesis":
+            return self.kinesis_action(rule, action["Kinesis"] or {}, where)
+        if kind != "Lambda":
+            raise TemplateError(f"unsupported rule action {kind} in {rule} ({where})")
+        target = _target((action["Lambda"] or {}).get("FunctionArn"), "Arn")
+        if target not in functions:
+            raise TemplateError(
+                f"{where}.Lambda.FunctionArn: {action['Lambda'].get('FunctionArn')!r} names no "
+                "AWS::Serverless::Function of this template (!GetAtt F.Arn, !Ref F or !Sub of its ARN)"
+            )
+        return str(target)
+
+    def kinesis_action(self, rule: str, props: dict[str, Any], where: str) -> KinesisActionSpec:
+        unknown = sorted(set(props) - KINESIS_ACTION_PROPERTIES)
+        if unknown:
+            raise TemplateError(
+                f"unsupported rule action Kinesis in {rule} ({where}.Kinesis): {', '.join(unknown)} "
+                "not emulated by the local stack"
+            )
+        raw = props.get("StreamName")
+        stream = raw.get("Ref") if isinstance(raw, dict) and len(raw) == 1 else None
+        if self.kind(stream) != "AWS::Kinesis::Stream":
+            raise TemplateError(
+                f"unsupported rule action Kinesis in {rule} ({where}.Kinesis.StreamName): {raw!r} is not "
+                "!Ref of an AWS::Kinesis::Stream of this template, the only streams the local stack has"
+            )
+        key = props.get("PartitionKey")
+        if not isinstance(key, str) or not key:
+            # IoT Core would pick a random key: the records would lose the per-motor order the template relies on.
+            raise TemplateError(f"{where}.Kinesis.PartitionKey: expected a substitution template, got {key!r}")
+        return KinesisActionSpec(stream=str(stream), partition_key=key)
+
+    def stream(self, logical_id: str, resource: dict[str, Any], props: dict[str, Any]) -> StreamSpec:
+        where = f"{logical_id}.Properties"
+        unknown = sorted(set(props) - STREAM_PROPERTIES)
+        if unknown:
+            raise TemplateError(f"{where}: {', '.join(unknown)} not emulated by the local stack")
+        mode = self.value(props.get("StreamModeDetails") or {}, f"{where}.StreamModeDetails").get("StreamMode")
+        if mode not in (None, "PROVISIONED"):
+            raise TemplateError(
+                f"{where}.StreamModeDetails.StreamMode: {mode} - the local stack makes PROVISIONED streams"
+            )
+        shards = self.integer(props.get("ShardCount", 1), f"{where}.ShardCount")
+        if shards < 1:
+            raise TemplateError(f"{where}.ShardCount: {shards} - a stream has at least one shard")
+        return StreamSpec(logical_id, shards, resource.get("Condition"))
+
+    def event_source_mapping(
+        self, logical_id: str, resource: dict[str, Any], props: dict[str, Any], functions: dict[str, FunctionSpec]
+    ) -> EventSourceMappingSpec:
+        where = f"{logical_id}.Properties"
+        unknown = sorted(set(props) - ESM_PROPERTIES)
+        if unknown:
+            raise TemplateError(f"{where}: {', '.join(unknown)} not emulated by the local stack (local.kinesis)")
+        function = _target(props.get("FunctionName"), "Arn")
+        if function not in functions:
+            raise TemplateError(
+                f"{where}.FunctionName: {props.get('FunctionName')!r} names no AWS::Serverless::Function of this "
+                "template (!Ref F or !GetAtt F.Arn)"
+            )
+        raw_source = props.get("EventSourceArn")
+        stream = _target(raw_source, "Arn")
+        if self.kind(stream) != "AWS::Kinesis::Stream" or not isinstance(raw_source, dict) or "Ref" in raw_source:
+            raise TemplateError(
+                f"{where}.EventSourceArn: {raw_source!r} is not !GetAtt <Stream>.Arn of an AWS::Kinesis::Stream "
+                f"({self.kind(stream)}); the local stack polls Kinesis streams only, without enhanced fan-out consumers"
+            )
+        position = self.value(props.get("StartingPosition"), f"{where}.StartingPosition")
+        if position not in STARTING_POSITIONS:
+            raise TemplateError(
+                f"{where}.StartingPosition: {position!r} - the local stack starts at {' or '.join(STARTING_POSITIONS)}"
+            )
+        types = self.value(props.get("FunctionResponseTypes") or [], f"{where}.FunctionResponseTypes")
+        if not isinstance(types, list) or set(types) - {"ReportBatchItemFailures"}:
+            raise TemplateError(f"{where}.FunctionResponseTypes: {types!r} - only ReportBatchItemFailures is known")
+        batch_size = self.integer(props.get("BatchSize", 100), f"{where}.BatchSize")
+        window_s = self.integer(
+            props.get("MaximumBatchingWindowInSeconds", 0), f"{where}.MaximumBatchingWindowInSeconds"
+        )
+        retries = self.integer(props.get("MaximumRetryAttempts", -1), f"{where}.MaximumRetryAttempts")
+        max_age_s = self.integer(props.get("MaximumRecordAgeInSeconds", -1), f"{where}.MaximumRecordAgeInSeconds")
+        parallel = self.integer(props.get("ParallelizationFactor", 1), f"{where}.ParallelizationFactor")
+        for name, value, low, high in (
+            ("BatchSize", batch_size, 1, 10000),
+            ("MaximumBatchingWindowInSeconds", window_s, 0, 300),
+            ("MaximumRetryAttempts", retries, -1, 10000),
+            ("ParallelizationFactor", parallel, 1, 10),
+        ):
+            if not low <= value <= high:
+                raise TemplateError(f"{where}.{name}: {value} is outside {low}..{high}")
+        if max_age_s != -1 and not 60 <= max_age_s <= 604800:
+            raise TemplateError(f"{where}.MaximumRecordAgeInSeconds: {max_age_s} is neither -1 nor within 60..604800")
+        if parallel != 1:
+            raise TemplateError(
+                f"{where}.ParallelizationFactor: {parallel} - the local stack reads each shard with one batch in "
+                "flight (1); concurrent batches per shard with per-key order are not emulated"
+            )
+        on_failure = self.on_failure(props.get("DestinationConfig") or {}, where)
+        return EventSourceMappingSpec(
+            logical_id=logical_id,
+            function=str(function),
+            stream=str(stream),
+            starting_position=str(position),
+            batch_size=batch_size,
+            batching_window_s=float(window_s),
+            report_batch_item_failures="ReportBatchItemFailures" in types,
+            bisect_on_error=_flag(
+                self.value(props.get("BisectBatchOnFunctionError", False), where), f"{where}.BisectBatchOnFunctionError"
+            ),
+            max_retry_attempts=retries,
+            max_record_age_s=max_age_s,
+            parallelization_factor=parallel,
+            on_failure=on_failure,
+            enabled=_flag(self.value(props.get("Enabled", True), where), f"{where}.Enabled"),
             condition=resource.get("Condition"),
         )
 

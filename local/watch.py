@@ -1,9 +1,10 @@
 """What the operator watches in the local demo: each motor, the alarms, the alerts, the accounting, the summary.
 
 `Watch` listens to the simulator (every reading it sends, with the ground truth behind it) and to the
-local stack (every message the rules route, every function outcome, every alert the operator's queue
-receives) and keeps the figures the live view shows and the end-of-run summary reports. It is the
-only place that sees both sides, so it is where "was this failure forewarned?" can be answered.
+local stack (every message the rules route, every function outcome, every batch of batched ingestion,
+every alert the operator's queue receives) and keeps the figures the live view shows and the end-of-run
+summary reports. It is the only place that sees both sides, so it is where "was this failure forewarned?"
+can be answered.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from local.kinesis import BatchOutcome
 from local.lambdas import Outcome
 from local.router import Routed
 from local.stack import Alert
@@ -124,6 +126,8 @@ class Watch:
             self._routed(item)
         elif kind == "outcome":
             self._outcome(item)
+        elif kind == "batch":
+            self._batch(item)
         elif kind == "alert":
             self._alert(item)
 
@@ -154,22 +158,38 @@ class Watch:
             if outcome.error is not None:
                 self.counts["readings.dead_lettered" if outcome.dead_lettered else "readings.lost"] += 1
                 return
-            status = str(result.get("status"))
-            if status in PROCESSED:
-                self.counts["readings.processed"] += 1
-                self.counts[f"readings.{status}"] += 1
-            elif status in REJECTED:
-                self.counts["readings.rejected"] += 1
-            else:
-                self.counts[f"readings.{status}"] += 1
-            view = self.motors.get(str(result.get("motor_id")))
-            if view is not None:
-                if result.get("failure_probability") is not None:
-                    view.failure_probability = float(result["failure_probability"])
-                elif not view.running:
-                    view.failure_probability = None
-                if result.get("alarm_states"):
-                    view.alarm_states = dict(result["alarm_states"])
+            self._reading(result)
+
+    def _batch(self, outcome: BatchOutcome) -> None:
+        """A batch of batched ingestion: its settled readings count as direct results do, its discarded records as
+        dead-lettered (their batch info is in the on-failure queue)."""
+        with self._lock:
+            self.counts[f"{outcome.function}.invocations"] += not outcome.discarded  # a discard invokes nothing
+            if outcome.function != "InferenceFunction":
+                return
+            for reading in outcome.readings:
+                self._reading(reading)
+            if outcome.discarded:
+                self.counts["readings.dead_lettered" if outcome.dead_lettered else "readings.lost"] += outcome.discarded
+
+    def _reading(self, result: dict[str, Any]) -> None:
+        """One reading's result (the direct invocation's, or an item of a batch's `readings`); under the lock."""
+        status = str(result.get("status"))
+        if status in PROCESSED:
+            self.counts["readings.processed"] += 1
+            self.counts[f"readings.{status}"] += 1
+        elif status in REJECTED:
+            self.counts["readings.rejected"] += 1
+        else:
+            self.counts[f"readings.{status}"] += 1
+        view = self.motors.get(str(result.get("motor_id")))
+        if view is not None:
+            if result.get("failure_probability") is not None:
+                view.failure_probability = float(result["failure_probability"])
+            elif not view.running:
+                view.failure_probability = None
+            if result.get("alarm_states"):
+                view.alarm_states = dict(result["alarm_states"])
 
     def _alert(self, alert: Alert) -> None:
         with self._lock:

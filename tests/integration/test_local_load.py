@@ -6,6 +6,11 @@ at once, as Lambda's asynchronous invocation queue does). The reference for "no 
 same readings sent slowly: applied one at a time, in order, through the same use case, the same
 detector configuration and the same model (the artifact's inference.py), in this process. Alarm events
 have deterministic ids, so the two runs must produce the same set of events, id for id.
+
+The same burst goes through batched ingestion too (about a minute, where the direct path takes three): the
+rules put the readings into the Kinesis stream and InferenceFunction takes them in batches, one model call
+each. It must raise the same events as the same readings sent slowly, id for id, with far fewer endpoint
+calls.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import sys
 import tarfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,7 @@ BURST = [
     *(arg for motor in (7, 23, 42, 77) for arg in ("--fail", f"motor-{motor:03d}:bearing_wear:8h")),
     "--fail", "motor-051:impeller_wear:12h",
 ]  # fmt: skip
+BATCH_WINDOW_S = 1.0
 
 
 class InProcessEndpoint:
@@ -81,15 +88,24 @@ def sent_slowly(payloads: list[dict[str, Any]], model: Path, unpack_to: Path) ->
     return {event.event_id for event in publisher.events}
 
 
-@pytest.fixture(scope="module")
-def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Report, list[dict[str, Any]], Path]]:
+@dataclass
+class Burst:
+    report: Report
+    payloads: list[dict[str, Any]]
+    model: Path
+    endpoint_stats: dict[str, int]
+
+
+def run_burst(state_dir: Path, args: list[str], **options: Any) -> Iterator[Burst]:
+    """The simulator's burst through a local stack, every payload it sent recorded in order."""
     model = ensure_model(DEFAULT_MODEL, log=lambda line: print(f"train: {line}", flush=True))
-    options = StackOptions(
-        state_dir=tmp_path_factory.mktemp("load"),
+    stack_options = StackOptions(
+        state_dir=state_dir,
         model=model,
         broker="mosquitto" if find_mosquitto() else "builtin",
         detector_config=DETECTOR,
         log=lambda line: print(line, flush=True),
+        **options,
     )
     payloads: list[dict[str, Any]] = []
 
@@ -107,12 +123,25 @@ def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Report, li
 
         return run_fleet
 
-    with LocalStack(options) as stack:
-        report = simulate_through(stack, BURST, wrap=recording)
+    with LocalStack(stack_options) as stack:
+        report = simulate_through(stack, args, wrap=recording)
         assert report is not None
         for line in report.lines():
             print(line)
-        yield report, payloads, model
+        yield Burst(report, payloads, model, stack.endpoint_stats())
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Report, list[dict[str, Any]], Path]]:
+    for run in run_burst(tmp_path_factory.mktemp("load"), BURST):
+        yield run.report, run.payloads, run.model
+
+
+@pytest.fixture(scope="module")
+def batched_burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Burst]:
+    yield from run_burst(
+        tmp_path_factory.mktemp("load-batched"), BURST, ingestion_mode="batched", batch_window_s=BATCH_WINDOW_S
+    )
 
 
 def test_every_reading_of_the_burst_is_processed_rejected_or_dead_lettered(
@@ -148,3 +177,29 @@ def test_the_burst_raises_every_alarm_the_same_readings_raise_when_sent_slowly(
     )
     assert not missed, json.dumps(sorted(missed)[:10])
     assert not extra, json.dumps(sorted(extra)[:10])
+
+
+def test_the_batched_burst_raises_the_alarms_the_same_readings_raise_when_sent_slowly_in_far_fewer_calls(
+    batched_burst: Burst, tmp_path: Path, stack_report: StackReport
+) -> None:
+    report, payloads = batched_burst.report, batched_burst.payloads
+    counts = report.summary.counts
+    sent = counts["readings.sent"]
+    processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
+    assert sent == len(payloads) == MOTORS * READINGS
+    assert report.counts.failed == report.counts.dropped == 0
+    assert processed + rejected + counts.get("readings.dead_lettered", 0) == sent
+    assert report.settled
+
+    reference = sent_slowly(payloads, batched_burst.model, tmp_path / "model")
+    assert len(reference) >= 10, "the burst's readings raise alarms at all"
+    through_the_stack = set(report.watch.events)
+    calls, rows = batched_burst.endpoint_stats["invocations"], batched_burst.endpoint_stats["rows"]
+    stack_report.lines.append(
+        f"load burst, batched ingestion: {sent} readings by {MOTORS} motors, {len(reference)} alarm events "
+        f"when sent slowly, {len(through_the_stack)} through the stack, {len(reference & through_the_stack)} the "
+        f"same; {calls} endpoint calls scored {rows} readings ({rows - calls} calls saved against direct)"
+    )
+    assert not reference - through_the_stack, json.dumps(sorted(reference - through_the_stack)[:10])
+    assert not through_the_stack - reference, json.dumps(sorted(through_the_stack - reference)[:10])
+    assert calls <= rows / 5

@@ -7,7 +7,8 @@ server and the model served through its inference.py. The checks are the ones a 
 failures forewarned, healthy motors quiet, one alert per transition, operator actions applied,
 every reading accounted for. They run for each way of serving the model: the SageMaker endpoint
 (the direct path, with each broker) and the model evaluated inside the function (InferenceMode
-embedded, the artifact fetched from S3).
+embedded, the artifact fetched from S3); and for batched ingestion (IngestionMode batched: the rules put
+the readings into the Kinesis stream, the event source mapping hands InferenceFunction batches).
 """
 
 from __future__ import annotations
@@ -48,18 +49,28 @@ class Run:
     malformed_sent: int
 
 
+BATCH_WINDOW_S = 1.0
+"""Batched ingestion: the mapping gathers a batch for 1 s instead of the template's 60."""
+
+
 @pytest.fixture(
     scope="module",
-    params=[("mosquitto", "endpoint"), ("builtin", "endpoint"), ("builtin", "embedded")],
-    ids=["mosquitto", "builtin", "embedded"],
+    params=[
+        ("mosquitto", "endpoint", "direct"),
+        ("builtin", "endpoint", "direct"),
+        ("builtin", "embedded", "direct"),
+        ("builtin", "endpoint", "batched"),
+    ],
+    ids=["mosquitto", "builtin", "embedded", "batched"],
 )
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """The local stack with the default model, and one fleet run through it (the model is trained if missing).
 
     Once with each broker: mosquitto (skipped where it is not installed, never in CI) and the built-in one;
-    and once with the model embedded in InferenceFunction instead of behind the endpoint.
+    once with the model embedded in InferenceFunction instead of behind the endpoint; and once with the
+    readings ingested in batches through the Kinesis stream.
     """
-    broker, inference_mode = request.param
+    broker, inference_mode, ingestion_mode = request.param
     if broker == "mosquitto" and find_mosquitto() is None:
         if os.environ.get("CI"):
             pytest.fail("CI must run the end-to-end tests with mosquitto, but it is not installed")
@@ -70,6 +81,8 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         model=model,
         broker=broker,
         inference_mode=inference_mode,
+        ingestion_mode=ingestion_mode,
+        batch_window_s=BATCH_WINDOW_S if ingestion_mode == "batched" else None,
         detector_config={"schedule": {"service_interval_h": 30}},
         devices=MOTORS,
         retry_delays_s=(0.2, 0.4),
@@ -134,6 +147,26 @@ def test_the_model_ran_where_the_inference_mode_put_it(run: Run) -> None:
     assert probabilities, "the readings were scored by the model"
 
 
+def test_the_endpoint_scores_a_batch_in_one_call_and_a_direct_reading_in_a_call_of_its_own(
+    run: Run, stack_report: StackReport
+) -> None:
+    stack = run.stack
+    if stack.model_url is None:
+        pytest.skip("the model is evaluated inside the function: no endpoint to count calls on")
+    stats = stack.endpoint_stats()
+    calls, rows = stats["invocations"], stats["rows"]
+    mode = stack.options.ingestion_mode
+    line = f"endpoint ({stack.broker_kind}, {mode} ingestion): {calls} InvokeEndpoint calls scored {rows} readings"
+    print(line)
+    stack_report.lines.append(line)
+    assert rows > 0, "the readings were scored by the endpoint"
+    if mode == "batched":
+        assert calls <= rows / 5, "a batch of readings is scored in one call"
+        assert stack.mappings["TelemetryStreamMapping"].finished == stack.records_put["TelemetryStream"]
+    else:
+        assert calls == rows, "direct ingestion scores each reading in a call of its own"
+
+
 def test_healthy_motors_raised_no_predictive_or_condition_alarm(run: Run) -> None:
     healthy = set(MOTORS) - set(FAILING)
     raised = [r for r in run.report.watch.raises if r.motor_id in healthy and r.kind in ("predictive", "condition")]
@@ -167,7 +200,8 @@ def test_every_reading_sent_was_processed_rejected_or_dead_lettered(run: Run, st
     )
     processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
     stack_report.lines.append(
-        f"end to end ({run.stack.broker_kind}, model {run.stack.options.inference_mode}): "
+        f"end to end ({run.stack.broker_kind}, model {run.stack.options.inference_mode}, "
+        f"{run.stack.options.ingestion_mode} ingestion): "
         f"{sent} readings sent = {processed} processed + {rejected} rejected + "
         f"{counts.get('readings.dead_lettered', 0)} dead-lettered; {len(run.report.watch.events)} alarm events, "
         f"{len(run.report.watch.alerts)} alerts"

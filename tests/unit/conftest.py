@@ -1,11 +1,17 @@
-"""Fixtures shared by the model's test modules."""
+"""Fixtures shared by the unit tests: the model's training run, the inference handler with its fake endpoint."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
+
+from motor_adapters.clients import client as real_client
+from tests.conftest import FakeAws
+from tests.support import FakeSageMakerRuntime, load_handler
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +38,19 @@ def small_model_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str,
         log=lambda _line: None,
     )
     return metrics, out
+
+
+@pytest.fixture
+def sagemaker() -> FakeSageMakerRuntime:
+    return FakeSageMakerRuntime()
+
+
+@pytest.fixture
+def inference(aws: FakeAws, sagemaker: FakeSageMakerRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    module = load_handler("inference")
+
+    def client(service: str, **kwargs: Any) -> Any:
+        return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
+
+    monkeypatch.setattr(module, "client", client)
+    return module

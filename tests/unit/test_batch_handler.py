@@ -7,7 +7,6 @@ condition held long enough to raise, a reading the schema refuses and a redelive
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -15,25 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from motor_adapters import stream_batch
-from motor_adapters.clients import client as real_client
 from tests.conftest import FakeAws
-from tests.support import FakeSageMakerRuntime, LambdaContext, kinesis_batch, load_event, load_handler, reading_payload
-
-
-@pytest.fixture
-def sagemaker() -> FakeSageMakerRuntime:
-    return FakeSageMakerRuntime()
-
-
-@pytest.fixture
-def inference(aws: FakeAws, sagemaker: FakeSageMakerRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    module = load_handler("inference")
-
-    def client(service: str, **kwargs: Any) -> Any:
-        return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
-
-    monkeypatch.setattr(module, "client", client)
-    return module
+from tests.support import FakeSageMakerRuntime, LambdaContext, kinesis_batch, load_event, reading_payload
 
 
 def metrics_of(output: str) -> dict[str, float]:

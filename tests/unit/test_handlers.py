@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -14,22 +13,6 @@ from botocore.exceptions import ReadTimeoutError
 from motor_adapters.clients import client as real_client
 from tests.conftest import FakeAws
 from tests.support import FakeSageMakerRuntime, LambdaContext, load_event, load_handler
-
-
-@pytest.fixture
-def sagemaker() -> FakeSageMakerRuntime:
-    return FakeSageMakerRuntime()
-
-
-@pytest.fixture
-def inference(aws: FakeAws, sagemaker: FakeSageMakerRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    module = load_handler("inference")
-
-    def client(service: str, **kwargs: Any) -> Any:
-        return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
-
-    monkeypatch.setattr(module, "client", client)
-    return module
 
 
 @pytest.fixture

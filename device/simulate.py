@@ -313,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-window-s",
         type=_non_negative,
         metavar="S",
-        help="batched: how long the mapping gathers a batch (default: the template's BatchWindowSeconds, 60)",
+        help="batched: wall-clock seconds the mapping gathers a batch (default: the template's BatchWindowSeconds "
+        "in simulated time, 60 / --speedup, at least 0.2)",
     )
     local.add_argument(
         "--detector-config",

@@ -93,6 +93,7 @@ def stack_options(args: argparse.Namespace, motor_ids: Sequence[str], say: Calla
         inference_mode=args.inference_mode,
         ingestion_mode=args.ingestion_mode,
         batch_window_s=args.batch_window_s,
+        speedup=args.speedup,
         broker=args.broker,
         detector_config=detector_overrides(args.detector_config),
         concurrency=args.concurrency,
@@ -150,6 +151,9 @@ class Report:
     parked: dict[str, int]
     elapsed_s: float = 0.0
     """From the first reading to the pipeline settled."""
+    endpoint: dict[str, int] | None = None
+    """The local endpoint's counters (`invocations`, `rows`), when one ran."""
+    ingestion_mode: str = "direct"
 
     def latency_ms(self) -> tuple[float, float] | None:
         """Publish -> alert latency, p50 and p99, over the alerts caused by a reading."""
@@ -166,6 +170,12 @@ class Report:
             lines.append(
                 f"  publish -> alert latency: p50 {latency[0]:.0f} ms, p99 {latency[1]:.0f} ms "
                 f"({count} alert{'s' if count != 1 else ''} caused by readings)"
+            )
+        if self.endpoint is not None and self.endpoint.get("rows"):
+            calls, rows = self.endpoint["invocations"], self.endpoint["rows"]
+            lines.append(
+                f"  model endpoint: {calls} calls scored {rows} readings ({self.ingestion_mode} ingestion"
+                + (f": {rows - calls} calls saved against one per reading)" if rows > calls else ")")
             )
         if not self.settled:
             lines.append(f"  WARNING: the pipeline stalled for {SETTLE_S:.0f} s with work still in flight")
@@ -238,7 +248,18 @@ def run_through(
     queues = ("RuleErrorQueue", "FunctionFailureQueue")
     parked: dict[str, int] = {q: stack.queue_depth(q) for q in queues if q in stack.queue_urls}
     elapsed_s = time.monotonic() - started
-    return Report(counts, ticks, watch, watch.summary(sent=counts.acknowledged), settled, parked, elapsed_s)
+    endpoint = stack.endpoint_stats() if stack.model_url else None
+    return Report(
+        counts,
+        ticks,
+        watch,
+        watch.summary(sent=counts.acknowledged),
+        settled,
+        parked,
+        elapsed_s,
+        endpoint,
+        stack.options.ingestion_mode,
+    )
 
 
 def _make_view(

@@ -96,6 +96,17 @@ class Alert:
         return self.attributes.get("motor_id", "")
 
 
+MIN_BATCH_WINDOW_S = 0.2
+"""The shortest batching window a sped-up run waits (the pollers read a shard every 0.1 s)."""
+
+
+def batching_window_s(template_s: float, options: StackOptions) -> float:
+    """How long the local mapping gathers a batch: the override, or the template's window in simulated time."""
+    if options.batch_window_s is not None:
+        return options.batch_window_s
+    return min(template_s, max(MIN_BATCH_WINDOW_S, template_s / options.speedup))
+
+
 @dataclass
 class StackOptions:
     """How to run the local stack; the defaults are the demo's."""
@@ -110,6 +121,10 @@ class StackOptions:
     """The template's IngestionMode: 'direct' (the rules invoke InferenceFunction) or 'batched' (through Kinesis)."""
     batch_window_s: float | None = None
     """Batched: gather a batch this long instead of the mapping's MaximumBatchingWindowInSeconds (60 s)."""
+    speedup: float = 1.0
+    """Simulated seconds per wall second of the fleet driven through the stack. The mapping's batching window
+    is a span of the readings' time, so without `batch_window_s` it is waited window / speedup wall seconds
+    (at least MIN_BATCH_WINDOW_S): a reading waits as long in simulated time as it would in AWS."""
     train_if_missing: bool = True
     broker: str = "auto"
     """'mosquitto', 'builtin' or 'auto' (mosquitto when installed)."""
@@ -555,7 +570,7 @@ class LocalStack:
                     f"{spec.logical_id}: {spec.function} or {spec.stream} does not exist under the template's "
                     "conditions with these parameters"
                 )
-            window_s = spec.batching_window_s if self.options.batch_window_s is None else self.options.batch_window_s
+            window_s = batching_window_s(spec.batching_window_s, self.options)
             name, arn = self.streams[spec.stream]
             config = MappingConfig(
                 name=spec.logical_id,

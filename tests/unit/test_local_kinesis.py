@@ -27,6 +27,7 @@ from local.kinesis import BatchOutcome, EventSourceMapping, MappingConfig
 from local.lambdas import FunctionConfig, LocalFunction, Outcome
 from local.mqtt_client import Message
 from local.router import Router, RuleSetupError
+from local.stack import StackOptions, batching_window_s
 from local.template import KinesisActionSpec, RuleSpec, Template, TemplateError, load
 from tests.support import ROOT
 from tests.unit.test_local_rules import write_template
@@ -608,3 +609,16 @@ def test_a_batch_window_without_batched_ingestion_is_a_usage_error(capsys: pytes
         simulate.main(["--batch-window-s", "1"])
     assert exit_info.value.code == 2
     assert "--batch-window-s applies to --ingestion-mode batched only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("template_s", "override", "speedup", "expected"),
+    [(60.0, None, 1.0, 60.0), (60.0, None, 2000.0, 0.2), (60.0, None, 100.0, 0.6), (0.0, None, 100.0, 0.0),
+     (60.0, 1.0, 2000.0, 1.0)],
+)  # fmt: skip
+def test_the_batching_window_is_waited_in_simulated_time_unless_overridden(
+    template_s: float, override: float | None, speedup: float, expected: float
+) -> None:
+    options = StackOptions(batch_window_s=override, speedup=speedup)
+
+    assert batching_window_s(template_s, options) == pytest.approx(expected)

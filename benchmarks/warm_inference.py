@@ -19,10 +19,8 @@ scores every reading must do. The X-Ray tracer is off here (no Lambda environmen
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import importlib.util
-import json
 import os
 import statistics
 import sys
@@ -308,11 +306,12 @@ def measure_batched(
     their waits on AWS; the CPU is the same), so the calling thread's CPU time is the batch's.
     """
     from motor_adapters import stream_batch  # noqa: PLC0415
+    from tests.support import kinesis_batch  # noqa: PLC0415 - the tests' TelemetryStream event, one shape for both
 
     size = motors * per_motor
     count = max(size, readings // size * size)
     events = running_events(count + size, motors=motors)  # the first batch warms up
-    batches = [_kinesis_event(events[i : i + size]) for i in range(0, len(events), size)]
+    batches = [kinesis_batch(events[i : i + size]) for i in range(0, len(events), size)]
     endpoint, meter = ArtifactEndpoint(booster), MotoMeter()
     outcomes: dict[str, int] = {}
     threaded = stream_batch.map_motors
@@ -346,32 +345,6 @@ def measure_batched(
         "lambda_own_mean": (total_s - moto_s - model_s) * 1e6,
         "moto_requests_per_reading": meter.calls / count,
     }
-
-
-def _kinesis_event(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """What TelemetryStreamMapping hands the function: each reading as the rule wrote it, base64 in a record."""
-    records = []
-    for i, event in enumerate(events):
-        sequence = str(49_600_000_000_000_000_000_000_000_000_000_000_000_000_000 + i)
-        records.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": event["topic_motor_id"],
-                    "sequenceNumber": sequence,
-                    "data": base64.b64encode(json.dumps(event).encode()).decode(),
-                    "approximateArrivalTimestamp": event["received_at"] / 1000,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{sequence}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/bench",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/bench",
-            }
-        )
-    return {"Records": records}
 
 
 def _feature_rows(events: list[dict[str, Any]]) -> list[list[float]]:

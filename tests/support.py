@@ -26,7 +26,8 @@ EVENTS = ROOT / "events"
 def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/, the same file `sam local invoke -e` uses."""
     path = EVENTS / (name if name.endswith(".json") else f"{name}.json")
-    return json.loads(path.read_text())
+    event: dict[str, Any] = json.loads(path.read_text())
+    return event
 
 
 def load_handler(function: str) -> ModuleType:

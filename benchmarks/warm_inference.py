@@ -2,16 +2,20 @@
 
 The handler (functions/inference/app.py, imported as Lambda does, with the template's variables)
 processes a realistic stream of readings from running motors (device/history.py). AWS is answered
-in-process: DynamoDB, the IoT data plane and SSM by moto's mock_aws, the SageMaker endpoint by the
-real artifact through model/inference.py (input_fn, predict_fn, output_fn), as
-tests/unit/test_model_serving.py does. Everything runs in this thread, so the thread's CPU time per
-reading holds three parts, and the two that are not the Lambda's are timed on their own:
+in-process, behind botocore's HTTP layer, so every client call costs the handler what it costs in
+Lambda: DynamoDB, the IoT data plane and SSM by moto's mock_aws, the SageMaker endpoint's
+InvokeEndpoint by the real artifact through model/inference.py (input_fn, predict_fn, output_fn).
+Requests are signed with botocore's own SigV4, as in Lambda, whose runtime and our layer have no
+awscrt (installed here for the device SDK, it would sign instead). Everything runs in this thread, so
+the thread's CPU time per reading holds three parts, and the two that are not the Lambda's are timed
+on their own:
 
 - moto's share: its request parsing, backend and response (BotocoreStubber.process_request);
 - the model server's share: inference.py's work, which runs on SageMaker in production;
-- the rest is the Lambda's own: parsing, features, detector, botocore's request building and
-  response parsing, Powertools' logs and metrics (written to a file and counted: what CloudWatch
-  Logs would ingest, besides Lambda's own START, END and REPORT lines).
+- the rest is the Lambda's own: parsing, features, detector, botocore's request building, signing
+  and response parsing (the endpoint's call included), Powertools' logs and metrics (written to a
+  file and counted: what CloudWatch Logs would ingest, besides Lambda's own START, END and REPORT
+  lines).
 
 The floor is `Booster.inplace_predict` of one row on the same booster: the least work any design that
 scores every reading must do. The X-Ray tracer is off here (no Lambda environment), as in the tests.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import statistics
 import sys
@@ -35,6 +40,8 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 from benchmarks.report import REPO, Figure, ratio
 from device.history import History, generate
@@ -48,25 +55,64 @@ CONFIG_PARAMETER = "/bench/detector-config"
 
 @dataclass
 class ArtifactEndpoint:
-    """A sagemaker-runtime client whose InvokeEndpoint runs the artifact's inference.py; its CPU time is summed."""
+    """InvokeEndpoint answered by the artifact's inference.py behind botocore's HTTP layer; its CPU time is summed.
+
+    `answer` is a botocore before-send handler: the client has built, validated and signed the
+    request, and parses the response, as it does against SageMaker.
+    """
 
     booster: xgb.Booster
     cpu_s: float = 0.0
+    last_exchange: tuple[bytes, bytes] = (b"", b"")
+    """The last request's body and the answer's: what a reading sends and gets back."""
 
-    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+    def answer(self, request: Any, **_: Any) -> AWSResponse:
         started = time.thread_time()
-        data = inference.input_fn(kwargs["Body"], kwargs["ContentType"])
-        body, content_type = inference.output_fn(inference.predict_fn(data, self.booster), kwargs["Accept"])
+        content_type, accept = (_text(request.headers[name]) for name in ("Content-Type", "Accept"))
+        data = inference.input_fn(request.body, content_type)
+        body, content_type = inference.output_fn(inference.predict_fn(data, self.booster), accept)
+        payload = body.encode()
         self.cpu_s += time.thread_time() - started
-        return {"Body": _Body(body.encode()), "ContentType": content_type}
+        self.last_exchange = (request.body, payload)
+        return _response(request.url, payload, content_type)
+
+
+def _response(url: str, body: bytes, content_type: str) -> AWSResponse:
+    """A 200 answer as botocore receives one from AWS."""
+    headers = {"Content-Type": content_type, "Content-Length": str(len(body)), "x-amzn-requestid": "bench"}
+    return AWSResponse(url, 200, HTTPHeaders.from_dict(headers), _Raw(body))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass
-class _Body:
+class _Raw:
+    """The raw HTTP body botocore reads a response from (urllib3's HTTPResponse, in production)."""
+
     data: bytes
 
-    def read(self) -> bytes:
-        return self.data
+    def read(self, amt: int | None = None) -> bytes:
+        data, self.data = (self.data, b"") if amt is None else (self.data[:amt], self.data[amt:])
+        return data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.read()
+
+
+@contextlib.contextmanager
+def botocore_sigv4() -> Iterator[None]:
+    """Sign with botocore's Python SigV4, as in Lambda, even where awscrt is installed (botocore prefers it)."""
+    import botocore.auth  # noqa: PLC0415 - the benchmark's own process imports botocore late
+
+    saved = dict(botocore.auth.AUTH_TYPE_MAPS)
+    botocore.auth.AUTH_TYPE_MAPS.update({"v4": botocore.auth.SigV4Auth, "v4-query": botocore.auth.SigV4QueryAuth})
+    try:
+        yield
+    finally:
+        botocore.auth.AUTH_TYPE_MAPS.clear()
+        botocore.auth.AUTH_TYPE_MAPS.update(saved)
 
 
 @dataclass
@@ -208,7 +254,7 @@ def _warm_handler(endpoint: ArtifactEndpoint) -> Iterator[ModuleType]:
 
         real_client.cache_clear()
         try:
-            with mock_aws():
+            with mock_aws(), botocore_sigv4():
                 dynamodb = boto3.client("dynamodb")
                 dynamodb.create_table(
                     TableName=STATE_TABLE,
@@ -220,7 +266,10 @@ def _warm_handler(endpoint: ArtifactEndpoint) -> Iterator[ModuleType]:
                 handler = _load_handler()
 
                 def client(service: str, **kwargs: Any) -> Any:
-                    return endpoint if service == "sagemaker-runtime" else real_client(service, **kwargs)
+                    made = real_client(service, **kwargs)
+                    if service == "sagemaker-runtime":  # before moto's own handler, which would answer first
+                        made.meta.events.register_first("before-send.sagemaker-runtime.InvokeEndpoint", endpoint.answer)
+                    return made
 
                 handler.client = client  # type: ignore[attr-defined]
                 yield handler
@@ -246,7 +295,9 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
                 response = handler.lambda_handler(event, context)
                 per_reading.append(time.thread_time() - started)
                 outcomes[response["status"]] = outcomes.get(response["status"], 0) + 1
+        item = _stored_item(events[-1]["topic_motor_id"])
     log(f"warm inference: {readings} readings through the handler ({outcomes})")
+    calls_s = client_calls_cpu_s(item, endpoint.last_exchange, repeats=readings)
 
     rows = np.asarray(_feature_rows(events)[warmup:], dtype=np.float32)
     floor_s = _bare_predict_cpu_s(booster, rows)
@@ -270,6 +321,12 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
                 note="what Lambda would bill for CPU; botocore's client side is included",
             ),
             ratio(
+                "AWS client calls alone, per direct reading",
+                Figure("GetItem + conditional PutItem + InvokeEndpoint, answered at once", calls_s * 1e6, "µs"),
+                floor,
+                note="botocore's client side of the three calls each direct reading makes: the direct path's floor",
+            ),
+            ratio(
                 "batched handler CPU per reading, Lambda's own share",
                 Figure("batch handler minus moto and model server", batched["lambda_own_mean"], "µs"),
                 floor,
@@ -287,6 +344,7 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
                 "moto_mean": moto_s * 1e6,
                 "model_server_mean": model_s * 1e6,
                 "lambda_own_mean": lambda_s * 1e6,
+                "aws_client_calls_mean": calls_s * 1e6,
                 "bare_inplace_predict_mean": floor_s * 1e6,
             },
             "moto_requests_per_reading": meter.calls / readings,
@@ -295,6 +353,67 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
             "clock": "time.thread_time (everything runs in the calling thread; XGBoost nthread=1)",
         },
     }
+
+
+def _stored_item(motor_id: str) -> dict[str, Any]:
+    """The motor's item in the state table, as DynamoDB returns it (inside `_warm_handler`)."""
+    import boto3  # noqa: PLC0415 - inside moto, after the environment is set
+
+    key = {"motor_id": {"S": motor_id}}
+    item: dict[str, Any] = boto3.client("dynamodb").get_item(TableName=STATE_TABLE, Key=key, ConsistentRead=True)[
+        "Item"
+    ]
+    return item
+
+
+def client_calls_cpu_s(item: dict[str, Any], exchange: tuple[bytes, bytes], *, repeats: int) -> float:
+    """Mean CPU of the three calls a direct reading makes, with the run's own payloads, each answered at once.
+
+    Clients made as the handler makes them (motor_adapters.clients), outside moto (botocore would run
+    its handler on every request, though ours answers first), answered by a before-send handler that
+    returns a canned response: botocore's request building, signing and response parsing, and nothing else.
+    """
+    from motor_adapters.clients import client  # noqa: PLC0415
+
+    request_body, answer_body = exchange
+    key = {"motor_id": item["motor_id"]}
+    version = {":expected": {"N": item["version"]["N"]}}
+    amz_json = "application/x-amz-json-1.0"
+    with _environment(VARIABLES), botocore_sigv4():
+        dynamodb = client.__wrapped__("dynamodb")
+        runtime = client.__wrapped__("sagemaker-runtime", read_timeout=3.0, max_attempts=1)
+        for made, event, body, content_type in (
+            (dynamodb, "before-send.dynamodb.GetItem", json.dumps({"Item": item}).encode(), amz_json),
+            (dynamodb, "before-send.dynamodb.PutItem", b"{}", amz_json),
+            (runtime, "before-send.sagemaker-runtime.InvokeEndpoint", answer_body, "application/json"),
+        ):
+            made.meta.events.register_first(event, _canned(body, content_type))
+
+        def one_reading() -> None:
+            dynamodb.get_item(TableName=STATE_TABLE, Key=key, ConsistentRead=True)
+            dynamodb.put_item(
+                TableName=STATE_TABLE,
+                Item=item,
+                ConditionExpression="version = :expected",
+                ExpressionAttributeValues=version,
+            )
+            runtime.invoke_endpoint(
+                EndpointName=ENDPOINT_NAME, ContentType="text/csv", Accept="application/json", Body=request_body
+            )["Body"].read()
+
+        for _ in range(min(repeats, 50)):
+            one_reading()
+        started = time.thread_time()
+        for _ in range(repeats):
+            one_reading()
+        return (time.thread_time() - started) / repeats
+
+
+def _canned(body: bytes, content_type: str) -> Callable[..., AWSResponse]:
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        return _response(request.url, body, content_type)
+
+    return answer
 
 
 def measure_batched(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,6 +30,13 @@ class Severity(StrEnum):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, without the values worked out once from the fields (`cached_property`): `update` may change them."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in copied.__dict__.keys() - type(self).model_fields.keys():
+            del copied.__dict__[name]
+        return copied
 
 
 class ConditionRule(_Frozen):
@@ -205,8 +214,13 @@ class DetectorConfig(_Frozen):
 
     def alarm_names(self) -> list[str]:
         """Every alarm a motor has under this configuration."""
-        offline = [OFFLINE_ALARM] if self.offline.enabled else []
-        return [SCHEDULE_ALARM, *(rule.name for rule in self.conditions), PREDICTIVE_ALARM, *offline]
+        return list(self._alarm_names)
+
+    @cached_property
+    def _alarm_names(self) -> tuple[str, ...]:
+        # Worked out once, the configuration being frozen: the detector asks for them with every reading.
+        offline = (OFFLINE_ALARM,) if self.offline.enabled else ()
+        return (SCHEDULE_ALARM, *(rule.name for rule in self.conditions), PREDICTIVE_ALARM, *offline)
 
     def condition(self, name: str) -> ConditionRule | None:
         """The condition rule with this name, if configured."""

@@ -14,6 +14,8 @@ insulation or cooling degrade) and the current per kW of shaft power (ageing ins
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +100,24 @@ _TRACKED_AND_DERIVED: tuple[str, ...] = (*TRACKED, *DERIVED)
 _N_TRACKED = len(TRACKED)
 
 
+def _picker(names: tuple[str, ...]) -> Callable[[dict[str, float]], tuple[float, ...]]:
+    """A function taking the values of `names` (two or more) out of a dict, in that order, NaN for a missing one."""
+    take_all = operator.itemgetter(*names)
+
+    def pick(values: dict[str, float]) -> tuple[float, ...]:
+        try:
+            # One C call, a third of the cost of a comprehension of `get`s: every reading, several times.
+            return take_all(values)  # type: ignore[no-any-return]
+        except KeyError:  # a signal not measured, an average not started yet
+            return tuple([values.get(name, NAN) for name in names])
+
+    return pick
+
+
+_signal_values = _picker(SIGNALS)
+_tracked_values = _picker(_TRACKED_AND_DERIVED)
+
+
 @dataclass(frozen=True, slots=True)
 class RunningStats:
     """Per-motor running statistics the features need; stored with the motor's state."""
@@ -130,19 +150,25 @@ class RunningStats:
         )
 
 
+_NO_STATS = RunningStats()
+"""The statistics before a motor's first reading: shared, as compute_features copies the averages it changes."""
+
+
 def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[list[float], RunningStats]:
     """Feature vector (in FEATURE_NAMES order, NaN where unknown) and the updated statistics.
 
     Averages advance only while the motor runs: a stopped pump cools down, which says nothing
     about its wear. The first reading seeds the averages with its own values.
     """
-    stats = stats or RunningStats()
+    stats = stats or _NO_STATS
     ts_ms = reading.ts_ms
     running = reading.running
     signals = reading.signals()
-    ambient = signals.get("ambient_temp_c")
+    get_signal = signals.get
+    ambient = get_signal("ambient_temp_c")
     shaft_w = _shaft_w(signals)
-    derived = _derived(signals, ambient, shaft_w)
+    winding_rise_c = _difference(get_signal("winding_temp_c"), ambient)
+    derived = _derived(get_signal("current_a"), winding_rise_c, shaft_w)
     fast = dict(stats.fast)
     slow = dict(stats.slow)
     baseline = dict(stats.baseline)
@@ -153,9 +179,9 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
         a_fast = 1.0 - math.exp(-step_s / FAST_TAU_S)
         a_slow = 1.0 - math.exp(-step_s / SLOW_TAU_S)
         a_baseline = 1.0 - math.exp(-step_s / BASELINE_TAU_S)
-        isnan, get_signal = math.isnan, signals.get  # once per reading and name: look each up once
+        isnan, get_tracked = math.isnan, (signals | derived).get  # once per reading and name: look each up once
         for name in _TRACKED_AND_DERIVED:
-            value = derived[name] if name in derived else get_signal(name)
+            value = get_tracked(name)
             if value is None or isnan(value):
                 continue
             old_fast = fast.get(name)
@@ -168,33 +194,32 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
             fast[name] = old_fast + a_fast * (value - old_fast)
             slow[name] = old_slow + a_slow * (value - old_slow)
             baseline[name] = old_baseline + a_baseline * (value - old_baseline)
-    new_stats = RunningStats(last_ts_ms=ts_ms, fast=fast, slow=slow, operating_s=operating_s, baseline=baseline)
+    new_stats = RunningStats(ts_ms, fast, slow, operating_s, baseline)  # positional: a quarter cheaper
 
-    # One list display, each average looked up once: this runs for every reading.
-    get_signal, get_fast, get_slow = signals.get, fast.get, slow.get
-    ewm_fast = [get_fast(name, NAN) for name in _TRACKED_AND_DERIVED]
-    trend = [fast[name] - slow[name] if name in fast else NAN for name in _TRACKED_AND_DERIVED]
+    # An average not started yet is NaN, and so is a difference with it (the three start together).
+    # One list display, with the C-level `map`: this runs for every reading.
+    ewm_fast = _tracked_values(fast)
+    ewm_slow = _tracked_values(slow)
+    trend = [*map(operator.sub, ewm_fast, ewm_slow)]
     vector: list[float] = [
         1.0 if running else 0.0,
-        *[get_signal(name, NAN) for name in SIGNALS],
+        *_signal_values(signals),
         *ewm_fast[:_N_TRACKED],
-        *[get_slow(name, NAN) for name in TRACKED],
+        *ewm_slow[:_N_TRACKED],
         *trend[:_N_TRACKED],
-        _difference(get_signal("winding_temp_c"), ambient),
+        winding_rise_c,
         _difference(get_signal("bearing_temp_c"), ambient),
         _hydraulic_efficiency(signals, shaft_w),
-        *[derived[name] for name in DERIVED],
+        *derived.values(),
         *ewm_fast[_N_TRACKED:],
         *trend[_N_TRACKED:],
-        *[fast[name] - baseline[name] if name in baseline else NAN for name in _TRACKED_AND_DERIVED],
+        *map(operator.sub, ewm_fast, _tracked_values(baseline)),
     ]
     return vector, new_stats
 
 
-def _derived(signals: dict[str, float], ambient: float | None, shaft_w: float) -> dict[str, float]:
-    """The physics ratios of DERIVED, NaN where a signal is missing or the motor idles."""
-    current = signals.get("current_a")
-    rise = _difference(signals.get("winding_temp_c"), ambient)
+def _derived(current: float | None, rise: float, shaft_w: float) -> dict[str, float]:
+    """The physics ratios of DERIVED, in that order, NaN where a signal is missing or the motor idles."""
     heating = NAN if current is None or current < 1.0 else rise / (current / 100.0) ** 2
     shaft_kw = shaft_w / 1000
     per_kw = NAN if current is None or math.isnan(shaft_kw) or shaft_kw < 0.5 else current / shaft_kw

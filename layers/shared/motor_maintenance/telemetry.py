@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from functools import cached_property
+from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -79,12 +81,28 @@ class Telemetry(BaseModel):
     @property
     def ts_ms(self) -> int:
         """The reading time in epoch milliseconds."""
+        return self._ts_ms
+
+    @cached_property
+    def _ts_ms(self) -> int:
+        # Worked out once, the model being frozen: the features, the detector and their callers each ask.
         return to_epoch_ms(self.ts)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, without the values worked out once from the fields: `update` may change them."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_ts_ms", None)
+        return copied
 
     def signals(self) -> dict[str, float]:
         """The physical signals this reading carries, by name (missing ones left out)."""
         fields = self.__dict__  # where pydantic keeps the field values: a third cheaper than getattr, once per reading
-        return {name: value for name in SIGNALS if (value := fields[name]) is not None}
+        signals = {}
+        for name in SIGNALS:  # a loop: Python 3.11 calls a function for each comprehension (3.12 inlines them)
+            value = fields[name]
+            if value is not None:
+                signals[name] = value
+        return signals
 
 
 SIGNALS: tuple[str, ...] = (

@@ -1,0 +1,132 @@
+"""The detector's decisions are those it made before it was optimised, over a recorded history.
+
+What the detector decides is what operators are told and what is stored: a faster `step` must give
+the same outcomes, the same events (ids, order, contents), the same stored states and the same timer
+times. The digest below was recorded with the implementation before the hot path was optimised (an
+event context made for every reading, two snooze scans); a change in any decision changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from device.history import generate
+from device.physics import DAY_S, FleetConfig
+from motor_maintenance.alarms import OperatorAction
+from motor_maintenance.config import DetectorConfig
+from motor_maintenance.detector import Decision, ReadingInput, check_timers, step
+from motor_maintenance.features import compute_features
+from motor_maintenance.state import MotorState
+from motor_maintenance.telemetry import Telemetry
+
+RECORDED_DIGESTS = {
+    "default": "f70e27bee368f71ed46c552a48ef6c59880bc6a9986ab8f416bd40d29936683f",
+    "short rules, no latch, no offline": "05fd5eb1ea9361f19a378dc78ffb844059c6c81f37b57f09068d35e328cb9e2d",
+}
+"""sha256 of every decision of `_digest` per configuration, recorded before detector.py was optimised."""
+
+CONFIGS = {
+    "default": DetectorConfig(),
+    "short rules, no latch, no offline": DetectorConfig.with_overrides(
+        {
+            "schedule": {"service_interval_h": 5.0},
+            "offline": {"enabled": False},
+            "latch": False,
+            "conditions": [
+                {"name": "hot_winding", "signal": "winding_temp_c", "raise_threshold": 70, "clear_threshold": 65},
+                {
+                    "name": "low_flow",
+                    "signal": "flow_m3h",
+                    "direction": "below",
+                    "raise_threshold": 20,
+                    "clear_threshold": 25,
+                    "min_duration_s": 300,
+                },
+            ],
+        }
+    ),
+}
+ACTIONS: tuple[tuple[str, str | None, float | None], ...] = (
+    ("snooze", "predictive", 30.0),
+    ("acknowledge", "predictive", None),
+    ("snooze", "vibration_zone_d", 5.0),
+    ("reset", "predictive", None),
+    ("disable", "schedule", None),
+    ("enable", "schedule", None),
+    ("service_complete", None, None),
+    ("acknowledge", "offline", None),
+    ("snooze", "low_flow", 20.0),
+    ("acknowledge", "hot_winding", None),
+)
+"""Operator actions, taken in turn every few readings; those naming an alarm a configuration lacks are skipped."""
+
+
+def _stream() -> list[Telemetry]:
+    """Three simulated motors over two days, wearing fast: they warm, vibrate, fail and stop."""
+    history = generate(FleetConfig(motors=3, seed=7, wear_scale=6.0), duration_s=2 * DAY_S, interval_s=120.0)
+    return [history.reading(t, column) for t in range(history.steps) for column in range(3)]
+
+
+def _probability(index: int, reading: Telemetry) -> float | None:
+    """A prediction for most readings of a running motor, rising and falling through the thresholds."""
+    if not reading.running or index % 5 == 0:
+        return None
+    return ((index * 7919) % 1000) / 1000
+
+
+def _record(digest: Any, decision: Decision) -> int:
+    digest.update(f"{decision.outcome}|{decision.reason};".encode())
+    for event in decision.events:
+        digest.update(event.model_dump_json().encode())
+    digest.update(json.dumps(decision.state.to_dict(), sort_keys=True, default=str).encode())
+    return len(decision.events)
+
+
+def _digest(readings: list[Telemetry], config: DetectorConfig) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    states: dict[str, MotorState] = {}
+    events = 0
+    for index, reading in enumerate(readings):
+        state = states.get(reading.motor_id)
+        _, stats = compute_features(reading, state.stats if state else None)
+        now = datetime.fromtimestamp(reading.ts_ms / 1000 + 1 + index % 3, UTC)
+        received_ms = reading.ts_ms + 500 if index % 4 == 0 else None
+        item = ReadingInput(reading, _probability(index, reading), received_ms=received_ms, stats=stats)
+        decision = step(state, item, now, config)
+        events += _record(digest, decision)
+        state = decision.state
+        if index % 29 == 0:  # delivered twice
+            events += _record(digest, step(state, item, now, config))
+        if index % 37 == 0:
+            name, alarm, minutes = ACTIONS[(index // 37) % len(ACTIONS)]
+            if alarm is None or alarm in config.alarm_names():
+                action = OperatorAction(
+                    motor_id=reading.motor_id,
+                    action=name,
+                    alarm=alarm,
+                    action_id=f"a-{index}",
+                    ts=reading.ts_ms,
+                    snooze_minutes=minutes,
+                )
+                decision = step(state, action, now, config)
+                events += _record(digest, decision)
+                state = decision.state
+        if index % 53 == 0:  # the timer passes by, later
+            decision = check_timers(state, datetime.fromtimestamp(reading.ts_ms / 1000 + 1800, UTC), config)
+            events += _record(digest, decision)
+            state = decision.state
+        states[reading.motor_id] = state
+    return digest.hexdigest(), events
+
+
+def test_decisions_over_a_recorded_history_are_the_recorded_ones() -> None:
+    readings = _stream()
+
+    for label, config in CONFIGS.items():
+        digest, events = _digest(readings, config)
+
+        assert events > 50, label
+        assert digest == RECORDED_DIGESTS[label], label

@@ -381,7 +381,10 @@ def client_calls_cpu_s(item: dict[str, Any], exchange: tuple[bytes, bytes], *, r
     amz_json = "application/x-amz-json-1.0"
     with _environment(VARIABLES), botocore_sigv4():
         dynamodb = client.__wrapped__("dynamodb")
-        runtime = client.__wrapped__("sagemaker-runtime", read_timeout=3.0, max_attempts=1)
+        # As the handler makes it (functions/inference/app.py): one attempt, the endpoint's read timeout.
+        runtime = client.__wrapped__(
+            "sagemaker-runtime", read_timeout=float(VARIABLES["ENDPOINT_TIMEOUT_S"]), max_attempts=1
+        )
         for made, event, body, content_type in (
             (dynamodb, "before-send.dynamodb.GetItem", json.dumps({"Item": item}).encode(), amz_json),
             (dynamodb, "before-send.dynamodb.PutItem", b"{}", amz_json),

@@ -44,7 +44,7 @@ _DEFAULT = Config(
     retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
     # The adapters build every request the same way, and the tests send each through moto, which parses it
     # as AWS does; AWS validates it again. botocore's own check walks each request against the service model
-    # on every call: 5-7 % of the inference handler's CPU per reading (benchmarks/warm_inference.py).
+    # on every call: about 4 % of the inference handler's CPU per reading (benchmarks/warm_inference.py).
     parameter_validation=False,
 )
 

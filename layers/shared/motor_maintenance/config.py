@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from motor_maintenance.telemetry import SIGNALS
+from motor_maintenance.telemetry import SIGNALS, CachingModel
 
 SCHEDULE_ALARM = "schedule"
 PREDICTIVE_ALARM = "predictive"
@@ -28,15 +27,8 @@ class Severity(StrEnum):
     LOW = "low"
 
 
-class _Frozen(BaseModel):
+class _Frozen(CachingModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """A copy, without the values worked out once from the fields (`cached_property`): `update` may change them."""
-        copied = super().model_copy(update=update, deep=deep)
-        for name in copied.__dict__.keys() - type(self).model_fields.keys():
-            del copied.__dict__[name]
-        return copied
 
 
 class ConditionRule(_Frozen):

@@ -40,7 +40,18 @@ def _signal(lo: float, hi: float, unit: str, what: str) -> Any:
     return Field(default=None, ge=lo, le=hi, description=f"{what} [{unit}], {lo}..{hi}")
 
 
-class Telemetry(BaseModel):
+class CachingModel(BaseModel):
+    """A frozen model that keeps values worked out once from its fields (`functools.cached_property`)."""
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, without the values worked out from the fields: `update` may change the fields."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in copied.__dict__.keys() - type(self).model_fields.keys():
+            del copied.__dict__[name]
+        return copied
+
+
+class Telemetry(CachingModel):
     """One reading from one motor.
 
     Ranges are the limits of physics and sensors, not alarm thresholds: a value outside them is a
@@ -87,12 +98,6 @@ class Telemetry(BaseModel):
     def _ts_ms(self) -> int:
         # Worked out once, the model being frozen: the features, the detector and their callers each ask.
         return to_epoch_ms(self.ts)
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """A copy, without the values worked out once from the fields: `update` may change them."""
-        copied = super().model_copy(update=update, deep=deep)
-        copied.__dict__.pop("_ts_ms", None)
-        return copied
 
     def signals(self) -> dict[str, float]:
         """The physical signals this reading carries, by name (missing ones left out)."""

@@ -31,10 +31,11 @@ from benchmarks.report import REPO, SCHEMA_VERSION, machine, markdown
 
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 DEFAULT_MODEL = REPO / "model" / "output" / "model.tar.gz"
-BENCHMARKS = ("handler_init", "warm_inference", "domain_throughput", "training", "local_stack")
+BENCHMARKS = ("handler_init", "warm_inference", "embedded_model", "domain_throughput", "training", "local_stack")
 TITLES = {
     "handler_init": "Handler init (import + module-level set-up), fresh process, vs a naive Powertools handler",
     "warm_inference": "Warm inference handler, CPU per reading, vs a bare single-row XGBoost prediction",
+    "embedded_model": "Embedded model, xgboost-cpu and compiled (tl2cgen): CPU per row, first prediction, size",
     "domain_throughput": "compute_features + detector.step, readings per CPU second, vs a trivial loop",
     "training": "model/train.py time and model size vs fleet size, vs a bare xgboost.train on the same rows",
     "local_stack": "Local stack publish -> alert latency, vs a broker round trip",
@@ -48,6 +49,8 @@ class Sizes:
     init_repetitions: int
     warm_readings: int
     warm_warmup: int
+    embedded_rows: int
+    embedded_first_predictions: int
     domain_motors: int
     domain_days: float
     domain_repeats: int
@@ -62,6 +65,8 @@ FULL = Sizes(
     init_repetitions=7,
     warm_readings=500,
     warm_warmup=20,
+    embedded_rows=500,
+    embedded_first_predictions=5,
     domain_motors=20,
     domain_days=30.0,
     domain_repeats=3,
@@ -75,6 +80,8 @@ QUICK = Sizes(
     init_repetitions=1,
     warm_readings=20,
     warm_warmup=2,
+    embedded_rows=20,
+    embedded_first_predictions=1,
     domain_motors=2,
     domain_days=1.0,
     domain_repeats=1,
@@ -111,6 +118,16 @@ def tiny_artifact(folder: Path) -> Path:
     return artifact.write_model_tar(booster, folder / "model.tar.gz", inference_script=REPO / "model" / "inference.py")
 
 
+def _artifact(*, quick: bool, model: Path, scratch: Path) -> Path:
+    """The model the warm and embedded benchmarks serve: a tiny one trained in `scratch` once (quick), else `model`."""
+    if quick:
+        tiny = scratch / "model.tar.gz"
+        return tiny if tiny.exists() else tiny_artifact(scratch)
+    from local.artifact import ensure_model  # noqa: PLC0415
+
+    return ensure_model(model, log=lambda line: _log(f"train: {line}"))
+
+
 def run_one(name: str, sizes: Sizes, *, quick: bool, model: Path, scratch: Path) -> dict[str, Any]:
     """One benchmark's ratios and details."""
     if name == "handler_init":
@@ -120,18 +137,22 @@ def run_one(name: str, sizes: Sizes, *, quick: bool, model: Path, scratch: Path)
     if name == "warm_inference":
         from benchmarks import warm_inference  # noqa: PLC0415
 
-        if quick:
-            artifact = tiny_artifact(scratch)
-        else:
-            from local.artifact import ensure_model  # noqa: PLC0415
-
-            artifact = ensure_model(model, log=lambda line: _log(f"train: {line}"))
+        artifact = _artifact(quick=quick, model=model, scratch=scratch)
         booster = warm_inference.load_booster(artifact)
         measured = warm_inference.measure(
             booster=booster, readings=sizes.warm_readings, warmup=sizes.warm_warmup, log=_log
         )
         measured["details"]["model"] = {"artifact": str(artifact), "trees": booster.num_boosted_rounds()}
         return measured
+    if name == "embedded_model":
+        from benchmarks import embedded_model  # noqa: PLC0415
+
+        return embedded_model.measure(
+            artifact=_artifact(quick=quick, model=model, scratch=scratch),
+            readings=sizes.embedded_rows,
+            first_predictions=sizes.embedded_first_predictions,
+            log=_log,
+        )
     if name == "domain_throughput":
         from benchmarks import domain_throughput  # noqa: PLC0415
 

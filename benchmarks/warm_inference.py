@@ -121,6 +121,8 @@ class MotoMeter:
 
     cpu_s: float = 0.0
     calls: int = 0
+    by_operation: dict[str, int] = field(default_factory=dict)
+    """Requests by operation (`dynamodb.BatchGetItem`, say)."""
     _original: Any = field(default=None, repr=False)
 
     @contextlib.contextmanager
@@ -137,12 +139,22 @@ class MotoMeter:
             finally:
                 meter.cpu_s += time.thread_time() - started
                 meter.calls += 1
+                operation = _operation(request)
+                meter.by_operation[operation] = meter.by_operation.get(operation, 0) + 1
 
         BotocoreStubber.process_request = timed  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:
             BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+
+def _operation(request: Any) -> str:
+    """What a botocore request asks: `dynamodb.BatchGetItem` (a JSON protocol's target), else its method and URL."""
+    target = _text(request.headers.get("X-Amz-Target") or "")
+    if target.startswith("DynamoDB_"):
+        return f"dynamodb.{target.rpartition('.')[2]}"
+    return target or f"{request.method} {request.url.split('://', 1)[-1].split('?', 1)[0]}"
 
 
 def load_booster(artifact: Path) -> xgb.Booster:
@@ -306,6 +318,7 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
     lambda_s = total_s - moto_s - model_s
     floor = Figure("bare single-row inplace_predict", floor_s * 1e6, "µs")
     batched = measure_batched(booster=booster, readings=readings, log=log)
+    one_each = measure_batched(booster=booster, readings=readings, log=log, motors=100, per_motor=1, exact=True)
     return {
         "ratios": [
             ratio(
@@ -333,6 +346,13 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
                 note=f"IngestionMode batched: batches of {batched['batch_readings']} readings, "
                 f"{batched['readings_per_motor']:g} per motor",
             ),
+            ratio(
+                "batched handler CPU per reading, one reading per motor, Lambda's own share",
+                Figure("batch handler minus moto and model server", one_each["lambda_own_mean"], "µs"),
+                floor,
+                note=f"the template's defaults: batches of {one_each['batch_readings']} readings, one per motor "
+                "(no write saved; the states read together)",
+            ),
         ],
         "details": {
             "readings": readings,
@@ -350,6 +370,7 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
             "moto_requests_per_reading": meter.calls / readings,
             "log_bytes_per_reading": stdout.bytes / readings,
             "batched": batched,
+            "batched_one_per_motor": one_each,
             "clock": "time.thread_time (everything runs in the calling thread; XGBoost nthread=1)",
         },
     }
@@ -420,20 +441,33 @@ def _canned(body: bytes, content_type: str) -> Callable[..., AWSResponse]:
 
 
 def measure_batched(
-    *, booster: xgb.Booster, readings: int, log: Callable[[str], None], motors: int = 20, per_motor: int = 5
+    *,
+    booster: xgb.Booster,
+    readings: int,
+    log: Callable[[str], None],
+    motors: int = 20,
+    per_motor: int = 5,
+    exact: bool = False,
 ) -> dict[str, Any]:
     """The same handler given batches from TelemetryStream: `motors` motors, `per_motor` readings each per batch.
 
-    The batch's motors are worked on one after the other here (the handler's threads only overlap
-    their waits on AWS; the CPU is the same), so the calling thread's CPU time is the batch's.
+    Without `exact` a batch is the next `motors x per_motor` readings of the fleet's stream, in time order
+    (about `per_motor` of each motor, fewer motors while some have not started); with it, each batch holds
+    exactly the next `per_motor` readings of every motor. The batch's motors are worked on one after the
+    other here (the handler's threads only overlap their waits on AWS; the CPU is the same), so the calling
+    thread's CPU time is the batch's.
     """
     from motor_adapters import stream_batch  # noqa: PLC0415
     from tests.support import kinesis_batch  # noqa: PLC0415 - the tests' TelemetryStream event, one shape for both
 
     size = motors * per_motor
     count = max(size, readings // size * size)
-    events = running_events(count + size, motors=motors)  # the first batch warms up
-    batches = [kinesis_batch(events[i : i + size]) for i in range(0, len(events), size)]
+    if exact:
+        chunks = _rounds(motors, per_motor, rounds=count // size + 1)
+    else:
+        events = running_events(count + size, motors=motors)  # the first batch warms up
+        chunks = [events[i : i + size] for i in range(0, len(events), size)]
+    batches = [kinesis_batch(chunk) for chunk in chunks]
     endpoint, meter = ArtifactEndpoint(booster), MotoMeter()
     outcomes: dict[str, int] = {}
     threaded = stream_batch.map_motors
@@ -454,7 +488,7 @@ def measure_batched(
                 total_s = (time.thread_time() - started) / count
     finally:
         stream_batch.map_motors = threaded
-    log(f"warm inference, batched: {count} readings in batches of {size} ({outcomes})")
+    log(f"warm inference, batched: {count} readings in batches of {size}, {per_motor} a motor ({outcomes})")
     moto_s, model_s = meter.cpu_s / count, endpoint.cpu_s / count
     return {
         "readings": count,
@@ -466,7 +500,29 @@ def measure_batched(
         "model_server_mean": model_s * 1e6,
         "lambda_own_mean": (total_s - moto_s - model_s) * 1e6,
         "moto_requests_per_reading": meter.calls / count,
+        "moto_requests_per_batch": {
+            name: calls / (len(batches) - 1) for name, calls in sorted(meter.by_operation.items())
+        },
     }
+
+
+def _rounds(motors: int, per_motor: int, *, rounds: int) -> list[list[dict[str, Any]]]:
+    """`rounds` batches, each the next `per_motor` running readings of every one of `motors` motors, in time order."""
+    count = motors * per_motor * rounds
+    while True:
+        by_motor: dict[str, list[dict[str, Any]]] = {}
+        for event in running_events(count, motors=motors):
+            by_motor.setdefault(event["topic_motor_id"], []).append(event)
+        if len(by_motor) == motors and min(map(len, by_motor.values())) >= per_motor * rounds:
+            break
+        count *= 2
+    return [
+        sorted(
+            (event for events in by_motor.values() for event in events[k * per_motor : (k + 1) * per_motor]),
+            key=lambda event: event["received_at"],
+        )
+        for k in range(rounds)
+    ]
 
 
 def _feature_rows(events: list[dict[str, Any]]) -> list[list[float]]:

@@ -8,7 +8,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -92,13 +92,34 @@ def wear_drivers(row: list[float]) -> list[dict[str, Any]]:
 
 @dataclass
 class MemoryStore:
-    """A StateStore with DynamoDB's conditional-write semantics, and a hook to simulate a rival writer."""
+    """A BatchStateStore with DynamoDB's conditional-write semantics, and a hook to simulate a rival writer.
+
+    It counts its reads: `loads` (one motor each) and `batch_loads` (the motor ids of each `load_many`).
+    """
 
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     before_save: Callable[[MemoryStore], None] | None = None
     saves: int = 0
+    loads: int = 0
+    batch_loads: list[list[str]] = field(default_factory=list)
 
     def load(self, motor_id: str) -> MotorState | None:
+        self.loads += 1
+        return self.read(motor_id)
+
+    def load_many(self, motor_ids: Sequence[str]) -> dict[str, MotorState | Exception | None]:
+        """Each motor as `read` gives it, a failure kept to its motor (as DynamoBatchStateStore does)."""
+        self.batch_loads.append(list(motor_ids))
+        loaded: dict[str, MotorState | Exception | None] = {}
+        for motor_id in dict.fromkeys(motor_ids):
+            try:
+                loaded[motor_id] = self.read(motor_id)
+            except Exception as exc:
+                loaded[motor_id] = exc
+        return loaded
+
+    def read(self, motor_id: str) -> MotorState | None:
+        """One motor's state: what both loads return (a store that fails some motors overrides this)."""
         item = self.items.get(motor_id)
         return None if item is None else MotorState.from_dict(item)
 
@@ -115,6 +136,56 @@ class MemoryStore:
         self.items[state.motor_id] = stored.to_dict()
         self.saves += 1
         return stored
+
+
+class ThrottledDynamoDB:
+    """A DynamoDB client (moto's) that records every call and, as DynamoDB does when it throttles a
+    BatchGetItem, answers some motors' keys as `UnprocessedKeys` instead of reading them.
+
+    `unprocessed`: the motors whose keys are left; `times`: in how many requests they are left before being
+    read (None: in every one). Other keys, and every other call, go to the client as they are.
+    """
+
+    def __init__(self, client: Any, unprocessed: set[str] | None = None, times: int | None = None) -> None:
+        self.client = client
+        self.unprocessed = set(unprocessed or ())
+        self.times = times
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+        if not callable(method):
+            return method
+
+        def recorded(**kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            return method(**kwargs)
+
+        return recorded
+
+    def batch_get_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("batch_get_item", kwargs))
+        leaving = self.times is None or self.times > 0
+        if self.times is not None and self.times > 0:
+            self.times -= 1
+        asked: dict[str, Any] = {}
+        left: dict[str, Any] = {}
+        for table, request in kwargs["RequestItems"].items():
+            keys = request["Keys"]
+            kept = [k for k in keys if not (leaving and k["motor_id"]["S"] in self.unprocessed)]
+            if kept:
+                asked[table] = {**request, "Keys": kept}
+            if len(kept) < len(keys):
+                left[table] = {**request, "Keys": [k for k in keys if k not in kept]}
+        response: dict[str, Any] = (
+            self.client.batch_get_item(**{**kwargs, "RequestItems": asked}) if asked else {"Responses": {}}
+        )
+        response["UnprocessedKeys"] = left
+        return response
+
+    def made(self, name: str) -> list[dict[str, Any]]:
+        """The arguments of each call of `name` (a boto3 method name) made so far."""
+        return [kwargs for called, kwargs in self.calls if called == name]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from motor_adapters.clients import client, within_lambda_timeout
 from motor_adapters.config_source import ConfigSource
-from motor_adapters.dynamodb_store import DynamoStateStore
+from motor_adapters.dynamodb_store import DynamoBatchStateStore
 from motor_adapters.embedded_predictor import EmbeddedPredictor
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.reading_report import ReadingReporter, summary
@@ -27,11 +27,11 @@ from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_adapters.settings import Settings
 from motor_adapters.wiring import (
     alarm_publisher,
+    batch_state_store,
     config_source,
     current_config,
     health_monitor,
     report_health,
-    state_store,
 )
 from motor_maintenance.health import ModelHealthMonitor
 from motor_maintenance.service import Predictor, process_reading
@@ -45,7 +45,9 @@ reporter = ReadingReporter(logger, metrics)
 
 
 @cache
-def _wiring() -> tuple[DynamoStateStore, Predictor | None, IotAlarmPublisher, ConfigSource, ModelHealthMonitor | None]:
+def _wiring() -> tuple[
+    DynamoBatchStateStore, Predictor | None, IotAlarmPublisher, ConfigSource, ModelHealthMonitor | None
+]:
     predictor: Predictor | None = None
     if settings.model_s3_url:  # InferenceMode embedded: the model runs here, fetched once per environment
         predictor = EmbeddedPredictor(settings.model_s3_url, client("s3"))
@@ -55,7 +57,7 @@ def _wiring() -> tuple[DynamoStateStore, Predictor | None, IotAlarmPublisher, Co
         predictor = SageMakerPredictor(settings.endpoint_name, runtime)
     publisher = alarm_publisher(settings)
     monitor = health_monitor(settings, publisher) if predictor is not None else None
-    return state_store(settings), predictor, publisher, config_source(settings), monitor
+    return batch_state_store(settings), predictor, publisher, config_source(settings), monitor
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

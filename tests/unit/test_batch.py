@@ -143,6 +143,34 @@ def test_one_model_call_and_one_write_per_motor_for_a_whole_batch() -> None:
     assert direct_store.saves > 3 * batched_store.saves
 
 
+def test_a_batch_reads_its_motors_states_together_once_not_one_by_one() -> None:
+    readings = fleet_readings(7)
+    store = MemoryStore()
+    run(readings[:10], store, Recorder(), Model())
+    store.batch_loads.clear()
+    loads_before = store.loads
+
+    result = run(readings[10:], store, Recorder(), Model())
+
+    assert not result.failures
+    assert store.batch_loads == [list(dict.fromkeys(r.motor_id for r in readings[10:]))]
+    assert store.loads == loads_before  # no motor read on its own: no conflict made one reload
+
+
+def test_a_store_whose_batch_read_raises_fails_every_motor_not_the_batch() -> None:
+    class BrokenBatchRead(MemoryStore):
+        def load_many(self, motor_ids: Sequence[str]) -> dict[str, MotorState | Exception | None]:
+            raise StoreUnavailable("table gone")
+
+    readings = fleet_readings(5, count=10)
+
+    result = run(readings, BrokenBatchRead(), Recorder(), Model())
+
+    assert result.failures == dict.fromkeys({r.motor_id for r in readings}, "StoreUnavailable: table gone")
+    assert all(r is None for r in result.results)
+    assert result.model_calls == 0
+
+
 def test_repeats_and_late_readings_in_a_batch_are_refused_as_they_would_be_one_at_a_time() -> None:
     first, second = (Telemetry.model_validate(reading_payload(seq, at_s=60.0 * seq)) for seq in (1, 2))
 
@@ -164,10 +192,10 @@ class FailingStore(MemoryStore):
         super().__init__()
         self.failing = failing
 
-    def load(self, motor_id: str) -> MotorState | None:
+    def read(self, motor_id: str) -> MotorState | None:
         if motor_id in self.failing:
             raise StoreUnavailable(f"throttled reading {motor_id}")
-        return super().load(motor_id)
+        return super().read(motor_id)
 
 
 def test_a_motor_that_fails_leaves_all_its_readings_unapplied_and_the_others_done() -> None:
@@ -231,7 +259,10 @@ def test_a_rival_writer_makes_the_motor_reload_and_reapply_without_asking_the_mo
 
     assert rival_done
     assert not result.failures
-    assert sum(r.conflicts for r in result.results if r is not None) >= 1
+    conflicts = sum(r.conflicts for r in result.results if r is not None and r.motor_id == rival_done[0])
+    assert conflicts >= 1
+    assert store.loads == conflicts  # the batch was read with one load_many; each reload reads its motor alone
+    assert len(store.batch_loads) == 2
     assert result.model_calls == 1
     assert len(model.rows) - rows_before == result.rows_scored
 
@@ -258,6 +289,20 @@ def test_no_motor_is_begun_without_time_left() -> None:
     assert set(result.failures) == {r.motor_id for r in readings}
     assert all(r is None for r in result.results)
     assert result.model_calls == 0
+    assert store.items == {}
+    assert store.batch_loads == []  # nothing read either
+
+
+def test_motors_read_in_time_are_not_applied_once_the_time_is_gone() -> None:
+    readings = fleet_readings(5, count=10)
+    store = MemoryStore()
+    checks = iter([True])  # time for the batch's read, then none
+
+    result = run(readings, store, Recorder(), Model(), may_start=lambda: next(checks, False))
+
+    assert len(store.batch_loads) == 1
+    assert set(result.failures) == {r.motor_id for r in readings}
+    assert "no time left" in next(iter(result.failures.values()))
     assert store.items == {}
 
 

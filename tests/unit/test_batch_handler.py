@@ -13,9 +13,30 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+import motor_adapters.wiring
 from motor_adapters import stream_batch
+from motor_adapters.clients import client as real_client
 from tests.conftest import FakeAws
-from tests.support import FakeSageMakerRuntime, LambdaContext, kinesis_batch, load_event, reading_payload
+from tests.support import (
+    FakeSageMakerRuntime,
+    LambdaContext,
+    ThrottledDynamoDB,
+    kinesis_batch,
+    load_event,
+    reading_payload,
+)
+
+
+@pytest.fixture
+def dynamodb(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> ThrottledDynamoDB:
+    """The DynamoDB client the handler's adapters are built with: moto's, each call recorded, throttling on demand."""
+    recorded = ThrottledDynamoDB(real_client("dynamodb"))
+
+    def client(service: str, **kwargs: Any) -> Any:
+        return recorded if service == "dynamodb" else real_client(service, **kwargs)
+
+    monkeypatch.setattr(motor_adapters.wiring, "client", client)
+    return recorded
 
 
 def metrics_of(output: str) -> dict[str, float]:
@@ -68,7 +89,7 @@ def test_the_sample_batch_is_applied_with_one_model_call_and_the_alarm_raised_on
 
 
 def test_a_motor_whose_state_cannot_be_read_is_reported_for_redelivery_with_all_its_readings(
-    inference: ModuleType, aws: FakeAws, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    inference: ModuleType, dynamodb: ThrottledDynamoDB, lambda_context: LambdaContext
 ) -> None:
     payloads = [
         reading_payload(1, at_s=0, motor_id="motor-001") | {"topic_motor_id": "motor-001"},
@@ -77,16 +98,7 @@ def test_a_motor_whose_state_cannot_be_read_is_reported_for_redelivery_with_all_
         reading_payload(2, at_s=61, motor_id="motor-002"),
     ]
     event = kinesis_batch(payloads)
-    store = inference._wiring()[0]
-    load = store.load
-
-    def throttled(motor_id: str) -> Any:
-        if motor_id == "motor-002":
-            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
-            raise ClientError(error, "GetItem")
-        return load(motor_id)
-
-    monkeypatch.setattr(store, "load", throttled)
+    dynamodb.unprocessed = {"motor-002"}  # throttled: DynamoDB leaves its key unprocessed, request after request
 
     response = inference.lambda_handler(event, lambda_context)
 
@@ -94,11 +106,79 @@ def test_a_motor_whose_state_cannot_be_read_is_reported_for_redelivery_with_all_
     assert response["batchItemFailures"] == [{"itemIdentifier": sequences[1]}, {"itemIdentifier": sequences[3]}]
     assert [r["sequence_number"] for r in response["readings"]] == [sequences[0], sequences[2]]
 
-    monkeypatch.setattr(store, "load", load)  # Lambda delivers again from the first reported record
+    dynamodb.unprocessed = set()  # Lambda delivers again from the first reported record
     retry = inference.lambda_handler(kinesis_batch(payloads[1:]), lambda_context)
 
     assert retry["batchItemFailures"] == []
     assert [r["status"] for r in retry["readings"]] == ["applied", "duplicate", "applied"]
+
+
+def test_a_motor_whose_state_read_fails_outright_is_reported_and_the_others_applied(
+    inference: ModuleType, dynamodb: ThrottledDynamoDB, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a batch of 101 motors (two BatchGetItem requests), when DynamoDB refuses the second request,
+    then only the motor it named is reported for redelivery."""
+    payloads = [reading_payload(1, motor_id=f"motor-{n:03d}") for n in range(101)]
+    answer = dynamodb.client.batch_get_item
+    requests = 0
+
+    def second_refused(**kwargs: Any) -> Any:
+        nonlocal requests
+        requests += 1
+        if requests == 2:
+            error = {"Error": {"Code": "InternalServerError", "Message": "try again"}}
+            raise ClientError(error, "BatchGetItem")  # type: ignore[arg-type]
+        return answer(**kwargs)
+
+    monkeypatch.setattr(dynamodb.client, "batch_get_item", second_refused)
+
+    response = inference.lambda_handler(kinesis_batch(payloads), lambda_context)
+
+    event_records = kinesis_batch(payloads)["Records"]
+    assert response["batchItemFailures"] == [{"itemIdentifier": event_records[100]["kinesis"]["sequenceNumber"]}]
+    assert [r["status"] for r in response["readings"]] == ["applied"] * 100
+
+
+def test_a_batch_reads_its_motors_states_with_one_batchgetitem_per_100_motors_and_raises_what_direct_does(
+    inference: ModuleType, dynamodb: ThrottledDynamoDB, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    """Given 250 motors, one in ten vibrating past zone D, two readings each,
+    when their readings arrive as one batch,
+    then the states are read with three BatchGetItem requests (100, 100, 50 keys) and no GetItem,
+    and the alarm events published are those the direct path publishes for the same readings, id for id."""
+    motors = [f"motor-{n:03d}" for n in range(250)]
+    payloads = [
+        reading_payload(seq, at_s=60.0 * seq, motor_id=motor, vibration_mm_s=12.0 if n % 10 == 0 else 2.4)
+        | {"topic_motor_id": motor, "received_at": 1_795_780_800_000 + 60_000 * seq + 100}
+        for seq in (1, 2)
+        for n, motor in enumerate(motors)
+    ]
+
+    response = inference.lambda_handler(kinesis_batch(payloads), lambda_context)
+
+    assert response["batchItemFailures"] == []
+    assert [len(call["RequestItems"]["motor-state"]["Keys"]) for call in dynamodb.made("batch_get_item")] == [
+        100,
+        100,
+        50,
+    ]
+    assert all(call["RequestItems"]["motor-state"]["ConsistentRead"] for call in dynamodb.made("batch_get_item"))
+    state_reads = [call for call in dynamodb.made("get_item") if call["Key"]["motor_id"]["S"] in motors]
+    assert state_reads == []
+    batched = sorted((topic, p["alarm"], p["transition"], p["event_id"]) for topic, p in aws.published())
+    assert {topic for topic, *_ in batched} == {f"motors/{motor}/alarms" for motor in motors[::10]}
+    assert sum(event[1:3] == ("vibration_zone_d", "raised") for event in batched) == 25
+
+    for item in aws.dynamodb.scan(TableName="motor-state")["Items"]:  # the same readings again, one at a time
+        aws.dynamodb.delete_item(TableName="motor-state", Key={"motor_id": item["motor_id"]})
+    published_before = len(aws.published())
+    for payload in payloads:
+        assert inference.lambda_handler(payload, lambda_context)["status"] == "applied"
+    direct = sorted(
+        (topic, p["alarm"], p["transition"], p["event_id"]) for topic, p in aws.published()[published_before:]
+    )
+
+    assert batched == direct
 
 
 def test_a_batch_every_record_of_which_fails_is_reported_whole_not_raised(

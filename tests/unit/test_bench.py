@@ -20,7 +20,7 @@ from benchmarks.report import Figure, ratio
 from benchmarks.run import BENCHMARKS, parse_skip
 
 ROOT = Path(__file__).resolve().parents[2]
-MEASURED = ("handler_init", "warm_inference", "domain_throughput")
+MEASURED = ("handler_init", "warm_inference", "embedded_model", "domain_throughput")
 SKIPPED = ("local_stack", "training")
 
 
@@ -115,8 +115,37 @@ def test_each_function_and_the_handler_parts_are_measured(quick_run: tuple[dict[
     assert 0 < parts["aws_client_calls_mean"] < parts["lambda_own_mean"]
     batched = warm["batched"]
     assert batched["outcomes"] == {"applied": batched["readings"]}
-    # A motor's five readings in a batch share its GetItem and PutItem (plus the outbox's when it raised).
+    # A motor's five readings in a batch share its state read and PutItem (plus the outbox's when it raised).
     assert batched["moto_requests_per_reading"] < 1
+    one_each = warm["batched_one_per_motor"]
+    assert one_each["readings_per_motor"] == 1
+    assert one_each["outcomes"] == {"applied": one_each["readings"]}
+    # The batch's motors' states are read together, with one BatchGetItem, not one GetItem per motor.
+    requests = one_each["moto_requests_per_batch"]
+    assert requests["dynamodb.BatchGetItem"] == 1
+    assert "dynamodb.GetItem" not in requests
+    assert requests["dynamodb.PutItem"] >= one_each["batch_readings"]
+
+
+def test_the_embedded_model_is_measured_both_ways_and_the_compiled_one_agrees(
+    quick_run: tuple[dict[str, Any], str, Path],
+) -> None:
+    results, _, _ = quick_run
+    entry = results["benchmarks"]["embedded_model"]
+
+    assert {item["name"] for item in entry["ratios"]} == {
+        "embedded xgboost-cpu, CPU per row (as the function runs it)",
+        "embedded compiled (tl2cgen), CPU per row",
+        "embedded first prediction, compiled vs xgboost-cpu",
+        "embedded model on disk, compiled vs xgboost-cpu",
+    }
+    details = entry["details"]
+    # The compiled library evaluates the same trees: its probabilities are XGBoost's, to float32 rounding.
+    assert 0 <= details["max_abs_difference"] < 1e-6
+    assert details["rows"] == 20
+    assert set(details["layer_bytes"]) == {"xgboost-cpu", "numpy", "scipy"}
+    assert all(size > 1_000_000 for size in details["layer_bytes"].values())
+    assert details["library_bytes"] > 0
 
 
 def test_the_table_is_printed_and_written_beside_the_json(quick_run: tuple[dict[str, Any], str, Path]) -> None:

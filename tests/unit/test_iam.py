@@ -7,8 +7,9 @@ The calls are derived from the code with `ast`, without running it:
    wiring) and records every object built with a boto3 client made by
    `motor_adapters.clients.client(service)`, the only place that makes clients.
 3. An adapter class of `motor_adapters` makes the calls it makes on its client
-   (`self._client.put_item(...)`, or `client.put_item(...)` in a helper of its module). A library
-   class makes the calls LIBRARY_CALLERS names, read from the library's own source.
+   (`self._client.put_item(...)`, or `client.put_item(...)` in a helper of its module), in its own
+   methods and in those it inherits from adapter classes. A library class makes the calls
+   LIBRARY_CALLERS names, read from the library's own source.
 4. botocore's service model turns a method into its operation (`put_item` -> `PutItem`); the IAM
    prefix of the service makes it an action (`dynamodb:PutItem`).
 5. The resource of an adapter is what the wiring gives it: `settings.state_table_name` is the
@@ -384,6 +385,32 @@ def _is_maker(code: CodeBase, source: Source, call: ast.Call) -> bool:
     return attribute in LIBRARY_CALLERS and name.startswith("aws_lambda_powertools.")
 
 
+def adapter_methods(
+    code: CodeBase, source: Source, definition: ast.ClassDef
+) -> tuple[list[tuple[Source, list[ast.FunctionDef]]], list[str]]:
+    """An adapter class's methods with those it inherits from adapter classes (each with the module it is
+    in, whose helpers it calls), overridden ones left out; and the bases the analysis cannot read."""
+    found: list[tuple[Source, list[ast.FunctionDef]]] = []
+    problems: list[str] = []
+    defined: set[str] = set()
+    todo = [(source, definition)]
+    while todo:
+        where, cls = todo.pop(0)
+        methods = [node for node in cls.body if isinstance(node, ast.FunctionDef)]
+        found.append((where, [method for method in methods if method.name not in defined]))
+        defined |= {method.name for method in methods}
+        for base in cls.bases:
+            name = where.qualified(base) or ""
+            module, _, attribute = name.rpartition(".")
+            base_source = code.source(module) if module.startswith(ADAPTERS) else None
+            base_definition = base_source.definition(attribute) if base_source else None
+            if base_source is None or not isinstance(base_definition, ast.ClassDef):
+                problems.append(f"{cls.name} inherits from {ast.unparse(base)}, which is no adapter class it can read")
+                continue
+            todo.append((base_source, base_definition))
+    return found, problems
+
+
 def calls_of(code: CodeBase, use: Use) -> tuple[set[str], list[str]]:
     """The IAM actions one use makes, and what could not be mapped."""
     if use.methods is not None:
@@ -395,13 +422,18 @@ def calls_of(code: CodeBase, use: Use) -> tuple[set[str], list[str]]:
         definition = source.definition(name) if source else None
         if source is None or not isinstance(definition, ast.ClassDef):
             return set(), [f"{use.where}: cannot find class {use.maker}"]
-        units: list[ast.AST] = [
-            node
-            for node in definition.body
-            if isinstance(node, ast.FunctionDef)
-            and (library is None or library.methods is None or node.name in library.methods)
-        ]
-        methods = client_calls(source, units)
+        if library is not None:
+            units: list[ast.AST] = [
+                node
+                for node in definition.body
+                if isinstance(node, ast.FunctionDef) and (library.methods is None or node.name in library.methods)
+            ]
+            methods = client_calls(source, units)
+        else:
+            inherited, problems = adapter_methods(code, source, definition)
+            if problems:
+                return set(), [f"{use.where}: {problem}" for problem in problems]
+            methods = set().union(*(client_calls(where, list(units)) for where, units in inherited))
         if not methods:
             return set(), [f"{use.where}: {use.maker} is given a {use.service} client but calls nothing on it"]
     unknown = sorted(method for method in methods if method not in api_methods(use.service))
@@ -522,6 +554,7 @@ def test_the_analysis_finds_the_calls_each_function_makes() -> None:
         "InferenceFunction": {
             "dynamodb:GetItem": state,
             "dynamodb:PutItem": state,
+            "dynamodb:BatchGetItem": state,  # a batch's motors read together: only this function applies batches
             "iot:Publish": alarm_topics,
             "ssm:GetParameter": config,
             "sagemaker:InvokeEndpoint": [["ExistingEndpointName"], ["ModelEndpoint"]],
@@ -579,6 +612,16 @@ def test_every_boto3_client_is_made_by_the_one_factory_the_analysis_follows() ->
             if any(module.split(".")[0] == "boto3" for module in modules):
                 importers.add(path.relative_to(ROOT).as_posix())
     assert importers == {"layers/shared/motor_adapters/clients.py"}
+
+
+def test_an_adapter_makes_the_calls_it_inherits_from_an_adapter_class_too() -> None:
+    """DynamoBatchStateStore defines load_many alone; load and save, inherited, make their calls as its own."""
+    use = Use("motor_adapters.dynamodb_store.DynamoBatchStateStore", "dynamodb", frozenset(), "test")
+
+    actions, problems = calls_of(CodeBase(), use)
+
+    assert problems == []
+    assert actions == {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"}
 
 
 def test_config_source_only_reads_one_parameter() -> None:
@@ -640,6 +683,17 @@ def _without_the_failure_queue(template: Template) -> None:
     statements[:] = [s for s in statements if s.get("Sid") != "ParkFailedEvents"]
 
 
+def _batch_reads_for_operator_actions(template: Template) -> None:
+    _statements(template, "OperatorActionRole").append(
+        {"Effect": "Allow", "Action": "dynamodb:BatchGetItem", "Resource": {"Fn::GetAtt": ["StateTable", "Arn"]}}
+    )
+
+
+def _without_the_batch_read(template: Template) -> None:
+    statements = _statements(template, "InferenceRole")
+    statements[:] = [s for s in statements if "ReadMotorStatesOfABatch" not in str(s)]
+
+
 @pytest.mark.parametrize(
     ("breakage", "culprit"),
     [
@@ -649,6 +703,8 @@ def _without_the_failure_queue(template: Template) -> None:
         (_with_the_model_for_operator_actions, "OperatorActionRole: grants sagemaker:InvokeEndpoint"),
         (_publishing_on_every_motor_topic, "iot:Publish on"),
         (_without_the_failure_queue, "InferenceRole: does not grant sqs:SendMessage"),
+        (_batch_reads_for_operator_actions, "OperatorActionRole: grants dynamodb:BatchGetItem"),
+        (_without_the_batch_read, "InferenceRole: does not grant dynamodb:BatchGetItem"),
     ],
     ids=lambda value: value.__name__.strip("_") if callable(value) else None,
 )
@@ -672,6 +728,20 @@ APPENDED_IMPORTS = "\nfrom motor_adapters.clients import client as _client_for_t
             "client.get_item(",
             "client.query(",
             "does not grant dynamodb:Query",
+        ),
+        # Functions whose wiring builds the batch-reading store need dynamodb:BatchGetItem.
+        (
+            "layers/shared/motor_adapters/wiring.py",
+            "return DynamoStateStore(settings.state_table_name",
+            "return DynamoBatchStateStore(settings.state_table_name",
+            "OperatorActionRole: does not grant dynamodb:BatchGetItem",
+        ),
+        # What an adapter inherits from a class the analysis cannot read is reported, not ignored.
+        (
+            "layers/shared/motor_adapters/dynamodb_store.py",
+            "class DynamoBatchStateStore(DynamoStateStore):",
+            "class DynamoBatchStateStore(DynamoStateStore, json.JSONDecoder):",
+            "inherits from json.JSONDecoder",
         ),
         # A handler that starts publishing alarm events needs iot:Publish.
         (
@@ -698,7 +768,15 @@ APPENDED_IMPORTS = "\nfrom motor_adapters.clients import client as _client_for_t
             "built without a client",
         ),
     ],
-    ids=["adapter-queries", "handler-publishes", "untraceable-client", "powertools-helper", "powertools-own-client"],
+    ids=[
+        "adapter-queries",
+        "batch-store-everywhere",
+        "unreadable-base",
+        "handler-publishes",
+        "untraceable-client",
+        "powertools-helper",
+        "powertools-own-client",
+    ],
 )
 def test_code_that_calls_more_than_the_role_grants_is_reported(
     tmp_path: Path, path: str, old: str | None, new: str, culprit: str
@@ -771,6 +849,7 @@ def test_the_calls_the_handlers_make_under_moto_are_among_those_derived(
     monkeypatch.setattr(inference, "client", client)
     breach = load_event("telemetry-condition-breach")
     _run(inference, [breach | {"ts": "2026-11-27T12:00:30Z", "seq": 1001}, breach, load_event("telemetry-legacy")])
+    _run(inference, [load_event("telemetry-batch")])  # IngestionMode batched
     by_function = {"InferenceFunction": _actions(recorded)}
 
     recorded.clear()
@@ -784,7 +863,8 @@ def test_the_calls_the_handlers_make_under_moto_are_among_those_derived(
     by_function["AlertFunction"] = _actions(recorded)
 
     state_and_events = {"dynamodb:GetItem", "dynamodb:PutItem", "iot:Publish", "ssm:GetParameter"}
-    assert by_function["InferenceFunction"] >= state_and_events
+    assert by_function["InferenceFunction"] >= state_and_events | {"dynamodb:BatchGetItem"}
+    assert "dynamodb:BatchGetItem" not in by_function["OperatorActionFunction"]
     assert by_function["AlertFunction"] >= {"dynamodb:PutItem", "sns:Publish"}
     for name, made in by_function.items():
         assert made <= _derived(name), f"{name} made {sorted(made - _derived(name))}, which the analysis missed"

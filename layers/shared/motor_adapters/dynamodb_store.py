@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +27,14 @@ either without re-writing every item. 16 keep each partition far below DynamoDB'
 100,000 motors, and cost the timer 16 queries a tick whatever the fleet's size (docs/architecture.md)."""
 
 
+BATCH_GET_KEYS = 100
+"""Keys one BatchGetItem request may name (DynamoDB's limit)."""
+UNPROCESSED_RETRY_DELAYS_S = (0.05, 0.1, 0.2)
+"""Waits (at most; jittered down to half) before asking again for the keys a BatchGetItem left unprocessed
+(throttling, or the 16 MB response limit). Short and bounded, since every motor of the batch waits on them:
+the keys still unprocessed after the last fail their motors, which Lambda delivers again."""
+
+
 def due_shard(motor_id: str) -> str:
     """The index partition of a motor, stable across processes and runtimes (not Python's salted hash)."""
     return str(zlib.crc32(motor_id.encode()) % DUE_SHARDS)
@@ -43,11 +53,7 @@ class DynamoStateStore:
 
     def load(self, motor_id: str) -> MotorState | None:
         item = _get_item(self._client, self._table, motor_id, f"state of {motor_id}")
-        if item is None:
-            return None
-        state = MotorState.from_dict(json.loads(item["state"]["S"]))
-        state.version = int(item["version"]["N"])
-        return state
+        return None if item is None else _state_of(item)
 
     def save(self, state: MotorState, expected_version: int) -> MotorState:
         stored = replace(state.copy(), version=expected_version + 1)
@@ -74,6 +80,68 @@ class DynamoStateStore:
             item["check_due_ms"] = {"N": str(due_ms)}
         _put_if_version(self._client, self._table, item, expected_version, f"state of {state.motor_id}")
         return stored
+
+
+class DynamoBatchStateStore(DynamoStateStore):
+    """Implements motor_maintenance.service.BatchStateStore: DynamoStateStore, plus `load_many` with BatchGetItem.
+
+    A class of its own so that only the function that applies batches is granted dynamodb:BatchGetItem
+    (tests/unit/test_iam.py derives each role's calls from the adapter classes a function builds).
+    """
+
+    def __init__(self, table_name: str, client: Any, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(table_name, client)
+        self._sleep = sleep
+
+    def load_many(self, motor_ids: Sequence[str]) -> dict[str, MotorState | Exception | None]:
+        """Each motor's state (None: never seen) or why it could not be read: BatchGetItem, 100 keys a request.
+
+        Strongly consistent, as `load` is: the state is saved conditionally on the version read here. A
+        request that fails fails the motors it named (StoreUnavailable); keys DynamoDB leaves unprocessed
+        are asked for again, after a short wait, up to len(UNPROCESSED_RETRY_DELAYS_S) times, and then fail
+        their motors. An item that cannot be parsed fails its motor, as `load` would.
+        """
+        wanted = list(dict.fromkeys(motor_ids))
+        loaded: dict[str, MotorState | Exception | None] = {}
+        for start in range(0, len(wanted), BATCH_GET_KEYS):
+            loaded.update(self._load_keys(wanted[start : start + BATCH_GET_KEYS]))
+        return loaded
+
+    def _load_keys(self, motor_ids: list[str]) -> dict[str, MotorState | Exception | None]:
+        """At most BATCH_GET_KEYS motors' states, with the unprocessed keys asked for again."""
+        loaded: dict[str, MotorState | Exception | None] = dict.fromkeys(motor_ids)  # None unless an item is found
+        pending = motor_ids
+        for delay_s in (0.0, *UNPROCESSED_RETRY_DELAYS_S):
+            if delay_s:
+                self._sleep(delay_s * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
+            keys = [{"motor_id": {"S": motor_id}} for motor_id in pending]
+            request = {
+                self._table: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    # What the detector reads; the copies for operators and indexes are not parsed.
+                    "ProjectionExpression": "motor_id, #version, #state",
+                    "ExpressionAttributeNames": {"#version": "version", "#state": "state"},
+                }
+            }
+            try:
+                response = self._client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                failed = StoreUnavailable(f"cannot read the state of {len(pending)} motors: {exc}")
+                return loaded | dict.fromkeys(pending, failed)
+            for item in response.get("Responses", {}).get(self._table, ()):
+                motor_id = item["motor_id"]["S"]
+                try:
+                    loaded[motor_id] = _state_of(item)
+                except Exception as exc:  # that motor fails, as its load() would; the others go on
+                    loaded[motor_id] = exc
+            unprocessed = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", ())
+            pending = [key["motor_id"]["S"] for key in unprocessed]
+            if not pending:
+                return loaded
+        attempts = 1 + len(UNPROCESSED_RETRY_DELAYS_S)
+        left = StoreUnavailable(f"state not read: BatchGetItem left the key unprocessed {attempts} times (throttled)")
+        return loaded | dict.fromkeys(pending, left)
 
 
 class DynamoDueIndex:
@@ -142,6 +210,13 @@ class DynamoHealthStore:
         }
         _put_if_version(self._client, self._table, item, expected_version, "the model's health")
         return stored
+
+
+def _state_of(item: dict[str, Any]) -> MotorState:
+    """The MotorState a state item holds, with the item's version."""
+    state = MotorState.from_dict(json.loads(item["state"]["S"]))
+    state.version = int(item["version"]["N"])
+    return state
 
 
 def _get_item(client: Any, table: str, key: str, what: str) -> dict[str, Any] | None:

@@ -32,11 +32,11 @@ from motor_adapters.clients import time_left_s
 from motor_adapters.reading_report import ReadingReporter, summary
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.health import ModelHealthMonitor
-from motor_maintenance.service import BatchItem, BatchResult, EventPublisher, Predictor, StateStore, process_batch
+from motor_maintenance.service import BatchItem, BatchResult, BatchStateStore, EventPublisher, Predictor, process_batch
 from motor_maintenance.telemetry import TelemetryEvent
 
 WORKERS = 8
-"""Motors of a batch worked on at once: their state reads, writes and publishes overlap (botocore's pool holds 10)."""
+"""Motors of a batch worked on at once: their state writes and publishes overlap (botocore's pool holds 10)."""
 MOTOR_START_RESERVE_S = 2.0
 """No motor is begun with less time left than this; its readings are reported and delivered again."""
 
@@ -60,7 +60,7 @@ def is_stream_batch(event: Any) -> bool:
 class Ports:
     """What a batch is applied with: the handler's adapters and the configuration in force."""
 
-    store: StateStore
+    store: BatchStateStore
     predictor: Predictor | None
     publisher: EventPublisher
     config: DetectorConfig

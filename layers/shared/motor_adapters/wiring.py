@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from motor_adapters.clients import client
 from motor_adapters.config_source import ConfigSource
-from motor_adapters.dynamodb_store import DynamoDueIndex, DynamoHealthStore, DynamoStateStore
+from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoDueIndex, DynamoHealthStore, DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.settings import Settings
 from motor_maintenance.alarms import Transition
@@ -23,6 +23,12 @@ from motor_maintenance.telemetry import describe_validation_error
 def state_store(settings: Settings) -> DynamoStateStore:
     settings.require("state_table_name")
     return DynamoStateStore(settings.state_table_name, client("dynamodb"))
+
+
+def batch_state_store(settings: Settings) -> DynamoBatchStateStore:
+    """The state store of the function that applies batches: it may also read many motors at once (BatchGetItem)."""
+    settings.require("state_table_name")
+    return DynamoBatchStateStore(settings.state_table_name, client("dynamodb"))
 
 
 def due_index(settings: Settings) -> DynamoDueIndex:

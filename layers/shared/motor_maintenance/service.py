@@ -17,7 +17,7 @@ tell (the alert function is idempotent on them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -52,6 +52,22 @@ class StateStore(Protocol):
         """Write the state if the stored version is still `expected_version` (0: not stored yet).
 
         Returns the state as stored (version bumped); raises VersionConflict otherwise.
+        """
+        ...
+
+
+class BatchStateStore(StateStore, Protocol):
+    """A StateStore that can also read many motors' states at once: what `process_batch` needs.
+
+    A port of its own rather than a method of every StateStore so that only the function that applies
+    batches holds an adapter able to make the batch read (and only its role is granted it).
+    """
+
+    def load_many(self, motor_ids: Sequence[str]) -> Mapping[str, MotorState | Exception | None]:
+        """Each motor's state as `load` would return it (None: never seen), or why it could not be read.
+
+        One entry per distinct motor id asked for. An error concerns only the motors it is given for:
+        the others are read, and their states are as current as `load`'s (strongly consistent).
         """
         ...
 
@@ -205,7 +221,7 @@ def _in_turn(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
 def process_batch(
     items: Sequence[BatchItem],
     *,
-    store: StateStore,
+    store: BatchStateStore,
     predictor: Predictor | None,
     publisher: EventPublisher,
     config: DetectorConfig,
@@ -213,30 +229,37 @@ def process_batch(
     map_motors: MapMotors[Any, Any] = _in_turn,
     may_start: Callable[[], bool] = lambda: True,
 ) -> BatchResult:
-    """Apply a batch of readings of many motors: one model call for the batch, one save per motor.
+    """Apply a batch of readings of many motors: their states read together, one model call, one save per motor.
 
+    The batch's states are read with one `load_many` (a reload after a conflict reads that motor alone).
     Each motor's readings are applied in the order given, exactly as `process_reading` would apply them
     one after the other (the same features, predictions and detector steps), and saved together with
     their events in one conditional write; the events are then published. A motor is all or nothing:
-    if anything fails for it (a store or publish error, or `may_start` saying there is no time left to
-    begin it), none of its readings is reported done, so a redelivery finds them unapplied or, if only
-    the publish failed, applied with their events still in the outbox. Other motors are not affected.
+    if anything fails for it (its state unread, a store or publish error, or `may_start` saying there
+    is no time left to begin the batch or the motor), none of its readings is reported done, so a
+    redelivery finds them unapplied or, if only the publish failed, applied with their events still in
+    the outbox. Other motors are not affected.
     """
     positions: dict[str, list[int]] = {}
     for index, item in enumerate(items):
         positions.setdefault(item.reading.motor_id, []).append(index)
     motors = list(positions)
     failures: dict[str, str] = {}
+    loaded = _load_all(store, motors, may_start)
 
     def plan(motor_id: str) -> _Plan | BaseException:
-        if not may_start():
-            return TimeoutError("no time left in the invocation to begin this motor")
+        if motor_id not in loaded:
+            return LookupError(f"the store's load_many returned nothing for {motor_id}")
+        state = loaded[motor_id]
+        if isinstance(state, BaseException):
+            return state
         try:
-            return _plan(store.load(motor_id), [items[i] for i in positions[motor_id]], now, config)
+            return _plan(state, [items[i] for i in positions[motor_id]], now, config)
         except Exception as exc:  # this motor fails; the others go on
             return exc
 
-    plans = dict(zip(motors, map_motors(plan, motors), strict=True))
+    # Screening and features are CPU alone, once the states are in: no thread would overlap anything.
+    plans = {motor_id: plan(motor_id) for motor_id in motors}
     planned = {motor_id: p for motor_id, p in plans.items() if isinstance(p, _Plan)}
     wanted = [(motor_id, k) for motor_id, p in planned.items() for k in p.to_score]
     answers, prediction_error = _predict_rows(predictor, [planned[m].features[k] for m, k in wanted])
@@ -273,6 +296,19 @@ def process_batch(
             results[index] = result
     probability = next((a.probability for a in answers or [] if a is not None), None)
     return BatchResult(tuple(results), failures, calls, len(wanted) if answers else 0, prediction_error, probability)
+
+
+def _load_all(
+    store: BatchStateStore, motors: list[str], may_start: Callable[[], bool]
+) -> Mapping[str, MotorState | BaseException | None]:
+    """Every motor's stored state, or why it is not there; a batch that cannot begin reads nothing."""
+    if not may_start():
+        late = TimeoutError("no time left in the invocation to begin this motor")
+        return dict.fromkeys(motors, late)
+    try:
+        return store.load_many(motors)
+    except Exception as exc:  # the contract is per motor; a store that raises fails them all, not the batch
+        return dict.fromkeys(motors, exc)
 
 
 def _plan(state: MotorState | None, items: list[BatchItem], now: datetime, config: DetectorConfig) -> _Plan:

@@ -148,6 +148,22 @@ def test_the_embedded_model_is_measured_both_ways_and_the_compiled_one_agrees(
     assert details["library_bytes"] > 0
 
 
+def test_the_domain_is_measured_as_shipped_and_compiled_by_mypyc_to_the_same_states(
+    quick_run: tuple[dict[str, Any], str, Path],
+) -> None:
+    results, _, _ = quick_run
+    entry = results["benchmarks"]["domain_throughput"]
+
+    assert [item["name"] for item in entry["ratios"]] == [
+        "compute_features + detector.step",
+        "the same, features, detector and state compiled by mypyc",
+    ]
+    compiled = entry["details"]["mypyc"]
+    assert compiled["same_final_states"] is True
+    assert compiled["events"]["pure"] == compiled["events"]["compiled"]
+    assert len(compiled["readings_per_s"]["pure"]) == len(compiled["readings_per_s"]["compiled"]) == 2
+
+
 def test_the_table_is_printed_and_written_beside_the_json(quick_run: tuple[dict[str, Any], str, Path]) -> None:
     results, stdout, out = quick_run
 

@@ -44,9 +44,9 @@ COMPILED = ("features.py", "detector.py", "state.py")
 CHILD = """
 import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from benchmarks.domain_throughput import timed_pass
+from benchmarks.domain_throughput import stream, timed_pass
 import motor_maintenance.detector
-result = timed_pass(motors=int(sys.argv[3]), days=float(sys.argv[4]), repeats=int(sys.argv[5]))
+result = timed_pass(stream(motors=int(sys.argv[3]), days=float(sys.argv[4])), repeats=int(sys.argv[5]))
 print(json.dumps({**result, "detector": motor_maintenance.detector.__file__}))
 """
 
@@ -102,15 +102,15 @@ def _cpu_s(work: Callable[[list[Telemetry]], Any], readings: list[Telemetry], re
     return best
 
 
-def timed_pass(*, motors: int, days: float, repeats: int) -> dict[str, Any]:
-    """Readings per CPU second of `domain_pass` (as `measure` times it) and a digest of the states it leaves."""
-    readings = stream(motors=motors, days=days)
+def timed_pass(readings: list[Telemetry], *, repeats: int) -> dict[str, Any]:
+    """CPU seconds of `domain_pass` over `readings` (least of `repeats`), the events it made, a digest of its states."""
     config = DetectorConfig()
     seconds = _cpu_s(lambda fresh: domain_pass(fresh, config), readings, repeats)
     states: dict[str, MotorState] = {}
     events = _carried([reading.model_copy() for reading in readings], config, states)
     text = json.dumps({motor: state.to_dict() for motor, state in sorted(states.items())}, sort_keys=True)
     return {
+        "cpu_s": seconds,
         "readings_per_s": len(readings) / seconds,
         "events": events,
         "digest": hashlib.sha256(text.encode()).hexdigest(),
@@ -162,11 +162,10 @@ def compiled_vs_pure(*, motors: int, days: float, repeats: int, log: Callable[[s
 
 def measure(*, motors: int, days: float, repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
     readings = stream(motors=motors, days=days)
-    config = DetectorConfig()
     log(f"domain throughput: {len(readings):,} readings of {motors} motors over {days:g} days")
-    domain_s = _cpu_s(lambda fresh: domain_pass(fresh, config), readings, repeats)
+    here = timed_pass(readings, repeats=repeats)
+    domain_s, events = here["cpu_s"], here["events"]
     floor_s = _cpu_s(trivial_pass, readings, max(repeats, 3))
-    events = domain_pass(readings, config)
     count = len(readings)
     floor = Figure("trivial per-reading loop", count / floor_s, "readings/s")
     both = compiled_vs_pure(motors=motors, days=days, repeats=repeats, log=log)

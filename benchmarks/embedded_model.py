@@ -39,7 +39,7 @@ import numpy as np
 import xgboost as xgb
 
 from benchmarks.report import REPO, Figure, ratio
-from benchmarks.warm_inference import _bare_predict_cpu_s, _feature_rows, running_events
+from benchmarks.warm_inference import _bare_predict_cpu_s, _feature_rows, per_row_cpu_s, running_events
 
 LAYER_PACKAGES = ("xgboost-cpu", "numpy", "scipy")
 """What layers/model_runtime/requirements.txt installs for the embedded path (their dependencies included)."""
@@ -104,18 +104,6 @@ def compile_booster(booster: xgb.Booster, folder: Path, *, log: Callable[[str], 
     size = library.stat().st_size
     log(f"embedded model: {booster.num_boosted_rounds()} trees compiled in {seconds:.1f} s ({size:,} bytes)")
     return library, seconds
-
-
-def _per_row_cpu_s(predict: Callable[[Any], Any], rows: Sequence[Any], *, budget_rows: int = 2000) -> float:
-    """Mean CPU seconds of `predict` on one row, over the rows in turn (after a warm-up)."""
-    for row in rows[: min(len(rows), 20)]:
-        predict(row)
-    repeats = max(1, budget_rows // len(rows))
-    started = time.thread_time()
-    for _ in range(repeats):
-        for row in rows:
-            predict(row)
-    return (time.thread_time() - started) / (repeats * len(rows))
 
 
 # Runs in a fresh interpreter: what the function has at init is imported first, off the clock.
@@ -196,13 +184,13 @@ def measure(*, artifact: Path, readings: int, first_predictions: int, log: Calla
     log(f"embedded model: {len(rows)} rows of running motors, {booster.num_boosted_rounds()} trees")
 
     embedded = EmbeddedPredictor(f"s3://bench/{artifact.name}", _Archive(archive))
-    xgboost_s = _per_row_cpu_s(lambda row: embedded.predict([row]), rows)
+    xgboost_s = per_row_cpu_s(lambda row: embedded.predict([row]), rows)
     floor_s = _bare_predict_cpu_s(booster, matrix)
 
     with tempfile.TemporaryDirectory(prefix="bench-compiled-") as folder:
         library, compile_s = compile_booster(booster, Path(folder), log=log)
         compiled = CompiledModel(library)
-        compiled_s = _per_row_cpu_s(compiled.predict_one, rows)
+        compiled_s = per_row_cpu_s(compiled.predict_one, rows)
         differences = [
             abs(compiled.predict_one(row) - float(expected))
             for row, expected in zip(rows, booster.inplace_predict(matrix, missing=np.nan), strict=True)

@@ -32,7 +32,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -541,13 +541,18 @@ def _feature_rows(events: list[dict[str, Any]]) -> list[list[float]]:
     return rows
 
 
-def _bare_predict_cpu_s(booster: xgb.Booster, rows: np.ndarray) -> float:
-    """Mean CPU seconds of one single-row prediction, each row of the stream in turn (after a warm-up)."""
+def per_row_cpu_s(predict: Callable[[Any], Any], rows: Sequence[Any] | np.ndarray) -> float:
+    """Mean CPU seconds of `predict` on one row, each row of the stream in turn (after a warm-up)."""
     for row in rows[: min(len(rows), 20)]:
-        booster.inplace_predict(row[np.newaxis, :], missing=np.nan)
+        predict(row)
     started = time.thread_time()
     repeats = max(1, 2000 // len(rows))
     for _ in range(repeats):
         for row in rows:
-            booster.inplace_predict(row[np.newaxis, :], missing=np.nan)
+            predict(row)
     return (time.thread_time() - started) / (repeats * len(rows))
+
+
+def _bare_predict_cpu_s(booster: xgb.Booster, rows: np.ndarray) -> float:
+    """Mean CPU seconds of one single-row prediction, each row of the stream in turn (after a warm-up)."""
+    return per_row_cpu_s(lambda row: booster.inplace_predict(row[np.newaxis, :], missing=np.nan), rows)

@@ -1,37 +1,34 @@
-"""Failure probabilities computed inside the function: the artifact's own inference.py on its booster, fetched from S3.
+"""Failure probabilities computed inside the function, from the artifact's booster, fetched from S3, without XGBoost.
 
-The template's `InferenceMode: embedded`. The artifact (model.tar.gz, ModelDataUrl) ships the booster and
-`code/inference.py`, the endpoint's contract (model_fn, input_fn, predict_fn, output_fn); running those same
-functions here, with the same CSV rows in and the same JSON out, read by the same parser, gives the same
-probabilities and drivers as the endpoint by construction. XGBoost and NumPy come from ModelRuntimeLayer.
+The template's `InferenceMode: embedded`. The artifact (model.tar.gz, ModelDataUrl) is the one the endpoint
+serves; only its `xgboost-model` is read, and motor_adapters.boosted_trees evaluates it in plain Python:
+the probability XGBoost's `inplace_predict` gives and, for a row at or above DRIVERS_MIN_PROBABILITY, the
+TreeSHAP drivers its `pred_contribs` gives, chosen and rounded as the endpoint's code/inference.py does
+(tests/unit/test_embedded_inference.py checks the alarms against the endpoint's, reading by reading).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import shutil
-import sys
+import math
 import tarfile
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from motor_adapters.sagemaker_predictor import ACCEPT, parse_predictions
+from motor_adapters.boosted_trees import BoostedTrees
 from motor_maintenance.errors import PredictionUnavailable
-from motor_maintenance.features import to_csv_row
-from motor_maintenance.prediction import Prediction
+from motor_maintenance.prediction import Driver, Prediction
 
-CONTENT_TYPE = "text/csv"
-INFERENCE_SCRIPT = Path("code") / "inference.py"
-MODULE_NAME = "motor_model_inference"
-"""The artifact's inference.py is imported under this name (one model per execution environment)."""
+MODEL_FILE = "xgboost-model"
+"""The booster's name in model.tar.gz (model/artifact.py writes it; SageMaker's XGBoost server loads it)."""
+TOP_DRIVERS = 3
+DRIVERS_MIN_PROBABILITY = 0.2
+"""As model/inference.py's defaults: up to three drivers, for rows at least this likely to fail."""
+CONTRIBUTION_DIGITS = 4
+"""The endpoint rounds each contribution to four decimals and drops those that round to zero or below."""
 
 
 def s3_location(url: str) -> tuple[str, str]:
@@ -42,12 +39,6 @@ def s3_location(url: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-@dataclass(frozen=True)
-class _Model:
-    code: ModuleType
-    booster: Any
-
-
 class EmbeddedPredictor:
     """Implements motor_maintenance.service.Predictor with the model loaded into this execution environment.
 
@@ -56,26 +47,44 @@ class EmbeddedPredictor:
     answer does, the conditions and the schedule are still evaluated, and the next reading tries again.
     """
 
-    def __init__(self, model_url: str, client: Any) -> None:
+    def __init__(
+        self, model_url: str, client: Any, *, drivers_min_probability: float = DRIVERS_MIN_PROBABILITY
+    ) -> None:
         self._url = model_url
         self._bucket, self._key = s3_location(model_url)
         self._client = client
-        self._model: _Model | None = None
+        self._drivers_min_probability = drivers_min_probability
+        self._model: BoostedTrees | None = None
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
         model = self._model or self._load()
-        body = "\n".join(to_csv_row(list(row)) for row in rows)
-        try:
-            data = model.code.input_fn(body, CONTENT_TYPE)
-            answer, _ = model.code.output_fn(model.code.predict_fn(data, model.booster), ACCEPT)
-        except ValueError as exc:  # the contract's RequestError, and XGBoostError, are ValueErrors
-            raise PredictionUnavailable(f"model {self._url}: {exc}") from exc
-        predictions = parse_predictions(answer)
-        if len(predictions) != len(rows):
-            raise PredictionUnavailable(f"model answered {len(predictions)} predictions for {len(rows)} rows")
-        return predictions
+        for number, row in enumerate(rows, start=1):  # refused as the endpoint refuses them (RequestError)
+            if len(row) != model.num_features:
+                raise PredictionUnavailable(
+                    f"model {self._url}: rows have {len(row)} features; the model expects {model.num_features}"
+                )
+            if any(math.isinf(value) for value in row):
+                raise PredictionUnavailable(f"model {self._url}: row {number} has an infinite value")
+        return [self._predict_row(model, row) for row in rows]
 
-    def _load(self) -> _Model:
+    def _predict_row(self, model: BoostedTrees, row: Sequence[float]) -> Prediction:
+        probability = model.probability(row)
+        if probability < self._drivers_min_probability:
+            return Prediction(probability=probability)
+        try:
+            contributions = model.contributions(row)[:-1]  # the last is the bias
+        except (ArithmeticError, RecursionError) as exc:  # a degenerate tree: keep the probability
+            return Prediction(probability=probability, drivers_dropped=f"drivers not computed: {exc!r}")
+        largest = sorted(range(len(contributions)), key=lambda index: -contributions[index])[:TOP_DRIVERS]
+        drivers = [
+            Driver(feature=model.feature_names[index], contribution=rounded)
+            for index in largest
+            if (rounded := round(contributions[index], CONTRIBUTION_DIGITS)) > 0
+        ]
+        drivers.sort(key=lambda driver: (-driver.contribution, driver.feature))  # as the endpoint's answer is read
+        return Prediction(probability=probability, drivers=tuple(drivers))
+
+    def _load(self) -> BoostedTrees:
         try:
             archive = self._client.get_object(Bucket=self._bucket, Key=self._key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
@@ -84,32 +93,17 @@ class EmbeddedPredictor:
         return self._model
 
 
-def load_artifact(archive: bytes, *, where: str) -> _Model:
-    """Unpack model.tar.gz in a scratch folder, import its inference.py, load the booster; the folder is removed."""
-    directory = Path(tempfile.mkdtemp(prefix="model-"))
+def load_artifact(archive: bytes, *, where: str) -> BoostedTrees:
+    """The booster in model.tar.gz, read from the archive in memory: nothing is written to disk."""
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            tar.extractall(directory, filter="data")  # no absolute paths, links out or devices
-        code = _import(directory / INFERENCE_SCRIPT)
-        booster = code.model_fn(str(directory))
-    # Whatever breaks here (a truncated archive, no code/, no xgboost in the function, a booster
-    # XGBoost cannot read) means the same to the reading: no probability from this model.
-    except Exception as exc:
+            member = tar.getmember(MODEL_FILE)
+            stream = tar.extractfile(member) if member.isfile() else None
+            if stream is None:
+                raise ValueError(f"{MODEL_FILE} in the archive is not a regular file")
+            data = stream.read()
+        return BoostedTrees.load(data)
+    # Whatever breaks here (a truncated archive, no xgboost-model, a booster this code cannot evaluate)
+    # means the same to the reading: no probability from this model.
+    except (tarfile.TarError, KeyError, ValueError, OSError, EOFError) as exc:
         raise PredictionUnavailable(f"model {where} cannot be loaded: {type(exc).__name__}: {exc}") from exc
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    return _Model(code=code, booster=booster)
-
-
-def _import(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module  # dataclasses look their module up while the class is made
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[MODULE_NAME]
-        raise
-    return module

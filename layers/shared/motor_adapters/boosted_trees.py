@@ -1,0 +1,324 @@
+"""An XGBoost binary:logistic tree ensemble evaluated in plain Python: probabilities and TreeSHAP contributions.
+
+InferenceMode embedded runs the model inside InferenceFunction with this module instead of XGBoost, so the
+function needs no 230 MB of XGBoost, NumPy and SciPy and its first prediction costs tens of milliseconds
+rather than a second (docs/architecture.md, "Embedded inference", has the measurements). It reads the
+booster file that model/train.py writes (`xgboost-model`, XGBoost's UBJSON, or its JSON) and computes
+what the endpoint's code/inference.py computes with XGBoost 3.0.5:
+
+- a probability as `Booster.inplace_predict` gives it: every tree (a `best_iteration` attribute does not
+  cut the sum, as it does not there), features as float32, a missing value (NaN) taking each split's
+  learned default branch, then the sigmoid of base margin + leaf values;
+- per-feature contributions to the log-odds as `predict(pred_contribs=True)` gives them: the
+  path-dependent TreeSHAP of Lundberg et al. (2018), Algorithm 2, with node covers (`sum_hessian`) as
+  the weights, the bias (expected value) last.
+
+XGBoost sums in float32 and this module in float64: probabilities agree to about 1e-6, contributions to
+about 1e-5 (tests/unit/test_boosted_trees.py checks both against XGBoost). Only what train.py can
+produce is accepted: gbtree, binary:logistic, one output, numerical splits. Anything else is a
+ModelFormatError at load, never a wrong answer later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from motor_adapters import ubjson
+
+FEATURE_NAMES_ATTR = "feature_names"
+"""The booster attribute model/train.py stores the training feature order in (model/inference.py reads it too)."""
+CODEGEN_MAX_DEPTH = 40
+"""Deeper trees are walked node by node: Python's parser refuses very deep nested blocks."""
+
+
+class ModelFormatError(ValueError):
+    """The file is not a booster this module can evaluate exactly as XGBoost would."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    left: list[int]  # -1 for a leaf
+    right: list[int]
+    feature: list[int]
+    threshold: list[float]  # a leaf's value, for a leaf (XGBoost keeps it in split_conditions)
+    default_left: list[bool]
+    cover: list[float]
+    mean: list[float]  # the cover-weighted mean leaf value below each node
+    depth: int
+
+    def is_leaf(self, node: int) -> bool:
+        return self.left[node] == -1
+
+    def next_node(self, node: int, x: Sequence[float]) -> int:
+        """The child a row takes: NaN (missing) the default, else left when below the split."""
+        value = x[self.feature[node]]
+        if math.isnan(value):
+            return self.left[node] if self.default_left[node] else self.right[node]
+        return self.left[node] if value < self.threshold[node] else self.right[node]
+
+    def leaf_value(self, x: Sequence[float]) -> float:
+        node = 0
+        while self.left[node] != -1:
+            node = self.next_node(node, x)
+        return self.threshold[node]
+
+
+class BoostedTrees:
+    """One binary:logistic booster, loaded once per execution environment; rows in float64, answers in float64."""
+
+    def __init__(self, trees: list[_Tree], *, base_margin: float, feature_names: list[str]) -> None:
+        self._trees = trees
+        self.base_margin = base_margin
+        self.feature_names = feature_names
+        self.num_features = len(feature_names)
+        self._margin = _compiled_margin(trees, base_margin) or self._walked_margin
+
+    @classmethod
+    def load(cls, data: bytes) -> BoostedTrees:
+        """From the bytes of a booster file (UBJSON or JSON, as XGBoost's save_model writes it)."""
+        try:
+            document = json.loads(data) if data[:2] == b'{"' else ubjson.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ModelFormatError(f"not an XGBoost model file: {exc}") from exc
+        try:
+            return _from_document(document)
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            if isinstance(exc, ModelFormatError):
+                raise
+            raise ModelFormatError(f"malformed XGBoost model: {type(exc).__name__}: {exc}") from exc
+
+    def probability(self, row: Sequence[float]) -> float:
+        """P(failure) for one row of `num_features` values, NaN for a missing one."""
+        margin = self._margin(float32(row))
+        if margin >= 0:
+            return 1.0 / (1.0 + math.exp(-margin))
+        odds = math.exp(margin)
+        return odds / (1.0 + odds)
+
+    def contributions(self, row: Sequence[float]) -> list[float]:
+        """Each feature's TreeSHAP contribution to the row's log-odds, then the bias; they sum to the margin."""
+        x = float32(row)
+        phi = [0.0] * (self.num_features + 1)
+        for tree in self._trees:
+            phi[-1] += tree.mean[0]
+            if not tree.is_leaf(0):
+                _tree_shap(tree, x, phi, 0, [], zero_fraction=1.0, one_fraction=1.0, feature=-1)
+        phi[-1] += self.base_margin
+        return phi
+
+    def _walked_margin(self, x: Sequence[float]) -> float:
+        return self.base_margin + math.fsum(tree.leaf_value(x) for tree in self._trees)
+
+
+def float32(row: Sequence[float]) -> list[float]:
+    """The row as XGBoost sees it: each value rounded to float32 (NaN stays NaN)."""
+    return array("f", row).tolist()
+
+
+def _from_document(document: dict[str, Any]) -> BoostedTrees:
+    learner = document["learner"]
+    objective = learner["objective"]["name"]
+    if objective != "binary:logistic":
+        raise ModelFormatError(f"objective {objective!r}: only binary:logistic is supported")
+    booster = learner["gradient_booster"]
+    if booster["name"] != "gbtree":
+        raise ModelFormatError(f"booster {booster['name']!r}: only gbtree is supported")
+    params = learner["learner_model_param"]
+    if int(params.get("num_target", "1")) != 1 or int(params.get("num_class", "0")) > 1:
+        raise ModelFormatError("a multi-output model: only one probability per row is supported")
+    count = int(params["num_feature"])
+    base_score = _base_score(params["base_score"])
+    model = booster["model"]
+    if any(group != 0 for group in model["tree_info"]):
+        raise ModelFormatError("trees for more than one output group")
+    trees = [_tree(raw, count) for raw in model["trees"]]
+    if len(trees) != int(model["gbtree_model_param"]["num_trees"]):
+        raise ModelFormatError(f"{len(trees)} trees listed, {model['gbtree_model_param']['num_trees']} declared")
+    return BoostedTrees(
+        trees,
+        base_margin=math.log(base_score / (1.0 - base_score)),
+        feature_names=_feature_names(learner, count),
+    )
+
+
+def _base_score(text: str) -> float:
+    """'5E-1' (XGBoost 3.0) or '[5E-1]' (3.1): binary:logistic keeps it as a probability."""
+    values = [float(part) for part in str(text).strip("[]").split(",") if part.strip()]
+    if len(values) != 1 or not 0.0 < values[0] < 1.0:
+        raise ModelFormatError(f"base_score {text!r} is not one probability")
+    return values[0]
+
+
+def _feature_names(learner: dict[str, Any], count: int) -> list[str]:
+    """As model/inference.py's feature_names: the attribute train.py sets, else XGBoost's f0, f1, ..."""
+    text = learner.get("attributes", {}).get(FEATURE_NAMES_ATTR)
+    listed = text.split(",") if isinstance(text, str) and text else []
+    return listed if len(listed) == count else [f"f{index}" for index in range(count)]
+
+
+def _tree(raw: dict[str, Any], num_features: int) -> _Tree:
+    left = [int(node) for node in raw["left_children"]]
+    right = [int(node) for node in raw["right_children"]]
+    feature = [int(index) for index in raw["split_indices"]]
+    threshold = float32([float(value) for value in raw["split_conditions"]])  # JSON prints them shortest
+    default_left = [bool(flag) for flag in raw["default_left"]]
+    cover = float32([float(value) for value in raw["sum_hessian"]])
+    size = len(left)
+    if not size or any(len(column) != size for column in (right, feature, threshold, default_left, cover)):
+        raise ModelFormatError(f"tree {raw.get('id')}: node arrays of different lengths")
+    if any(int(kind) != 0 for kind in raw.get("split_type", ())):
+        raise ModelFormatError(f"tree {raw.get('id')}: categorical splits are not supported")
+    if int(raw.get("tree_param", {}).get("size_leaf_vector", "1")) > 1:
+        raise ModelFormatError(f"tree {raw.get('id')}: vector leaves are not supported")
+    order = _preorder(left, right, raw.get("id"))
+    for node in order:
+        if left[node] != -1 and not 0 <= feature[node] < num_features:
+            raise ModelFormatError(f"tree {raw.get('id')}: node {node} splits on feature {feature[node]}")
+    if any(not math.isfinite(value) for value in threshold):
+        raise ModelFormatError(f"tree {raw.get('id')}: a split or leaf value is not finite")
+    mean = list(threshold)
+    depth = [0] * size
+    for node in reversed(order):  # children before parents
+        if left[node] != -1:
+            a, b = left[node], right[node]
+            weight = cover[node]
+            mean[node] = (mean[a] * cover[a] + mean[b] * cover[b]) / weight if weight else 0.0
+            depth[node] = 1 + max(depth[a], depth[b])
+    return _Tree(left, right, feature, threshold, default_left, cover, mean, depth[0])
+
+
+def _preorder(left: list[int], right: list[int], tree_id: Any) -> list[int]:
+    """The nodes reachable from the root, each once, parents first; a cycle or a dangling child is an error."""
+    order: list[int] = []
+    seen = [False] * len(left)
+    stack = [0]
+    while stack:
+        node = stack.pop()
+        if not 0 <= node < len(left) or seen[node]:
+            raise ModelFormatError(f"tree {tree_id}: node {node} is out of range or reached twice")
+        seen[node] = True
+        order.append(node)
+        if left[node] != -1:
+            stack.extend((right[node], left[node]))
+        elif right[node] != -1:
+            raise ModelFormatError(f"tree {tree_id}: node {node} has a right child and no left one")
+    return order
+
+
+def _compiled_margin(trees: list[_Tree], base_margin: float) -> Callable[[Sequence[float]], float] | None:
+    """The ensemble as one Python function of nested ifs, about 3x faster than walking the nodes.
+
+    Built only from the model's integers and floats (repr round-trips a float exactly). A NaN compares
+    false, so a default-left split is written `not (x >= t)` and a default-right one `x < t`. None when
+    a tree is too deep for the parser: the caller walks the trees instead.
+    """
+    if any(tree.depth > CODEGEN_MAX_DEPTH for tree in trees):
+        return None
+    lines = ["def margin(x):", f"    s = {base_margin!r}"]
+    for tree in trees:
+        stack: list[tuple[int, int, bool]] = [(0, 4, False)]
+        while stack:
+            node, indent, is_else = stack.pop()
+            pad = " " * indent
+            if is_else:
+                lines.append(" " * (indent - 4) + "else:")
+            if tree.is_leaf(node):
+                lines.append(f"{pad}s += {tree.threshold[node]!r}")
+                continue
+            x, t = f"x[{tree.feature[node]:d}]", repr(tree.threshold[node])
+            lines.append(f"{pad}if not ({x} >= {t}):" if tree.default_left[node] else f"{pad}if {x} < {t}:")
+            stack.append((tree.right[node], indent + 4, True))
+            stack.append((tree.left[node], indent + 4, False))
+    lines.append("    return s")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "<boosted trees>", "exec"), namespace)  # noqa: S102 - numbers only, see above
+    function: Callable[[Sequence[float]], float] = namespace["margin"]
+    return function
+
+
+# TreeSHAP, path-dependent (Lundberg, Erion and Lee, "Consistent Individualized Feature Attribution for
+# Tree Ensembles", 2018, Algorithm 2), as XGBoost's RegTree::CalculateContributions runs it with
+# condition = 0. A path element is [feature, zero_fraction, one_fraction, weight].
+
+
+def _tree_shap(
+    tree: _Tree,
+    x: Sequence[float],
+    phi: list[float],
+    node: int,
+    parent_path: list[list[Any]],
+    *,
+    zero_fraction: float,
+    one_fraction: float,
+    feature: int,
+) -> None:
+    path = [element[:] for element in parent_path]
+    _extend(path, zero_fraction, one_fraction, feature)
+    depth = len(path) - 1
+    if tree.is_leaf(node):
+        leaf = tree.threshold[node]
+        for index in range(1, depth + 1):
+            weight = _unwound_sum(path, index)
+            element = path[index]
+            phi[element[0]] += weight * (element[2] - element[1]) * leaf
+        return
+    hot = tree.next_node(node, x)
+    cold = tree.right[node] if hot == tree.left[node] else tree.left[node]
+    cover = tree.cover[node]
+    split = tree.feature[node]
+    incoming_zero = incoming_one = 1.0
+    for index in range(len(path)):
+        if path[index][0] == split:  # split on before: undo it, to redo it here
+            incoming_zero, incoming_one = path[index][1], path[index][2]
+            _unwind(path, index)
+            break
+    hot_zero = tree.cover[hot] / cover if cover else 0.0
+    cold_zero = tree.cover[cold] / cover if cover else 0.0
+    _tree_shap(
+        tree, x, phi, hot, path, zero_fraction=hot_zero * incoming_zero, one_fraction=incoming_one, feature=split
+    )
+    _tree_shap(tree, x, phi, cold, path, zero_fraction=cold_zero * incoming_zero, one_fraction=0.0, feature=split)
+
+
+def _extend(path: list[list[Any]], zero_fraction: float, one_fraction: float, feature: int) -> None:
+    depth = len(path)
+    path.append([feature, zero_fraction, one_fraction, 1.0 if depth == 0 else 0.0])
+    for i in range(depth - 1, -1, -1):
+        path[i + 1][3] += one_fraction * path[i][3] * (i + 1) / (depth + 1)
+        path[i][3] = zero_fraction * path[i][3] * (depth - i) / (depth + 1)
+
+
+def _unwind(path: list[list[Any]], index: int) -> None:
+    depth = len(path) - 1
+    zero_fraction, one_fraction = path[index][1], path[index][2]
+    next_one = path[depth][3]
+    for i in range(depth - 1, -1, -1):
+        if one_fraction != 0:
+            kept = path[i][3]
+            path[i][3] = next_one * (depth + 1) / ((i + 1) * one_fraction)
+            next_one = kept - path[i][3] * zero_fraction * (depth - i) / (depth + 1)
+        else:
+            path[i][3] = path[i][3] * (depth + 1) / (zero_fraction * (depth - i))
+    for i in range(index, depth):
+        path[i][:3] = path[i + 1][:3]
+    path.pop()
+
+
+def _unwound_sum(path: list[list[Any]], index: int) -> float:
+    depth = len(path) - 1
+    zero_fraction, one_fraction = path[index][1], path[index][2]
+    next_one = path[depth][3]
+    total = 0.0
+    for i in range(depth - 1, -1, -1):
+        if one_fraction != 0:
+            share = next_one * (depth + 1) / ((i + 1) * one_fraction)
+            total += share
+            next_one = path[i][3] - share * zero_fraction * (depth - i) / (depth + 1)
+        elif zero_fraction != 0:
+            total += path[i][3] / zero_fraction / ((depth - i) / (depth + 1))
+    return total

@@ -97,10 +97,26 @@ def test_functions_take_globals_handler_and_invoke_config_from_the_template() ->
     assert (inference.max_retry_attempts, inference.max_event_age_s) == (2, 3600)
     assert inference.on_failure == "FunctionFailureQueue"
     assert TEMPLATE.layer_paths(inference) == [ROOT / "layers" / "shared"]
-    # InferenceMode embedded adds XGBoost's layer, after the shared one
+    # InferenceMode embedded evaluates the model with the shared layer's own code: no layer of its own
     embedded = TEMPLATE.resolver({"InferenceMode": "embedded", "ModelDataUrl": "s3://bucket/model.tar.gz"})
-    assert TEMPLATE.layer_paths(inference, embedded) == [ROOT / "layers" / "shared", ROOT / "layers" / "model_runtime"]
+    assert TEMPLATE.layer_paths(inference, embedded) == [ROOT / "layers" / "shared"]
     assert TEMPLATE.layer_paths(TEMPLATE.functions["AlertFunction"], embedded) == [ROOT / "layers" / "shared"]
+
+
+def test_a_layer_chosen_by_a_condition_follows_it() -> None:
+    # Given a template whose function adds a second layer only under a condition
+    text = (ROOT / "template.yaml").read_text().replace(
+        "      LoggingConfig:\n        LogGroup: !Ref InferenceLogGroup",
+        "      Layers:\n        - !If [EmbeddedModel, !Ref SharedLayer, !Ref AWS::NoValue]\n"
+        "      LoggingConfig:\n        LogGroup: !Ref InferenceLogGroup",
+        1,
+    )
+    template = loads(text, path=ROOT / "template.yaml")
+    inference = template.functions["InferenceFunction"]
+    embedded = template.resolver({"InferenceMode": "embedded", "ModelDataUrl": "s3://bucket/model.tar.gz"})
+    # Then the layer is there when the condition holds, and AWS::NoValue adds none when it does not
+    assert template.layer_paths(inference, embedded) == [ROOT / "layers" / "shared"] * 2
+    assert template.layer_paths(inference) == [ROOT / "layers" / "shared"]
 
 
 def test_tables_keep_their_keys_and_time_to_live() -> None:

@@ -108,8 +108,7 @@ class BoostedTrees:
         phi = [0.0] * (self.num_features + 1)
         for tree in self._trees:
             phi[-1] += tree.mean[0]
-            if not tree.is_leaf(0):
-                _tree_shap(tree, x, phi, 0, [], zero_fraction=1.0, one_fraction=1.0, feature=-1)
+            _TreeShap(tree, x, phi).run()
         phi[-1] += self.base_margin
         return phi
 
@@ -259,82 +258,93 @@ def _compiled_sum(trees: list[_Tree]) -> Callable[[Sequence[float]], float]:
 
 # TreeSHAP, path-dependent (Lundberg, Erion and Lee, "Consistent Individualized Feature Attribution for
 # Tree Ensembles", 2018, Algorithm 2), as XGBoost's RegTree::CalculateContributions runs it with
-# condition = 0. A path element is [feature, zero_fraction, one_fraction, weight].
+# condition = 0. The path down to a node is four columns: the features split on, the fraction of
+# the training cover that comes down (zero) or that the row brings down (one, 1 or 0), and the
+# permutation weights.
+
+_Path = list[list[Any]]
 
 
-def _tree_shap(
-    tree: _Tree,
-    x: Sequence[float],
-    phi: list[float],
-    node: int,
-    parent_path: list[list[Any]],
-    *,
-    zero_fraction: float,
-    one_fraction: float,
-    feature: int,
-) -> None:
-    path = [element[:] for element in parent_path]
-    _extend(path, zero_fraction, one_fraction, feature)
-    depth = len(path) - 1
-    if tree.is_leaf(node):
-        leaf = tree.threshold[node]
-        for index in range(1, depth + 1):
-            weight = _unwound_sum(path, index)
-            element = path[index]
-            phi[element[0]] += weight * (element[2] - element[1]) * leaf
-        return
-    hot = tree.next_node(node, x)
-    cold = tree.right[node] if hot == tree.left[node] else tree.left[node]
-    cover = tree.cover[node]
-    split = tree.feature[node]
-    incoming_zero = incoming_one = 1.0
-    for index in range(len(path)):
-        if path[index][0] == split:  # split on before: undo it, to redo it here
-            incoming_zero, incoming_one = path[index][1], path[index][2]
+class _TreeShap:
+    """One tree's contributions for one row, added to `phi`."""
+
+    __slots__ = ("phi", "tree", "x")
+
+    def __init__(self, tree: _Tree, x: Sequence[float], phi: list[float]) -> None:
+        self.tree, self.x, self.phi = tree, x, phi
+
+    def run(self) -> None:
+        if not self.tree.is_leaf(0):
+            self.visit(0, [[-1], [1.0], [1.0], [1.0]])
+
+    def visit(self, node: int, path: _Path) -> None:
+        tree = self.tree
+        if tree.is_leaf(node):
+            self.add_leaf(tree.threshold[node], path)
+            return
+        features, zeros, ones, _ = path
+        hot = tree.next_node(node, self.x)
+        left, right = tree.left[node], tree.right[node]
+        cold = right if hot == left else left
+        cover = tree.cover[node]
+        split = tree.feature[node]
+        incoming_zero = incoming_one = 1.0
+        if split in features:  # split on higher up: undo that split, to redo it here
+            index = features.index(split)
+            incoming_zero, incoming_one = zeros[index], ones[index]
             _unwind(path, index)
-            break
-    hot_zero = tree.cover[hot] / cover if cover else 0.0
-    cold_zero = tree.cover[cold] / cover if cover else 0.0
-    _tree_shap(
-        tree, x, phi, hot, path, zero_fraction=hot_zero * incoming_zero, one_fraction=incoming_one, feature=split
-    )
-    _tree_shap(tree, x, phi, cold, path, zero_fraction=cold_zero * incoming_zero, one_fraction=0.0, feature=split)
+        hot_zero = tree.cover[hot] / cover if cover else 0.0
+        cold_zero = tree.cover[cold] / cover if cover else 0.0
+        self.visit(hot, _extended(path, hot_zero * incoming_zero, incoming_one, split))
+        self.visit(cold, _extended(path, cold_zero * incoming_zero, 0.0, split))
+
+    def add_leaf(self, leaf: float, path: _Path) -> None:
+        """Each feature on the path gets its share of the leaf: the unwound path's weight sum (inlined: hot)."""
+        features, zeros, ones, weights = path
+        depth = len(features) - 1
+        scale = depth + 1
+        last = weights[depth]
+        phi = self.phi
+        for i in range(1, depth + 1):
+            one, zero = ones[i], zeros[i]
+            total = 0.0
+            if one != 0:
+                next_one = last
+                for j in range(depth - 1, -1, -1):
+                    share = next_one * scale / ((j + 1) * one)
+                    total += share
+                    next_one = weights[j] - share * zero * (depth - j) / scale
+            elif zero != 0:
+                for j in range(depth - 1, -1, -1):
+                    total += weights[j] / zero / ((depth - j) / scale)
+            phi[features[i]] += total * (one - zero) * leaf
 
 
-def _extend(path: list[list[Any]], zero_fraction: float, one_fraction: float, feature: int) -> None:
-    depth = len(path)
-    path.append([feature, zero_fraction, one_fraction, 1.0 if depth == 0 else 0.0])
+def _extended(path: _Path, zero_fraction: float, one_fraction: float, feature: int) -> _Path:
+    """A child's path: the parent's, copied, with one more split."""
+    features, zeros, ones, weights = path
+    depth = len(features)
+    scale = depth + 1
+    weights = [*weights, 0.0]
     for i in range(depth - 1, -1, -1):
-        path[i + 1][3] += one_fraction * path[i][3] * (i + 1) / (depth + 1)
-        path[i][3] = zero_fraction * path[i][3] * (depth - i) / (depth + 1)
+        weights[i + 1] += one_fraction * weights[i] * (i + 1) / scale
+        weights[i] = zero_fraction * weights[i] * (depth - i) / scale
+    return [[*features, feature], [*zeros, zero_fraction], [*ones, one_fraction], weights]
 
 
-def _unwind(path: list[list[Any]], index: int) -> None:
-    depth = len(path) - 1
-    zero_fraction, one_fraction = path[index][1], path[index][2]
-    next_one = path[depth][3]
+def _unwind(path: _Path, index: int) -> None:
+    """Take the split at `index` out of the path, in place."""
+    features, zeros, ones, weights = path
+    depth = len(features) - 1
+    zero_fraction, one_fraction = zeros[index], ones[index]
+    next_one = weights[depth]
     for i in range(depth - 1, -1, -1):
         if one_fraction != 0:
-            kept = path[i][3]
-            path[i][3] = next_one * (depth + 1) / ((i + 1) * one_fraction)
-            next_one = kept - path[i][3] * zero_fraction * (depth - i) / (depth + 1)
+            kept = weights[i]
+            weights[i] = next_one * (depth + 1) / ((i + 1) * one_fraction)
+            next_one = kept - weights[i] * zero_fraction * (depth - i) / (depth + 1)
         else:
-            path[i][3] = path[i][3] * (depth + 1) / (zero_fraction * (depth - i))
-    for i in range(index, depth):
-        path[i][:3] = path[i + 1][:3]
-    path.pop()
-
-
-def _unwound_sum(path: list[list[Any]], index: int) -> float:
-    depth = len(path) - 1
-    zero_fraction, one_fraction = path[index][1], path[index][2]
-    next_one = path[depth][3]
-    total = 0.0
-    for i in range(depth - 1, -1, -1):
-        if one_fraction != 0:
-            share = next_one * (depth + 1) / ((i + 1) * one_fraction)
-            total += share
-            next_one = path[i][3] - share * zero_fraction * (depth - i) / (depth + 1)
-        elif zero_fraction != 0:
-            total += path[i][3] / zero_fraction / ((depth - i) / (depth + 1))
-    return total
+            weights[i] = weights[i] * (depth + 1) / (zero_fraction * (depth - i))
+    for column in (features, zeros, ones):
+        del column[index]
+    weights.pop()

@@ -1,38 +1,54 @@
-"""The embedded model two ways, xgboost-cpu and compiled (treelite/tl2cgen), on the same booster and rows.
+"""The embedded model three ways on the same booster and rows: pure Python (shipped), xgboost-cpu, compiled.
 
-`InferenceMode: embedded` runs the artifact's own `code/inference.py` on its XGBoost booster inside the
-function (motor_adapters.embedded_predictor; ModelRuntimeLayer ships xgboost-cpu, NumPy and SciPy). The
-alternative is a compiled model: tl2cgen turns the booster's trees into C, a C compiler makes a shared
-library of them, and the function calls it through ctypes, with no NumPy, SciPy or XGBoost at all. Both
-are measured here, as ratios to a floor timed in the same run:
+`InferenceMode: embedded` runs the model inside InferenceFunction. What ships is pure Python:
+`EmbeddedPredictor` reads `xgboost-model` from model.tar.gz and motor_adapters.boosted_trees evaluates its
+trees (the probability, and TreeSHAP drivers for rows at or above the drivers threshold). It was chosen
+over the two alternatives measured beside it because it needs no layer (three modules of the shared
+layer, against the 177-231 MB of xgboost-cpu, NumPy and SciPy), no native build for Lambda's arm64, and
+an execution environment's first prediction takes less than a tenth of a second, not a second:
 
-- one row's prediction, CPU: the embedded path as the function runs it (`EmbeddedPredictor.predict`:
-  CSV in, the contract's JSON out, parsed) and the compiled library called on the row's values, each
-  against a bare single-row `inplace_predict` (warm_inference's floor);
-- an execution environment's first prediction, wall time in a fresh interpreter: importing what each
-  needs, loading the model and predicting one row; the compiled path against the xgboost-cpu one;
-- what the function must ship beside its code: the compiled library against the installed size of the
-  packages ModelRuntimeLayer holds (xgboost-cpu, NumPy, SciPy), measured in this environment.
+- xgboost-cpu, what the previous release shipped: the artifact's own `code/inference.py` (input_fn,
+  predict_fn, output_fn, asked for the JSON the function asks the endpoint for) on its XGBoost booster,
+  with ModelRuntimeLayer's xgboost-cpu, NumPy and SciPy;
+- compiled: tl2cgen turns the trees into C, a C compiler makes a shared library of them, called through
+  ctypes. It is the fastest per row, but it needs a native build for arm64 and has no drivers: TreeSHAP
+  (`pred_contribs`) would need a second implementation.
 
-The details say how far the compiled probabilities are from XGBoost's on every row, and what the
-compiled path cannot give: TreeSHAP drivers (`pred_contribs`), which the contract computes for rows at or
-above its threshold and which a compiled library would need a second implementation for.
+Each is measured as a ratio to a floor timed in the same run:
+
+- one row's prediction, CPU, on the stream's rows below the drivers threshold (the common case): each
+  option as the function would run it, against a bare single-row `inplace_predict` (warm_inference's);
+- one row's drivers, CPU, on the stream's most likely rows: the shipped path with its threshold at zero
+  (probability, TreeSHAP, the top three) against XGBoost's `pred_contribs` of one row on one thread,
+  what the contract computes them with. TreeSHAP in Python costs tens of times XGBoost's and hundreds
+  of times the probability: rows that get drivers are the rare ones;
+- an execution environment's first prediction, wall time in a fresh interpreter: importing what the
+  option adds to the function, loading the model from the archive's bytes and predicting one row;
+  against the xgboost-cpu path;
+- what the option adds to the function on disk: the shipped modules' bytes, the compiled library's,
+  against the installed size of xgboost-cpu, NumPy and SciPy in this environment.
+
+The details say how far each option's probabilities are from XGBoost's on every row, and the pure-Python
+TreeSHAP contributions from `pred_contribs` on the rows explained.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.metadata
+import importlib.util
 import io
 import json
 import math
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -40,10 +56,21 @@ import xgboost as xgb
 
 from benchmarks.report import REPO, Figure, ratio
 from benchmarks.warm_inference import _bare_predict_cpu_s, _feature_rows, per_row_cpu_s, running_events
+from motor_adapters.embedded_predictor import DRIVERS_MIN_PROBABILITY, EmbeddedPredictor, load_artifact
+from motor_adapters.sagemaker_predictor import ACCEPT, parse_predictions
+from motor_maintenance.features import to_csv_row
+from motor_maintenance.prediction import Prediction
 
+SHIPPED_MODULES = tuple(
+    REPO / "layers" / "shared" / "motor_adapters" / name
+    for name in ("boosted_trees.py", "ubjson.py", "embedded_predictor.py")
+)
+"""All the shipped path adds to the function: three modules of the shared layer, no layer of its own."""
 LAYER_PACKAGES = ("xgboost-cpu", "numpy", "scipy")
-"""What layers/model_runtime/requirements.txt installs for the embedded path (their dependencies included)."""
+"""What the previous release's ModelRuntimeLayer installed for the xgboost-cpu path (their dependencies included)."""
 LIBRARY_NAME = "model.so"
+DRIVERS_ROWS = 20
+"""The stream's most likely rows are explained; TreeSHAP visits every node of every tree whatever the row."""
 
 
 class CompiledModel:
@@ -76,6 +103,41 @@ class CompiledModel:
         return float(out.value)
 
 
+class ArtifactCode:
+    """The previous release's embedded path: the artifact's own code/inference.py on its booster, with xgboost-cpu.
+
+    As EmbeddedPredictor ran it until the pure-Python evaluator replaced it: model.tar.gz unpacked in a
+    scratch folder, code/inference.py imported and its model_fn called; each prediction sends the CSV rows
+    through input_fn, predict_fn and output_fn, asking for the JSON the function asks the endpoint for
+    (drivers for rows at or above the contract's threshold), read by the endpoint's parser.
+    """
+
+    MODULE_NAME = "bench_artifact_inference"
+
+    def __init__(self, archive: bytes) -> None:
+        with tempfile.TemporaryDirectory(prefix="bench-artifact-") as folder:
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+                tar.extractall(folder, filter="data")
+            self.code = _import_file(Path(folder) / "code" / "inference.py", self.MODULE_NAME)
+            self.booster: xgb.Booster = self.code.model_fn(folder)
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
+        body = "\n".join(to_csv_row(list(row)) for row in rows)
+        data = self.code.input_fn(body, "text/csv")
+        answer, _ = self.code.output_fn(self.code.predict_fn(data, self.booster), ACCEPT)
+        return parse_predictions(answer)
+
+
+def _import_file(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
 class _Archive:
     """The S3 client's get_object, answered with the artifact's bytes: EmbeddedPredictor loads it on its first row."""
 
@@ -106,18 +168,37 @@ def compile_booster(booster: xgb.Booster, folder: Path, *, log: Callable[[str], 
     return library, seconds
 
 
-# Runs in a fresh interpreter: what the function has at init is imported first, off the clock.
+# Each runs in a fresh interpreter. What the function imports anyway is imported first, off the clock; the
+# clock covers what the option adds: its imports, the model loaded from the archive's bytes, one prediction.
+FIRST_PURE_PYTHON = """
+import io, json, sys, time
+import botocore.exceptions, motor_maintenance.errors, motor_maintenance.prediction
+archive = open(sys.argv[1], "rb").read()
+row = [float("nan") if value is None else value for value in json.loads(sys.argv[2])]
+class Archive:
+    def get_object(self, **_):
+        return {"Body": io.BytesIO(archive)}
+started = time.perf_counter()
+from motor_adapters.embedded_predictor import EmbeddedPredictor
+EmbeddedPredictor("s3://bench/model.tar.gz", Archive()).predict([row])
+print(json.dumps({"wall_s": time.perf_counter() - started}))
+"""
 FIRST_XGBOOST = """
-import json, sys, time
-from motor_adapters.embedded_predictor import load_artifact
+import importlib.util, io, json, sys, tarfile, tempfile, time
 from motor_adapters.sagemaker_predictor import ACCEPT, parse_predictions
 from motor_maintenance.features import to_csv_row
 archive = open(sys.argv[1], "rb").read()
 row = [float("nan") if value is None else value for value in json.loads(sys.argv[2])]
 started = time.perf_counter()
-model = load_artifact(archive, where=sys.argv[1])
-data = model.code.input_fn(to_csv_row(row), "text/csv")
-answer, _ = model.code.output_fn(model.code.predict_fn(data, model.booster), ACCEPT)
+with tempfile.TemporaryDirectory() as folder:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        tar.extractall(folder, filter="data")
+    spec = importlib.util.spec_from_file_location("inference", folder + "/code/inference.py")
+    code = sys.modules["inference"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code)
+    booster = code.model_fn(folder)
+data = code.input_fn(to_csv_row(row), "text/csv")
+answer, _ = code.output_fn(code.predict_fn(data, booster), ACCEPT)
 parse_predictions(answer)
 print(json.dumps({"wall_s": time.perf_counter() - started}))
 """
@@ -172,72 +253,152 @@ def installed_bytes(packages: Sequence[str]) -> dict[str, int]:
     return sizes
 
 
-def measure(*, artifact: Path, readings: int, first_predictions: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Both paths on the artifact's booster, over the feature rows of `readings` readings of running motors."""
-    from motor_adapters.embedded_predictor import EmbeddedPredictor, load_artifact  # noqa: PLC0415
+def _pred_contribs(booster: xgb.Booster, row: np.ndarray) -> np.ndarray:
+    """One row's contributions as the contract computes its drivers, the bias last, on one thread.
 
+    The contract's DMatrix takes every core; for one row, OpenMP's start-up and waits then cost more than
+    the trees (ten times the CPU on two cores, measured): the floor is the work, not that overhead.
+    """
+    matrix = xgb.DMatrix(row[np.newaxis, :], missing=np.nan, nthread=1)
+    return np.asarray(booster.predict(matrix, pred_contribs=True)[0])
+
+
+def measure(*, artifact: Path, readings: int, first_predictions: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """The three options on the artifact's booster, over the feature rows of `readings` readings of running motors."""
     archive = artifact.read_bytes()
-    model = load_artifact(archive, where=str(artifact))
-    booster: xgb.Booster = model.booster
+    url = f"s3://bench/{artifact.name}"
+    trees = load_artifact(archive, where=str(artifact))
+    previous = ArtifactCode(archive)
+    booster = previous.booster
     rows = _feature_rows(running_events(readings))
     matrix = np.asarray(rows, dtype=np.float32)
-    log(f"embedded model: {len(rows)} rows of running motors, {booster.num_boosted_rounds()} trees")
+    expected = [float(p) for p in booster.inplace_predict(matrix, missing=np.nan)]
+    common = [index for index, p in enumerate(expected) if p < DRIVERS_MIN_PROBABILITY]
+    likely = sorted(range(len(rows)), key=lambda index: -expected[index])[:DRIVERS_ROWS]
+    if not common:
+        raise RuntimeError(f"no row below the drivers threshold {DRIVERS_MIN_PROBABILITY}: nothing to time")
+    log(
+        f"embedded model: {len(rows)} rows of running motors ({len(common)} below the drivers threshold), "
+        f"{booster.num_boosted_rounds()} trees"
+    )
 
-    embedded = EmbeddedPredictor(f"s3://bench/{artifact.name}", _Archive(archive))
-    xgboost_s = per_row_cpu_s(lambda row: embedded.predict([row]), rows)
-    floor_s = _bare_predict_cpu_s(booster, matrix)
+    common_rows = [rows[index] for index in common]
+    shipped = EmbeddedPredictor(url, _Archive(archive))
+    pure_s = per_row_cpu_s(lambda row: shipped.predict([row]), common_rows)
+    xgboost_s = per_row_cpu_s(lambda row: previous.predict([row]), common_rows)
+    floor_s = _bare_predict_cpu_s(booster, matrix[common])
+
+    log(f"embedded model: drivers of the {len(likely)} most likely rows, pure Python and pred_contribs")
+    explaining = EmbeddedPredictor(url, _Archive(archive), drivers_min_probability=0.0)
+    # A row explained takes about 20 ms: one pass over them is enough (2,000 calls would take 40 s)
+    drivers_s = per_row_cpu_s(lambda row: explaining.predict([row]), [rows[index] for index in likely], calls=1)
+    contribs_s = per_row_cpu_s(lambda row: _pred_contribs(booster, row), matrix[likely])
+    contribution_differences = [
+        max(
+            abs(a - float(b))
+            for a, b in zip(trees.contributions(rows[index]), _pred_contribs(booster, matrix[index]), strict=True)
+        )
+        for index in likely
+    ]
+    pure_differences = [abs(trees.probability(row) - p) for row, p in zip(rows, expected, strict=True)]
 
     with tempfile.TemporaryDirectory(prefix="bench-compiled-") as folder:
         library, compile_s = compile_booster(booster, Path(folder), log=log)
         compiled = CompiledModel(library)
-        compiled_s = per_row_cpu_s(compiled.predict_one, rows)
-        differences = [
-            abs(compiled.predict_one(row) - float(expected))
-            for row, expected in zip(rows, booster.inplace_predict(matrix, missing=np.nan), strict=True)
-        ]
+        compiled_s = per_row_cpu_s(compiled.predict_one, common_rows)
+        compiled_differences = [abs(compiled.predict_one(row) - p) for row, p in zip(rows, expected, strict=True)]
         log("embedded model: first predictions in fresh interpreters")
-        first_xgboost_s = _first_prediction_s(FIRST_XGBOOST, artifact, rows[0], runs=first_predictions)
-        first_compiled_s = _first_prediction_s(FIRST_COMPILED, library, rows[0], runs=first_predictions)
+        first_s = {
+            "pure_python": _first_prediction_s(FIRST_PURE_PYTHON, artifact, rows[0], runs=first_predictions),
+            "xgboost": _first_prediction_s(FIRST_XGBOOST, artifact, rows[0], runs=first_predictions),
+            "compiled": _first_prediction_s(FIRST_COMPILED, library, rows[0], runs=first_predictions),
+        }
         library_bytes = library.stat().st_size
+    shipped_bytes = {path.name: path.stat().st_size for path in SHIPPED_MODULES}
     layer = installed_bytes(LAYER_PACKAGES)
-    layer_bytes = sum(layer.values())
     floor = Figure("bare single-row inplace_predict", floor_s * 1e6, "µs")
+    first_floor = Figure(f"xgboost-cpu: import, load, predict (median of {first_predictions})", first_s["xgboost"], "s")
+    layer_figure = Figure(f"{', '.join(LAYER_PACKAGES)} installed here", sum(layer.values()), "bytes")
     return {
         "ratios": [
             ratio(
-                "embedded xgboost-cpu, CPU per row (as the function runs it)",
-                Figure("EmbeddedPredictor.predict, one row", xgboost_s * 1e6, "µs"),
+                "embedded pure Python (shipped), CPU per row, as the function runs it",
+                Figure("EmbeddedPredictor.predict, one row below the drivers threshold", pure_s * 1e6, "µs"),
                 floor,
-                note="CSV in, the contract's JSON out and parsed; drivers for rows at or above 0.2",
+                note="motor_adapters.boosted_trees: the probability, no drivers below the threshold",
+            ),
+            ratio(
+                "embedded xgboost-cpu (the previous release), CPU per row",
+                Figure("the artifact's inference.py, one row below the drivers threshold", xgboost_s * 1e6, "µs"),
+                floor,
+                note="CSV in, the contract's JSON out and parsed",
             ),
             ratio(
                 "embedded compiled (tl2cgen), CPU per row",
                 Figure("the compiled library through ctypes, one row", compiled_s * 1e6, "µs"),
                 floor,
-                note="no drivers",
+                note="no drivers; needs a native build for arm64",
+            ),
+            ratio(
+                "embedded drivers, pure-Python TreeSHAP vs XGBoost pred_contribs, CPU per row",
+                Figure("EmbeddedPredictor.predict, one row with drivers", drivers_s * 1e6, "µs"),
+                Figure("XGBoost pred_contribs, one row, one thread", contribs_s * 1e6, "µs"),
+                note=f"the {len(likely)} most likely rows, drivers forced (threshold 0): the probability, "
+                "TreeSHAP and the top three against the contributions alone",
+            ),
+            ratio(
+                "embedded first prediction, pure Python (shipped) vs xgboost-cpu",
+                Figure(
+                    f"pure Python: import, load, predict (median of {first_predictions})", first_s["pure_python"], "s"
+                ),
+                first_floor,
+                note="fresh interpreter, what the function imports anyway imported first",
             ),
             ratio(
                 "embedded first prediction, compiled vs xgboost-cpu",
-                Figure(f"compiled: ctypes, load, predict (median of {first_predictions})", first_compiled_s, "s"),
-                Figure(f"xgboost-cpu: import, load, predict (median of {first_predictions})", first_xgboost_s, "s"),
-                note="fresh interpreter, the function's own modules imported first",
+                Figure(f"compiled: ctypes, load, predict (median of {first_predictions})", first_s["compiled"], "s"),
+                first_floor,
+                note="fresh interpreter, what the function imports anyway imported first",
+            ),
+            ratio(
+                "embedded model on disk, pure Python (shipped) vs xgboost-cpu",
+                Figure(f"{', '.join(shipped_bytes)}", sum(shipped_bytes.values()), "bytes"),
+                layer_figure,
+                note="source only: no layer, nothing native",
             ),
             ratio(
                 "embedded model on disk, compiled vs xgboost-cpu",
                 Figure("compiled library", library_bytes, "bytes"),
-                Figure(f"{', '.join(LAYER_PACKAGES)} installed here", layer_bytes, "bytes"),
+                layer_figure,
                 note="this machine's platform; the library grows with the trees",
             ),
         ],
         "details": {
+            "shipped": "pure_python",
             "rows": len(rows),
+            "rows_below_drivers_threshold": len(common),
+            "drivers_rows": {
+                "rows": len(likely),
+                "probability_max": expected[likely[0]],
+                "probability_min": expected[likely[-1]],
+                "forced": expected[likely[-1]] < DRIVERS_MIN_PROBABILITY,
+            },
             "trees": booster.num_boosted_rounds(),
             "compile_s": compile_s,
-            "max_abs_difference": max(differences),
+            "max_abs_difference": {"pure_python": max(pure_differences), "compiled": max(compiled_differences)},
+            "max_abs_contribution_difference": {"pure_python": max(contribution_differences)},
+            "us_per_row": {
+                "pure_python": pure_s * 1e6,
+                "xgboost": xgboost_s * 1e6,
+                "compiled": compiled_s * 1e6,
+                "bare": floor_s * 1e6,
+                "drivers_pure_python": drivers_s * 1e6,
+                "drivers_pred_contribs": contribs_s * 1e6,
+            },
+            "first_prediction_s": first_s,
+            "shipped_bytes": shipped_bytes,
             "layer_bytes": layer,
             "library_bytes": library_bytes,
-            "first_prediction_s": {"xgboost": first_xgboost_s, "compiled": first_compiled_s},
-            "us_per_row": {"xgboost": xgboost_s * 1e6, "compiled": compiled_s * 1e6, "bare": floor_s * 1e6},
             "compiled_lacks": "TreeSHAP drivers (pred_contribs)",
         },
     }

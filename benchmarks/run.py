@@ -35,7 +35,7 @@ BENCHMARKS = ("handler_init", "warm_inference", "embedded_model", "domain_throug
 TITLES = {
     "handler_init": "Handler init (import + module-level set-up), fresh process, vs a naive Powertools handler",
     "warm_inference": "Warm inference handler, CPU per reading, vs a bare single-row XGBoost prediction",
-    "embedded_model": "Embedded model, xgboost-cpu and compiled (tl2cgen): CPU per row, first prediction, size",
+    "embedded_model": "Embedded model, pure Python (shipped), xgboost-cpu, tl2cgen: CPU, drivers, 1st prediction, size",
     "domain_throughput": "compute_features + detector.step, readings per CPU second, vs a trivial loop",
     "training": "model/train.py time and model size vs fleet size, vs a bare xgboost.train on the same rows",
     "local_stack": "Local stack publish -> alert latency, vs a broker round trip",

@@ -541,12 +541,15 @@ def _feature_rows(events: list[dict[str, Any]]) -> list[list[float]]:
     return rows
 
 
-def per_row_cpu_s(predict: Callable[[Any], Any], rows: Sequence[Any] | np.ndarray) -> float:
-    """Mean CPU seconds of `predict` on one row, each row of the stream in turn (after a warm-up)."""
+def per_row_cpu_s(predict: Callable[[Any], Any], rows: Sequence[Any] | np.ndarray, *, calls: int = 2000) -> float:
+    """Mean CPU seconds of `predict` on one row, each row of the stream in turn (after a warm-up).
+
+    The rows are gone through as many times as makes about `calls` calls, at least once.
+    """
     for row in rows[: min(len(rows), 20)]:
         predict(row)
     started = time.thread_time()
-    repeats = max(1, 2000 // len(rows))
+    repeats = max(1, calls // len(rows))
     for _ in range(repeats):
         for row in rows:
             predict(row)

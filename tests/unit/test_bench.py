@@ -127,22 +127,31 @@ def test_each_function_and_the_handler_parts_are_measured(quick_run: tuple[dict[
     assert requests["dynamodb.PutItem"] >= one_each["batch_readings"]
 
 
-def test_the_embedded_model_is_measured_both_ways_and_the_compiled_one_agrees(
+def test_the_embedded_model_is_measured_three_ways_and_pure_python_and_compiled_agree_with_xgboost(
     quick_run: tuple[dict[str, Any], str, Path],
 ) -> None:
     results, _, _ = quick_run
     entry = results["benchmarks"]["embedded_model"]
 
     assert {item["name"] for item in entry["ratios"]} == {
-        "embedded xgboost-cpu, CPU per row (as the function runs it)",
+        "embedded pure Python (shipped), CPU per row, as the function runs it",
+        "embedded xgboost-cpu (the previous release), CPU per row",
         "embedded compiled (tl2cgen), CPU per row",
+        "embedded drivers, pure-Python TreeSHAP vs XGBoost pred_contribs, CPU per row",
+        "embedded first prediction, pure Python (shipped) vs xgboost-cpu",
         "embedded first prediction, compiled vs xgboost-cpu",
+        "embedded model on disk, pure Python (shipped) vs xgboost-cpu",
         "embedded model on disk, compiled vs xgboost-cpu",
     }
     details = entry["details"]
-    # The compiled library evaluates the same trees: its probabilities are XGBoost's, to float32 rounding.
-    assert 0 <= details["max_abs_difference"] < 1e-6
+    assert details["shipped"] == "pure_python"
+    # Both evaluate the same trees: their probabilities are XGBoost's, to float32 rounding.
+    assert 0 <= details["max_abs_difference"]["pure_python"] < 1e-6
+    assert 0 <= details["max_abs_difference"]["compiled"] < 1e-6
+    assert 0 <= details["max_abs_contribution_difference"]["pure_python"] < 1e-4
     assert details["rows"] == 20
+    assert details["drivers_rows"]["rows"] > 0
+    assert set(details["shipped_bytes"]) == {"boosted_trees.py", "ubjson.py", "embedded_predictor.py"}
     assert set(details["layer_bytes"]) == {"xgboost-cpu", "numpy", "scipy"}
     assert all(size > 1_000_000 for size in details["layer_bytes"].values())
     assert details["library_bytes"] > 0

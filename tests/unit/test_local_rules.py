@@ -105,11 +105,15 @@ def test_functions_take_globals_handler_and_invoke_config_from_the_template() ->
 
 def test_a_layer_chosen_by_a_condition_follows_it() -> None:
     # Given a template whose function adds a second layer only under a condition
-    text = (ROOT / "template.yaml").read_text().replace(
-        "      LoggingConfig:\n        LogGroup: !Ref InferenceLogGroup",
-        "      Layers:\n        - !If [EmbeddedModel, !Ref SharedLayer, !Ref AWS::NoValue]\n"
-        "      LoggingConfig:\n        LogGroup: !Ref InferenceLogGroup",
-        1,
+    text = (
+        (ROOT / "template.yaml")
+        .read_text()
+        .replace(
+            "      LoggingConfig:\n        LogGroup: !Ref InferenceLogGroup",
+            "      Layers:\n        - !If [EmbeddedModel, !Ref SharedLayer, !Ref AWS::NoValue]\n"
+            "      LoggingConfig:\n        LogGroup: !Ref InferenceLogGroup",
+            1,
+        )
     )
     template = loads(text, path=ROOT / "template.yaml")
     inference = template.functions["InferenceFunction"]

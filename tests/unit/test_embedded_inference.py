@@ -27,6 +27,7 @@ from motor_maintenance.alarms import AlarmKind, Transition
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.errors import PredictionUnavailable
 from motor_maintenance.features import FEATURE_NAMES
+from motor_maintenance.prediction import Prediction
 from motor_maintenance.service import Predictor, process_reading
 from tests.conftest import FakeAws
 from tests.support import LambdaContext, MemoryStore, Recorder, load_event, load_handler
@@ -218,3 +219,54 @@ def test_the_inference_handler_with_model_s3_url_scores_readings_with_the_model_
     assert first["failure_probability"] is not None
     assert 0.0 <= first["failure_probability"] <= 1.0
     assert services == ["s3"]
+
+
+@dataclass
+class RowCapture:
+    """A Predictor that keeps the feature rows the use case asks it about."""
+
+    rows: list[list[float]] = field(default_factory=list)
+
+    def predict(self, rows: Any) -> list[Prediction]:
+        self.rows.extend(list(row) for row in rows)
+        return [Prediction(probability=0.0) for _ in rows]
+
+
+@dataclass
+class TickingClock:
+    """perf_counter's stand-in: each reading is one second after the last."""
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_drivers_stop_at_the_budget_the_most_likely_rows_first_and_the_rest_say_why(artifact: bytes) -> None:
+    # Given six rows of a motor wearing out, every one to be explained, and a budget of 2.5 clock seconds
+    history = generate(FleetConfig(motors=2, seed=77, wear_scale=4.0), duration_s=60 * DAY_S)
+    column, onset = _first_wear_failure(history)
+    capture = RowCapture()
+    _run(capture, [history.reading(t, column) for t in range(max(onset - 2 * 144, 0), onset)])
+    rows = capture.rows[-6:]
+    predictor = EmbeddedPredictor(
+        MODEL_URL, _s3(artifact), drivers_min_probability=0.0, drivers_budget_s=2.5, clock=TickingClock()
+    )
+
+    # When they are predicted in one call
+    predictions = predictor.predict(rows)
+
+    # Then every row has its probability; the two most likely (the budget's two clock readings) have
+    # drivers, and the others none, with the reason
+    unbounded = EmbeddedPredictor(MODEL_URL, _s3(artifact), drivers_min_probability=0.0).predict(rows)
+    assert [p.probability for p in predictions] == [p.probability for p in unbounded]
+    ranked = sorted(range(len(rows)), key=lambda index: -unbounded[index].probability)
+    for index in ranked[:2]:
+        assert predictions[index] == unbounded[index]
+        assert predictions[index].drivers
+    for index in ranked[2:]:
+        assert predictions[index].drivers == ()
+        assert predictions[index].drivers_dropped == (
+            f"drivers not computed: 2 of this call's {len(rows)} rows above 0.0 took its 2.5 s budget"
+        )

@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import math
 import tarfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -29,6 +30,11 @@ DRIVERS_MIN_PROBABILITY = 0.2
 """As model/inference.py's defaults: up to three drivers, for rows at least this likely to fail."""
 CONTRIBUTION_DIGITS = 4
 """The endpoint rounds each contribution to four decimals and drops those that round to zero or below."""
+DRIVERS_BUDGET_S = 2.0
+"""Wall seconds one call may spend on drivers. TreeSHAP in Python costs about 20 ms a row here (more on
+a Lambda with a fraction of a vCPU): a batch of 500 readings all above the threshold would take the
+function past its timeout, fail, and come back to fail again. Past the budget, rows keep their
+probability and say why they have no drivers; the most likely rows are explained first."""
 
 
 def s3_location(url: str) -> tuple[str, str]:
@@ -48,12 +54,20 @@ class EmbeddedPredictor:
     """
 
     def __init__(
-        self, model_url: str, client: Any, *, drivers_min_probability: float = DRIVERS_MIN_PROBABILITY
+        self,
+        model_url: str,
+        client: Any,
+        *,
+        drivers_min_probability: float = DRIVERS_MIN_PROBABILITY,
+        drivers_budget_s: float = DRIVERS_BUDGET_S,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._url = model_url
         self._bucket, self._key = s3_location(model_url)
         self._client = client
         self._drivers_min_probability = drivers_min_probability
+        self._drivers_budget_s = drivers_budget_s
+        self._clock = clock
         self._model: BoostedTrees | None = None
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
@@ -65,24 +79,22 @@ class EmbeddedPredictor:
                 )
             if any(math.isinf(value) for value in row):
                 raise PredictionUnavailable(f"model {self._url}: row {number} has an infinite value")
-        return [self._predict_row(model, row) for row in rows]
-
-    def _predict_row(self, model: BoostedTrees, row: Sequence[float]) -> Prediction:
-        probability = model.probability(row)
-        if probability < self._drivers_min_probability:
-            return Prediction(probability=probability)
-        try:
-            contributions = model.contributions(row)[:-1]  # the last is the bias
-        except (ArithmeticError, RecursionError) as exc:  # a degenerate tree: keep the probability
-            return Prediction(probability=probability, drivers_dropped=f"drivers not computed: {exc!r}")
-        largest = sorted(range(len(contributions)), key=lambda index: -contributions[index])[:TOP_DRIVERS]
-        drivers = [
-            Driver(feature=model.feature_names[index], contribution=rounded)
-            for index in largest
-            if (rounded := round(contributions[index], CONTRIBUTION_DIGITS)) > 0
-        ]
-        drivers.sort(key=lambda driver: (-driver.contribution, driver.feature))  # as the endpoint's answer is read
-        return Prediction(probability=probability, drivers=tuple(drivers))
+        probabilities = [model.probability(row) for row in rows]
+        predictions = [Prediction(probability=probability) for probability in probabilities]
+        explained = [index for index, p in enumerate(probabilities) if p >= self._drivers_min_probability]
+        explained.sort(key=lambda index: -probabilities[index])  # stable: the earlier row first on a tie
+        deadline = self._clock() + self._drivers_budget_s
+        for done, index in enumerate(explained):
+            if self._clock() >= deadline:
+                reason = (
+                    f"drivers not computed: {done} of this call's {len(explained)} rows above "
+                    f"{self._drivers_min_probability} took its {self._drivers_budget_s} s budget"
+                )
+                for skipped in explained[done:]:
+                    predictions[skipped] = Prediction(probability=probabilities[skipped], drivers_dropped=reason)
+                break
+            predictions[index] = _explained(model, rows[index], probabilities[index])
+        return predictions
 
     def _load(self) -> BoostedTrees:
         try:
@@ -91,6 +103,22 @@ class EmbeddedPredictor:
             raise PredictionUnavailable(f"model {self._url}: {exc}") from exc
         self._model = load_artifact(archive, where=self._url)
         return self._model
+
+
+def _explained(model: BoostedTrees, row: Sequence[float], probability: float) -> Prediction:
+    """The prediction with its drivers: the largest positive TreeSHAP contributions, picked as the endpoint does."""
+    try:
+        contributions = model.contributions(row)[:-1]  # the last is the bias
+    except (ArithmeticError, RecursionError) as exc:  # a degenerate tree: keep the probability
+        return Prediction(probability=probability, drivers_dropped=f"drivers not computed: {exc!r}")
+    largest = sorted(range(len(contributions)), key=lambda index: -contributions[index])[:TOP_DRIVERS]
+    drivers = [
+        Driver(feature=model.feature_names[index], contribution=rounded)
+        for index in largest
+        if (rounded := round(contributions[index], CONTRIBUTION_DIGITS)) > 0
+    ]
+    drivers.sort(key=lambda driver: (-driver.contribution, driver.feature))  # as the endpoint's answer is read
+    return Prediction(probability=probability, drivers=tuple(drivers))
 
 
 def load_artifact(archive: bytes, *, where: str) -> BoostedTrees:

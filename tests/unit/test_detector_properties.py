@@ -323,3 +323,19 @@ def test_drivers_ride_only_on_predictive_raises_and_change_nothing_else(history:
                 assert event.drivers == drivers_of(round(event.probability_at.timestamp() * 1000))
             else:
                 assert event.drivers == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories)
+def test_no_step_changes_the_state_it_is_given(history: list[Read | Act]) -> None:
+    """A reading copies an alarm's status only when it changes it: the statuses it leaves are still shared."""
+    for record in replay(history):
+        if record.before is None:
+            continue
+        before = record.before.to_dict()
+
+        again = step(record.before, record.item, record.now, CONFIG)
+
+        assert record.before.to_dict() == before
+        assert again.state.to_dict() == record.after.to_dict()
+        assert again.events == record.events

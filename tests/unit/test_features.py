@@ -96,6 +96,35 @@ def test_stats_survive_a_round_trip_through_storage() -> None:
     assert RunningStats.from_dict(stats.to_dict()) == stats
 
 
+def test_stats_read_back_in_another_order_give_the_same_features_and_keep_their_order() -> None:
+    """Given statistics stored with their names in reverse order and a name this code no longer tracks..."""
+    _, stats = features_for(reading_payload(1), reading_payload(2, at_s=60, vibration_mm_s=3.0))
+    stored = stats.to_dict()
+    for part in ("fast", "slow", "baseline"):
+        stored[part] = {"retired_signal": 1.5, **dict(reversed(stored[part].items()))}
+    reading = Telemetry.model_validate(reading_payload(3, at_s=120, vibration_mm_s=3.5))
+
+    # ...when the next reading arrives...
+    vector, after = compute_features(reading, stats)
+    vector_read_back, after_read_back = compute_features(reading, RunningStats.from_dict(stored))
+
+    # ...the features and the means are the same, and the means keep the names, and the order, they were stored with.
+    assert to_csv_row(vector_read_back) == to_csv_row(vector)
+    for part in ("fast", "slow", "baseline"):
+        means, means_read_back = after.to_dict()[part], after_read_back.to_dict()[part]
+        assert list(means_read_back) == list(stored[part])
+        assert means_read_back == {"retired_signal": 1.5, **means}
+
+
+def test_stats_are_read_only() -> None:
+    _, stats = features_for(reading_payload(1))
+
+    with pytest.raises(AttributeError):
+        stats.fast = {}  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        stats.last_ts_ms = 0  # type: ignore[misc]
+
+
 def test_every_feature_has_its_own_label_in_words() -> None:
     assert set(FEATURE_LABELS) == set(FEATURE_NAMES)
     labels = [feature_label(name) for name in FEATURE_NAMES]

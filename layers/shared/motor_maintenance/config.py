@@ -112,9 +112,9 @@ class OfflineRule(_Frozen):
         max_length=ADVICE_MAX,
     )
 
-    @property
+    @cached_property
     def after_ms(self) -> int:
-        """`after_s` in milliseconds, the unit of the state's times."""
+        """`after_s` in milliseconds, the unit of the state's times (worked out once: every reading asks)."""
         return int(self.after_s * 1000)
 
 
@@ -206,11 +206,11 @@ class DetectorConfig(_Frozen):
 
     def alarm_names(self) -> list[str]:
         """Every alarm a motor has under this configuration."""
-        return list(self._alarm_names)
+        return list(self.alarm_name_tuple)
 
     @cached_property
-    def _alarm_names(self) -> tuple[str, ...]:
-        # Worked out once, the configuration being frozen: the detector asks for them with every reading.
+    def alarm_name_tuple(self) -> tuple[str, ...]:
+        """`alarm_names()`, worked out once (the configuration is frozen): the detector reads them for every reading."""
         offline = (OFFLINE_ALARM,) if self.offline.enabled else ()
         return (SCHEDULE_ALARM, *(rule.name for rule in self.conditions), PREDICTIVE_ALARM, *offline)
 

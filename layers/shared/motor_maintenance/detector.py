@@ -23,7 +23,7 @@ No clock reads and no I/O: `now` is a parameter, so the function replays determi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -60,7 +60,17 @@ _CLEARED_BY_RULE = (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED)
 """The states an alarm leaves when its rule stops holding."""
 
 
-@dataclass(frozen=True, slots=True)
+def _slot_setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of the slots of a frozen dataclass's fields, for an `__init__` of its own.
+
+    The generated `__init__` of a frozen dataclass sets each field through `object.__setattr__`, which
+    looks the field up by name: three times the cost of a plain class's, and these are made for every
+    reading. The slots' own setters skip the lookup; assigning a field afterwards is refused as before.
+    """
+    return tuple(vars(cls)[name].__set__ for name in names)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class ReadingInput:
     """A validated reading, the model's failure probability for it (None: no prediction) and what drove it."""
 
@@ -73,6 +83,26 @@ class ReadingInput:
     stats: RunningStats | None = None
     """The feature statistics after this reading (`compute_features`), stored with the state it applies to;
     None keeps the state's. Carried here rather than set on the decision's state afterwards, a copy less."""
+
+    def __init__(
+        self,
+        reading: Telemetry,
+        failure_probability: float | None = None,
+        drivers: tuple[Driver, ...] = (),
+        received_ms: int | None = None,
+        stats: RunningStats | None = None,
+    ) -> None:
+        set_reading, set_probability, set_drivers, set_received_ms, set_stats = _READING_INPUT_SETTERS
+        set_reading(self, reading)
+        set_probability(self, failure_probability)
+        set_drivers(self, drivers)
+        set_received_ms(self, received_ms)
+        set_stats(self, stats)
+
+
+_READING_INPUT_SETTERS = _slot_setters(
+    ReadingInput, "reading", "failure_probability", "drivers", "received_ms", "stats"
+)
 
 
 class Outcome(StrEnum):
@@ -91,7 +121,10 @@ class Outcome(StrEnum):
     """An action naming an alarm this motor does not have, or an out-of-range request."""
 
 
-@dataclass(frozen=True, slots=True)
+_APPLIED = Outcome.APPLIED
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Decision:
     """The detector's answer: the next state, the transitions to announce, and why."""
 
@@ -99,6 +132,16 @@ class Decision:
     events: tuple[AlarmEvent, ...]
     outcome: Outcome
     reason: str = ""
+
+    def __init__(self, state: MotorState, events: tuple[AlarmEvent, ...], outcome: Outcome, reason: str = "") -> None:
+        set_state, set_events, set_outcome, set_reason = _DECISION_SETTERS
+        set_state(self, state)
+        set_events(self, events)
+        set_outcome(self, outcome)
+        set_reason(self, reason)
+
+
+_DECISION_SETTERS = _slot_setters(Decision, "state", "events", "outcome", "reason")
 
 
 def new_state(motor_id: str) -> MotorState:
@@ -284,11 +327,16 @@ def _silence_ms(state: MotorState, now_ms: int) -> int | None:
 def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: DetectorConfig) -> Decision:
     reading = item.reading
     ts_ms = reading.ts_ms
-    if (refused := _screen(state, reading, ts_ms, now_ms, config)) is not None:
+    # The usual reading is newer than any applied and not from the future: only otherwise is it worth asking why.
+    usual = (state.last_ts_ms is None or ts_ms > state.last_ts_ms) and not _beyond_skew(ts_ms, now_ms, config)
+    if not usual and (refused := _screen(state, reading, ts_ms, now_ms, config)) is not None:
         return refused
 
-    names = config.alarm_names()
-    new = _prepared(state, names)
+    names = config.alarm_name_tuple
+    # The statuses are still the given state's: each is copied (`_own`) before it changes, as most readings
+    # leave one or two as they were (copying every one cost 4 % of the features and step).
+    new = _prepared(state, names, statuses=False)
+    alarms = new.alarms
     new.motor_type = reading.motor_type
     heard_ms = now_ms if item.received_ms is None else min(item.received_ms, now_ms)
     silence_ms = None if new.last_heard_ms is None else heard_ms - new.last_heard_ms
@@ -309,34 +357,18 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     events: list[AlarmEvent] = []
     # Only an operator snoozes an alarm: none snoozed now, none after this reading either.
     if snoozed := _any_snoozed(new):
+        for name in names:
+            _own(alarms, name)
         _expire(new, now_ms, names, config, events)
 
-    schedule = new.alarms[SCHEDULE_ALARM]
-    schedule.held = new.run_hours >= config.schedule.service_interval_h
-    schedule.last_value = new.run_hours
-    for rule in config.conditions:
-        value = signals.get(rule.signal)
-        if value is not None:
-            _track_condition(new.alarms[rule.name], rule, value, ts_ms, config.max_gap_s)
-    if probability is not None:
-        _track_prediction(new.alarms[PREDICTIVE_ALARM], probability, config)
-    offline = new.alarms.get(OFFLINE_ALARM) if config.offline.enabled else None
-    if offline is not None and offline.held:  # it speaks again
-        offline.held = False
-        offline.last_value = None if silence_ms is None else round(silence_ms / 1000, 3)
-
-    alarms = new.alarms
-    # The alarms `_follow_rule` will move: its `_rule_moves` inline, as a call per alarm costs 3 % of the step.
-    moving = [
-        name
-        for name in names
-        if (status := alarms[name]).state in (_RAISED_BY_RULE if status.held else _CLEARED_BY_RULE)
-    ]
-    if moving:  # most readings move no alarm: only then is the events' shared context worth making
+    _track_rules(new, signals, probability, ts_ms, silence_ms=silence_ms, config=config)
+    # Most readings move no alarm: only when one does is the events' shared context worth making.
+    if moving := _moving(alarms, names):
         context = _reading_context(
             new, item, ts_ms=ts_ms, now_ms=now_ms, config=config, signals=signals, drivers=drivers
         )
         for name in moving:
+            _own(alarms, name)
             _follow_rule(context, name, events)
 
     new.last_ts_ms = ts_ms
@@ -349,7 +381,38 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
         new.probability_ts_ms = ts_ms
         new.probability_drivers = drivers
     new.next_check_ms = _next_check(new, now_ms, config, snoozed=snoozed and _any_snoozed(new))  # after _expire
-    return Decision(new, tuple(events), Outcome.APPLIED)
+    return Decision(new, tuple(events), _APPLIED)
+
+
+def _track_rules(
+    state: MotorState,
+    signals: dict[str, float],
+    probability: float | None,
+    ts_ms: int,
+    *,
+    silence_ms: int | None,
+    config: DetectorConfig,
+) -> None:
+    """What a reading tells each rule: whether it holds now (`held`) and the value it last saw."""
+    alarms = state.alarms
+    schedule = alarms[SCHEDULE_ALARM]
+    held = state.run_hours >= config.schedule.service_interval_h
+    # The same objects while the motor is stopped: its run hours, and so the status, stay as they were.
+    if schedule.held is not held or schedule.last_value is not state.run_hours:
+        schedule = _own(alarms, SCHEDULE_ALARM)
+        schedule.held = held
+        schedule.last_value = state.run_hours
+    for rule in config.conditions:
+        value = signals.get(rule.signal)
+        if value is not None:
+            _track_condition(_own(alarms, rule.name), rule, value, ts_ms, config.max_gap_s)
+    if probability is not None:
+        _track_prediction(_own(alarms, PREDICTIVE_ALARM), probability, config)
+    offline = alarms.get(OFFLINE_ALARM) if config.offline.enabled else None
+    if offline is not None and offline.held:  # it speaks again
+        offline = _own(alarms, OFFLINE_ALARM)
+        offline.held = False
+        offline.last_value = None if silence_ms is None else round(silence_ms / 1000, 3)
 
 
 def _reading_context(
@@ -372,6 +435,12 @@ def _reading_context(
     if probability is not None:
         context.probability, context.probability_at_ms, context.drivers = probability, ts_ms, drivers
     return context
+
+
+def _own(alarms: dict[str, AlarmStatus], name: str) -> AlarmStatus:
+    """The alarm's status, replaced by a copy of its own first: the state a reading applies to still holds it."""
+    status = alarms[name] = alarms[name].copy()
+    return status
 
 
 def _track_condition(status: AlarmStatus, rule: ConditionRule, value: float, ts_ms: int, max_gap_s: float) -> None:
@@ -412,6 +481,20 @@ def _rule_moves(status: AlarmStatus) -> bool:
     return status.state in (_RAISED_BY_RULE if status.held else _CLEARED_BY_RULE)
 
 
+def _moving(alarms: dict[str, AlarmStatus], names: Sequence[str]) -> list[str]:
+    """The alarms of `names` that `_follow_rule` will move.
+
+    Every reading: `_rule_moves` inline, as a call per alarm costs 3 % of the step, and a loop, as a
+    comprehension is a call of its own in Python 3.11.
+    """
+    moving = []
+    for name in names:
+        status = alarms[name]
+        if status.state in (_RAISED_BY_RULE if status.held else _CLEARED_BY_RULE):
+            moving.append(name)
+    return moving
+
+
 def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None:
     """Level-triggered lifecycle: move the alarm to where its rule says it should be."""
     status = context.state.alarms[name]
@@ -431,7 +514,9 @@ def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None
             status.active_since_ms = None
 
 
-def _expire(state: MotorState, now_ms: int, names: list[str], config: DetectorConfig, events: list[AlarmEvent]) -> None:
+def _expire(
+    state: MotorState, now_ms: int, names: Sequence[str], config: DetectorConfig, events: list[AlarmEvent]
+) -> None:
     if not _any_snoozed(state):
         return
     for name in names:
@@ -584,15 +669,17 @@ _ACTIONS = {
 # --- shared ---------------------------------------------------------------------------------
 
 
-def _prepared(state: MotorState, names: list[str]) -> MotorState:
+def _prepared(state: MotorState, names: Sequence[str], *, statuses: bool = True) -> MotorState:
     """A copy of the state with a status for every alarm the configuration defines (`names`).
+
+    `statuses=False`: the copy holds the state's own statuses, which the caller copies before changing one.
 
     An alarm whose rule is not in this configuration keeps its status untouched: it is neither
     evaluated nor dropped. Two containers may briefly run different configurations (one still
     caching the previous SSM document); dropping the state there would re-raise, and re-alert,
     an alarm that is already active as soon as the other configuration sees the motor again.
     """
-    new = state.copy()
+    new = state.copy(statuses=statuses)
     for name in names:
         if name not in new.alarms:
             new.alarms[name] = AlarmStatus()

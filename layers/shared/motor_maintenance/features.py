@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from motor_maintenance.telemetry import SIGNALS, Telemetry
@@ -98,35 +97,132 @@ _LABEL_MAX = 64
 NAN = float("nan")
 _TRACKED_AND_DERIVED: tuple[str, ...] = (*TRACKED, *DERIVED)
 _N_TRACKED = len(TRACKED)
+_tracked_signals = operator.itemgetter(*(SIGNALS.index(name) for name in TRACKED))
+"""The TRACKED signals out of a reading's `signal_values`, in TRACKED order."""
+_all_averages = operator.itemgetter(*_TRACKED_AND_DERIVED)
+"""The means of _TRACKED_AND_DERIVED out of a dict holding them all, in that order (KeyError if one is missing)."""
+
+Means = dict[str, float]
+Averages = tuple[Sequence[float], Sequence[float], Sequence[float]]
+"""The fast, slow and baseline means of the quantities of _TRACKED_AND_DERIVED, in that order."""
+_Read = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]
+"""What the features read from the averages: fast, slow, trend (fast - slow), drift (fast - baseline)."""
 
 
-def _picker(names: tuple[str, ...]) -> Callable[[dict[str, float]], tuple[float, ...]]:
-    """A function taking the values of `names` (two or more) out of a dict, in that order, NaN for a missing one."""
-    take_all = operator.itemgetter(*names)
-
-    def pick(values: dict[str, float]) -> tuple[float, ...]:
-        try:
-            # One C call, a third of the cost of a comprehension of `get`s: every reading, several times.
-            return take_all(values)  # type: ignore[no-any-return]
-        except KeyError:  # a signal not measured, an average not started yet
-            return tuple([values.get(name, NAN) for name in names])
-
-    return pick
-
-
-_signal_values = _picker(SIGNALS)
-_tracked_values = _picker(_TRACKED_AND_DERIVED)
-
-
-@dataclass(frozen=True, slots=True)
 class RunningStats:
-    """Per-motor running statistics the features need; stored with the motor's state."""
+    """Per-motor running statistics the features need; stored with the motor's state. Read-only.
 
-    last_ts_ms: int | None = None
-    fast: dict[str, float] = field(default_factory=dict)
-    slow: dict[str, float] = field(default_factory=dict)
-    operating_s: float = 0.0
-    baseline: dict[str, float] = field(default_factory=dict)
+    `fast`, `slow` and `baseline` are the exponentially weighted means by name, as stored. Once every
+    tracked quantity has all three, `compute_features` works on them as `averages`, in
+    _TRACKED_AND_DERIVED order, and the dicts of the statistics it makes are built when first read:
+    storing a state builds them, the readings of a batch before it never do (building three dicts for
+    every reading cost more than the averaging itself). The dicts are not to be changed.
+    """
+
+    __slots__ = ("_averages", "_last_ts_ms", "_layout", "_means", "_operating_s", "_read")
+    _last_ts_ms: int | None
+    _operating_s: float
+    _averages: Averages | None
+    _means: tuple[Means, Means, Means] | None
+    """fast, slow and baseline; None until first read when made from `averages`."""
+    _layout: tuple[Means, Means, Means]
+    """The means that those built from `averages` take their names (and their order) from."""
+    _read: _Read | None
+    """What the features read from the averages (`read`), once worked out."""
+
+    def __init__(
+        self,
+        last_ts_ms: int | None = None,
+        fast: Means | None = None,
+        slow: Means | None = None,
+        operating_s: float = 0.0,
+        baseline: Means | None = None,
+    ) -> None:
+        means = ({} if fast is None else fast, {} if slow is None else slow, {} if baseline is None else baseline)
+        self._last_ts_ms = last_ts_ms
+        self._operating_s = operating_s
+        try:
+            self._averages = (_all_averages(means[0]), _all_averages(means[1]), _all_averages(means[2]))
+        except KeyError:  # a quantity not measured yet, or statistics stored before the baseline existed
+            self._averages = None
+        self._means = self._layout = means
+        self._read = None
+
+    def _moved(self, last_ts_ms: int, operating_s: float, advanced: tuple[Averages, _Read] | None) -> RunningStats:
+        """These statistics at a later reading, with new averages and what the features read from them (None: same)."""
+        stats = RunningStats.__new__(RunningStats)
+        stats._last_ts_ms = last_ts_ms
+        stats._operating_s = operating_s
+        if advanced is None:
+            stats._averages, stats._means, stats._read = self._averages, self._means, self._read
+        else:
+            (stats._averages, stats._read), stats._means = advanced, None
+        stats._layout = self._layout
+        return stats
+
+    @property
+    def last_ts_ms(self) -> int | None:
+        return self._last_ts_ms
+
+    @property
+    def operating_s(self) -> float:
+        return self._operating_s
+
+    @property
+    def averages(self) -> Averages | None:
+        """The fast, slow and baseline means in _TRACKED_AND_DERIVED order; None until each one has started."""
+        return self._averages
+
+    @property
+    def fast(self) -> Means:
+        return self._built()[0]
+
+    @property
+    def slow(self) -> Means:
+        return self._built()[1]
+
+    @property
+    def baseline(self) -> Means:
+        return self._built()[2]
+
+    def _features_read(self) -> _Read:
+        """What the features read from the averages, NaN where a mean has not started: worked out once."""
+        read = self._read
+        if read is None:
+            fast, slow, baseline = self._averages or _started(self)
+            read = self._read = (fast, slow, [*map(operator.sub, fast, slow)], [*map(operator.sub, fast, baseline)])
+        return read
+
+    def _built(self) -> tuple[Means, Means, Means]:
+        means = self._means
+        if means is None:
+            averages = self._averages
+            assert averages is not None  # noqa: S101 - statistics made without means have averages
+            # What updating a copy of the layout's means name by name makes: the same names in the same order.
+            means = (dict(self._layout[0]), dict(self._layout[1]), dict(self._layout[2]))
+            for named, values in zip(means, averages, strict=True):
+                named.update(zip(_TRACKED_AND_DERIVED, values, strict=True))
+            self._means = means
+        return means
+
+    def _fields(self) -> tuple[int | None, Means, Means, float, Means]:
+        return self.last_ts_ms, self.fast, self.slow, self.operating_s, self.baseline
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunningStats):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # it holds dicts
+
+    def __repr__(self) -> str:
+        return (
+            f"RunningStats(last_ts_ms={self.last_ts_ms!r}, fast={self.fast!r}, slow={self.slow!r}, "
+            f"operating_s={self.operating_s!r}, baseline={self.baseline!r})"
+        )
+
+    def __reduce__(self) -> tuple[type[RunningStats], tuple[int | None, Means, Means, float, Means]]:
+        return RunningStats, self._fields()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,7 +247,7 @@ class RunningStats:
 
 
 _NO_STATS = RunningStats()
-"""The statistics before a motor's first reading: shared, as compute_features copies the averages it changes."""
+"""The statistics before a motor's first reading: shared, as compute_features copies the means it changes."""
 
 
 def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[list[float], RunningStats]:
@@ -163,90 +259,121 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     stats = stats or _NO_STATS
     ts_ms = reading.ts_ms
     running = reading.running
-    signals = reading.signals()
-    get_signal = signals.get
-    ambient = get_signal("ambient_temp_c")
-    shaft_w = _shaft_w(signals)
-    winding_rise_c = _difference(get_signal("winding_temp_c"), ambient)
-    derived = _derived(get_signal("current_a"), winding_rise_c, shaft_w)
-    fast = dict(stats.fast)
-    slow = dict(stats.slow)
-    baseline = dict(stats.baseline)
-    operating_s = stats.operating_s
+    signals = reading.signal_values()
+    physics = _physics(reading)
     if running:
         step_s = 0.0 if stats.last_ts_ms is None else min(max((ts_ms - stats.last_ts_ms) / 1000, 0.0), MAX_STEP_S)
-        operating_s += step_s
-        a_fast = 1.0 - math.exp(-step_s / FAST_TAU_S)
-        a_slow = 1.0 - math.exp(-step_s / SLOW_TAU_S)
-        a_baseline = 1.0 - math.exp(-step_s / BASELINE_TAU_S)
-        isnan, get_tracked = math.isnan, (signals | derived).get  # once per reading and name: look each up once
-        for name in _TRACKED_AND_DERIVED:
-            value = get_tracked(name)
-            if value is None or isnan(value):
-                continue
-            old_fast = fast.get(name)
-            if old_fast is None:
-                fast[name] = slow[name] = baseline[name] = value
-                continue
-            old_slow = slow[name]
-            # Statistics stored before the baseline existed: it starts from the slow mean.
-            old_baseline = baseline.get(name, old_slow)
-            fast[name] = old_fast + a_fast * (value - old_fast)
-            slow[name] = old_slow + a_slow * (value - old_slow)
-            baseline[name] = old_baseline + a_baseline * (value - old_baseline)
-    new_stats = RunningStats(ts_ms, fast, slow, operating_s, baseline)  # positional: a quarter cheaper
+        values = (*_tracked_signals(signals), *physics[_N_RISES:])
+        averages = stats.averages
+        if averages is not None and not math.isnan(sum(values)):  # every mean started, every value known
+            new_stats = stats._moved(ts_ms, stats.operating_s + step_s, _advanced(averages, values, step_s))
+        else:
+            new_stats = _advanced_by_name(stats, ts_ms, step_s, values)
+    else:
+        new_stats = stats._moved(ts_ms, stats.operating_s, None)
 
     # An average not started yet is NaN, and so is a difference with it (the three start together).
-    # One list display, with the C-level `map`: this runs for every reading.
-    ewm_fast = _tracked_values(fast)
-    ewm_slow = _tracked_values(slow)
-    trend = [*map(operator.sub, ewm_fast, ewm_slow)]
+    ewm_fast, ewm_slow, trend, drift = new_stats._features_read()
     vector: list[float] = [
         1.0 if running else 0.0,
-        *_signal_values(signals),
+        *signals,
         *ewm_fast[:_N_TRACKED],
         *ewm_slow[:_N_TRACKED],
         *trend[:_N_TRACKED],
-        winding_rise_c,
-        _difference(get_signal("bearing_temp_c"), ambient),
-        _hydraulic_efficiency(signals, shaft_w),
-        *derived.values(),
+        *physics,
         *ewm_fast[_N_TRACKED:],
         *trend[_N_TRACKED:],
-        *map(operator.sub, ewm_fast, _tracked_values(baseline)),
+        *drift,
     ]
     return vector, new_stats
 
 
-def _derived(current: float | None, rise: float, shaft_w: float) -> dict[str, float]:
-    """The physics ratios of DERIVED, in that order, NaN where a signal is missing or the motor idles."""
-    heating = NAN if current is None or current < 1.0 else rise / (current / 100.0) ** 2
+def _weights(step_s: float) -> tuple[float, float, float]:
+    """How far a step of `step_s` moves the fast, slow and baseline means towards a new value."""
+    return (
+        1.0 - math.exp(-step_s / FAST_TAU_S),
+        1.0 - math.exp(-step_s / SLOW_TAU_S),
+        1.0 - math.exp(-step_s / BASELINE_TAU_S),
+    )
+
+
+def _advanced(averages: Averages, values: Sequence[float], step_s: float) -> tuple[Averages, _Read]:
+    """`averages` moved towards `values` (all known) by a step of `step_s`, as `_advanced_by_name` does, and the
+    trend and drift the features read from them."""
+    a_fast, a_slow, a_baseline = _weights(step_s)
+    fast: list[float] = []
+    slow: list[float] = []
+    baseline: list[float] = []
+    trend: list[float] = []
+    drift: list[float] = []
+    # One loop for all: a comprehension or a `map` each costs half as much again.
+    for value, old_fast, old_slow, old_baseline in zip(values, *averages, strict=False):
+        new_fast = old_fast + a_fast * (value - old_fast)
+        new_slow = old_slow + a_slow * (value - old_slow)
+        new_baseline = old_baseline + a_baseline * (value - old_baseline)
+        fast.append(new_fast)
+        slow.append(new_slow)
+        baseline.append(new_baseline)
+        trend.append(new_fast - new_slow)
+        drift.append(new_fast - new_baseline)
+    return (fast, slow, baseline), (fast, slow, trend, drift)
+
+
+def _advanced_by_name(stats: RunningStats, ts_ms: int, step_s: float, values: Sequence[float]) -> RunningStats:
+    """The statistics after a running motor's reading with a value missing, or a mean not started yet."""
+    fast, slow, baseline = dict(stats.fast), dict(stats.slow), dict(stats.baseline)
+    a_fast, a_slow, a_baseline = _weights(step_s)
+    for name, value in zip(_TRACKED_AND_DERIVED, values, strict=True):
+        if math.isnan(value):
+            continue
+        old_fast = fast.get(name)
+        if old_fast is None:
+            fast[name] = slow[name] = baseline[name] = value
+            continue
+        old_slow = slow[name]
+        # Statistics stored before the baseline existed: it starts from the slow mean.
+        old_baseline = baseline.get(name, old_slow)
+        fast[name] = old_fast + a_fast * (value - old_fast)
+        slow[name] = old_slow + a_slow * (value - old_slow)
+        baseline[name] = old_baseline + a_baseline * (value - old_baseline)
+    return RunningStats(ts_ms, fast, slow, stats.operating_s + step_s, baseline)
+
+
+def _started(stats: RunningStats) -> Averages:
+    """The means of _TRACKED_AND_DERIVED in that order, NaN for one not started yet."""
+
+    def in_order(means: Means) -> list[float]:
+        return [means.get(name, NAN) for name in _TRACKED_AND_DERIVED]
+
+    return in_order(stats.fast), in_order(stats.slow), in_order(stats.baseline)
+
+
+_N_RISES = 3
+"""The quantities of `_physics` before the DERIVED ratios."""
+
+
+def _physics(reading: Telemetry) -> tuple[float, float, float, float, float]:
+    """winding_rise_c, bearing_rise_c, hydraulic_efficiency and the DERIVED ratios, NaN where a signal is missing.
+
+    The five follow each other in the vector.
+    """
+    ambient, current = reading.ambient_temp_c, reading.current_a
+    winding, bearing = reading.winding_temp_c, reading.bearing_temp_c
+    torque, speed = reading.torque_nm, reading.speed_rpm
+    pressure, flow = reading.pressure_bar, reading.flow_m3h
+    winding_rise_c = NAN if winding is None or ambient is None else winding - ambient
+    bearing_rise_c = NAN if bearing is None or ambient is None else bearing - ambient
+    # Mechanical power at the shaft, torque times angular speed.
+    shaft_w = NAN if torque is None or speed is None else torque * speed * 2 * math.pi / 60
+    # Hydraulic power over shaft power: falls as an impeller wears or cavitates; idling or stopped, it is noise.
+    if pressure is None or flow is None or math.isnan(shaft_w) or shaft_w < 100.0:
+        hydraulic_efficiency = NAN
+    else:
+        hydraulic_efficiency = pressure * 1e5 * flow / 3600 / shaft_w
+    heating = NAN if current is None or current < 1.0 else winding_rise_c / (current / 100.0) ** 2
     shaft_kw = shaft_w / 1000
     per_kw = NAN if current is None or math.isnan(shaft_kw) or shaft_kw < 0.5 else current / shaft_kw
-    return {"winding_heating_k_per_a2": heating, "current_a_per_kw": per_kw}
-
-
-def _difference(value: float | None, reference: float | None) -> float:
-    return NAN if value is None or reference is None else value - reference
-
-
-def _hydraulic_efficiency(signals: dict[str, float], shaft_w: float) -> float:
-    """Hydraulic power over shaft power: falls as an impeller wears or cavitates."""
-    try:
-        hydraulic_w = signals["pressure_bar"] * 1e5 * signals["flow_m3h"] / 3600
-    except KeyError:
-        return NAN
-    if math.isnan(shaft_w) or shaft_w < 100.0:  # idling or stopped: the ratio is noise
-        return NAN
-    return hydraulic_w / shaft_w
-
-
-def _shaft_w(signals: dict[str, float]) -> float:
-    """Mechanical power at the shaft, torque times angular speed."""
-    try:
-        return signals["torque_nm"] * signals["speed_rpm"] * 2 * math.pi / 60
-    except KeyError:
-        return NAN
+    return winding_rise_c, bearing_rise_c, hydraulic_efficiency, heating, per_kw
 
 
 def to_csv_row(features: list[float]) -> str:

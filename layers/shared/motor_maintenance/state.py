@@ -104,11 +104,13 @@ class MotorState:
     outbox: tuple[dict[str, Any], ...] = ()
     """Alarm events saved with the state but not yet confirmed published (transactional outbox)."""
 
-    def copy(self) -> MotorState:
+    def copy(self, *, statuses: bool = True) -> MotorState:
         """An independent copy: the detector never mutates the state it was given.
 
-        Once per reading, so spelled out and positional: `dataclasses.replace` costs several times as much.
-        Keep the order of the fields (tests/unit/test_state_copy.py checks each one survives).
+        `statuses=False`: the copy's `alarms` is a dict of its own holding the same AlarmStatus objects, for a
+        caller that replaces each status by a copy before changing it. Once per reading, so spelled out and
+        positional: `dataclasses.replace` costs several times as much. Keep the order of the fields
+        (tests/unit/test_state_copy.py checks each one survives).
         """
         return MotorState(
             self.motor_id,
@@ -125,7 +127,7 @@ class MotorState:
             self.probability_ts_ms,
             self.probability_drivers,
             dict(self.last_readings),
-            {name: status.copy() for name, status in self.alarms.items()},
+            {name: status.copy() for name, status in self.alarms.items()} if statuses else dict(self.alarms),
             self.stats,
             self.event_seq,
             self.recent_action_ids,

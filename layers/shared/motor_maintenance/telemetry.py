@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cached_property
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, cast
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -41,7 +41,7 @@ def _signal(lo: float, hi: float, unit: str, what: str) -> Any:
 
 
 class CachingModel(BaseModel):
-    """A frozen model that keeps values worked out once from its fields (`functools.cached_property`)."""
+    """A frozen model that keeps values worked out once from its fields in its `__dict__`, as a cached_property does."""
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy, without the values worked out from the fields: `update` may change the fields."""
@@ -92,12 +92,12 @@ class Telemetry(CachingModel):
     @property
     def ts_ms(self) -> int:
         """The reading time in epoch milliseconds."""
-        return self._ts_ms
-
-    @cached_property
-    def _ts_ms(self) -> int:
         # Worked out once, the model being frozen: the features, the detector and their callers each ask.
-        return to_epoch_ms(self.ts)
+        # Kept by hand where a cached_property keeps it: Python 3.11's takes a lock, dearer than the work.
+        cached: int | None = self.__dict__.get("_ts_ms")
+        if cached is None:
+            cached = self.__dict__["_ts_ms"] = to_epoch_ms(self.ts)
+        return cached
 
     def signals(self) -> dict[str, float]:
         """The physical signals this reading carries, by name (missing ones left out)."""
@@ -108,6 +108,13 @@ class Telemetry(CachingModel):
             if value is not None:
                 signals[name] = value
         return signals
+
+    def signal_values(self) -> tuple[float, ...]:
+        """The physical signals in SIGNALS order, NaN for a missing one (the features' view of a reading)."""
+        values: tuple[float | None, ...] = _signal_fields(self.__dict__)
+        if None in values:
+            return tuple([_NAN if value is None else value for value in values])
+        return cast(tuple[float, ...], values)
 
 
 SIGNALS: tuple[str, ...] = (
@@ -123,6 +130,8 @@ SIGNALS: tuple[str, ...] = (
     "flow_m3h",
 )
 """Names of the numeric physical signals, in the order features and CSV rows use them."""
+_signal_fields = operator.itemgetter(*SIGNALS)
+_NAN = float("nan")
 
 
 class TelemetryEvent(Telemetry):

@@ -270,3 +270,23 @@ def test_drivers_stop_at_the_budget_the_most_likely_rows_first_and_the_rest_say_
         assert predictions[index].drivers_dropped == (
             f"drivers not computed: 2 of this call's {len(rows)} rows above 0.0 took its 2.5 s budget"
         )
+
+
+def test_drivers_named_outside_the_contract_are_dropped_as_the_endpoints_would_be(artifact: bytes) -> None:
+    # Given a model whose feature names a Driver cannot carry (a space is not allowed)
+    predictor = EmbeddedPredictor(MODEL_URL, _s3(artifact), drivers_min_probability=0.0)
+    row = [float("nan")] * _feature_count()
+    [plain] = predictor.predict([row])
+    model = predictor._model
+    assert model is not None
+    model.feature_names = [f"feature {index}" for index in range(model.num_features)]
+
+    # When a row is explained
+    [prediction] = predictor.predict([row])
+
+    # Then it keeps its probability, without drivers, saying why: the endpoint's answer is read the same way
+    assert prediction.probability == plain.probability
+    assert plain.drivers
+    assert prediction.drivers == ()
+    assert prediction.drivers_dropped is not None
+    assert prediction.drivers_dropped.startswith("malformed drivers")

@@ -20,8 +20,9 @@ from urllib.parse import urlparse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from motor_adapters.boosted_trees import BoostedTrees
+from motor_adapters.sagemaker_predictor import prediction_with_drivers
 from motor_maintenance.errors import PredictionUnavailable
-from motor_maintenance.prediction import Driver, Prediction
+from motor_maintenance.prediction import Prediction
 
 MODEL_FILE = "xgboost-model"
 """The booster's name in model.tar.gz (model/artifact.py writes it; SageMaker's XGBoost server loads it)."""
@@ -112,13 +113,12 @@ def _explained(model: BoostedTrees, row: Sequence[float], probability: float) ->
     except (ArithmeticError, RecursionError) as exc:  # a degenerate tree: keep the probability
         return Prediction(probability=probability, drivers_dropped=f"drivers not computed: {exc!r}")
     largest = sorted(range(len(contributions)), key=lambda index: -contributions[index])[:TOP_DRIVERS]
-    drivers = [
-        Driver(feature=model.feature_names[index], contribution=rounded)
+    drivers = [  # as code/inference.py writes them, then read as the endpoint's answer is
+        {"feature": model.feature_names[index], "contribution": rounded}
         for index in largest
         if (rounded := round(contributions[index], CONTRIBUTION_DIGITS)) > 0
     ]
-    drivers.sort(key=lambda driver: (-driver.contribution, driver.feature))  # as the endpoint's answer is read
-    return Prediction(probability=probability, drivers=tuple(drivers))
+    return prediction_with_drivers(probability, drivers)
 
 
 def load_artifact(archive: bytes, *, where: str) -> BoostedTrees:

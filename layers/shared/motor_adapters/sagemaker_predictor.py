@@ -68,7 +68,7 @@ def parse_predictions(payload: str) -> list[Prediction]:
         raise _unreadable(text) from exc
     if not isinstance(items, list) or not all(isinstance(item, dict) and "score" in item for item in items):
         raise _unreadable(text)
-    return [_prediction(_probability(item["score"]), item.get("drivers")) for item in items]
+    return [prediction_with_drivers(_probability(item["score"]), item.get("drivers")) for item in items]
 
 
 def _unreadable(text: str) -> PredictionUnavailable:
@@ -87,8 +87,12 @@ def _probability(score: Any) -> float:
     return value
 
 
-def _prediction(probability: float, raw: Any) -> Prediction:
-    """The row's prediction with its drivers, largest first; without them if they are malformed."""
+def prediction_with_drivers(probability: float, raw: Any) -> Prediction:
+    """The row's prediction with its drivers, largest first; without them if they are malformed.
+
+    `raw` is a row's `drivers` as the contract writes them (`[{"feature": ..., "contribution": ...}]`), from
+    the endpoint's answer or from the embedded model, read the same way.
+    """
     if raw is None:  # the built-in algorithm, or a model that does not explain itself
         return Prediction(probability=probability)
     try:

@@ -48,7 +48,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -56,6 +55,7 @@ import xgboost as xgb
 
 from benchmarks.report import REPO, Figure, ratio
 from benchmarks.warm_inference import _bare_predict_cpu_s, _feature_rows, per_row_cpu_s, running_events
+from local.sagemaker_endpoint import import_program
 from motor_adapters.embedded_predictor import DRIVERS_MIN_PROBABILITY, EmbeddedPredictor, load_artifact
 from motor_adapters.sagemaker_predictor import ACCEPT, parse_predictions
 from motor_maintenance.features import to_csv_row
@@ -118,7 +118,7 @@ class ArtifactCode:
         with tempfile.TemporaryDirectory(prefix="bench-artifact-") as folder:
             with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
                 tar.extractall(folder, filter="data")
-            self.code = _import_file(Path(folder) / "code" / "inference.py", self.MODULE_NAME)
+            self.code = import_program(self.MODULE_NAME, Path(folder) / "code" / "inference.py")
             self.booster: xgb.Booster = self.code.model_fn(folder)
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
@@ -126,16 +126,6 @@ class ArtifactCode:
         data = self.code.input_fn(body, "text/csv")
         answer, _ = self.code.output_fn(self.code.predict_fn(data, self.booster), ACCEPT)
         return parse_predictions(answer)
-
-
-def _import_file(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Archive:

@@ -200,7 +200,7 @@ class ModelServer(LoopbackService):
             raise ValueError(f"{self.artifact} has no {CODE_DIR}/{PROGRAM}: script mode has nothing to run")
         # A name of its own: two servers in one process (or the tests' own `model.inference`) never share state.
         self._module_name = f"_sagemaker_program_{uuid.uuid4().hex}"
-        self._inference = _import_program(self._module_name, script)
+        self._inference = import_program(self._module_name, script)
         missing = [
             name for name in ("model_fn", "input_fn", "predict_fn", "output_fn") if not hasattr(self._inference, name)
         ]
@@ -275,7 +275,7 @@ def _extract(artifact: Path, model_dir: Path) -> None:
         archive.extractall(model_dir, filter="data")
 
 
-def _import_program(module_name: str, script: Path) -> ModuleType:
+def import_program(module_name: str, script: Path) -> ModuleType:
     """Import the artifact's inference.py; its directory is on sys.path meanwhile, as SAGEMAKER_SUBMIT_DIRECTORY is."""
     spec = importlib.util.spec_from_file_location(module_name, script)
     if spec is None or spec.loader is None:

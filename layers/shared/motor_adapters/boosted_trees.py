@@ -89,9 +89,9 @@ class BoostedTrees:
             raise ModelFormatError(f"not an XGBoost model file: {exc}") from exc
         try:
             return _from_document(document)
+        except ModelFormatError:
+            raise
         except (KeyError, TypeError, IndexError, ValueError) as exc:
-            if isinstance(exc, ModelFormatError):
-                raise
             raise ModelFormatError(f"malformed XGBoost model: {type(exc).__name__}: {exc}") from exc
 
     def probability(self, row: Sequence[float]) -> float:

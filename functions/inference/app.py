@@ -34,7 +34,8 @@ from motor_adapters.wiring import (
     report_health,
 )
 from motor_maintenance.health import ModelHealthMonitor
-from motor_maintenance.service import Predictor, process_reading
+from motor_maintenance.ports import Predictor
+from motor_maintenance.service import process_reading
 from motor_maintenance.telemetry import TelemetryEvent
 
 logger = Logger()

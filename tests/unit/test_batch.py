@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from motor_maintenance.batch import BatchItem, BatchResult, process_batch
 from motor_maintenance.detector import Outcome
 from motor_maintenance.errors import StoreUnavailable
-from motor_maintenance.service import BatchItem, BatchResult, process_batch, process_reading
+from motor_maintenance.service import process_reading
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 from tests.support import MemoryStore, Recorder, reading_payload

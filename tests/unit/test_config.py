@@ -22,7 +22,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (vibration.raise_threshold, vibration.min_duration_s) == (11.2, 60)
     assert (config.predictive.raise_threshold, config.predictive.consecutive) == (0.5, 2)
     assert config.offline.after_s == 600
-    assert config.alarm_names() == ["schedule", "fluid_overtemperature", "vibration_zone_d", "predictive", "offline"]
+    assert config.alarm_names() == ("schedule", "fluid_overtemperature", "vibration_zone_d", "predictive", "offline")
 
 
 def test_overrides_merge_into_nested_rules() -> None:

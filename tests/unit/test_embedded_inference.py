@@ -27,8 +27,9 @@ from motor_maintenance.alarms import AlarmKind, Transition
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.errors import PredictionUnavailable
 from motor_maintenance.features import FEATURE_NAMES
+from motor_maintenance.ports import Predictor
 from motor_maintenance.prediction import Prediction
-from motor_maintenance.service import Predictor, process_reading
+from motor_maintenance.service import process_reading
 from tests.conftest import FakeAws
 from tests.support import LambdaContext, MemoryStore, Recorder, load_event, load_handler
 from tests.unit.test_model_serving import ArtifactEndpoint, _first_wear_failure

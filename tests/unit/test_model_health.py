@@ -12,7 +12,8 @@ from motor_adapters.dynamodb_store import HEALTH_KEY, DynamoHealthStore, DynamoS
 from motor_maintenance.alarms import ALL_MOTORS, AlarmEvent, AlarmKind
 from motor_maintenance.config import ModelHealthRule
 from motor_maintenance.errors import StoreUnavailable, VersionConflict
-from motor_maintenance.health import REFRESH_S, ModelHealth, ModelHealthMonitor
+from motor_maintenance.health import REFRESH_S, ModelHealthMonitor
+from motor_maintenance.state import ModelHealth
 from motor_maintenance.telemetry import Telemetry
 from tests.conftest import FakeAws
 from tests.support import T0_MS, LambdaContext, Recorder, load_event, load_handler, reading_payload
@@ -151,7 +152,7 @@ def test_a_health_alert_whose_publish_failed_is_published_by_the_next_prediction
     assert report.error is not None
     assert "broker unreachable" in report.error
     assert store.record is not None
-    pending = [item["event_id"] for item in store.record.outbox]
+    pending = [event.event_id for event in store.record.outbox]
     [report] = fail(monitor)
 
     assert [event.event_id for event in report.published] == pending

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from motor_maintenance.alarms import AlarmKind, AlarmState, OperatorAction, Transition
+from motor_maintenance.alarms import AlarmEvent, AlarmKind, AlarmState, OperatorAction, Transition
 from motor_maintenance.alerts import format_alert
 from motor_maintenance.config import OFFLINE_ALARM, DetectorConfig
 from motor_maintenance.detector import Decision, Outcome, ReadingInput, check_timers, step
 from motor_maintenance.service import process_reading, process_timers
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
-from tests.support import T0_MS, MemoryStore, Recorder, load_handler, reading_payload
+from tests.support import T0_MS, MemoryStore, Recorder, load_event, load_handler, reading_payload
 
 T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
 CONFIG = DetectorConfig()  # offline after 600 s
@@ -320,7 +320,7 @@ def test_an_item_is_in_the_index_only_while_something_is_due() -> None:
     assert "check_shard" not in client.items[-1]
 
     # An event saved but not yet published makes the motor due at once: the timer delivers it.
-    store.save(replace(stopped, outbox=({"event_id": "e"},)), expected_version=2)
+    store.save(replace(stopped, outbox=(AlarmEvent.model_validate(load_event("alarm-raised")),)), expected_version=2)
     assert client.items[-1]["check_due_ms"] == {"N": "0"}
 
 

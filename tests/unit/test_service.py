@@ -142,7 +142,7 @@ def test_a_retry_after_publish_failed_delivers_the_saved_events_exactly_once() -
         send(store, publisher, raising)  # state saved with the event in its outbox; publish failed
     pending = store.load("motor-001")
     assert pending is not None
-    pending_ids = [item["event_id"] for item in pending.outbox]
+    pending_ids = [event.event_id for event in pending.outbox]
     assert len(pending_ids) >= 1
     retry = send(store, publisher, raising)  # Lambda's retry of the same event
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from motor_maintenance.alarms import AlarmState
+from motor_maintenance.alarms import AlarmEvent, AlarmState
 from motor_maintenance.features import RunningStats
 from motor_maintenance.prediction import Driver
 from motor_maintenance.state import AlarmStatus, MotorState
+from tests.support import load_event
 
 
 def _status() -> AlarmStatus:
@@ -43,7 +44,7 @@ def _state() -> MotorState:
         stats=RunningStats(last_ts_ms=99, fast={"current_a": 1.0}, operating_s=60.0),
         event_seq=9,
         recent_action_ids=("a-1",),
-        outbox=({"event_id": "e-1"},),
+        outbox=(AlarmEvent.model_validate(load_event("alarm-raised")),),
     )
 
 

@@ -13,8 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from motor_maintenance.errors import StoreUnavailable, VersionConflict
-from motor_maintenance.health import ModelHealth
-from motor_maintenance.state import MotorState
+from motor_maintenance.state import ModelHealth, MotorState
 
 HEALTH_KEY = "__health__#model"
 """Key of the model's health item in the state table: '#' is not allowed in a motor id, so no motor has it."""

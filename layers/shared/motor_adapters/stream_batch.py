@@ -30,9 +30,10 @@ from pydantic import ValidationError
 
 from motor_adapters.clients import time_left_s
 from motor_adapters.reading_report import ReadingReporter, summary
+from motor_maintenance.batch import BatchItem, BatchResult, process_batch
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.health import ModelHealthMonitor
-from motor_maintenance.service import BatchItem, BatchResult, BatchStateStore, EventPublisher, Predictor, process_batch
+from motor_maintenance.ports import BatchStateStore, EventPublisher, Predictor
 from motor_maintenance.telemetry import TelemetryEvent
 
 WORKERS = 8

@@ -204,13 +204,12 @@ class DetectorConfig(_Frozen):
             raise ValueError("condition rule names must be unique")
         return self
 
-    def alarm_names(self) -> list[str]:
+    def alarm_names(self) -> tuple[str, ...]:
         """Every alarm a motor has under this configuration."""
-        return list(self.alarm_name_tuple)
+        return self._alarm_names
 
     @cached_property
-    def alarm_name_tuple(self) -> tuple[str, ...]:
-        """`alarm_names()`, worked out once (the configuration is frozen): the detector reads them for every reading."""
+    def _alarm_names(self) -> tuple[str, ...]:
         offline = (OFFLINE_ALARM,) if self.offline.enabled else ()
         return (SCHEDULE_ALARM, *(rule.name for rule in self.conditions), PREDICTIVE_ALARM, *offline)
 

@@ -23,11 +23,10 @@ No clock reads and no I/O: `now` is a parameter, so the function replays determi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from motor_maintenance.alarms import (
     ActionName,
@@ -51,27 +50,8 @@ from motor_maintenance.prediction import DRIVERS_MAX, Driver
 from motor_maintenance.state import RECENT_ACTIONS_KEPT, AlarmStatus, MotorState
 from motor_maintenance.telemetry import Telemetry, to_epoch_ms
 
-# Enum members as module constants: the checks below run for every alarm on every reading, and an
-# enum attribute lookup (or a tuple of them built on each call) costs several times a global's.
-_SNOOZED = AlarmState.SNOOZED
-_RAISED_BY_RULE = (AlarmState.NORMAL, AlarmState.LATCHED)
-"""The states an alarm leaves for ACTIVE when its rule holds."""
-_CLEARED_BY_RULE = (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED)
-"""The states an alarm leaves when its rule stops holding."""
 
-
-def _slot_setters(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
-    """The setters of the slots of a frozen dataclass's fields, for an `__init__` of its own.
-
-    The generated `__init__` of a frozen dataclass sets each field through `object.__setattr__`, which
-    looks the field up by name: three times the cost of a plain class's, and these are made for every
-    reading. The slots' own setters skip the lookup; assigning a field afterwards is refused as before.
-    """
-    return tuple(vars(cls)[name].__set__ for name in names)
-
-
-@dataclass(frozen=True, slots=True, init=False)
-class ReadingInput:
+class ReadingInput(NamedTuple):
     """A validated reading, the model's failure probability for it (None: no prediction) and what drove it."""
 
     reading: Telemetry
@@ -82,27 +62,7 @@ class ReadingInput:
     """When IoT Core received the reading (the rule's timestamp()); None: when it is processed."""
     stats: RunningStats | None = None
     """The feature statistics after this reading (`compute_features`), stored with the state it applies to;
-    None keeps the state's. Carried here rather than set on the decision's state afterwards, a copy less."""
-
-    def __init__(
-        self,
-        reading: Telemetry,
-        failure_probability: float | None = None,
-        drivers: tuple[Driver, ...] = (),
-        received_ms: int | None = None,
-        stats: RunningStats | None = None,
-    ) -> None:
-        set_reading, set_probability, set_drivers, set_received_ms, set_stats = _READING_INPUT_SETTERS
-        set_reading(self, reading)
-        set_probability(self, failure_probability)
-        set_drivers(self, drivers)
-        set_received_ms(self, received_ms)
-        set_stats(self, stats)
-
-
-_READING_INPUT_SETTERS = _slot_setters(
-    ReadingInput, "reading", "failure_probability", "drivers", "received_ms", "stats"
-)
+    None keeps the state's."""
 
 
 class Outcome(StrEnum):
@@ -121,11 +81,7 @@ class Outcome(StrEnum):
     """An action naming an alarm this motor does not have, or an out-of-range request."""
 
 
-_APPLIED = Outcome.APPLIED
-
-
-@dataclass(frozen=True, slots=True, init=False)
-class Decision:
+class Decision(NamedTuple):
     """The detector's answer: the next state, the transitions to announce, and why."""
 
     state: MotorState
@@ -133,31 +89,10 @@ class Decision:
     outcome: Outcome
     reason: str = ""
 
-    def __init__(self, state: MotorState, events: tuple[AlarmEvent, ...], outcome: Outcome, reason: str = "") -> None:
-        set_state, set_events, set_outcome, set_reason = _DECISION_SETTERS
-        set_state(self, state)
-        set_events(self, events)
-        set_outcome(self, outcome)
-        set_reason(self, reason)
-
-
-_DECISION_SETTERS = _slot_setters(Decision, "state", "events", "outcome", "reason")
-
 
 def new_state(motor_id: str) -> MotorState:
     """The state of a motor never seen before."""
     return MotorState(motor_id=motor_id)
-
-
-def is_newer(state: MotorState | None, reading: Telemetry) -> bool:
-    """Whether a reading is newer than everything applied so far, ordered by (ts, seq)."""
-    return _is_newer(state, reading.ts_ms, reading.seq)
-
-
-def _is_newer(state: MotorState | None, ts_ms: int, seq: int) -> bool:
-    if state is None or state.last_ts_ms is None:
-        return True
-    return (ts_ms, seq) > (state.last_ts_ms, state.last_seq if state.last_seq is not None else -1)
 
 
 def screen(state: MotorState | None, reading: Telemetry, now: datetime, config: DetectorConfig) -> Decision | None:
@@ -273,26 +208,15 @@ def next_check(state: MotorState, now_ms: int, config: DetectorConfig) -> int | 
     time on), and a steady stream of readings rewrites the index entry about once per half window,
     not once per reading.
     """
-    return _next_check(state, now_ms, config, snoozed=_any_snoozed(state))
-
-
-def _next_check(state: MotorState, now_ms: int, config: DetectorConfig, *, snoozed: bool) -> int | None:
-    """`next_check`, told whether any alarm is snoozed (`_any_snoozed`): a reading knows it already."""
     due: int | None = None
-    if snoozed:  # rare: only then is it worth listing the configured alarms (a removed rule's is frozen)
-        names = config.alarm_names()
-        due = min(
-            (
-                status.snoozed_until_ms
-                for name, status in state.alarms.items()
-                if name in names and status.state is _SNOOZED and status.snoozed_until_ms is not None
-            ),
-            default=None,
-        )
+    snoozed = [(name, status) for name, status in state.alarms.items() if status.state is AlarmState.SNOOZED]
+    if snoozed:  # rare: an operator snoozed an alarm
+        names = config.alarm_names()  # an alarm whose rule was removed is frozen: its snooze does not end
+        ends = [status.snoozed_until_ms for name, status in snoozed if name in names]
+        due = min((end for end in ends if end is not None), default=None)
     margin_ms = 0
-    offline_rule = config.offline
-    if offline_rule.enabled:
-        after_ms = offline_rule.after_ms
+    if config.offline.enabled:
+        after_ms = config.offline.after_ms
         margin_ms = after_ms // 2
         offline = state.alarms.get(OFFLINE_ALARM)
         if state.last_running and state.last_heard_ms is not None and offline is not None and not offline.held:
@@ -304,14 +228,6 @@ def _next_check(state: MotorState, now_ms: int, config: DetectorConfig, *, snooz
     if kept is not None and now_ms + margin_ms < kept <= due:
         return kept
     return due
-
-
-def _any_snoozed(state: MotorState) -> bool:
-    """Whether any alarm is snoozed: the common case, none, skips the snooze bookkeeping."""
-    for status in state.alarms.values():  # noqa: SIM110 - every reading: a loop costs half of any() over a generator
-        if status.state is _SNOOZED:
-            return True
-    return False
 
 
 def _silence_ms(state: MotorState, now_ms: int) -> int | None:
@@ -327,16 +243,18 @@ def _silence_ms(state: MotorState, now_ms: int) -> int | None:
 def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: DetectorConfig) -> Decision:
     reading = item.reading
     ts_ms = reading.ts_ms
-    # The usual reading is newer than any applied and not from the future: only otherwise is it worth asking why.
-    usual = (state.last_ts_ms is None or ts_ms > state.last_ts_ms) and not _beyond_skew(ts_ms, now_ms, config)
-    if not usual and (refused := _screen(state, reading, ts_ms, now_ms, config)) is not None:
+    refused = _screen(state, reading, ts_ms, now_ms, config)
+    if refused is not None:
         return refused
+    probability = item.failure_probability
+    if probability is not None and not 0.0 <= probability <= 1.0:
+        raise ValueError(f"failure probability {probability} is not in [0, 1]")
+    if item.drivers and probability is None:
+        raise ValueError("drivers without a failure probability")
+    drivers = item.drivers[:DRIVERS_MAX]
 
-    names = config.alarm_name_tuple
-    # The statuses are still the given state's: each is copied (`_own`) before it changes, as most readings
-    # leave one or two as they were (copying every one cost 4 % of the features and step).
-    new = _prepared(state, names, statuses=False)
-    alarms = new.alarms
+    names = config.alarm_names()
+    new = _prepared(state, names)
     new.motor_type = reading.motor_type
     heard_ms = now_ms if item.received_ms is None else min(item.received_ms, now_ms)
     silence_ms = None if new.last_heard_ms is None else heard_ms - new.last_heard_ms
@@ -347,41 +265,34 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
         gap_s = min((ts_ms - since_ms) / 1000, config.max_gap_s)
         new.run_hours += max(gap_s, 0.0) / 3600
     signals = reading.signals()
-    probability = item.failure_probability
-    if probability is not None and not 0.0 <= probability <= 1.0:
-        raise ValueError(f"failure probability {probability} is not in [0, 1]")
-    if item.drivers and probability is None:
-        raise ValueError("drivers without a failure probability")
-    drivers = item.drivers[:DRIVERS_MAX]
 
     events: list[AlarmEvent] = []
-    # Only an operator snoozes an alarm: none snoozed now, none after this reading either.
-    if snoozed := _any_snoozed(new):
-        for name in names:
-            _own(alarms, name)
-        _expire(new, now_ms, names, config, events)
-
+    _expire(new, now_ms, names, config, events)
     _track_rules(new, signals, probability, ts_ms, silence_ms=silence_ms, config=config)
-    # Most readings move no alarm: only when one does is the events' shared context worth making.
-    if moving := _moving(alarms, names):
-        context = _reading_context(
-            new, item, ts_ms=ts_ms, now_ms=now_ms, config=config, signals=signals, drivers=drivers
+    moving = [name for name in names if _rule_moves(new.alarms[name])]
+    if moving:  # most readings move no alarm: only then are the events' shared details worth gathering
+        context = _Context(
+            new, cause_key=f"r:{ts_ms}:{reading.seq}", at_ms=ts_ms, cause="reading", config=config, now_ms=now_ms
         )
+        context.reading_seq = reading.seq
+        context.readings = signals
+        if probability is not None:
+            context.probability, context.probability_at_ms, context.drivers = probability, ts_ms, drivers
         for name in moving:
-            _own(alarms, name)
             _follow_rule(context, name, events)
 
     new.last_ts_ms = ts_ms
     new.last_seq = reading.seq
     new.last_running = reading.running
     new.last_readings = signals
-    new.stats = new.stats if item.stats is None else item.stats
+    if item.stats is not None:
+        new.stats = item.stats
     if probability is not None:
         new.failure_probability = probability
         new.probability_ts_ms = ts_ms
         new.probability_drivers = drivers
-    new.next_check_ms = _next_check(new, now_ms, config, snoozed=snoozed and _any_snoozed(new))  # after _expire
-    return Decision(new, tuple(events), _APPLIED)
+    new.next_check_ms = next_check(new, now_ms, config)
+    return Decision(new, tuple(events), Outcome.APPLIED)
 
 
 def _track_rules(
@@ -396,51 +307,18 @@ def _track_rules(
     """What a reading tells each rule: whether it holds now (`held`) and the value it last saw."""
     alarms = state.alarms
     schedule = alarms[SCHEDULE_ALARM]
-    held = state.run_hours >= config.schedule.service_interval_h
-    # The same objects while the motor is stopped: its run hours, and so the status, stay as they were.
-    if schedule.held is not held or schedule.last_value is not state.run_hours:
-        schedule = _own(alarms, SCHEDULE_ALARM)
-        schedule.held = held
-        schedule.last_value = state.run_hours
+    schedule.held = state.run_hours >= config.schedule.service_interval_h
+    schedule.last_value = state.run_hours
     for rule in config.conditions:
         value = signals.get(rule.signal)
         if value is not None:
-            _track_condition(_own(alarms, rule.name), rule, value, ts_ms, config.max_gap_s)
+            _track_condition(alarms[rule.name], rule, value, ts_ms, config.max_gap_s)
     if probability is not None:
-        _track_prediction(_own(alarms, PREDICTIVE_ALARM), probability, config)
+        _track_prediction(alarms[PREDICTIVE_ALARM], probability, config)
     offline = alarms.get(OFFLINE_ALARM) if config.offline.enabled else None
     if offline is not None and offline.held:  # it speaks again
-        offline = _own(alarms, OFFLINE_ALARM)
         offline.held = False
         offline.last_value = None if silence_ms is None else round(silence_ms / 1000, 3)
-
-
-def _reading_context(
-    state: MotorState,
-    item: ReadingInput,
-    *,
-    ts_ms: int,
-    now_ms: int,
-    config: DetectorConfig,
-    signals: dict[str, float],
-    drivers: tuple[Driver, ...],
-) -> _Context:
-    """What the events a reading causes share: the reading, and its prediction if it carries one."""
-    reading, probability = item.reading, item.failure_probability
-    context = _Context(
-        state, cause_key=f"r:{ts_ms}:{reading.seq}", at_ms=ts_ms, cause="reading", config=config, now_ms=now_ms
-    )
-    context.reading_seq = reading.seq
-    context.readings = signals
-    if probability is not None:
-        context.probability, context.probability_at_ms, context.drivers = probability, ts_ms, drivers
-    return context
-
-
-def _own(alarms: dict[str, AlarmStatus], name: str) -> AlarmStatus:
-    """The alarm's status, replaced by a copy of its own first: the state a reading applies to still holds it."""
-    status = alarms[name] = alarms[name].copy()
-    return status
 
 
 def _track_condition(status: AlarmStatus, rule: ConditionRule, value: float, ts_ms: int, max_gap_s: float) -> None:
@@ -477,22 +355,10 @@ def _track_prediction(status: AlarmStatus, probability: float, config: DetectorC
 
 
 def _rule_moves(status: AlarmStatus) -> bool:
-    """Whether `_follow_rule` moves the alarm: its rule holds and it is not raised, or the reverse."""
-    return status.state in (_RAISED_BY_RULE if status.held else _CLEARED_BY_RULE)
-
-
-def _moving(alarms: dict[str, AlarmStatus], names: Sequence[str]) -> list[str]:
-    """The alarms of `names` that `_follow_rule` will move.
-
-    Every reading: `_rule_moves` inline, as a call per alarm costs 3 % of the step, and a loop, as a
-    comprehension is a call of its own in Python 3.11.
-    """
-    moving = []
-    for name in names:
-        status = alarms[name]
-        if status.state in (_RAISED_BY_RULE if status.held else _CLEARED_BY_RULE):
-            moving.append(name)
-    return moving
+    """Whether the alarm is not where its rule says it should be: raised while the rule holds, else not."""
+    if status.held:
+        return status.state in (AlarmState.NORMAL, AlarmState.LATCHED)
+    return status.state in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED)
 
 
 def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None:
@@ -517,8 +383,7 @@ def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None
 def _expire(
     state: MotorState, now_ms: int, names: Sequence[str], config: DetectorConfig, events: list[AlarmEvent]
 ) -> None:
-    if not _any_snoozed(state):
-        return
+    """Snoozes that have run out end: their alarms go back to NORMAL."""
     for name in names:
         status = state.alarms[name]
         if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) <= now_ms:
@@ -669,17 +534,15 @@ _ACTIONS = {
 # --- shared ---------------------------------------------------------------------------------
 
 
-def _prepared(state: MotorState, names: Sequence[str], *, statuses: bool = True) -> MotorState:
+def _prepared(state: MotorState, names: Sequence[str]) -> MotorState:
     """A copy of the state with a status for every alarm the configuration defines (`names`).
-
-    `statuses=False`: the copy holds the state's own statuses, which the caller copies before changing one.
 
     An alarm whose rule is not in this configuration keeps its status untouched: it is neither
     evaluated nor dropped. Two containers may briefly run different configurations (one still
     caching the previous SSM document); dropping the state there would re-raise, and re-alert,
     an alarm that is already active as soon as the other configuration sees the motor again.
     """
-    new = state.copy(statuses=statuses)
+    new = state.copy()
     for name in names:
         if name not in new.alarms:
             new.alarms[name] = AlarmStatus()

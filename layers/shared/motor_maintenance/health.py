@@ -23,66 +23,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
 
+from motor_maintenance import unit_of_work
 from motor_maintenance.alarms import ALL_MOTORS, NOTE_MAX, AlarmEvent, AlarmKind, AlarmState, Transition, event_id
 from motor_maintenance.config import ModelHealthRule
-from motor_maintenance.errors import PublishFailed, StoreUnavailable, VersionConflict
-from motor_maintenance.service import EventPublisher
+from motor_maintenance.errors import ConflictPersisted, PublishFailed, StoreUnavailable, VersionConflict
+from motor_maintenance.ports import EventPublisher, HealthStore
+from motor_maintenance.state import ModelHealth
 from motor_maintenance.telemetry import to_epoch_ms
+from motor_maintenance.unit_of_work import Decided
 
 MODEL_ALARM = "model_unavailable"
 REFRESH_S = 60.0
-MAX_SAVE_ATTEMPTS = 5
 ERROR_KEPT = 300  # characters of the last error carried into the alert (an event's note holds NOTE_MAX)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelHealth:
-    """The shared record: is the model available, since when, and which outage this is."""
-
-    available: bool = True
-    outage: int = 0
-    """Outages so far: the current one while unavailable."""
-    since_ms: int | None = None
-    """When the current status began."""
-    last_error: str = ""
-    event_seq: int = 0
-    version: int = 0
-    outbox: tuple[dict[str, Any], ...] = ()
-    """Health events saved with the record and not yet confirmed published."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "available": self.available,
-            "outage": self.outage,
-            "since_ms": self.since_ms,
-            "last_error": self.last_error,
-            "event_seq": self.event_seq,
-            "outbox": list(self.outbox),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], version: int) -> ModelHealth:
-        return cls(
-            available=bool(data.get("available", True)),
-            outage=int(data.get("outage", 0)),
-            since_ms=data.get("since_ms"),
-            last_error=str(data.get("last_error", "")),
-            event_seq=int(data.get("event_seq", 0)),
-            version=version,
-            outbox=tuple(data.get("outbox", ())),
-        )
-
-
-class HealthStore(Protocol):
-    def load_health(self) -> ModelHealth | None:
-        """The shared record, or None before the first transition."""
-        ...
-
-    def save_health(self, health: ModelHealth, expected_version: int) -> ModelHealth:
-        """Write it if the stored version is still `expected_version` (0: none yet); else VersionConflict."""
-        ...
 
 
 def assess(
@@ -157,13 +110,10 @@ class ModelHealthMonitor:
     """One per execution environment: counts answers and failures in a row, writes only transitions."""
 
     def __init__(self, store: HealthStore, publisher: EventPublisher, refresh_s: float = REFRESH_S) -> None:
-        self._store = store
+        self._record = _SharedRecord(store, refresh_ms=refresh_s * 1000)
         self._publisher = publisher
-        self._refresh_ms = refresh_s * 1000
         self._failures = 0
         self._answers = 0
-        self._view: ModelHealth | None = None
-        self._read_at_ms = 0
 
     def observe(
         self, *, probability: float | None, error: str | None, now: datetime, rule: ModelHealthRule
@@ -179,49 +129,57 @@ class ModelHealthMonitor:
             self._failures, self._answers = 0, self._answers + 1
         else:
             self._failures, self._answers = self._failures + 1, 0
-        try:
-            return HealthReport(published=self._reconcile(error or "", to_epoch_ms(now), rule))
-        except (StoreUnavailable, PublishFailed) as exc:
-            return HealthReport(error=str(exc))
+        now_ms = to_epoch_ms(now)
 
-    def _reconcile(self, error: str, now_ms: int, rule: ModelHealthRule) -> tuple[AlarmEvent, ...]:
-        published: list[AlarmEvent] = []
-        for _ in range(MAX_SAVE_ATTEMPTS):
-            view = self._current(now_ms)
-            if view.outbox:  # a transition someone saved and did not confirm published
-                published += self._flush(view)
-                view = self._current(now_ms)
+        def decide(health: ModelHealth | None) -> Decided[ModelHealth, None]:
             decided = assess(
-                view, failures=self._failures, answers=self._answers, error=error, now_ms=now_ms, rule=rule
+                health or ModelHealth(),
+                failures=self._failures,
+                answers=self._answers,
+                error=error or "",
+                now_ms=now_ms,
+                rule=rule,
             )
-            if decided is None:
-                break
-            health, event = decided
-            try:
-                saved = self._store.save_health(
-                    replace(health, outbox=(*health.outbox, event.model_dump(mode="json"))),
-                    expected_version=view.version,
-                )
-            except VersionConflict:
-                self._view = None  # another environment wrote first: read what it decided
-                continue
-            self._view = saved
-            published += self._flush(saved)
-            break
-        return tuple(published)
+            if decided is None:  # no transition; an outbox someone saved and did not confirm is still published
+                return Decided(None)
+            new, event = decided
+            return Decided(None, save=new, events=(event,))
 
-    def _current(self, now_ms: int) -> ModelHealth:
-        if self._view is None or now_ms - self._read_at_ms >= self._refresh_ms:
-            self._view = self._store.load_health() or ModelHealth()
-            self._read_at_ms = now_ms
-        return self._view
-
-    def _flush(self, health: ModelHealth) -> list[AlarmEvent]:
-        events = [AlarmEvent.model_validate(item) for item in health.outbox]
-        for event in events:
-            self._publisher.publish(event)
+        self._record.now_ms = now_ms
         try:
-            self._view = self._store.save_health(replace(health, outbox=()), expected_version=health.version)
+            done = unit_of_work.run(self._record, decide, self._publisher)
+        except (StoreUnavailable, PublishFailed, ConflictPersisted) as exc:
+            return HealthReport(error=str(exc))
+        return HealthReport(published=done.published)
+
+
+class _SharedRecord:
+    """The fleet's health record as the unit of work reads and writes it.
+
+    A read is this environment's copy while it is younger than the refresh interval: most observations
+    change nothing and read nothing. A write keeps what it wrote as the copy; a version conflict drops the
+    copy, so the next read is the store's (what the environment that wrote first decided).
+    """
+
+    key = "the model's health record"
+
+    def __init__(self, store: HealthStore, *, refresh_ms: float) -> None:
+        self._store, self._refresh_ms = store, refresh_ms
+        self._copy: ModelHealth | None = None
+        self._read_at_ms = 0
+        self.now_ms = 0
+        """The time of the observation under way."""
+
+    def load(self) -> ModelHealth:
+        if self._copy is None or self.now_ms - self._read_at_ms >= self._refresh_ms:
+            self._copy = self._store.load_health() or ModelHealth()
+            self._read_at_ms = self.now_ms
+        return self._copy
+
+    def save(self, record: ModelHealth, expected_version: int) -> ModelHealth:
+        try:
+            self._copy = self._store.save_health(record, expected_version=expected_version)
         except VersionConflict:
-            self._view = None
-        return events
+            self._copy = None
+            raise
+        return self._copy

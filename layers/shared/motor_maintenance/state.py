@@ -1,11 +1,11 @@
-"""Per-motor state kept between readings (one DynamoDB item per motor), and its serialisation."""
+"""The records kept between invocations: each motor's state, the fleet's model health, and their serialisation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from motor_maintenance.alarms import AlarmState
+from motor_maintenance.alarms import AlarmEvent, AlarmState
 from motor_maintenance.features import RunningStats
 from motor_maintenance.prediction import DRIVERS_MAX, Driver
 
@@ -32,8 +32,8 @@ class AlarmStatus:
     def copy(self) -> AlarmStatus:
         """An independent copy (every field is immutable).
 
-        Several per reading, so positional: a third of the cost of `dataclasses.replace`; keep the order of
-        the fields (tests/unit/test_state_copy.py checks each one survives).
+        Positional, in the order of the fields: each reading copies every alarm, and keyword arguments cost three
+        times as much (tests/unit/test_state_copy.py checks that every field survives).
         """
         return AlarmStatus(
             self.state,
@@ -101,16 +101,13 @@ class MotorState:
     event_seq: int = 0
     """Number of alarm events this motor has produced: each event carries its own as `sequence`."""
     recent_action_ids: tuple[str, ...] = ()
-    outbox: tuple[dict[str, Any], ...] = ()
-    """Alarm events saved with the state but not yet confirmed published (transactional outbox)."""
+    outbox: tuple[AlarmEvent, ...] = ()
+    """Alarm events saved with the state but not yet confirmed published (the unit of work's outbox)."""
 
-    def copy(self, *, statuses: bool = True) -> MotorState:
-        """An independent copy: the detector never mutates the state it was given.
+    def copy(self) -> MotorState:
+        """An independent copy: the detector changes its copy, never the state it was given.
 
-        `statuses=False`: the copy's `alarms` is a dict of its own holding the same AlarmStatus objects, for a
-        caller that replaces each status by a copy before changing it. Once per reading, so spelled out and
-        positional: `dataclasses.replace` costs several times as much. Keep the order of the fields
-        (tests/unit/test_state_copy.py checks each one survives).
+        Positional, as AlarmStatus.copy is, and for the same reason.
         """
         return MotorState(
             self.motor_id,
@@ -127,12 +124,15 @@ class MotorState:
             self.probability_ts_ms,
             self.probability_drivers,
             dict(self.last_readings),
-            {name: status.copy() for name, status in self.alarms.items()} if statuses else dict(self.alarms),
+            {name: status.copy() for name, status in self.alarms.items()},
             self.stats,
             self.event_seq,
             self.recent_action_ids,
             self.outbox,
         )
+
+    def with_outbox(self, outbox: tuple[AlarmEvent, ...]) -> MotorState:
+        return replace(self, outbox=outbox)
 
     def alarm_states(self) -> dict[str, str]:
         return {name: status.state.value for name, status in self.alarms.items()}
@@ -157,7 +157,7 @@ class MotorState:
             "stats": self.stats.to_dict(),
             "event_seq": self.event_seq,
             "recent_action_ids": list(self.recent_action_ids),
-            "outbox": list(self.outbox),
+            "outbox": [event.model_dump(mode="json") for event in self.outbox],
         }
 
     @classmethod
@@ -183,5 +183,46 @@ class MotorState:
             stats=RunningStats.from_dict(data.get("stats")),
             event_seq=int(data.get("event_seq", 0)),
             recent_action_ids=tuple(data.get("recent_action_ids", ())),
-            outbox=tuple(data.get("outbox", ())),
+            outbox=tuple(AlarmEvent.model_validate(item) for item in data.get("outbox", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelHealth:
+    """The shared record: is the model available, since when, and which outage this is."""
+
+    available: bool = True
+    outage: int = 0
+    """Outages so far: the current one while unavailable."""
+    since_ms: int | None = None
+    """When the current status began."""
+    last_error: str = ""
+    event_seq: int = 0
+    version: int = 0
+    outbox: tuple[AlarmEvent, ...] = ()
+    """Health events saved with the record and not yet confirmed published."""
+
+    def with_outbox(self, outbox: tuple[AlarmEvent, ...]) -> ModelHealth:
+        return replace(self, outbox=outbox)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "available": self.available,
+            "outage": self.outage,
+            "since_ms": self.since_ms,
+            "last_error": self.last_error,
+            "event_seq": self.event_seq,
+            "outbox": [event.model_dump(mode="json") for event in self.outbox],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], version: int) -> ModelHealth:
+        return cls(
+            available=bool(data.get("available", True)),
+            outage=int(data.get("outage", 0)),
+            since_ms=data.get("since_ms"),
+            last_error=str(data.get("last_error", "")),
+            event_seq=int(data.get("event_seq", 0)),
+            version=version,
+            outbox=tuple(AlarmEvent.model_validate(item) for item in data.get("outbox", ())),
         )

@@ -46,6 +46,7 @@ REFERENCE_TABLES = {
     "alert attributes": ("reference.md", "| attribute | values |"),
     "configuration": ("reference.md", "| key | default | meaning |"),
     "sample events": ("../events/README.md", "| event | function | what it shows on a fresh stack |"),
+    "IAM per function": ("security.md", "| function | calls its code makes | on |"),
 }
 
 

@@ -255,18 +255,6 @@ class Template:
     def conditions(self) -> dict[str, Any]:
         return dict(self.document.get("Conditions") or {})
 
-    @property
-    def outputs(self) -> dict[str, Any]:
-        return dict(self.document.get("Outputs") or {})
-
-    @property
-    def parameters_defaults(self) -> dict[str, str | None]:
-        definitions = self.document.get("Parameters") or {}
-        return {
-            name: None if "Default" not in spec else as_text(spec["Default"], f"Parameters.{name}.Default")
-            for name, spec in definitions.items()
-        }
-
     def resolver(
         self,
         parameters: Mapping[str, str] | None = None,

@@ -30,18 +30,14 @@ if __package__ in (None, ""):
     sys.path[:0] = [str(root), str(root / "layers" / "shared")]
 
 from benchmarks.report import Figure, machine, ratio
-from local.artifact import ensure_model
-from local.mqtt_client import ServiceClient
-from local.session import simulate_through
-from local.stack import DEFAULT_MODEL, IOT_DATA, LocalStack, StackOptions
+from local.artifact import DEFAULT_ARTIFACT, ensure_model
+from local.iot_core import IOT_DATA
+from local.options import StackOptions
+from local.report import percentiles
+from local.simulation import simulate_through
+from local.stack import LocalStack
 
 ROUND_TRIP_TOPIC = "bench/round-trip"
-
-
-def percentiles(values: list[float]) -> tuple[float, float]:
-    """p50 and p99 as local.session.Report.latency_ms takes them (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def broker_round_trips(stack: LocalStack, count: int) -> list[float]:
@@ -53,14 +49,7 @@ def broker_round_trips(stack: LocalStack, count: int) -> list[float]:
         arrived[int(message.payload)] = time.perf_counter()
         signal.set()
 
-    client = ServiceClient(
-        port=stack.broker_port,
-        ca=stack.ca_path,
-        cert=stack.pki.cert_path(IOT_DATA),
-        key=stack.pki.key_path(IOT_DATA),
-        name="bench-round-trip",
-        on_message=on_message,
-    )
+    client = stack.iot.service_client(IOT_DATA, on_message, name="bench-round-trip")
     client.start([ROUND_TRIP_TOPIC])
     times: list[float] = []
     try:
@@ -86,7 +75,7 @@ def measure(
     broker: str,
     round_trips: int,
     log: Callable[[str], None],
-    model: Path = DEFAULT_MODEL,
+    model: Path = DEFAULT_ARTIFACT,
 ) -> dict[str, Any]:
     """Run the fleet through the local stack; the alerts' latency, the broker's round trip, the rates."""
     artifact = ensure_model(model, log=lambda line: log(f"train: {line}"))
@@ -109,7 +98,7 @@ def measure(
             elapsed = time.perf_counter() - started
             log(f"local stack: fleet done in {elapsed:.0f} s; {round_trips} broker round trips")
             round_trip_ms = broker_round_trips(stack, round_trips)
-            kind = stack.broker_kind
+            kind = stack.iot.broker_kind
     if report is None:
         raise RuntimeError("the fleet could not connect to the local broker")
     counts = report.summary.counts

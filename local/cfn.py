@@ -94,7 +94,7 @@ def _pair(value: Any, where: str, what: str, length: int = 2) -> list[Any]:
 
 
 class Documented(Protocol):
-    """What carries a parsed template document, as `local.template.Template` does."""
+    """What carries a parsed template document, as `local.specs.Template` does."""
 
     @property
     def document(self) -> Mapping[str, Any]: ...
@@ -105,7 +105,7 @@ class Resolver:
 
     `parameters` override the template's defaults; `physical` gives what Ref of a resource returns
     and `attributes` what Fn::GetAtt returns, keyed by (logical id, attribute). Conditions, parameter
-    definitions and mappings come from `template` (a `local.template.Template` or a parsed document).
+    definitions and mappings come from `template` (a `local.specs.Template` or a parsed document).
     """
 
     def __init__(

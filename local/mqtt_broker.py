@@ -39,30 +39,20 @@ import ssl
 import sys
 import threading
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from local.mqtt_codec import Publish, Reason, Will
-from local.mqtt_connection import CLOSE_GRACE_S, PUBLISHER_PROPERTY, Connection, Message
+from local.mqtt_connection import CLOSE_GRACE_S, BrokerCounts, Connection, Message, Policy
 
-__all__ = ["PUBLISHER_PROPERTY", "BrokerCounts", "DevicePolicy", "MqttBroker", "Policy", "main"]
+__all__ = ["DevicePolicy", "MqttBroker", "main"]
 
 log = logging.getLogger("local.broker")
 
 HANDSHAKE_TIMEOUT_S = 10.0
 THING_NAME = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 """AWS IoT thing names: a device identity must be one (so it cannot smuggle '/', '+' or '#' into a topic)."""
-
-
-class Policy(Protocol):
-    """What an identity (a client certificate's common name) may do, as an AWS IoT policy says it."""
-
-    def can_connect(self, identity: str, client_id: str) -> bool: ...
-    def can_publish(self, identity: str, topic: str) -> bool: ...
-    def can_subscribe(self, identity: str, topic_filter: str) -> bool: ...
-    def can_receive(self, identity: str, topic: str) -> bool: ...
 
 
 class DevicePolicy:
@@ -95,18 +85,6 @@ class DevicePolicy:
     @staticmethod
     def _inbox(identity: str) -> tuple[str, str]:
         return f"motors/{identity}/actions", f"motors/{identity}/alarms"
-
-
-@dataclass(slots=True)
-class BrokerCounts:
-    """Messages since the start: `received` PUBLISH packets (refused ones too), `refused` by the policy,
-    `delivered` PUBLISH packets written to subscribers, `dropped` ones never written (queue full,
-    too large for the subscriber, expired, or queued when its connection ended)."""
-
-    received: int = 0
-    refused: int = 0
-    delivered: int = 0
-    dropped: int = 0
 
 
 async def _closed(writer: asyncio.StreamWriter) -> None:

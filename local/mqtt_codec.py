@@ -121,7 +121,6 @@ ACK_PROPS = frozenset({0x1F, 0x26})
 SUBSCRIBE_PROPS = frozenset({0x0B, 0x26})
 UNSUBSCRIBE_PROPS = frozenset({0x26})
 DISCONNECT_PROPS = frozenset({0x11, 0x1F, 0x26, 0x1C})
-AUTH_PROPS = frozenset({0x15, 0x16, 0x1F, 0x26})
 
 MAX_VARIABLE_INTEGER = 268_435_455
 PropertyValue = int | str | bytes

@@ -15,7 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from local.mqtt_codec import (
     MAX_VARIABLE_INTEGER,
@@ -49,9 +49,6 @@ from local.mqtt_codec import (
     valid_topic_filter,
     valid_topic_name,
 )
-
-if TYPE_CHECKING:
-    from local.mqtt_broker import MqttBroker
 
 log = logging.getLogger("local.broker")
 
@@ -119,6 +116,40 @@ class Message:
         return encoded
 
 
+class Policy(Protocol):
+    """What an identity (a client certificate's common name) may do, as an AWS IoT policy says it."""
+
+    def can_connect(self, identity: str, client_id: str) -> bool: ...
+    def can_publish(self, identity: str, topic: str) -> bool: ...
+    def can_subscribe(self, identity: str, topic_filter: str) -> bool: ...
+    def can_receive(self, identity: str, topic: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class BrokerCounts:
+    """Messages since the start: `received` PUBLISH packets (refused ones too), `refused` by the policy,
+    `delivered` PUBLISH packets written to subscribers, `dropped` ones never written (queue full,
+    too large for the subscriber, expired, or queued when its connection ended)."""
+
+    received: int = 0
+    refused: int = 0
+    delivered: int = 0
+    dropped: int = 0
+
+
+class Broker(Protocol):
+    """What a connection asks of its broker (local.mqtt_broker.MqttBroker), on the broker's event loop."""
+
+    policy: Policy
+    counts: BrokerCounts
+    reveal_publisher_to: frozenset[str]
+
+    def register(self, connection: Connection) -> None: ...
+    def unregister(self, connection: Connection) -> None: ...
+    def route(self, publisher: Connection, message: Message) -> int: ...
+    def publish_will(self, connection: Connection, will: Will) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Subscription:
     levels: tuple[str, ...]
@@ -134,7 +165,7 @@ class Connection:
     """One client connection, from its CONNECT to its end; runs on the broker's event loop."""
 
     def __init__(
-        self, broker: MqttBroker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, identity: str, peer: str
+        self, broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, identity: str, peer: str
     ) -> None:
         self.broker = broker
         self.identity = identity

@@ -27,7 +27,7 @@ from typing import Any
 from local.iot_sql import CompiledRule, RuleEvaluationError, UnsupportedSql, compile_sql
 from local.lambdas import InvokeRefused, LocalFunction
 from local.mqtt_client import Message
-from local.template import KinesisActionSpec, RuleSpec
+from local.specs import KinesisActionSpec, RuleSpec
 
 log = logging.getLogger("local.router")
 

@@ -2,15 +2,17 @@
 
 `LiveView` draws with rich (one row per motor: run hours, key readings, failure probability, alarm
 states; a pane of the latest alerts; counters of readings sent, processed, rejected and
-dead-lettered). `PlainView` writes one line per alert and a counters line now and then, for CI and
-for terminals that are not terminals (`--no-ui`). Both end with the same summary.
+dead-lettered), with the device's log lines printed above it. `PlainView` writes one line per alert
+and a counters line now and then, for CI and for terminals that are not terminals (`--no-ui`).
+`make_view` picks one. Both end with the same summary (local.report).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console, Group
@@ -19,8 +21,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from local.stack import Alert
-from local.watch import MotorView, Summary, Watch
+from local.observe import Alert
+from local.watch import MotorView, Watch, when
 from motor_maintenance.alarms import AlarmEvent
 
 STATE_STYLE = {
@@ -36,10 +38,6 @@ ALERTS_SHOWN = 8
 class View(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
-
-
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M") if ms else "-"
 
 
 def _probability(value: float | None) -> Text:
@@ -88,7 +86,7 @@ class LiveView:
 
     def _render(self) -> Group:
         motors, alerts, counts, sim_ms = self._watch.snapshot()
-        table = Table(title=f"Fleet at {_when(sim_ms)} (simulated, UTC)", expand=True)
+        table = Table(title=f"Fleet at {when(sim_ms)} (simulated, UTC)", expand=True)
         for column in ("motor", "status", "run h", "fluid C", "vib mm/s", "winding C", "P(fail 24 h)", "alarms"):
             table.add_column(column, justify="right" if column not in ("motor", "status", "alarms") else "left")
         for view in motors:
@@ -144,7 +142,7 @@ class PlainView:
     def _run(self) -> None:
         while not self._stop.wait(self._every_s):
             _, _, counts, sim_ms = self._watch.snapshot()
-            self._say(f"at {_when(sim_ms)} simulated: {counters_line(counts, self._sent())}")
+            self._say(f"at {when(sim_ms)} simulated: {counters_line(counts, self._sent())}")
 
     def start(self) -> None:
         if self._every_s > 0:
@@ -156,40 +154,37 @@ class PlainView:
             self._thread.join(2)
 
 
-def summary_lines(summary: Summary) -> list[str]:
-    """The end-of-run report, judged against the simulator's ground truth."""
-    lines = ["summary of the run:"]
-    predictable = summary.predictable
-    forewarned = [f for f in predictable if f[1] is not None]
-    random = [f for f in summary.failures if f[0].mode == "random"]
-    lines.append(
-        f"  failures: {len(summary.failures)} ({len(predictable)} of a predictable mode, {len(random)} random, "
-        "which no strategy can foresee)"
-    )
-    if predictable:
-        lines.append(f"  forewarned: {len(forewarned)} of {len(predictable)}")
-    for failure, lead_h, alarm in summary.failures:
-        what = f"{failure.motor_id} failed by {failure.mode} at {_when(failure.at_ms)}"
-        if lead_h is not None:
-            lines.append(f"    {what}: forewarned {lead_h:.1f} h ahead by {alarm}")
-        else:
-            lines.append(f"    {what}: no warning")
-    lines.append(f"  false alarms (predictive or condition, no failure within 72 h): {len(summary.false_alarms)}")
-    for false_alarm in summary.false_alarms:
-        lines.append(f"    {false_alarm.motor_id} {false_alarm.alarm} raised at {_when(false_alarm.at_ms)}")
-    if summary.open_warnings:
-        lines.append(
-            f"  still open at the end (raised less than 72 h before the run ended; too early to judge): "
-            f"{', '.join(f'{r.motor_id} {r.alarm}' for r in summary.open_warnings)}"
-        )
-    lines.append(f"  schedule alarms: {summary.schedule_alarms}")
-    counts = summary.counts
-    sent = counts.get("readings.sent", 0)
-    handled = sum(counts.get(f"readings.{k}", 0) for k in ("processed", "rejected", "dead_lettered"))
-    lines.append(
-        f"  readings: sent {sent} = processed {counts.get('readings.processed', 0)} + rejected "
-        f"{counts.get('readings.rejected', 0)} + dead-lettered {counts.get('readings.dead_lettered', 0)}"
-        + ("" if handled == sent else f"  (MISMATCH: {sent - handled} unaccounted for)")
-    )
-    lines.append(f"  alarm events {counts.get('alarm_events', 0)}, alerts received {counts.get('alerts', 0)}")
-    return lines
+def make_view(
+    watch: Watch, sent: Callable[[], int], status: Callable[[], str], *, plain: bool, every_s: float
+) -> tuple[View, Callable[[str, Any], None] | None, Callable[[], None]]:
+    """The live view, or plain lines when `plain` or stderr is no terminal: the view, the stack listener it
+    needs (if any), and how to give the device's log lines back their handlers once it is gone."""
+    if plain or not sys.stderr.isatty():
+        lines = PlainView(watch, sent, sys.stderr, every_s=every_s)
+        return lines, lines.on_stack, lambda: None
+    console = Console(file=sys.stderr)
+    handler = _ConsoleHandler(console)
+    device_log = logging.getLogger("device")
+    previous = list(device_log.handlers)
+    for existing in previous:
+        device_log.removeHandler(existing)
+    device_log.addHandler(handler)
+
+    def restore() -> None:
+        device_log.removeHandler(handler)
+        for existing in previous:
+            device_log.addHandler(existing)
+
+    return LiveView(watch, sent, status, console), None, restore
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log lines printed above the live view rather than through it."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self._console = console
+        self.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._console.print(self.format(record), markup=False, highlight=False)

@@ -9,20 +9,20 @@ can be answered.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from device.physics import Sample
 from local.kinesis import BatchOutcome
 from local.lambdas import Outcome
+from local.observe import Alert
 from local.router import Routed
-from local.stack import Alert
 from motor_maintenance.alarms import AlarmEvent, AlarmKind, Transition
-from motor_maintenance.telemetry import parse_timestamp, to_epoch_ms
+from motor_maintenance.telemetry import to_epoch_ms
 
 FOREWARNING_WINDOW_H = 72.0
 """A raise counts for a failure that comes within this many hours (model/evaluate.py uses the same window)."""
@@ -98,8 +98,8 @@ class Watch:
 
     # -- the simulator's side ---------------------------------------------------------------------
 
-    def on_sample(self, sample: Any) -> None:
-        """A reading the device is about to publish, with its ground truth (device.physics.Sample)."""
+    def on_sample(self, sample: Sample) -> None:
+        """A reading the device is about to publish, with the ground truth behind it."""
         reading, truth = sample.reading, sample.truth
         ts_ms = to_epoch_ms(reading.ts)
         with self._lock:
@@ -257,16 +257,6 @@ class Watch:
         return Summary(judged, false_alarms, open_warnings, schedule, counts)
 
 
-def alarm_event_from_json(payload: bytes) -> AlarmEvent | None:
-    try:
-        return AlarmEvent.model_validate(json.loads(payload))
-    except ValueError:
-        return None
-
-
-def iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
-
-
-def epoch_ms(value: Any) -> int:
-    return to_epoch_ms(parse_timestamp(value))
+def when(ms: int) -> str:
+    """A simulated time as the demo shows it (UTC, minutes); '-' before the first reading."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M") if ms else "-"

@@ -35,7 +35,8 @@ if not __package__:  # run as a script: make the repository's packages importabl
 
 from pydantic import ValidationError
 
-from local.stack import STATE_DIR, running_stack
+from local.options import STATE_DIR
+from local.stack import running_stack
 from motor_maintenance.alarms import ActionName, OperatorAction
 from motor_maintenance.telemetry import describe_validation_error
 

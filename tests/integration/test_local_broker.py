@@ -32,8 +32,8 @@ from awsiot import mqtt5_client_builder
 from cryptography import x509
 
 from device.mqtt import ConnectionSettings, DeviceConnection
-from local.mqtt_broker import PUBLISHER_PROPERTY, DevicePolicy, MqttBroker
-from local.mqtt_connection import QUEUE_LIMIT
+from local.mqtt_broker import DevicePolicy, MqttBroker
+from local.mqtt_connection import PUBLISHER_PROPERTY, QUEUE_LIMIT
 from local.pki import LocalPki
 from motor_maintenance.alarms import OperatorAction
 from tests.integration.broker import TIMEOUT_S, free_port, wait_until

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from local.artifact import ensure_model
+from local.artifact import DEFAULT_ARTIFACT, ensure_model
+from local.iot_core import find_mosquitto
 from local.processes import port_open
-from local.stack import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0
@@ -48,13 +48,11 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("broker", ["builtin", "mosquitto"])
 def test_ctrl_c_stops_the_demo_and_leaves_no_process_and_no_port(tmp_path: Path, broker: str) -> None:
-    from local.stack import find_mosquitto
-
     if broker == "mosquitto" and find_mosquitto() is None:
         if os.environ.get("CI"):
             pytest.fail("CI must run the mosquitto variant, but mosquitto is not installed")
         pytest.skip("mosquitto is not installed")
-    ensure_model(DEFAULT_MODEL, log=lambda line: print(f"train: {line}", flush=True))  # what the demo would do
+    ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))  # what the demo would do
     state = tmp_path / "state"
     log = tmp_path / "demo.log"
     with log.open("w") as out:

@@ -29,9 +29,12 @@ import pytest
 import xgboost as xgb
 
 from device.physics import Sample
-from local.artifact import ensure_model
-from local.session import Report, simulate_through
-from local.stack import DEFAULT_MODEL, LocalStack, StackOptions, find_mosquitto
+from local.artifact import DEFAULT_ARTIFACT, ensure_model
+from local.iot_core import find_mosquitto
+from local.options import StackOptions
+from local.report import Report
+from local.simulation import simulate_through
+from local.stack import LocalStack
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.service import process_reading
@@ -98,7 +101,7 @@ class Burst:
 
 def run_burst(state_dir: Path, args: list[str], **options: Any) -> Iterator[Burst]:
     """The simulator's burst through a local stack, every payload it sent recorded in order."""
-    model = ensure_model(DEFAULT_MODEL, log=lambda line: print(f"train: {line}", flush=True))
+    model = ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))
     stack_options = StackOptions(
         state_dir=state_dir,
         model=model,
@@ -128,7 +131,7 @@ def run_burst(state_dir: Path, args: list[str], **options: Any) -> Iterator[Burs
         assert report is not None
         for line in report.lines():
             print(line)
-        yield Burst(report, payloads, model, stack.endpoint_stats())
+        yield Burst(report, payloads, model, stack.aws.endpoint_stats())
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from local.mqtt_client import ServiceClient
-from local.stack import Alert, LocalStack, StackOptions
+from local.observe import Alert
+from local.options import StackOptions
+from local.stack import LocalStack
 from scripts import operate
 
 SILENT, CHATTY = "motor-101", "motor-102"
@@ -47,7 +49,7 @@ class Device:
         self.motor_id = motor_id
         self.seq = 0
         self.client = ServiceClient(
-            port=stack.broker_port, ca=stack.ca_path, cert=cert, key=key, name=motor_id, client_id=motor_id,
+            port=stack.iot.broker_port, ca=stack.ca_path, cert=cert, key=key, name=motor_id, client_id=motor_id,
             flow_control=True,
         )  # fmt: skip
         self.client.start()
@@ -75,11 +77,11 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
 
 
 def offline_alerts(stack: LocalStack, motor_id: str) -> list[Alert]:
-    return [a for a in list(stack.alerts) if a.motor_id == motor_id and a.attributes.get("alarm") == "offline"]
+    return [a for a in list(stack.observer.alerts) if a.motor_id == motor_id and a.attributes.get("alarm") == "offline"]
 
 
 def alarm_state(stack: LocalStack, motor_id: str, alarm: str) -> str | None:
-    for item in stack.motor_items():
+    for item in stack.resources.motor_items():
         if item["motor_id"]["S"] == motor_id:
             return str(item["alarm_states"]["M"][alarm]["S"])
     return None
@@ -143,10 +145,10 @@ def test_a_silent_running_motor_raises_offline_a_reporting_one_does_not_and_a_re
     finally:
         stopping.stop()
     assert len(offline_alerts(stack, SILENT)) == 3  # raised, cleared, acknowledged: nothing new
-    assert stack.queue_depth("RuleErrorQueue") == 0
-    assert stack.queue_depth("FunctionFailureQueue") == 0
-    assert stack.outcomes["schedule.OfflineCheckFunctionTick"] > 5
-    assert stack.outcomes["OfflineCheckFunction.failed"] == 0
+    assert stack.resources.queue_depth("RuleErrorQueue") == 0
+    assert stack.resources.queue_depth("FunctionFailureQueue") == 0
+    assert stack.observer.outcomes["schedule.OfflineCheckFunctionTick"] > 5
+    assert stack.observer.outcomes["OfflineCheckFunction.failed"] == 0
 
 
 def test_the_stack_file_and_log_name_the_timer(stack: LocalStack) -> None:

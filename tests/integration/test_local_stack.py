@@ -25,10 +25,13 @@ from typing import Any
 import pytest
 
 from device.mqtt import DeliveryCounts
-from local.artifact import ensure_model
+from local.artifact import DEFAULT_ARTIFACT, ensure_model
+from local.iot_core import find_mosquitto
 from local.mqtt_client import ServiceClient
-from local.session import Report, simulate_through
-from local.stack import DEFAULT_MODEL, LocalStack, StackOptions, find_mosquitto
+from local.options import StackOptions
+from local.report import Report
+from local.simulation import simulate_through
+from local.stack import LocalStack
 from scripts import operate
 from tests.integration.conftest import StackReport
 
@@ -75,7 +78,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         if os.environ.get("CI"):
             pytest.fail("CI must run the end-to-end tests with mosquitto, but it is not installed")
         pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    model = ensure_model(DEFAULT_MODEL, log=lambda line: print(f"train: {line}", flush=True))
+    model = ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("local-stack"),
         model=model,
@@ -110,7 +113,7 @@ def _send_malformed(stack: LocalStack) -> int:
     """Readings motor-001's own certificate may publish but the schema refuses (negative speed, a string)."""
     cert, key = stack.device_identity("motor-001")
     device = ServiceClient(
-        port=stack.broker_port, ca=stack.ca_path, cert=cert, key=key, name="motor-001", client_id="motor-001",
+        port=stack.iot.broker_port, ca=stack.ca_path, cert=cert, key=key, name="motor-001", client_id="motor-001",
         flow_control=True,
     )  # fmt: skip
     device.start()
@@ -135,15 +138,16 @@ def test_every_injected_wear_failure_was_forewarned_by_a_predictive_or_condition
 
 def test_the_model_ran_where_the_inference_mode_put_it(run: Run) -> None:
     stack = run.stack
+    environment = stack.pipeline.functions["InferenceFunction"].config.environment
     if stack.options.inference_mode == "embedded":
-        assert stack.model_url is None, "no SageMaker endpoint in embedded mode"
-        assert stack.model_data_url is not None
-        assert stack.functions["InferenceFunction"].config.environment["MODEL_S3_URL"] == stack.model_data_url
-        assert stack.functions["InferenceFunction"].config.environment["ENDPOINT_NAME"] == ""
+        assert stack.aws.model_url is None, "no SageMaker endpoint in embedded mode"
+        assert stack.resources.model_data_url is not None
+        assert environment["MODEL_S3_URL"] == stack.resources.model_data_url
+        assert environment["ENDPOINT_NAME"] == ""
     else:
-        assert stack.model_url is not None
-        assert stack.functions["InferenceFunction"].config.environment["MODEL_S3_URL"] == ""
-    probabilities = [item for item in stack.motor_items() if "failure_probability" in item]
+        assert stack.aws.model_url is not None
+        assert environment["MODEL_S3_URL"] == ""
+    probabilities = [item for item in stack.resources.motor_items() if "failure_probability" in item]
     assert probabilities, "the readings were scored by the model"
 
 
@@ -151,18 +155,19 @@ def test_the_endpoint_scores_a_batch_in_one_call_and_a_direct_reading_in_a_call_
     run: Run, stack_report: StackReport
 ) -> None:
     stack = run.stack
-    if stack.model_url is None:
+    if stack.aws.model_url is None:
         pytest.skip("the model is evaluated inside the function: no endpoint to count calls on")
-    stats = stack.endpoint_stats()
+    stats = stack.aws.endpoint_stats()
     calls, rows = stats["invocations"], stats["rows"]
     mode = stack.options.ingestion_mode
-    line = f"endpoint ({stack.broker_kind}, {mode} ingestion): {calls} InvokeEndpoint calls scored {rows} readings"
+    line = f"endpoint ({stack.iot.broker_kind}, {mode} ingestion): {calls} InvokeEndpoint calls scored {rows} readings"
     print(line)
     stack_report.lines.append(line)
     assert rows > 0, "the readings were scored by the endpoint"
     if mode == "batched":
         assert calls <= rows / 5, "a batch of readings is scored in one call"
-        assert stack.mappings["TelemetryStreamMapping"].finished == stack.records_put["TelemetryStream"]
+        pipeline = stack.pipeline
+        assert pipeline.mappings["TelemetryStreamMapping"].finished == pipeline.records_put["TelemetryStream"]
     else:
         assert calls == rows, "direct ingestion scores each reading in a call of its own"
 
@@ -200,7 +205,7 @@ def test_every_reading_sent_was_processed_rejected_or_dead_lettered(run: Run, st
     )
     processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
     stack_report.lines.append(
-        f"end to end ({run.stack.broker_kind}, model {run.stack.options.inference_mode}, "
+        f"end to end ({run.stack.iot.broker_kind}, model {run.stack.options.inference_mode}, "
         f"{run.stack.options.ingestion_mode} ingestion): "
         f"{sent} readings sent = {processed} processed + {rejected} rejected + "
         f"{counts.get('readings.dead_lettered', 0)} dead-lettered; {len(run.report.watch.events)} alarm events, "
@@ -213,13 +218,13 @@ def test_an_operator_acknowledge_moves_the_alarm_to_acknowledged(run: Run, capsy
     # Given an alarm that is ACTIVE now
     active = [
         (item["motor_id"]["S"], name)
-        for item in stack.motor_items()
+        for item in stack.resources.motor_items()
         for name, state in item.get("alarm_states", {}).get("M", {}).items()
         if state["S"] == "ACTIVE"
     ]
     assert active, "the run left an alarm active to acknowledge"
     motor_id, alarm = active[0]
-    alerts_before = len(stack.alerts)
+    alerts_before = len(stack.observer.alerts)
 
     # When the operator acknowledges it from the command line
     status = operate.main(
@@ -230,9 +235,9 @@ def test_an_operator_acknowledge_moves_the_alarm_to_acknowledged(run: Run, capsy
     assert stack.settle(stall_s=30)
 
     # Then the state table says ACKNOWLEDGED and one 'acknowledged' alert went out
-    [item] = [i for i in stack.motor_items() if i["motor_id"]["S"] == motor_id]
+    [item] = [i for i in stack.resources.motor_items() if i["motor_id"]["S"] == motor_id]
     assert item["alarm_states"]["M"][alarm]["S"] == "ACKNOWLEDGED"
-    new = stack.alerts[alerts_before:]
+    new = stack.observer.alerts[alerts_before:]
     assert [(a.motor_id, a.attributes["alarm"], a.attributes["transition"]) for a in new] == [
         (motor_id, alarm, "acknowledged")
     ]
@@ -248,7 +253,7 @@ def test_stopping_the_stack_leaves_no_process_and_no_port(tmp_path: Path) -> Non
     stack = LocalStack(StackOptions(state_dir=tmp_path, model=None, broker="builtin", log=lambda line: None))
     stack.start()
     children = [child.process for child in stack.children]
-    ports = [stack.broker_port, int(stack.aws_url.rsplit(":", 1)[1])]
+    ports = [stack.iot.broker_port, int(stack.aws.url.rsplit(":", 1)[1])]
     stack.stop()
     assert all(process is not None and process.poll() is not None for process in children)
     assert not any(port_open(port) for port in ports)

@@ -23,12 +23,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.cfn import TemplateError
 from local.kinesis import BatchOutcome, EventSourceMapping, MappingConfig
 from local.lambdas import FunctionConfig, LocalFunction, Outcome
 from local.mqtt_client import Message
+from local.options import StackOptions, batching_window_s
 from local.router import Router, RuleSetupError
-from local.stack import StackOptions, batching_window_s
-from local.template import KinesisActionSpec, RuleSpec, Template, TemplateError, load
+from local.specs import KinesisActionSpec, RuleSpec, Template
+from local.template import load
 from tests.support import ROOT
 from tests.unit.test_local_rules import write_template
 
@@ -372,7 +374,8 @@ def test_a_batch_waits_for_the_window_after_its_first_record_and_takes_what_came
 
 def test_starting_at_latest_skips_what_the_stream_held_before(shards: Shards, start: Any) -> None:
     shards.put(3)
-    run = start(starting_position="LATEST")
+    # A window, so that the two later records make one batch however the poller's reads fall between them.
+    run = start(starting_position="LATEST", batching_window_s=0.5)
     later = shards.put(2)
     run.until_finished(2)
     time.sleep(0.2)
@@ -590,15 +593,13 @@ def test_the_watch_counts_a_batchs_settled_readings_and_its_discarded_records_as
 
 
 def test_the_simulators_ingestion_options_reach_the_stack_options() -> None:
-    from device import simulate
-    from local.session import stack_options
+    from device.options import parse
+    from local.simulation import stack_options
 
-    parser = simulate.build_parser()
-    args = parser.parse_args(["--ingestion-mode", "batched", "--batch-window-s", "1.5"])
-    simulate.plan(parser, args)
+    args, _ = parse(["--ingestion-mode", "batched", "--batch-window-s", "1.5"])
     options = stack_options(args, ("motor-001",), lambda line: None)
     assert (options.ingestion_mode, options.batch_window_s) == ("batched", 1.5)
-    default = stack_options(parser.parse_args([]), ("motor-001",), lambda line: None)
+    default = stack_options(parse([])[0], ("motor-001",), lambda line: None)
     assert (default.ingestion_mode, default.batch_window_s) == ("direct", None)
 
 

@@ -17,18 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from local.cfn import NO_VALUE, Resolver, TemplateError, parse
 from local.iot_sql import RuleEvaluationError, UnsupportedSql, compile_sql, topic_matches
-from local.template import (
-    NO_VALUE,
-    Resolver,
-    Template,
-    TemplateError,
-    load,
-    loads,
-    parse,
-    rate_period_s,
-    unsupported_resources,
-)
+from local.specs import Template, unsupported_resources
+from local.template import load, loads, rate_period_s
 from scripts import redrive
 from tests.support import ROOT, load_event
 

@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 from awscrt import mqtt5
 
-from device import simulate
+from device import options, runner, simulate, sinks
 from device.mqtt import IN_FLIGHT_LIMIT, ConnectionSettings, DeviceConnection, Outgoing, SendQueue
 from device.physics import FailureMode
+from device.requirements_check import setup_needed
 from motor_maintenance.alarms import ActionName, OperatorAction
 from motor_maintenance.telemetry import Telemetry
+from tests.support import ROOT
 
 # -- argument parsing ------------------------------------------------------------------------------
 
@@ -32,23 +34,23 @@ from motor_maintenance.telemetry import Telemetry
     [("3600", 3600), ("90s", 90), ("90m", 5400), ("2h", 7200), ("1.5d", 129_600), ("0.5H", 1800), (".5m", 30)],
 )
 def test_durations_take_seconds_or_a_unit(text: str, seconds: float) -> None:
-    assert simulate.parse_duration(text) == seconds
+    assert options.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "h", "2x", "-5", "2 hours", "1e3", "2h30m"])
 def test_a_malformed_duration_is_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="is not a duration"):
-        simulate.parse_duration(text)
+        options.parse_duration(text)
 
 
 def test_fail_names_motor_mode_and_when() -> None:
-    spec = simulate.parse_failure("motor-002:bearing_wear:2h")
+    spec = options.parse_failure("motor-002:bearing_wear:2h")
 
-    assert spec == simulate.FailureSpec("motor-002", FailureMode.BEARING_WEAR, 7200.0)
+    assert spec == runner.FailureSpec("motor-002", FailureMode.BEARING_WEAR, 7200.0)
 
 
 def test_fail_without_when_means_after_a_day_of_running() -> None:
-    assert simulate.parse_failure("motor-001:random").after_s == 24 * 3600
+    assert options.parse_failure("motor-001:random").after_s == 24 * 3600
 
 
 @pytest.mark.parametrize(
@@ -63,7 +65,7 @@ def test_fail_without_when_means_after_a_day_of_running() -> None:
 )
 def test_a_bad_fail_says_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=message.replace("(", r"\(")):
-        simulate.parse_failure(text)
+        options.parse_failure(text)
 
 
 def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -86,11 +88,10 @@ def test_fail_with_an_unknown_mode_is_a_usage_error(capsys: pytest.CaptureFixtur
 
 
 def test_without_any_aws_iot_setting_it_plans_a_run_against_the_local_stack() -> None:
-    parser = simulate.build_parser()
-    the_plan = simulate.plan(parser, parser.parse_args(["--motors", "2"]))
+    _, the_plan = options.parse(["--motors", "2"])
 
     assert the_plan.local
-    assert the_plan.motor_ids == ("motor-001", "motor-002")
+    assert the_plan.run.motor_ids == ("motor-001", "motor-002")
     assert the_plan.connections == ()
 
 
@@ -102,8 +103,8 @@ def test_a_partial_aws_iot_identity_says_what_publishing_to_aws_needs(capsys: py
 
 
 def test_the_demo_preset_gives_way_to_options_given_with_it() -> None:
-    parser = simulate.build_parser()
-    args = parser.parse_args([*simulate.DEMO_ARGS, "--motors", "6", "--interval", "1"])
+    parser = options.build_parser()
+    args = parser.parse_args([*options.DEMO_ARGS, "--motors", "6", "--interval", "1"])
 
     assert (args.motors, args.interval, args.speedup) == (6, 1.0, 2000.0)
     assert [f.motor_id for f in args.fail] == ["motor-002", "motor-004"]
@@ -112,8 +113,8 @@ def test_the_demo_preset_gives_way_to_options_given_with_it() -> None:
 def test_the_demo_fails_motors_that_run_around_the_clock_so_it_shows_the_same_on_any_weekday() -> None:
     from device.physics import Fleet, FleetConfig
 
-    parser = simulate.build_parser()
-    args = parser.parse_args(list(simulate.DEMO_ARGS))
+    parser = options.build_parser()
+    args = parser.parse_args(list(options.DEMO_ARGS))
     fleet = Fleet(FleetConfig(motors=args.motors, seed=args.seed))
 
     assert all(fleet.continuous[fleet.index(spec.motor_id)] for spec in args.fail)
@@ -154,7 +155,7 @@ def test_a_private_key_other_users_can_read_is_refused_with_the_fix(
     assert f"private key {key} is readable by other users" in err
     assert f"chmod 600 {key}" in err
     key.chmod(0o600)
-    assert not simulate.key_readable_by_others(key)
+    assert not options.key_readable_by_others(key)
 
 
 @pytest.mark.parametrize(
@@ -179,15 +180,15 @@ def test_impossible_combinations_are_usage_errors(
 
 
 def test_help_documents_every_option_and_the_connection_limits(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = simulate.build_parser()
+    parser = options.build_parser()
     with pytest.raises(SystemExit):
         simulate.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
 
-    options = [option for action in parser._actions for option in action.option_strings]
-    assert len(options) > 25
-    for option in options:
-        assert option in text
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    assert len(flags) > 25
+    for flag in flags:
+        assert flag in text
     for action in parser._actions:
         assert action.help, f"{action.option_strings} has no help"
     assert "cap one client at 100 publishes/s" in text
@@ -265,7 +266,7 @@ def test_ctrl_c_while_connecting_stops_at_once() -> None:
         settings=SimpleNamespace(client_id="motor-001"),
         motors=("motor-001",),
     )
-    sink = simulate.MqttSink([never])  # type: ignore[list-item]
+    sink = sinks.MqttSink([never])  # type: ignore[list-item]
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()
 
@@ -289,7 +290,7 @@ def test_readings_stamped_in_the_future_are_warned_about_once(capsys: pytest.Cap
 @pytest.mark.parametrize(("interval_s", "speedup"), [(5.0, 1.0), (0.05, 60.0), (1.0, 3600.0), (10.0, 1.5)])
 def test_the_default_start_stamps_no_reading_after_it_is_sent(readings: int, interval_s: float, speedup: float) -> None:
     now_ms = 1_795_780_800_000
-    start_ms = simulate.default_start_ms(now_ms, readings, interval_s, speedup)
+    start_ms = runner.default_start_ms(now_ms, readings, interval_s, speedup)
 
     # Reading k is stamped k steps after the start and sent k-1 intervals after now.
     lead_ms = [
@@ -303,7 +304,7 @@ def test_the_default_start_stamps_no_reading_after_it_is_sent(readings: int, int
 def test_without_a_known_length_the_first_reading_is_stamped_now() -> None:
     now_ms = 1_795_780_800_000
 
-    assert simulate.default_start_ms(now_ms, None, 5.0, 60.0) + 300_000 == now_ms
+    assert runner.default_start_ms(now_ms, None, 5.0, 60.0) + 300_000 == now_ms
 
 
 # -- the send queue and the delivery counts ----------------------------------------------------------
@@ -508,7 +509,7 @@ def test_a_gateway_subscribes_in_packets_of_at_most_eight() -> None:
 def test_the_service_desk_services_a_motor_once_per_action_id() -> None:
     serviced: list[str] = []
     fleet = SimpleNamespace(service=serviced.append)
-    desk = simulate.ServiceDesk()
+    desk = runner.ServiceDesk()
     service = OperatorAction.model_validate_json(action())
     acknowledge = OperatorAction.model_validate_json(action(action="acknowledge", alarm="schedule", action_id="a-2"))
 
@@ -534,3 +535,39 @@ def test_stdout_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
     assert json.loads(first)["motor_id"] == "motor-001"
     assert "Traceback" not in errors
     assert code == 0
+
+
+# -- without the project's packages ------------------------------------------------------------------
+
+
+def test_on_a_bare_interpreter_it_says_in_one_line_how_to_set_up_and_exits_non_zero() -> None:
+    """`python3 device/simulate.py --help` before `make setup`: one line naming the fix, no traceback."""
+    # -I -S: no site-packages, no environment, as a fresh machine's python3 has it.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "device/simulate.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("device/simulate.py needs the Python package")
+    assert "run `make setup`" in line
+    assert "`source .venv/bin/activate`" in line
+
+
+def test_a_missing_module_of_the_repository_itself_is_a_bug_and_keeps_its_traceback() -> None:
+    with pytest.raises(ModuleNotFoundError), setup_needed("device/simulate.py"):
+        import device.no_such_module  # noqa: F401
+
+
+def test_a_missing_third_party_package_becomes_the_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info, setup_needed("model/train.py"):
+        import no_such_package_anywhere  # noqa: F401
+
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("model/train.py needs the Python package 'no_such_package_anywhere'")

@@ -1,5 +1,6 @@
-# Targets a newcomer can guess. `make setup` once, then `make test`.
+# Targets a newcomer can guess. `make setup` once, then `make test`; `make` alone lists them.
 SHELL := /bin/bash
+.DEFAULT_GOAL := help
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +21,7 @@ SAM_PATH = $(if $(PYTHON313_BIN),$(PYTHON313_BIN):)$(PATH)
 export SAM_CLI_TELEMETRY ?= 0
 LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
-.PHONY: setup tools demo test test-runtime test-sagemaker lint build validate bench clean help
+.PHONY: setup tools demo test unit test-runtime test-sagemaker lint build validate bench clean help
 
 setup: $(BIN)/pytest  ## virtual environment with everything the tests need
 
@@ -48,15 +49,23 @@ $(CHECKOV):
 demo: setup  ## the two-minute demo: a fleet through the whole pipeline on this machine (local stack)
 	$(BIN)/python device/simulate.py --demo
 
-test: setup  ## the whole test suite (unit, handlers against moto, property-based)
-	$(BIN)/pytest
+# pytest-xdist: one worker per core; a test module stays on one worker (--dist loadscope), so the local
+# stack or the model a module's fixtures start is started once. WORKERS=0 runs in this process.
+WORKERS ?= auto
+PYTEST_PARALLEL = -n $(WORKERS) --dist loadscope
+
+test: setup  ## the whole test suite: unit (handlers against moto, property-based) and integration (the local stack)
+	$(BIN)/pytest $(PYTEST_PARALLEL)
+
+unit: setup  ## the unit tests alone (no broker, no local stack)
+	$(BIN)/pytest $(PYTEST_PARALLEL) tests/unit
 
 # The functions run on python3.13 in Lambda; the suite also runs there, in its own venv.
 RUNTIME_VENV := .venv-runtime
 test-runtime: $(RUNTIME_VENV)/.installed  ## the whole test suite again on python3.13, the Lambda runtime's version
 	$(RUNTIME_VENV)/bin/python --version
 	@# The load test (3 minutes) proves the pipeline's accounting, not the interpreter: once, in `make test`, is enough.
-	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider -m "not load"
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not load"
 
 $(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt local/requirements.txt
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \

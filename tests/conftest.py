@@ -34,7 +34,27 @@ for leftover in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
 
 from moto import mock_aws  # noqa: E402
 
+from tests.fuzzing import Tally  # noqa: E402
+from tests.reports import StackReport, SummaryReport, export_all, merge_all  # noqa: E402
 from tests.support import LambdaContext  # noqa: E402
+
+REPORTS: dict[str, type[SummaryReport]] = {StackReport.name: StackReport, Tally.name: Tally}
+"""The reports printed after pytest's summary (tests/reports.py)."""
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its share of the reports to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["reports"] = export_all(session.config, REPORTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The controller adds a finished worker's share of the reports to its own (pytest-xdist)."""
+    shares = getattr(node, "workeroutput", {}).get("reports")
+    if shares:
+        merge_all(node.config, REPORTS, shares)
 
 
 @dataclass

@@ -39,6 +39,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 
+from tests.reports import registered
 from tests.support import load_event
 
 IOT_MAX_MESSAGE_BYTES = 128 * 1024
@@ -588,8 +589,17 @@ class Tally:
     log after the test summary.
     """
 
+    name = "bad-input-tally"
+
     def __init__(self) -> None:
         self.counts: dict[str, Counter[str]] = {}
+
+    def export(self) -> dict[str, dict[str, int]]:
+        return {campaign: dict(counts) for campaign, counts in self.counts.items()}
+
+    def merge(self, data: dict[str, dict[str, int]]) -> None:
+        for campaign, counts in data.items():
+            self.counts.setdefault(campaign, Counter()).update(counts)
 
     def add(self, campaign: str, category: str, payloads: int = 1) -> None:
         self.counts.setdefault(campaign, Counter())[category] += payloads
@@ -605,15 +615,10 @@ class Tally:
             detail = ", ".join(f"{category} {n}" for category, n in sorted(counts.items()))
             terminalreporter.write_line(f"{campaign}: {sum(counts.values())} ({detail})")
         total = self.total()
-        verdict = "" if total >= REQUIRED_PAYLOADS else f" (the issue asks for {REQUIRED_PAYLOADS} a run)"
+        verdict = "" if total >= REQUIRED_PAYLOADS else f" (fewer than the {REQUIRED_PAYLOADS} a run should send)"
         terminalreporter.write_line(f"total: {total} payloads{verdict}")
 
 
 def tally(config: pytest.Config) -> Tally:
     """The run's tally, registered as a plugin on first use."""
-    plugin = config.pluginmanager.get_plugin("bad-input-tally")
-    if plugin is None:
-        plugin = Tally()
-        config.pluginmanager.register(plugin, "bad-input-tally")
-    assert isinstance(plugin, Tally)
-    return plugin
+    return registered(config, Tally.name, Tally)

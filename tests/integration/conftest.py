@@ -6,11 +6,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.integration.broker import Authority, Identity, Mosquitto, find_mosquitto, find_openssl
+from tests.reports import StackReport, registered
 
 DEVICES = ("motor-001", "motor-002", "motor-003")
 
@@ -84,25 +84,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Mosqu
     mosquitto.stop()
 
 
-class StackReport:
-    """Lines the local stack's tests report (accounting, alarms), printed after pytest's summary, in the CI log."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.lines:
-            terminalreporter.write_sep("-", "local stack: readings accounted for, alarms compared")
-            for line in self.lines:
-                terminalreporter.write_line(line)
-
-
 @pytest.fixture
 def stack_report(pytestconfig: pytest.Config) -> StackReport:
-    """The run's report, registered as a pytest plugin on first use."""
-    plugin = pytestconfig.pluginmanager.get_plugin("local-stack-report")
-    if plugin is None:
-        plugin = StackReport()
-        pytestconfig.pluginmanager.register(plugin, "local-stack-report")
-    assert isinstance(plugin, StackReport)
-    return plugin
+    """The run's report of the local stack's accounting, printed after pytest's summary."""
+    return registered(pytestconfig, StackReport.name, StackReport)

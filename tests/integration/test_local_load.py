@@ -38,7 +38,7 @@ from local.stack import LocalStack
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.service import process_reading
-from tests.integration.conftest import StackReport
+from tests.reports import StackReport
 from tests.support import MemoryStore, Recorder
 
 pytestmark = pytest.mark.load

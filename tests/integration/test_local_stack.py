@@ -33,7 +33,7 @@ from local.report import Report
 from local.simulation import simulate_through
 from local.stack import LocalStack
 from scripts import operate
-from tests.integration.conftest import StackReport
+from tests.reports import StackReport
 
 MOTORS = ("motor-001", "motor-002", "motor-003", "motor-004")
 FAILING = {"motor-002": "bearing_wear", "motor-004": "cooling_loss"}

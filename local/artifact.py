@@ -6,6 +6,7 @@ Later runs find the artifact and start at once.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import signal
@@ -41,7 +42,19 @@ def ensure_model(
     if path.name != ARTIFACT_NAME:
         raise ValueError(f"{path}: model/train.py writes {ARTIFACT_NAME}; name the artifact so")
     out = path.parent
-    argv = list(command) if command is not None else _train_command(out, train_args)
+    out.mkdir(parents=True, exist_ok=True)
+    # Two runs starting at once (two demos, two test workers) must not train into the same folder together:
+    # the second waits for the first, then finds its artifact.
+    with (out / f"{ARTIFACT_NAME}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            return path
+        _train(path, command if command is not None else _train_command(out, train_args), log)
+    return path
+
+
+def _train(path: Path, argv: Sequence[str], log: Callable[[str], None]) -> None:
+    """Run the training command, its output to `log` line by line; RuntimeError if it fails or writes no `path`."""
     shown = shlex.join(argv)
     log(f"$ {shown}")
     # Unbuffered: the child's stdout is a pipe, and its progress lines should arrive as they are printed.
@@ -76,7 +89,6 @@ def ensure_model(
         raise RuntimeError(f"`{shown}` {_describe(status)}; its last lines:\n" + "\n".join(tail))
     if not path.is_file():
         raise RuntimeError(f"`{shown}` succeeded but wrote no {path}")
-    return path
 
 
 def _train_command(out: Path, train_args: Sequence[str]) -> list[str]:

@@ -548,7 +548,7 @@ def test_an_existing_artifact_is_served_as_it_is_without_training(tmp_path: Path
 def test_training_progress_is_logged_as_it_comes_and_the_artifact_returned(tmp_path: Path) -> None:
     path = tmp_path / "out" / "model.tar.gz"
     script = "import sys, time, pathlib; print('1/5 simulating'); time.sleep(0.5); print('5/5 writing')\n"
-    script += "pathlib.Path(sys.argv[1]).parent.mkdir(); pathlib.Path(sys.argv[1]).write_bytes(b'model')"
+    script += "pathlib.Path(sys.argv[1]).parent.mkdir(exist_ok=True); pathlib.Path(sys.argv[1]).write_bytes(b'model')"
     seen: list[tuple[float, str]] = []
 
     found = ensure_model(

@@ -20,23 +20,27 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-from numpy.typing import NDArray
-
 if __package__ in (None, ""):  # run as a script: make `device` and the layer importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from device.physics import (
-    DAY_S,
-    NO_FAILURE,
-    SIGNAL_COLUMNS,
-    WEAR_MODES,
-    FailureMode,
-    Fleet,
-    FleetConfig,
-    make_reading,
-)
-from motor_maintenance.telemetry import Telemetry
+from device.requirements_check import setup_needed
+
+with setup_needed("device/history.py"):
+    import numpy as np
+    from numpy.typing import NDArray
+
+with setup_needed("device/history.py"):
+    from device.physics import (
+        DAY_S,
+        NO_FAILURE,
+        SIGNAL_COLUMNS,
+        WEAR_MODES,
+        FailureMode,
+        Fleet,
+        FleetConfig,
+        make_reading,
+    )
+    from motor_maintenance.telemetry import Telemetry
 
 MODES: tuple[FailureMode, ...] = tuple(FailureMode)
 DEFAULT_INTERVAL_S = 600.0

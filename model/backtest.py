@@ -40,21 +40,24 @@ from typing import Any
 if not __package__:  # run as a script: make `model` and `device` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np
-from numpy.typing import NDArray
+from device.requirements_check import setup_needed
 
-from device.history import History, generate
-from device.physics import DAY_S, NO_FAILURE, FleetConfig
-from model import plots
-from model.artifact import load_booster
-from model.dataset import build
-from model.evaluate import WARNING_WINDOW_OPERATING_H
-from model.replay import DEFAULT_MODEL, NO_TRUTH, detector_config, load_recording, probabilities
-from motor_maintenance.alarms import ActionName, OperatorAction, Transition
-from motor_maintenance.config import SCHEDULE_ALARM, DetectorConfig
-from motor_maintenance.detector import ReadingInput, step
-from motor_maintenance.state import MotorState
-from motor_maintenance.telemetry import Telemetry
+with setup_needed("model/backtest.py"):
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from device.history import History, generate
+    from device.physics import DAY_S, NO_FAILURE, FleetConfig
+    from model import plots
+    from model.artifact import load_booster
+    from model.dataset import build
+    from model.evaluate import WARNING_WINDOW_OPERATING_H
+    from model.replay import DEFAULT_MODEL, NO_TRUTH, detector_config, load_recording, probabilities
+    from motor_maintenance.alarms import ActionName, OperatorAction, Transition
+    from motor_maintenance.config import SCHEDULE_ALARM, DetectorConfig
+    from motor_maintenance.detector import ReadingInput, step
+    from motor_maintenance.state import MotorState
+    from motor_maintenance.telemetry import Telemetry
 
 NEVER_H = 1e12
 """A service interval in run hours that no motor reaches: the schedule rule never holds."""

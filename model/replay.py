@@ -24,15 +24,18 @@ from typing import Any
 if not __package__:  # run as a script: make `model` and `device` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np
-import xgboost as xgb
+from device.requirements_check import setup_needed
 
-from model.artifact import load_booster
-from motor_maintenance.config import DetectorConfig
-from motor_maintenance.detector import ReadingInput, step
-from motor_maintenance.features import FEATURE_NAMES, RunningStats, compute_features
-from motor_maintenance.state import MotorState
-from motor_maintenance.telemetry import Telemetry
+with setup_needed("model/replay.py"):
+    import numpy as np
+    import xgboost as xgb
+
+    from model.artifact import load_booster
+    from motor_maintenance.config import DetectorConfig
+    from motor_maintenance.detector import ReadingInput, step
+    from motor_maintenance.features import FEATURE_NAMES, RunningStats, compute_features
+    from motor_maintenance.state import MotorState
+    from motor_maintenance.telemetry import Telemetry
 
 DEFAULT_MODEL = Path("model/output/model.tar.gz")
 NO_TRUTH = "no-truth"

@@ -26,24 +26,27 @@ from typing import Any
 if not __package__:  # run as a script (python model/train.py): make `model` and `device` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np
-import xgboost as xgb
+from device.requirements_check import setup_needed
 
-from device.history import generate
-from device.physics import DAY_S, FleetConfig
-from model import artifact, card, plots
-from model.dataset import HORIZON_OPERATING_S, Dataset, build, split_motors
-from model.evaluate import (
-    MIN_LEAD_H,
-    WARNING_WINDOW_OPERATING_H,
-    forewarned_key,
-    lead_times,
-    replay,
-    row_metrics,
-    summarise,
-)
-from motor_maintenance.config import DetectorConfig
-from motor_maintenance.features import FEATURE_NAMES
+with setup_needed("model/train.py"):
+    import numpy as np
+    import xgboost as xgb
+
+    from device.history import generate
+    from device.physics import DAY_S, FleetConfig
+    from model import artifact, card, plots
+    from model.dataset import HORIZON_OPERATING_S, Dataset, build, split_motors
+    from model.evaluate import (
+        MIN_LEAD_H,
+        WARNING_WINDOW_OPERATING_H,
+        forewarned_key,
+        lead_times,
+        replay,
+        row_metrics,
+        summarise,
+    )
+    from motor_maintenance.config import DetectorConfig
+    from motor_maintenance.features import FEATURE_NAMES
 
 MODEL_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT = MODEL_DIR / "output"

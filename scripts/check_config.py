@@ -14,10 +14,17 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
+if not __package__:  # run as a script: make the repository's packages importable
+    root = Path(__file__).resolve().parent.parent
+    sys.path[:0] = [str(root), str(root / "layers" / "shared")]
 
-from motor_maintenance.config import DetectorConfig
-from motor_maintenance.telemetry import describe_validation_error
+from device.requirements_check import setup_needed
+
+with setup_needed("scripts/check_config.py"):
+    from pydantic import ValidationError
+
+    from motor_maintenance.config import DetectorConfig
+    from motor_maintenance.telemetry import describe_validation_error
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,10 @@ if not __package__:  # run as a script: the layer and the repository on the path
     root = Path(__file__).resolve().parent.parent
     sys.path[:0] = [str(root), str(root / "layers" / "shared")]
 
-from motor_adapters.dynamodb_store import DUE_SHARDS
+from device.requirements_check import setup_needed
+
+with setup_needed("scripts/costs.py"):
+    from motor_adapters.dynamodb_store import DUE_SHARDS
 
 HOURS_PER_MONTH = 730
 """AWS's pricing examples' month."""

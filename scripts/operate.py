@@ -33,12 +33,15 @@ if not __package__:  # run as a script: make the repository's packages importabl
     root = Path(__file__).resolve().parent.parent
     sys.path[:0] = [str(root), str(root / "layers" / "shared")]
 
-from pydantic import ValidationError
+from device.requirements_check import setup_needed
 
-from local.options import STATE_DIR
-from local.stack import running_stack
-from motor_maintenance.alarms import ActionName, OperatorAction
-from motor_maintenance.telemetry import describe_validation_error
+with setup_needed("scripts/operate.py"):
+    from pydantic import ValidationError
+
+    from local.options import STATE_DIR
+    from local.stack import running_stack
+    from motor_maintenance.alarms import ActionName, OperatorAction
+    from motor_maintenance.telemetry import describe_validation_error
 
 ACTIONS = {name.value.replace("_", "-"): name for name in ActionName}
 ClientFactory = Callable[..., Any]

@@ -41,7 +41,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
+
+if not __package__:  # run as a script: make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from device.requirements_check import setup_needed
 
 QUEUES = {"function-failures": "FunctionFailureQueueUrl", "rule-errors": "RuleErrorQueueUrl"}
 FUNCTION_OUTPUTS = ("InferenceFunctionName", "OperatorActionFunctionName", "AlertFunctionName")
@@ -408,7 +414,8 @@ def main(argv: list[str] | None = None, make_client: Callable[..., Any] | None =
     )
     args = parser.parse_args(argv)
     if make_client is None:
-        import boto3  # noqa: PLC0415 - only the command line needs it
+        with setup_needed("scripts/redrive.py"):
+            import boto3  # noqa: PLC0415 - only the command line needs it
 
         def make_client(service: str, **kwargs: Any) -> Any:
             make: Any = boto3.client  # its overloads want a literal service name

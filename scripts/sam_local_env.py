@@ -12,7 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
+
+if not __package__:  # run as a script: make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from device.requirements_check import setup_needed
 
 # Environment variable of each function -> the stack output that holds its value.
 FUNCTION_ENV = {
@@ -58,7 +64,8 @@ def main(argv: list[str] | None = None, cloudformation: Any = None) -> int:
     parser.add_argument("--region", help="AWS region (default: your AWS configuration's)")
     args = parser.parse_args(argv)
     if cloudformation is None:
-        import boto3  # noqa: PLC0415 - only this path needs it
+        with setup_needed("scripts/sam_local_env.py"):
+            import boto3  # noqa: PLC0415 - only this path needs it
 
         cloudformation = boto3.client("cloudformation", region_name=args.region)
     try:

@@ -540,11 +540,27 @@ def test_stdout_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
 # -- without the project's packages ------------------------------------------------------------------
 
 
-def test_on_a_bare_interpreter_it_says_in_one_line_how_to_set_up_and_exits_non_zero() -> None:
-    """`python3 device/simulate.py --help` before `make setup`: one line naming the fix, no traceback."""
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["device/simulate.py", "--help"],
+        ["device/history.py", "--help"],
+        ["model/train.py", "--help"],
+        ["model/backtest.py", "--help"],
+        ["model/replay.py", "--help"],
+        ["scripts/operate.py", "--help"],
+        ["scripts/check_config.py", "--help"],
+        ["scripts/costs.py", "--help"],
+        ["scripts/redrive.py", "--stack", "motor-maintenance", "--dry-run"],
+        ["scripts/sam_local_env.py", "--stack", "motor-maintenance"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_on_a_bare_interpreter_a_script_says_in_one_line_how_to_set_up_and_exits_non_zero(command: list[str]) -> None:
+    """A script run before `make setup`: one line naming the fix, no traceback."""
     # -I -S: no site-packages, no environment, as a fresh machine's python3 has it.
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "device/simulate.py", "--help"],
+    result = subprocess.run(  # noqa: S603 - our own interpreter and scripts
+        [sys.executable, "-I", "-S", *command],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -555,7 +571,7 @@ def test_on_a_bare_interpreter_it_says_in_one_line_how_to_set_up_and_exits_non_z
     assert result.returncode != 0
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith("device/simulate.py needs the Python package")
+    assert line.startswith(f"{command[0]} needs the Python package")
     assert "run `make setup`" in line
     assert "`source .venv/bin/activate`" in line
 

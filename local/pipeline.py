@@ -51,6 +51,8 @@ class Pipeline:
         self._rules_client: ServiceClient | None = None
         self._resources: Resources | None = None
         self._stopping = threading.Event()
+        self._timers_off = threading.Event()
+        """Set when the schedules stop ticking (before the rest: a stack settles before it stops)."""
         self._schedules: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -215,7 +217,7 @@ class Pipeline:
 
     def _tick(self, schedule: ScheduleSpec, period_s: float) -> None:
         rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK_NAME}-{schedule.name}"
-        while not self._stopping.wait(period_s):
+        while not self._timers_off.wait(period_s):
             event = schedule.input
             if event is None:
                 event = {
@@ -259,6 +261,13 @@ class Pipeline:
         finished = {name: m.finished for name, m in self.mappings.items()}
         return f"{waiting} (records put {dict(self.records_put)}, finished {finished})"
 
+    def stop_schedules(self) -> None:
+        """No more timer ticks: what the schedules started may finish (a stack settling before it stops)."""
+        self._timers_off.set()
+        for thread in self._schedules:
+            thread.join(5)
+        self._schedules.clear()
+
     def stop(self) -> None:
         """No new work in (the pollers told, the rules disconnected), then every part, waiting for its threads."""
         self._stopping.set()
@@ -274,6 +283,4 @@ class Pipeline:
             mapping.stop()
         self.mappings.clear()
         self.functions.clear()
-        for thread in self._schedules:
-            thread.join(5)
-        self._schedules.clear()
+        self.stop_schedules()

@@ -142,6 +142,8 @@ class LocalStack:
     def stop(self, drain_s: float = 20.0) -> None:
         """Finish what is in flight (up to `drain_s`), then stop every part, children last. Idempotent."""
         pipeline = self._pipeline
+        if pipeline is not None:  # a timer ticking every so often would keep the pipeline from ever settling
+            pipeline.stop_schedules()
         if drain_s > 0 and self.started and pipeline is not None and not self.settle(stall_s=drain_s, limit_s=drain_s):
             log.warning("stopping with invocations still pending: %s", pipeline.pending())
         if pipeline is not None:

@@ -64,17 +64,19 @@ def worst_case(config: Config) -> float:
 @pytest.fixture
 def configs(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, Config]:
     """The configuration of every client the functions build, taken from the clients they build."""
+    made: dict[str, Any] = {}
+
+    def client(service: str, **kwargs: Any) -> Any:
+        made[service] = real_client(service, **kwargs)
+        return made[service]
+
+    monkeypatch.setattr(motor_lambda.wiring, "client", client)
     inference = load_handler("inference")
     monkeypatch.setattr(inference.ingestion, "settings", template_settings())
-    ports = inference.ingestion.ports
-    assert ports.predictor is not None
-    return {
-        "dynamodb": ports.store._client.meta.config,
-        "iot-data": ports.publisher._client.meta.config,
-        "sagemaker-runtime": ports.predictor._client.meta.config,  # type: ignore[attr-defined]
-        "ssm": real_client("ssm").meta.config,
-        "sns": load_handler("alerts").sns()._client.meta.config,
-    }
+    assert inference.ingestion.ports.predictor is not None
+    load_handler("alerts").sns()
+    assert set(made) == {service for services in SERVICES.values() for service in services}
+    return {service: made_client.meta.config for service, made_client in made.items()}
 
 
 def test_no_client_waits_on_botocore_defaults(configs: dict[str, Config]) -> None:

@@ -262,7 +262,7 @@ def _warm_handler(endpoint: ArtifactEndpoint) -> Iterator[ModuleType]:
         import boto3  # noqa: PLC0415 - after the environment is set
         from moto import mock_aws  # noqa: PLC0415
 
-        import motor_lambda.wiring  # noqa: PLC0415
+        import motor_adapters.clients  # noqa: PLC0415
         from motor_adapters.clients import client as real_client  # noqa: PLC0415
 
         real_client.cache_clear()
@@ -284,11 +284,11 @@ def _warm_handler(endpoint: ArtifactEndpoint) -> Iterator[ModuleType]:
                         made.meta.events.register_first("before-send.sagemaker-runtime.InvokeEndpoint", endpoint.answer)
                     return made
 
-                # The handler's adapters are built on its first reading, with the clients the wiring makes.
-                motor_lambda.wiring.client = client  # type: ignore[assignment]
+                # The handler's adapters are built on its first reading, with the clients made by clients.client.
+                motor_adapters.clients.client = client  # type: ignore[assignment]
                 yield handler
         finally:
-            motor_lambda.wiring.client = real_client  # type: ignore[assignment]
+            motor_adapters.clients.client = real_client  # type: ignore[assignment]
             real_client.cache_clear()
 
 
@@ -405,7 +405,7 @@ def client_calls_cpu_s(item: dict[str, Any], exchange: tuple[bytes, bytes], *, r
     amz_json = "application/x-amz-json-1.0"
     with _environment(VARIABLES), botocore_sigv4():
         dynamodb = client.__wrapped__("dynamodb")
-        # As the handler's wiring makes it (motor_lambda.wiring.predictor): one attempt, the endpoint's read timeout.
+        # As the handler makes it (motor_lambda.ingestion.predictor): one attempt, the endpoint's read timeout.
         runtime = client.__wrapped__(
             "sagemaker-runtime", read_timeout=float(VARIABLES["ENDPOINT_TIMEOUT_S"]), max_attempts=1
         )

@@ -12,11 +12,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from motor_adapters.sns_notifier import SnsNotifier
+from motor_lambda.alerting import idempotency_store, notifier
 from motor_lambda.rejection import rejected
 from motor_lambda.responses import AlertSent
 from motor_lambda.settings import AlertSettings
 from motor_lambda.shell import lambda_entry, powertools
-from motor_lambda.wiring import idempotency_store, notifier
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.alerts import format_alert
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-import motor_lambda.wiring
+import motor_adapters.clients
 from motor_adapters.clients import client as real_client
 from motor_lambda import stream_batch
 from tests.conftest import FakeAws
@@ -31,12 +31,12 @@ from tests.support import (
 def dynamodb(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> ThrottledDynamoDB:
     """The DynamoDB client the handler's adapters are built with: moto's, each call recorded, throttling on demand."""
     recorded = ThrottledDynamoDB(real_client("dynamodb"))
-    other = motor_lambda.wiring.client  # the inference fixture's endpoint, when it came first
+    other = motor_adapters.clients.client  # the inference fixture's endpoint, when it came first
 
     def client(service: str, **kwargs: Any) -> Any:
         return recorded if service == "dynamodb" else other(service, **kwargs)
 
-    monkeypatch.setattr(motor_lambda.wiring, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
     return recorded
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-import motor_lambda.wiring
+import motor_adapters.clients
 from device.history import generate
 from device.physics import DAY_S, FleetConfig
 from model import inference
@@ -231,7 +231,7 @@ def test_the_inference_handler_with_model_s3_url_scores_readings_with_the_model_
         services.append(service)
         return real_client(service, **kwargs)
 
-    monkeypatch.setattr(motor_lambda.wiring, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
 
     # When two readings of a running motor arrive
     first = module.lambda_handler(load_event("telemetry-normal"), lambda_context)

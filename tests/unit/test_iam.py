@@ -4,8 +4,8 @@ The calls are derived from the code with `ast`, without running it:
 
 1. template.yaml names each function's handler (CodeUri + Handler).
 2. From the handler module the analysis follows calls into the layer's functions (the shell's
-   wiring, `motor_lambda.wiring`) and into the methods of the shell's classes the handler builds,
-   and records every object built with a boto3 client made by
+   wiring: `motor_lambda.wiring`, `.ingestion`, `.alerting`) and into the methods of the shell's
+   classes the handler builds, and records every object built with a boto3 client made by
    `motor_adapters.clients.client(service)`, the only place that makes clients.
 3. An adapter class of `motor_adapters` makes the calls it makes on its client
    (`self._client.put_item(...)`, or `client.put_item(...)` in a helper of its module), in its own
@@ -41,7 +41,7 @@ from typing import Any
 import boto3
 import pytest
 
-import motor_lambda.wiring
+import motor_adapters.clients
 from motor_adapters.clients import client as real_client
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.iot_publisher import ALARM_TOPIC
@@ -768,16 +768,19 @@ APPENDED_IMPORTS = "\nfrom motor_adapters.clients import client as _client_for_t
         # Functions whose wiring builds the batch-reading store need dynamodb:BatchGetItem.
         (
             "layers/shared/motor_lambda/wiring.py",
-            "store = DynamoStateStore(settings.state_table_name",
-            "store = DynamoBatchStateStore(settings.state_table_name",
+            "import DynamoDueIndex, DynamoStateStore\n",
+            "import DynamoDueIndex\n"
+            "from motor_adapters.dynamodb_store import DynamoBatchStateStore as DynamoStateStore\n",
             "OperatorActionRole: does not grant dynamodb:BatchGetItem",
         ),
-        # What a class of the shell builds is the handler's too: Ingestion given the timer's adapters.
+        # What a class of the shell builds is the handler's too (Ingestion, then inference_ports), and a
+        # setting must be one of the function's own.
         (
             "layers/shared/motor_lambda/ingestion.py",
-            "import InferencePorts, current_config, inference_ports",
-            "import InferencePorts, current_config, timer_ports as inference_ports",
-            "InferenceRole: does not grant dynamodb:Query",
+            "    store = DynamoBatchStateStore(",
+            "    DynamoHealthStore(settings.alert_topic_arn, clients.client('dynamodb'))\n"
+            "    store = DynamoBatchStateStore(",
+            "passes settings.alert_topic_arn, which its settings model does not define",
         ),
         # What an adapter inherits from a class the analysis cannot read is reported, not ignored.
         (
@@ -889,7 +892,7 @@ def test_the_calls_the_handlers_make_under_moto_are_among_those_derived(
     def client(service: str, **kwargs: Any) -> Any:
         return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
 
-    monkeypatch.setattr(motor_lambda.wiring, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
     breach = load_event("telemetry-condition-breach")
     _run(inference, [breach | {"ts": "2026-11-27T12:00:30Z", "seq": 1001}, breach, load_event("telemetry-legacy")])
     _run(inference, [load_event("telemetry-batch")])  # IngestionMode batched

@@ -493,14 +493,17 @@ def test_every_handler_that_publishes_alarm_events_counts_the_raised_ones() -> N
     assert "count_alarms_raised" in _calls(shell / "timers.py", "report_tick")
     counting = {"count_alarms_raised", "Ingestion", "report_action", "report_tick"}
     # What gives a use case the alarm publisher: the wiring's builders that make one, and the shell's users of them.
-    wiring = ast.parse((shell / "wiring.py").read_text())
+    modules = [ast.parse(path.read_text()) for path in shell.glob("*.py")]
     builders = {
-        node.name for node in wiring.body if isinstance(node, ast.FunctionDef) and "alarm_publisher" in _calls_in(node)
+        node.name
+        for module in modules
+        for node in module.body
+        if isinstance(node, ast.FunctionDef) and "alarm_publisher" in _calls_in(node)
     }
     builders |= {
         node.name
-        for path in shell.glob("*.py")
-        for node in ast.parse(path.read_text()).body
+        for module in modules
+        for node in module.body
         if isinstance(node, ast.ClassDef) and _calls_in(node) & builders
     }
     assert {"motor_ports", "inference_ports", "timer_ports", "Ingestion"} <= builders

@@ -17,7 +17,6 @@ from botocore.retries.standard import ExponentialBackoff
 from cfnlint.decode import cfn_yaml
 
 import motor_adapters.clients
-import motor_lambda.wiring
 from motor_adapters.clients import RESERVE_S, OutOfTime, worst_case_s
 from motor_adapters.clients import client as real_client
 from motor_lambda.settings import InferenceSettings
@@ -70,7 +69,7 @@ def configs(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, Config]:
         made[service] = real_client(service, **kwargs)
         return made[service]
 
-    monkeypatch.setattr(motor_lambda.wiring, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
     inference = load_handler("inference")
     monkeypatch.setattr(inference.ingestion, "settings", template_settings())
     assert inference.ingestion.ports.predictor is not None
@@ -151,7 +150,7 @@ class SlowCalls:
                 made.meta.events.register("before-call", self._take_time)  # runs after the guard
             return made
 
-        monkeypatch.setattr(motor_lambda.wiring, "client", client)
+        monkeypatch.setattr(motor_adapters.clients, "client", client)
 
     def _take_time(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         self.calls.append(model.name)

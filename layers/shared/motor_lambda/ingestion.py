@@ -1,5 +1,5 @@
 """InferenceFunction's work on readings: one from TelemetryRule (direct) or a batch from TelemetryStream (batched),
-applied, reported, and the model call counted by the model's health monitor."""
+applied, reported, and the model call counted by the model's health monitor; and the adapters it is done with."""
 
 from __future__ import annotations
 
@@ -9,13 +9,44 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
+from motor_adapters import clients
+from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoHealthStore
+from motor_adapters.embedded_predictor import EmbeddedPredictor
+from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_lambda.reports import ReadingReporter, report_health
 from motor_lambda.responses import ReadingSummary, Rejected
 from motor_lambda.settings import InferenceSettings
-from motor_lambda.wiring import InferencePorts, current_config, inference_ports
+from motor_lambda.wiring import InferencePorts, alarm_publisher, config_source, current_config
 from motor_maintenance.config import DetectorConfig
+from motor_maintenance.health import ModelHealthMonitor
+from motor_maintenance.ports import Predictor
 from motor_maintenance.service import process_reading
 from motor_maintenance.telemetry import TelemetryEvent
+
+
+def inference_ports(settings: InferenceSettings) -> InferencePorts:
+    """The state store may read many motors at once (BatchGetItem): only this function applies batches."""
+    publisher = alarm_publisher(settings)
+    model = predictor(settings)
+    # The model's health for this execution environment: its own counts, the fleet's shared record.
+    monitor = (
+        ModelHealthMonitor(DynamoHealthStore(settings.state_table_name, clients.client("dynamodb")), publisher)
+        if model is not None
+        else None
+    )
+    store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"))
+    return InferencePorts(store, model, publisher, config_source(settings), monitor)
+
+
+def predictor(settings: InferenceSettings) -> Predictor | None:
+    """The model: embedded (fetched once per environment), behind the endpoint, or none."""
+    if settings.model_s3_url:
+        return EmbeddedPredictor(settings.model_s3_url, clients.client("s3"))
+    if settings.endpoint_name:
+        # One attempt, bounded: a reading must not wait out a cold or throttled endpoint (the next one asks again).
+        runtime = clients.client("sagemaker-runtime", read_timeout=settings.endpoint_timeout_s, max_attempts=1)
+        return SageMakerPredictor(settings.endpoint_name, runtime)
+    return None
 
 
 def is_batch(event: Any) -> bool:

@@ -6,12 +6,14 @@ invoke`, the local stack and the tests, and by Lambda's event source mapping (`b
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
 from motor_maintenance.prediction import Driver
-from motor_maintenance.service import Result
+
+if TYPE_CHECKING:  # AlertFunction answers without the use cases: its cold start does not import them
+    from motor_maintenance.service import Result
 
 
 class Response(BaseModel):

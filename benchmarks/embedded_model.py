@@ -1,15 +1,16 @@
 """The embedded model three ways on the same booster and rows: pure Python (shipped), xgboost-cpu, compiled.
 
 `InferenceMode: embedded` runs the model inside InferenceFunction. What ships is pure Python:
-`EmbeddedPredictor` reads `xgboost-model` from model.tar.gz and motor_adapters.boosted_trees evaluates its
-trees (the probability, and TreeSHAP drivers for rows at or above the drivers threshold). It was chosen
-over the two alternatives measured beside it because it needs no layer (three modules of the shared
-layer, against the 177-231 MB of xgboost-cpu, NumPy and SciPy), no native build for Lambda's arm64, and
-an execution environment's first prediction takes less than a tenth of a second, not a second:
+`EmbeddedPredictor` reads the booster as XGBoost JSON (`embedded/xgboost-model.json`) from model.tar.gz and
+motor_model.boosted_trees evaluates its trees (the probability, and TreeSHAP drivers for rows at or above
+the drivers threshold). It is preferred to the two alternatives measured beside it because it needs no
+layer (three modules of the shared layer, against the 177-231 MB of xgboost-cpu, NumPy and SciPy), no
+native build for Lambda's arm64, and an execution environment's first prediction takes less than a tenth
+of a second, not a second:
 
-- xgboost-cpu, what the previous release shipped: the artifact's own `code/inference.py` (input_fn,
-  predict_fn, output_fn, asked for the JSON the function asks the endpoint for) on its XGBoost booster,
-  with ModelRuntimeLayer's xgboost-cpu, NumPy and SciPy;
+- xgboost-cpu: the artifact's own `code/inference.py` (input_fn, predict_fn, output_fn, asked for the
+  JSON the function asks the endpoint for) on its XGBoost booster, with a layer of xgboost-cpu, NumPy
+  and SciPy;
 - compiled: tl2cgen turns the trees into C, a C compiler makes a shared library of them, called through
   ctypes. It is the fastest per row, but it needs a native build for arm64 and has no drivers: TreeSHAP
   (`pred_contribs`) would need a second implementation.
@@ -54,20 +55,25 @@ import numpy as np
 import xgboost as xgb
 
 from benchmarks.report import REPO, Figure, ratio
-from benchmarks.warm_inference import _bare_predict_cpu_s, _feature_rows, per_row_cpu_s, running_events
+from benchmarks.warm_inference import bare_predict_cpu_s, feature_rows, per_row_cpu_s, running_events
 from local.sagemaker_endpoint import import_program
-from motor_adapters.embedded_predictor import DRIVERS_MIN_PROBABILITY, EmbeddedPredictor, load_artifact
+from motor_adapters.embedded_predictor import DRIVERS_MIN_PROBABILITY, EmbeddedPredictor
 from motor_adapters.sagemaker_predictor import ACCEPT, parse_predictions
 from motor_maintenance.features import to_csv_row
 from motor_maintenance.prediction import Prediction
+from motor_model.artifact import load_artifact
 
 SHIPPED_MODULES = tuple(
-    REPO / "layers" / "shared" / "motor_adapters" / name
-    for name in ("boosted_trees.py", "ubjson.py", "embedded_predictor.py")
+    REPO / "layers" / "shared" / package / name
+    for package, name in (
+        ("motor_model", "boosted_trees.py"),
+        ("motor_model", "artifact.py"),
+        ("motor_adapters", "embedded_predictor.py"),
+    )
 )
 """All the shipped path adds to the function: three modules of the shared layer, no layer of its own."""
 LAYER_PACKAGES = ("xgboost-cpu", "numpy", "scipy")
-"""What the previous release's ModelRuntimeLayer installed for the xgboost-cpu path (their dependencies included)."""
+"""What a layer for the xgboost-cpu path installs (their dependencies included)."""
 LIBRARY_NAME = "model.so"
 DRIVERS_ROWS = 20
 """The stream's most likely rows are explained; TreeSHAP visits every node of every tree whatever the row."""
@@ -104,12 +110,12 @@ class CompiledModel:
 
 
 class ArtifactCode:
-    """The previous release's embedded path: the artifact's own code/inference.py on its booster, with xgboost-cpu.
+    """The xgboost-cpu path: the artifact's own code/inference.py on its booster.
 
-    As EmbeddedPredictor ran it until the pure-Python evaluator replaced it: model.tar.gz unpacked in a
-    scratch folder, code/inference.py imported and its model_fn called; each prediction sends the CSV rows
-    through input_fn, predict_fn and output_fn, asking for the JSON the function asks the endpoint for
-    (drivers for rows at or above the contract's threshold), read by the endpoint's parser.
+    model.tar.gz unpacked in a scratch folder, code/inference.py imported and its model_fn called; each
+    prediction sends the CSV rows through input_fn, predict_fn and output_fn, asking for the JSON the
+    function asks the endpoint for (drivers for rows at or above the contract's threshold), read by the
+    endpoint's parser.
     """
 
     MODULE_NAME = "bench_artifact_inference"
@@ -257,10 +263,10 @@ def measure(*, artifact: Path, readings: int, first_predictions: int, log: Calla
     """The three options on the artifact's booster, over the feature rows of `readings` readings of running motors."""
     archive = artifact.read_bytes()
     url = f"s3://bench/{artifact.name}"
-    trees = load_artifact(archive, where=str(artifact))
-    previous = ArtifactCode(archive)
-    booster = previous.booster
-    rows = _feature_rows(running_events(readings))
+    trees = load_artifact(archive)
+    xgboost_path = ArtifactCode(archive)
+    booster = xgboost_path.booster
+    rows = feature_rows(running_events(readings))
     matrix = np.asarray(rows, dtype=np.float32)
     expected = [float(p) for p in booster.inplace_predict(matrix, missing=np.nan)]
     common = [index for index, p in enumerate(expected) if p < DRIVERS_MIN_PROBABILITY]
@@ -275,8 +281,8 @@ def measure(*, artifact: Path, readings: int, first_predictions: int, log: Calla
     common_rows = [rows[index] for index in common]
     shipped = EmbeddedPredictor(url, _Archive(archive))
     pure_s = per_row_cpu_s(lambda row: shipped.predict([row]), common_rows)
-    xgboost_s = per_row_cpu_s(lambda row: previous.predict([row]), common_rows)
-    floor_s = _bare_predict_cpu_s(booster, matrix[common])
+    xgboost_s = per_row_cpu_s(lambda row: xgboost_path.predict([row]), common_rows)
+    floor_s = bare_predict_cpu_s(booster, matrix[common])
 
     log(f"embedded model: drivers of the {len(likely)} most likely rows, pure Python and pred_contribs")
     explaining = EmbeddedPredictor(url, _Archive(archive), drivers_min_probability=0.0)
@@ -315,10 +321,10 @@ def measure(*, artifact: Path, readings: int, first_predictions: int, log: Calla
                 "embedded pure Python (shipped), CPU per row, as the function runs it",
                 Figure("EmbeddedPredictor.predict, one row below the drivers threshold", pure_s * 1e6, "µs"),
                 floor,
-                note="motor_adapters.boosted_trees: the probability, no drivers below the threshold",
+                note="motor_model.boosted_trees: the probability, no drivers below the threshold",
             ),
             ratio(
-                "embedded xgboost-cpu (the previous release), CPU per row",
+                "embedded xgboost-cpu, CPU per row",
                 Figure("the artifact's inference.py, one row below the drivers threshold", xgboost_s * 1e6, "µs"),
                 floor,
                 note="CSV in, the contract's JSON out and parsed",

@@ -262,6 +262,7 @@ def _warm_handler(endpoint: ArtifactEndpoint) -> Iterator[ModuleType]:
         import boto3  # noqa: PLC0415 - after the environment is set
         from moto import mock_aws  # noqa: PLC0415
 
+        import motor_adapters.clients  # noqa: PLC0415
         from motor_adapters.clients import client as real_client  # noqa: PLC0415
 
         real_client.cache_clear()
@@ -283,9 +284,11 @@ def _warm_handler(endpoint: ArtifactEndpoint) -> Iterator[ModuleType]:
                         made.meta.events.register_first("before-send.sagemaker-runtime.InvokeEndpoint", endpoint.answer)
                     return made
 
-                handler.client = client  # type: ignore[attr-defined]
+                # The handler's adapters are built on its first reading, with the clients made by clients.client.
+                motor_adapters.clients.client = client  # type: ignore[assignment]
                 yield handler
         finally:
+            motor_adapters.clients.client = real_client  # type: ignore[assignment]
             real_client.cache_clear()
 
 
@@ -311,8 +314,8 @@ def measure(*, booster: xgb.Booster, readings: int, warmup: int, log: Callable[[
     log(f"warm inference: {readings} readings through the handler ({outcomes})")
     calls_s = client_calls_cpu_s(item, endpoint.last_exchange, repeats=readings)
 
-    rows = np.asarray(_feature_rows(events)[warmup:], dtype=np.float32)
-    floor_s = _bare_predict_cpu_s(booster, rows)
+    rows = np.asarray(feature_rows(events)[warmup:], dtype=np.float32)
+    floor_s = bare_predict_cpu_s(booster, rows)
     total_s = statistics.fmean(per_reading)
     moto_s, model_s = meter.cpu_s / readings, endpoint.cpu_s / readings
     lambda_s = total_s - moto_s - model_s
@@ -402,7 +405,7 @@ def client_calls_cpu_s(item: dict[str, Any], exchange: tuple[bytes, bytes], *, r
     amz_json = "application/x-amz-json-1.0"
     with _environment(VARIABLES), botocore_sigv4():
         dynamodb = client.__wrapped__("dynamodb")
-        # As the handler makes it (functions/inference/app.py): one attempt, the endpoint's read timeout.
+        # As the handler makes it (motor_lambda.ingestion.predictor): one attempt, the endpoint's read timeout.
         runtime = client.__wrapped__(
             "sagemaker-runtime", read_timeout=float(VARIABLES["ENDPOINT_TIMEOUT_S"]), max_attempts=1
         )
@@ -457,7 +460,7 @@ def measure_batched(
     other here (the handler's threads only overlap their waits on AWS; the CPU is the same), so the calling
     thread's CPU time is the batch's.
     """
-    from motor_adapters import stream_batch  # noqa: PLC0415
+    from motor_lambda import stream_batch  # noqa: PLC0415
     from tests.support import kinesis_batch  # noqa: PLC0415 - the tests' TelemetryStream event, one shape for both
 
     size = motors * per_motor
@@ -525,7 +528,7 @@ def _rounds(motors: int, per_motor: int, *, rounds: int) -> list[list[dict[str, 
     ]
 
 
-def _feature_rows(events: list[dict[str, Any]]) -> list[list[float]]:
+def feature_rows(events: list[dict[str, Any]]) -> list[list[float]]:
     """The feature rows the handler sent for these readings: each motor's running statistics carried along."""
     from motor_maintenance.features import RunningStats, compute_features  # noqa: PLC0415
     from motor_maintenance.telemetry import Telemetry  # noqa: PLC0415
@@ -556,6 +559,6 @@ def per_row_cpu_s(predict: Callable[[Any], Any], rows: Sequence[Any] | np.ndarra
     return (time.thread_time() - started) / (repeats * len(rows))
 
 
-def _bare_predict_cpu_s(booster: xgb.Booster, rows: np.ndarray) -> float:
+def bare_predict_cpu_s(booster: xgb.Booster, rows: np.ndarray) -> float:
     """Mean CPU seconds of one single-row prediction, each row of the stream in turn (after a warm-up)."""
     return per_row_cpu_s(lambda row: booster.inplace_predict(row[np.newaxis, :], missing=np.nan), rows)

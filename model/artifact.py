@@ -7,9 +7,11 @@ same settings.
 The artifact:
 
     model.tar.gz
-    ├── xgboost-model        the Booster (XGBoost's UBJSON format), loadable by SageMaker's
-    │                        XGBoost image 3.0-5 in algorithm mode or script mode
-    └── code/inference.py    model_fn/input_fn/predict_fn/output_fn (script mode)
+    ├── xgboost-model                the Booster (XGBoost's UBJSON format), loadable by SageMaker's
+    │                                XGBoost image 3.0-5 in algorithm mode or script mode
+    ├── code/inference.py            model_fn/input_fn/predict_fn/output_fn (script mode)
+    └── embedded/xgboost-model.json  the same Booster in XGBoost's JSON format, which InferenceMode
+                                     embedded reads with the standard library (motor_model.artifact)
 
 The template hosts it in script mode (SAGEMAKER_PROGRAM=inference.py,
 SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code), which adds each row's top drivers to the
@@ -38,6 +40,9 @@ XGBOOST_VERSION = "3.0.5"
 """The XGBoost inside that image; model/requirements.txt pins the same, so the saved format matches."""
 MODEL_FILE = "xgboost-model"
 CODE_DIR = "code"
+EMBEDDED_DIR = "embedded"
+EMBEDDED_MODEL_FILE = f"{EMBEDDED_DIR}/xgboost-model.json"
+"""The layer's motor_model.artifact reads the booster here (tests/unit/test_boosted_trees.py checks the names agree)."""
 FEATURE_NAMES_ATTR = "feature_names"
 
 HYPERPARAMETERS: dict[str, Any] = {
@@ -124,10 +129,11 @@ def model_bytes(booster: xgb.Booster) -> bytes:
 
 
 def _members(booster: xgb.Booster, inference_script: Path) -> list[tuple[str, bytes]]:
-    """The artifact's files: the booster at the top, the inference code in code/."""
+    """The artifact's files: the booster at the top, the inference code in code/, the booster as JSON in embedded/."""
     return [
         (MODEL_FILE, model_bytes(booster)),
         (f"{CODE_DIR}/{inference_script.name}", inference_script.read_bytes()),
+        (EMBEDDED_MODEL_FILE, bytes(booster.save_raw(raw_format="json"))),
     ]
 
 
@@ -141,16 +147,17 @@ def write_model_dir(booster: xgb.Booster, model_dir: Path, *, inference_script: 
 
 
 def write_model_tar(booster: xgb.Booster, path: Path, *, inference_script: Path) -> Path:
-    """Write model.tar.gz: `xgboost-model` at the top, `code/inference.py` beside it. Deterministic bytes."""
+    """Write model.tar.gz: `xgboost-model` at the top, `code/` and `embedded/` beside it. Deterministic bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     members = _members(booster, inference_script)
     # Written beside it and renamed: a run killed half-way never leaves a truncated artifact that the
     # local stack or an upload would take for a model. The gzip header names `path`, as before.
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as raw, tarfile.open(str(path), "w:gz", fileobj=raw, compresslevel=9) as archive:
-        directory = tarfile.TarInfo(CODE_DIR)
-        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
-        archive.addfile(directory)
+        for folder in (CODE_DIR, EMBEDDED_DIR):
+            directory = tarfile.TarInfo(folder)
+            directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+            archive.addfile(directory)
         for name, data in members:
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644

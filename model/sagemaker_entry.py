@@ -12,8 +12,9 @@ else of the project is needed). It reads:
 
 and writes the artifact's layout into SM_MODEL_DIR, which SageMaker packs as model.tar.gz:
 
-    xgboost-model        the booster, feature names in its `feature_names` attribute
-    code/inference.py    the script-mode functions the template's endpoint runs
+    xgboost-model                the booster, feature names in its `feature_names` attribute
+    code/inference.py            the script-mode functions the template's endpoint runs
+    embedded/xgboost-model.json  the booster as JSON, for the template's InferenceMode embedded
 
 A bad input ends the job with a one-line reason in SM_OUTPUT_FAILURE, which SageMaker reports as
 the job's FailureReason (model/sagemaker_train.py prints it).
@@ -94,7 +95,8 @@ def train(environ: Mapping[str, str]) -> Path:
         log=print,
     )
     artifact.write_model_dir(booster, model_dir, inference_script=INFERENCE_SCRIPT)
-    print(f"wrote {artifact.MODEL_FILE} and {artifact.CODE_DIR}/{INFERENCE_SCRIPT.name} to {model_dir}")
+    written = (artifact.MODEL_FILE, f"{artifact.CODE_DIR}/{INFERENCE_SCRIPT.name}", artifact.EMBEDDED_MODEL_FILE)
+    print(f"wrote {', '.join(written)} to {model_dir}")
     return model_dir
 
 

@@ -337,7 +337,9 @@ def _start_job(args: argparse.Namespace, dataset: Dataset, boto_session: Any, im
             raise UsageError(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}") from None
         except (BotoCoreError, ValueError) as exc:
             raise UsageError(str(exc)) from None
-    # The SDK's documented way to reach the job a ModelTrainer started.
+    # The SDK's own handle on the job a ModelTrainer started (its class docstring's example reads it): in SDK v3,
+    # train() returns nothing and ModelTrainer has no public attribute for it. Searching the jobs by name instead
+    # could pick another run's job started in the same second.
     return session.sagemaker_client, str(trainer._latest_training_job.training_job_name)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from motor_adapters.clients import client as real_client
+import motor_adapters.clients
 from tests.conftest import FakeAws
 from tests.support import FakeSageMakerRuntime, load_handler
 
@@ -48,9 +48,10 @@ def sagemaker() -> FakeSageMakerRuntime:
 @pytest.fixture
 def inference(aws: FakeAws, sagemaker: FakeSageMakerRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     module = load_handler("inference")
+    other = motor_adapters.clients.client  # another fixture's stand-in for another service, or the real one
 
     def client(service: str, **kwargs: Any) -> Any:
-        return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
+        return sagemaker if service == "sagemaker-runtime" else other(service, **kwargs)
 
-    monkeypatch.setattr(module, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
     return module

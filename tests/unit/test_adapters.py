@@ -14,7 +14,7 @@ from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_adapters.sagemaker_predictor import SageMakerPredictor, parse_predictions
-from motor_adapters.settings import Settings
+from motor_lambda.settings import AlertSettings, InferenceSettings
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.errors import PredictionUnavailable, PublishFailed, StoreUnavailable, VersionConflict
 from motor_maintenance.prediction import Driver, Prediction
@@ -243,11 +243,16 @@ def test_config_source_keeps_the_last_good_config_when_the_parameter_turns_bad()
 
 
 def test_settings_come_from_the_environment_and_missing_ones_are_named() -> None:
-    settings = Settings.from_env({"STATE_TABLE_NAME": "t", "ENDPOINT_TIMEOUT_S": "1.5"})
+    settings = InferenceSettings.from_env({"STATE_TABLE_NAME": "t", "ENDPOINT_TIMEOUT_S": "1.5"})
 
     assert (settings.state_table_name, settings.endpoint_timeout_s) == ("t", 1.5)
-    with pytest.raises(RuntimeError, match="ALERT_TOPIC_ARN"):
-        settings.require("state_table_name", "alert_topic_arn")
+    with pytest.raises(RuntimeError, match="ALERT_TOPIC_ARN is not set") as missing:
+        AlertSettings.from_env({"IDEMPOTENCY_TABLE_NAME": "i", "STATE_TABLE_NAME": "t"})
+    assert "IDEMPOTENCY_TABLE_NAME" not in str(missing.value)
+    with pytest.raises(RuntimeError, match="STATE_TABLE_NAME is not set"):
+        InferenceSettings.from_env({"STATE_TABLE_NAME": ""})  # the template's empty value is no value
+    with pytest.raises(RuntimeError, match="ENDPOINT_TIMEOUT_S"):
+        InferenceSettings.from_env({"STATE_TABLE_NAME": "t", "ENDPOINT_TIMEOUT_S": "0"})
 
 
 def test_a_silent_endpoint_costs_one_bounded_attempt_not_a_retry_storm() -> None:
@@ -367,7 +372,7 @@ def test_config_source_validates_a_document_once_not_on_every_invocation(monkeyp
     ],
 )
 def test_a_payload_preview_is_ascii_and_escapes_what_a_log_line_cannot_show(payload: Any, shown: str) -> None:
-    from motor_adapters.wiring import payload_preview
+    from motor_lambda.rejection import payload_preview
 
     preview = payload_preview(payload)
 
@@ -377,7 +382,7 @@ def test_a_payload_preview_is_ascii_and_escapes_what_a_log_line_cannot_show(payl
 
 def test_a_payload_preview_is_short_however_deep_or_large_the_payload() -> None:
     """repr() of a payload nested ~990 deep raised RecursionError on Python 3.11; one of 20,000 fields is 256 KB."""
-    from motor_adapters.wiring import payload_preview
+    from motor_lambda.rejection import payload_preview
 
     deep: Any = "leaf"
     for _ in range(100_000):

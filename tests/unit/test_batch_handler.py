@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-import motor_adapters.wiring
-from motor_adapters import stream_batch
+import motor_adapters.clients
 from motor_adapters.clients import client as real_client
+from motor_lambda import stream_batch
 from tests.conftest import FakeAws
 from tests.support import (
     FakeSageMakerRuntime,
@@ -31,11 +31,12 @@ from tests.support import (
 def dynamodb(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> ThrottledDynamoDB:
     """The DynamoDB client the handler's adapters are built with: moto's, each call recorded, throttling on demand."""
     recorded = ThrottledDynamoDB(real_client("dynamodb"))
+    other = motor_adapters.clients.client  # the inference fixture's endpoint, when it came first
 
     def client(service: str, **kwargs: Any) -> Any:
-        return recorded if service == "dynamodb" else real_client(service, **kwargs)
+        return recorded if service == "dynamodb" else other(service, **kwargs)
 
-    monkeypatch.setattr(motor_adapters.wiring, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
     return recorded
 
 

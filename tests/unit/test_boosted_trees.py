@@ -1,24 +1,29 @@
-"""motor_adapters.boosted_trees and motor_adapters.ubjson: XGBoost's answers without XGBoost.
+"""motor_model: XGBoost's answers without XGBoost, from the booster in XGBoost's JSON format.
 
 Every expectation is XGBoost 3.0.5's own answer for the same booster and rows: `inplace_predict` for
-probabilities, `predict(pred_contribs=True)` for contributions, `save_raw("json")` for the document the
-UBJSON reader must rebuild.
+probabilities, `predict(pred_contribs=True)` for contributions. The booster is read as `save_raw("json")`
+writes it, which model/artifact.py puts in the artifact beside `xgboost-model`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import struct
+import tarfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import xgboost as xgb
 
-from model import inference
-from motor_adapters import boosted_trees, embedded_predictor, ubjson
-from motor_adapters.boosted_trees import BoostedTrees, ModelFormatError, float32
+import motor_model.artifact
+from model import artifact, inference
+from motor_adapters import embedded_predictor
+from motor_model import boosted_trees
+from motor_model.artifact import load_artifact
+from motor_model.boosted_trees import BoostedTrees, ModelFormatError, float32
 
 PROBABILITY_TOLERANCE = 1e-6
 CONTRIBUTION_TOLERANCE = 1e-4
@@ -54,10 +59,9 @@ def _assert_agrees(booster: xgb.Booster, trees: BoostedTrees, *, seed: int = 9) 
         assert math.fsum(mine) == pytest.approx(trees._margin(float32(values)), abs=1e-9)  # SHAP's local accuracy
 
 
-@pytest.mark.parametrize("save_as", ["ubj", "json"])
-def test_probabilities_and_contributions_are_xgboosts_for_rows_with_missing_values(save_as: str) -> None:
+def test_probabilities_and_contributions_are_xgboosts_for_rows_with_missing_values() -> None:
     booster = _booster()
-    trees = BoostedTrees.load(bytes(booster.save_raw(save_as)))
+    trees = BoostedTrees.load(bytes(booster.save_raw("json")))
 
     _assert_agrees(booster, trees)
     assert trees.feature_names == [f"feature_{i}" for i in range(8)]
@@ -74,7 +78,7 @@ def test_both_default_directions_of_a_missing_value_are_taken_as_xgboost_takes_t
     ]
     # Given a booster that learned both directions (else the test below could not tell them apart)
     assert 0 < sum(internal) < len(internal)
-    trees = BoostedTrees.load(bytes(booster.save_raw("ubj")))
+    trees = BoostedTrees.load(bytes(booster.save_raw("json")))
     # Then a row with every value missing follows the defaults alone, as XGBoost's does
     empty = np.full((1, 8), np.nan, dtype=np.float32)
     assert trees.probability(empty[0].tolist()) == pytest.approx(
@@ -99,13 +103,13 @@ def test_a_learned_base_score_and_a_best_iteration_are_applied_as_xgboost_applie
     assert float(document["learner"]["learner_model_param"]["base_score"].strip("[]")) != 0.5
     assert booster.best_iteration + 1 < booster.num_boosted_rounds()
 
-    _assert_agrees(booster, BoostedTrees.load(bytes(booster.save_raw("ubj"))))
+    _assert_agrees(booster, BoostedTrees.load(bytes(booster.save_raw("json"))))
 
 
 def test_trees_too_deep_for_generated_code_are_walked_node_by_node(monkeypatch: pytest.MonkeyPatch) -> None:
     booster = _booster({"max_depth": 6})
     monkeypatch.setattr(boosted_trees, "CODEGEN_MAX_DEPTH", 2)
-    walked = BoostedTrees.load(bytes(booster.save_raw("ubj")))
+    walked = BoostedTrees.load(bytes(booster.save_raw("json")))
     assert walked._margin == walked._walked_margin
 
     _assert_agrees(booster, walked)
@@ -116,7 +120,7 @@ def test_the_demo_models_shape_300_trees_with_feature_names_agrees_on_many_rows(
     booster = xgb.train(
         {"objective": "binary:logistic", "max_depth": 5, "eta": 0.1}, xgb.DMatrix(x, y, missing=np.nan), 300
     )
-    trees = BoostedTrees.load(bytes(booster.save_raw("ubj")))
+    trees = BoostedTrees.load(bytes(booster.save_raw("json")))
     expected = booster.inplace_predict(x[:500], missing=np.nan)
 
     worst = max(abs(trees.probability(row.tolist()) - float(p)) for row, p in zip(x[:500], expected, strict=True))
@@ -139,7 +143,7 @@ def test_a_model_it_cannot_evaluate_exactly_is_refused_at_load(params: dict[str,
         y = (np.arange(200) % 3).astype(np.float32)
     booster = xgb.train({"objective": "binary:logistic"} | params, xgb.DMatrix(x, y, missing=np.nan), 3)
     with pytest.raises(ModelFormatError, match=message):
-        BoostedTrees.load(bytes(booster.save_raw("ubj")))
+        BoostedTrees.load(bytes(booster.save_raw("json")))
 
 
 def test_a_booster_with_categorical_splits_is_refused_at_load() -> None:
@@ -149,7 +153,7 @@ def test_a_booster_with_categorical_splits_is_refused_at_load() -> None:
     matrix = xgb.DMatrix(x, y, feature_types=["c", "q", "q"], enable_categorical=True)
     booster = xgb.train({"objective": "binary:logistic", "max_cat_to_onehot": 1}, matrix, 3)
     with pytest.raises(ModelFormatError, match="categorical"):
-        BoostedTrees.load(bytes(booster.save_raw("ubj")))
+        BoostedTrees.load(bytes(booster.save_raw("json")))
 
 
 def _edited(change: Any) -> bytes:
@@ -174,7 +178,9 @@ def test_a_corrupt_tree_is_refused_at_load_not_answered_wrongly(change: Any, mes
         BoostedTrees.load(_edited(change))
 
 
-@pytest.mark.parametrize("data", [b"", b"not a model", b"\x1f\x8b\x08\x00", b'{"learner": {}}', b"{L\x00"])
+@pytest.mark.parametrize(
+    "data", [b"", b"not a model", b"\x1f\x8b\x08\x00", b'{"learner": {}}', b"{L\x00", b"[1, 2]", b"\xff\xfe{"]
+)
 def test_bytes_that_are_not_a_booster_are_a_model_format_error(data: bytes) -> None:
     with pytest.raises(ModelFormatError):
         BoostedTrees.load(data)
@@ -183,71 +189,48 @@ def test_bytes_that_are_not_a_booster_are_a_model_format_error(data: bytes) -> N
 def test_the_embedded_drivers_rules_are_the_endpoints() -> None:
     assert embedded_predictor.TOP_DRIVERS == inference.TOP_DRIVERS
     assert embedded_predictor.DRIVERS_MIN_PROBABILITY == inference.DRIVERS_MIN_PROBABILITY
-    assert embedded_predictor.MODEL_FILE == inference.MODEL_FILE
     assert boosted_trees.FEATURE_NAMES_ATTR == inference.FEATURE_NAMES_ATTR
 
 
-# UBJSON
+def test_xgboosts_binary_format_is_refused_as_not_json() -> None:
+    with pytest.raises(ModelFormatError, match="not an XGBoost JSON model"):
+        BoostedTrees.load(bytes(_booster(rounds=2).save_raw("ubj")))
 
 
-def _float32s(value: Any) -> Any:
-    """JSON prints float32s shortest; UBJSON holds them exactly: compare both as float32."""
-    if isinstance(value, dict):
-        return {key: _float32s(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_float32s(item) for item in value]
-    if isinstance(value, float):
-        return struct.unpack(">f", struct.pack(">f", value))[0]
-    return value
+# The artifact
 
 
-def test_ubjson_reads_what_xgboost_writes_as_its_json_says() -> None:
-    booster = _booster(rounds=5)
-    assert _float32s(ubjson.loads(bytes(booster.save_raw("ubj")))) == _float32s(json.loads(booster.save_raw("json")))
+def test_the_artifact_carries_the_booster_the_endpoint_serves_as_json_for_the_embedded_model(tmp_path: Path) -> None:
+    booster = _booster()
+    script = Path(inference.__file__)
+    archive = artifact.write_model_tar(booster, tmp_path / "model.tar.gz", inference_script=script).read_bytes()
+
+    trees = load_artifact(archive)
+
+    served = artifact.load_booster(tmp_path / "model.tar.gz")  # xgboost-model, as the endpoint loads it
+    _assert_agrees(served, trees)
+    assert motor_model.artifact.EMBEDDED_MODEL_FILE == artifact.EMBEDDED_MODEL_FILE
 
 
-@pytest.mark.parametrize(
-    ("data", "value"),
-    [
-        (b"Z", None),
-        (b"T", True),
-        (b"F", False),
-        (b"i\xff", -1),
-        (b"U\xff", 255),
-        (b"I\x01\x00", 256),
-        (b"l\x00\x01\x00\x00", 65536),
-        (b"L\x00\x00\x00\x01\x00\x00\x00\x00", 2**32),
-        (b"D?\xf8\x00\x00\x00\x00\x00\x00", 1.5),
-        (b"d?\xc0\x00\x00", 1.5),
-        (b"CA", "A"),
-        (b"SU\x02\xc3\xa9", "é"),
-        (b"[i\x01Ni\x02]", [1, 2]),
-        (b"[$U#U\x03\x01\x02\x03", [1, 2, 3]),
-        (b"[#U\x02Ti\x05", [True, 5]),
-        (b"[$d#i\x00", []),
-        (b"{U\x01a[]U\x01bZ}", {"a": [], "b": None}),
-        (b"{$i#U\x02U\x01x\x07U\x01y\xf9", {"x": 7, "y": -7}),
-    ],
-)
-def test_ubjson_reads_each_kind_of_value(data: bytes, value: Any) -> None:
-    assert ubjson.loads(data) == value
+def test_an_artifact_without_the_json_booster_is_refused_with_the_command_that_makes_one(tmp_path: Path) -> None:
+    # Given an artifact as SageMaker's server reads it, with `xgboost-model` alone
+    path = tmp_path / "model.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        data = artifact.model_bytes(_booster(rounds=2))
+        member = tarfile.TarInfo(artifact.MODEL_FILE)
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+
+    with pytest.raises(ModelFormatError) as refused:
+        load_artifact(path.read_bytes())
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "embedded/xgboost-model.json" in message
+    assert "retrain with `python model/train.py`" in message
 
 
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        (b"", "ends at offset 0"),
-        (b"Zi", "follow the value"),
-        (b"[i\x01", "ends"),
-        (b"SU\x05ab", "past the end"),
-        (b"Si\xff", "negative length"),
-        (b"Sd\x00\x00\x00\x00", "must be an integer"),
-        (b"[$d\x00", "without a count"),
-        (b"[$d#U\x09\x00", "past the end"),
-        (b"H", "unsupported marker"),
-        (b"l\x00\x00", "inside a number"),
-    ],
-)
-def test_ubjson_refuses_malformed_data_with_the_offset(data: bytes, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        ubjson.loads(data)
+@pytest.mark.parametrize("data", [b"", b"not a tarball", b"\x1f\x8b\x08\x00\x00"])
+def test_bytes_that_are_not_an_artifact_are_a_model_format_error(data: bytes) -> None:
+    with pytest.raises(ModelFormatError, match=r"not a model\.tar\.gz"):
+        load_artifact(data)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+import motor_adapters.clients
 from device.history import generate
 from device.physics import DAY_S, FleetConfig
 from model import inference
@@ -176,6 +177,27 @@ def test_an_unusable_artifact_is_a_prediction_unavailable_not_a_failed_invocatio
         predictor.predict([[1.0] * _feature_count()])
 
 
+def test_an_artifact_without_the_json_booster_is_refused_in_one_line_that_says_to_retrain(artifact: bytes) -> None:
+    # Given the artifact as SageMaker's server alone needs it: xgboost-model and code/, no embedded/
+    stripped = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(artifact), mode="r:gz") as source,
+        tarfile.open(fileobj=stripped, mode="w:gz") as target,
+    ):
+        for member in source.getmembers():
+            if not member.name.startswith("embedded"):
+                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    predictor = EmbeddedPredictor(MODEL_URL, _s3(stripped.getvalue()))
+
+    with pytest.raises(PredictionUnavailable) as refused:
+        predictor.predict([[1.0] * _feature_count()])
+
+    message = str(refused.value)
+    assert message.startswith(f"model {MODEL_URL} cannot be loaded: ")
+    assert "retrain with `python model/train.py`" in message
+    assert "\n" not in message
+
+
 def test_rows_of_the_wrong_width_are_refused_as_the_endpoint_refuses_them(artifact: bytes) -> None:
     predictor = EmbeddedPredictor(MODEL_URL, _s3(artifact))
     with pytest.raises(PredictionUnavailable, match="features"):
@@ -209,7 +231,7 @@ def test_the_inference_handler_with_model_s3_url_scores_readings_with_the_model_
         services.append(service)
         return real_client(service, **kwargs)
 
-    monkeypatch.setattr(module, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
 
     # When two readings of a running motor arrive
     first = module.lambda_handler(load_event("telemetry-normal"), lambda_context)
@@ -219,7 +241,8 @@ def test_the_inference_handler_with_model_s3_url_scores_readings_with_the_model_
     assert first["status"] == second["status"] == "applied"
     assert first["failure_probability"] is not None
     assert 0.0 <= first["failure_probability"] <= 1.0
-    assert services == ["s3"]
+    assert services.count("s3") == 1  # one client, made once per execution environment
+    assert "sagemaker-runtime" not in services
 
 
 @dataclass

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
+import motor_adapters.clients
 from motor_adapters.clients import client as real_client
 from tests.conftest import FakeAws
 from tests.fuzzing import (
@@ -271,7 +272,7 @@ def fleet(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> Fleet:
     handlers = {name: load_handler(name) for name in HANDLERS}
     sagemaker = FakeSageMakerRuntime()
     monkeypatch.setattr(
-        handlers["inference"],
+        motor_adapters.clients,
         "client",
         lambda service, **kwargs: sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs),
     )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
+import motor_adapters.clients
 from motor_adapters.clients import client as real_client
 from tests.conftest import FakeAws
 from tests.support import FakeSageMakerRuntime, LambdaContext, load_event, load_handler
@@ -221,7 +222,7 @@ def test_malformed_drivers_are_logged_and_counted_and_the_probability_still_coun
             return {"Body": io.BytesIO(json.dumps(answer).encode())}
 
     monkeypatch.setattr(
-        inference,
+        motor_adapters.clients,
         "client",
         lambda service, **kwargs: Garbled() if service == "sagemaker-runtime" else real_client(service, **kwargs),
     )

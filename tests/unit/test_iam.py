@@ -3,8 +3,9 @@
 The calls are derived from the code with `ast`, without running it:
 
 1. template.yaml names each function's handler (CodeUri + Handler).
-2. From the handler module the analysis follows calls into `motor_adapters` functions (the
-   wiring) and records every object built with a boto3 client made by
+2. From the handler module the analysis follows calls into the layer's functions (the shell's
+   wiring: `motor_lambda.wiring`, `.ingestion`, `.alerting`) and into the methods of the shell's
+   classes the handler builds, and records every object built with a boto3 client made by
    `motor_adapters.clients.client(service)`, the only place that makes clients.
 3. An adapter class of `motor_adapters` makes the calls it makes on its client
    (`self._client.put_item(...)`, or `client.put_item(...)` in a helper of its module), in its own
@@ -13,8 +14,9 @@ The calls are derived from the code with `ast`, without running it:
 4. botocore's service model turns a method into its operation (`put_item` -> `PutItem`); the IAM
    prefix of the service makes it an action (`dynamodb:PutItem`).
 5. The resource of an adapter is what the wiring gives it: `settings.state_table_name` is the
-   environment variable STATE_TABLE_NAME (motor_adapters.settings), which the template sets to
-   `!Ref StateTable`; so the grant must name StateTable. An adapter given no setting has its
+   environment variable STATE_TABLE_NAME (a field of the function's settings model, the handler's
+   `settings = <Model>.from_env()`), which the template sets to `!Ref StateTable`; so the grant
+   must name StateTable. An adapter given no setting has its
    target written in its code (TARGETS_IN_CODE).
 
 A role must grant exactly these actions, on these resources, plus what Lambda needs to run the
@@ -39,9 +41,10 @@ from typing import Any
 import boto3
 import pytest
 
+import motor_adapters.clients
+from motor_adapters.clients import client as real_client
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.iot_publisher import ALARM_TOPIC
-from motor_adapters.settings import Settings
 from tests.conftest import FakeAws
 from tests.support import ROOT, FakeSageMakerRuntime, LambdaContext, load_event, load_handler
 from tests.unit.test_template import (
@@ -62,6 +65,16 @@ from tests.unit.test_template import (
 
 CLIENT_FACTORY = "motor_adapters.clients.client"
 ADAPTERS = "motor_adapters"
+"""The adapter classes: each makes its calls on the client it is given."""
+SHELL = "motor_lambda"
+"""The handlers' shell: its functions and the methods of its classes are followed as the handler's own code."""
+LAYER = (ADAPTERS, SHELL, "motor_model")
+"""Our packages in the layer, read from the code base being analysed (a copy, in the tests that change it)."""
+
+
+def in_package(module: str, *packages: str) -> bool:
+    return any(module == package or module.startswith(f"{package}.") for package in packages)
+
 
 # IAM's prefix for a service whose boto3 name differs (the operation names are the same).
 IAM_PREFIX = {"iot-data": "iot", "sagemaker-runtime": "sagemaker"}
@@ -198,7 +211,7 @@ class CodeBase:
     root: Path = ROOT
 
     def source(self, module: str) -> Source | None:
-        if module == ADAPTERS or module.startswith(f"{ADAPTERS}."):
+        if in_package(module, *LAYER):
             path = self.root / "layers" / "shared" / (module.replace(".", "/") + ".py")
             return _parse(module, path) if path.is_file() else None
         spec = importlib.util.find_spec(module)
@@ -276,7 +289,7 @@ class Reach:
 
 
 def reach(code: CodeBase, handler: Source) -> Reach:
-    """Follow the handler into the adapters' wiring and collect every object built with a client."""
+    """Follow the handler into the shell's wiring and collect every object built with a client."""
     found = Reach()
     todo: list[tuple[Source, ast.AST]] = [(handler, handler.tree)]
     seen: set[int] = set()
@@ -337,10 +350,12 @@ def _reach_unit(
     for call in calls:
         name = source.qualified(call.func) or ""
         module, _, attribute = name.rpartition(".")
-        target = code.source(module) if module.startswith(ADAPTERS) else None
+        target = code.source(module) if in_package(module, *LAYER) else None
         definition = target.definition(attribute) if target else None
         if isinstance(definition, ast.FunctionDef) and target is not None:
             todo.append((target, definition))  # the wiring: follow it
+        elif isinstance(definition, ast.ClassDef) and target is not None and in_package(module, SHELL):
+            todo.append((target, definition))  # a class of the shell: follow its methods
         elif _is_maker(code, source, call):
             build(call)
         elif name.startswith(AWS_CALLING_PACKAGES) and attribute not in NON_CALLING:
@@ -379,7 +394,7 @@ def _is_maker(code: CodeBase, source: Source, call: ast.Call) -> bool:
     """Whether `call` builds an adapter class of motor_adapters or a library class that calls AWS."""
     name = source.qualified(call.func) or ""
     module, _, attribute = name.rpartition(".")
-    if module.startswith(ADAPTERS):
+    if in_package(module, ADAPTERS):
         target = code.source(module)
         return target is not None and isinstance(target.definition(attribute), ast.ClassDef)
     return attribute in LIBRARY_CALLERS and name.startswith("aws_lambda_powertools.")
@@ -402,7 +417,7 @@ def adapter_methods(
         for base in cls.bases:
             name = where.qualified(base) or ""
             module, _, attribute = name.rpartition(".")
-            base_source = code.source(module) if module.startswith(ADAPTERS) else None
+            base_source = code.source(module) if in_package(module, ADAPTERS) else None
             base_definition = base_source.definition(attribute) if base_source else None
             if base_source is None or not isinstance(base_definition, ast.ClassDef):
                 problems.append(f"{cls.name} inherits from {ast.unparse(base)}, which is no adapter class it can read")
@@ -469,18 +484,39 @@ class Needs:
     problems: list[str] = field(default_factory=list)
 
 
+def settings_model(handler: Source) -> type[Any] | None:
+    """The settings model the handler reads its environment with: its module-level `settings = <Model>.from_env()`."""
+    for node in handler.tree.body:
+        if not (isinstance(node, ast.Assign) and isinstance(call := node.value, ast.Call)):
+            continue
+        if [ast.unparse(target) for target in node.targets] != ["settings"] or not isinstance(call.func, ast.Attribute):
+            continue
+        if call.func.attr == "from_env" and (name := handler.qualified(call.func.value)):
+            module, _, attribute = name.rpartition(".")
+            model: type[Any] | None = getattr(importlib.import_module(module), attribute, None)
+            return model
+    return None
+
+
 def code_needs(template: Template, name: str, function: dict[str, Any], code: CodeBase) -> Needs:
     needs = Needs()
-    found = reach(code, code.handler(template, function))
+    handler = code.handler(template, function)
+    found = reach(code, handler)
     needs.problems += [f"{name}: {problem}" for problem in found.problems]
     variables = environment(template, function)
+    model = settings_model(handler)
+    if model is None:
+        needs.problems.append(f"{name}: its handler reads no settings model (`settings = <Model>.from_env()`)")
+    fields = model.model_fields if model is not None else {}
     for use in found.uses:
         actions, problems = calls_of(code, use)
         needs.problems += [f"{name}: {problem}" for problem in problems]
         targets: set[frozenset[str]] = set()
         for setting in sorted(use.settings):
-            if setting not in Settings.model_fields:
-                needs.problems.append(f"{name}: {use.where} passes settings.{setting}, which Settings does not define")
+            if setting not in fields:
+                needs.problems.append(
+                    f"{name}: {use.where} passes settings.{setting}, which its settings model does not define"
+                )
             # A setting the template leaves unset, or sets to a plain value, is tuning: it names no resource.
             for value, _ in each(variables.get(setting.upper(), [])):
                 if target := named(template, value):
@@ -731,10 +767,20 @@ APPENDED_IMPORTS = "\nfrom motor_adapters.clients import client as _client_for_t
         ),
         # Functions whose wiring builds the batch-reading store need dynamodb:BatchGetItem.
         (
-            "layers/shared/motor_adapters/wiring.py",
-            "return DynamoStateStore(settings.state_table_name",
-            "return DynamoBatchStateStore(settings.state_table_name",
+            "layers/shared/motor_lambda/wiring.py",
+            "import DynamoDueIndex, DynamoStateStore\n",
+            "import DynamoDueIndex\n"
+            "from motor_adapters.dynamodb_store import DynamoBatchStateStore as DynamoStateStore\n",
             "OperatorActionRole: does not grant dynamodb:BatchGetItem",
+        ),
+        # What a class of the shell builds is the handler's too (Ingestion, then inference_ports), and a
+        # setting must be one of the function's own.
+        (
+            "layers/shared/motor_lambda/ingestion.py",
+            "    store = DynamoBatchStateStore(",
+            "    DynamoHealthStore(settings.alert_topic_arn, clients.client('dynamodb'))\n"
+            "    store = DynamoBatchStateStore(",
+            "passes settings.alert_topic_arn, which its settings model does not define",
         ),
         # What an adapter inherits from a class the analysis cannot read is reported, not ignored.
         (
@@ -771,6 +817,7 @@ APPENDED_IMPORTS = "\nfrom motor_adapters.clients import client as _client_for_t
     ids=[
         "adapter-queries",
         "batch-store-everywhere",
+        "shell-class",
         "unreadable-base",
         "handler-publishes",
         "untraceable-client",
@@ -781,7 +828,7 @@ APPENDED_IMPORTS = "\nfrom motor_adapters.clients import client as _client_for_t
 def test_code_that_calls_more_than_the_role_grants_is_reported(
     tmp_path: Path, path: str, old: str | None, new: str, culprit: str
 ) -> None:
-    for tree in ("functions", "layers/shared/motor_adapters"):
+    for tree in ("functions", "layers/shared"):
         shutil.copytree(ROOT / tree, tmp_path / tree, ignore=shutil.ignore_patterns("__pycache__"))
     changed = tmp_path / path
     text = changed.read_text()
@@ -841,12 +888,11 @@ def test_the_calls_the_handlers_make_under_moto_are_among_those_derived(
     """
     inference = load_handler("inference")
     sagemaker = FakeSageMakerRuntime()  # moto has no SageMaker runtime; the analysis covers InvokeEndpoint
-    real = inference.client
 
     def client(service: str, **kwargs: Any) -> Any:
-        return sagemaker if service == "sagemaker-runtime" else real(service, **kwargs)
+        return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
 
-    monkeypatch.setattr(inference, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
     breach = load_event("telemetry-condition-breach")
     _run(inference, [breach | {"ts": "2026-11-27T12:00:30Z", "seq": 1001}, breach, load_event("telemetry-legacy")])
     _run(inference, [load_event("telemetry-batch")])  # IngestionMode batched

@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_artifact_holds_only_the_booster_at_its_top_and_the_inference_code_beside_it(
+def test_the_artifact_holds_only_the_booster_at_its_top_and_the_inference_code_and_its_json_beside_it(
     small_model_run: tuple[dict[str, Any], Path], tmp_path: Path
 ) -> None:
     _, out = small_model_run
     with tarfile.open(out / "model.tar.gz") as archive:
         names = sorted(archive.getnames())
         archive.extractall(tmp_path, filter="data")
-    assert names == ["code", "code/inference.py", "xgboost-model"]
+    assert names == ["code", "code/inference.py", "embedded", "embedded/xgboost-model.json", "xgboost-model"]
     # SageMaker's algorithm-mode server loads every top-level file as a booster: each must load.
     for entry in tmp_path.iterdir():
         if entry.is_file():

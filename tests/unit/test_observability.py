@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Metrics
 
-from motor_adapters.observability import KIND_DIMENSION, count_alarms_raised
+from motor_lambda.observability import KIND_DIMENSION, count_alarms_raised
 from motor_maintenance.alarms import AlarmEvent, AlarmKind, Transition
 from tests.support import ROOT, load_event
 from tests.unit.test_template import TEMPLATE, Template, alternatives, direct_reference, each, resources
@@ -477,19 +477,43 @@ def _calls(path: Path, function: str | None = None) -> set[str]:
     tree: ast.AST = ast.parse(path.read_text())
     if function is not None:
         tree = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
-    return {_called(node) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    return _calls_in(tree)
+
+
+def _calls_in(tree: ast.AST) -> set[str]:
+    return {name for node in ast.walk(tree) if isinstance(node, ast.Call) and (name := _called(node))}
 
 
 def test_every_handler_that_publishes_alarm_events_counts_the_raised_ones() -> None:
-    # InferenceFunction reports its readings' results through ReadingReporter, whose report() counts them.
-    reporter = ROOT / "layers" / "shared" / "motor_adapters" / "reading_report.py"
-    assert "count_alarms_raised" in _calls(reporter, "report")
+    shell = ROOT / "layers" / "shared" / "motor_lambda"
+    # The shell's reporters count them: a reading's result (InferenceFunction's Ingestion), an action's, a tick's.
+    assert "count_alarms_raised" in _calls(shell / "reports.py", "report")
+    assert "ReadingReporter" in _calls(shell / "ingestion.py")
+    assert "count_alarms_raised" in _calls(shell / "reports.py", "report_action")
+    assert "count_alarms_raised" in _calls(shell / "timers.py", "report_tick")
+    counting = {"count_alarms_raised", "Ingestion", "report_action", "report_tick"}
+    # What gives a use case the alarm publisher: the wiring's builders that make one, and the shell's users of them.
+    modules = [ast.parse(path.read_text()) for path in shell.glob("*.py")]
+    builders = {
+        node.name
+        for module in modules
+        for node in module.body
+        if isinstance(node, ast.FunctionDef) and "alarm_publisher" in _calls_in(node)
+    }
+    builders |= {
+        node.name
+        for module in modules
+        for node in module.body
+        if isinstance(node, ast.ClassDef) and _calls_in(node) & builders
+    }
+    assert {"motor_ports", "inference_ports", "timer_ports", "Ingestion"} <= builders
+    publishing = 0
     for handler in sorted((ROOT / "functions").glob("*/app.py")):
         calls = _calls(handler)
-        if "alarm_publisher" in calls:
-            assert calls & {"count_alarms_raised", "ReadingReporter"}, (
-                f"{handler.relative_to(ROOT)} publishes alarm events uncounted"
-            )
+        if calls & builders:
+            publishing += 1
+            assert calls & counting, f"{handler.relative_to(ROOT)} publishes alarm events uncounted"
+    assert publishing == 3  # InferenceFunction, OperatorActionFunction, OfflineCheckFunction
 
 
 def test_the_operations_doc_lists_every_metric_the_code_emits_and_no_other() -> None:

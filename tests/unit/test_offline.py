@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from motor_lambda.timers import STOP_WITH_S_LEFT
 from motor_maintenance.alarms import AlarmEvent, AlarmKind, AlarmState, OperatorAction, Transition
 from motor_maintenance.alerts import format_alert
 from motor_maintenance.config import OFFLINE_ALARM, DetectorConfig
@@ -20,7 +21,7 @@ from motor_maintenance.detector import Decision, Outcome, ReadingInput, check_ti
 from motor_maintenance.service import process_reading, process_timers
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
-from tests.support import T0_MS, MemoryStore, Recorder, load_event, load_handler, reading_payload
+from tests.support import T0_MS, MemoryStore, Recorder, load_event, reading_payload
 
 T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
 CONFIG = DetectorConfig()  # offline after 600 s
@@ -281,9 +282,8 @@ def test_the_timer_runs_every_minute_and_does_not_retry_a_failed_tick() -> None:
         },
     }
     assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
-    # Work stops 25 s before the timeout (functions/offline/app.py): the timeout must leave room for work.
-    offline_app = load_handler("offline")
-    assert function["Timeout"] >= 2 * offline_app.STOP_WITH_S_LEFT
+    # Work stops 25 s before the timeout (motor_lambda.timers): the timeout must leave room for work.
+    assert function["Timeout"] >= 2 * STOP_WITH_S_LEFT
 
 
 def _roles(template: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:

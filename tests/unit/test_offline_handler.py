@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from motor_lambda.timers import TimerChecksFailed
 from motor_maintenance.telemetry import to_epoch_ms
 from tests.conftest import FakeAws
 from tests.support import LambdaContext, load_event, load_handler
@@ -86,7 +87,7 @@ def test_a_motor_that_cannot_be_checked_fails_the_tick_after_the_others(
     for motor in ("motor-a", "motor-b"):
         for seq, ago in enumerate((1260, 1230, 1200), start=1):
             handlers["inference"].lambda_handler(reading(motor, seq, ago), context)
-    store = handlers["offline"]._wiring()[0]
+    store = handlers["offline"].ports().store
     real_load = store.load
 
     def load(motor_id: str) -> Any:
@@ -97,7 +98,7 @@ def test_a_motor_that_cannot_be_checked_fails_the_tick_after_the_others(
         return real_load(motor_id)
 
     monkeypatch.setattr(store, "load", load)
-    with pytest.raises(handlers["offline"].TimerChecksFailed, match="motor-a"):
+    with pytest.raises(TimerChecksFailed, match="motor-a"):
         handlers["offline"].lambda_handler(load_event("schedule-tick"), context)
     raised = [p["motor_id"] for topic, p in aws.published() if topic.endswith("/alarms")]
     assert raised == ["motor-b"]  # the other motor was still checked

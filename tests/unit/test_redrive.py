@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-import motor_adapters.wiring
+import motor_adapters.clients
 from motor_adapters.clients import client as real_client
 from motor_maintenance.errors import PublishFailed
 from scripts import redrive
@@ -274,7 +274,7 @@ def test_an_invocation_that_failed_its_retries_is_redriven_with_its_event_and_al
     alerted once, and the record is deleted."""
     iot = FlakyIotData()
     monkeypatch.setattr(
-        motor_adapters.wiring,
+        motor_adapters.clients,
         "client",
         lambda service, **kw: iot if service == "iot-data" else real_client(service, **kw),
     )

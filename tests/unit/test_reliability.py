@@ -22,7 +22,6 @@ from botocore.stub import Stubber
 from cfnlint.decode import cfn_yaml
 
 import motor_adapters.clients
-import motor_adapters.wiring
 from motor_adapters.clients import client as real_client
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
@@ -50,11 +49,13 @@ def reading(seq: int, at_s: float, motor_id: str = "motor-001", **signals: Any) 
 def environment(monkeypatch: pytest.MonkeyPatch, sagemaker: Any) -> ModuleType:
     """A fresh execution environment of InferenceFunction whose model calls go to `sagemaker`."""
     module = load_handler("inference")
+    other = motor_adapters.clients.client  # the `faults` fixture's clients, when a test injects some
 
     def client(service: str, **kwargs: Any) -> Any:
-        return sagemaker if service == "sagemaker-runtime" else real_client(service, **kwargs)
+        return sagemaker if service == "sagemaker-runtime" else other(service, **kwargs)
 
-    monkeypatch.setattr(module, "client", client)
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
+    assert module.ingestion.ports.predictor is not None  # its adapters built now, with this client
     return module
 
 
@@ -121,8 +122,7 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> dict[tuple[str, str], list[Any]]:
     def client(service: str, **kwargs: Any) -> FaultyClient:
         return FaultyClient(service, kwargs, table)
 
-    monkeypatch.setattr(motor_adapters.wiring, "client", client)
-    monkeypatch.setattr(motor_adapters.clients, "client", client)  # for handlers loaded after this
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
     return table
 
 

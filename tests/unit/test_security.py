@@ -273,32 +273,51 @@ def _keyword(call: ast.Call, name: str) -> Any:
     return None
 
 
+SHELL = ROOT / "layers" / "shared" / "motor_lambda" / "shell.py"
+"""Its `lambda_entry` applies Powertools' logger context, metrics and tracer to every handler."""
+TRACING = ("capture_lambda_handler", "capture_method")
+
+
 def decorator_problems(source: str, where: str, handler: str | None = None) -> list[str]:
-    """`handler` logs no event (log_event=False) and traces no response; no traced method records its response."""
+    """`handler` is wrapped by the shell's `lambda_entry`; nothing logs an event (log_event=False) or traces a
+    response (capture_response=False), whether Powertools is applied as a decorator or called (as the shell does)."""
     tree = ast.parse(source)
     problems = []
     for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        decorators = {
-            decorator.func.attr: decorator
-            for decorator in node.decorator_list
-            if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)
-        }
-        bare = {decorator.attr for decorator in node.decorator_list if isinstance(decorator, ast.Attribute)}
-        for method in ("capture_lambda_handler", "capture_method"):
-            if method in bare or (
-                method in decorators and _keyword(decorators[method], "capture_response") is not False
-            ):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            bare = {decorator.attr for decorator in node.decorator_list if isinstance(decorator, ast.Attribute)}
+            if bare & set(TRACING):
                 problems.append(f"{where}: {node.name} is traced with its response; set capture_response=False")
-        if node.name != handler:
-            continue
-        context = decorators.get("inject_lambda_context")
-        if context is None or _keyword(context, "log_event") is not False:
-            problems.append(f"{where}: {handler} must be decorated with inject_lambda_context(log_event=False, ...)")
-        if "capture_lambda_handler" not in decorators:
-            problems.append(f"{where}: {handler} is not traced with capture_lambda_handler(capture_response=False)")
+            if "inject_lambda_context" in bare:
+                problems.append(f"{where}: {node.name} needs inject_lambda_context(log_event=False, ...)")
+            entry = [
+                d for d in node.decorator_list if isinstance(d, ast.Call) and ast.unparse(d.func) == "lambda_entry"
+            ]
+            if node.name == handler and not entry:
+                problems.append(f"{where}: {handler} must be decorated with the shell's lambda_entry(...)")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in TRACING and _keyword(node, "capture_response") is not False:
+                problems.append(f"{where}:{node.lineno}: traced with its response; set capture_response=False")
+            if node.func.attr == "inject_lambda_context" and _keyword(node, "log_event") is not False:
+                problems.append(f"{where}:{node.lineno}: needs inject_lambda_context(log_event=False, ...)")
     return problems
+
+
+def entry_problems(source: str) -> list[str]:
+    """The shell's `lambda_entry` applies the logger context and the tracer (and the metrics) to the handler."""
+    entry = next(
+        (node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef) and node.name == "lambda_entry"),
+        None,
+    )
+    if entry is None:
+        return ["the shell has no lambda_entry"]
+    called = {
+        node.func.attr
+        for node in ast.walk(entry)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    needed = ("inject_lambda_context", "log_metrics", "capture_lambda_handler")
+    return [f"lambda_entry does not apply {name}" for name in needed if name not in called]
 
 
 def handler_sources(template: Template = TEMPLATE) -> dict[str, tuple[Path, str]]:
@@ -356,7 +375,7 @@ def test_no_function_logs_events_or_traces_responses_by_configuration() -> None:
 
 
 def test_every_handler_logs_no_event_and_traces_no_response() -> None:
-    problems = []
+    problems = entry_problems(SHELL.read_text())
     for path, handler in handler_sources().values():
         problems += decorator_problems(path.read_text(), path.relative_to(ROOT).as_posix(), handler)
     for path in (ROOT / "layers" / "shared").rglob("*.py"):
@@ -658,7 +677,34 @@ def test_each_rule_reports_a_template_broken_on_purpose(
     [
         ("log_event=False", "log_event=True", "inject_lambda_context(log_event=False"),
         ("capture_response=False", "capture_response=True", "traced with its response"),
-        ("@tracer.capture_lambda_handler(capture_response=False)", "@tracer.capture_lambda_handler", "traced with its"),
+        ("capture_response=False", "", "traced with its response"),
+        ("logger.inject_lambda_context(", "dict(", "does not apply inject_lambda_context"),
+    ],
+)
+def test_a_shell_that_logs_events_or_traces_responses_is_reported(old: str, new: str, culprit: str) -> None:
+    source = SHELL.read_text()
+    assert old in source, f"{SHELL.name} no longer contains {old!r}; update this test"
+    broken = source.replace(old, new)
+
+    problems = entry_problems(broken) + decorator_problems(broken, SHELL.name)
+
+    assert any(culprit in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "culprit"),
+    [
+        ("@lambda_entry(logger, tracer, metrics)\n", "", "must be decorated with the shell's lambda_entry"),
+        (
+            "@lambda_entry(logger, tracer, metrics)\n",
+            "@lambda_entry(logger, tracer, metrics)\n@tracer.capture_lambda_handler\n",
+            "traced with its response",
+        ),
+        (
+            "@lambda_entry(logger, tracer, metrics)\n",
+            "@logger.inject_lambda_context(log_event=True)\n",
+            "inject_lambda_context(log_event=False",
+        ),
     ],
 )
 def test_a_handler_that_logs_events_or_traces_responses_is_reported(old: str, new: str, culprit: str) -> None:

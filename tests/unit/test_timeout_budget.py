@@ -17,10 +17,9 @@ from botocore.retries.standard import ExponentialBackoff
 from cfnlint.decode import cfn_yaml
 
 import motor_adapters.clients
-import motor_adapters.wiring
 from motor_adapters.clients import RESERVE_S, OutOfTime, worst_case_s
 from motor_adapters.clients import client as real_client
-from motor_adapters.settings import Settings
+from motor_lambda.settings import InferenceSettings
 from tests.conftest import FakeAws
 from tests.support import ROOT, LambdaContext, load_event, load_handler, reading_payload
 
@@ -42,10 +41,10 @@ def function_setting(function: str, name: str) -> Any:
     return properties.get(name, TEMPLATE["Globals"]["Function"].get(name))
 
 
-def template_settings() -> Settings:
+def template_settings() -> InferenceSettings:
     """The inference function's settings as the template sets them."""
     variables = TEMPLATE["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
-    return Settings.from_env(dict(os.environ) | {"ENDPOINT_TIMEOUT_S": variables["ENDPOINT_TIMEOUT_S"]})
+    return InferenceSettings.from_env(dict(os.environ) | {"ENDPOINT_TIMEOUT_S": variables["ENDPOINT_TIMEOUT_S"]})
 
 
 def worst_case(config: Config) -> float:
@@ -64,17 +63,19 @@ def worst_case(config: Config) -> float:
 @pytest.fixture
 def configs(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, Config]:
     """The configuration of every client the functions build, taken from the clients they build."""
+    made: dict[str, Any] = {}
+
+    def client(service: str, **kwargs: Any) -> Any:
+        made[service] = real_client(service, **kwargs)
+        return made[service]
+
+    monkeypatch.setattr(motor_adapters.clients, "client", client)
     inference = load_handler("inference")
-    monkeypatch.setattr(inference, "settings", template_settings())
-    store, predictor, publisher, _source, _monitor = inference._wiring()
-    assert predictor is not None
-    return {
-        "dynamodb": store._client.meta.config,
-        "iot-data": publisher._client.meta.config,
-        "sagemaker-runtime": predictor._client.meta.config,
-        "ssm": real_client("ssm").meta.config,
-        "sns": load_handler("alerts")._notifier()._client.meta.config,
-    }
+    monkeypatch.setattr(inference.ingestion, "settings", template_settings())
+    assert inference.ingestion.ports.predictor is not None
+    load_handler("alerts").sns()
+    assert set(made) == {service for services in SERVICES.values() for service in services}
+    return {service: made_client.meta.config for service, made_client in made.items()}
 
 
 def test_no_client_waits_on_botocore_defaults(configs: dict[str, Config]) -> None:
@@ -137,15 +138,18 @@ class SlowCalls:
         self.clock, self.duration = clock, duration
         self.calls: list[str] = []
         self._hooked: set[int] = set()
+        self.endpoint: Any = None
+        """The model's client, when it takes its time its own way (slow_endpoint)."""
 
         def client(service: str, **kwargs: Any) -> Any:
+            if service == "sagemaker-runtime" and self.endpoint is not None:
+                return self.endpoint
             made = real_client(service, **kwargs)
             if id(made) not in self._hooked:
                 self._hooked.add(id(made))
                 made.meta.events.register("before-call", self._take_time)  # runs after the guard
             return made
 
-        monkeypatch.setattr(motor_adapters.wiring, "client", client)
         monkeypatch.setattr(motor_adapters.clients, "client", client)
 
     def _take_time(self, model: Any, context: dict[str, Any], **_: Any) -> None:
@@ -178,8 +182,7 @@ def test_with_the_endpoint_at_its_worst_on_every_reading_each_one_is_still_appli
     then every reading is applied and announced within the Timeout, and no call was refused."""
     calls = SlowCalls(clock, monkeypatch, duration=lambda _config: 0.02)
     inference = load_handler("inference")
-    runtime = slow_endpoint(clock)
-    monkeypatch.setattr(inference, "client", lambda service, **kw: runtime)  # only the model's client comes from here
+    calls.endpoint = slow_endpoint(clock)
     context = LambdaContext()
 
     for seq, at_s in enumerate((0, 15, 30, 45, 60)):  # vibration past zone D; held 60 s at the last
@@ -204,8 +207,7 @@ def test_with_every_call_at_its_worst_an_invocation_ends_with_an_error_before_it
     calls = SlowCalls(clock, monkeypatch, duration=worst_case)
     handler = load_handler(HANDLERS[function])
     if function == "InferenceFunction":
-        runtime = slow_endpoint(clock)
-        monkeypatch.setattr(handler, "client", lambda service, **kw: runtime)
+        calls.endpoint = slow_endpoint(clock)
     event = {
         "InferenceFunction": reading_payload(1) | {"topic_motor_id": "motor-001"},
         "OperatorActionFunction": load_event("action-service-complete"),

@@ -1,17 +1,16 @@
 """Failure probabilities computed inside the function, from the artifact's booster, fetched from S3, without XGBoost.
 
 The template's `InferenceMode: embedded`. The artifact (model.tar.gz, ModelDataUrl) is the one the endpoint
-serves; only its `xgboost-model` is read, and motor_adapters.boosted_trees evaluates it in plain Python:
-the probability XGBoost's `inplace_predict` gives and, for a row at or above DRIVERS_MIN_PROBABILITY, the
-TreeSHAP drivers its `pred_contribs` gives, chosen and rounded as the endpoint's code/inference.py does
+serves; only its booster in XGBoost's JSON format is read (motor_model.artifact), and motor_model.boosted_trees
+evaluates it in plain Python: the probability XGBoost's `inplace_predict` gives and, for a row at or above
+DRIVERS_MIN_PROBABILITY, the TreeSHAP drivers its `pred_contribs` gives, chosen and rounded as the endpoint's
+code/inference.py does
 (tests/unit/test_embedded_inference.py checks the alarms against the endpoint's, reading by reading).
 """
 
 from __future__ import annotations
 
-import io
 import math
-import tarfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,13 +18,12 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from motor_adapters.boosted_trees import BoostedTrees
 from motor_adapters.sagemaker_predictor import prediction_with_drivers
 from motor_maintenance.errors import PredictionUnavailable
 from motor_maintenance.prediction import Prediction
+from motor_model.artifact import load_artifact
+from motor_model.boosted_trees import BoostedTrees, ModelFormatError
 
-MODEL_FILE = "xgboost-model"
-"""The booster's name in model.tar.gz (model/artifact.py writes it; SageMaker's XGBoost server loads it)."""
 TOP_DRIVERS = 3
 DRIVERS_MIN_PROBABILITY = 0.2
 """As model/inference.py's defaults: up to three drivers, for rows at least this likely to fail."""
@@ -102,7 +100,10 @@ class EmbeddedPredictor:
             archive = self._client.get_object(Bucket=self._bucket, Key=self._key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise PredictionUnavailable(f"model {self._url}: {exc}") from exc
-        self._model = load_artifact(archive, where=self._url)
+        try:
+            self._model = load_artifact(archive)
+        except ModelFormatError as exc:
+            raise PredictionUnavailable(f"model {self._url} cannot be loaded: {exc}") from exc
         return self._model
 
 
@@ -119,19 +120,3 @@ def _explained(model: BoostedTrees, row: Sequence[float], probability: float) ->
         if (rounded := round(contributions[index], CONTRIBUTION_DIGITS)) > 0
     ]
     return prediction_with_drivers(probability, drivers)
-
-
-def load_artifact(archive: bytes, *, where: str) -> BoostedTrees:
-    """The booster in model.tar.gz, read from the archive in memory: nothing is written to disk."""
-    try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            member = tar.getmember(MODEL_FILE)
-            stream = tar.extractfile(member) if member.isfile() else None
-            if stream is None:
-                raise ValueError(f"{MODEL_FILE} in the archive is not a regular file")
-            data = stream.read()
-        return BoostedTrees.load(data)
-    # Whatever breaks here (a truncated archive, no xgboost-model, a booster this code cannot evaluate)
-    # means the same to the reading: no probability from this model.
-    except (tarfile.TarError, KeyError, ValueError, OSError, EOFError) as exc:
-        raise PredictionUnavailable(f"model {where} cannot be loaded: {type(exc).__name__}: {exc}") from exc

@@ -1,4 +1,4 @@
-"""Logs and metrics for readings, the same for one reading (direct ingestion) and for each of a batch's (batched)."""
+"""Logs and metrics of the use cases' results: readings (one, or each of a batch's), actions, the model's health."""
 
 from __future__ import annotations
 
@@ -8,23 +8,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from motor_adapters.observability import count_alarms_raised, log_alarm_transition
-from motor_adapters.wiring import payload_preview, rejection_reason
+from motor_lambda.observability import count_alarms_raised, log_alarm_transition
+from motor_lambda.rejection import payload_preview, rejected
+from motor_lambda.responses import Rejected
+from motor_maintenance.alarms import OperatorAction, Transition
 from motor_maintenance.detector import Outcome
+from motor_maintenance.health import HealthReport
 from motor_maintenance.service import Result
-
-
-def summary(result: Result) -> dict[str, Any]:
-    """What InferenceFunction answers about one reading: the invocation's result, or an item of a batch's `readings`."""
-    return {
-        "status": result.outcome.value,
-        "motor_id": result.motor_id,
-        "reason": result.reason,
-        "failure_probability": result.failure_probability,
-        "drivers": [driver.model_dump() for driver in result.drivers],
-        "alarm_states": result.alarm_states,
-        "events": [event.event_id for event in result.events],
-    }
 
 
 class ReadingReporter:
@@ -38,18 +28,12 @@ class ReadingReporter:
         self.logger = logger
         self.metrics = metrics
 
-    def reject(self, event: Any, exc: Exception) -> dict[str, Any]:
+    def reject(self, event: Any, exc: Exception) -> Rejected:
         """Bad input: a log line naming the reason and a metric; nothing raised, so nothing retried."""
-        reason = rejection_reason(exc)
         motor_id = event.get("motor_id") if isinstance(event, dict) else None
-        self.logger.warning(
-            "reading rejected",
-            reason=reason,
-            claimed_motor_id=payload_preview(motor_id, 80) if motor_id is not None else None,
-            payload_preview=payload_preview(event),
-        )
+        claimed = payload_preview(motor_id, 80) if motor_id is not None else None
         self.metrics.add_metric(name="ReadingsRejected", unit=MetricUnit.Count, value=1)
-        return {"status": "rejected", "reason": reason}
+        return rejected("reading rejected", event, exc, self.logger, claimed_motor_id=claimed)
 
     def report(self, result: Result, received_at: int | None, *, log_prediction_error: bool = True) -> None:
         """Metrics and structured logs for one processed reading.
@@ -90,3 +74,41 @@ class ReadingReporter:
         if received_at is not None:
             latency_ms = max(datetime.now(UTC).timestamp() * 1000 - received_at, 0.0)
             metrics.add_metric(name="IngestLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
+
+
+def report_action(action: OperatorAction, result: Result, logger: Logger, metrics: Metrics) -> None:
+    """Metrics and logs of an operator's action: applied, rejected, or without effect."""
+    if result.outcome is Outcome.APPLIED:
+        metrics.add_metric(name="ActionsApplied", unit=MetricUnit.Count, value=1)
+        logger.info("action applied", operator=action.operator, alarm=action.alarm, events=len(result.events))
+    elif result.outcome in (Outcome.REJECTED, Outcome.FUTURE):
+        metrics.add_metric(name="ActionsRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("action rejected", reason=result.reason)
+    else:
+        metrics.add_metric(name="ActionsIgnored", unit=MetricUnit.Count, value=1)
+        logger.info("action had no effect", outcome=result.outcome.value, reason=result.reason)
+    if result.events:
+        metrics.add_metric(name="AlarmTransitions", unit=MetricUnit.Count, value=len(result.events))
+    count_alarms_raised(metrics, result.events)
+
+
+def report_health(report: HealthReport, logger: Logger, metrics: Metrics) -> None:
+    """Logs and metrics for what the model-health monitor did; a record it could not keep is not fatal."""
+    for event in report.published:
+        if event.transition is Transition.RAISED:
+            metrics.add_metric(name="ModelOutages", unit=MetricUnit.Count, value=1)
+            logger.error(
+                "model unavailable; health alert published",
+                event_id=event.event_id,
+                failures_in_a_row=event.value,
+                reason=event.note,
+            )
+        else:
+            logger.info(
+                "model available again; recovery notice published",
+                event_id=event.event_id,
+                unavailable_since=event.active_since.isoformat() if event.active_since else None,
+            )
+    if report.error:
+        metrics.add_metric(name="ModelHealthUnrecorded", unit=MetricUnit.Count, value=1)
+        logger.error("model health not recorded; tried again with the next prediction", reason=report.error)

@@ -1,7 +1,7 @@
 """Batched ingestion (IngestionMode batched): a batch of readings from TelemetryStream, through Lambda's
 event source mapping, applied with one model call and one state write per motor.
 
-The batch is decided as a whole (`motor_maintenance.service.process_batch`); Powertools' batch
+The batch is decided as a whole (`motor_maintenance.batch.process_batch`); Powertools' batch
 processor then turns each record's fate into the partial-failure response Lambda reads
 (ReportBatchItemFailures). A record whose motor failed is reported with every other record of that
 motor in the batch, and Lambda delivers the shard again from the earliest reported one, so a motor's
@@ -17,8 +17,7 @@ import contextvars
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -29,11 +28,11 @@ from aws_lambda_powertools.utilities.parser import parse
 from pydantic import ValidationError
 
 from motor_adapters.clients import time_left_s
-from motor_adapters.reading_report import ReadingReporter, summary
+from motor_lambda.reports import ReadingReporter
+from motor_lambda.responses import BatchedReading, BatchedRejection, BatchResponse
+from motor_lambda.wiring import InferencePorts
 from motor_maintenance.batch import BatchItem, BatchResult, process_batch
 from motor_maintenance.config import DetectorConfig
-from motor_maintenance.health import ModelHealthMonitor
-from motor_maintenance.ports import BatchStateStore, EventPublisher, Predictor
 from motor_maintenance.telemetry import TelemetryEvent
 
 WORKERS = 8
@@ -57,33 +56,28 @@ def is_stream_batch(event: Any) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Ports:
-    """What a batch is applied with: the handler's adapters and the configuration in force."""
-
-    store: BatchStateStore
-    predictor: Predictor | None
-    publisher: EventPublisher
-    config: DetectorConfig
-    monitor: ModelHealthMonitor | None
-
-
-def handle_batch(
-    event: dict[str, Any], context: Any, ports: Ports, reporter: ReadingReporter
-) -> tuple[dict[str, Any], Any]:
-    """Apply the batch; the response (`batchItemFailures`, and `readings`: each finished reading's summary,
-    for `sam local invoke` and the local stack; Lambda reads only the failures) and the health report."""
+def apply_batch(
+    event: dict[str, Any],
+    context: Any,
+    ports: InferencePorts,
+    *,
+    config: DetectorConfig,
+    now: datetime,
+    reporter: ReadingReporter,
+) -> tuple[BatchResponse, BatchResult]:
+    """Apply the batch: the response (`batchItemFailures`, and `readings`: each finished record's summary, for
+    `sam local invoke` and the local stack; Lambda reads only the failures) and what the batch did."""
     records: list[dict[str, Any]] = event["Records"]
-    finished: dict[str, dict[str, Any]] = {}
+    finished: dict[str, BatchedReading | BatchedRejection] = {}
     items: list[BatchItem] = []
     sequences: list[str] = []
-    now = datetime.now(UTC)
     reporter.metrics.add_metric(name="BatchReadings", unit=MetricUnit.Count, value=len(records))
     for record in records:
         sequence = str((record.get("kinesis") or {}).get("sequenceNumber", ""))
         payload, telemetry = decode(record)
         if isinstance(telemetry, Exception):
-            finished[sequence] = {**reporter.reject(payload, telemetry), "sequence_number": sequence}
+            refused = reporter.reject(payload, telemetry)
+            finished[sequence] = BatchedRejection(reason=refused.reason, sequence_number=sequence)
             continue
         items.append(BatchItem(telemetry.reading(), telemetry.received_at))
         sequences.append(sequence)
@@ -92,18 +86,14 @@ def handle_batch(
         store=ports.store,
         predictor=ports.predictor,
         publisher=ports.publisher,
-        config=ports.config,
+        config=config,
         now=now,
         map_motors=map_motors,
         may_start=may_start_motor,
     )
     failed = _report(batch, items, sequences, finished, reporter)
-    health = None
-    if ports.monitor is not None and batch.model_calls:
-        health = ports.monitor.observe(
-            probability=batch.probability, error=batch.prediction_error, now=now, rule=ports.config.model_health
-        )
-    return {**partial_response(event, failed, context), "readings": list(finished.values())}, health
+    failures = partial_response(event, failed, context)["batchItemFailures"]
+    return BatchResponse(batchItemFailures=failures, readings=list(finished.values())), batch
 
 
 def decode(record: dict[str, Any]) -> tuple[Any, TelemetryEvent | Exception]:
@@ -138,7 +128,7 @@ def _report(
     batch: BatchResult,
     items: Sequence[BatchItem],
     sequences: Sequence[str],
-    finished: dict[str, dict[str, Any]],
+    finished: dict[str, BatchedReading | BatchedRejection],
     reporter: ReadingReporter,
 ) -> dict[str, str]:
     """Logs and metrics of an applied batch; the sequence numbers to deliver again, with why."""
@@ -148,7 +138,7 @@ def _report(
             failed[sequence] = batch.failures[item.reading.motor_id]
             continue
         reporter.report(result, item.received_at_ms, log_prediction_error=False)
-        finished[sequence] = {**summary(result), "sequence_number": sequence}
+        finished[sequence] = BatchedReading.of(result, sequence_number=sequence)
     for motor_id, reason in batch.failures.items():
         reporter.logger.error("readings of a motor not applied; delivered again", motor_id=motor_id, reason=reason)
     metrics = reporter.metrics

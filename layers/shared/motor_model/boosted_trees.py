@@ -3,8 +3,8 @@
 InferenceMode embedded runs the model inside InferenceFunction with this module instead of XGBoost, so the
 function needs no 230 MB of XGBoost, NumPy and SciPy and its first prediction costs tens of milliseconds
 rather than a second (docs/architecture.md, "Embedded inference", has the measurements). It reads the
-booster file that model/train.py writes (`xgboost-model`, XGBoost's UBJSON, or its JSON) and computes
-what the endpoint's code/inference.py computes with XGBoost 3.0.5:
+booster in XGBoost's JSON format, which model/train.py writes into the artifact beside `xgboost-model`
+(motor_model.artifact), and computes what the endpoint's code/inference.py computes with XGBoost 3.0.5:
 
 - a probability as `Booster.inplace_predict` gives it: every tree (a `best_iteration` attribute does not
   cut the sum, as it does not there), features as float32, a missing value (NaN) taking each split's
@@ -27,8 +27,6 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from motor_adapters import ubjson
 
 FEATURE_NAMES_ATTR = "feature_names"
 """The booster attribute model/train.py stores the training feature order in (model/inference.py reads it too)."""
@@ -82,11 +80,13 @@ class BoostedTrees:
 
     @classmethod
     def load(cls, data: bytes) -> BoostedTrees:
-        """From the bytes of a booster file (UBJSON or JSON, as XGBoost's save_model writes it)."""
+        """From the bytes of a booster in XGBoost's JSON format (`Booster.save_raw(raw_format="json")`)."""
         try:
-            document = json.loads(data) if data[:2] == b'{"' else ubjson.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ModelFormatError(f"not an XGBoost model file: {exc}") from exc
+            document = json.loads(data)
+        except ValueError as exc:  # UnicodeDecodeError too: UBJSON, XGBoost's binary format, is not text
+            raise ModelFormatError(f"not an XGBoost JSON model: {exc}") from exc
+        if not isinstance(document, dict):
+            raise ModelFormatError(f"not an XGBoost JSON model: a JSON {type(document).__name__}")
         try:
             return _from_document(document)
         except ModelFormatError:

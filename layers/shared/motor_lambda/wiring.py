@@ -1,0 +1,87 @@
+"""Adapters for the use cases on a motor's state, built from a function's settings; the configuration in force.
+
+Built on a function's first event and kept for its execution environment. Every client comes from
+motor_adapters.clients (bounded timeouts; tests/unit/test_iam.py follows these functions to derive each
+role's grants from the calls the adapters make). InferenceFunction's model and AlertFunction's adapters
+are built beside their use (motor_lambda.ingestion, motor_lambda.alerting), so no function imports
+another's adapters at cold start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+from motor_adapters import clients
+from motor_adapters.config_source import ConfigSource
+from motor_adapters.dynamodb_store import DynamoDueIndex, DynamoStateStore
+from motor_adapters.iot_publisher import IotAlarmPublisher
+from motor_lambda.settings import MotorStateSettings
+from motor_maintenance.config import DetectorConfig
+from motor_maintenance.health import ModelHealthMonitor
+from motor_maintenance.ports import BatchStateStore, EventPublisher, Predictor, StateStore
+
+
+@dataclass(frozen=True)
+class MotorPorts:
+    """OperatorActionFunction's: a motor's state, the alarm topic, the detector's configuration."""
+
+    store: StateStore
+    publisher: EventPublisher
+    source: ConfigSource
+
+
+@dataclass(frozen=True)
+class InferencePorts:
+    """InferenceFunction's: those, with the batch read, the model if there is one, and the model's health."""
+
+    store: BatchStateStore
+    predictor: Predictor | None
+    publisher: EventPublisher
+    source: ConfigSource
+    monitor: ModelHealthMonitor | None
+
+
+@dataclass(frozen=True)
+class TimerPorts:
+    """OfflineCheckFunction's: a motor's state and the index of the motors that are due."""
+
+    store: StateStore
+    due: DynamoDueIndex
+    publisher: EventPublisher
+    source: ConfigSource
+
+
+def motor_ports(settings: MotorStateSettings) -> MotorPorts:
+    store = DynamoStateStore(settings.state_table_name, clients.client("dynamodb"))
+    return MotorPorts(store, alarm_publisher(settings), config_source(settings))
+
+
+def timer_ports(settings: MotorStateSettings) -> TimerPorts:
+    return TimerPorts(
+        DynamoStateStore(settings.state_table_name, clients.client("dynamodb")),
+        DynamoDueIndex(settings.state_table_name, clients.client("dynamodb")),
+        alarm_publisher(settings),
+        config_source(settings),
+    )
+
+
+def alarm_publisher(settings: MotorStateSettings) -> IotAlarmPublisher:
+    return IotAlarmPublisher(clients.client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
+
+
+def config_source(settings: MotorStateSettings) -> ConfigSource:
+    provider = SSMProvider(boto3_client=clients.client("ssm"))
+    return ConfigSource(settings.config_parameter_name, provider, settings.config_max_age_s)
+
+
+def current_config(source: ConfigSource, logger: Logger, metrics: Metrics) -> DetectorConfig:
+    """The configuration in force; a rejected SSM document is logged and counted, never fatal."""
+    config = source.get()
+    if source.last_error:
+        logger.error("configuration rejected, keeping the last good one", reason=source.last_error)
+        metrics.add_metric(name="ConfigInvalid", unit=MetricUnit.Count, value=1)
+    return config

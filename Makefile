@@ -60,12 +60,13 @@ test: setup  ## the whole test suite: unit (handlers against moto, property-base
 unit: setup  ## the unit tests alone (no broker, no local stack)
 	$(BIN)/pytest $(PYTEST_PARALLEL) tests/unit
 
-# The functions run on python3.13 in Lambda; the suite also runs there, in its own venv.
+# The functions run on python3.13 in Lambda: the unit tests, which hold everything that runs there (the layer,
+# the handlers, the model's contract), run again on it in a venv of its own. The integration tests exercise the
+# local stack, which runs on the developer's Python: `make test` runs them, once.
 RUNTIME_VENV := .venv-runtime
-test-runtime: $(RUNTIME_VENV)/.installed  ## the whole test suite again on python3.13, the Lambda runtime's version
+test-runtime: $(RUNTIME_VENV)/.installed  ## the unit tests again on python3.13, the Lambda runtime's version
 	$(RUNTIME_VENV)/bin/python --version
-	@# The load test (3 minutes) proves the pipeline's accounting, not the interpreter: once, in `make test`, is enough.
-	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not load"
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) tests/unit
 
 $(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt local/requirements.txt
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \

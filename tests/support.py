@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import importlib.util
 import io
 import json
 import math
+import os
+import pickle
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.errors import PublishFailed, VersionConflict
@@ -299,3 +304,24 @@ def kinesis_batch(
             }
         )
     return {"Records": records}
+
+
+T = TypeVar("T")
+
+
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], T]) -> tuple[T, Path]:
+    """`make(folder)` done once per test run, its result and folder shared by every pytest-xdist worker.
+
+    The first worker to come makes it under a lock in the run's temporary folder (the workers' common
+    parent); the others wait for it and read the result back.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.pickle"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            done.write_bytes(pickle.dumps(make(folder)))
+    result: T = pickle.loads(done.read_bytes())  # noqa: S301 - written just above by this run
+    return result, folder

@@ -147,62 +147,67 @@ def batched_burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Burst]:
     )
 
 
-def test_every_reading_of_the_burst_is_processed_rejected_or_dead_lettered(
-    burst: tuple[Report, list[dict[str, Any]], Path], stack_report: StackReport
-) -> None:
-    report, payloads, _ = burst
-    counts = report.summary.counts
-    sent = counts["readings.sent"]
-    processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
-    dead_lettered = counts.get("readings.dead_lettered", 0)
-    stack_report.lines.append(
-        f"load burst: {sent} readings sent by {MOTORS} motors = {processed} processed + {rejected} rejected + "
-        f"{dead_lettered} dead-lettered (worked off in {report.elapsed_s:.0f} s)"
-    )
-    assert sent == len(payloads) == MOTORS * READINGS
-    assert report.counts.failed == report.counts.dropped == 0
-    assert processed + rejected + dead_lettered == sent
-    assert report.settled
+class TestDirectBurst:
+    """The burst applied one reading per invocation (a class of its own: pytest-xdist runs the two bursts at once)."""
+
+    def test_every_reading_of_the_burst_is_processed_rejected_or_dead_lettered(
+        self, burst: tuple[Report, list[dict[str, Any]], Path], stack_report: StackReport
+    ) -> None:
+        report, payloads, _ = burst
+        counts = report.summary.counts
+        sent = counts["readings.sent"]
+        processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
+        dead_lettered = counts.get("readings.dead_lettered", 0)
+        stack_report.lines.append(
+            f"load burst: {sent} readings sent by {MOTORS} motors = {processed} processed + {rejected} rejected + "
+            f"{dead_lettered} dead-lettered (worked off in {report.elapsed_s:.0f} s)"
+        )
+        assert sent == len(payloads) == MOTORS * READINGS
+        assert report.counts.failed == report.counts.dropped == 0
+        assert processed + rejected + dead_lettered == sent
+        assert report.settled
+
+    def test_the_burst_raises_every_alarm_the_same_readings_raise_when_sent_slowly(
+        self, burst: tuple[Report, list[dict[str, Any]], Path], tmp_path: Path, stack_report: StackReport
+    ) -> None:
+        report, payloads, model = burst
+        reference = sent_slowly(payloads, model, tmp_path / "model")
+        assert len(reference) >= 10, "the burst's readings raise alarms at all"
+        through_the_stack = set(report.watch.events)
+        missed = reference - through_the_stack
+        extra = through_the_stack - reference
+        stack_report.lines.append(
+            f"load burst: {len(reference)} alarm events when sent slowly, {len(through_the_stack)} through the stack, "
+            f"{len(reference & through_the_stack)} the same"
+        )
+        assert not missed, json.dumps(sorted(missed)[:10])
+        assert not extra, json.dumps(sorted(extra)[:10])
 
 
-def test_the_burst_raises_every_alarm_the_same_readings_raise_when_sent_slowly(
-    burst: tuple[Report, list[dict[str, Any]], Path], tmp_path: Path, stack_report: StackReport
-) -> None:
-    report, payloads, model = burst
-    reference = sent_slowly(payloads, model, tmp_path / "model")
-    assert len(reference) >= 10, "the burst's readings raise alarms at all"
-    through_the_stack = set(report.watch.events)
-    missed = reference - through_the_stack
-    extra = through_the_stack - reference
-    stack_report.lines.append(
-        f"load burst: {len(reference)} alarm events when sent slowly, {len(through_the_stack)} through the stack, "
-        f"{len(reference & through_the_stack)} the same"
-    )
-    assert not missed, json.dumps(sorted(missed)[:10])
-    assert not extra, json.dumps(sorted(extra)[:10])
+class TestBatchedBurst:
+    """The burst through the Kinesis stream, in batches."""
 
+    def test_the_batched_burst_raises_the_alarms_the_same_readings_raise_when_sent_slowly_in_far_fewer_calls(
+        self, batched_burst: Burst, tmp_path: Path, stack_report: StackReport
+    ) -> None:
+        report, payloads = batched_burst.report, batched_burst.payloads
+        counts = report.summary.counts
+        sent = counts["readings.sent"]
+        processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
+        assert sent == len(payloads) == MOTORS * READINGS
+        assert report.counts.failed == report.counts.dropped == 0
+        assert processed + rejected + counts.get("readings.dead_lettered", 0) == sent
+        assert report.settled
 
-def test_the_batched_burst_raises_the_alarms_the_same_readings_raise_when_sent_slowly_in_far_fewer_calls(
-    batched_burst: Burst, tmp_path: Path, stack_report: StackReport
-) -> None:
-    report, payloads = batched_burst.report, batched_burst.payloads
-    counts = report.summary.counts
-    sent = counts["readings.sent"]
-    processed, rejected = counts.get("readings.processed", 0), counts.get("readings.rejected", 0)
-    assert sent == len(payloads) == MOTORS * READINGS
-    assert report.counts.failed == report.counts.dropped == 0
-    assert processed + rejected + counts.get("readings.dead_lettered", 0) == sent
-    assert report.settled
-
-    reference = sent_slowly(payloads, batched_burst.model, tmp_path / "model")
-    assert len(reference) >= 10, "the burst's readings raise alarms at all"
-    through_the_stack = set(report.watch.events)
-    calls, rows = batched_burst.endpoint_stats["invocations"], batched_burst.endpoint_stats["rows"]
-    stack_report.lines.append(
-        f"load burst, batched ingestion: {sent} readings by {MOTORS} motors, {len(reference)} alarm events "
-        f"when sent slowly, {len(through_the_stack)} through the stack, {len(reference & through_the_stack)} the "
-        f"same; {calls} endpoint calls scored {rows} readings ({rows - calls} calls saved against direct)"
-    )
-    assert not reference - through_the_stack, json.dumps(sorted(reference - through_the_stack)[:10])
-    assert not through_the_stack - reference, json.dumps(sorted(through_the_stack - reference)[:10])
-    assert calls <= rows / 5
+        reference = sent_slowly(payloads, batched_burst.model, tmp_path / "model")
+        assert len(reference) >= 10, "the burst's readings raise alarms at all"
+        through_the_stack = set(report.watch.events)
+        calls, rows = batched_burst.endpoint_stats["invocations"], batched_burst.endpoint_stats["rows"]
+        stack_report.lines.append(
+            f"load burst, batched ingestion: {sent} readings by {MOTORS} motors, {len(reference)} alarm events "
+            f"when sent slowly, {len(through_the_stack)} through the stack, {len(reference & through_the_stack)} the "
+            f"same; {calls} endpoint calls scored {rows} readings ({rows - calls} calls saved against direct)"
+        )
+        assert not reference - through_the_stack, json.dumps(sorted(reference - through_the_stack)[:10])
+        assert not through_the_stack - reference, json.dumps(sorted(through_the_stack - reference)[:10])
+        assert calls <= rows / 5

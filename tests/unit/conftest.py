@@ -11,7 +11,7 @@ import pytest
 
 import motor_adapters.clients
 from tests.conftest import FakeAws
-from tests.support import FakeSageMakerRuntime, load_handler
+from tests.support import FakeSageMakerRuntime, load_handler, once_per_run
 
 
 @pytest.fixture(scope="session")
@@ -19,25 +19,27 @@ def small_model_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str,
     """One small but real `model/train.py` run: 8 motors wearing four times as fast for 120 days, 60 rounds.
 
     Returns its metrics and its output directory (artifact, metrics, plots, model card, exported dataset).
+    Trained once per test run: pytest-xdist's workers share it through the run's temporary folder.
     """
     from model.train import train
 
-    out = tmp_path_factory.mktemp("model")
-    metrics = train(
-        motors=8,
-        days=120,
-        seed=3,
-        test_fraction=0.25,
-        validation_fraction=0.0,
-        rounds=60,
-        workers=2,
-        out=out,
-        card_path=out / "model-card.md",
-        wear_scale=4.0,
-        export_dataset=out / "dataset",
-        log=lambda _line: None,
-    )
-    return metrics, out
+    def run(out: Path) -> dict[str, Any]:
+        return train(
+            motors=8,
+            days=120,
+            seed=3,
+            test_fraction=0.25,
+            validation_fraction=0.0,
+            rounds=60,
+            workers=2,
+            out=out,
+            card_path=out / "model-card.md",
+            wear_scale=4.0,
+            export_dataset=out / "dataset",
+            log=lambda _line: None,
+        )
+
+    return once_per_run(tmp_path_factory, "small-model", run)
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""moto's server as the local stack runs it: moto's own application, served with persistent connections.
+"""moto's server as the local stack runs it: moto's own application and server, without two per-request costs.
 
-`python -m moto.server` answers every request on a new connection (HTTP/1.0) and a thread of its own,
-logs each one, and looks the Host header up among moto's ~200 service folders on disk each time. Here
-the same application (moto's `DomainDispatcherApplication`) is served by the same Werkzeug server with
-HTTP/1.1 keep-alive, so a client's connection and its thread serve many requests; the service lookup by
-host is remembered (it depends on the host alone); and requests are not logged one by one.
+`python -m moto.server` logs every request, and looks its Host header up among moto's ~200 service
+folders on disk each time (about a tenth of its CPU). Here the same application (moto's
+`DomainDispatcherApplication`) is served by the same Werkzeug server, the service lookup by host is
+remembered (it depends on the host alone), and successful requests are not logged one by one: about a
+fifth less CPU per DynamoDB request, the local stack's largest cost per reading.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import run_simple
 
 
-class KeepAliveHandler(MotoRequestHandler):
-    """moto's request handler, speaking HTTP/1.1: the connection stays open for the client's next request."""
-
-    protocol_version = "HTTP/1.1"
+class QuietHandler(MotoRequestHandler):
+    """moto's request handler, logging errors only."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Errors are still logged (log_error); successful requests are not, one line each."""
@@ -50,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.port,
         Application(create_backend_app),
         threaded=True,
-        request_handler=KeepAliveHandler,
+        request_handler=QuietHandler,
     )
     return 0
 

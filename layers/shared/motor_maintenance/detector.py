@@ -26,16 +26,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import NamedTuple
 
 from motor_maintenance.alarms import (
     ActionName,
     AlarmEvent,
-    AlarmKind,
     AlarmState,
     OperatorAction,
     Transition,
-    event_id,
 )
 from motor_maintenance.config import (
     OFFLINE_ALARM,
@@ -43,12 +41,12 @@ from motor_maintenance.config import (
     SCHEDULE_ALARM,
     ConditionRule,
     DetectorConfig,
-    Severity,
 )
 from motor_maintenance.features import RunningStats
 from motor_maintenance.prediction import DRIVERS_MAX, Driver
 from motor_maintenance.state import RECENT_ACTIONS_KEPT, AlarmStatus, MotorState
 from motor_maintenance.telemetry import Telemetry, to_epoch_ms
+from motor_maintenance.transitions import EventContext
 
 
 class ReadingInput(NamedTuple):
@@ -185,7 +183,7 @@ def check_timers(state: MotorState, now: datetime, config: DetectorConfig) -> De
             status.last_value = round(silence_ms / 1000, 3)
         if status.held and new.last_heard_ms is not None:
             # The event sequence is in the key: after a snooze runs out the alarm is raised again, a new event.
-            context = _Context(
+            context = EventContext(
                 new,
                 cause_key=f"o:{new.last_heard_ms}:{new.event_seq}",
                 at_ms=new.last_heard_ms + after_ms,
@@ -271,7 +269,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     _track_rules(new, signals, probability, ts_ms, silence_ms=silence_ms, config=config)
     moving = [name for name in names if _rule_moves(new.alarms[name])]
     if moving:  # most readings move no alarm: only then are the events' shared details worth gathering
-        context = _Context(
+        context = EventContext(
             new, cause_key=f"r:{ts_ms}:{reading.seq}", at_ms=ts_ms, cause="reading", config=config, now_ms=now_ms
         )
         context.reading_seq = reading.seq
@@ -361,7 +359,7 @@ def _rule_moves(status: AlarmStatus) -> bool:
     return status.state in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED)
 
 
-def _follow_rule(context: _Context, name: str, events: list[AlarmEvent]) -> None:
+def _follow_rule(context: EventContext, name: str, events: list[AlarmEvent]) -> None:
     """Level-triggered lifecycle: move the alarm to where its rule says it should be."""
     status = context.state.alarms[name]
     if not _rule_moves(status):
@@ -388,7 +386,7 @@ def _expire(
         status = state.alarms[name]
         if status.state is AlarmState.SNOOZED and (status.snoozed_until_ms or 0) <= now_ms:
             until_ms = status.snoozed_until_ms or now_ms
-            context = _Context(
+            context = EventContext(
                 state, cause_key=f"s:{until_ms}", at_ms=until_ms, cause="timer", config=config, now_ms=now_ms
             )
             events.append(context.event(name, Transition.SNOOZE_EXPIRED, AlarmState.SNOOZED, AlarmState.NORMAL))
@@ -421,7 +419,7 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     new.recent_action_ids = (*new.recent_action_ids, action.action_id)[-RECENT_ACTIONS_KEPT:]
     events: list[AlarmEvent] = []
     _expire(new, now_ms, names, config, events)  # a snooze that ran out ends before the action applies
-    context = _Context(
+    context = EventContext(
         new, cause_key=f"a:{action.action_id}", at_ms=at_ms, cause="action", config=config, now_ms=now_ms
     )
     context.action = action
@@ -432,7 +430,7 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     return Decision(new, tuple(events), Outcome.APPLIED)
 
 
-def _acknowledge(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+def _acknowledge(context: EventContext, action: OperatorAction, events: list[AlarmEvent]) -> str:
     name = action.alarm or ""
     status = context.state.alarms[name]
     if status.state is AlarmState.ACTIVE:
@@ -447,7 +445,7 @@ def _acknowledge(context: _Context, action: OperatorAction, events: list[AlarmEv
     return ""
 
 
-def _snooze(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+def _snooze(context: EventContext, action: OperatorAction, events: list[AlarmEvent]) -> str:
     name = action.alarm or ""
     status = context.state.alarms[name]
     if status.state is AlarmState.DISABLED:
@@ -462,7 +460,7 @@ def _snooze(context: _Context, action: OperatorAction, events: list[AlarmEvent])
     return ""
 
 
-def _disable(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+def _disable(context: EventContext, action: OperatorAction, events: list[AlarmEvent]) -> str:
     name = action.alarm or ""
     status = context.state.alarms[name]
     if status.state is AlarmState.DISABLED:
@@ -474,7 +472,7 @@ def _disable(context: _Context, action: OperatorAction, events: list[AlarmEvent]
     return ""
 
 
-def _enable(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+def _enable(context: EventContext, action: OperatorAction, events: list[AlarmEvent]) -> str:
     name = action.alarm or ""
     status = context.state.alarms[name]
     if status.state is not AlarmState.DISABLED:
@@ -484,7 +482,7 @@ def _enable(context: _Context, action: OperatorAction, events: list[AlarmEvent])
     return ""
 
 
-def _reset(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+def _reset(context: EventContext, action: OperatorAction, events: list[AlarmEvent]) -> str:
     name = action.alarm or ""
     status = context.state.alarms[name]
     if status.state not in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.LATCHED):
@@ -494,7 +492,7 @@ def _reset(context: _Context, action: OperatorAction, events: list[AlarmEvent]) 
     return ""
 
 
-def _service_complete(context: _Context, action: OperatorAction, events: list[AlarmEvent]) -> str:
+def _service_complete(context: EventContext, action: OperatorAction, events: list[AlarmEvent]) -> str:
     state = context.state
     status = state.alarms[SCHEDULE_ALARM]
     context.run_hours_before = state.run_hours
@@ -547,100 +545,3 @@ def _prepared(state: MotorState, names: Sequence[str]) -> MotorState:
         if name not in new.alarms:
             new.alarms[name] = AlarmStatus()
     return new
-
-
-def alarm_kind(name: str) -> AlarmKind:
-    """The strategy an alarm name belongs to."""
-    if name == SCHEDULE_ALARM:
-        return AlarmKind.SCHEDULE
-    if name == PREDICTIVE_ALARM:
-        return AlarmKind.PREDICTIVE
-    if name == OFFLINE_ALARM:
-        return AlarmKind.OFFLINE
-    return AlarmKind.CONDITION
-
-
-class _Context:
-    """What every event of one step shares: the cause, its time and the evidence."""
-
-    def __init__(
-        self,
-        state: MotorState,
-        *,
-        cause_key: str,
-        at_ms: int,
-        cause: Literal["reading", "action", "timer"],
-        config: DetectorConfig,
-        now_ms: int,
-    ):
-        self.state = state
-        self.now_ms = now_ms
-        self.cause_key = cause_key
-        self.at_ms = at_ms
-        self.cause: Literal["reading", "action", "timer"] = cause
-        self.config = config
-        self.reading_seq: int | None = None
-        self.readings: dict[str, float] = {}
-        self.probability: float | None = state.failure_probability
-        self.probability_at_ms: int | None = state.probability_ts_ms
-        self.drivers: tuple[Driver, ...] = state.probability_drivers
-        """The drivers of `probability`: the prediction an event quotes, whether this reading's or older."""
-        self.action: OperatorAction | None = None
-        self.run_hours_before: float | None = None
-
-    def event(self, name: str, transition: Transition, from_state: AlarmState, to_state: AlarmState) -> AlarmEvent:
-        status = self.state.alarms[name]
-        severity, rule, advice = _describe(name, self.config)
-        self.state.event_seq += 1
-        action = self.action
-        return AlarmEvent(
-            event_id=event_id(self.state.motor_id, name, transition, self.cause_key),
-            sequence=self.state.event_seq,
-            motor_id=self.state.motor_id,
-            motor_type=self.state.motor_type,
-            alarm=name,
-            kind=alarm_kind(name),
-            transition=transition,
-            from_state=from_state,
-            to_state=to_state,
-            severity=severity,
-            at=self.at_ms,
-            cause=self.cause,
-            reading_seq=self.reading_seq,
-            action_id=action.action_id if action else None,
-            value=status.last_value if self.run_hours_before is None else self.run_hours_before,
-            rule=rule,
-            readings=self.readings,
-            failure_probability=self.probability,
-            probability_at=self.probability_at_ms,
-            # Why the model predicts a failure is news when the alarm is raised; a clear, an
-            # acknowledgement or a snooze is about the alarm, and the drivers of a low probability
-            # would read as a reason for alarm.
-            drivers=self.drivers if name == PREDICTIVE_ALARM and transition is Transition.RAISED else (),
-            active_since=status.active_since_ms,
-            run_hours=self.state.run_hours if self.run_hours_before is None else self.run_hours_before,
-            snoozed_until=status.snoozed_until_ms if to_state is AlarmState.SNOOZED else None,
-            operator=action.operator if action else None,
-            note=(action.note or None) if action else None,
-            advice=advice,
-        )
-
-
-def _describe(name: str, config: DetectorConfig) -> tuple[Severity, dict[str, Any], str]:
-    if name == SCHEDULE_ALARM:
-        schedule = config.schedule
-        return schedule.severity, {"service_interval_h": schedule.service_interval_h}, schedule.advice
-    if name == PREDICTIVE_ALARM:
-        predictive = config.predictive
-        rule = predictive.model_dump(include={"raise_threshold", "clear_threshold", "consecutive"})
-        return predictive.severity, rule, predictive.advice
-    if name == OFFLINE_ALARM:
-        offline = config.offline
-        return offline.severity, {"after_s": offline.after_s}, offline.advice
-    condition = config.condition(name)
-    if condition is None:  # pragma: no cover - events are only made for the configured alarms
-        raise KeyError(name)
-    rule = condition.model_dump(
-        include={"signal", "direction", "raise_threshold", "clear_threshold", "min_duration_s", "description"}
-    )
-    return condition.severity, rule, condition.advice

@@ -34,8 +34,7 @@ for leftover in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
 
 from moto import mock_aws  # noqa: E402
 
-from tests.fuzzing import Tally  # noqa: E402
-from tests.reports import StackReport, SummaryReport, export_all, merge_all  # noqa: E402
+from tests.reports import StackReport, SummaryReport, Tally, export_all, merge_all  # noqa: E402
 from tests.support import LambdaContext  # noqa: E402
 
 REPORTS: dict[str, type[SummaryReport]] = {StackReport.name: StackReport, Tally.name: Tally}

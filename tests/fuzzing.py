@@ -30,7 +30,6 @@ import itertools
 import json
 import math
 import os
-from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -39,14 +38,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 
-from tests.reports import registered
+from tests.reports import Tally, registered
 from tests.support import load_event
 
 IOT_MAX_MESSAGE_BYTES = 128 * 1024
 """AWS IoT Core refuses a larger MQTT message; the oversize payloads go to twice that."""
-
-REQUIRED_PAYLOADS = 10_000
-"""What the issue asks of one pytest run, across the parser and the three handlers."""
 
 DEEPEST = 1000
 """Levels of the deepest nesting drawn: about the most json.loads decodes on Python 3.11 (992 on a new
@@ -580,43 +576,6 @@ def campaign(examples: int, *, shrink: bool = True) -> Callable[[Any], Any]:
         return seed(int(chosen))(test) if chosen and chosen != "random" else test
 
     return apply
-
-
-class Tally:
-    """How many payloads each campaign sent, by category; printed at the end of the pytest run.
-
-    A pytest plugin, registered by the first campaign that runs, so that the count lands in the CI
-    log after the test summary.
-    """
-
-    name = "bad-input-tally"
-
-    def __init__(self) -> None:
-        self.counts: dict[str, Counter[str]] = {}
-
-    def export(self) -> dict[str, dict[str, int]]:
-        return {campaign: dict(counts) for campaign, counts in self.counts.items()}
-
-    def merge(self, data: dict[str, dict[str, int]]) -> None:
-        for campaign, counts in data.items():
-            self.counts.setdefault(campaign, Counter()).update(counts)
-
-    def add(self, campaign: str, category: str, payloads: int = 1) -> None:
-        self.counts.setdefault(campaign, Counter())[category] += payloads
-
-    def total(self, campaign: str | None = None) -> int:
-        return sum(sum(c.values()) for name, c in self.counts.items() if campaign in (None, name))
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.counts:
-            return
-        terminalreporter.write_sep("-", "bad-input fuzzing: payloads sent")
-        for campaign, counts in self.counts.items():
-            detail = ", ".join(f"{category} {n}" for category, n in sorted(counts.items()))
-            terminalreporter.write_line(f"{campaign}: {sum(counts.values())} ({detail})")
-        total = self.total()
-        verdict = "" if total >= REQUIRED_PAYLOADS else f" (fewer than the {REQUIRED_PAYLOADS} a run should send)"
-        terminalreporter.write_line(f"total: {total} payloads{verdict}")
 
 
 def tally(config: pytest.Config) -> Tally:

@@ -7,6 +7,7 @@ prints the summary, merges each worker's share as the worker goes down (tests/co
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -44,6 +45,47 @@ class StackReport:
             terminalreporter.write_sep("-", "local stack: readings accounted for, alarms compared")
             for line in self.lines:
                 terminalreporter.write_line(line)
+
+
+REQUIRED_PAYLOADS = 10_000
+"""Payloads one pytest run sends, across the parser and the three handlers, at the least."""
+
+
+class Tally:
+    """How many payloads each campaign sent, by category; printed at the end of the pytest run.
+
+    A pytest plugin, registered by the first campaign that runs, so that the count lands in the CI
+    log after the test summary.
+    """
+
+    name = "bad-input-tally"
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter[str]] = {}
+
+    def export(self) -> dict[str, dict[str, int]]:
+        return {campaign: dict(counts) for campaign, counts in self.counts.items()}
+
+    def merge(self, data: dict[str, dict[str, int]]) -> None:
+        for campaign, counts in data.items():
+            self.counts.setdefault(campaign, Counter()).update(counts)
+
+    def add(self, campaign: str, category: str, payloads: int = 1) -> None:
+        self.counts.setdefault(campaign, Counter())[category] += payloads
+
+    def total(self, campaign: str | None = None) -> int:
+        return sum(sum(c.values()) for name, c in self.counts.items() if campaign in (None, name))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.counts:
+            return
+        terminalreporter.write_sep("-", "bad-input fuzzing: payloads sent")
+        for campaign, counts in self.counts.items():
+            detail = ", ".join(f"{category} {n}" for category, n in sorted(counts.items()))
+            terminalreporter.write_line(f"{campaign}: {sum(counts.values())} ({detail})")
+        total = self.total()
+        verdict = "" if total >= REQUIRED_PAYLOADS else f" (fewer than the {REQUIRED_PAYLOADS} a run should send)"
+        terminalreporter.write_line(f"total: {total} payloads{verdict}")
 
 
 R = TypeVar("R")

@@ -52,7 +52,14 @@ class StackOptions:
     """Motor ids to issue certificates for."""
     schedule_period_s: float | None = None
     """Run every `Schedule` event at this period instead of the template's (tests that cannot wait a minute)."""
+    archive_dir: Path | None = None
+    """Where the template's Firehose delivery streams write the archive; None: `archive` under the state directory."""
     log: Callable[[str], None] = field(default=lambda line: log.info("%s", line))
+
+    @property
+    def archive(self) -> Path:
+        """The archive folder (docs/archive.md's layout)."""
+        return self.archive_dir if self.archive_dir is not None else self.state_dir / "archive"
 
     def check(self) -> None:
         """ValueError for a mode the template does not know."""

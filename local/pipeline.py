@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from local.firehose import DeliveryStream
 from local.iot_core import RULES_ENGINE, IotCore
 from local.kinesis import EventSourceMapping, MappingConfig
 from local.lambdas import FunctionConfig, InvokeRefused, LocalFunction
@@ -48,6 +49,8 @@ class Pipeline:
         self.records_put: Counter[str] = Counter()
         """Records the rules put into each stream (by logical id)."""
         self.router: Router | None = None
+        self.delivery_streams: dict[str, DeliveryStream] = {}
+        """The template's Firehose delivery streams, writing the archive (by logical id)."""
         self._rules_client: ServiceClient | None = None
         self._resources: Resources | None = None
         self._stopping = threading.Event()
@@ -62,6 +65,7 @@ class Pipeline:
         self._resources = resources
         self._start_functions(resources, say)
         self._start_mappings(resources, say)
+        self._start_delivery_streams(resources, say)
         self._start_rules(resources, iot, say)
         self._start_schedules(say)
 
@@ -155,6 +159,18 @@ class Pipeline:
                 + (f", then {spec.on_failure}" if spec.on_failure else "")
             )
 
+    def _start_delivery_streams(self, resources: Resources, say: Say) -> None:
+        """A local Firehose per delivery stream of the template, writing into the archive folder."""
+        archive = self.options.archive
+        for spec in self.template.delivery_streams:
+            if not resources.resolver.condition_holds(spec.condition):
+                continue
+            self.delivery_streams[spec.logical_id] = DeliveryStream(spec, archive)
+            say(
+                f"delivery stream {spec.logical_id}: {'Parquet' if spec.columns else 'as sent'} under "
+                f"{archive}/{spec.prefix}, buffered up to {spec.buffer_size_mb} MB or {spec.buffer_interval_s} s"
+            )
+
     def _start_rules(self, resources: Resources, iot: IotCore, say: Say) -> None:
         holds = resources.resolver.condition_holds
         self.router = Router(
@@ -162,6 +178,7 @@ class Pipeline:
             self.functions,
             park=self._park,
             streams={logical_id: self._putter(resources, logical_id) for logical_id in resources.streams},
+            delivery_streams={logical_id: stream.put for logical_id, stream in self.delivery_streams.items()},
             on_routed=self.observer.on_routed,
         )
         for name in self.router.disabled:
@@ -277,6 +294,8 @@ class Pipeline:
             with contextlib.suppress(Exception):
                 self._rules_client.stop()
             self._rules_client = None
+        for stream in self.delivery_streams.values():  # no rule puts any more: what is buffered is delivered
+            stream.close()
         for function in self.functions.values():
             function.stop()
         for mapping in self.mappings.values():

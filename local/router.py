@@ -3,7 +3,8 @@
 For each message the router evaluates the SQL of every enabled rule whose topic filter matches, and
 hands the resulting event to each of the rule's Lambda actions as an asynchronous invocation, as AWS
 IoT Core does, and puts it (as JSON) into the stream of each Kinesis action, with the partition key
-its substitution template (`${topic(2)}`) gives for the original message. When a rule cannot deliver
+its substitution template (`${topic(2)}`) gives for the original message, and into the delivery stream
+of each Firehose action (local.firehose: the archive), followed by the action's Separator. When a rule cannot deliver
 (the SQL fails on the payload, the function refuses the event because its queue is full, the
 PutRecord fails), the rule's error action parks IoT Core's error record in its SQS queue: the same
 record scripts/redrive.py reads. A rule the router cannot evaluate fails when the
@@ -57,6 +58,8 @@ class Routed:
 Park = Callable[[str, dict[str, Any]], None]
 PutRecord = Callable[[bytes, str], None]
 """Kinesis PutRecord of (data, partition key) into one stream; raises on failure."""
+Archive = Callable[[bytes], None]
+"""Firehose PutRecord into one delivery stream; raises on failure."""
 _SUBSTITUTION = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -110,11 +113,13 @@ class Router:
         *,
         park: Park,
         streams: Mapping[str, PutRecord] | None = None,
+        delivery_streams: Mapping[str, Archive] | None = None,
         on_routed: Callable[[Routed], None] = lambda routed: None,
         clock_ms: Callable[[], int] = lambda: round(time.time() * 1000),
     ) -> None:
         self._functions = functions
         self._streams = dict(streams or {})
+        self._delivery_streams = dict(delivery_streams or {})
         self._park = park
         self._on_routed = on_routed
         self._clock_ms = clock_ms
@@ -143,6 +148,11 @@ class Router:
                 (action, SubstitutionTemplate(action.partition_key, f"{spec.name}.Kinesis.PartitionKey"))
                 for action in spec.kinesis
             )
+            no_delivery = [a.stream for a in spec.firehose if a.stream not in self._delivery_streams]
+            if no_delivery:
+                raise RuleSetupError(
+                    f"{spec.name}: its Firehose action names {no_delivery}, which the stack did not create"
+                )
             self.rules.append(_Rule(spec, compile_sql(spec.sql), keys))
 
     def topic_filters(self) -> list[str]:
@@ -186,6 +196,13 @@ class Router:
                 continue
             self._count(f"{name}.put")
             self._on_routed(Routed(name, message.topic, None, event, stream=action.stream))
+        for archive in rule.spec.firehose:
+            try:
+                self._delivery_streams[archive.stream](json.dumps(event).encode() + archive.separator.encode())
+            except Exception as exc:  # whatever the put raised, IoT Core runs the error action
+                self._failed(rule, message, archive.stream, f"Failed to put record: {exc}", "FirehoseAction")
+                continue
+            self._count(f"{name}.archived")
 
     def _failed(self, rule: _Rule, message: Message, target: str | None, error: str, action: str) -> None:
         name = rule.spec.name

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from local.cfn import Resolver, TemplateError, as_text
+from local.delivery import DeliveryStreamSpec
 
 LAMBDA_DEFAULT_RETRIES = 2
 LAMBDA_DEFAULT_MAX_EVENT_AGE_S = 21600
@@ -30,6 +31,7 @@ EMULATED_TYPES = frozenset(
         "AWS::SSM::Parameter",
         "AWS::Kinesis::Stream",
         "AWS::Lambda::EventSourceMapping",
+        "AWS::KinesisFirehose::DeliveryStream",
     }
 )
 
@@ -80,14 +82,28 @@ class KinesisActionSpec:
 
 
 @dataclass(frozen=True)
+class FirehoseActionSpec:
+    """A rule's Firehose action: PutRecord of the SQL's result (JSON, then the separator) into a delivery stream."""
+
+    stream: str
+    """Logical id of the AWS::KinesisFirehose::DeliveryStream (DeliveryStreamName: !Ref Stream)."""
+    separator: str = ""
+    """What follows each record: "\\n" (JSON lines), "\\t", "\\r\\n", "," or nothing."""
+
+
+RuleAction = str | KinesisActionSpec | FirehoseActionSpec
+"""A function's logical id (a Lambda action), a Kinesis action or a Firehose action."""
+
+
+@dataclass(frozen=True)
 class ActionChoice:
     """One item of a rule's Actions: an action, or `Fn::If` between two (None: `Ref AWS::NoValue`)."""
 
     condition: str | None
     """None for an unconditional action (then `if_true` is it)."""
-    if_true: str | KinesisActionSpec | None
-    """A function's logical id (a Lambda action) or a Kinesis action."""
-    if_false: str | KinesisActionSpec | None = None
+    if_true: RuleAction | None
+    """A function's logical id (a Lambda action), a Kinesis or a Firehose action."""
+    if_false: RuleAction | None = None
 
 
 @dataclass(frozen=True)
@@ -110,24 +126,27 @@ class RuleSpec:
     kinesis: tuple[KinesisActionSpec, ...] = ()
     """The rule's Kinesis actions."""
     choices: tuple[ActionChoice, ...] = ()
-    """The Actions as written, `Fn::If` kept; `actions` and `kinesis` are them under the parameters' defaults."""
+    """The Actions as written, `Fn::If` kept; `actions`, `kinesis` and `firehose` are them under the defaults."""
+    firehose: tuple[FirehoseActionSpec, ...] = ()
+    """The rule's Firehose actions."""
 
     def for_conditions(self, holds: Callable[[str], bool]) -> RuleSpec:
         """The rule with each `Fn::If` action decided by `holds` (the stack's resolver's condition_holds)."""
         if not self.choices:
             return self
-        actions, kinesis = chosen_actions(self.choices, holds)
-        return replace(self, actions=actions, kinesis=kinesis)
+        actions, kinesis, firehose = chosen_actions(self.choices, holds)
+        return replace(self, actions=actions, kinesis=kinesis, firehose=firehose)
 
 
 def chosen_actions(
     choices: tuple[ActionChoice, ...], holds: Callable[[str], bool]
-) -> tuple[tuple[str, ...], tuple[KinesisActionSpec, ...]]:
-    """The Lambda targets and the Kinesis actions that `choices` come to when `holds` decides each condition."""
+) -> tuple[tuple[str, ...], tuple[KinesisActionSpec, ...], tuple[FirehoseActionSpec, ...]]:
+    """The Lambda targets, Kinesis and Firehose actions that `choices` come to when `holds` decides each condition."""
     chosen = [c.if_true if c.condition is None or holds(c.condition) else c.if_false for c in choices]
     return (
         tuple(a for a in chosen if isinstance(a, str)),
         tuple(a for a in chosen if isinstance(a, KinesisActionSpec)),
+        tuple(a for a in chosen if isinstance(a, FirehoseActionSpec)),
     )
 
 
@@ -250,6 +269,7 @@ class Template:
     schedules: tuple[ScheduleSpec, ...] = ()
     streams: tuple[StreamSpec, ...] = ()
     event_source_mappings: tuple[EventSourceMappingSpec, ...] = ()
+    delivery_streams: tuple[DeliveryStreamSpec, ...] = ()
 
     @property
     def conditions(self) -> dict[str, Any]:

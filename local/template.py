@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from local.cfn import Resolver, TemplateError, as_text, parse
+from local.delivery import delivery_stream
 from local.specs import (
     LAMBDA_DEFAULT_MAX_EVENT_AGE_S,
     LAMBDA_DEFAULT_RETRIES,
     ActionChoice,
     EventSourceMappingSpec,
+    FirehoseActionSpec,
     FunctionSpec,
     KinesisActionSpec,
     ParameterSpec,
@@ -54,6 +56,9 @@ STREAM_PROPERTIES = frozenset(
 """The AWS::Kinesis::Stream properties the local stack reads or may ignore: a Name (the stack names its streams, and
 Ref gives that name, as for tables), the retention, encryption at rest and tags."""
 KINESIS_ACTION_PROPERTIES = frozenset({"StreamName", "PartitionKey", "RoleArn"})
+FIREHOSE_ACTION_PROPERTIES = frozenset({"DeliveryStreamName", "RoleArn", "Separator", "BatchMode"})
+FIREHOSE_SEPARATORS = ("", "\n", "\t", "\r\n", ",")
+"""What IoT Core allows as a Firehose action's Separator."""
 
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _RATE_UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
@@ -175,6 +180,10 @@ class _Reader:
             event_source_mappings=tuple(
                 self.event_source_mapping(*found, functions)
                 for found in self.of_type("AWS::Lambda::EventSourceMapping")
+            ),
+            delivery_streams=tuple(
+                delivery_stream(*found, self.document, self.value)
+                for found in self.of_type("AWS::KinesisFirehose::DeliveryStream")
             ),
         )
 
@@ -310,7 +319,7 @@ class _Reader:
                 choices.append(choice)
             else:
                 choices.append(ActionChoice(None, self.rule_action(logical_id, item, here, functions)))
-        actions, kinesis = chosen_actions(tuple(choices), self.static.condition_holds)
+        actions, kinesis, firehose = chosen_actions(tuple(choices), self.static.condition_holds)
         error_action, base64_body = self.error_action(logical_id, payload.get("ErrorAction"), where)
         return RuleSpec(
             name=logical_id,
@@ -324,17 +333,20 @@ class _Reader:
             condition=resource.get("Condition"),
             kinesis=kinesis,
             choices=tuple(choices),
+            firehose=firehose,
         )
 
     def rule_action(
         self, rule: str, action: Any, where: str, functions: dict[str, FunctionSpec]
-    ) -> str | KinesisActionSpec | None:
-        """One rule action: a function's logical id (Lambda), a KinesisActionSpec, or None (Ref AWS::NoValue)."""
+    ) -> str | KinesisActionSpec | FirehoseActionSpec | None:
+        """One rule action: a function's logical id (Lambda), a Kinesis or Firehose action, or None (AWS::NoValue)."""
         if action == {"Ref": "AWS::NoValue"}:
             return None
         kind = next(iter(action)) if isinstance(action, dict) and len(action) == 1 else repr(action)
         if kind == "Kinesis":
             return self.kinesis_action(rule, action["Kinesis"] or {}, where)
+        if kind == "Firehose":
+            return self.firehose_action(rule, action["Firehose"] or {}, where)
         if kind != "Lambda":
             raise TemplateError(f"unsupported rule action {kind} in {rule} ({where})")
         target = _target((action["Lambda"] or {}).get("FunctionArn"), "Arn")
@@ -364,6 +376,27 @@ class _Reader:
             # IoT Core would pick a random key: the records would lose the per-motor order the template relies on.
             raise TemplateError(f"{where}.Kinesis.PartitionKey: expected a substitution template, got {key!r}")
         return KinesisActionSpec(stream=str(stream), partition_key=key)
+
+    def firehose_action(self, rule: str, props: dict[str, Any], where: str) -> FirehoseActionSpec:
+        unknown = sorted(set(props) - FIREHOSE_ACTION_PROPERTIES)
+        if unknown:
+            raise TemplateError(
+                f"unsupported rule action Firehose in {rule} ({where}.Firehose): {', '.join(unknown)} "
+                "not emulated by the local stack"
+            )
+        raw = props.get("DeliveryStreamName")
+        stream = raw.get("Ref") if isinstance(raw, dict) and len(raw) == 1 else None
+        if self.kind(stream) != "AWS::KinesisFirehose::DeliveryStream":
+            raise TemplateError(
+                f"unsupported rule action Firehose in {rule} ({where}.Firehose.DeliveryStreamName): {raw!r} is not "
+                "!Ref of an AWS::KinesisFirehose::DeliveryStream of this template"
+            )
+        if _flag(self.value(props.get("BatchMode", False), f"{where}.Firehose.BatchMode"), where):
+            raise TemplateError(f"{where}.Firehose.BatchMode: true is not emulated by the local stack")
+        separator = self.value(props.get("Separator", ""), f"{where}.Firehose.Separator")
+        if separator not in FIREHOSE_SEPARATORS:
+            raise TemplateError(f"{where}.Firehose.Separator: {separator!r} is not one of {FIREHOSE_SEPARATORS}")
+        return FirehoseActionSpec(stream=str(stream), separator=str(separator))
 
     def stream(self, logical_id: str, resource: dict[str, Any], props: dict[str, Any]) -> StreamSpec:
         where = f"{logical_id}.Properties"

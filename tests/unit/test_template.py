@@ -331,8 +331,12 @@ def trust_problems(template: Template) -> list[str]:
             principal = statement.get("Principal", {})
             if not isinstance(principal, dict) or set(principal) != {"Service"}:
                 problems.append(f"{name}: trusts {principal!r}; only an AWS service should assume it")
-            condition_keys = {key for block in statement.get("Condition", {}).values() for key in block}
-            if not condition_keys & {"aws:SourceAccount", "aws:SourceArn"}:
+            conditions = {key: value for block in statement.get("Condition", {}).values() for key, value in block.items()}
+            if principal == {"Service": "firehose.amazonaws.com"}:
+                # Firehose documents its own guard: it assumes a role with the stream's account as external id.
+                if conditions.get("sts:ExternalId") != {"Ref": "AWS::AccountId"}:
+                    problems.append(f"{name}: Firehose should assume it only with this account as sts:ExternalId")
+            elif not conditions.keys() & {"aws:SourceAccount", "aws:SourceArn"}:
                 problems.append(f"{name}: no aws:SourceAccount/aws:SourceArn condition (confused deputy)")
     return problems
 

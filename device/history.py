@@ -5,6 +5,7 @@ real fleet only reveals afterwards: how long until that motor's next failure (in
 operating time) and by which mode.
 
     python device/history.py --motors 20 --days 365 --jsonl history.jsonl
+    python device/history.py --motors 60 --days 365 --archive /tmp/archive   # the archive's layout (docs/archive.md)
 """
 
 from __future__ import annotations
@@ -266,6 +267,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--jsonl", type=Path, help="write readings with their ground truth here (JSON Lines)")
     parser.add_argument("--no-truth", action="store_true", help="with --jsonl: readings only, as devices send them")
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="write the readings (Parquet by day) and a report_failure / service_complete action at each failure "
+        "and repair into this folder, in the archive's layout (docs/archive.md)",
+    )
     return parser
 
 
@@ -305,6 +312,16 @@ def main(argv: list[str] | None = None) -> int:
         with args.jsonl.open("w", encoding="utf-8") as out:
             count = write_jsonl(history, out, with_truth=not args.no_truth)
         print(f"wrote {count:,} readings to {args.jsonl}")
+    if args.archive:
+        with setup_needed("device/history.py --archive"):
+            from device.history_archive import write_archive
+        started = time.perf_counter()
+        written = write_archive(history, args.archive, seed=args.seed)
+        print(
+            f"archived {written.readings:,} readings over {written.days} days, {written.failures_reported} "
+            f"report_failure and {written.services} service_complete actions ({written.objects} objects) "
+            f"in {args.archive} in {time.perf_counter() - started:.1f} s"
+        )
     return 0
 
 

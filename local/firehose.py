@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from local.delivery import DeliveryStreamSpec, expand_prefix
-from model.archive_layout import arrow_schema, object_name
+from device.archive_layout import arrow_schema, object_name
 
 log = logging.getLogger("local.firehose")
 

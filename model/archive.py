@@ -6,7 +6,8 @@
         db.sql("SELECT motor_id, count(*) FROM telemetry GROUP BY 1").show()
 
 The archive is the raw record (docs/archive.md): readings are validated here, with the telemetry model
-the functions use, and each invalid one is counted by reason, never silently dropped; every kind is
+the functions use (whole columns at a time, model.archive_checks, and row by row where that is in
+doubt), and each invalid one is counted by reason, never silently dropped; every kind is
 deduplicated on its key, because Firehose delivers at least once. Only the partitions that can hold the
 period asked for are read (`dt >= day(since) - 1`). Readings stream through in Parquet batches; an
 `s3://` location is read with pyarrow's S3 filesystem (credentials and region as the AWS SDK finds
@@ -27,13 +28,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from pydantic import ValidationError
 
-from model.archive_layout import (
+from device.archive_layout import (
     ACTIONS,
     ALARMS,
     ERRORS,
@@ -42,6 +44,7 @@ from model.archive_layout import (
     TELEMETRY_SCHEMA,
     first_partition,
 )
+from model.archive_checks import clearly_valid
 from motor_maintenance.telemetry import TelemetryEvent, parse_timestamp, to_epoch_ms
 
 READING_KEY = ("motor_id", "ts_ms", "seq")
@@ -133,7 +136,8 @@ class Archive:
         files = []
         for _, folder in sorted(self._partitions(kind, since)):
             selector = pafs.FileSelector(folder, recursive=True)
-            files += sorted(i.path for i in self.filesystem.get_file_info(selector) if i.type == pafs.FileType.File)
+            found = self.filesystem.get_file_info(selector)
+            files += sorted(i.path for i in found if i.type == pafs.FileType.File and not _hidden(i.base_name))
         return files
 
     def errors(self) -> Counter[str]:
@@ -176,9 +180,9 @@ class Archive:
         for batch in dataset.to_batches(filter=where, batch_size=BATCH_ROWS):
             counts.read += batch.num_rows
             valid, ts_ms = _validate(batch, counts.invalid)
-            if not any(valid):
+            if not valid.any():
                 continue
-            batch = batch.filter(pa.array(valid)).append_column("ts_ms", pa.array(ts_ms, pa.int64()))
+            batch = batch.filter(pa.array(valid)).append_column("ts_ms", pa.array(ts_ms[valid], pa.int64()))
             if since_ms is not None:
                 batch = batch.filter(pc.greater_equal(batch["ts_ms"], since_ms))
             if until_ms is not None:
@@ -256,10 +260,22 @@ def s3_filesystem() -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**options)
 
 
-def _validate(batch: pa.RecordBatch, invalid: Counter[str]) -> tuple[list[bool], list[int]]:
-    """Which rows of a batch are valid readings (TelemetryEvent), with the epoch ms of the valid ones."""
-    valid, ts_ms = [], []
-    for row in batch.to_pylist():
+def _hidden(name: str) -> bool:
+    """An object being written (local.firehose's temporary name) or a marker, not a record: skipped."""
+    return name.startswith((".", "_"))
+
+
+def _validate(batch: pa.RecordBatch, invalid: Counter[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Which rows of a batch are valid readings (TelemetryEvent), and the epoch ms of each valid one.
+
+    Whole columns first (model.archive_checks); the rows that do not clearly pass go through the model
+    one by one, which keeps the ones the column checks were too cautious about and names what is wrong.
+    """
+    valid, ts_ms = clearly_valid(batch)
+    doubtful = np.flatnonzero(~valid)
+    if len(doubtful) == 0:
+        return valid, ts_ms
+    for index, row in zip(doubtful.tolist(), batch.take(pa.array(doubtful)).to_pylist(), strict=True):
         fields = {name: value for name, value in row.items() if value is not None}
         ts = fields.get("ts")
         if isinstance(ts, str) and ts.isdigit():  # epoch ms the legacy rule stamped, stored as text
@@ -268,10 +284,9 @@ def _validate(batch: pa.RecordBatch, invalid: Counter[str]) -> tuple[list[bool],
             reading = TelemetryEvent.model_validate(fields)
         except ValidationError as exc:
             invalid[_reason(exc)] += 1
-            valid.append(False)
             continue
-        valid.append(True)
-        ts_ms.append(reading.ts_ms)
+        valid[index] = True
+        ts_ms[index] = reading.ts_ms
     return valid, ts_ms
 
 
@@ -298,7 +313,7 @@ def _first_of_each(table: pa.Table, keys: list[str]) -> pa.Table:
         return table
     indexed = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
     first = indexed.group_by(keys, use_threads=False).aggregate([("_row", "min")])
-    return table.take(first["_row_min"])
+    return table if first.num_rows == table.num_rows else table.take(first["_row_min"])
 
 
 def events_table(records: list[dict[str, Any]]) -> pa.Table:

@@ -2,7 +2,9 @@
 
 Everything that writes the archive (the local stack's Firehose, `device/history.py --archive`) and its
 reader (model/archive.py) take the layout from here, so the three cannot drift apart; in AWS the
-template's Firehose streams and Glue tables say the same, and the tests compare the two.
+template's Firehose streams and Glue tables say the same, and the tests compare the two. It lives in
+`device/`, the lowest of the packages that use it (history writes the archive; model and local import
+device already).
 """
 
 from __future__ import annotations

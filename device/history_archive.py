@@ -1,0 +1,146 @@
+"""A fleet's history written straight into the archive's layout: readings as Parquet by day, labels as actions.
+
+`device/history.py --archive DIR` calls `write_archive`: the readings go in as the telemetry rule would
+have delivered them (with `topic_motor_id` and a `received_at` a fraction of a second after `ts`), one
+Parquet object per arrival day, built column by column from the history's arrays; each failure becomes
+the `report_failure` an operator sends some minutes to hours after it (`failed_at` = the first reading
+that shows it; the physics' `random` mode is reported as `other`), and each repair the
+`service_complete` sent when the motor is back. Objects are named as Firehose names them
+(device/archive_layout.py), so model/archive.py reads this archive exactly as one the stack wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from device.archive_layout import ACTIONS, TELEMETRY, TELEMETRY_SCHEMA, day_of_ms, object_name, partition_dir
+from device.physics import FAULT_CODES, NO_FAILURE, ROUNDING, SIGNAL_COLUMNS, FailureMode
+
+if TYPE_CHECKING:
+    from device.history import History
+
+WRITER = "history"
+"""The stream name in the objects' names."""
+OPERATORS = ("a.kovacs", "j.smith", "m.okafor", "r.silva", "s.tanaka")
+LATENCY_MS = (40, 400)
+"""Publish -> IoT Core receive time of a reading, drawn uniformly (ms)."""
+REPORT_DELAY_MIN = (10, 240)
+"""How long after a failure shows its operator reports it, drawn uniformly (minutes)."""
+UNREPORTED_MODE = "other"
+"""What an operator reports for the physics' `random` failures (a person names no such mode)."""
+
+
+@dataclass(frozen=True)
+class ArchiveCounts:
+    """What `write_archive` wrote."""
+
+    readings: int
+    days: int
+    failures_reported: int
+    services: int
+    objects: int
+
+
+def write_archive(history: History, root: Path, *, seed: int = 1) -> ArchiveCounts:
+    """Write `history` under `root` in the archive's layout; the same history and seed write the same records."""
+    rng = np.random.default_rng(seed)
+    table, arrival_day = _telemetry(history, rng)
+    objects = 0
+    order = np.argsort(arrival_day, kind="stable")
+    days, starts = np.unique(arrival_day[order], return_index=True)
+    bounds = [*starts.tolist(), len(order)]
+    for index, day_number in enumerate(days.tolist()):
+        rows = table.take(pa.array(order[bounds[index] : bounds[index + 1]]))
+        first_ms = int(day_number) * 86_400_000
+        folder = partition_dir(root, TELEMETRY, day_of_ms(first_ms))
+        folder.mkdir(parents=True, exist_ok=True)
+        arrived_ms = int(rows["received_at"][0].as_py())
+        pq.write_table(rows, folder / object_name(WRITER, arrived_ms, ".parquet"), compression="snappy")
+        objects += 1
+    actions = _actions(history, rng)
+    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for action in actions:
+        by_day[day_of_ms(action["_arrived_ms"])].append(action)
+    for dt, records in sorted(by_day.items()):
+        folder = partition_dir(root, ACTIONS, dt)
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps({k: v for k, v in r.items() if k != "_arrived_ms"}) + "\n" for r in records)
+        (folder / object_name(WRITER, records[0]["_arrived_ms"], ".jsonl")).write_text(lines, encoding="utf-8")
+        objects += 1
+    reports = sum(1 for action in actions if action["action"] == "report_failure")
+    return ArchiveCounts(table.num_rows, len(days), reports, len(actions) - reports, objects)
+
+
+def _telemetry(history: History, rng: np.random.Generator) -> tuple[pa.Table, np.ndarray[Any, Any]]:
+    """Every reading as one Arrow table, time-major, and the day (epoch days) each arrived."""
+    steps, motors = history.running.shape
+    motor_index = pa.array(np.tile(np.arange(motors, dtype=np.int32), steps))
+    motor_ids = pa.DictionaryArray.from_arrays(motor_index, pa.array(history.motor_ids)).cast(pa.string())
+    ts_text = np.datetime_as_string(history.ts_ms.astype("datetime64[ms]"), unit="ms", timezone="UTC")
+    received_at = np.repeat(history.ts_ms, motors) + rng.integers(*LATENCY_MS, size=steps * motors)
+    modes = tuple(FailureMode)
+    failed = history.failed_mode.ravel().astype(np.int32)
+    fault = pa.DictionaryArray.from_arrays(
+        pa.array(failed, mask=failed == NO_FAILURE), pa.array([FAULT_CODES[mode] for mode in modes])
+    ).cast(pa.string())
+    columns: dict[str, Any] = {
+        "motor_id": motor_ids,
+        "motor_type": pa.array(np.full(steps * motors, history.motor_type, dtype=object), pa.string()),
+        "ts": pa.array(np.repeat(ts_text, motors), pa.string()),
+        "seq": pa.array(np.repeat(np.arange(1, steps + 1, dtype=np.int64), motors)),
+        "running": pa.array(history.running.ravel()),
+    }
+    for name in SIGNAL_COLUMNS:  # at sensor resolution, as device.physics.make_reading reports them
+        values = np.round(history.signals[name].ravel().astype(np.float64), ROUNDING[name])
+        columns[name] = pa.array(np.maximum(values, -1.0) if name == "pressure_bar" else values)
+    columns.update(fault=fault, topic_motor_id=motor_ids, received_at=pa.array(received_at, pa.int64()))
+    table = pa.table({field.name: columns.get(field.name) for field in TELEMETRY_SCHEMA}, schema=TELEMETRY_SCHEMA)
+    return table, received_at // 86_400_000
+
+
+def _actions(history: History, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """A report_failure at each failure and a service_complete at each repair, in time order."""
+    actions = []
+    for column, motor_id in enumerate(history.motor_ids):
+        down = history.failed_mode[:, column] != NO_FAILURE
+        for t in history.failure_onsets(column).tolist():
+            mode = FailureMode(tuple(FailureMode)[int(history.failed_mode[t, column])])
+            failed_ms = int(history.ts_ms[t])
+            reported_ms = failed_ms + int(rng.integers(*REPORT_DELAY_MIN)) * 60_000
+            reported = UNREPORTED_MODE if mode is FailureMode.RANDOM else mode.value
+            note = f"{FAULT_CODES[mode].replace('_', ' ')} found on site"
+            extra = {"failed_at": _iso(failed_ms), "failure_mode": reported, "note": note}
+            actions.append(_action(motor_id, "report_failure", reported_ms, rng, extra))
+        repaired = np.flatnonzero(down[:-1] & ~down[1:]) + 1  # the first reading with the motor back
+        for t in repaired.tolist():
+            extra = {"note": "repaired and back in service"}
+            actions.append(_action(motor_id, "service_complete", int(history.ts_ms[t]), rng, extra))
+    return sorted(actions, key=lambda action: (action["_arrived_ms"], action["motor_id"]))
+
+
+def _action(motor_id: str, name: str, ts_ms: int, rng: np.random.Generator, extra: dict[str, Any]) -> dict[str, Any]:
+    """An operator action as the ActionRule archives it (with `topic_motor_id`)."""
+    return {
+        "motor_id": motor_id,
+        "action": name,
+        "action_id": str(uuid.UUID(bytes=rng.bytes(16), version=4)),
+        "ts": _iso(ts_ms),
+        "operator": OPERATORS[int(rng.integers(len(OPERATORS)))],
+        **extra,
+        "topic_motor_id": motor_id,
+        "_arrived_ms": ts_ms + int(rng.integers(*LATENCY_MS)),
+    }
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")

@@ -207,6 +207,41 @@ class DeliveryStream:
         return path
 
 
+@dataclass(frozen=True)
+class ArchiveTally:
+    """What the delivery streams wrote since a mark, counted from the objects themselves (for the run's report)."""
+
+    location: Path
+    readings: int = 0
+    """Rows of the Parquet objects of the stream that converts (the readings)."""
+    errors: int = 0
+    """Records in the error prefix."""
+    lines: dict[str, int] | None = None
+    """JSON lines of each other stream, by the first part of its prefix (`alarms`, `actions`)."""
+
+
+def marks(streams: dict[str, DeliveryStream]) -> dict[str, int]:
+    """How many objects each stream had written: a mark to tally from."""
+    return {name: len(stream.objects) for name, stream in streams.items()}
+
+
+def tally(streams: dict[str, DeliveryStream], since: dict[str, int], location: Path) -> ArchiveTally:
+    """Flush every stream, then count the records in the objects each wrote after `since`."""
+    readings = errors = 0
+    lines: dict[str, int] = {}
+    for name, stream in streams.items():
+        stream.flush()
+        for path in stream.objects[since.get(name, 0) :]:
+            if CONVERSION_FAILED in path.parts or path.suffix != stream.spec.extension:
+                errors += sum(1 for line in path.read_bytes().splitlines() if line.strip())
+            elif stream.spec.columns is not None:
+                readings += pq.ParquetFile(path).metadata.num_rows
+            else:
+                kind = stream.spec.prefix.split("/")[0]
+                lines[kind] = lines.get(kind, 0) + sum(1 for line in path.read_bytes().splitlines() if line.strip())
+    return ArchiveTally(location, readings, errors, lines)
+
+
 def _column_value(value: Any, hive_type: str, name: str) -> Any:
     """A JSON value as its column's type; ConversionError for a value of the wrong type."""
     if value is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from device.mqtt import DeliveryCounts
+from local.firehose import ArchiveTally
+from local.options import shown
 from local.watch import Summary, Watch, when
 
 SETTLE_S = 60.0
@@ -27,6 +29,8 @@ class Report:
     endpoint: dict[str, int] | None = None
     """The local endpoint's counters (`invocations`, `rows`), when one ran."""
     ingestion_mode: str = "direct"
+    archive: ArchiveTally | None = None
+    """What the run left in the archive."""
 
     def latency_ms(self) -> tuple[float, float] | None:
         """Publish -> alert latency, p50 and p99, over the alerts caused by a reading."""
@@ -49,12 +53,28 @@ class Report:
                 f"  model endpoint: {calls} calls scored {rows} readings ({self.ingestion_mode} ingestion"
                 + (f": {rows - calls} calls saved against one per reading)" if rows > calls else ")")
             )
+        if self.archive is not None:
+            lines += archive_lines(self.archive, self.summary.counts.get("readings.sent", 0))
         if not self.settled:
             lines.append(f"  WARNING: the pipeline stalled for {SETTLE_S:.0f} s with work still in flight")
         for queue, depth in self.parked.items():
             if depth:
                 lines.append(f"  {queue} holds {depth} messages: the functions' logs say why")
         return lines
+
+
+def archive_lines(archive: ArchiveTally, sent: int) -> list[str]:
+    """Where the archive is, and how many readings it took from this run against how many the devices sent."""
+    held = archive.readings + archive.errors
+    lines = [
+        f"  archive: {shown(archive.location)} took {held} readings of {sent} the devices published "
+        f"({archive.readings} in Parquet under telemetry/, {archive.errors} under errors/ that did not convert)"
+        + ("" if held == sent else f"  (MISMATCH: {held - sent:+d})")
+    ]
+    others = ", ".join(f"{count} {kind}" for kind, count in sorted((archive.lines or {}).items()))
+    if others:
+        lines.append(f"    and {others} records; `python scripts/archive.py summary` shows what it holds")
+    return lines
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from device.options import parse
 from device.physics import Sample
 from device.runner import FleetRunner, summary_line
 from device.sinks import MqttSink, Sink
+from local.firehose import marks, tally
 from local.options import STATE_DIR, StackOptions
 from local.report import SETTLE_S, Report
 from local.stack import LocalStack
@@ -139,6 +140,7 @@ def run_through(
     view, listener, restore = make_view(watch, sent, status, plain=args.no_ui, every_s=args.progress_every or 0)
     if listener is not None:
         stack.subscribe(listener)
+    archived_before = marks(stack.pipeline.delivery_streams)
     polling = threading.Event()
     poller = threading.Thread(target=_poll_state, args=(stack, watch, polling), name="state-poll", daemon=True)
     poller.start()
@@ -168,6 +170,9 @@ def run_through(
         time.monotonic() - started,
         stack.aws.endpoint_stats() if stack.aws.model_url else None,
         stack.options.ingestion_mode,
+        tally(stack.pipeline.delivery_streams, archived_before, stack.options.archive)
+        if stack.pipeline.delivery_streams
+        else None,
     )
 
 

@@ -1,0 +1,224 @@
+"""The local Firehose: the template's delivery streams, buffering by size and interval, Parquet, error records.
+
+The streams come from template.yaml itself, so a change there (a prefix, a column, a buffer) is what
+these tests exercise. The rules engine's Firehose actions put every message a rule matched, invalid
+readings included, into its stream exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from device.archive_layout import TELEMETRY_COLUMNS
+from local.cfn import TemplateError
+from local.delivery import expand_prefix
+from local.firehose import CONVERSION_FAILED, DeliveryStream, marks, tally
+from local.mqtt_client import Message
+from local.router import Router
+from local.template import load, loads
+from model.archive import Archive
+from tests.support import ROOT, load_event
+
+TEMPLATE = load(ROOT / "template.yaml")
+STREAMS = {spec.logical_id: spec for spec in TEMPLATE.delivery_streams}
+T0_MS = 1_796_637_600_000  # 2026-12-07T10:00:00Z
+
+
+class Clock:
+    def __init__(self, now_ms: int = T0_MS) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def reading(seq: int, **changes: Any) -> dict[str, Any]:
+    """A device's reading (without what the rule adds)."""
+    sent = {k: v for k, v in load_event("telemetry-normal").items() if k not in ("topic_motor_id", "received_at")}
+    return {**sent, "seq": seq, **changes}
+
+
+def line(record: Any) -> bytes:
+    return (json.dumps(record) + "\n").encode()
+
+
+def stream(name: str, root: Path, clock: Clock, **changes: Any) -> DeliveryStream:
+    return DeliveryStream(replace(STREAMS[name], **changes), root, clock_ms=clock, timer=False)
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+# ---------------------------------------------------------------- the template's streams
+
+
+def test_the_template_archives_readings_alarms_and_actions_in_the_documented_layout() -> None:
+    telemetry = STREAMS["TelemetryArchiveStream"]
+    assert telemetry.prefix == "telemetry/dt=!{timestamp:yyyy-MM-dd}/"
+    assert telemetry.error_prefix.startswith("errors/telemetry/!{firehose:error-output-type}/dt=")
+    assert (telemetry.extension, telemetry.columns) == (".parquet", TELEMETRY_COLUMNS)
+    assert STREAMS["AlarmArchiveStream"].prefix.startswith("alarms/dt=")
+    assert STREAMS["ActionArchiveStream"].prefix.startswith("actions/dt=")
+    assert {spec.extension for spec in (STREAMS["AlarmArchiveStream"], STREAMS["ActionArchiveStream"])} == {".jsonl"}
+
+
+def test_every_telemetry_rule_and_the_alarm_and_action_rules_have_a_firehose_action() -> None:
+    archived = {rule.name: [action.stream for action in rule.firehose] for rule in TEMPLATE.rules}
+    assert archived["TelemetryRule"] == archived["LegacyTelemetryRule"] == ["TelemetryArchiveStream"]
+    assert archived["AlarmRule"] == ["AlarmArchiveStream"]
+    assert archived["ActionRule"] == ["ActionArchiveStream"]
+    assert {action.separator for rule in TEMPLATE.rules for action in rule.firehose} == {"\n"}
+
+
+def test_prefixes_expand_the_arrival_day_and_the_error_type() -> None:
+    from datetime import UTC, datetime
+
+    arrived = datetime(2026, 3, 9, 23, 59, tzinfo=UTC)
+    assert expand_prefix("telemetry/dt=!{timestamp:yyyy-MM-dd}/", arrived) == "telemetry/dt=2026-03-09/"
+    error = expand_prefix("errors/x/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/", arrived, "e")
+    assert error == "errors/x/e/2026/03/09/23/"
+
+
+def test_a_firehose_action_on_a_missing_stream_is_refused_naming_it() -> None:
+    text = (ROOT / "template.yaml").read_text().replace(
+        "DeliveryStreamName: !Ref AlarmArchiveStream", "DeliveryStreamName: !Ref NoSuchStream"
+    )
+    with pytest.raises(TemplateError, match="Firehose.*NoSuchStream"):
+        loads(text, path=ROOT / "template.yaml")
+
+
+# ---------------------------------------------------------------- buffering
+
+
+def test_nothing_is_written_until_the_interval_passes_then_one_object_holds_the_buffer(tmp_path: Path) -> None:
+    clock = Clock()
+    alarms = stream("AlarmArchiveStream", tmp_path, clock, buffer_interval_s=60)
+    alarms.put(line({"event_id": "a"}))
+    clock.now_ms += 59_000
+    alarms.put(line({"event_id": "b"}))
+    alarms.flush_due()
+    assert files(tmp_path) == []
+    clock.now_ms += 1_000  # 60 s after the first record
+    alarms.flush_due()
+    (written,) = files(tmp_path)
+    assert written.parent.name == "dt=2026-12-07" and written.suffix == ".jsonl"
+    assert written.name.startswith("AlarmArchiveStream-1-2026-12-07-10-00-00-")
+    assert [json.loads(text)["event_id"] for text in written.read_text().splitlines()] == ["a", "b"]
+
+
+def test_a_full_buffer_is_written_at_once_without_waiting_for_the_interval(tmp_path: Path) -> None:
+    clock = Clock()
+    actions = stream("ActionArchiveStream", tmp_path, clock, buffer_size_mb=1)
+    record = line({"action_id": "x", "note": "n" * 1000})
+    per_mb = 1024 * 1024 // len(record) + 1
+    for _ in range(per_mb - 1):
+        actions.put(record)
+    assert files(tmp_path) == []
+    actions.put(record)
+    (written,) = files(tmp_path)
+    assert len(written.read_text().splitlines()) == per_mb
+    assert actions.pending() == 0
+
+
+def test_closing_the_stream_delivers_what_is_buffered(tmp_path: Path) -> None:
+    actions = stream("ActionArchiveStream", tmp_path, Clock())
+    actions.put(line({"action_id": "x"}))
+    actions.close()
+    assert len(files(tmp_path)) == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        actions.put(line({"action_id": "y"}))
+
+
+def test_an_object_lands_in_the_partition_of_its_oldest_record(tmp_path: Path) -> None:
+    clock = Clock(T0_MS + 14 * 3600 * 1000 - 1000)  # 23:59:59
+    readings = stream("TelemetryArchiveStream", tmp_path, clock)
+    readings.put(line(reading(1)))
+    clock.now_ms += 2000  # the next day
+    readings.put(line(reading(2)))
+    readings.flush()
+    (written,) = files(tmp_path)
+    assert written.parent.name == "dt=2026-12-07"
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def test_readings_become_parquet_rows_with_the_glue_tables_columns(tmp_path: Path) -> None:
+    readings = stream("TelemetryArchiveStream", tmp_path, Clock())
+    readings.put(line(reading(1)))
+    readings.put(line({**load_event("telemetry-legacy"), "extra_field": 1}))
+    readings.flush()
+    (written,) = files(tmp_path)
+    table = pq.read_table(written)  # a plain pyarrow reader, no partitioning
+    assert [(field.name, str(field.type)) for field in table.schema] == [
+        (name, {"bigint": "int64", "boolean": "bool"}.get(kind, kind)) for name, kind in TELEMETRY_COLUMNS
+    ]
+    assert table.num_rows == 2
+    assert table["seq"][0].as_py() == 1
+
+
+def test_a_value_of_the_wrong_type_goes_whole_to_the_error_prefix_never_dropped(tmp_path: Path) -> None:
+    clock = Clock()
+    readings = stream("TelemetryArchiveStream", tmp_path, clock)
+    bad = line(reading(2, speed_rpm="fast"))
+    readings.put(line(reading(1)))
+    readings.put(bad)
+    readings.put(b"not json\n")
+    readings.flush()
+    errors = [path for path in files(tmp_path) if CONVERSION_FAILED in path.parts]
+    (error_object,) = errors
+    assert error_object.relative_to(tmp_path).parts[:3] == ("errors", "telemetry", CONVERSION_FAILED)
+    records = [json.loads(text) for text in error_object.read_text().splitlines()]
+    assert [base64.b64decode(record["rawData"]) for record in records] == [bad, b"not json\n"]
+    assert {record["arrivalTimestamp"] for record in records} == {T0_MS}
+    assert "speed_rpm" in records[0]["ErrorMessage"]
+    assert (readings.records_delivered, readings.records_failed) == (1, 2)
+    assert Archive.open(tmp_path).errors() == {f"telemetry/{CONVERSION_FAILED}": 2}
+
+
+def test_numbers_are_kept_as_text_in_a_text_column_as_the_json_deserializer_does(tmp_path: Path) -> None:
+    readings = stream("TelemetryArchiveStream", tmp_path, Clock())
+    readings.put(line(reading(1, ts=1_796_637_600_000)))
+    readings.flush()
+    (written,) = files(tmp_path)
+    assert pq.read_table(written)["ts"][0].as_py() == "1796637600000"
+
+
+# ---------------------------------------------------------------- the rules engine
+
+
+def test_every_message_the_telemetry_rules_match_is_archived_once_invalid_ones_included(tmp_path: Path) -> None:
+    clock = Clock()
+    rules = [rule.for_conditions(lambda name: True) for rule in TEMPLATE.rules if rule.firehose]
+    archive = {name: stream(name, tmp_path, clock) for name in STREAMS}
+    router = Router(
+        [replace(rule, actions=(), kinesis=()) for rule in rules],  # only the archive matters here
+        {},
+        park=lambda queue, record: pytest.fail(f"parked {record}"),
+        delivery_streams={name: s.put for name, s in archive.items()},
+    )
+    before = marks(archive)
+    # Given a valid reading, one out of range, one of the wrong type and the first one resent
+    payloads = [reading(1), reading(2, speed_rpm=-5.0), reading(3, speed_rpm="fast"), reading(1)]
+    for payload in payloads:
+        router.handle(Message("motors/motor-001/telemetry", json.dumps(payload).encode(), 1, "motor-001"))
+    action = {k: v for k, v in load_event("action-reset").items() if k != "topic_motor_id"}
+    router.handle(Message("motors/motor-001/actions", json.dumps(action).encode(), 1, "operator"))
+    # Then each is in the archive once: as a row, or as an error record
+    counted = tally(archive, before, tmp_path)
+    assert counted.readings + counted.errors == len(payloads)
+    assert (counted.readings, counted.errors, counted.lines) == (3, 1, {"actions": 1})
+    # And the reader keeps the valid one once, counting the invalid one and the duplicate
+    read = Archive.open(tmp_path).readings()
+    assert (read.counts.read, read.counts.invalid_total, read.counts.duplicates, read.counts.kept) == (3, 1, 1, 1)
+    (row,) = read.table.to_pylist()
+    assert (row["seq"], row["topic_motor_id"]) == (1, "motor-001")
+    assert isinstance(row["received_at"], int)

@@ -91,6 +91,20 @@ def _column_ok(column: pa.Array, required: bool, spec: dict[str, Any]) -> pa.Arr
     return ok if required else pc.or_(ok, pc.is_null(column))
 
 
+def _cast_iso(texts: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Arrow's ISO-8601 parse of each text: (parsed, epoch ms). A text that is no moment (month 13) is left
+    to the model, found by halving the texts until the cast fails on that one alone."""
+    try:
+        parsed = pc.cast(texts, pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        if len(texts) == 1:
+            return np.zeros(1, dtype=bool), np.zeros(1, dtype=np.int64)
+        half = len(texts) // 2
+        (ok_a, ms_a), (ok_b, ms_b) = _cast_iso(texts.slice(0, half)), _cast_iso(texts.slice(half))
+        return np.concatenate([ok_a, ok_b]), np.concatenate([ms_a, ms_b])
+    return np.ones(len(texts), dtype=bool), parsed
+
+
 def _timestamps(ts: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:
     """Which `ts` texts are plausible moments the model accepts, and their epoch ms."""
     ms = np.zeros(len(ts), dtype=np.int64)
@@ -100,11 +114,9 @@ def _timestamps(ts: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:
     if digits_np.any():
         ms[digits_np] = pc.cast(ts.filter(digits), pa.int64()).to_numpy()
     if iso_np.any():
-        try:
-            parsed = pc.cast(ts.filter(iso), pa.timestamp("ms", tz="UTC"))
-        except pa.ArrowInvalid:  # a well-formed text that is no moment (month 13): the model says why
-            iso_np = np.zeros(len(ts), dtype=bool)
-        else:
-            ms[iso_np] = parsed.cast(pa.int64()).to_numpy()
+        where = np.flatnonzero(iso_np)
+        parsed_ok, parsed_ms = _cast_iso(ts.take(pa.array(where)))
+        iso_np[where[~parsed_ok]] = False
+        ms[where[parsed_ok]] = parsed_ms[parsed_ok]
     plausible = (ms >= _EARLIEST_MS) & (ms < _LATEST_MS)
     return pa.array((digits_np | iso_np) & plausible), ms

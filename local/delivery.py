@@ -146,8 +146,8 @@ def _conversion(
     resource = (document.get("Resources") or {}).get(table_id or "")
     if not isinstance(resource, dict) or resource.get("Type") != "AWS::Glue::Table":
         raise TemplateError(
-            f"{where}.SchemaConfiguration.TableName: {raw_table!r} is not !Ref of an AWS::Glue::Table of this template, "
-            "whose columns the local stack converts records against"
+            f"{where}.SchemaConfiguration.TableName: {raw_table!r} is not !Ref of an AWS::Glue::Table of this "
+            "template, whose columns the local stack converts records against"
         )
     table_input = (resource.get("Properties") or {}).get("TableInput") or {}
     raw_columns = (table_input.get("StorageDescriptor") or {}).get("Columns") or []

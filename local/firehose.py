@@ -37,8 +37,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from local.delivery import DeliveryStreamSpec, expand_prefix
 from device.archive_layout import arrow_schema, object_name
+from local.delivery import DeliveryStreamSpec, expand_prefix
 
 log = logging.getLogger("local.firehose")
 
@@ -106,7 +106,10 @@ class DeliveryStream:
     def flush_due(self) -> None:
         """Deliver the buffer if its oldest record has waited the buffering interval."""
         with self._lock:
-            due = bool(self._buffer) and self._clock_ms() - self._buffer[0].arrived_ms >= self.spec.buffer_interval_s * 1000
+            due = (
+                bool(self._buffer)
+                and self._clock_ms() - self._buffer[0].arrived_ms >= self.spec.buffer_interval_s * 1000
+            )
             batch = self._take() if due else None
         if batch:
             self._deliver(batch)
@@ -174,8 +177,8 @@ class DeliveryStream:
             raise ConversionError(f"the record is not JSON: {exc}") from exc
         if not isinstance(record, dict):
             raise ConversionError("the record is not a JSON object")
-        assert self.spec.columns is not None
-        return {name: _column_value(record.get(name), hive_type, name) for name, hive_type in self.spec.columns}
+        columns = self.spec.columns or ()
+        return {name: _column_value(record.get(name), hive_type, name) for name, hive_type in columns}
 
     def _write_errors(self, failed: list[tuple[_Record, str]]) -> None:
         now_ms = self._clock_ms()
@@ -262,7 +265,7 @@ def _column_value(value: Any, hive_type: str, name: str) -> Any:
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         raise ConversionError(f"column {name} ({kind}): {value} is not a whole number")
     number = int(value)
-    if kind == "int" and not -(2**31) <= number < 2**31 or not -(2**63) <= number < 2**63:
+    if (kind == "int" and not -(2**31) <= number < 2**31) or not -(2**63) <= number < 2**63:
         raise ConversionError(f"column {name} ({kind}): {number} is out of range")
     return number
 

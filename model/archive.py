@@ -177,17 +177,17 @@ class Archive:
         since_ms = to_epoch_ms(since) if since is not None else None
         until_ms = to_epoch_ms(until) if until is not None else None
         kept = []
-        for batch in dataset.to_batches(filter=where, batch_size=BATCH_ROWS):
-            counts.read += batch.num_rows
-            valid, ts_ms = _validate(batch, counts.invalid)
+        for stored in dataset.to_batches(filter=where, batch_size=BATCH_ROWS):
+            counts.read += stored.num_rows
+            valid, ts_ms = _validate(stored, counts.invalid)
             if not valid.any():
                 continue
-            batch = batch.filter(pa.array(valid)).append_column("ts_ms", pa.array(ts_ms[valid], pa.int64()))
-            if since_ms is not None:
-                batch = batch.filter(pc.greater_equal(batch["ts_ms"], since_ms))
-            if until_ms is not None:
-                batch = batch.filter(pc.less(batch["ts_ms"], until_ms))
-            kept.append(batch)
+            batch = stored.filter(pa.array(valid)).append_column("ts_ms", pa.array(ts_ms[valid], pa.int64()))
+            in_period = pc.and_(
+                pc.greater_equal(batch["ts_ms"], since_ms if since_ms is not None else -(2**62)),
+                pc.less(batch["ts_ms"], until_ms if until_ms is not None else 2**62),
+            )
+            kept.append(batch.filter(in_period))
         table = pa.Table.from_batches(kept, schema=schema)
         unique = _first_of_each(table, list(READING_KEY))
         counts.duplicates = table.num_rows - unique.num_rows

@@ -71,9 +71,13 @@ def clearly_valid(batch: pa.RecordBatch) -> tuple[np.ndarray[Any, Any], np.ndarr
 
 def _column_ok(column: pa.Array, required: bool, spec: dict[str, Any]) -> pa.Array:
     """Null where allowed, else the right Arrow type within the schema's bounds and pattern."""
-    kind = spec.get("type")
-    expected = {"string": pa.types.is_string, "integer": pa.types.is_integer}.get(kind)
-    expected = expected or {"number": pa.types.is_floating, "boolean": pa.types.is_boolean}.get(kind)
+    kind = str(spec.get("type"))
+    expected = {
+        "string": pa.types.is_string,
+        "integer": pa.types.is_integer,
+        "number": pa.types.is_floating,
+        "boolean": pa.types.is_boolean,
+    }.get(kind)
     if expected is None or not expected(column.type):
         return pa.array(np.zeros(len(column), dtype=bool))
     ok = pc.is_valid(column)

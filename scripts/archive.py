@@ -66,18 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    where = {"nargs": "?", "default": str(LOCAL_ARCHIVE), "help": "folder or s3://bucket/prefix (default: %(default)s)"}
+    where_help = "folder or s3://bucket/prefix (default: %(default)s)"
     summary = commands.add_parser("summary", help="days, motors, records of each kind, invalid, duplicates, errors")
-    summary.add_argument("location", **where)
+    summary.add_argument("location", nargs="?", default=str(LOCAL_ARCHIVE), help=where_help)
     readings = commands.add_parser("readings", help="a table of one motor's valid readings")
     readings.add_argument("motor_id")
-    readings.add_argument("location", **where)
+    readings.add_argument("location", nargs="?", default=str(LOCAL_ARCHIVE), help=where_help)
     readings.add_argument("--since", type=moment, default="1d", help="2h, 30m, 7d or a timestamp (default: 1d)")
     readings.add_argument("--until", type=moment, help="2h, 30m, 7d or a timestamp (default: now)")
     readings.add_argument("--limit", type=int, default=100, help="show the last N readings (default: 100)")
     sql = commands.add_parser("sql", help="a DuckDB query over the views telemetry, alarms and actions")
     sql.add_argument("query")
-    sql.add_argument("location", **where)
+    sql.add_argument("location", nargs="?", default=str(LOCAL_ARCHIVE), help=where_help)
     sql.add_argument("--since", type=moment, help="read records from this moment on (default: all)")
     return parser
 
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         if args.command == "summary":
             show_summary(archive, out)
         elif args.command == "readings":
-            show_readings(archive, args.motor_id, args.since, args.until, args.limit, out)
+            show_readings(archive, args.motor_id, args.since, args.until, limit=args.limit, out=out)
         else:
             with archive.connect(since=args.since) as db:
                 result = db.sql(args.query)
@@ -140,7 +140,7 @@ def _counts(what: str, counts: ReadCounts, out: TextIO) -> None:
 
 
 def show_readings(
-    archive: Archive, motor_id: str, since: datetime, until: datetime | None, limit: int, out: TextIO
+    archive: Archive, motor_id: str, since: datetime, until: datetime | None, *, limit: int, out: TextIO
 ) -> None:
     readings = archive.readings(motor_id=motor_id, since=since, until=until)
     table = readings.table

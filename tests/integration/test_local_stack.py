@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
+from device.archive_layout import TELEMETRY_COLUMNS
 from device.mqtt import DeliveryCounts
 from local.artifact import DEFAULT_ARTIFACT, ensure_model
 from local.iot_core import find_mosquitto
@@ -32,6 +34,7 @@ from local.options import StackOptions
 from local.report import Report
 from local.simulation import simulate_through
 from local.stack import LocalStack
+from model.archive import Archive
 from scripts import operate
 from tests.reports import StackReport
 
@@ -241,6 +244,43 @@ def test_an_operator_acknowledge_moves_the_alarm_to_acknowledged(run: Run, capsy
     assert [(a.motor_id, a.attributes["alarm"], a.attributes["transition"]) for a in new] == [
         (motor_id, alarm, "acknowledged")
     ]
+
+
+def test_the_archive_holds_every_reading_sent_every_alarm_event_and_every_action(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = run.stack
+    # Given an operator action sent during the run, from the command line
+    sent = ["--state-dir", str(stack.state_dir), "service-complete", "motor-003", "--operator", "archive-check"]
+    assert operate.main(sent) == 0
+    capsys.readouterr()
+    assert stack.settle(stall_s=30)
+    for delivery in stack.pipeline.delivery_streams.values():  # what stopping the stack would deliver
+        delivery.flush()
+    archive = stack.options.archive
+
+    # Then the telemetry objects open with plain pyarrow, with the telemetry columns, one row per reading
+    # the devices published, the one of the wrong type whole under errors/ (local.firehose's counters agree)
+    tables = [pq.read_table(path) for path in sorted((archive / "telemetry").rglob("*.parquet"))]
+    assert tables
+    assert all(table.column_names == [name for name, _ in TELEMETRY_COLUMNS] for table in tables)
+    rows = sum(table.num_rows for table in tables)
+    errors = Archive.open(archive).errors()
+    assert errors == {"telemetry/format-conversion-failed": 1}  # {"vibration_mm_s": "high"}
+    assert rows + 1 == run.report.summary.counts["readings.sent"] == 4 * 400 + run.malformed_sent
+    assert run.report.archive is not None
+    assert run.report.archive.readings == rows
+
+    # And the reader finds the two other malformed readings invalid, by reason
+    readings = Archive.open(archive).readings()
+    assert readings.counts.invalid_total == run.malformed_sent - 1
+    assert readings.counts.kept + readings.counts.duplicates == 4 * 400
+
+    # And the events archive holds every alarm event raised, and every operator action
+    alarms = Archive.open(archive).events("alarms")
+    assert set(run.report.watch.events) <= {event["event_id"] for event in alarms.records}
+    actions = Archive.open(archive).events("actions").records
+    assert [a["action"] for a in actions if a.get("operator") == "archive-check"] == ["service_complete"]
 
 
 def test_nothing_was_parked_in_the_dead_letter_queues(run: Run) -> None:

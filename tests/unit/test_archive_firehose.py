@@ -88,10 +88,12 @@ def test_prefixes_expand_the_arrival_day_and_the_error_type() -> None:
 
 
 def test_a_firehose_action_on_a_missing_stream_is_refused_naming_it() -> None:
-    text = (ROOT / "template.yaml").read_text().replace(
-        "DeliveryStreamName: !Ref AlarmArchiveStream", "DeliveryStreamName: !Ref NoSuchStream"
+    text = (
+        (ROOT / "template.yaml")
+        .read_text()
+        .replace("DeliveryStreamName: !Ref AlarmArchiveStream", "DeliveryStreamName: !Ref NoSuchStream")
     )
-    with pytest.raises(TemplateError, match="Firehose.*NoSuchStream"):
+    with pytest.raises(TemplateError, match=r"Firehose.*NoSuchStream"):
         loads(text, path=ROOT / "template.yaml")
 
 
@@ -109,7 +111,8 @@ def test_nothing_is_written_until_the_interval_passes_then_one_object_holds_the_
     clock.now_ms += 1_000  # 60 s after the first record
     alarms.flush_due()
     (written,) = files(tmp_path)
-    assert written.parent.name == "dt=2026-12-07" and written.suffix == ".jsonl"
+    assert written.parent.name == "dt=2026-12-07"
+    assert written.suffix == ".jsonl"
     assert written.name.startswith("AlarmArchiveStream-1-2026-12-07-10-00-00-")
     assert [json.loads(text)["event_id"] for text in written.read_text().splitlines()] == ["a", "b"]
 

@@ -25,7 +25,7 @@ from model.archive_checks import clearly_valid
 from motor_maintenance.telemetry import TelemetryEvent
 from tests.support import load_event
 
-BASE = {k: v for k, v in load_event("telemetry-normal").items()}
+BASE = dict(load_event("telemetry-normal").items())
 
 
 def row(seq: int, **changes: Any) -> dict[str, Any]:
@@ -64,7 +64,8 @@ def test_invalid_readings_are_counted_by_reason_never_silently_dropped(tmp_path:
         ],
     )
     read = Archive.open(tmp_path).readings()
-    assert read.counts.read == 6 and read.counts.kept == 1
+    assert read.counts.read == 6
+    assert read.counts.kept == 1
     assert read.counts.invalid["speed_rpm: greater_than_equal"] == 2
     assert sum(read.counts.invalid.values()) == 5
     assert any("topic" in reason for reason in read.counts.invalid)
@@ -103,7 +104,8 @@ def test_only_partitions_that_can_hold_the_period_are_read(tmp_path: Path) -> No
 def test_one_motors_readings(tmp_path: Path) -> None:
     write_readings(tmp_path, "2026-11-27", [row(1), row(2, motor_id="motor-002", topic_motor_id="motor-002")])
     read = Archive.open(tmp_path).readings(motor_id="motor-002")
-    assert read.table["motor_id"].to_pylist() == ["motor-002"] and read.counts.read == 1
+    assert read.table["motor_id"].to_pylist() == ["motor-002"]
+    assert read.counts.read == 1
 
 
 ODD_ROWS = [

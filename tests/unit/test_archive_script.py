@@ -35,7 +35,8 @@ def test_summary_says_days_motors_and_records_of_each_kind(fleet_archive: Path) 
     text = run("summary", str(fleet_archive))
     assert "days with readings: 11 (2026-01-01 .. 2026-01-11); motors: 2" in text
     assert "readings: 2880 stored, 2880 kept, 0 duplicates, 0 invalid" in text
-    assert "report_failure" in text and "errors (records Firehose could not convert or deliver): 0" in text
+    assert "report_failure" in text
+    assert "errors (records Firehose could not convert or deliver): 0" in text
 
 
 def test_readings_shows_the_last_readings_of_one_motor_in_the_period(fleet_archive: Path) -> None:
@@ -62,7 +63,8 @@ def test_readings_shows_the_last_readings_of_one_motor_in_the_period(fleet_archi
 
 def test_sql_runs_on_the_views(fleet_archive: Path) -> None:
     text = run("sql", "SELECT count(DISTINCT motor_id) AS motors FROM telemetry", str(fleet_archive))
-    assert "motors" in text and "2" in text
+    assert "motors" in text
+    assert "2" in text
 
 
 def test_a_duration_counts_back_from_now() -> None:
@@ -86,4 +88,5 @@ def test_without_setup_it_says_what_to_run() -> None:
         check=False,
     )
     assert done.returncode == 1
-    assert "make setup" in done.stderr and "Traceback" not in done.stderr
+    assert "make setup" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -2,7 +2,8 @@
 
 Each function runs in execution environments of its own (local.lambdas); the rules (local.router)
 read every message on the broker through the rules engine's connection and invoke functions
-asynchronously or put records into streams; a poller per shard (local.kinesis) hands the streams'
+asynchronously or put records into streams and delivery streams (local.firehose: the archive, flushed
+when the pipeline stops); a poller per shard (local.kinesis) hands the streams'
 records to their function in batches; a thread per `Schedule` event invokes its function as EventBridge does.
 """
 

@@ -2,11 +2,12 @@
 
 `load` reads the functions (SAM Globals merged in), the IoT rules (`AWS::IoT::TopicRule` resources and
 SAM `IoTRule` events), tables, queues, topics, subscriptions, SSM parameters, SAM `Schedule` events,
-Kinesis streams and their event source mappings. Values the local stack needs at start-up (a handler,
-a timeout, a rule's SQL) are resolved at load with the template's parameter defaults. Whatever cannot
-be emulated faithfully (a rule action other than Lambda or Kinesis, an on-failure destination that is
-not a queue, an event source mapping property the local poller does not implement, a schedule that is
-not a rate, an intrinsic function local.cfn does not know) raises `TemplateError`, naming it and where.
+Kinesis streams and their event source mappings, and Firehose delivery streams (local.delivery). Values
+the local stack needs at start-up (a handler, a timeout, a rule's SQL) are resolved at load with the
+template's parameter defaults. Whatever cannot be emulated faithfully (a rule action other than Lambda,
+Kinesis or Firehose, an on-failure destination that is not a queue, an event source mapping property the
+local poller does not implement, a schedule that is not a rate, an intrinsic function local.cfn does not
+know) raises `TemplateError`, naming it and where.
 """
 
 from __future__ import annotations

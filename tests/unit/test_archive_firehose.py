@@ -24,6 +24,7 @@ from local.mqtt_client import Message
 from local.router import Router
 from local.template import load, loads
 from model.archive import Archive
+from motor_maintenance.telemetry import TelemetryEvent
 from tests.support import ROOT, load_event
 
 TEMPLATE = load(ROOT / "template.yaml")
@@ -68,6 +69,10 @@ def test_the_template_archives_readings_alarms_and_actions_in_the_documented_lay
     assert STREAMS["AlarmArchiveStream"].prefix.startswith("alarms/dt=")
     assert STREAMS["ActionArchiveStream"].prefix.startswith("actions/dt=")
     assert {spec.extension for spec in (STREAMS["AlarmArchiveStream"], STREAMS["ActionArchiveStream"])} == {".jsonl"}
+
+
+def test_the_archive_columns_are_the_fields_of_the_telemetry_model_the_rules_deliver() -> None:
+    assert [name for name, _ in TELEMETRY_COLUMNS] == list(TelemetryEvent.model_fields)
 
 
 def test_every_telemetry_rule_and_the_alarm_and_action_rules_have_a_firehose_action() -> None:

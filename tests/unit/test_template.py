@@ -67,6 +67,10 @@ ARN_SHAPES: dict[str, tuple[str, str]] = {
     "AWS::IoT::Policy": ("iot", "policy/"),
     "AWS::Logs::LogGroup": ("logs", "log-group:"),
     "AWS::S3::Bucket": ("s3", ""),
+    "AWS::KinesisFirehose::DeliveryStream": ("firehose", "deliverystream/"),
+    "AWS::Glue::Database": ("glue", "database/"),
+    "AWS::Glue::Table": ("glue", "table/"),
+    "AWS::Athena::WorkGroup": ("athena", "workgroup/"),
 }
 
 DESTINATION_TYPES = {

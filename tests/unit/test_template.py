@@ -335,7 +335,9 @@ def trust_problems(template: Template) -> list[str]:
             principal = statement.get("Principal", {})
             if not isinstance(principal, dict) or set(principal) != {"Service"}:
                 problems.append(f"{name}: trusts {principal!r}; only an AWS service should assume it")
-            conditions = {key: value for block in statement.get("Condition", {}).values() for key, value in block.items()}
+            conditions = {
+                key: value for block in statement.get("Condition", {}).values() for key, value in block.items()
+            }
             if principal == {"Service": "firehose.amazonaws.com"}:
                 # Firehose documents its own guard: it assumes a role with the stream's account as external id.
                 if conditions.get("sts:ExternalId") != {"Ref": "AWS::AccountId"}:

@@ -38,9 +38,9 @@ from device.requirements_check import setup_needed
 with setup_needed("scripts/costs.py"):
     from motor_adapters.dynamodb_store import DUE_SHARDS
 
-HOURS_PER_MONTH = 730
-"""AWS's pricing examples' month."""
-GB = 1024**3
+from scripts.costs_archive import ARCHIVE_PRICES, ArchiveUse, archive_items, measured_parquet_bytes
+from scripts.pricing import GB, HOURS_PER_MONTH, TAKEN, Price
+
 IOT_MESSAGE_BYTES = 5 * 1024
 """IoT Core meters messages, rules and actions in 5 KB increments."""
 KINESIS_PUT_UNIT_BYTES = 25 * 1024
@@ -54,26 +54,7 @@ KINESIS_EVENT_RECORD_BYTES = 580
 """One record's envelope in the Lambda event besides its base64 data (events/telemetry-batch.json: 578 bytes)."""
 LAMBDA_MB_PER_VCPU = 1769
 """At 1,769 MB a function has the equivalent of one vCPU; below it, CPU time stretches in proportion."""
-TAKEN = "2026-11-28"
 ARCHITECTURES = ("direct", "batched", "embedded", "batched-embedded")
-
-
-@dataclass(frozen=True)
-class Price:
-    """One public price: `usd` per `per` units of `unit`, us-east-1."""
-
-    usd: float
-    per: float
-    unit: str
-    source: str
-    verified: str
-    """How it was checked, or 'NOT VERIFIED: ...' and why (docs/costs.md lists them)."""
-    taken: str = TAKEN
-
-    @property
-    def rate(self) -> float:
-        """US$ per single unit."""
-        return self.usd / self.per
 
 
 IOT_PRICING = "https://aws.amazon.com/iot-core/pricing/"
@@ -139,6 +120,7 @@ PRICES: dict[str, Price] = {
         5.00, 1e6, "traces recorded", "https://aws.amazon.com/xray/pricing/",
         "NOT VERIFIED: not looked up in this session; the long-standing rate",
     ),
+    **ARCHIVE_PRICES,
 }  # fmt: skip
 
 
@@ -198,6 +180,10 @@ class Workload:
     """The offline alarm's silence limit: a running motor's entry in the due-checks index moves about once per half."""
     timer_tick_ms: float = 200.0
     """OfflineCheckFunction's duration per tick when nothing is due: 16 index queries (assumed)."""
+    parquet_bytes_per_reading: float = 0.0
+    """A reading's share of an archive Parquet object (0: measured from the simulator's fleet)."""
+    archive: ArchiveUse = field(default_factory=ArchiveUse)
+    """How the archive is kept and read (scripts/costs_archive.py)."""
 
     @property
     def readings(self) -> float:
@@ -298,6 +284,17 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
     items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
     items.update(_offline_watch(w, rates))
+    items.update(
+        archive_items(
+            readings=readings,
+            payload_bytes=w.payload_bytes,
+            parquet_bytes=w.parquet_bytes_per_reading,
+            alarm_events=w.alarm_events_per_month,
+            motors=w.motors,
+            use=w.archive,
+            rates=rates,
+        )
+    )
     return Cost(architecture, items, floor_cost(w, rates))
 
 
@@ -488,6 +485,18 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--state-item-bytes", type=int, default=0)
     sizes.add_argument("--payload-bytes", type=int, default=0)
     sizes.add_argument("--action-ids", type=int, default=10, help="operator actions remembered in the measured state")
+    sizes.add_argument("--parquet-bytes-per-reading", type=float, default=0.0, help="a reading's share of the archive")
+    kept = ArchiveUse()
+    archive = parser.add_argument_group("the archive (docs/archive.md)")
+    archive.add_argument("--archive-buffer-s", type=float, default=kept.buffer_s, help="ArchiveBufferSeconds")
+    archive.add_argument(
+        "--glacier-after-days", type=float, default=kept.glacier_after_days, help="ArchiveGlacierAfterDays (0: never)"
+    )
+    archive.add_argument("--archive-months", type=float, default=kept.months_kept, help="months of history kept")
+    archive.add_argument(
+        "--archive-scans-per-month", type=float, default=kept.scans_per_month, help="whole-history reads a month"
+    )
+    archive.add_argument("--actions-per-month", type=float, default=kept.actions_per_month)
     parser.add_argument("--json", action="store_true", help="print JSON: inputs, prices, every line item")
     return parser
 
@@ -504,9 +513,12 @@ def main(argv: list[str] | None = None) -> int:
         or args.stream_shards < 0
         or args.memory_mb < 128
         or args.motors < 1
+        or not 60 <= args.archive_buffer_s <= 900
+        or min(args.glacier_after_days, args.archive_months, args.archive_scans_per_month, args.actions_per_month) < 0
     ):
         print(
-            "error: rates, the silence limit, batch size, memory and motors must be positive (memory at least 128 MB)",
+            "error: rates, the silence limit, batch size, memory and motors must be positive (memory at least 128 MB),"
+            " the archive's buffer 60 to 900 s, its days, months, scans and actions not negative",
             file=sys.stderr,
         )
         return 2
@@ -534,6 +546,15 @@ def main(argv: list[str] | None = None) -> int:
         xray_sampled_fraction=args.xray_sampled_fraction,
         alarm_events_per_month=args.alarm_events_per_month,
         offline_after_s=args.offline_after_s,
+        parquet_bytes_per_reading=args.parquet_bytes_per_reading
+        or measured_parquet_bytes(args.motors, 1.0, args.archive_buffer_s),
+        archive=ArchiveUse(
+            actions_per_month=args.actions_per_month,
+            buffer_s=args.archive_buffer_s,
+            glacier_after_days=args.glacier_after_days,
+            months_kept=args.archive_months,
+            scans_per_month=args.archive_scans_per_month,
+        ),
     )
     rows = results(workload, unit_rates(PRICES), sorted(set(args.readings_per_minute)))
     if args.json:
@@ -547,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Sizes: reading {workload.payload_bytes} B with its topic, feature row {workload.row_bytes} B, "
         f"state item {workload.state_item_bytes} B ({math.ceil(workload.state_item_bytes / 1024)} WRU per write, "
-        f"{math.ceil(workload.state_item_bytes / 4096)} RRU per strongly consistent read).\n"
+        f"{math.ceil(workload.state_item_bytes / 4096)} RRU per strongly consistent read), "
+        f"{workload.parquet_bytes_per_reading:.1f} B of Parquet per archived reading.\n"
         f"Running {workload.running_fraction:.0%} of the time; function {workload.memory_mb} MB; batches of up to "
         f"{workload.batch_size} within {workload.batch_window_s:g} s from {workload.motors} motors. "
         "US$, us-east-1, prices of " + TAKEN + ".\n"

@@ -11,6 +11,7 @@ import pytest
 
 from scripts import costs
 from scripts.costs import ARCHITECTURES, PRICES, Workload, dynamodb_item_bytes, monthly_cost
+from scripts.costs_archive import DAYS_PER_MONTH, ArchiveUse, measured_parquet_bytes
 from tests.support import ROOT
 
 READINGS_A_MONTH = 60 * 730  # one reading a minute, AWS's 730-hour month
@@ -24,7 +25,14 @@ def only(name: str, usd_per_unit: float = 1.0) -> dict[str, float]:
 
 def workload(**changes: object) -> Workload:
     """One reading a minute, sizes fixed by hand, no alarm events (they are checked on their own)."""
-    base = Workload(payload_bytes=300, row_bytes=800, state_item_bytes=3000, alarm_events_per_month=0.0)
+    base = Workload(
+        payload_bytes=300,
+        row_bytes=800,
+        state_item_bytes=3000,
+        alarm_events_per_month=0.0,
+        parquet_bytes_per_reading=20.0,
+        archive=ArchiveUse(actions_per_month=0.0),
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -208,7 +216,8 @@ def test_the_docs_table_is_what_the_script_computes_today() -> None:
     assert len(rows) == 2 * len(ARCHITECTURES)
     # When the script computes them with today's code (sizes measured from it)
     sizes = costs.measured_sizes()
-    defaults = replace(Workload(), **sizes)  # type: ignore[arg-type]
+    parquet = measured_parquet_bytes(Workload().motors, 1.0, ArchiveUse().buffer_s)
+    defaults = replace(Workload(), **sizes, parquet_bytes_per_reading=parquet)  # type: ignore[arg-type]
     computed = {
         (entry["readings_per_minute"], arch["architecture"]): arch
         for entry in costs.results(defaults, costs.unit_rates(PRICES), [1.0, 6.0])
@@ -241,3 +250,82 @@ def test_the_offline_timers_ticks_are_shared_by_the_fleet() -> None:
     thousand = costs.monthly_cost("direct", workload(motors=1000), only("lambda_requests")).items["offline timer"]
     assert one == 730 * 60  # one invocation a minute
     assert thousand == pytest.approx(one / 1000)
+
+
+# ------------------------------------------------------------------ the archive (scripts/costs_archive.py)
+
+GB = 1024**3
+FIVE_KB_IN_GB = 5 * 1024 / GB
+
+
+def test_firehose_bills_every_archived_record_as_5_kb_at_least() -> None:
+    # Given a reading of 300 bytes, and 10 alarm events and 10 actions of 1,500 bytes a month
+    w = replace(workload(alarm_events_per_month=10.0), archive=ArchiveUse(actions_per_month=10.0))
+    # When only Firehose's ingestion is priced (US$ 1 a GB)
+    cost = monthly_cost("direct", w, only("firehose_ingestion_gb"))
+    # Then each of them is billed as 5 KB, and a reading of 6 KB as 10 KB
+    assert cost.total == pytest.approx((READINGS_A_MONTH + 20) * FIVE_KB_IN_GB)
+    large = monthly_cost("direct", workload(payload_bytes=6 * 1024), only("firehose_ingestion_gb"))
+    assert large.total == pytest.approx(READINGS_A_MONTH * 2 * FIVE_KB_IN_GB)
+
+
+def test_only_readings_are_converted_to_parquet_and_each_record_is_one_more_rule_action() -> None:
+    w = replace(workload(alarm_events_per_month=10.0), archive=ArchiveUse(actions_per_month=5.0))
+
+    conversion = monthly_cost("batched", w, only("firehose_format_conversion_gb"))
+    actions = monthly_cost("batched", w, only("iot_actions_executed"))
+
+    assert conversion.total == pytest.approx(READINGS_A_MONTH * FIVE_KB_IN_GB)
+    # The floor's action per reading, the alarm events' AlertFunction action, and the archive's action per record
+    assert actions.items["archive: IoT rule actions"] == READINGS_A_MONTH + 15
+    assert actions.floor == READINGS_A_MONTH
+
+
+def test_the_kept_months_are_in_standard_until_the_lifecycle_moves_them_to_glacier_ir() -> None:
+    # Given 12 months kept, of which the first 3 in Standard
+    three_months = ArchiveUse(actions_per_month=0.0, months_kept=12.0, glacier_after_days=3 * DAYS_PER_MONTH)
+    w = replace(workload(parquet_bytes_per_reading=1000.0), archive=three_months)
+    month_gb = READINGS_A_MONTH * 1000.0 / GB
+    # When only one storage class is priced
+    standard = monthly_cost("direct", w, only("s3_standard_gb_month"))
+    glacier = monthly_cost("direct", w, only("s3_glacier_ir_gb_month"))
+    never = monthly_cost(
+        "direct", replace(w, archive=replace(three_months, glacier_after_days=0.0)), only("s3_standard_gb_month")
+    )
+    # Then the month priced pays for 3 months of data in Standard and 9 in Glacier IR, or 12 in Standard
+    assert standard.items["archive: S3 storage"] == pytest.approx(3 * month_gb)
+    assert glacier.items["archive: S3 storage"] == pytest.approx(9 * month_gb)
+    assert never.items["archive: S3 storage"] == pytest.approx(12 * month_gb)
+
+
+def test_a_scan_reads_every_kept_month_and_pays_glacier_retrieval_for_the_old_ones() -> None:
+    use = ArchiveUse(
+        actions_per_month=0.0, months_kept=12.0, glacier_after_days=3 * DAYS_PER_MONTH, scans_per_month=2.0
+    )
+    w = replace(workload(parquet_bytes_per_reading=1000.0), archive=use)
+    month_gb = READINGS_A_MONTH * 1000.0 / GB
+
+    athena = monthly_cost("direct", w, only("athena_tb_scanned"))
+    retrieval = monthly_cost("direct", w, only("s3_glacier_ir_retrieval_gb"))
+
+    assert athena.items["archive: Athena"] == pytest.approx(2 * 12 * month_gb / 1024)
+    assert retrieval.items["archive: Athena"] == pytest.approx(2 * 9 * month_gb)
+
+
+def test_the_archive_objects_are_one_per_stream_and_buffer_shared_by_the_fleet() -> None:
+    w = replace(workload(motors=100), archive=ArchiveUse(actions_per_month=0.0, buffer_s=900.0))
+
+    puts = monthly_cost("direct", w, only("s3_put_requests"))
+
+    assert puts.items["archive: S3 requests"] == pytest.approx(3 * 730 * 4 / 100)  # 4 buffers an hour
+
+
+def test_a_readings_share_of_a_parquet_object_is_far_below_its_json() -> None:
+    parquet = measured_parquet_bytes(motors=100, readings_per_minute=1.0, buffer_s=900.0)
+
+    assert 0 < parquet < costs.measured_sizes()["payload_bytes"] / 4
+
+
+def test_the_cli_refuses_an_archive_buffer_firehose_does_not_accept(capsys: pytest.CaptureFixture[str]) -> None:
+    assert costs.main(["--archive-buffer-s", "1000"]) == 2
+    assert "buffer" in capsys.readouterr().err

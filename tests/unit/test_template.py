@@ -67,6 +67,10 @@ ARN_SHAPES: dict[str, tuple[str, str]] = {
     "AWS::IoT::Policy": ("iot", "policy/"),
     "AWS::Logs::LogGroup": ("logs", "log-group:"),
     "AWS::S3::Bucket": ("s3", ""),
+    "AWS::KinesisFirehose::DeliveryStream": ("firehose", "deliverystream/"),
+    "AWS::Glue::Database": ("glue", "database/"),
+    "AWS::Glue::Table": ("glue", "table/"),
+    "AWS::Athena::WorkGroup": ("athena", "workgroup/"),
 }
 
 DESTINATION_TYPES = {
@@ -331,7 +335,9 @@ def trust_problems(template: Template) -> list[str]:
             principal = statement.get("Principal", {})
             if not isinstance(principal, dict) or set(principal) != {"Service"}:
                 problems.append(f"{name}: trusts {principal!r}; only an AWS service should assume it")
-            conditions = {key: value for block in statement.get("Condition", {}).values() for key, value in block.items()}
+            conditions = {
+                key: value for block in statement.get("Condition", {}).values() for key, value in block.items()
+            }
             if principal == {"Service": "firehose.amazonaws.com"}:
                 # Firehose documents its own guard: it assumes a role with the stream's account as external id.
                 if conditions.get("sts:ExternalId") != {"Ref": "AWS::AccountId"}:

@@ -1,0 +1,226 @@
+"""Delete one motor's records from the archive in S3: every object that holds them is rewritten without them.
+
+    python scripts/forget_motor.py motor-007 --stack motor-maintenance --dry-run   # what it would change
+    python scripts/forget_motor.py motor-007 --stack motor-maintenance             # rewrite the objects
+    python scripts/forget_motor.py motor-007 --bucket NAME --purge-versions        # and erase their old versions now
+
+An archive object holds the records of every motor that reported within one buffer, so a motor's
+records cannot be deleted as objects: each object of telemetry/, alarms/, actions/ and errors/ is
+read, and one that holds the motor's records is written again, under the same key, without them
+(or deleted, if nothing else is left). A record is the motor's when its `motor_id` or the rule's
+`topic_motor_id` names it; in errors/, when the raw message does (a raw message that is not JSON:
+when it holds the motor id as a JSON string). Everything else is kept as it was, invalid records
+included.
+
+The bucket is versioned: a rewritten object's previous version is kept, and expires 30 days later
+(the bucket's lifecycle). --purge-versions deletes at once every previous version of an archive
+object that holds the motor's records, this run's and those an earlier run left. Stop the motor
+first (detach its certificate), and wait ArchiveBufferSeconds: Firehose may still hold its last
+records. docs/archive.md, "Privacy and deleting one motor's data", says what else holds its data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import io
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+if not __package__:  # run as a script: make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from device.requirements_check import setup_needed
+
+MOTOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PREFIXES = ("telemetry/", "alarms/", "actions/", "errors/")
+BUCKET_OUTPUT = "ArchiveBucketName"
+
+
+@dataclass
+class Tally:
+    """What a run found and did."""
+
+    objects: int = 0
+    rewritten: int = 0
+    deleted: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+    versions_purged: int = 0
+
+
+def is_motors(record: Any, motor: str) -> bool:
+    """Whether a reading, alarm event or action is this motor's."""
+    return isinstance(record, dict) and motor in (record.get("motor_id"), record.get("topic_motor_id"))
+
+
+def without_motor_jsonl(body: bytes, motor: str, *, errors: bool) -> tuple[bytes, int]:
+    """JSON lines without the motor's records; in errors/, Firehose's error records judged by their raw data."""
+    kept, removed = [], 0
+    for line in body.splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            kept.append(line)  # not JSON: not a record of ours to judge
+            continue
+        if _raw_is_motors(record, motor) if errors else is_motors(record, motor):
+            removed += 1
+        else:
+            kept.append(line)
+    return b"".join(kept), removed
+
+
+def _raw_is_motors(record: Any, motor: str) -> bool:
+    raw = record.get("rawData") if isinstance(record, dict) else None
+    if not isinstance(raw, str):
+        return False
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    try:
+        return is_motors(json.loads(data), motor)
+    except ValueError:
+        return json.dumps(motor).encode() in data
+
+
+def without_motor_parquet(body: bytes, motor: str) -> tuple[bytes, int, int]:
+    """(the object without the motor's rows, rows removed, rows kept); same schema, Snappy."""
+    import pyarrow.compute as pc  # noqa: PLC0415 - only the command line needs pyarrow
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    table = pq.read_table(io.BytesIO(body))
+    mine = None
+    for column in ("motor_id", "topic_motor_id"):
+        if column in table.column_names:
+            matches = pc.fill_null(pc.equal(table[column], motor), False)  # a null motor id is nobody's
+            mine = matches if mine is None else pc.or_(mine, matches)
+    if mine is None:
+        return body, 0, table.num_rows
+    kept = table.filter(pc.invert(mine))
+    removed = table.num_rows - kept.num_rows
+    if removed == 0:
+        return body, 0, kept.num_rows
+    out = io.BytesIO()
+    pq.write_table(kept, out, compression="snappy")
+    return out.getvalue(), removed, kept.num_rows
+
+
+class Forgetter:
+    """Rewrites a bucket's archive objects without one motor's records."""
+
+    def __init__(self, s3: Any, bucket: str, motor: str, *, dry_run: bool, out: TextIO) -> None:
+        self.s3, self.bucket, self.motor, self.dry_run, self.out = s3, bucket, motor, dry_run, out
+        self.tally = Tally()
+
+    def run(self) -> Tally:
+        for key in self._keys():
+            self.tally.objects += 1
+            self._forget_in(key)
+        return self.tally
+
+    def purge_versions(self) -> None:
+        """Delete every previous version of an archive object that holds the motor's records.
+
+        Firehose never overwrites an object, so previous versions are those of rewritten or deleted
+        objects: this run's, and those of earlier runs not yet expired.
+        """
+        for prefix in PREFIXES:
+            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
+                for version in page.get("Versions", []):
+                    if version["IsLatest"]:
+                        continue
+                    key, version_id = version["Key"], version["VersionId"]
+                    body = self.s3.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)["Body"].read()
+                    if self._without_motor(key, body)[1]:
+                        self.s3.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+                        self.tally.versions_purged += 1
+
+    def _keys(self) -> Iterator[str]:
+        for prefix in PREFIXES:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+
+    def _without_motor(self, key: str, body: bytes) -> tuple[bytes, int, int]:
+        """(the object's body without the motor's records, how many were removed, how many are left)."""
+        if key.endswith(".parquet"):
+            return without_motor_parquet(body, self.motor)
+        rewritten, removed = without_motor_jsonl(body, self.motor, errors=key.startswith("errors/"))
+        return rewritten, removed, len(rewritten.splitlines())
+
+    def _forget_in(self, key: str) -> None:
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        rewritten, removed, left = self._without_motor(key, body)
+        if not removed:
+            return
+        kind = key.split("/", 1)[0]
+        self.tally.records[kind] = self.tally.records.get(kind, 0) + removed
+        action = "rewrite" if left else "delete"
+        self.out.write(f"{'would ' if self.dry_run else ''}{action} s3://{self.bucket}/{key}: {removed} removed\n")
+        if self.dry_run:
+            return
+        if left:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=rewritten)
+            self.tally.rewritten += 1
+        else:
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+            self.tally.deleted += 1
+
+
+def main(argv: list[str] | None = None, make_client: Callable[..., Any] | None = None, out: TextIO = sys.stdout) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("motor_id", help="the motor whose records to delete")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--stack", default="motor-maintenance", help="stack whose ArchiveBucketName to use")
+    where.add_argument("--bucket", help="the archive bucket itself")
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration's)")
+    parser.add_argument("--dry-run", action="store_true", help="say which objects would change; change nothing")
+    parser.add_argument(
+        "--purge-versions", action="store_true", help="also delete now every previous version that holds its records"
+    )
+    args = parser.parse_args(argv)
+    if not MOTOR_ID.match(args.motor_id):
+        parser.error(f"{args.motor_id!r} is not a motor id ([A-Za-z0-9_-], 1 to 64 characters)")
+    if make_client is None:
+        with setup_needed("scripts/forget_motor.py"):
+            import boto3  # noqa: PLC0415 - only the command line needs it
+
+        def make_client(service: str, **kwargs: Any) -> Any:
+            make: Any = boto3.client  # its overloads want a literal service name
+            return make(service, region_name=args.region, **kwargs)
+
+    bucket = args.bucket or _stack_bucket(args.stack, make_client("cloudformation"))
+    forgetter = Forgetter(make_client("s3"), bucket, args.motor_id, dry_run=args.dry_run, out=out)
+    tally = forgetter.run()
+    if args.purge_versions and not args.dry_run:
+        forgetter.purge_versions()
+    removed = ", ".join(f"{count} {kind}" for kind, count in sorted(tally.records.items())) or "none"
+    done = "would change" if args.dry_run else f"rewrote {tally.rewritten} and deleted {tally.deleted}"
+    later = (
+        "" if args.purge_versions or args.dry_run else " (they expire in 30 days; --purge-versions deletes them now)"
+    )
+    out.write(
+        f"{args.motor_id}: {tally.objects} objects read, {done}; records removed: {removed}; "
+        f"previous versions deleted: {tally.versions_purged}{later}\n"
+    )
+    return 0
+
+
+def _stack_bucket(stack: str, cloudformation: Any) -> str:
+    [description] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    outputs = {output["OutputKey"]: output.get("OutputValue", "") for output in description.get("Outputs", [])}
+    if not outputs.get(BUCKET_OUTPUT):
+        raise SystemExit(
+            f"stack {stack!r} has no output {BUCKET_OUTPUT}: is it this project's stack, with the archive?"
+        )
+    return str(outputs[BUCKET_OUTPUT])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

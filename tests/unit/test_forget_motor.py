@@ -1,0 +1,179 @@
+"""scripts/forget_motor.py: one motor's records leave the archive in S3; every other record stays as it was."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from scripts import forget_motor
+
+BUCKET = "archive-bucket"
+READINGS = "telemetry/dt=2026-11-27/stream-1-2026-11-27-12-00-00-a.parquet"
+ALARMS = "alarms/dt=2026-11-27/stream-1-2026-11-27-12-00-00-b.jsonl"
+ACTIONS = "actions/dt=2026-11-27/stream-1-2026-11-27-12-00-00-c.jsonl"
+ERRORS = "errors/telemetry/format-conversion-failed/dt=2026-11-27/stream-1-2026-11-27-12-00-00-d"
+
+
+def reading(motor: str | None, seq: int, topic: str | None = None) -> dict[str, Any]:
+    return {"motor_id": motor, "ts": "2026-11-27T12:00:00Z", "seq": seq, "running": True, "topic_motor_id": topic}
+
+
+def jsonl(*records: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(record).encode() + b"\n" for record in records)
+
+
+def error_record(raw: bytes) -> dict[str, Any]:
+    return {
+        "attemptsMade": 1,
+        "ErrorCode": "DataFormatConversion.ParseError",
+        "rawData": base64.b64encode(raw).decode(),
+    }
+
+
+def parquet(rows: list[dict[str, Any]]) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), out, compression="snappy")
+    return out.getvalue()
+
+
+class Archive:
+    """A versioned bucket holding one object of each kind, two motors' records mixed in each."""
+
+    def __init__(self) -> None:
+        self.s3 = boto3.client("s3", region_name="eu-west-1")
+        self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        self.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        self.put(
+            READINGS,
+            parquet(
+                [
+                    reading("motor-001", 1, "motor-001"),
+                    reading("motor-002", 1, "motor-002"),
+                    reading(None, 2, "motor-001"),  # invalid, but on motor-001's topic
+                    reading(None, 3, None),  # nobody's: kept
+                    reading("motor-002", 2, "motor-001"),  # motor-002 claimed on motor-001's topic
+                ]
+            ),
+        )
+        self.put(ALARMS, jsonl({"event_id": "a", "motor_id": "motor-001"}, {"event_id": "b", "motor_id": "motor-002"}))
+        self.put(ACTIONS, jsonl({"action_id": "x", "motor_id": "motor-001", "topic_motor_id": "motor-001"}))
+        raw_json = json.dumps({"motor_id": "motor-001", "speed_rpm": "fast"}).encode()
+        self.put(
+            ERRORS,
+            jsonl(
+                error_record(raw_json),
+                error_record(b'{"motor_id": "motor-002", "speed_rpm": "slow"}'),
+                error_record(b'not json "motor-001"'),
+                error_record(b"not json at all"),
+            ),
+        )
+
+    def put(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+    def body(self, key: str) -> bytes:
+        data: bytes = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        return data
+
+    def current_keys(self) -> set[str]:
+        return {item["Key"] for item in self.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+
+    def versions(self, key: str) -> int:
+        listing = self.s3.list_object_versions(Bucket=BUCKET, Prefix=key)
+        return len(listing.get("Versions", [])) + len(listing.get("DeleteMarkers", []))
+
+    def holding(self, motor: str) -> set[str]:
+        """The keys of which some version, current or previous, holds a record of the motor."""
+        found = set()
+        for version in self.s3.list_object_versions(Bucket=BUCKET).get("Versions", []):
+            key = version["Key"]
+            body = self.s3.get_object(Bucket=BUCKET, Key=key, VersionId=version["VersionId"])["Body"].read()
+            if key.endswith(".parquet"):
+                records = pq.read_table(io.BytesIO(body)).to_pylist()
+            else:
+                records = [json.loads(line) for line in body.splitlines()]
+            raw = b"".join(base64.b64decode(record.get("rawData", "")) for record in records)
+            if any(motor in (record.get("motor_id"), record.get("topic_motor_id")) for record in records) or (
+                motor.encode() in raw
+            ):
+                found.add(key)
+        return found
+
+    def forget(self, *args: str) -> tuple[int, str]:
+        out = io.StringIO()
+        status = forget_motor.main([*args, "--bucket", BUCKET], make_client=self.client, out=out)
+        return status, out.getvalue()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return boto3.client(service, region_name="eu-west-1", **kwargs)
+
+
+@pytest.fixture
+def archive() -> Iterator[Archive]:
+    with mock_aws():
+        yield Archive()
+
+
+def test_the_motors_records_leave_every_kind_of_object_and_the_rest_stay(archive: Archive) -> None:
+    status, out = archive.forget("motor-001")
+
+    assert status == 0
+    rows = pq.read_table(io.BytesIO(archive.body(READINGS))).to_pylist()
+    assert [(row["motor_id"], row["seq"]) for row in rows] == [("motor-002", 1), (None, 3)]
+    assert [json.loads(line)["event_id"] for line in archive.body(ALARMS).splitlines()] == ["b"]
+    assert ACTIONS not in archive.current_keys()  # nothing else was in it
+    raw = [base64.b64decode(json.loads(line)["rawData"]) for line in archive.body(ERRORS).splitlines()]
+    assert raw == [b'{"motor_id": "motor-002", "speed_rpm": "slow"}', b"not json at all"]
+    assert "4 objects read, rewrote 3 and deleted 1" in out
+    assert "records removed: 1 actions, 1 alarms, 2 errors, 3 telemetry" in out
+
+
+def test_a_dry_run_says_what_it_would_change_and_changes_nothing(archive: Archive) -> None:
+    before = {key: archive.body(key) for key in archive.current_keys()}
+
+    status, out = archive.forget("motor-001", "--dry-run")
+
+    assert status == 0
+    assert {key: archive.body(key) for key in archive.current_keys()} == before
+    assert f"would rewrite s3://{BUCKET}/{READINGS}: 3 removed" in out
+    assert f"would delete s3://{BUCKET}/{ACTIONS}: 1 removed" in out
+
+
+def test_previous_versions_stay_for_the_lifecycle_unless_purged(archive: Archive) -> None:
+    # Given a first run without purging: the previous versions still hold motor-002's records
+    archive.forget("motor-002")
+    assert archive.versions(ALARMS) == 2
+    assert archive.holding("motor-002") == {READINGS, ALARMS, ERRORS}
+    # And motor-002's records archived again since
+    archive.put(ALARMS, jsonl({"event_id": "c", "motor_id": "motor-002"}, {"event_id": "d", "motor_id": "motor-003"}))
+    # When it runs again with --purge-versions
+    status, out = archive.forget("motor-002", "--purge-versions")
+    # Then no version of any object holds them, and the versions without them are kept
+    assert status == 0
+    assert archive.holding("motor-002") == set()
+    assert [json.loads(line)["event_id"] for line in archive.body(ALARMS).splitlines()] == ["d"]
+    assert archive.versions(ALARMS) == 2  # the current one, and the first run's (motor-001's event alone)
+    assert "previous versions deleted: 4" in out  # the readings', the errors' and two of the alarms'
+
+
+def test_a_motor_with_no_records_changes_nothing(archive: Archive) -> None:
+    status, out = archive.forget("motor-404")
+
+    assert status == 0
+    assert "rewrote 0 and deleted 0; records removed: none" in out
+    assert archive.versions(READINGS) == 1
+
+
+def test_something_that_is_no_motor_id_is_refused(archive: Archive, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        archive.forget("motor 1/..")
+    assert "is not a motor id" in capsys.readouterr().err

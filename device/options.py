@@ -322,6 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the stack's certificates, logs and stack.json (default: .local-stack in the repository, where "
         "scripts/operate.py looks)",
     )
+    local.add_argument(
+        "--archive",
+        type=Path,
+        metavar="DIR",
+        help="where the template's Firehose streams archive every reading, alarm event and action "
+        "(default: archive/ in the state directory; docs/archive.md)",
+    )
 
     output = parser.add_argument_group("output")
     output.add_argument(

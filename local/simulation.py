@@ -71,6 +71,7 @@ def stack_options(args: argparse.Namespace, motor_ids: Sequence[str], say: Calla
         detector_config=args.detector_config,
         concurrency=args.concurrency,
         devices=tuple(motor_ids),
+        archive_dir=Path(args.archive).resolve() if args.archive else None,
         log=say,
     )
 

@@ -71,9 +71,11 @@ def archive_lines(archive: ArchiveTally, sent: int) -> list[str]:
         f"({archive.readings} in Parquet under telemetry/, {archive.errors} under errors/ that did not convert)"
         + ("" if held == sent else f"  (MISMATCH: {held - sent:+d})")
     ]
-    others = ", ".join(f"{count} {kind}" for kind, count in sorted((archive.lines or {}).items()))
-    if others:
-        lines.append(f"    and {others} records; `python scripts/archive.py summary` shows what it holds")
+    lines_of = archive.lines or {}
+    lines.append(
+        f"    and {lines_of.get('alarms', 0)} alarm events, {lines_of.get('actions', 0)} operator actions; "
+        "`python scripts/archive.py summary` shows what it holds"
+    )
     return lines
 
 

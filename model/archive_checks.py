@@ -20,7 +20,7 @@ from motor_maintenance.telemetry import EARLIEST_TS, LATEST_TS, TelemetryEvent, 
 
 KNOWN_MODEL_VALIDATORS = frozenset({"_stopped_motor_does_not_spin", "_topic_matches_payload"})
 """The model's cross-field rules this module applies (fault => not running; topic's id = motor_id)."""
-_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?(Z|[+-]\d{2}:\d{2})$"
+_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
 _EARLIEST_MS, _LATEST_MS = to_epoch_ms(EARLIEST_TS), to_epoch_ms(LATEST_TS)
 _BOUNDS = (("minimum", pc.greater_equal), ("maximum", pc.less_equal))
 _EXCLUSIVE = (("exclusiveMinimum", pc.greater), ("exclusiveMaximum", pc.less))
@@ -96,17 +96,20 @@ def _column_ok(column: pa.Array, required: bool, spec: dict[str, Any]) -> pa.Arr
 
 
 def _cast_iso(texts: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Arrow's ISO-8601 parse of each text: (parsed, epoch ms). A text that is no moment (month 13) is left
-    to the model, found by halving the texts until the cast fails on that one alone."""
+    """Arrow's ISO-8601 parse of each text: (parsed to a whole millisecond, epoch ms).
+
+    A moment between milliseconds is left to the model, whose rounding decides its key; so is a text that
+    is no moment (month 13), found by halving the texts until the cast fails on that one alone.
+    """
     try:
-        parsed = pc.cast(texts, pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        us = pc.cast(texts, pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
         if len(texts) == 1:
             return np.zeros(1, dtype=bool), np.zeros(1, dtype=np.int64)
         half = len(texts) // 2
         (ok_a, ms_a), (ok_b, ms_b) = _cast_iso(texts.slice(0, half)), _cast_iso(texts.slice(half))
         return np.concatenate([ok_a, ok_b]), np.concatenate([ms_a, ms_b])
-    return np.ones(len(texts), dtype=bool), parsed
+    return us % 1000 == 0, us // 1000
 
 
 def _timestamps(ts: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:

@@ -111,7 +111,8 @@ def test_one_motors_readings(tmp_path: Path) -> None:
 ODD_ROWS = [
     row(1),
     row(2, ts="2026-11-27T12:00:00.123+02:00"),
-    row(3, ts="2026-11-27T12:00:00.123456Z"),  # more digits than the column check takes: the model decides
+    row(3, ts="2026-11-27T12:00:00.123456Z"),  # between milliseconds: the model decides
+    {**row(18), "ts": "2026-11-27T12:00:00.514000Z"},  # as the simulator stamps: a whole millisecond
     row(4, ts="2026-11-27 12:00:00+00:00"),
     row(5, ts="2026-11-27T12:00:00"),  # no offset
     row(6, ts="2026-13-27T12:00:00Z"),

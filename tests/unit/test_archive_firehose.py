@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from device.archive_layout import TELEMETRY_COLUMNS
 from local.cfn import TemplateError
 from local.delivery import expand_prefix
-from local.firehose import CONVERSION_FAILED, DeliveryStream, marks, tally
+from local.firehose import CONVERSION_FAILED, ArchiveTally, DeliveryStream, marks, tally
 from local.mqtt_client import Message
 from local.router import Router
 from local.template import load, loads
@@ -120,6 +121,18 @@ def test_nothing_is_written_until_the_interval_passes_then_one_object_holds_the_
     assert written.suffix == ".jsonl"
     assert written.name.startswith("AlarmArchiveStream-1-2026-12-07-10-00-00-")
     assert [json.loads(text)["event_id"] for text in written.read_text().splitlines()] == ["a", "b"]
+
+
+def test_the_streams_own_timer_delivers_once_the_interval_passed(tmp_path: Path) -> None:
+    actions = DeliveryStream(replace(STREAMS["ActionArchiveStream"], buffer_interval_s=1), tmp_path)
+    try:
+        actions.put(line({"action_id": "x"}))
+        deadline = time.monotonic() + 10
+        while not files(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(files(tmp_path)) == 1
+    finally:
+        actions.close()
 
 
 def test_a_full_buffer_is_written_at_once_without_waiting_for_the_interval(tmp_path: Path) -> None:
@@ -230,3 +243,13 @@ def test_every_message_the_telemetry_rules_match_is_archived_once_invalid_ones_i
     (row,) = read.table.to_pylist()
     assert (row["seq"], row["topic_motor_id"]) == (1, "motor-001")
     assert isinstance(row["received_at"], int)
+
+
+def test_the_runs_report_says_where_the_archive_is_and_flags_a_reading_missing_from_it(tmp_path: Path) -> None:
+    from local.report import archive_lines
+
+    whole = archive_lines(ArchiveTally(tmp_path, readings=9, errors=1, lines={"alarms": 2}), sent=10)
+    assert f"archive: {tmp_path} took 10 readings of 10 the devices published" in whole[0]
+    assert "MISMATCH" not in whole[0]
+    assert "2 alarm events, 0 operator actions" in whole[1]
+    assert "MISMATCH: -1" in archive_lines(ArchiveTally(tmp_path, readings=9), sent=10)[0]

@@ -11,6 +11,9 @@
 - embedded: as direct, with the model evaluated inside the function: no SageMaker.
 - batched-embedded: both changes at once.
 
+Every architecture also archives each reading, alarm event and action (Firehose to S3, read by Athena):
+scripts/costs_archive.py prices that part.
+
 Every price is in PRICES with its source and the date it was read; the ones that could not be checked
 say so (docs/costs.md). Sizes (the reading's payload, the feature row, the state item) are measured
 from the project's own code; the durations default to figures measured by `make bench` and, for the

@@ -789,6 +789,18 @@ def _with_open_trust(template: Template) -> None:
     }
 
 
+def _with_firehose_trusted_for_any_account(template: Template) -> None:
+    statement = template["Resources"]["AlarmArchiveDeliveryRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    del statement[0]["Condition"]
+
+
+def _with_retyped_stream_arn(template: Template) -> None:
+    statement = template["Resources"]["ArchiveWriterRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    statement[0]["Resource"] = {
+        "Fn::Sub": "arn:${AWS::Partition}:firehose:${AWS::Region}:${AWS::AccountId}:deliverystream/telemetry"
+    }
+
+
 def _with_sam_policies(template: Template) -> None:
     template["Resources"]["AlertFunction"]["Properties"]["Policies"] = ["AmazonSNSFullAccess"]
 
@@ -894,6 +906,8 @@ def _with_log_group_named_after_its_function(template: Template) -> None:
         ("resource", _with_logs_on_every_log_group, "InferenceRole"),
         ("stack_reference", _with_retyped_table_arn, "OperatorActionRole"),
         ("trust", _with_open_trust, "RuleErrorRole"),
+        ("trust", _with_firehose_trusted_for_any_account, "AlarmArchiveDeliveryRole"),
+        ("stack_reference", _with_retyped_stream_arn, "ArchiveWriterRole"),
         ("function_role", _with_sam_policies, "AlertFunction"),
         ("function_role", _without_own_role, "InferenceFunction"),
         ("function_role", _with_logs_on_every_log_group, "InferenceRole"),

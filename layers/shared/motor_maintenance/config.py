@@ -15,7 +15,13 @@ PREDICTIVE_ALARM = "predictive"
 OFFLINE_ALARM = "offline"
 FAILURE_MODE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 FAILURE_MODES_MAX = 50
-DEFAULT_FAILURE_MODES: tuple[str, ...] = ("bearing_wear", "winding_insulation", "cooling_loss", "impeller_wear", "other")
+DEFAULT_FAILURE_MODES: tuple[str, ...] = (
+    "bearing_wear",
+    "winding_insulation",
+    "cooling_loss",
+    "impeller_wear",
+    "other",
+)
 """What an operator may report: the simulator's wear modes (device/physics.py, WEAR_MODES) and `other`."""
 DESCRIPTION_MAX = 500
 ADVICE_MAX = 1000

@@ -41,9 +41,9 @@ _HEADLINES = {
 }
 
 _VERDICTS = {
-    Verdict.CONFIRMED: "confirmed (the alarm was right)",
-    Verdict.FALSE_ALARM: "false alarm",
-    Verdict.UNSURE: "unsure",
+    Verdict.CONFIRMED: "confirmed, the alarm was right",
+    Verdict.FALSE_ALARM: "false alarm, nothing was wrong",
+    Verdict.UNSURE: "unsure whether the alarm was right",
 }
 
 
@@ -65,7 +65,7 @@ def format_alert(event: AlarmEvent) -> Alert:
     what = describe_alarm(event)
     headline = _HEADLINES[event.transition]
     if event.verdict is not None:
-        headline = f"{headline}, {_VERDICTS[event.verdict]}"
+        headline = f"{headline}, {event.verdict.value.replace('_', ' ')}"
     subject = _ascii(f"[{event.severity.value.upper()}] {event.motor_id}: {what} - {headline}")[:SUBJECT_MAX]
 
     lines = [

@@ -395,6 +395,7 @@ def test_a_predictive_alarm_acknowledged_with_a_verdict_then_a_failure_reported_
     assert (acknowledged["status"], reported["status"], again["status"]) == ("applied", "applied", "duplicate")
     assert reported["alarm_states"]["predictive"] == "ACKNOWLEDGED"
     raised, ack, failed = (payload for _topic, payload in aws.published())
+    assert raised["transition"] == "raised"
     assert (ack["transition"], ack["verdict"]) == ("acknowledged", "confirmed")
     assert (failed["transition"], failed["failure_mode"], failed["failed_at"]) == (
         "failure_reported",

@@ -49,7 +49,8 @@ def count_alarms_raised(metrics: Metrics, events: Iterable[AlarmEvent]) -> Count
 
 
 def log_alarm_transition(logger: Logger, event: AlarmEvent, **extra: Any) -> None:
-    """The structured `alarm transition` log line of one event (plus `extra` keys)."""
+    """The structured `alarm transition` log line of one event (plus `extra` keys, and its labels if it has any)."""
+    labels = {"verdict": event.verdict, "failure_mode": event.failure_mode}
     logger.info(
         "alarm transition",
         alarm=event.alarm,
@@ -58,5 +59,6 @@ def log_alarm_transition(logger: Logger, event: AlarmEvent, **extra: Any) -> Non
         from_state=event.from_state.value,
         to_state=event.to_state.value,
         event_id=event.event_id,
+        **{name: str(value) for name, value in labels.items() if value is not None},
         **extra,
     )

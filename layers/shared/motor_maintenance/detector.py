@@ -427,8 +427,9 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
 
 def _action_refusal(action: OperatorAction, config: DetectorConfig) -> str:
     """Why this configuration cannot apply the action ('' if it can): what the action's schema alone cannot know."""
-    if action.action is not ActionName.SERVICE_COMPLETE and action.alarm not in (None, *config.alarm_names()):
-        return f"motor has no alarm {action.alarm!r}; alarms: {', '.join(config.alarm_names())}"
+    names = config.alarm_names()
+    if action.alarm is not None and action.action is not ActionName.SERVICE_COMPLETE and action.alarm not in names:
+        return f"motor has no alarm {action.alarm!r}; alarms: {', '.join(names)}"
     if action.snooze_minutes is not None and action.snooze_minutes * 60 > config.max_snooze_s:
         return f"snooze longer than {config.max_snooze_s / 3600:.0f} h"
     if action.failure_mode is not None and action.failure_mode not in config.failure_modes:

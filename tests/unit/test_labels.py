@@ -276,3 +276,22 @@ def test_a_redelivered_report_is_saved_and_alerted_once() -> None:
     assert saved is not None
     assert saved.last_failure is not None
     assert saved.last_failure.at_ms == to_epoch_ms(T0 + timedelta(seconds=1800))
+
+
+def test_the_alarm_transition_log_line_names_the_labels_only_when_there_are_some() -> None:
+    from motor_lambda.observability import log_alarm_transition
+
+    class Lines:
+        def __init__(self) -> None:
+            self.keys: list[dict[str, Any]] = []
+
+        def info(self, message: str, **keys: Any) -> None:
+            self.keys.append(keys)
+
+    lines = Lines()
+    log_alarm_transition(lines, AlarmEvent.model_validate(load_event("alarm-failure-reported")))  # type: ignore[arg-type]
+    log_alarm_transition(lines, AlarmEvent.model_validate(load_event("alarm-raised")))  # type: ignore[arg-type]
+
+    assert lines.keys[0]["failure_mode"] == "bearing_wear"
+    assert "verdict" not in lines.keys[0]
+    assert not {"verdict", "failure_mode"} & lines.keys[1].keys()

@@ -50,7 +50,8 @@ def count_alarms_raised(metrics: Metrics, events: Iterable[AlarmEvent]) -> Count
 
 def log_alarm_transition(logger: Logger, event: AlarmEvent, **extra: Any) -> None:
     """The structured `alarm transition` log line of one event (plus `extra` keys, and its labels if it has any)."""
-    labels = {"verdict": event.verdict, "failure_mode": event.failure_mode}
+    given = {"verdict": event.verdict, "failure_mode": event.failure_mode}
+    labels: dict[str, Any] = {name: str(value) for name, value in given.items() if value is not None}
     logger.info(
         "alarm transition",
         alarm=event.alarm,
@@ -59,6 +60,6 @@ def log_alarm_transition(logger: Logger, event: AlarmEvent, **extra: Any) -> Non
         from_state=event.from_state.value,
         to_state=event.to_state.value,
         event_id=event.event_id,
-        **{name: str(value) for name, value in labels.items() if value is not None},
+        **labels,
         **extra,
     )

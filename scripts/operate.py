@@ -6,6 +6,8 @@
     python scripts/operate.py reset motor-002 vibration_zone_d
     python scripts/operate.py disable motor-004 fluid_overtemperature   # and: enable
     python scripts/operate.py service-complete motor-004
+    python scripts/operate.py report-failure motor-002 --mode bearing_wear --at 2h --note "bearing seized"
+    python scripts/operate.py reset motor-002 predictive --verdict confirmed   # was the alarm right?
 
 Each action is an OperatorAction (motor_maintenance.alarms: the schema OperatorActionFunction
 parses) published at QoS 1 to motors/{motor_id}/actions through the IoT data plane, as the AWS CLI's
@@ -22,10 +24,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import re
 import sys
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,11 +43,32 @@ with setup_needed("scripts/operate.py"):
 
     from local.options import STATE_DIR
     from local.stack import running_stack
-    from motor_maintenance.alarms import ActionName, OperatorAction
+    from motor_maintenance.alarms import FAILURE_LOOKBACK_DAYS, ActionName, OperatorAction, Verdict
+    from motor_maintenance.config import DEFAULT_FAILURE_MODES
     from motor_maintenance.telemetry import describe_validation_error
 
 ACTIONS = {name.value.replace("_", "-"): name for name in ActionName}
 ClientFactory = Callable[..., Any]
+_AGO = {"m": 60, "h": 3600, "d": 86400}
+_AGO_PATTERN = re.compile(r"(\d+(?:\.\d+)?)([mhd])")
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """A moment from the command line: `now`, a time ago (`45m`, `2h`, `3d`), or ISO-8601.
+
+    An ISO time without an offset is this machine's local time. ValueError if it is none of these.
+    """
+    text = text.strip()
+    if text == "now":
+        return now
+    ago = _AGO_PATTERN.fullmatch(text)
+    if ago:
+        return now - timedelta(seconds=float(ago.group(1)) * _AGO[ago.group(2)])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--at {text!r}: expected now, a time ago (45m, 2h, 3d) or an ISO-8601 time") from None
+    return moment.astimezone(UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,10 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     for name, action in ACTIONS.items():
         sub = commands.add_parser(name, help=f"publish a {action.value} action")
         sub.add_argument("motor_id")
-        if action is not ActionName.SERVICE_COMPLETE:
+        if action not in (ActionName.SERVICE_COMPLETE, ActionName.REPORT_FAILURE):
             sub.add_argument("alarm", help="schedule, predictive, or a condition rule's name (e.g. vibration_zone_d)")
         if action is ActionName.SNOOZE:
             sub.add_argument("--minutes", type=float, required=True, help="how long to snooze")
+        if action in (ActionName.ACKNOWLEDGE, ActionName.RESET):
+            sub.add_argument(
+                "--verdict",
+                choices=[verdict.value for verdict in Verdict],
+                help="was the alarm right? (predictive and condition alarms; a label for training the model)",
+            )
+        if action is ActionName.REPORT_FAILURE:
+            sub.add_argument(
+                "--mode",
+                required=True,
+                help=f"how it failed; by default one of {', '.join(DEFAULT_FAILURE_MODES)} (the stack's "
+                "DetectorConfig failure_modes)",
+            )
+            sub.add_argument(
+                "--at",
+                required=True,
+                help="when it failed: now, a time ago (45m, 2h, 3d) or ISO-8601 (without an offset: local time); "
+                f"at most {FAILURE_LOOKBACK_DAYS} days ago",
+            )
         sub.add_argument("--operator", default=getpass.getuser(), help="who acts (audit trail)")
         sub.add_argument("--note", default="", help="why, for the audit trail and the alert")
     return parser
@@ -83,10 +126,15 @@ def build_action(args: argparse.Namespace, now: datetime) -> OperatorAction:
         "operator": args.operator,
         "note": args.note,
     }
-    if action is not ActionName.SERVICE_COMPLETE:
+    if action not in (ActionName.SERVICE_COMPLETE, ActionName.REPORT_FAILURE):
         fields["alarm"] = args.alarm
     if action is ActionName.SNOOZE:
         fields["snooze_minutes"] = args.minutes
+    if getattr(args, "verdict", None):
+        fields["verdict"] = args.verdict
+    if action is ActionName.REPORT_FAILURE:
+        fields["failure_mode"] = args.mode
+        fields["failed_at"] = parse_when(args.at, now.replace(microsecond=0)).isoformat()
     try:
         return OperatorAction.model_validate(fields)
     except ValidationError as exc:

@@ -541,8 +541,16 @@ def valid_alarm(draw: st.DrawFn, event: dict[str, Any]) -> dict[str, Any]:
 
 
 TELEMETRY_SAMPLES = ("telemetry-normal", "telemetry-legacy", "telemetry-condition-breach")
-ACTION_SAMPLES = ("action-acknowledge", "action-snooze", "action-service-complete", "action-disable", "action-reset")
-ALARM_SAMPLES = ("alarm-raised", "alarm-predictive-raised")
+ACTION_SAMPLES = (
+    "action-acknowledge",
+    "action-snooze",
+    "action-service-complete",
+    "action-disable",
+    "action-reset",
+    "action-report-failure",
+    "action-acknowledge-verdict",
+)
+ALARM_SAMPLES = ("alarm-raised", "alarm-predictive-raised", "alarm-failure-reported")
 
 
 def campaign_size(examples: int) -> int:

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from motor_adapters.sns_notifier import SnsNotifier
-from motor_maintenance.alarms import AlarmEvent, OperatorAction
+from motor_maintenance.alarms import NOTE_MAX, OPERATOR_MAX, AlarmEvent, OperatorAction
 from motor_maintenance.alerts import SMS_MAX, SUBJECT_MAX, format_alert
-from motor_maintenance.config import DetectorConfig
+from motor_maintenance.config import FAILURE_MODE_PATTERN, DetectorConfig
 from motor_maintenance.detector import ReadingInput, step
 from motor_maintenance.prediction import DRIVERS_MAX, FEATURE_NAME_PATTERN
 from motor_maintenance.telemetry import Telemetry
@@ -133,6 +133,73 @@ def test_the_action_an_alert_suggests_is_one_the_action_topic_accepts() -> None:
         assert OperatorAction.model_validate(filled).motor_id == "motor-001"
 
 
+def test_a_reported_failure_says_when_how_who_and_whether_the_model_saw_it_coming() -> None:
+    alert = format_alert(AlarmEvent.model_validate(load_event("alarm-failure-reported")))
+
+    assert alert.subject == "[HIGH] motor-001: failed at 2026-11-27 12:16:00 UTC (bearing_wear) - failure reported"
+    assert (
+        "motor-001 failed at 2026-11-27 12:16:00 UTC (bearing_wear), reported by j.smith, "
+        "note: Drive-end bearing seized; the motor tripped on overcurrent.\n" in alert.body
+    )
+    assert "Model's last probability of failure within 24 h as of 2026-11-27 12:15:00 UTC: 91%." in alert.body
+    assert "The predictive alarm is ACKNOWLEDGED since 2026-11-27 12:06:00 UTC." in alert.body
+    assert "Failure predicted" not in alert.subject + alert.body  # a failure, not a prediction
+    assert alert.sms.startswith("HIGH motor-001 failed at 2026-11-27 12:16:00 UTC (bearing_wear), reported by j.smith")
+
+
+def test_a_failure_the_predictive_alarm_missed_says_so_and_asks_for_no_verdict() -> None:
+    event = load_event("alarm-failure-reported") | {"from_state": "NORMAL", "to_state": "NORMAL", "note": None}
+
+    alert = format_alert(AlarmEvent.model_validate(event))
+
+    assert "The predictive alarm is NORMAL: it did not forewarn of this failure." in alert.body
+    assert "verdict" not in alert.body
+    assert alert.sms == "HIGH motor-001 failed at 2026-11-27 12:16:00 UTC (bearing_wear), reported by j.smith"
+
+
+@pytest.mark.parametrize(("state", "action"), [("ACTIVE", "acknowledge"), ("ACKNOWLEDGED", "reset")])
+def test_the_verdict_a_failure_alert_suggests_is_one_the_detector_applies(state: str, action: str) -> None:
+    import re
+
+    event = load_event("alarm-failure-reported") | {"from_state": state, "to_state": state}
+    body = format_alert(AlarmEvent.model_validate(event)).body
+    [suggested] = [json.loads(match) for match in re.findall(r"\{.*\}", body)]
+
+    filled = OperatorAction.model_validate(suggested | {"action_id": "a-1", "ts": "2026-11-27T12:30:00Z"})
+    assert (filled.action.value, filled.alarm, filled.verdict) == (action, "predictive", "confirmed")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "words", "explained"),
+    [
+        ("confirmed", "confirmed", "confirmed, the alarm was right"),
+        ("false_alarm", "false alarm", "false alarm, nothing was wrong"),
+        ("unsure", "unsure", "unsure whether the alarm was right"),
+    ],
+)
+def test_an_acknowledge_or_reset_with_a_verdict_says_it(verdict: str, words: str, explained: str) -> None:
+    event = load_event("alarm-raised") | {
+        "transition": "reset",
+        "from_state": "ACKNOWLEDGED",
+        "to_state": "NORMAL",
+        "cause": "action",
+        "operator": "j.smith",
+        "verdict": verdict,
+    }
+
+    alert = format_alert(AlarmEvent.model_validate(event))
+
+    assert alert.subject == f"[CRITICAL] motor-001: Fluid temperature above 200 C for 5 minutes - reset, {words}"
+    assert f"Verdict on the alarm: {explained}." in alert.body
+    assert alert.sms.endswith(f"reset, {words}")
+
+
+def test_an_alert_without_a_verdict_does_not_mention_one() -> None:
+    alert = format_alert(AlarmEvent.model_validate(load_event("alarm-raised")))
+
+    assert "erdict" not in alert.subject + alert.body + alert.sms
+
+
 # Integers a float holds exactly: a larger one (10**400) is refused by the schema, tested below.
 rule_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(2**53), 2**53), st.text(max_size=8))
 
@@ -140,7 +207,7 @@ rule_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(2**
 @settings(max_examples=300, deadline=None)
 @given(
     kind=st.sampled_from(["schedule", "condition", "predictive", "offline", "health"]),
-    transition=st.sampled_from(["raised", "cleared", "serviced", "acknowledged", "snoozed"]),
+    transition=st.sampled_from(["raised", "cleared", "serviced", "acknowledged", "snoozed", "failure_reported"]),
     rule=st.dictionaries(
         st.sampled_from(
             [
@@ -167,9 +234,24 @@ rule_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(2**
         max_size=DRIVERS_MAX,
         unique_by=lambda driver: driver["feature"],
     ),
+    labels=st.fixed_dictionaries(
+        {},
+        optional={
+            "verdict": st.sampled_from(["confirmed", "false_alarm", "unsure"]),
+            "failure_mode": st.from_regex(FAILURE_MODE_PATTERN, fullmatch=True),
+            "failed_at": st.integers(T0_MS - 30 * 86_400_000, T0_MS),
+            "note": st.text(max_size=NOTE_MAX),
+            "operator": st.one_of(st.none(), st.text(max_size=OPERATOR_MAX)),
+        },
+    ),
 )
 def test_any_alarm_event_that_parses_can_be_worded(
-    kind: str, transition: str, rule: dict, value: float | None, drivers: list[dict[str, Any]]
+    kind: str,
+    transition: str,
+    rule: dict,
+    value: float | None,
+    drivers: list[dict[str, Any]],
+    labels: dict[str, Any],
 ) -> None:
     """Alerting must never fail on an event's content: a crash here would retry and park a real alarm."""
     event = load_event("alarm-raised") | {
@@ -178,6 +260,7 @@ def test_any_alarm_event_that_parses_can_be_worded(
         "rule": rule,
         "value": value,
         "drivers": drivers,
+        **labels,
     }
 
     alert = format_alert(AlarmEvent.model_validate(event))
@@ -268,7 +351,8 @@ def test_the_largest_events_the_detector_can_make_are_accepted_and_each_alert_fi
                     "description": wide * 500,
                     "advice": wide * 1000,
                 }
-            ]
+            ],
+            "failure_modes": ["m" * 40],
         }
     )
     t0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
@@ -282,17 +366,30 @@ def test_the_largest_events_the_detector_can_make_are_accepted_and_each_alert_fi
         ts=t0 + timedelta(minutes=1),
         operator="o" * 100,
         note=wide * 500,
+        verdict="false_alarm",
     )
     acknowledged = step(raised.state, action, t0 + timedelta(minutes=1), config)
+    report = OperatorAction(
+        motor_id="motor-001",
+        action="report_failure",
+        action_id="b" * 100,
+        ts=t0 + timedelta(minutes=1),
+        failed_at=t0 - timedelta(days=29),
+        failure_mode="m" * 40,
+        operator="o" * 100,
+        note=wide * 500,
+    )
+    reported = step(acknowledged.state, report, t0 + timedelta(minutes=1), config)
     sns = CapturingSns()
 
-    for event in (*raised.events, *acknowledged.events):
+    for event in (*raised.events, *acknowledged.events, *reported.events):
         arrived = AlarmEvent.model_validate(json.loads(event.model_dump_json()))  # as the alerts function gets it
         SnsNotifier("arn:aws:sns:eu-west-1:123456789012:alerts", sns).send(format_alert(arrived), arrived)
 
     assert [message["MessageAttributes"]["transition"]["StringValue"] for message in sns.published] == [
         "raised",
         "acknowledged",
+        "failure_reported",
     ]
     for message in sns.published:
         assert len(message["Message"].encode()) + len(message["Subject"]) < SNS_MAX_MESSAGE_BYTES

@@ -50,6 +50,9 @@ class Act:
     action: str
     alarm: str
     snooze_minutes: float
+    verdict: str | None = None
+    """Sent on acknowledge and reset of a predictive or condition alarm only: elsewhere it is refused (tested in
+    test_labels.py), and the histories here are made of actions the detector takes."""
 
 
 reads = st.builds(
@@ -64,9 +67,12 @@ reads = st.builds(
 acts = st.builds(
     Act,
     dt_s=st.floats(0.5, 120),
-    action=st.sampled_from(["acknowledge", "snooze", "disable", "enable", "reset", "service_complete"]),
+    action=st.sampled_from(
+        ["acknowledge", "snooze", "disable", "enable", "reset", "service_complete", "report_failure"]
+    ),
     alarm=st.sampled_from(ALARMS),
     snooze_minutes=st.floats(1, 20),
+    verdict=st.one_of(st.none(), st.sampled_from(["confirmed", "false_alarm", "unsure"])),
 )
 histories = st.lists(st.one_of(reads, reads, acts), min_size=1, max_size=40)
 
@@ -84,6 +90,11 @@ class Applied:
 def drivers_of(ts_ms: int) -> tuple[Driver, ...]:
     """Made-up drivers for the prediction of the reading at `ts_ms`: telling which prediction an event quotes."""
     return (Driver(feature=f"f{ts_ms % 35}", contribution=1.0 + ts_ms % 1000 / 1000),)
+
+
+def judged(entry: Act) -> bool:
+    """Whether the action may carry a verdict."""
+    return entry.action in ("acknowledge", "reset") and entry.alarm not in ("schedule", "offline")
 
 
 def replay(history: list[Read | Act], *, explained: bool = False) -> list[Applied]:
@@ -114,13 +125,17 @@ def replay(history: list[Read | Act], *, explained: bool = False) -> list[Applie
             explain = explained and entry.probability is not None
             item = ReadingInput(reading, entry.probability, drivers_of(reading.ts_ms) if explain else ())
         else:
+            failure = entry.action == "report_failure"
             item = OperatorAction(
                 motor_id="motor-001",
                 action=entry.action,
-                alarm=entry.alarm,
+                alarm=None if failure else entry.alarm,
                 action_id=f"a{seq}",
                 ts=now,
                 snooze_minutes=entry.snooze_minutes if entry.action == "snooze" else None,
+                verdict=entry.verdict if judged(entry) else None,
+                failed_at=now - timedelta(seconds=entry.dt_s) if failure else None,
+                failure_mode="bearing_wear" if failure else None,
             )
         decision = step(state, item, now, CONFIG)
         applied.append(Applied(item, now, state, decision.state, decision.events, decision.outcome))
@@ -271,6 +286,31 @@ def test_events_chain_each_alarms_states_without_gaps(history: list[Read | Act])
             assert event.from_state is current[event.alarm], f"{event.alarm}: {event.from_state} after {current}"
             current[event.alarm] = event.to_state
         assert record.after.alarm_states() == {name: state.value for name, state in current.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_labels_move_no_alarm_and_ride_only_on_the_events_they_belong_to(history: list[Read | Act]) -> None:
+    """A failure report announces itself and moves nothing; a verdict is kept only where it applies."""
+    for record in replay(history):
+        item = record.item
+        if not isinstance(item, OperatorAction):
+            assert all(e.verdict is None and e.failure_mode is None for e in record.events)
+            continue
+        own = [e for e in record.events if e.transition is not Transition.SNOOZE_EXPIRED]
+        if item.action.value == "report_failure":
+            assert record.outcome is Outcome.APPLIED
+            [event] = own
+            assert (event.alarm, event.transition, event.failure_mode) == (
+                "predictive",
+                Transition.FAILURE_REPORTED,
+                "bearing_wear",
+            )
+            assert event.from_state is event.to_state
+            assert record.after.last_failure is not None
+        for event in own:
+            assert event.verdict == item.verdict
+            assert event.failure_mode == item.failure_mode
 
 
 @settings(max_examples=200, deadline=None)

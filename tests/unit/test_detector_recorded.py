@@ -4,6 +4,10 @@ What the detector decides is what operators are told and what is stored: a faste
 the same outcomes, the same events (ids, order, contents), the same stored states and the same timer
 times. The digest below was recorded with the implementation before the hot path was optimised (an
 event context made for every reading, two snooze scans); a change in any decision changes it.
+
+The labels added later (an event's `verdict`, `failure_mode`, `failed_at`) are left out of the digest:
+this history sends no action that carries one, `_record` checks they are all empty, and leaving them out
+keeps the digest the one recorded before they existed, so the labels provably changed no other decision.
 """
 
 from __future__ import annotations
@@ -77,10 +81,14 @@ def _probability(index: int, reading: Telemetry) -> float | None:
     return ((index * 7919) % 1000) / 1000
 
 
+LABELS = {"verdict", "failure_mode", "failed_at"}
+
+
 def _record(digest: Any, decision: Decision) -> int:
     digest.update(f"{decision.outcome}|{decision.reason};".encode())
     for event in decision.events:
-        digest.update(event.model_dump_json().encode())
+        assert all(getattr(event, label) is None for label in LABELS), event
+        digest.update(event.model_dump_json(exclude=LABELS).encode())
     digest.update(json.dumps(decision.state.to_dict(), sort_keys=True, default=str).encode())
     return len(decision.events)
 

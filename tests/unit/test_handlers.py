@@ -370,6 +370,101 @@ def test_malformed_action_is_rejected_with_the_reason(actions: ModuleType, lambd
     assert "action_id: Field required" in response["reason"]
 
 
+def test_reset_with_a_verdict_publishes_it_on_the_reset_event(
+    inference: ModuleType, actions: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    raise_fluid_alarm(inference, lambda_context)
+
+    response = actions.lambda_handler(load_event("action-reset"), lambda_context)
+
+    assert response["status"] == "applied"
+    payload = aws.published()[-1][1]
+    assert (payload["transition"], payload["verdict"]) == ("reset", "confirmed")
+
+
+def test_a_predictive_alarm_acknowledged_with_a_verdict_then_a_failure_reported_chain_to_two_alerts(
+    inference: ModuleType, actions: ModuleType, alerts: ModuleType, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    for reading in worn_readings():
+        inference.lambda_handler(reading, lambda_context)
+
+    acknowledged = actions.lambda_handler(load_event("action-acknowledge-verdict"), lambda_context)
+    reported = actions.lambda_handler(load_event("action-report-failure"), lambda_context)
+    again = actions.lambda_handler(load_event("action-report-failure"), lambda_context)
+
+    assert (acknowledged["status"], reported["status"], again["status"]) == ("applied", "applied", "duplicate")
+    assert reported["alarm_states"]["predictive"] == "ACKNOWLEDGED"
+    raised, ack, failed = (payload for _topic, payload in aws.published())
+    assert raised["transition"] == "raised"
+    assert (ack["transition"], ack["verdict"]) == ("acknowledged", "confirmed")
+    assert (failed["transition"], failed["failure_mode"], failed["failed_at"]) == (
+        "failure_reported",
+        "bearing_wear",
+        "2026-11-27T12:16:00Z",
+    )
+    assert state_of(aws, "motor-001")["last_failure"] == {
+        "at_ms": 1_795_781_760_000,
+        "mode": "bearing_wear",
+        "action_id": load_event("action-report-failure")["action_id"],
+    }
+    for payload in (ack, failed):
+        assert alerts.lambda_handler(payload, lambda_context)["status"] == "sent"
+    subjects = [notification["Subject"] for notification in aws.alerts()]
+    assert subjects == [
+        "[HIGH] motor-001: Failure predicted within 24 h - acknowledged, confirmed",
+        "[HIGH] motor-001: failed at 2026-11-27 12:16:00 UTC (bearing_wear) - failure reported",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"failed_at": "2026-11-27T12:21:00Z"}, "failed_at is after the report's ts"),
+        ({"failed_at": "2026-10-28T12:19:59Z"}, "failed_at is more than 30 days before the report's ts"),
+        ({"failure_mode": "gremlins"}, "unknown failure_mode 'gremlins'; modes: bearing_wear, winding_insulation"),
+        ({"ts": "2099-01-01T00:00:00Z", "failed_at": "2098-12-31T00:00:00Z"}, "action stamped in the future"),
+        (
+            {
+                "alarm": "schedule",
+                "action": "acknowledge",
+                "verdict": "confirmed",
+                "failed_at": None,
+                "failure_mode": None,
+            },
+            "a verdict applies to a predictive or condition alarm, not to 'schedule'",
+        ),
+        (
+            {
+                "action": "snooze",
+                "alarm": "predictive",
+                "snooze_minutes": 5,
+                "verdict": "unsure",
+                "failed_at": None,
+                "failure_mode": None,
+            },
+            "verdict only applies to acknowledge and reset",
+        ),
+        ({"action": "acknowledge", "alarm": "predictive"}, "failed_at and failure_mode only apply to report_failure"),
+    ],
+)
+def test_a_bad_label_is_rejected_with_the_reason_and_counted(
+    actions: ModuleType,
+    aws: FakeAws,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    override: dict[str, Any],
+    reason: str,
+) -> None:
+    event = {k: v for k, v in (load_event("action-report-failure") | override).items() if v is not None}
+
+    response = actions.lambda_handler(event, lambda_context)
+
+    assert response["status"] in ("rejected", "future")
+    assert reason in response["reason"]
+    assert '"ActionsRejected"' in capsys.readouterr().out  # the EMF metric
+    assert aws.published() == []
+
+
 # --- alerts ---------------------------------------------------------------------------------
 
 

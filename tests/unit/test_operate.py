@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,118 @@ def test_a_deployed_stack_is_reached_through_its_iot_data_endpoint_and_state_tab
     assert "62.0%" in out
     assert "predictive ACTIVE" in out
     assert "__health__" not in out
+
+
+def _published(clients: Clients) -> OperatorAction:
+    [published] = clients.iot_data.published
+    return OperatorAction.model_validate_json(published["payload"])
+
+
+def test_a_failure_report_carries_its_mode_time_and_note(local_stack: Path) -> None:
+    clients = Clients()
+
+    status = operate.main(
+        [
+            "--state-dir",
+            str(local_stack),
+            "report-failure",
+            "motor-002",
+            "--mode",
+            "bearing_wear",
+            "--at",
+            "2026-11-27T09:45:00Z",
+            "--note",
+            "bearing seized",
+        ],
+        make_client=clients,
+    )
+
+    assert status == 0
+    action = _published(clients)
+    assert (action.action.value, action.motor_id, action.alarm, action.failure_mode, action.note) == (
+        "report_failure",
+        "motor-002",
+        None,
+        "bearing_wear",
+        "bearing seized",
+    )
+    assert action.failed_at == datetime(2026, 11, 27, 9, 45, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("when", "ago"),
+    [("now", timedelta(0)), ("45m", timedelta(minutes=45)), ("2h", timedelta(hours=2)), ("3d", timedelta(days=3))],
+)
+def test_when_a_motor_failed_may_be_said_as_a_time_ago(when: str, ago: timedelta) -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+    assert operate.parse_when(when, now) == now - ago
+
+
+def test_a_time_without_an_offset_is_local_time() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+    assert operate.parse_when("2026-11-27T09:45:00", now) == datetime(2026, 11, 27, 9, 45).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["--mode", "bearing_wear", "--at", "yesterday-ish"], "expected now, a time ago (45m, 2h, 3d) or an ISO-8601"),
+        (["--mode", "bearing_wear", "--at", "31d"], "more than 30 days before"),
+        (["--mode", "bearing_wear", "--at", "2099-01-01T00:00:00Z"], "failed_at is after the report's ts"),
+        (["--mode", "Bearing Wear", "--at", "1h"], "failure_mode: String should match pattern"),
+        (["--at", "1h"], "--mode"),
+    ],
+)
+def test_a_bad_failure_report_is_refused_before_anything_is_published(
+    local_stack: Path, capsys: pytest.CaptureFixture[str], argv: list[str], why: str
+) -> None:
+    clients = Clients()
+
+    with pytest.raises(SystemExit) as exit_info:
+        operate.main(["--state-dir", str(local_stack), "report-failure", "motor-002", *argv], make_client=clients)
+
+    assert exit_info.value.code == 2
+    assert why in capsys.readouterr().err
+    assert clients.iot_data.published == []
+
+
+@pytest.mark.parametrize("command", ["acknowledge", "reset"])
+def test_acknowledge_and_reset_take_a_verdict(local_stack: Path, command: str) -> None:
+    clients = Clients()
+
+    operate.main(
+        ["--state-dir", str(local_stack), command, "motor-001", "predictive", "--verdict", "false_alarm"],
+        make_client=clients,
+    )
+
+    assert _published(clients).verdict == "false_alarm"
+
+
+def test_a_verdict_is_only_offered_where_it_applies(local_stack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        operate.main(
+            [
+                "--state-dir",
+                str(local_stack),
+                "snooze",
+                "motor-001",
+                "predictive",
+                "--minutes",
+                "5",
+                "--verdict",
+                "unsure",
+            ],
+            make_client=Clients(),
+        )
+
+    assert "unrecognized arguments: --verdict" in capsys.readouterr().err
+
+
+def test_an_action_without_a_verdict_publishes_none(local_stack: Path) -> None:
+    clients = Clients()
+
+    operate.main(["--state-dir", str(local_stack), "acknowledge", "motor-001", "predictive"], make_client=clients)
+
+    assert "verdict" not in json.loads(clients.iot_data.published[0]["payload"])

@@ -7,7 +7,7 @@ from dataclasses import fields
 from motor_maintenance.alarms import AlarmEvent, AlarmState
 from motor_maintenance.features import RunningStats
 from motor_maintenance.prediction import Driver
-from motor_maintenance.state import AlarmStatus, MotorState
+from motor_maintenance.state import AlarmStatus, FailureRecord, MotorState
 from tests.support import load_event
 
 
@@ -45,6 +45,7 @@ def _state() -> MotorState:
         event_seq=9,
         recent_action_ids=("a-1",),
         outbox=(AlarmEvent.model_validate(load_event("alarm-raised")),),
+        last_failure=FailureRecord(at_ms=100, mode="bearing_wear", action_id="a-0"),
     )
 
 

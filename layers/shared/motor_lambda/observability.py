@@ -49,7 +49,9 @@ def count_alarms_raised(metrics: Metrics, events: Iterable[AlarmEvent]) -> Count
 
 
 def log_alarm_transition(logger: Logger, event: AlarmEvent, **extra: Any) -> None:
-    """The structured `alarm transition` log line of one event (plus `extra` keys)."""
+    """The structured `alarm transition` log line of one event (plus `extra` keys, and its labels if it has any)."""
+    given = {"verdict": event.verdict, "failure_mode": event.failure_mode}
+    labels: dict[str, Any] = {name: str(value) for name, value in given.items() if value is not None}
     logger.info(
         "alarm transition",
         alarm=event.alarm,
@@ -58,5 +60,6 @@ def log_alarm_transition(logger: Logger, event: AlarmEvent, **extra: Any) -> Non
         from_state=event.from_state.value,
         to_state=event.to_state.value,
         event_id=event.event_id,
+        **labels,
         **extra,
     )

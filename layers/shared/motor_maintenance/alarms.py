@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from motor_maintenance.config import ADVICE_MAX, DESCRIPTION_MAX, Severity
+from motor_maintenance.config import ADVICE_MAX, DESCRIPTION_MAX, FAILURE_MODE_PATTERN, Severity
 from motor_maintenance.prediction import Drivers
 from motor_maintenance.telemetry import SIGNALS, MotorId, Timestamp
 
@@ -18,6 +19,8 @@ EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
 """What :func:`event_id` makes: the first 32 hex digits of a SHA-256."""
 OPERATOR_MAX = 100
 NOTE_MAX = 500
+FAILURE_LOOKBACK_DAYS = 30
+"""How far before the report a failure may have happened (`failed_at` at most this long before `ts`)."""
 RULE_ITEMS_MAX = 8
 """A rule in an event has at most 6 items (a condition rule's); a few more are room to grow, not to fill."""
 
@@ -60,6 +63,8 @@ class Transition(StrEnum):
     ENABLED = "enabled"
     RESET = "reset"
     SERVICED = "serviced"
+    FAILURE_REPORTED = "failure_reported"
+    """An operator reported that the motor failed: a label for the predictive alarm, whose state it does not move."""
 
 
 class ActionName(StrEnum):
@@ -71,6 +76,19 @@ class ActionName(StrEnum):
     ENABLE = "enable"
     RESET = "reset"
     SERVICE_COMPLETE = "service_complete"
+    REPORT_FAILURE = "report_failure"
+
+
+class Verdict(StrEnum):
+    """Whether an alarm was right, in the judgement of whoever acknowledged or reset it: a label for training."""
+
+    CONFIRMED = "confirmed"
+    FALSE_ALARM = "false_alarm"
+    UNSURE = "unsure"
+
+
+_NO_ALARM = (ActionName.SERVICE_COMPLETE, ActionName.REPORT_FAILURE)
+_WITH_VERDICT = (ActionName.ACKNOWLEDGE, ActionName.RESET)
 
 
 class OperatorAction(BaseModel):
@@ -83,7 +101,7 @@ class OperatorAction(BaseModel):
     alarm: str | None = Field(
         default=None,
         pattern=ALARM_NAME_PATTERN,
-        description="Alarm the action applies to; required except for service_complete.",
+        description="Alarm the action applies to; required except for service_complete and report_failure.",
     )
     action_id: str = Field(
         pattern=ACTION_ID_PATTERN,
@@ -93,19 +111,50 @@ class OperatorAction(BaseModel):
     snooze_minutes: float | None = Field(default=None, gt=0, strict=True, description="For snooze: how long.")
     operator: str = Field(default="unknown", max_length=OPERATOR_MAX, description="Who acted, for the audit trail.")
     note: str = Field(default="", max_length=NOTE_MAX)
+    failed_at: Timestamp | None = Field(
+        default=None,
+        description=f"For report_failure: when the motor failed; not after `ts`, at most {FAILURE_LOOKBACK_DAYS} "
+        "days before it.",
+    )
+    failure_mode: str | None = Field(
+        default=None,
+        pattern=FAILURE_MODE_PATTERN,
+        description="For report_failure: how it failed, one of the configuration's failure_modes.",
+    )
+    verdict: Verdict | None = Field(
+        default=None,
+        description="For acknowledge and reset of a predictive or condition alarm: was the alarm right?",
+    )
     topic_motor_id: str | None = Field(default=None, description="Added by the IoT rule from topic(2).")
 
     @model_validator(mode="after")
     def _consistent(self) -> OperatorAction:
         if self.topic_motor_id is not None and self.topic_motor_id != self.motor_id:
             raise ValueError(f"motor_id {self.motor_id!r} does not match the topic's motor id {self.topic_motor_id!r}")
-        if self.action is not ActionName.SERVICE_COMPLETE and self.alarm is None:
+        if self.action not in _NO_ALARM and self.alarm is None:
             raise ValueError(f"action {self.action.value!r} needs the name of an alarm")
+        if self.action is ActionName.REPORT_FAILURE and self.alarm is not None:
+            raise ValueError("report_failure concerns the motor, not an alarm: leave out 'alarm'")
         if self.action is ActionName.SNOOZE and self.snooze_minutes is None:
             raise ValueError("snooze needs snooze_minutes")
         if self.action is not ActionName.SNOOZE and self.snooze_minutes is not None:
             raise ValueError("snooze_minutes only applies to snooze")
+        if self.verdict is not None and self.action not in _WITH_VERDICT:
+            raise ValueError("verdict only applies to acknowledge and reset")
+        self._check_failure()
         return self
+
+    def _check_failure(self) -> None:
+        if self.action is not ActionName.REPORT_FAILURE:
+            if self.failed_at is not None or self.failure_mode is not None:
+                raise ValueError("failed_at and failure_mode only apply to report_failure")
+            return
+        if self.failed_at is None or self.failure_mode is None:
+            raise ValueError("report_failure needs failed_at and failure_mode")
+        if self.failed_at > self.ts:
+            raise ValueError("failed_at is after the report's ts: a failure cannot be reported before it happens")
+        if self.ts - self.failed_at > timedelta(days=FAILURE_LOOKBACK_DAYS):
+            raise ValueError(f"failed_at is more than {FAILURE_LOOKBACK_DAYS} days before the report's ts")
 
 
 def _known_signal(name: str) -> str:
@@ -176,6 +225,13 @@ class AlarmEvent(BaseModel):
         default=None, max_length=NOTE_MAX, description="The operator's note; for the model's health, its last error."
     )
     advice: str = Field(default="", max_length=ADVICE_MAX)
+    verdict: Verdict | None = Field(
+        default=None, description="On acknowledged and reset: the operator's verdict on the alarm, if given."
+    )
+    failure_mode: str | None = Field(
+        default=None, pattern=FAILURE_MODE_PATTERN, description="On failure_reported: how the motor failed."
+    )
+    failed_at: Timestamp | None = Field(default=None, description="On failure_reported: when the motor failed.")
 
 
 def event_id(motor_id: str, alarm: str, transition: Transition, cause_key: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from motor_maintenance.alarms import AlarmEvent, AlarmKind, AlarmState, Transition
+from motor_maintenance.alarms import AlarmEvent, AlarmKind, AlarmState, Transition, Verdict
 from motor_maintenance.features import feature_label
 
 SUBJECT_MAX = 100  # SNS rejects longer e-mail subjects
@@ -37,6 +37,13 @@ _HEADLINES = {
     Transition.ENABLED: "enabled",
     Transition.RESET: "reset",
     Transition.SERVICED: "service recorded",
+    Transition.FAILURE_REPORTED: "failure reported",
+}
+
+_VERDICTS = {
+    Verdict.CONFIRMED: "confirmed, the alarm was right",
+    Verdict.FALSE_ALARM: "false alarm, nothing was wrong",
+    Verdict.UNSURE: "unsure whether the alarm was right",
 }
 
 
@@ -53,8 +60,12 @@ def format_alert(event: AlarmEvent) -> Alert:
     """Subject, body and SMS text for one alarm transition."""
     if event.kind is AlarmKind.HEALTH:
         return _health_alert(event)
+    if event.transition is Transition.FAILURE_REPORTED:
+        return _failure_alert(event)
     what = describe_alarm(event)
     headline = _HEADLINES[event.transition]
+    if event.verdict is not None:
+        headline = f"{headline}, {event.verdict.value.replace('_', ' ')}"
     subject = _ascii(f"[{event.severity.value.upper()}] {event.motor_id}: {what} - {headline}")[:SUBJECT_MAX]
 
     lines = [
@@ -74,6 +85,8 @@ def format_alert(event: AlarmEvent) -> Alert:
         lines.append(f"  Snoozed until {_when(event.snoozed_until)}.")
     if event.operator:
         lines.append(f"  By {event.operator}" + (f": {event.note}" if event.note else "."))
+    if event.verdict is not None:
+        lines.append(f"  Verdict on the alarm: {_VERDICTS[event.verdict]}.")
     if event.failure_probability is not None:
         as_of = (
             f" (as of {_when(event.probability_at)})"
@@ -175,6 +188,51 @@ def _health_alert(event: AlarmEvent) -> Alert:
     ]
     subject = _ascii(f"[{severity}] All motors: {headline}")[:SUBJECT_MAX]
     return Alert(subject=subject, body="\n".join(lines) + "\n", sms=_ascii(sms)[:SMS_MAX])
+
+
+def _failure_alert(event: AlarmEvent) -> Alert:
+    """A reported failure: when and how the motor failed, who said so, and whether the model saw it coming."""
+    mode = event.failure_mode or "mode not given"
+    failed = _when(event.failed_at) if event.failed_at else "an unknown time"
+    by = f", reported by {event.operator}" if event.operator else ""
+    note = f", note: {event.note}" if event.note else ""
+    said = f"{event.motor_id} failed at {failed} ({mode}){by}{note}"
+    lines = [
+        f"Motor {event.motor_id}" + (f" ({event.motor_type})" if event.motor_type else ""),
+        f"Failure reported: {mode}.",
+        "",
+        "What happened",
+        f"  {said}" + ("" if said.endswith(".") else "."),
+        f"  Reported at {_when(event.at)}.",
+    ]
+    if event.failure_probability is not None:
+        as_of = f" as of {_when(event.probability_at)}" if event.probability_at else ""
+        lines.append(f"  Model's last probability of failure within 24 h{as_of}: {event.failure_probability:.0%}.")
+    raised = event.to_state in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.LATCHED)
+    since = f" since {_when(event.active_since)}" if raised and event.active_since else ""
+    forewarned = ": it did not forewarn of this failure" if event.to_state is AlarmState.NORMAL else ""
+    lines.append(f"  The predictive alarm is {event.to_state.value}{since}{forewarned}.")
+    if event.run_hours is not None:
+        lines.append(f"  Run hours since last service: {event.run_hours:,.1f} h.")
+    lines += [
+        "",
+        "What to do next",
+        "  Repair the motor, then report 'service_complete' to reset its run-hours counter.",
+        "  The failure is kept as a label: the predictive model is retrained and judged against such reports.",
+    ]
+    if raised:
+        # An acknowledged alarm cannot be acknowledged again: it takes its verdict with a reset.
+        action = "reset" if event.to_state is AlarmState.ACKNOWLEDGED else "acknowledge"
+        hint = {"motor_id": event.motor_id, "action": action, "alarm": event.alarm, "verdict": "confirmed"}
+        lines.append(
+            f"  Say whether the predictive alarm was right with a verdict (confirmed, false_alarm or unsure) on "
+            f"motors/{event.motor_id}/actions: {json.dumps(hint | {'action_id': '<unique id>', 'ts': '<now>'})}"
+        )
+    lines += ["", f"Event id {event.event_id}"]
+    severity = event.severity.value.upper()
+    subject = _ascii(f"[{severity}] {event.motor_id}: failed at {failed} ({mode}) - failure reported")[:SUBJECT_MAX]
+    sms = _ascii(f"{severity} {said}")[:SMS_MAX]
+    return Alert(subject=subject, body="\n".join(lines) + "\n", sms=sms)
 
 
 def _elapsed(start: datetime, end: datetime) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -13,6 +13,16 @@ from motor_maintenance.telemetry import SIGNALS, CachingModel
 SCHEDULE_ALARM = "schedule"
 PREDICTIVE_ALARM = "predictive"
 OFFLINE_ALARM = "offline"
+FAILURE_MODE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+FAILURE_MODES_MAX = 50
+DEFAULT_FAILURE_MODES: tuple[str, ...] = (
+    "bearing_wear",
+    "winding_insulation",
+    "cooling_loss",
+    "impeller_wear",
+    "other",
+)
+"""What an operator may report: the simulator's wear modes (device/physics.py, WEAR_MODES) and `other`."""
 DESCRIPTION_MAX = 500
 ADVICE_MAX = 1000
 """Characters of a rule's description and advice: both travel in every alarm event, which bounds them."""
@@ -193,6 +203,12 @@ class DetectorConfig(_Frozen):
         default=300.0, gt=0, description="Readings stamped further than this in the future are rejected."
     )
     max_snooze_s: float = Field(default=7 * 24 * 3600.0, gt=0, description="Longest snooze an operator may set.")
+    failure_modes: tuple[Annotated[str, Field(pattern=FAILURE_MODE_PATTERN)], ...] = Field(
+        default=DEFAULT_FAILURE_MODES,
+        min_length=1,
+        max_length=FAILURE_MODES_MAX,
+        description="The failure modes a report_failure may name (lower-case names, unique).",
+    )
 
     @model_validator(mode="after")
     def _names_unique(self) -> DetectorConfig:
@@ -202,6 +218,8 @@ class DetectorConfig(_Frozen):
             raise ValueError(f"condition rule names {sorted(reserved)} are reserved")
         if len(set(names)) != len(names):
             raise ValueError("condition rule names must be unique")
+        if len(set(self.failure_modes)) != len(self.failure_modes):
+            raise ValueError("failure_modes must be unique")
         return self
 
     def alarm_names(self) -> tuple[str, ...]:

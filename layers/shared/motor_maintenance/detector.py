@@ -16,7 +16,7 @@ ACKNOWLEDGED by an operator; ACTIVE -> LATCHED when the rule stops holding unack
 NORMAL with latching off); ACKNOWLEDGED -> NORMAL when it stops holding; LATCHED -> NORMAL on
 acknowledge, -> ACTIVE if the rule holds again; any -> SNOOZED until a time, then NORMAL; any ->
 DISABLED until enabled; reset returns ACTIVE, ACKNOWLEDGED or LATCHED to NORMAL and restarts the
-rule's evaluation.
+rule's evaluation. An operator's report_failure moves no alarm: it is recorded and announced (a label).
 
 No clock reads and no I/O: `now` is a parameter, so the function replays deterministically.
 """
@@ -31,6 +31,7 @@ from typing import NamedTuple
 from motor_maintenance.alarms import (
     ActionName,
     AlarmEvent,
+    AlarmKind,
     AlarmState,
     OperatorAction,
     Transition,
@@ -44,9 +45,9 @@ from motor_maintenance.config import (
 )
 from motor_maintenance.features import RunningStats
 from motor_maintenance.prediction import DRIVERS_MAX, Driver
-from motor_maintenance.state import RECENT_ACTIONS_KEPT, AlarmStatus, MotorState
+from motor_maintenance.state import RECENT_ACTIONS_KEPT, AlarmStatus, FailureRecord, MotorState
 from motor_maintenance.telemetry import Telemetry, to_epoch_ms
-from motor_maintenance.transitions import EventContext
+from motor_maintenance.transitions import EventContext, alarm_kind
 
 
 class ReadingInput(NamedTuple):
@@ -404,15 +405,9 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     at_ms = to_epoch_ms(action.ts)
     if _beyond_skew(at_ms, now_ms, config):
         return Decision(state, (), Outcome.FUTURE, "action stamped in the future")
-    if action.action is not ActionName.SERVICE_COMPLETE and action.alarm not in config.alarm_names():
-        return Decision(
-            state,
-            (),
-            Outcome.REJECTED,
-            f"motor has no alarm {action.alarm!r}; alarms: {', '.join(config.alarm_names())}",
-        )
-    if action.snooze_minutes is not None and action.snooze_minutes * 60 > config.max_snooze_s:
-        return Decision(state, (), Outcome.REJECTED, f"snooze longer than {config.max_snooze_s / 3600:.0f} h")
+    refusal = _action_refusal(action, config)
+    if refusal:
+        return Decision(state, (), Outcome.REJECTED, refusal)
 
     names = config.alarm_names()
     new = _prepared(state, names)
@@ -428,6 +423,20 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     if reason:
         return Decision(new, tuple(events), Outcome.IGNORED, reason)
     return Decision(new, tuple(events), Outcome.APPLIED)
+
+
+def _action_refusal(action: OperatorAction, config: DetectorConfig) -> str:
+    """Why this configuration cannot apply the action ('' if it can): what the action's schema alone cannot know."""
+    names = config.alarm_names()
+    if action.alarm is not None and action.action is not ActionName.SERVICE_COMPLETE and action.alarm not in names:
+        return f"motor has no alarm {action.alarm!r}; alarms: {', '.join(names)}"
+    if action.snooze_minutes is not None and action.snooze_minutes * 60 > config.max_snooze_s:
+        return f"snooze longer than {config.max_snooze_s / 3600:.0f} h"
+    if action.failure_mode is not None and action.failure_mode not in config.failure_modes:
+        return f"unknown failure_mode {action.failure_mode!r}; modes: {', '.join(config.failure_modes)}"
+    if action.verdict is not None and alarm_kind(action.alarm or "") not in _JUDGED_KINDS:
+        return f"a verdict applies to a predictive or condition alarm, not to {action.alarm!r}"
+    return ""
 
 
 def _acknowledge(context: EventContext, action: OperatorAction, events: list[AlarmEvent]) -> str:
@@ -508,6 +517,20 @@ def _service_complete(context: EventContext, action: OperatorAction, events: lis
     return ""
 
 
+def _report_failure(context: EventContext, action: OperatorAction, events: list[AlarmEvent]) -> str:
+    """The motor failed: remember the newest failure and announce it on the predictive alarm, which stays as it is.
+
+    The failure is the label the predictive alarm is judged against: its event quotes the model's last probability.
+    """
+    state = context.state
+    failed_ms = to_epoch_ms(action.failed_at) if action.failed_at is not None else context.at_ms
+    if state.last_failure is None or failed_ms >= state.last_failure.at_ms:  # a late report of an older one: kept out
+        state.last_failure = FailureRecord(failed_ms, action.failure_mode or "", action.action_id)
+    status = state.alarms[PREDICTIVE_ALARM]
+    events.append(context.event(PREDICTIVE_ALARM, Transition.FAILURE_REPORTED, status.state, status.state))
+    return ""
+
+
 def _restart_rule(status: AlarmStatus) -> None:
     """Back to NORMAL with the rule's evaluation started afresh (durations and debounce re-run)."""
     status.state = AlarmState.NORMAL
@@ -526,7 +549,10 @@ _ACTIONS = {
     ActionName.ENABLE: _enable,
     ActionName.RESET: _reset,
     ActionName.SERVICE_COMPLETE: _service_complete,
+    ActionName.REPORT_FAILURE: _report_failure,
 }
+_JUDGED_KINDS = (AlarmKind.PREDICTIVE, AlarmKind.CONDITION)
+"""The alarms a verdict may judge: the ones that claim something is wrong with the motor."""
 
 
 # --- shared ---------------------------------------------------------------------------------

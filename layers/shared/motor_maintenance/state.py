@@ -72,6 +72,24 @@ class AlarmStatus:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """A failure an operator reported (report_failure): when it happened, how, and the action that said so."""
+
+    at_ms: int
+    mode: str
+    action_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at_ms": self.at_ms, "mode": self.mode, "action_id": self.action_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> FailureRecord | None:
+        if not data:
+            return None
+        return cls(at_ms=int(data["at_ms"]), mode=str(data["mode"]), action_id=str(data["action_id"]))
+
+
 @dataclass(slots=True)
 class MotorState:
     """Everything the detector remembers about one motor."""
@@ -103,6 +121,8 @@ class MotorState:
     recent_action_ids: tuple[str, ...] = ()
     outbox: tuple[AlarmEvent, ...] = ()
     """Alarm events saved with the state but not yet confirmed published (the unit of work's outbox)."""
+    last_failure: FailureRecord | None = None
+    """The most recent failure reported (by when it happened); None: none reported, or an item older than the field."""
 
     def copy(self) -> MotorState:
         """An independent copy: the detector changes its copy, never the state it was given.
@@ -129,6 +149,7 @@ class MotorState:
             self.event_seq,
             self.recent_action_ids,
             self.outbox,
+            self.last_failure,
         )
 
     def with_outbox(self, outbox: tuple[AlarmEvent, ...]) -> MotorState:
@@ -138,7 +159,7 @@ class MotorState:
         return {name: status.state.value for name, status in self.alarms.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "motor_id": self.motor_id,
             "motor_type": self.motor_type,
             "version": self.version,
@@ -159,6 +180,9 @@ class MotorState:
             "recent_action_ids": list(self.recent_action_ids),
             "outbox": [event.model_dump(mode="json") for event in self.outbox],
         }
+        if self.last_failure is not None:  # most motors never report one: their items stay as they were
+            data["last_failure"] = self.last_failure.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MotorState:
@@ -184,6 +208,7 @@ class MotorState:
             event_seq=int(data.get("event_seq", 0)),
             recent_action_ids=tuple(data.get("recent_action_ids", ())),
             outbox=tuple(AlarmEvent.model_validate(item) for item in data.get("outbox", ())),
+            last_failure=FailureRecord.from_dict(data.get("last_failure")),
         )
 
 

@@ -84,6 +84,10 @@ class EventContext:
             operator=action.operator if action else None,
             note=(action.note or None) if action else None,
             advice=advice,
+            # The labels: only the actions that may carry them have them (the schema sees to it).
+            verdict=action.verdict if action else None,
+            failure_mode=action.failure_mode if action else None,
+            failed_at=action.failed_at if action else None,
         )
 
 

@@ -250,9 +250,21 @@ def test_the_archive_holds_every_reading_sent_every_alarm_event_and_every_action
     run: Run, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack = run.stack
-    # Given an operator action sent during the run, from the command line
-    sent = ["--state-dir", str(stack.state_dir), "service-complete", "motor-003", "--operator", "archive-check"]
-    assert operate.main(sent) == 0
+    # Given operator actions sent during the run, from the command line: a failure report and a service
+    common = ["--state-dir", str(stack.state_dir)]
+    failed = [
+        *common,
+        "report-failure",
+        "motor-003",
+        "--mode",
+        "bearing_wear",
+        "--at",
+        "1h",
+        "--operator",
+        "archive-check",
+    ]
+    assert operate.main(failed) == 0
+    assert operate.main([*common, "service-complete", "motor-003", "--operator", "archive-check"]) == 0
     capsys.readouterr()
     assert stack.settle(stall_s=30)
     for delivery in stack.pipeline.delivery_streams.values():  # what stopping the stack would deliver
@@ -280,7 +292,12 @@ def test_the_archive_holds_every_reading_sent_every_alarm_event_and_every_action
     alarms = Archive.open(archive).events("alarms")
     assert set(run.report.watch.events) <= {event["event_id"] for event in alarms.records}
     actions = Archive.open(archive).events("actions").records
-    assert [a["action"] for a in actions if a.get("operator") == "archive-check"] == ["service_complete"]
+    checked = [a for a in actions if a.get("operator") == "archive-check"]
+    assert [a["action"] for a in checked] == ["report_failure", "service_complete"]
+    assert checked[0]["failure_mode"] == "bearing_wear"
+    # And the failure report's own event is archived with its label
+    [reported] = [e for e in alarms.records if e["transition"] == "failure_reported" and e["motor_id"] == "motor-003"]
+    assert (reported["failure_mode"], reported["operator"]) == ("bearing_wear", "archive-check")
 
 
 def test_nothing_was_parked_in_the_dead_letter_queues(run: Run) -> None:

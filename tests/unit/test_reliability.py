@@ -310,6 +310,18 @@ def test_the_email_filter_is_a_real_filter_that_keeps_acknowledgements_out(
     assert received(aws, email_queue) == []
 
 
+def test_the_email_filter_lets_a_reported_failure_through(
+    aws: FakeAws, alerts: ModuleType, lambda_context: LambdaContext
+) -> None:
+    """A failure someone reported is something people must hear of: the e-mail subscription's filter passes it."""
+    email_queue = subscribe_like_the_email_subscription(aws)
+
+    alerts.lambda_handler(load_event("alarm-failure-reported"), lambda_context)
+
+    [message] = received(aws, email_queue)
+    assert message["MessageAttributes"]["transition"]["Value"] == "failure_reported"
+
+
 # --- 2. concurrency and retries ------------------------------------------------------------------------------
 
 

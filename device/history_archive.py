@@ -17,17 +17,34 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 
 from device.archive_layout import ACTIONS, TELEMETRY, TELEMETRY_SCHEMA, day_of_ms, object_name, partition_dir
 from device.physics import FAULT_CODES, NO_FAILURE, ROUNDING, SIGNAL_COLUMNS, FailureMode
 
-if TYPE_CHECKING:
-    from device.history import History
+
+class History(Protocol):
+    """What of `device.history.History` the archive writer reads (a protocol: history.py imports this module)."""
+
+    @property
+    def motor_ids(self) -> tuple[str, ...]: ...
+    @property
+    def motor_type(self) -> str: ...
+    @property
+    def ts_ms(self) -> NDArray[np.int64]: ...
+    @property
+    def running(self) -> NDArray[np.bool_]: ...
+    @property
+    def failed_mode(self) -> NDArray[np.int8]: ...
+    @property
+    def signals(self) -> dict[str, NDArray[np.float32]]: ...
+    def failure_onsets(self, column: int) -> NDArray[np.intp]: ...
+
 
 WRITER = "history"
 """The stream name in the objects' names."""

@@ -15,7 +15,10 @@ from typing import Any
 import duckdb
 import pytest
 
+from motor_maintenance.alarms import AlarmState
 from tests.unit.test_archive_template import glue_table
+from tests.unit.test_detector import Motor
+from tests.unit.test_labels import raise_predictive
 from tests.unit.test_template import TEMPLATE, resources
 
 TRINO_FUNCTIONS = {
@@ -169,4 +172,26 @@ def test_each_alarm_raised_is_listed_once_with_its_latest_verdict(archive: Archi
     assert [(row["alarm"], row["raised_at"], row["verdict"], row["judged_on"], row["operator"]) for row in rows] == [
         ("predictive", t1, "false_alarm", "reset", "a.jones"),
         ("bearing_hot", t3, None, None, None),
+    ]
+
+
+def test_a_verdict_given_on_acknowledging_a_latched_alarm_joins_its_raise(archive: Archive) -> None:
+    """Events as the detector makes them: raised, cleared into LATCHED, acknowledged there with a verdict."""
+    motor = Motor()
+    raise_predictive(motor)
+    motor.read(120, probability=0.1)
+    motor.read(180, probability=0.1)
+    assert motor.alarm("predictive") is AlarmState.LATCHED
+    motor.act("acknowledge", 240, alarm="predictive", verdict="false_alarm")
+    assert motor.alarm("predictive") is AlarmState.NORMAL
+
+    for event in motor.events:
+        record = event.model_dump(mode="json")
+        archive.add(
+            "alarms", "2026-11-27", **{name: record[name] for name in archive.columns["alarms"] if name in record}
+        )
+    rows = archive.run("AlarmVerdictsQuery")
+
+    assert [(row["alarm"], row["verdict"], row["judged_on"]) for row in rows] == [
+        ("predictive", "false_alarm", "acknowledged")
     ]

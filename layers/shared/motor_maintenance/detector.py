@@ -446,11 +446,13 @@ def _acknowledge(context: EventContext, action: OperatorAction, events: list[Ala
         target = AlarmState.ACKNOWLEDGED
     elif status.state is AlarmState.LATCHED:
         target = AlarmState.NORMAL
-        status.active_since_ms = None
     else:
         return f"cannot acknowledge {name!r} in state {status.state.value}"
+    # The event names the episode it ends (active_since), as a reset's does: a verdict is joined to its raise by it.
     events.append(context.event(name, Transition.ACKNOWLEDGED, status.state, target))
     status.state = target
+    if target is AlarmState.NORMAL:
+        status.active_since_ms = None
     return ""
 
 

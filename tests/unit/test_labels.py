@@ -295,3 +295,15 @@ def test_the_alarm_transition_log_line_names_the_labels_only_when_there_are_some
     assert lines.keys[0]["failure_mode"] == "bearing_wear"
     assert "verdict" not in lines.keys[0]
     assert not {"verdict", "failure_mode"} & lines.keys[1].keys()
+
+
+def test_a_failure_more_than_30_days_before_now_is_refused_however_the_report_is_stamped() -> None:
+    # A report stamped long ago holds failed_at within 30 days of its own ts: the schema accepts it
+    payload = failure(at_s=3600 - 60 * 86_400, failed_s=1800 - 60 * 86_400)
+    action = OperatorAction.model_validate(payload)
+
+    decision = step(None, action, T0 + timedelta(seconds=3600), CONFIG)
+
+    assert decision.outcome is Outcome.REJECTED
+    assert decision.reason == "failed_at is more than 30 days ago"
+    assert decision.events == ()

@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from motor_maintenance.alarms import (
+    FAILURE_LOOKBACK_DAYS,
     ActionName,
     AlarmEvent,
     AlarmKind,
@@ -405,7 +406,7 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     at_ms = to_epoch_ms(action.ts)
     if _beyond_skew(at_ms, now_ms, config):
         return Decision(state, (), Outcome.FUTURE, "action stamped in the future")
-    refusal = _action_refusal(action, config)
+    refusal = _action_refusal(action, now_ms, config)
     if refusal:
         return Decision(state, (), Outcome.REJECTED, refusal)
 
@@ -425,9 +426,15 @@ def _apply_action(state: MotorState, action: OperatorAction, now_ms: int, config
     return Decision(new, tuple(events), Outcome.APPLIED)
 
 
-def _action_refusal(action: OperatorAction, config: DetectorConfig) -> str:
-    """Why this configuration cannot apply the action ('' if it can): what the action's schema alone cannot know."""
+_DAY_MS = 86_400_000
+
+
+def _action_refusal(action: OperatorAction, now_ms: int, config: DetectorConfig) -> str:
+    """Why this configuration cannot apply the action now ('' if it can): what the action's schema alone cannot know."""
     names = config.alarm_names()
+    # The schema holds failed_at within 30 days of the report's own ts; an old ts must not stretch that.
+    if action.failed_at is not None and now_ms - to_epoch_ms(action.failed_at) > FAILURE_LOOKBACK_DAYS * _DAY_MS:
+        return f"failed_at is more than {FAILURE_LOOKBACK_DAYS} days ago"
     if action.alarm is not None and action.action is not ActionName.SERVICE_COMPLETE and action.alarm not in names:
         return f"motor has no alarm {action.alarm!r}; alarms: {', '.join(names)}"
     if action.snooze_minutes is not None and action.snooze_minutes * 60 > config.max_snooze_s:

@@ -99,6 +99,8 @@ def test_one_motors_readings_are_those_taken_in_the_period_each_once_in_order(ar
     archive.add("telemetry", "2026-11-01", **reading, ts="2026-10-31T23:59:00Z", seq=6, received_at=4)
     archive.add("telemetry", "2026-11-03", **{**reading, "motor_id": "motor-002"}, ts="2026-11-03T00:00:00Z", seq=1)
     archive.add("telemetry", "2026-11-03", **reading, ts="yesterday", seq=8, received_at=5)
+    # And one claiming to be motor-001 but published on motor-002's topic (refused live)
+    archive.add("telemetry", "2026-11-03", **reading, ts="2026-11-03T01:00:00Z", seq=9, topic_motor_id="motor-002")
     # When the saved query runs
     rows = archive.run("MotorReadingsQuery")
     # Then it gives the two readings taken in the period, once each, oldest first

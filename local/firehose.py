@@ -9,8 +9,9 @@ configuration from template.yaml; docs/archive.md has the layout):
 - an object lands under the Prefix with `!{timestamp:...}` expanded for the arrival time (UTC) of the
   oldest record in it, named `<stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid>` plus the FileExtension;
 - with record format conversion, each record (one JSON object) is converted against the Glue table's
-  columns into one Parquet row (fields outside the columns are not kept, missing ones are null); a
-  record that cannot be converted (not a JSON object, or a value of the wrong type for its column)
+  columns into one Parquet row as the OpenX JSON SerDe reads it (fields outside the columns are not
+  kept, missing ones are null, numeric text is parsed into a number column, any JSON value's text fills a
+  text column); a record that cannot be converted (not a JSON object, or a value its column cannot read)
   goes whole, in Firehose's error record format, to the ErrorOutputPrefix with
   `!{firehose:error-output-type}` = `format-conversion-failed`: nothing is dropped;
 - without conversion the records are written as they came, concatenated (the IoT rule's Separator
@@ -250,14 +251,14 @@ def _column_value(value: Any, hive_type: str, name: str) -> Any:
     if value is None:
         return None
     kind = hive_type.lower()
-    if kind == "string":
-        if isinstance(value, dict | list):
-            raise ConversionError(f"column {name} (string): got a JSON {type(value).__name__}")
-        return value if isinstance(value, str) else json.dumps(value)
+    if kind == "string":  # the OpenX SerDe takes any JSON value's text (an object's or a list's too)
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     if kind == "boolean":
         if isinstance(value, bool):
             return value
         raise ConversionError(f"column {name} (boolean): got {json.dumps(value)[:60]}")
+    if isinstance(value, str):  # as the OpenX SerDe does: numeric text is parsed into a numeric column
+        value = _number(value, kind, name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConversionError(f"column {name} ({kind}): got {json.dumps(value)[:60]}")
     if kind in ("double", "float"):
@@ -268,6 +269,14 @@ def _column_value(value: Any, hive_type: str, name: str) -> Any:
     if (kind == "int" and not -(2**31) <= number < 2**31) or not -(2**63) <= number < 2**63:
         raise ConversionError(f"column {name} ({kind}): {number} is out of range")
     return number
+
+
+def _number(text: str, kind: str, name: str) -> int | float:
+    """Numeric text as the number it spells (Java's parseDouble / parseLong), or ConversionError."""
+    try:
+        return float(text) if kind in ("double", "float") else int(text)
+    except ValueError:
+        raise ConversionError(f"column {name} ({kind}): {json.dumps(text)[:60]} is not a number") from None
 
 
 def _parquet(table: pa.Table, compression: str) -> bytes:

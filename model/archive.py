@@ -45,12 +45,14 @@ from device.archive_layout import (
     first_partition,
 )
 from model.archive_checks import clearly_valid
+from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.telemetry import TelemetryEvent, parse_timestamp, to_epoch_ms
 
 READING_KEY = ("motor_id", "ts_ms", "seq")
 EVENT_KEYS = {ALARMS: "event_id", ACTIONS: "action_id"}
 """The deduplication key of each kind (docs/archive.md)."""
 EVENT_TIMES = {ALARMS: "at", ACTIONS: "ts"}
+EVENT_MODELS: dict[str, type[AlarmEvent] | type[OperatorAction]] = {ALARMS: AlarmEvent, ACTIONS: OperatorAction}
 """The field that says when an event or action happened."""
 BATCH_ROWS = 65_536
 _QUOTED = re.compile(r"'[^']*'")
@@ -214,6 +216,11 @@ class Archive:
                     identity = record[key]
                 except (ValueError, KeyError, TypeError) as exc:
                     counts.invalid[_event_reason(exc, key, when)] += 1
+                    continue
+                try:  # the same model the functions validate with: a refused action is no label
+                    EVENT_MODELS[kind].model_validate(record)
+                except ValidationError as exc:
+                    counts.invalid[_reason(exc)] += 1
                     continue
                 if not isinstance(identity, str) or not identity:
                     counts.invalid[f"{key} missing"] += 1

@@ -213,6 +213,18 @@ def test_numbers_are_kept_as_text_in_a_text_column_as_the_json_deserializer_does
     assert pq.read_table(written)["ts"][0].as_py() == "1796637600000"
 
 
+def test_numeric_text_in_a_number_column_and_an_object_in_a_text_column_convert_as_openx_does(tmp_path: Path) -> None:
+    # The OpenX JSON SerDe parses numeric text into a numeric column and takes an object's JSON text for a
+    # string column: such readings, refused live by the strict model, are converted, not errors
+    readings = stream("TelemetryArchiveStream", tmp_path, Clock())
+    readings.put(line({**reading(1, speed_rpm="1500", fault={"code": 3}), "seq": "7"}))
+    readings.flush()
+    (written,) = files(tmp_path)
+    row = pq.read_table(written).to_pylist()[0]
+    assert (row["speed_rpm"], row["seq"], row["fault"]) == (1500.0, 7, '{"code":3}')
+    assert readings.records_failed == 0
+
+
 # ---------------------------------------------------------------- the rules engine
 
 

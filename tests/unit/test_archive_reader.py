@@ -180,6 +180,26 @@ def test_events_and_actions_are_deduplicated_on_their_ids_and_bad_lines_counted(
     assert (actions.counts.kept, actions.counts.duplicates) == (1, 1)
 
 
+def test_actions_and_events_the_functions_would_refuse_are_counted_invalid_not_returned(tmp_path: Path) -> None:
+    # Given a failure report as sent, one published on another motor's topic, one failing after it was
+    # reported, and an alarm event with an unknown transition
+    report = load_event("action-report-failure")
+    forged = {**report, "action_id": "forged-1", "topic_motor_id": "motor-999"}
+    impossible = {**report, "action_id": "late-1", "failed_at": "2099-01-01T00:00:00Z"}
+    write_lines(tmp_path, "actions", "2026-11-27", [report, forged, impossible])
+    write_lines(tmp_path, "alarms", "2026-11-27", [{**load_event("alarm-raised"), "transition": "exploded"}])
+    archive = Archive.open(tmp_path)
+
+    actions = archive.events("actions")
+    alarms = archive.events("alarms")
+
+    # Then only the valid report is a label, and each refusal is counted with its reason
+    assert [a["action_id"] for a in actions.records] == [report["action_id"]]
+    assert sum(actions.counts.invalid.values()) == 2
+    assert any("topic" in reason for reason in actions.counts.invalid), actions.counts.invalid
+    assert (alarms.records, sum(alarms.counts.invalid.values())) == ([], 1)
+
+
 def test_duckdb_sees_the_deduplicated_readings_alarms_and_actions(tmp_path: Path) -> None:
     write_readings(tmp_path, "2026-11-27", [row(1), row(1), row(2)])
     write_lines(tmp_path, "alarms", "2026-11-27", [load_event("alarm-raised")])

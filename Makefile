@@ -25,7 +25,7 @@ LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
 setup: $(BIN)/pytest  ## virtual environment with everything the tests need
 
-$(BIN)/pytest: requirements-dev.txt device/requirements.txt model/requirements.txt local/requirements.txt
+$(BIN)/pytest: requirements-dev.txt device/requirements.txt model/requirements.txt model/requirements-archive.txt local/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -68,7 +68,7 @@ test-runtime: $(RUNTIME_VENV)/.installed  ## the unit tests again on python3.13,
 	$(RUNTIME_VENV)/bin/python --version
 	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) tests/unit
 
-$(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt local/requirements.txt
+$(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt model/requirements-archive.txt local/requirements.txt
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
 		echo "test-runtime needs python3.13 (e.g. 'pyenv install 3.13')" >&2; exit 1; }
 	[ -x $(RUNTIME_VENV)/bin/python ] || PATH="$(SAM_PATH)" python3.13 -m venv $(RUNTIME_VENV)

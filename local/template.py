@@ -358,46 +358,57 @@ class _Reader:
             )
         return str(target)
 
-    def kinesis_action(self, rule: str, props: dict[str, Any], where: str) -> KinesisActionSpec:
-        unknown = sorted(set(props) - KINESIS_ACTION_PROPERTIES)
+    def _action_stream(
+        self, rule: str, action: str, props: dict[str, Any], *, known: frozenset[str], name: str, kind: str, where: str
+    ) -> str:
+        """The stream a Kinesis or Firehose rule action names: !Ref of a `kind` resource of this template."""
+        unknown = sorted(set(props) - known)
         if unknown:
             raise TemplateError(
-                f"unsupported rule action Kinesis in {rule} ({where}.Kinesis): {', '.join(unknown)} "
+                f"unsupported rule action {action} in {rule} ({where}.{action}): {', '.join(unknown)} "
                 "not emulated by the local stack"
             )
-        raw = props.get("StreamName")
+        raw = props.get(name)
         stream = raw.get("Ref") if isinstance(raw, dict) and len(raw) == 1 else None
-        if self.kind(stream) != "AWS::Kinesis::Stream":
+        if self.kind(stream) != kind:
             raise TemplateError(
-                f"unsupported rule action Kinesis in {rule} ({where}.Kinesis.StreamName): {raw!r} is not "
-                "!Ref of an AWS::Kinesis::Stream of this template, the only streams the local stack has"
+                f"unsupported rule action {action} in {rule} ({where}.{action}.{name}): {raw!r} is not "
+                f"!Ref of an {kind} of this template, the only streams the local stack has"
             )
+        return str(stream)
+
+    def kinesis_action(self, rule: str, props: dict[str, Any], where: str) -> KinesisActionSpec:
+        stream = self._action_stream(
+            rule,
+            "Kinesis",
+            props,
+            known=KINESIS_ACTION_PROPERTIES,
+            name="StreamName",
+            kind="AWS::Kinesis::Stream",
+            where=where,
+        )
         key = props.get("PartitionKey")
         if not isinstance(key, str) or not key:
             # IoT Core would pick a random key: the records would lose the per-motor order the template relies on.
             raise TemplateError(f"{where}.Kinesis.PartitionKey: expected a substitution template, got {key!r}")
-        return KinesisActionSpec(stream=str(stream), partition_key=key)
+        return KinesisActionSpec(stream=stream, partition_key=key)
 
     def firehose_action(self, rule: str, props: dict[str, Any], where: str) -> FirehoseActionSpec:
-        unknown = sorted(set(props) - FIREHOSE_ACTION_PROPERTIES)
-        if unknown:
-            raise TemplateError(
-                f"unsupported rule action Firehose in {rule} ({where}.Firehose): {', '.join(unknown)} "
-                "not emulated by the local stack"
-            )
-        raw = props.get("DeliveryStreamName")
-        stream = raw.get("Ref") if isinstance(raw, dict) and len(raw) == 1 else None
-        if self.kind(stream) != "AWS::KinesisFirehose::DeliveryStream":
-            raise TemplateError(
-                f"unsupported rule action Firehose in {rule} ({where}.Firehose.DeliveryStreamName): {raw!r} is not "
-                "!Ref of an AWS::KinesisFirehose::DeliveryStream of this template"
-            )
+        stream = self._action_stream(
+            rule,
+            "Firehose",
+            props,
+            known=FIREHOSE_ACTION_PROPERTIES,
+            name="DeliveryStreamName",
+            kind="AWS::KinesisFirehose::DeliveryStream",
+            where=where,
+        )
         if _flag(self.value(props.get("BatchMode", False), f"{where}.Firehose.BatchMode"), where):
             raise TemplateError(f"{where}.Firehose.BatchMode: true is not emulated by the local stack")
         separator = self.value(props.get("Separator", ""), f"{where}.Firehose.Separator")
         if separator not in FIREHOSE_SEPARATORS:
             raise TemplateError(f"{where}.Firehose.Separator: {separator!r} is not one of {FIREHOSE_SEPARATORS}")
-        return FirehoseActionSpec(stream=str(stream), separator=str(separator))
+        return FirehoseActionSpec(stream=stream, separator=str(separator))
 
     def stream(self, logical_id: str, resource: dict[str, Any], props: dict[str, Any]) -> StreamSpec:
         where = f"{logical_id}.Properties"

@@ -5,15 +5,13 @@ have delivered them (with `topic_motor_id` and a `received_at` a fraction of a s
 Parquet object per arrival day, built column by column from the history's arrays; each failure becomes
 the `report_failure` an operator sends some minutes to hours after it (`failed_at` = the first reading
 that shows it; the physics' `random` mode is reported as `other`), and each repair the
-`service_complete` sent when the motor is back. Objects are named as Firehose names them
-(device/archive_layout.py), so model/archive.py reads this archive exactly as one the stack wrote.
+`service_complete` sent when the motor is back. device/archive_writer.py writes the objects, named as
+Firehose names them, so model/archive.py reads this archive exactly as one the stack wrote.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +19,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from device.archive_layout import ACTIONS, TELEMETRY, TELEMETRY_SCHEMA, day_of_ms, object_name, partition_dir
+from device.archive_layout import TELEMETRY_SCHEMA
+from device.archive_writer import DAY_MS, ArchiveWriter
 from device.physics import FAULT_CODES, NO_FAILURE, ROUNDING, SIGNAL_COLUMNS, FailureMode
 
 
@@ -71,35 +69,19 @@ class ArchiveCounts:
 def write_archive(history: History, root: Path, *, seed: int = 1) -> ArchiveCounts:
     """Write `history` under `root` in the archive's layout; the same history and seed write the same records."""
     rng = np.random.default_rng(seed)
-    table, arrival_day = _telemetry(history, rng)
-    objects = 0
-    order = np.argsort(arrival_day, kind="stable")
-    days, starts = np.unique(arrival_day[order], return_index=True)
-    bounds = [*starts.tolist(), len(order)]
-    for index, day_number in enumerate(days.tolist()):
-        rows = table.take(pa.array(order[bounds[index] : bounds[index + 1]]))
-        first_ms = int(day_number) * 86_400_000
-        folder = partition_dir(root, TELEMETRY, day_of_ms(first_ms))
-        folder.mkdir(parents=True, exist_ok=True)
-        arrived_ms = int(rows["received_at"][0].as_py())
-        pq.write_table(rows, folder / object_name(WRITER, arrived_ms, ".parquet"), compression="snappy")
-        objects += 1
+    table, received_at = _telemetry(history, rng)
     actions = _actions(history, rng)
-    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for action in actions:
-        by_day[day_of_ms(action["_arrived_ms"])].append(action)
-    for dt, records in sorted(by_day.items()):
-        folder = partition_dir(root, ACTIONS, dt)
-        folder.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps({k: v for k, v in r.items() if k != "_arrived_ms"}) + "\n" for r in records)
-        (folder / object_name(WRITER, records[0]["_arrived_ms"], ".jsonl")).write_text(lines, encoding="utf-8")
-        objects += 1
+    with ArchiveWriter(root, WRITER) as writer:
+        writer.add_readings(table, received_at)
+        arrived = [action.pop("_arrived_ms") for action in actions]
+        writer.write_actions(actions, arrived)
     reports = sum(1 for action in actions if action["action"] == "report_failure")
-    return ArchiveCounts(table.num_rows, len(days), reports, len(actions) - reports, objects)
+    days = len(np.unique(received_at // DAY_MS))
+    return ArchiveCounts(table.num_rows, days, reports, len(actions) - reports, writer.objects)
 
 
-def _telemetry(history: History, rng: np.random.Generator) -> tuple[pa.Table, np.ndarray[Any, Any]]:
-    """Every reading as one Arrow table, time-major, and the day (epoch days) each arrived."""
+def _telemetry(history: History, rng: np.random.Generator) -> tuple[pa.Table, NDArray[np.int64]]:
+    """Every reading as one Arrow table, time-major, and when each arrived (epoch ms)."""
     steps, motors = history.running.shape
     motor_index = pa.array(np.tile(np.arange(motors, dtype=np.int32), steps))
     motor_ids = pa.DictionaryArray.from_arrays(motor_index, pa.array(history.motor_ids)).cast(pa.string())
@@ -122,7 +104,7 @@ def _telemetry(history: History, rng: np.random.Generator) -> tuple[pa.Table, np
         columns[name] = pa.array(np.maximum(values, -1.0) if name == "pressure_bar" else values)
     columns.update(fault=fault, topic_motor_id=motor_ids, received_at=pa.array(received_at, pa.int64()))
     table = pa.table({field.name: columns.get(field.name) for field in TELEMETRY_SCHEMA}, schema=TELEMETRY_SCHEMA)
-    return table, received_at // 86_400_000
+    return table, received_at
 
 
 def _actions(history: History, rng: np.random.Generator) -> list[dict[str, Any]]:

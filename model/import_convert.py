@@ -69,6 +69,14 @@ class LocalClock:
         return later
 
 
+def _refuse(checks: RowChecks, rows: NDArray[np.intp], reason: str) -> None:
+    """Refuse these rows (positions in the batch) for `reason`."""
+    if len(rows):
+        passed = np.ones(len(checks.ok), dtype=bool)
+        passed[rows] = False
+        checks.require(passed, reason)
+
+
 def text(column: pa.Array) -> pa.Array:
     """A column as text (null stays null)."""
     return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
@@ -106,37 +114,38 @@ class Moments:
         values = text(values)
         if spec.format in (EPOCH_S, EPOCH_MS):
             numbers, parsed = _cast_each(values, pa.float64())
-            passed = np.ones(len(checks.ok), dtype=bool)
-            passed[rows] = parsed
-            checks.require(passed, f"{name}: not {'epoch seconds' if spec.format == EPOCH_S else 'epoch milliseconds'}")
+            unit = "epoch seconds" if spec.format == EPOCH_S else "epoch milliseconds"
+            _refuse(checks, rows[~parsed], f"{name}: not {unit}")
             return self._epoch(pa.array(numbers), rows, spec, checks, ms)
         if spec.format != ISO8601:
             parsed_times = pc.strptime(values, format=spec.format, unit="ms", error_is_null=True)
-            passed = np.ones(len(checks.ok), dtype=bool)
-            passed[rows] = pc.is_valid(parsed_times).to_numpy(zero_copy_only=False)
-            checks.require(passed, f"{name}: does not match the format {spec.format!r}")
+            matched = pc.is_valid(parsed_times).to_numpy(zero_copy_only=False)
+            _refuse(checks, rows[~matched], f"{name}: does not match the format {spec.format!r}")
             if parsed_times.type.tz is not None:
                 ms[rows] = parsed_times.cast(pa.int64()).fill_null(0).to_numpy()
                 return ms
             return self._local(parsed_times, rows, motors, checks, ms)
+        return self._iso(values, rows, motors, checks, ms)
+
+    def _iso(
+        self, values: pa.Array, rows: NDArray[np.intp], motors: pa.Array, checks: RowChecks, ms: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        """ISO 8601 texts: with an offset, moments; without, wall-clock times in the mapping's timezone."""
+        name, zone = self.spec.column, self.spec.timezone
+        iso = pc.match_substring_regex(values, _ISO_TEXT).to_numpy(zero_copy_only=False)
+        _refuse(checks, rows[~iso], f"{name}: not ISO 8601")
+        rows, values = rows[iso], values.filter(pa.array(iso))
         offset = pc.match_substring_regex(values, _OFFSET).to_numpy(zero_copy_only=False)
-        if not offset.all() and spec.timezone is None:
-            passed = np.ones(len(checks.ok), dtype=bool)
-            passed[rows[~offset]] = False
-            checks.require(passed, f"{name}: no UTC offset (and the mapping gives no timezone)")
+        if zone is None:
+            _refuse(checks, rows[~offset], f"{name}: no UTC offset (and the mapping gives no timezone)")
         aware, aware_ok = _cast_each(values.filter(pa.array(offset)), pa.timestamp("us", tz="UTC"))
-        passed = np.ones(len(checks.ok), dtype=bool)
-        passed[rows[offset]] = aware_ok
+        _refuse(checks, rows[offset][~aware_ok], f"{name}: not ISO 8601")
         ms[rows[offset]] = aware // 1000
-        if spec.timezone is not None and not offset.all():
+        if zone is not None and not offset.all():
             naive, naive_ok = _cast_each(values.filter(pa.array(~offset)), pa.timestamp("us"))
-            passed[rows[~offset]] = naive_ok
-            checks.require(passed, f"{name}: not ISO 8601")
-            local_rows = rows[~offset][naive_ok]
+            _refuse(checks, rows[~offset][~naive_ok], f"{name}: not ISO 8601")
             walls = pa.array(naive[naive_ok], pa.timestamp("us"))
-            self._local(walls, local_rows, motors, checks, ms)
-        else:
-            checks.require(passed, f"{name}: not ISO 8601")
+            self._local(walls, rows[~offset][naive_ok], motors, checks, ms)
         return ms
 
     @staticmethod
@@ -146,9 +155,7 @@ class Moments:
         values = numbers.to_numpy(zero_copy_only=False).astype(np.float64)
         scaled = values * (1000.0 if spec.format == EPOCH_S else 1.0)
         finite = np.isfinite(scaled) & (np.abs(scaled) < 2**62)
-        passed = np.ones(len(checks.ok), dtype=bool)
-        passed[rows] = finite
-        checks.require(passed, f"{spec.column}: not a finite number")
+        _refuse(checks, rows[~finite], f"{spec.column}: not a finite number")
         ms[rows[finite]] = np.round(scaled[finite]).astype(np.int64)
         return ms
 
@@ -168,9 +175,11 @@ class Moments:
             moments("earliest", "latest"),
         )
         missing = earliest != skipped
-        passed = np.ones(len(checks.ok), dtype=bool)
-        passed[rows[missing]] = False
-        checks.require(passed, f"{spec.column}: a local time that does not exist in {zone} (the clocks went forward)")
+        _refuse(
+            checks,
+            rows[missing],
+            f"{spec.column}: a local time that does not exist in {zone} (the clocks went forward)",
+        )
         chosen = earliest.copy()
         twice = np.flatnonzero((earliest != latest) & ~missing)
         if len(twice):

@@ -47,8 +47,8 @@ def columns_of(path: Path, delimiter: str) -> list[str]:
         if kind(path) == "parquet":
             return list(pq.ParquetFile(path).schema_arrow.names)
         with _open(path) as raw:
-            reader = pacsv.open_csv(raw, parse_options=pacsv.ParseOptions(delimiter=delimiter))
-            return list(reader.schema.names)
+            options = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda _row: "skip")
+            return list(pacsv.open_csv(raw, parse_options=options).schema.names)
     except (OSError, pa.ArrowInvalid, EOFError) as exc:
         raise MappingError(f"{path}: cannot be read as {kind(path).upper()} ({_first_line(exc)})") from exc
 

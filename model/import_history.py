@@ -41,7 +41,7 @@ with setup_needed("model/import_history.py"):
     from model.import_convert import TelemetryConverter
     from model.import_logs import LogConverter
     from model.import_mapping import LogSpec, Mapping, MappingError, TelemetrySpec, load_mapping
-    from model.import_sources import BLOCK_BYTES, batches, check_columns
+    from model.import_sources import BATCH_ROWS, BLOCK_BYTES, batches, check_columns
 
 WRITER = "import"
 """The stream name in the archive objects' names."""
@@ -85,6 +85,17 @@ class ImportReport:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How files are read: CSV bytes parsed at a time, rows converted at a time."""
+
+    block_bytes: int
+    batch_rows: int
+
+    def options(self) -> dict[str, int]:
+        return {"block_bytes": self.block_bytes, "batch_rows": self.batch_rows}
+
+
 class Progress:
     """A line on stderr every few seconds of a long import: the file, rows so far, how far through, rows/s."""
 
@@ -102,7 +113,12 @@ class Progress:
 
 
 def import_history(
-    mapping: Mapping, out: Path, *, block_bytes: int = BLOCK_BYTES, progress: TextIO | None = None
+    mapping: Mapping,
+    out: Path,
+    *,
+    block_bytes: int = BLOCK_BYTES,
+    batch_rows: int = BATCH_ROWS,
+    progress: TextIO | None = None,
 ) -> ImportReport:
     """Import what `mapping` names into the archive folder `out`; MappingError before any row if it cannot."""
     started = time.monotonic()
@@ -112,11 +128,11 @@ def import_history(
     show = Progress(progress)
     with ArchiveWriter(out, WRITER) as writer:
         if mapping.telemetry is not None:
-            report.telemetry = _telemetry(mapping.telemetry, writer, block_bytes, show)
+            report.telemetry = _telemetry(mapping.telemetry, writer, Reading(block_bytes, batch_rows), show)
         actions: list[tuple[dict[str, Any], int]] = []
         for spec in (mapping.failures, mapping.services):
             if spec is not None:
-                section, found = _log(spec, block_bytes)
+                section, found = _log(spec, Reading(block_bytes, batch_rows))
                 setattr(report, spec.section, section)
                 actions += found
         writer.write_actions([action for action, _ in actions], [at_ms for _, at_ms in actions])
@@ -136,12 +152,12 @@ def _check_columns(mapping: Mapping) -> None:
                 check_columns(path, spec.delimiter, spec.columns())
 
 
-def _telemetry(spec: TelemetrySpec, writer: ArchiveWriter, block_bytes: int, show: Progress) -> SectionReport:
+def _telemetry(spec: TelemetrySpec, writer: ArchiveWriter, reading: Reading, show: Progress) -> SectionReport:
     converter = TelemetryConverter(spec)
     section = SectionReport(files=len(spec.files))
     columns = list(spec.columns())
     for number, path in enumerate(spec.files, start=1):
-        for batch in batches(path, columns, spec.delimiter, converter.refused, block_bytes):
+        for batch in batches(path, columns, spec.delimiter, converter.refused, **reading.options()):
             section.rows += batch.rows.num_rows
             section.largest_batch = max(section.largest_batch, batch.rows.num_rows)
             readings, ms = converter.convert(batch.rows)
@@ -155,12 +171,12 @@ def _telemetry(spec: TelemetrySpec, writer: ArchiveWriter, block_bytes: int, sho
     return section
 
 
-def _log(spec: LogSpec, block_bytes: int) -> tuple[SectionReport, list[tuple[dict[str, Any], int]]]:
+def _log(spec: LogSpec, reading: Reading) -> tuple[SectionReport, list[tuple[dict[str, Any], int]]]:
     converter = LogConverter(spec)
     section = SectionReport(files=len(spec.files))
     found: list[tuple[dict[str, Any], int]] = []
     for path in spec.files:
-        for batch in batches(path, list(spec.columns()), spec.delimiter, converter.refused, block_bytes):
+        for batch in batches(path, list(spec.columns()), spec.delimiter, converter.refused, **reading.options()):
             section.rows += batch.rows.num_rows
             section.largest_batch = max(section.largest_batch, batch.rows.num_rows)
             actions = converter.convert(batch.rows, path.name)

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,9 +23,10 @@ import pyarrow.parquet as pq
 
 from model.import_mapping import FILE_KINDS, MappingError
 
-BLOCK_BYTES = 16 << 20
-"""CSV bytes parsed at a time (tens of thousands of rows); Parquet files are read a row group at a time."""
-PARQUET_BATCH_ROWS = 262_144
+BLOCK_BYTES = 1 << 20
+"""CSV bytes parsed at a time. pyarrow reads a few dozen blocks ahead, so this bounds the memory a file takes."""
+BATCH_ROWS = 131_072
+"""Rows converted at a time: parsed blocks are gathered up to this many (the conversion has a cost per batch)."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,37 @@ def check_columns(path: Path, delimiter: str, wanted: dict[str, str]) -> None:
 
 
 def batches(
-    path: Path, columns: list[str], delimiter: str, refused: Counter[str], block_bytes: int = BLOCK_BYTES
+    path: Path,
+    columns: list[str],
+    delimiter: str,
+    refused: Counter[str],
+    *,
+    block_bytes: int = BLOCK_BYTES,
+    batch_rows: int = BATCH_ROWS,
 ) -> Iterator[Batch]:
-    """The file's rows, `columns` only, a batch at a time; a CSV line that is no row is counted in `refused`."""
+    """The file's rows, `columns` only, about `batch_rows` at a time; a CSV line that is no row counts in `refused`."""
     if kind(path) == "parquet":
-        yield from _parquet(path, columns)
+        yield from _parquet(path, columns, batch_rows)
         return
+    gathered: list[pa.RecordBatch] = []
+    for rows, done, total in _csv_blocks(path, columns, delimiter, refused, block_bytes):
+        gathered.append(rows)
+        if sum(block.num_rows for block in gathered) >= batch_rows:
+            yield Batch(_blank_as_null(_combine(gathered)), done, total)
+            gathered = []
+    if gathered:
+        yield Batch(_blank_as_null(_combine(gathered)), path.stat().st_size, path.stat().st_size)
+
+
+def _combine(blocks: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(blocks) == 1:
+        return blocks[0]
+    return pa.Table.from_batches(blocks).combine_chunks().to_batches()[0]
+
+
+def _csv_blocks(
+    path: Path, columns: list[str], delimiter: str, refused: Counter[str], block_bytes: int
+) -> Iterator[tuple[pa.RecordBatch, int, int]]:
     total = path.stat().st_size
 
     def malformed(row: Any) -> str:
@@ -78,7 +104,7 @@ def batches(
     with _open(path) as raw:
         reader = pacsv.open_csv(
             raw,
-            read_options=pacsv.ReadOptions(block_size=block_bytes),
+            read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=malformed),
             convert_options=pacsv.ConvertOptions(
                 include_columns=columns,
@@ -89,13 +115,13 @@ def batches(
             ),
         )
         for rows in reader:
-            yield Batch(_blank_as_null(rows), _position(raw), total)
+            yield rows, _position(raw), total
 
 
-def _parquet(path: Path, columns: list[str]) -> Iterator[Batch]:
+def _parquet(path: Path, columns: list[str], batch_rows: int) -> Iterator[Batch]:
     source = pq.ParquetFile(path)
     total, done = max(source.metadata.num_rows, 1), 0
-    for rows in source.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+    for rows in source.iter_batches(batch_size=batch_rows, columns=columns):
         done += rows.num_rows
         yield Batch(_blank_as_null(rows), done, total)
 
@@ -112,14 +138,15 @@ def _blank_as_null(rows: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=rows.schema.names)
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path) -> Any:
+    """A gzip file through Python's gzip (its position counts compressed bytes), any other as pyarrow's stream."""
     if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
+        return gzip.open(path, "rb")
+    return pa.input_stream(str(path))
 
 
-def _position(raw: BinaryIO) -> int:
-    """Bytes of the file read so far (of the compressed file, for a .gz)."""
+def _position(raw: Any) -> int:
+    """Bytes of the file read so far (of the compressed file, for a .gz); pyarrow reads some blocks ahead."""
     inner = getattr(raw, "fileobj", None)
     return int((inner if inner is not None else raw).tell())
 

@@ -166,7 +166,7 @@ def make_targets() -> dict[str, str]:
 def script_options() -> set[str]:
     """Every `--option` an argparse parser of this repository defines, read from the source."""
     found: set[str] = set()
-    for folder in ("device", "model", "scripts", "benchmarks", "local"):
+    for folder in ("device", "model", "scripts", "benchmarks", "local", "tests"):
         for path in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":

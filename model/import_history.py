@@ -103,13 +103,17 @@ class Progress:
         self.stream, self.started = stream, time.monotonic()
         self._last = self.started
 
+    def say(self, line: str) -> None:
+        if self.stream is not None:
+            print(f"  {line}", file=self.stream, flush=True)
+
     def update(self, where: str, rows: int, fraction: float) -> None:
         now = time.monotonic()
         if self.stream is None or now - self._last < PROGRESS_EVERY_S:
             return
         self._last = now
         rate = rows / max(now - self.started, 1e-9)
-        print(f"  {where}: {rows:,} rows, {fraction:.0%} of the file, {rate:,.0f} rows/s", file=self.stream, flush=True)
+        self.say(f"{where}: {rows:,} rows, {fraction:.0%} of the file, {rate:,.0f} rows/s")
 
 
 def import_history(
@@ -153,6 +157,8 @@ def _check_columns(mapping: Mapping) -> None:
 
 
 def _telemetry(spec: TelemetrySpec, writer: ArchiveWriter, reading: Reading, show: Progress) -> SectionReport:
+    size_mb = sum(path.stat().st_size for path in spec.files) / 1e6
+    show.say(f"importing {len(spec.files)} telemetry file{'s' if len(spec.files) != 1 else ''} ({size_mb:,.0f} MB)")
     converter = TelemetryConverter(spec)
     section = SectionReport(files=len(spec.files))
     columns = list(spec.columns())
@@ -224,9 +230,11 @@ def _section(name: str, what: str, section: SectionReport) -> list[str]:
     if section.first_ms is not None and section.last_ms is not None:
         span = f", {_day(section.first_ms)} to {_day(section.last_ms)}"
     refused = sum(section.refused.values())
+    files = f"{section.files} file{'s' if section.files != 1 else ''}"
+    motors = f"{len(section.motors)} motor{'s' if len(section.motors) != 1 else ''}"
     lines = [
-        f"  {name}: {section.rows:,} rows in {section.files} files: {section.kept:,} {what} "
-        f"of {len(section.motors)} motors{span}; {refused:,} refused{':' if refused else ''}"
+        f"  {name}: {section.rows:,} rows in {files}: {section.kept:,} {what} of {motors}{span}; "
+        f"{refused:,} refused{':' if refused else ''}"
     ]
     for reason, count in section.refused.most_common(SHOWN_REASONS):
         lines.append(f"    {count:>10,}  {reason}")

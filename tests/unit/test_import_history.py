@@ -290,13 +290,16 @@ def test_the_command_line_reports_what_it_imported_and_one_line_when_it_stops(
     lines: list[str] = []
     status = import_history.main([str(tmp_path / "mapping.yaml"), "--out", str(tmp_path / "a")], out=lines.append)
     assert status == 0
-    assert "  telemetry: 1 rows in 1 files: 1 readings of 1 motors, 2025-06-01 to 2025-06-01; 0 refused" in lines
+    assert capsys.readouterr().err == "  importing 1 telemetry file (0 MB)\n", "progress on stderr"
+    assert "  telemetry: 1 rows in 1 file: 1 readings of 1 motor, 2025-06-01 to 2025-06-01; 0 refused" in lines
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise OSError("disk full")
 
     monkeypatch.setattr(import_history.TelemetryConverter, "convert", broken)
-    status = import_history.main([str(tmp_path / "mapping.yaml"), "--out", str(tmp_path / "b")], out=lines.append)
+    status = import_history.main(
+        [str(tmp_path / "mapping.yaml"), "--out", str(tmp_path / "b"), "--quiet"], out=lines.append
+    )
     assert status == 1
     assert capsys.readouterr().err == "import_history: stopped, nothing written: disk full\n"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -327,3 +328,14 @@ def test_an_import_that_stops_half_way_leaves_no_object(tmp_path: Path, monkeypa
         )
     assert len(calls) == 3
     assert not [path for path in (tmp_path / "archive").rglob("*") if path.is_file()]
+
+
+def test_gzip_compressed_and_semicolon_separated_exports(tmp_path: Path) -> None:
+    rows = HEADER.replace(",", ";") + "P-1;2025-06-01T12:00:00Z;RUN;1780;212;0.1;60;10\n"
+    with gzip.open(tmp_path / "telemetry.csv.gz", "wt", encoding="utf-8") as handle:
+        handle.write(rows)
+    mapping = MAPPING.replace("[telemetry.csv]", "[telemetry.csv.gz]") + '  delimiter: ";"\n'
+    (tmp_path / "mapping.yaml").write_text(mapping, encoding="utf-8")
+    import_history.import_history(load_mapping(tmp_path / "mapping.yaml"), tmp_path / "archive")
+    [reading] = Archive.open(tmp_path / "archive").readings().table.to_pylist()
+    assert reading["bearing_temp_c"] == pytest.approx(100.0)

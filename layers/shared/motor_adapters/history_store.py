@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.errors import StoreUnavailable
 from motor_maintenance.history import HISTORY_HOURS_MAX, Entry, Point, Seen, entry_for
-from motor_maintenance.ports import BatchStateStore, HistoryStore, StateStore
+from motor_maintenance.ports import BatchStateStore, HistoryRecorder, StateStore
 from motor_maintenance.state import MotorState
 
 KEEP_S = (HISTORY_HOURS_MAX + 1) * 3600
@@ -29,8 +29,8 @@ def _sort_key(at_ms: int, version: int) -> str:
     return f"{at_ms:013d}#{version:012d}"
 
 
-class DynamoHistoryStore:
-    """Implements motor_maintenance.ports.HistoryStore."""
+class DynamoHistoryWriter:
+    """Implements motor_maintenance.ports.HistoryRecorder: PutItem only (every function that saves states)."""
 
     def __init__(self, table_name: str, client: Any) -> None:
         self._table = table_name
@@ -51,6 +51,14 @@ class DynamoHistoryStore:
             self._client.put_item(TableName=self._table, Item=item)
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable(f"cannot record the history of {entry.motor_id}: {exc}") from exc
+
+
+class DynamoHistoryReader:
+    """Implements motor_maintenance.ports.HistoryReader: Query only (ConsoleFunction)."""
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
 
     def entries(self, motor_id: str, from_ms: int, to_ms: int) -> list[Entry]:
         kwargs: dict[str, Any] = {
@@ -88,13 +96,13 @@ def _entry_of(item: dict[str, Any]) -> Entry:
 
 
 class RecordingStateStore:
-    """A StateStore that also records, in a HistoryStore, what each saved state adds to the motor's history.
+    """A StateStore that also records, in a HistoryRecorder, what each saved state adds to the motor's history.
 
     The history is for charts, not the record (the archive is): an entry that cannot be written is handed
     to `on_error` (the shell logs and counts it) and the use case carries on, its state saved.
     """
 
-    def __init__(self, inner: StateStore, history: HistoryStore, on_error: Callable[[Exception], None]) -> None:
+    def __init__(self, inner: StateStore, history: HistoryRecorder, on_error: Callable[[Exception], None]) -> None:
         self._inner = inner
         self._history = history
         self._on_error = on_error
@@ -125,7 +133,7 @@ class RecordingStateStore:
 class RecordingBatchStateStore(RecordingStateStore):
     """RecordingStateStore over a BatchStateStore: the batch read remembered as each motor's load."""
 
-    def __init__(self, inner: BatchStateStore, history: HistoryStore, on_error: Callable[[Exception], None]) -> None:
+    def __init__(self, inner: BatchStateStore, history: HistoryRecorder, on_error: Callable[[Exception], None]) -> None:
         super().__init__(inner, history, on_error)
         self._batch = inner
 

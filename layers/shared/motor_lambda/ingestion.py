@@ -42,9 +42,8 @@ def inference_ports(settings: InferenceSettings, on_history_error: HistoryErrors
         if model is not None
         else None
     )
-    states = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"))
-    store = recorded_batch(states, settings, on_history_error)
-    return InferencePorts(store, model, publisher, config_source(settings), monitor)
+    store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"))
+    return InferencePorts(recorded_batch(store, settings, on_history_error), model, publisher, config_source(settings), monitor)
 
 
 def predictor(settings: InferenceSettings) -> Predictor | None:

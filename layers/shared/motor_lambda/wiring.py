@@ -20,7 +20,12 @@ from motor_adapters import clients
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoDueIndex, DynamoStateStore
 from motor_adapters.fleet_reader import DynamoFleetReader
-from motor_adapters.history_store import DynamoHistoryStore, RecordingBatchStateStore, RecordingStateStore
+from motor_adapters.history_store import (
+    DynamoHistoryReader,
+    DynamoHistoryWriter,
+    RecordingBatchStateStore,
+    RecordingStateStore,
+)
 from motor_adapters.iot_publisher import IotAlarmPublisher
 from motor_lambda.settings import ConsoleSettings, MotorStateSettings
 from motor_maintenance.config import DetectorConfig
@@ -29,7 +34,7 @@ from motor_maintenance.ports import (
     BatchStateStore,
     EventPublisher,
     FleetReader,
-    HistoryStore,
+    HistoryReader,
     Predictor,
     StateStore,
 )
@@ -70,7 +75,7 @@ class ConsolePorts:
     """ConsoleFunction's: the fleet and its history to read, and what an operator's action needs."""
 
     fleet: FleetReader
-    history: HistoryStore
+    history: HistoryReader
     store: StateStore
     publisher: EventPublisher
     source: ConfigSource
@@ -98,7 +103,7 @@ def console_ports(settings: ConsoleSettings, on_history_error: HistoryErrors) ->
     store = DynamoStateStore(settings.state_table_name, clients.client("dynamodb"))
     return ConsolePorts(
         DynamoFleetReader(settings.state_table_name, clients.client("dynamodb")),
-        history_store(settings),
+        DynamoHistoryReader(settings.history_table_name, clients.client("dynamodb")),
         recorded(store, settings, on_history_error),
         alarm_publisher(settings),
         config_source(settings),
@@ -109,18 +114,18 @@ def recorded(store: StateStore, settings: MotorStateSettings, on_error: HistoryE
     """The store, feeding the console's history as it saves (when the function is given a history table)."""
     if not settings.history_table_name:
         return store
-    return RecordingStateStore(store, history_store(settings), on_error)
+    return RecordingStateStore(store, history_writer(settings), on_error)
 
 
 def recorded_batch(store: BatchStateStore, settings: MotorStateSettings, on_error: HistoryErrors) -> BatchStateStore:
     """`recorded` for a store that also reads many motors at once."""
     if not settings.history_table_name:
         return store
-    return RecordingBatchStateStore(store, history_store(settings), on_error)
+    return RecordingBatchStateStore(store, history_writer(settings), on_error)
 
 
-def history_store(settings: MotorStateSettings) -> DynamoHistoryStore:
-    return DynamoHistoryStore(settings.history_table_name, clients.client("dynamodb"))
+def history_writer(settings: MotorStateSettings) -> DynamoHistoryWriter:
+    return DynamoHistoryWriter(settings.history_table_name, clients.client("dynamodb"))
 
 
 def history_errors(logger: Logger, metrics: Metrics) -> HistoryErrors:

@@ -78,12 +78,16 @@ class FleetReader(Protocol):
         ...
 
 
-class HistoryStore(Protocol):
-    """A motor's recent history (motor_maintenance.history), kept a limited time."""
+class HistoryRecorder(Protocol):
+    """Where a motor's recent history (motor_maintenance.history) is written, kept a limited time."""
 
     def record(self, entry: Entry) -> None:
         """Keep one entry; raises StoreUnavailable."""
         ...
+
+
+class HistoryReader(Protocol):
+    """Where the console reads a motor's recent history: a port of its own, so only its role may query it."""
 
     def entries(self, motor_id: str, from_ms: int, to_ms: int) -> list[Entry]:
         """The motor's entries from `from_ms` to `to_ms`, in time order; raises StoreUnavailable."""

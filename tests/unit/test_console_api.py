@@ -343,3 +343,13 @@ def test_an_unknown_route_is_404(console: ModuleType, aws: FakeAws, lambda_conte
     status, body = call(console, request("console-fleet", path="/pumps"), lambda_context)
 
     assert (status, body["error"]) == (404, "not_found")
+
+
+def test_a_store_that_cannot_be_read_is_503_with_a_reason_to_retry(
+    console: ModuleType, fleet: None, aws: FakeAws, lambda_context: LambdaContext
+) -> None:
+    aws.dynamodb.delete_table(TableName="motor-state")
+
+    status, body = call(console, request("console-fleet"), lambda_context)
+
+    assert (status, body) == (503, {"error": "unavailable", "message": "the motors' store is unavailable; try again"})

@@ -156,7 +156,7 @@ def console_api(ports: Callable[[], ConsolePorts], logger: Logger, metrics: Metr
         logger.info("console request refused", status=exc.status, reason=exc.message)
         return _error(exc.status, exc.code, exc.message)
 
-    @app.exception_handler((StoreUnavailable, PublishFailed, ConflictPersisted))
+    @app.exception_handler([StoreUnavailable, PublishFailed, ConflictPersisted])
     def unavailable(exc: Exception) -> Response[str]:
         logger.warning("console request failed", reason=str(exc))
         return _error(503, "unavailable", "the motors' store is unavailable; try again")

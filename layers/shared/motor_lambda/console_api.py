@@ -132,7 +132,8 @@ def console_api(ports: Callable[[], ConsolePorts], logger: Logger, metrics: Metr
     def act(motor_id: str) -> Response[str]:
         who = caller(acting=True)
         body = _action_body(app.current_event.decoded_body)
-        known_motor(motor_id)
+        if not _MOTOR_ID.fullmatch(motor_id):
+            raise ApiError(404, "not_found", f"no motor {motor_id!r}")
         now = datetime.now(UTC)
         try:
             action = OperatorAction.model_validate(
@@ -141,6 +142,7 @@ def console_api(ports: Callable[[], ConsolePorts], logger: Logger, metrics: Metr
         except ValidationError as exc:
             metrics.add_metric(name="ConsoleActionsRejected", unit=MetricUnit.Count, value=1)
             raise ApiError(400, "bad_request", describe_validation_error(exc)) from exc
+        known_motor(motor_id)
         adapters = ports()
         config = current_config(adapters.source, logger, metrics)
         result = process_action(action, store=adapters.store, publisher=adapters.publisher, config=config, now=now)

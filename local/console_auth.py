@@ -79,21 +79,26 @@ class LocalIssuer:
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{b64url(signature)}"
 
-    def claims(self, user: LocalUser, token_use: str, lifetime_s: int, now_s: int | None = None) -> dict[str, Any]:
-        """Claims as Cognito's access token (client_id, username, scope) or ID token (aud, cognito:username) has."""
+    def claims(self, user: LocalUser, kind: str, lifetime_s: int, now_s: int | None = None) -> dict[str, Any]:
+        """Claims as Cognito's access token (`kind` "access": client_id, username, scope) or ID token ("id": aud,
+        cognito:username) has."""
         now = int(time.time()) if now_s is None else now_s
         common = {
             "sub": user.sub,
             "cognito:groups": list(user.groups),
             "iss": self.issuer,
-            "token_use": token_use,
+            "token_use": kind,
             "auth_time": now,
             "iat": now,
             "exp": now + lifetime_s,
             "jti": str(uuid.uuid4()),
         }
-        if token_use == "id":
-            return common | {"aud": self.client_id, "cognito:username": user.username, "email": f"{user.username}@localhost"}
+        if kind == "id":
+            return common | {
+                "aud": self.client_id,
+                "cognito:username": user.username,
+                "email": f"{user.username}@localhost",
+            }
         return common | {"client_id": self.client_id, "username": user.username, "scope": ACCESS_SCOPES, "version": 2}
 
     def tokens(self, user: LocalUser, lifetime_s: int) -> dict[str, Any]:

@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from local.console_auth import OPERATOR, VIEWER, JwtVerifier, LocalIssuer, LocalUser, Unauthorized, claims_context, pkce_matches
+from local.console_auth import (
+    OPERATOR,
+    VIEWER,
+    JwtVerifier,
+    LocalIssuer,
+    LocalUser,
+    Unauthorized,
+    claims_context,
+    pkce_matches,
+)
 
 log = logging.getLogger("local.console")
 
@@ -156,7 +165,7 @@ def _bind(port: int) -> ThreadingHTTPServer:
 
 
 def api_event(
-    method: str, route_key: str, path: str, query: str, headers: dict[str, str], body: str, claims: dict[str, Any]
+    method: str, route_key: str, *, path: str, query: str, headers: dict[str, str], body: str, claims: dict[str, Any]
 ) -> dict[str, Any]:
     """The payload 2.0 event an HTTP API sends its integration, with the verified claims as strings."""
     now = time.time()
@@ -206,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
     def console(self) -> ConsoleServer:
         return self.server.console  # type: ignore[attr-defined,no-any-return]
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
@@ -258,7 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
             challenge = f'Bearer scope="" error="invalid_token" error_description="{exc}"'
             self._json(401, {"message": "Unauthorized"}, {"www-authenticate": challenge})
             return
-        event = api_event(method, route_key, path, query, dict(self.headers.items()), body, claims)
+        event = api_event(
+            method, route_key, path=path, query=query, headers=dict(self.headers.items()), body=body, claims=claims
+        )
         result, error = self.console.invoke(event)
         if error is not None or not isinstance(result, dict) or "statusCode" not in result:
             log.warning("ConsoleFunction failed: %s", error)
@@ -337,7 +348,8 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/":
                 note = (
                     "<!doctype html><title>Operator console</title><h1>Operator console</h1>"
-                    f"<p>No page in {html.escape(str(root))} yet. The API answers on this address: see docs/console.md.</p>"
+                    f"<p>No page in {html.escape(str(root))} yet. The API answers on this address "
+                    "(docs/console.md).</p>"
                 )
                 self._send(200, note.encode(), {"Content-Type": "text/html; charset=utf-8"})
             else:

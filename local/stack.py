@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from local.console_server import ConsoleServer, start_console
 from local.aws import LocalAws
+from local.console_server import ConsoleServer, start_console
 from local.iot_core import SERVICES, IotCore
 from local.observe import AlertReader, Listener, Observer, settle
 from local.options import REGION, STATE_DIR, StackOptions, shown

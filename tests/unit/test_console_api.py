@@ -75,7 +75,11 @@ def fleet(inference: ModuleType, lambda_context: LambdaContext) -> None:
     motor-002 and motor-003 healthy, motor-003 stopped (not scored)."""
     start = NOW_MS - 10 * 60_000
     for seq, minute in enumerate((0, 3, 6), start=1):
-        feed(inference, lambda_context, reading_payload(seq, motor_id="motor-001", fluid_temp_c=212.5) | {"ts": start + minute * 60_000})
+        feed(
+            inference,
+            lambda_context,
+            reading_payload(seq, motor_id="motor-001", fluid_temp_c=212.5) | {"ts": start + minute * 60_000},
+        )
     feed(inference, lambda_context, reading_payload(1, motor_id="motor-002") | {"ts": start})
     feed(inference, lambda_context, reading_payload(1, motor_id="motor-003", running=False) | {"ts": start})
 
@@ -89,8 +93,8 @@ def test_the_fleet_is_listed_riskiest_first_with_probabilities_and_alarm_states(
     status, body = call(console, request("console-fleet"), lambda_context)
 
     assert status == 200
-    assert [motor["motor_id"] for motor in body["motors"]][0] == "motor-001"
     first = body["motors"][0]
+    assert first["motor_id"] == "motor-001"
     assert first["worst_alarm"] == {"name": "fluid_overtemperature", "state": "ACTIVE"}
     assert first["alarm_states"]["fluid_overtemperature"] == "ACTIVE"
     assert 0.0 <= first["failure_probability"] <= 1.0
@@ -165,7 +169,9 @@ def test_a_motor_shows_every_alarm_with_its_state_since_when_and_the_actions_tha
 
 
 @pytest.mark.parametrize("motor_id", ["motor-999", "__health__#model", "no%20such"])
-def test_an_unknown_motor_is_404(console: ModuleType, fleet: None, lambda_context: LambdaContext, motor_id: str) -> None:
+def test_an_unknown_motor_is_404(
+    console: ModuleType, fleet: None, lambda_context: LambdaContext, motor_id: str
+) -> None:
     status, body = call(console, request("console-motor", path=f"/motors/{motor_id}"), lambda_context)
 
     assert (status, body["error"]) == (404, "not_found")
@@ -208,7 +214,9 @@ def test_a_window_longer_than_the_history_keeps_is_400(
     assert (status, body["message"]) == (400, "hours must be a whole number from 1 to 24")
 
 
-def test_the_history_of_an_unknown_motor_is_404(console: ModuleType, fleet: None, lambda_context: LambdaContext) -> None:
+def test_the_history_of_an_unknown_motor_is_404(
+    console: ModuleType, fleet: None, lambda_context: LambdaContext
+) -> None:
     assert call(console, request("console-history", path="/motors/motor-999/history"), lambda_context)[0] == 404
 
 
@@ -242,7 +250,9 @@ def test_an_operator_named_in_the_body_is_refused_the_token_decides(
     assert not [payload for _, payload in aws.published() if payload["transition"] == "acknowledged"]
 
 
-def test_the_same_action_id_twice_is_applied_once(console: ModuleType, fleet: None, lambda_context: LambdaContext) -> None:
+def test_the_same_action_id_twice_is_applied_once(
+    console: ModuleType, fleet: None, lambda_context: LambdaContext
+) -> None:
     first = call(console, request("console-acknowledge"), lambda_context)
     second = call(console, request("console-acknowledge"), lambda_context)
 
@@ -269,7 +279,11 @@ def test_a_snooze_with_its_duration_is_applied(console: ModuleType, fleet: None,
         ({"action": "acknowledge"}, 400, "action 'acknowledge' needs the name of an alarm"),
         ({"action": "acknowledge", "alarm": "no_such_alarm"}, 400, "motor has no alarm 'no_such_alarm'"),
         ({"action": "acknowledge", "alarm": "schedule"}, 409, "cannot acknowledge 'schedule' in state NORMAL"),
-        ({"action": "reset", "alarm": "fluid_overtemperature", "motor_id": "motor-002"}, 400, "not allowed in an action: motor_id"),
+        (
+            {"action": "reset", "alarm": "fluid_overtemperature", "motor_id": "motor-002"},
+            400,
+            "not allowed in an action: motor_id",
+        ),
         ([1, 2], 400, "the body is not a JSON object"),
     ],
 )
@@ -306,7 +320,9 @@ def test_an_action_on_an_unknown_motor_is_404(console: ModuleType, fleet: None, 
 # --- who may do what ---------------------------------------------------------------------------
 
 
-def test_a_viewer_reads_but_cannot_act(console: ModuleType, aws: FakeAws, fleet: None, lambda_context: LambdaContext) -> None:
+def test_a_viewer_reads_but_cannot_act(
+    console: ModuleType, aws: FakeAws, fleet: None, lambda_context: LambdaContext
+) -> None:
     assert call(console, request("console-motor", groups=["viewers"]), lambda_context)[0] == 200
 
     status, body = call(console, request("console-acknowledge", groups=["viewers"]), lambda_context)
@@ -315,7 +331,9 @@ def test_a_viewer_reads_but_cannot_act(console: ModuleType, aws: FakeAws, fleet:
     assert not [payload for _, payload in aws.published() if payload["transition"] == "acknowledged"]
 
 
-def test_a_user_in_no_console_group_reads_nothing(console: ModuleType, fleet: None, lambda_context: LambdaContext) -> None:
+def test_a_user_in_no_console_group_reads_nothing(
+    console: ModuleType, fleet: None, lambda_context: LambdaContext
+) -> None:
     assert call(console, request("console-fleet", groups=[]), lambda_context)[0] == 403
     assert call(console, request("console-fleet", groups=["admins"]), lambda_context)[0] == 403
 

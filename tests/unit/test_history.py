@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from typing import Any
 
@@ -45,7 +46,8 @@ def test_a_new_reading_adds_a_point_with_the_probability_the_model_gave_it() -> 
 def test_a_reading_the_model_did_not_score_has_no_probability() -> None:
     entry = entry_for(state(T0 + 60_000, 2, probability_ts_ms=T0), Seen((T0, 1), frozenset()))
 
-    assert entry is not None and entry.point is not None
+    assert entry is not None
+    assert entry.point is not None
     assert entry.point.failure_probability is None
 
 
@@ -53,13 +55,16 @@ def test_the_save_that_only_empties_the_outbox_adds_nothing() -> None:
     raised = event()
     saved_with_event = state(outbox=(raised,))
     first = entry_for(saved_with_event, Seen((None, None), frozenset()))
-    assert first is not None and first.transitions == (raised,)
+    assert first is not None
+    assert first.transitions == (raised,)
 
     assert entry_for(state(outbox=()), Seen.of(saved_with_event)) is None
 
 
 def test_an_action_adds_its_transitions_only_at_their_time() -> None:
-    acknowledged = event(transition="acknowledged", from_state="ACTIVE", to_state="ACKNOWLEDGED", at="2026-11-27T12:10:00Z")
+    acknowledged = event(
+        transition="acknowledged", from_state="ACTIVE", to_state="ACKNOWLEDGED", at="2026-11-27T12:10:00Z"
+    )
 
     entry = entry_for(state(outbox=(acknowledged,)), Seen((T0, 1), frozenset()))
 
@@ -92,7 +97,7 @@ def test_a_long_window_is_thinned_evenly_and_keeps_the_newest_point() -> None:
     assert len(kept) == POINTS_MAX
     assert kept[-1] == points[-1]
     assert kept == sorted(kept, key=lambda point: point.at_ms)
-    gaps = {b.at_ms - a.at_ms for a, b in zip(kept, kept[1:], strict=False)}
+    gaps = {b.at_ms - a.at_ms for a, b in itertools.pairwise(kept)}
     assert gaps <= {2, 3}
 
 

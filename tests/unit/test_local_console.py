@@ -50,7 +50,9 @@ def access(issuer: LocalIssuer, **changes: Any) -> dict[str, Any]:
 # --- the verifier: what API Gateway's JWT authorizer checks -----------------------------------------
 
 
-def test_an_access_token_of_the_issuer_verifies_with_or_without_bearer(issuer: LocalIssuer, verifier: JwtVerifier) -> None:
+def test_an_access_token_of_the_issuer_verifies_with_or_without_bearer(
+    issuer: LocalIssuer, verifier: JwtVerifier
+) -> None:
     token = issuer.sign(access(issuer))
 
     assert verifier.verify(f"Bearer {token}")["username"] == "local-viewer"
@@ -135,7 +137,9 @@ def test_no_token_or_not_a_jwt_is_refused(verifier: JwtVerifier, header: str | N
 
 
 def test_claims_reach_the_function_as_api_gateway_writes_them(issuer: LocalIssuer) -> None:
-    context = claims_context({"cognito:groups": ["operators", "viewers"], "exp": 1795783600, "username": "a", "x": True})
+    context = claims_context(
+        {"cognito:groups": ["operators", "viewers"], "exp": 1795783600, "username": "a", "x": True}
+    )
 
     assert context == {"cognito:groups": "[operators viewers]", "exp": "1795783600", "username": "a", "x": "true"}
 
@@ -170,7 +174,8 @@ def server(tmp_path: Path, recorded: Recorded) -> Iterator[ConsoleServer]:
 
 
 def fetch(url: str, *, token: str | None = None, data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=data, headers={"Authorization": f"Bearer {token}"} if token else {})
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - the server on loopback
     opener = urllib.request.build_opener(NoRedirect)
     try:
         with opener.open(request, timeout=10) as response:
@@ -207,14 +212,20 @@ def test_the_api_without_a_token_is_401_and_the_function_never_runs(server: Cons
     assert recorded.events == []
 
 
-def test_a_verified_request_reaches_the_function_as_a_payload_2_event(server: ConsoleServer, recorded: Recorded) -> None:
+def test_a_verified_request_reaches_the_function_as_a_payload_2_event(
+    server: ConsoleServer, recorded: Recorded
+) -> None:
     token = tokens(server)["viewer"]["access_token"]
 
     status, _, body = fetch(f"{server.url}/motors/motor-001/history?hours=2", token=token)
 
     assert (status, json.loads(body)) == (200, {"motors": []})
     (event,) = recorded.events
-    assert (event["version"], event["routeKey"], event["rawPath"]) == ("2.0", "GET /motors/{id}/history", "/motors/motor-001/history")
+    assert (event["version"], event["routeKey"], event["rawPath"]) == (
+        "2.0",
+        "GET /motors/{id}/history",
+        "/motors/motor-001/history",
+    )
     assert event["pathParameters"] == {"id": "motor-001"}
     assert event["queryStringParameters"] == {"hours": "2"}
     claims = event["requestContext"]["authorizer"]["jwt"]["claims"]

@@ -86,26 +86,11 @@ def group_names(claim: Any) -> list[str]:
 def console_api(ports: Callable[[], ConsolePorts], logger: Logger, metrics: Metrics) -> APIGatewayHttpResolver:
     """The resolver with the console's routes; `ports` gives the adapters (built on the first request)."""
     app = APIGatewayHttpResolver()
-
-    def caller(*, acting: bool = False) -> Caller:
-        metrics.add_metric(name="ConsoleRequests", unit=MetricUnit.Count, value=1)
-        who = Caller.of(app.current_event.request_context.authorizer.jwt_claim)
-        allowed = {OPERATORS} if acting else {OPERATORS, VIEWERS}
-        if not who.groups & allowed:
-            need = "acting on alarms needs the operators group" if acting else "reading needs operators or viewers"
-            raise ApiError(403, "forbidden", need)
-        logger.append_keys(user=who.username)
-        return who
-
-    def known_motor(motor_id: str) -> MotorState:
-        state = ports().fleet.motor(motor_id) if _MOTOR_ID.fullmatch(motor_id) else None
-        if state is None:
-            raise ApiError(404, "not_found", f"no motor {motor_id!r}")
-        return state
+    access = _Access(app, ports, logger, metrics)
 
     @app.get("/motors")
     def motors() -> Response[str]:
-        caller()
+        access.caller()
         query = app.current_event.query_string_parameters or {}
         limit = _integer(query, "limit", PAGE_DEFAULT, 1, PAGE_MAX)
         offset = _offset(query.get("next_token"))
@@ -114,15 +99,15 @@ def console_api(ports: Callable[[], ConsolePorts], logger: Logger, metrics: Metr
 
     @app.get("/motors/<motor_id>")
     def motor(motor_id: str) -> Response[str]:
-        caller()
-        state = known_motor(motor_id)
+        access.caller()
+        state = access.known_motor(motor_id)
         return _json(MotorDetail.of_state(state, current_config(ports().source, logger, metrics)))
 
     @app.get("/motors/<motor_id>/history")
     def history(motor_id: str) -> Response[str]:
-        caller()
+        access.caller()
         hours = _integer(app.current_event.query_string_parameters or {}, "hours", HOURS_DEFAULT, 1, HISTORY_HOURS_MAX)
-        known_motor(motor_id)
+        access.known_motor(motor_id)
         now = datetime.now(UTC)
         to_ms = int(now.timestamp() * 1000)
         from_ms = int((now - timedelta(hours=hours)).timestamp() * 1000)
@@ -130,21 +115,11 @@ def console_api(ports: Callable[[], ConsolePorts], logger: Logger, metrics: Metr
 
     @app.post("/motors/<motor_id>/actions")
     def act(motor_id: str) -> Response[str]:
-        who = caller(acting=True)
-        body = _action_body(app.current_event.decoded_body)
-        if not _MOTOR_ID.fullmatch(motor_id):
-            raise ApiError(404, "not_found", f"no motor {motor_id!r}")
-        now = datetime.now(UTC)
-        try:
-            action = OperatorAction.model_validate(
-                {"action_id": str(uuid.uuid4()), **body, "motor_id": motor_id, "ts": now, "operator": who.username}
-            )
-        except ValidationError as exc:
-            metrics.add_metric(name="ConsoleActionsRejected", unit=MetricUnit.Count, value=1)
-            raise ApiError(400, "bad_request", describe_validation_error(exc)) from exc
-        known_motor(motor_id)
+        who = access.caller(acting=True)
+        action = access.action(motor_id, _action_body(app.current_event.decoded_body), who)
         adapters = ports()
         config = current_config(adapters.source, logger, metrics)
+        now = datetime.now(UTC)
         result = process_action(action, store=adapters.store, publisher=adapters.publisher, config=config, now=now)
         report_action(action, result, logger, metrics)
         if result.outcome is Outcome.IGNORED:
@@ -153,21 +128,63 @@ def console_api(ports: Callable[[], ConsolePorts], logger: Logger, metrics: Metr
             raise ApiError(400, "bad_request", result.reason)
         return _json(ActionResponse.of(result), operator=who.username)
 
-    @app.exception_handler(ApiError)
     def refused(exc: ApiError) -> Response[str]:
         logger.info("console request refused", status=exc.status, reason=exc.message)
         return _error(exc.status, exc.code, exc.message)
 
-    @app.exception_handler([StoreUnavailable, PublishFailed, ConflictPersisted])
     def unavailable(exc: Exception) -> Response[str]:
         logger.warning("console request failed", reason=str(exc))
         return _error(503, "unavailable", "the motors' store is unavailable; try again")
+
+    # Registered by call: Powertools' exception_handler is an untyped decorator.
+    app.exception_handler(ApiError)(refused)
+    app.exception_handler([StoreUnavailable, PublishFailed, ConflictPersisted])(unavailable)
 
     @app.not_found
     def unknown_route(_: Exception) -> Response[str]:
         return _error(404, "not_found", f"no route {app.current_event.http_method} {app.current_event.path}")
 
     return app
+
+
+class _Access:
+    """Who calls, whether they may, and on which motor: what every route asks first."""
+
+    def __init__(
+        self, app: APIGatewayHttpResolver, ports: Callable[[], ConsolePorts], logger: Logger, metrics: Metrics
+    ) -> None:
+        self.app, self.ports, self.logger, self.metrics = app, ports, logger, metrics
+
+    def caller(self, *, acting: bool = False) -> Caller:
+        self.metrics.add_metric(name="ConsoleRequests", unit=MetricUnit.Count, value=1)
+        who = Caller.of(self.app.current_event.request_context.authorizer.jwt_claim)
+        allowed = {OPERATORS} if acting else {OPERATORS, VIEWERS}
+        if not who.groups & allowed:
+            need = "acting on alarms needs the operators group" if acting else "reading needs operators or viewers"
+            raise ApiError(403, "forbidden", need)
+        self.logger.append_keys(user=who.username)
+        return who
+
+    def known_motor(self, motor_id: str) -> MotorState:
+        state = self.ports().fleet.motor(motor_id) if _MOTOR_ID.fullmatch(motor_id) else None
+        if state is None:
+            raise ApiError(404, "not_found", f"no motor {motor_id!r}")
+        return state
+
+    def action(self, motor_id: str, body: dict[str, Any], who: Caller) -> OperatorAction:
+        """The body as an action on the path's motor, now, by the signed-in user; 400 or 404 if it cannot be."""
+        if not _MOTOR_ID.fullmatch(motor_id):
+            raise ApiError(404, "not_found", f"no motor {motor_id!r}")
+        try:
+            action = OperatorAction.model_validate(
+                {"action_id": str(uuid.uuid4()), **body, "motor_id": motor_id, "ts": datetime.now(UTC)}
+                | {"operator": who.username}
+            )
+        except ValidationError as exc:
+            self.metrics.add_metric(name="ConsoleActionsRejected", unit=MetricUnit.Count, value=1)
+            raise ApiError(400, "bad_request", describe_validation_error(exc)) from exc
+        self.known_motor(motor_id)
+        return action
 
 
 def _action_body(raw: str | None) -> dict[str, Any]:

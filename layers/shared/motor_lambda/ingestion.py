@@ -43,7 +43,9 @@ def inference_ports(settings: InferenceSettings, on_history_error: HistoryErrors
         else None
     )
     store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"))
-    return InferencePorts(recorded_batch(store, settings, on_history_error), model, publisher, config_source(settings), monitor)
+    return InferencePorts(
+        recorded_batch(store, settings, on_history_error), model, publisher, config_source(settings), monitor
+    )
 
 
 def predictor(settings: InferenceSettings) -> Predictor | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from local.aws import LocalAws
+from local.console_server import ConsoleServer, start_console
 from local.iot_core import SERVICES, IotCore
 from local.observe import AlertReader, Listener, Observer, settle
 from local.options import REGION, STATE_DIR, StackOptions, shown
@@ -59,6 +60,7 @@ class LocalStack:
         self._resources: Resources | None = None
         self._pipeline: Pipeline | None = None
         self._alert_reader: AlertReader | None = None
+        self._console: ConsoleServer | None = None
         self.started = False
 
     def __enter__(self) -> LocalStack:
@@ -134,6 +136,7 @@ class LocalStack:
         self._resources = resources = provision(template, self.options, self.aws, model_data_url, say)
         self._pipeline = Pipeline(template, self.options, self.observer, self.log_dir)
         self._pipeline.start(resources, self._iot, say)
+        self._console = start_console(self._pipeline.functions, self.state_dir, say)
         if resources.alert_queue_url is not None:
             self._alert_reader = AlertReader(self.aws.client("sqs"), resources.alert_queue_url, self.observer)
             self._alert_reader.start()
@@ -152,6 +155,9 @@ class LocalStack:
             self._iot.stop_data_plane()
         if self._alert_reader is not None:
             self._alert_reader.stop()
+        if self._console is not None:
+            self._console.stop()
+            self._console = None
         for child in reversed(self.children):
             child.stop()
         self.children.clear()

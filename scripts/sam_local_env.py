@@ -25,22 +25,31 @@ FUNCTION_ENV = {
     "InferenceFunction": {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+        "HISTORY_TABLE_NAME": "HistoryTableName",
         "ENDPOINT_NAME": "EndpointName",
         "MODEL_S3_URL": "ModelS3Url",
     },
     "OperatorActionFunction": {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+        "HISTORY_TABLE_NAME": "HistoryTableName",
     },
     "OfflineCheckFunction": {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+        "HISTORY_TABLE_NAME": "HistoryTableName",
     },
     "AlertFunction": {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+        "HISTORY_TABLE_NAME": "HistoryTableName",
         "ALERT_TOPIC_ARN": "AlertTopicArn",
         "IDEMPOTENCY_TABLE_NAME": "IdempotencyTableName",
+    },
+    "ConsoleFunction": {
+        "STATE_TABLE_NAME": "StateTableName",
+        "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+        "HISTORY_TABLE_NAME": "HistoryTableName",
     },
 }
 

@@ -23,6 +23,7 @@ os.environ.update(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_DEV": "false",
         "STATE_TABLE_NAME": "motor-state",
+        "HISTORY_TABLE_NAME": "motor-history",
         "IDEMPOTENCY_TABLE_NAME": "alert-idempotency",
         "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:motor-alerts",
         "ENDPOINT_NAME": "motor-failure-xgboost",
@@ -114,6 +115,7 @@ def aws() -> Iterator[FakeAws]:
         dynamodb = boto3.client("dynamodb")
         dynamodb.create_table(TableName=os.environ["STATE_TABLE_NAME"], **template_table("StateTable"))
         dynamodb.create_table(TableName=os.environ["IDEMPOTENCY_TABLE_NAME"], **template_table("IdempotencyTable"))
+        dynamodb.create_table(TableName=os.environ["HISTORY_TABLE_NAME"], **template_table("HistoryTable"))
         sns = boto3.client("sns")
         topic_arn = sns.create_topic(Name="motor-alerts")["TopicArn"]
         assert topic_arn == os.environ["ALERT_TOPIC_ARN"]

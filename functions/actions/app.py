@@ -16,7 +16,7 @@ from motor_lambda.reports import report_action
 from motor_lambda.responses import ActionResponse
 from motor_lambda.settings import ActionSettings
 from motor_lambda.shell import lambda_entry, powertools
-from motor_lambda.wiring import MotorPorts, current_config, motor_ports
+from motor_lambda.wiring import MotorPorts, current_config, history_errors, motor_ports
 from motor_maintenance.alarms import OperatorAction
 from motor_maintenance.service import process_action
 
@@ -27,7 +27,7 @@ settings = ActionSettings.from_env()
 @cache
 def ports() -> MotorPorts:
     """The adapters, built on the first action and kept for the execution environment."""
-    return motor_ports(settings)
+    return motor_ports(settings, history_errors(logger, metrics))
 
 
 @lambda_entry(logger, tracer, metrics)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from motor_lambda.settings import OfflineSettings
 from motor_lambda.shell import lambda_entry, powertools
 from motor_lambda.timers import check_due_motors, report_tick
-from motor_lambda.wiring import TimerPorts, current_config, timer_ports
+from motor_lambda.wiring import TimerPorts, current_config, history_errors, timer_ports
 
 logger, tracer, metrics = powertools()
 settings = OfflineSettings.from_env()
@@ -23,7 +23,7 @@ settings = OfflineSettings.from_env()
 @cache
 def ports() -> TimerPorts:
     """The adapters, built on the first tick and kept for the execution environment."""
-    return timer_ports(settings)
+    return timer_ports(settings, history_errors(logger, metrics))
 
 
 @lambda_entry(logger, tracer, metrics)

@@ -584,12 +584,13 @@ def test_the_analysis_finds_the_calls_each_function_makes() -> None:
         for name, function in resources(TEMPLATE, "AWS::Serverless::Function")
     }
     state = [["StateTable"]]
+    state_and_history = [["HistoryTable"], ["StateTable"]]  # each saved state feeds the console's history
     alarm_topics = [[TARGETS_IN_CODE["motor_adapters.iot_publisher.IotAlarmPublisher"]]]
     config = [["DetectorConfigParameter"]]
     assert derived == {
         "InferenceFunction": {
             "dynamodb:GetItem": state,
-            "dynamodb:PutItem": state,
+            "dynamodb:PutItem": state_and_history,
             "dynamodb:BatchGetItem": state,  # a batch's motors read together: only this function applies batches
             "iot:Publish": alarm_topics,
             "ssm:GetParameter": config,
@@ -598,14 +599,22 @@ def test_the_analysis_finds_the_calls_each_function_makes() -> None:
         },
         "OperatorActionFunction": {
             "dynamodb:GetItem": state,
-            "dynamodb:PutItem": state,
+            "dynamodb:PutItem": state_and_history,
             "iot:Publish": alarm_topics,
             "ssm:GetParameter": config,
         },
         "OfflineCheckFunction": {
             "dynamodb:Query": state,  # on the index only: test_template checks the grant's ARN
             "dynamodb:GetItem": state,
-            "dynamodb:PutItem": state,
+            "dynamodb:PutItem": state_and_history,
+            "iot:Publish": alarm_topics,
+            "ssm:GetParameter": config,
+        },
+        "ConsoleFunction": {
+            "dynamodb:Scan": state,  # the fleet page reads every motor
+            "dynamodb:GetItem": state,
+            "dynamodb:PutItem": state_and_history,
+            "dynamodb:Query": [["HistoryTable"]],
             "iot:Publish": alarm_topics,
             "ssm:GetParameter": config,
         },

@@ -491,7 +491,8 @@ def test_every_handler_that_publishes_alarm_events_counts_the_raised_ones() -> N
     assert "ReadingReporter" in _calls(shell / "ingestion.py")
     assert "count_alarms_raised" in _calls(shell / "reports.py", "report_action")
     assert "count_alarms_raised" in _calls(shell / "timers.py", "report_tick")
-    counting = {"count_alarms_raised", "Ingestion", "report_action", "report_tick"}
+    assert "report_action" in _calls(shell / "console_api.py", "console_api")
+    counting = {"count_alarms_raised", "Ingestion", "report_action", "report_tick", "console_api"}
     # What gives a use case the alarm publisher: the wiring's builders that make one, and the shell's users of them.
     modules = [ast.parse(path.read_text()) for path in shell.glob("*.py")]
     builders = {
@@ -513,7 +514,7 @@ def test_every_handler_that_publishes_alarm_events_counts_the_raised_ones() -> N
         if calls & builders:
             publishing += 1
             assert calls & counting, f"{handler.relative_to(ROOT)} publishes alarm events uncounted"
-    assert publishing == 3  # InferenceFunction, OperatorActionFunction, OfflineCheckFunction
+    assert publishing == 4  # InferenceFunction, OperatorActionFunction, OfflineCheckFunction, ConsoleFunction
 
 
 def test_the_operations_doc_lists_every_metric_the_code_emits_and_no_other() -> None:

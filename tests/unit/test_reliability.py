@@ -428,7 +428,8 @@ def test_a_retry_after_the_outbox_could_not_be_emptied_alerts_exactly_once(
     inference.lambda_handler(reading(1, 0, vibration_mm_s=12.0), lambda_context)
     raising = reading(2, 60, vibration_mm_s=12.0)
     throttled = client_error("ProvisionedThroughputExceededException", "PutItem", 400)
-    faults[("dynamodb", "put_item")] = [None, throttled]  # the save with the outbox passes, emptying it fails
+    # The save with the outbox passes, its entry in the console's history is written, emptying the outbox fails.
+    faults[("dynamodb", "put_item")] = [None, None, throttled]
 
     with pytest.raises(StoreUnavailable):
         inference.lambda_handler(raising, lambda_context)

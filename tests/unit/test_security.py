@@ -21,7 +21,7 @@ import pytest
 from cfnlint.decode import cfn_yaml
 
 from tests.conftest import FakeAws
-from tests.support import ROOT, LambdaContext, load_handler
+from tests.support import ROOT, LambdaContext, load_event, load_handler
 from tests.unit.test_template import (
     TEMPLATE,
     Template,
@@ -428,9 +428,16 @@ def test_docs_quote_the_device_policy_as_the_template_writes_it() -> None:
 
 def test_the_rules_see_what_the_handlers_declare() -> None:
     handlers = handler_sources()
-    assert set(handlers) == {"InferenceFunction", "OperatorActionFunction", "AlertFunction", "OfflineCheckFunction"}
+    assert set(handlers) == {
+        "InferenceFunction",
+        "OperatorActionFunction",
+        "AlertFunction",
+        "OfflineCheckFunction",
+        "ConsoleFunction",
+    }
     # Every function an IoT rule invokes takes outside input, and the test above shows it rejects it
-    # safely. OfflineCheckFunction runs on a schedule and reads nothing from its event.
+    # safely. OfflineCheckFunction runs on a schedule and reads nothing from its event. ConsoleFunction
+    # takes the HTTP API's requests, refused safely as the test below shows.
     # IngestionMode batched: a rule writes to a stream, whose event source mapping invokes the function.
     mappings = [mapping["Properties"] for _, mapping in resources(TEMPLATE, "AWS::Lambda::EventSourceMapping")]
     rule_targets: set[str | None] = set()
@@ -446,7 +453,28 @@ def test_the_rules_see_what_the_handlers_declare() -> None:
                 assert fed, f"nothing reads the stream {stream}"
                 rule_targets |= {direct_reference(m["FunctionName"]) for m in fed}
     assert set(REJECTED) == rule_targets
-    assert set(handlers) - rule_targets == {"OfflineCheckFunction"}
+    assert set(handlers) - rule_targets == {"OfflineCheckFunction", "ConsoleFunction"}
+
+
+@pytest.mark.parametrize("size", [3_000, 100_000], ids=["malformed", "oversize"])
+def test_a_console_request_refused_logs_its_reason_and_none_of_its_body(
+    size: int, aws: FakeAws, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Given an operator's action whose note carries a marker (under 4 KB: refused as malformed; 100 KB: too large),
+    when ConsoleFunction refuses it, then its log lines name the reason and never the body."""
+    module: ModuleType = load_handler("console")
+    marker = "MIDDLE-OF-BODY-5c1d"
+    event = load_event("console-acknowledge")
+    half = "x" * ((size - len(marker)) // 2)
+    event["body"] = json.dumps({"action": "dance", "alarm": "predictive", "note": half + marker + half})
+
+    result = module.lambda_handler(event, LambdaContext())
+
+    lines = [module.logger.registered_formatter.format(record) for record in caplog.records]
+    logged = "\n".join(lines)
+    assert result["statusCode"] == (400 if size < 4096 else 413)
+    assert any(json.loads(line).get("reason") for line in lines), logged[:2000]
+    assert marker not in logged
 
 
 # ------------------------------------------------------------------ secrets in the repository

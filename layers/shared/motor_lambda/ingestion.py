@@ -16,7 +16,15 @@ from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_lambda.reports import ReadingReporter, report_health
 from motor_lambda.responses import ReadingSummary, Rejected
 from motor_lambda.settings import InferenceSettings
-from motor_lambda.wiring import InferencePorts, alarm_publisher, config_source, current_config
+from motor_lambda.wiring import (
+    HistoryErrors,
+    InferencePorts,
+    alarm_publisher,
+    config_source,
+    current_config,
+    history_errors,
+    recorded_batch,
+)
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.health import ModelHealthMonitor
 from motor_maintenance.ports import Predictor
@@ -24,7 +32,7 @@ from motor_maintenance.service import process_reading
 from motor_maintenance.telemetry import TelemetryEvent
 
 
-def inference_ports(settings: InferenceSettings) -> InferencePorts:
+def inference_ports(settings: InferenceSettings, on_history_error: HistoryErrors) -> InferencePorts:
     """The state store may read many motors at once (BatchGetItem): only this function applies batches."""
     publisher = alarm_publisher(settings)
     model = predictor(settings)
@@ -35,7 +43,9 @@ def inference_ports(settings: InferenceSettings) -> InferencePorts:
         else None
     )
     store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"))
-    return InferencePorts(store, model, publisher, config_source(settings), monitor)
+    return InferencePorts(
+        recorded_batch(store, settings, on_history_error), model, publisher, config_source(settings), monitor
+    )
 
 
 def predictor(settings: InferenceSettings) -> Predictor | None:
@@ -67,7 +77,7 @@ class Ingestion:
 
     @cached_property
     def ports(self) -> InferencePorts:
-        return inference_ports(self.settings)
+        return inference_ports(self.settings, history_errors(self.reporter.logger, self.reporter.metrics))
 
     def reject(self, event: Any, exc: Exception) -> Rejected:
         return self.reporter.reject(event, exc)

@@ -42,6 +42,9 @@ class MotorStateSettings(FunctionSettings):
     )
     config_max_age_s: int = Field(default=300, ge=0, description="CONFIG_MAX_AGE_S: how long to cache them.")
     iot_data_endpoint: str = Field(default="", description="IOT_DATA_ENDPOINT: override for the IoT data plane.")
+    history_table_name: str = Field(
+        default="", description="HISTORY_TABLE_NAME: the console's 24-hour history; empty = none recorded."
+    )
 
 
 class InferenceSettings(MotorStateSettings):
@@ -60,6 +63,12 @@ class ActionSettings(MotorStateSettings):
 
 class OfflineSettings(MotorStateSettings):
     """OfflineCheckFunction: the motors' state, nothing more."""
+
+
+class ConsoleSettings(MotorStateSettings):
+    """ConsoleFunction: the motors' state to read and act on, and their history."""
+
+    history_table_name: str = Field(description="HISTORY_TABLE_NAME: the console's 24-hour history.")
 
 
 class AlertSettings(FunctionSettings):

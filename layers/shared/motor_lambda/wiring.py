@@ -9,6 +9,7 @@ another's adapters at cold start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger, Metrics
@@ -18,11 +19,25 @@ from aws_lambda_powertools.utilities.parameters import SSMProvider
 from motor_adapters import clients
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoDueIndex, DynamoStateStore
+from motor_adapters.fleet_reader import DynamoFleetReader
+from motor_adapters.history_store import (
+    DynamoHistoryReader,
+    DynamoHistoryWriter,
+    RecordingBatchStateStore,
+    RecordingStateStore,
+)
 from motor_adapters.iot_publisher import IotAlarmPublisher
-from motor_lambda.settings import MotorStateSettings
+from motor_lambda.settings import ConsoleSettings, MotorStateSettings
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.health import ModelHealthMonitor
-from motor_maintenance.ports import BatchStateStore, EventPublisher, Predictor, StateStore
+from motor_maintenance.ports import (
+    BatchStateStore,
+    EventPublisher,
+    FleetReader,
+    HistoryReader,
+    Predictor,
+    StateStore,
+)
 
 
 @dataclass(frozen=True)
@@ -55,18 +70,72 @@ class TimerPorts:
     source: ConfigSource
 
 
-def motor_ports(settings: MotorStateSettings) -> MotorPorts:
+@dataclass(frozen=True)
+class ConsolePorts:
+    """ConsoleFunction's: the fleet and its history to read, and what an operator's action needs."""
+
+    fleet: FleetReader
+    history: HistoryReader
+    store: StateStore
+    publisher: EventPublisher
+    source: ConfigSource
+
+
+HistoryErrors = Callable[[Exception], None]
+"""What a function does with a history entry it could not write (history_errors: log and count it)."""
+
+
+def motor_ports(settings: MotorStateSettings, on_history_error: HistoryErrors) -> MotorPorts:
     store = DynamoStateStore(settings.state_table_name, clients.client("dynamodb"))
-    return MotorPorts(store, alarm_publisher(settings), config_source(settings))
+    return MotorPorts(recorded(store, settings, on_history_error), alarm_publisher(settings), config_source(settings))
 
 
-def timer_ports(settings: MotorStateSettings) -> TimerPorts:
+def timer_ports(settings: MotorStateSettings, on_history_error: HistoryErrors) -> TimerPorts:
     return TimerPorts(
-        DynamoStateStore(settings.state_table_name, clients.client("dynamodb")),
+        recorded(DynamoStateStore(settings.state_table_name, clients.client("dynamodb")), settings, on_history_error),
         DynamoDueIndex(settings.state_table_name, clients.client("dynamodb")),
         alarm_publisher(settings),
         config_source(settings),
     )
+
+
+def console_ports(settings: ConsoleSettings, on_history_error: HistoryErrors) -> ConsolePorts:
+    store = DynamoStateStore(settings.state_table_name, clients.client("dynamodb"))
+    return ConsolePorts(
+        DynamoFleetReader(settings.state_table_name, clients.client("dynamodb")),
+        DynamoHistoryReader(settings.history_table_name, clients.client("dynamodb")),
+        recorded(store, settings, on_history_error),
+        alarm_publisher(settings),
+        config_source(settings),
+    )
+
+
+def recorded(store: StateStore, settings: MotorStateSettings, on_error: HistoryErrors) -> StateStore:
+    """The store, feeding the console's history as it saves (when the function is given a history table)."""
+    if not settings.history_table_name:
+        return store
+    return RecordingStateStore(store, history_writer(settings), on_error)
+
+
+def recorded_batch(store: BatchStateStore, settings: MotorStateSettings, on_error: HistoryErrors) -> BatchStateStore:
+    """`recorded` for a store that also reads many motors at once."""
+    if not settings.history_table_name:
+        return store
+    return RecordingBatchStateStore(store, history_writer(settings), on_error)
+
+
+def history_writer(settings: MotorStateSettings) -> DynamoHistoryWriter:
+    return DynamoHistoryWriter(settings.history_table_name, clients.client("dynamodb"))
+
+
+def history_errors(logger: Logger, metrics: Metrics) -> HistoryErrors:
+    """Log and count a history entry that could not be written: the charts miss it, the state is saved."""
+
+    def report(exc: Exception) -> None:
+        logger.warning("history entry not recorded", reason=str(exc))
+        metrics.add_metric(name="HistoryWriteFailed", unit=MetricUnit.Count, value=1)
+
+    return report
 
 
 def alarm_publisher(settings: MotorStateSettings) -> IotAlarmPublisher:

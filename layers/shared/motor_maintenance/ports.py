@@ -3,10 +3,11 @@ and by the tests and the local stack with whatever they like."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from motor_maintenance.alarms import AlarmEvent
+from motor_maintenance.history import Entry
 from motor_maintenance.prediction import Prediction
 from motor_maintenance.state import ModelHealth, MotorState
 
@@ -62,4 +63,32 @@ class HealthStore(Protocol):
 
     def save_health(self, health: ModelHealth, expected_version: int) -> ModelHealth:
         """Write it if the stored version is still `expected_version` (0: none yet); else VersionConflict."""
+        ...
+
+
+class FleetReader(Protocol):
+    """The console's read side of the motors' state: never written through, so it never takes part in a unit of work."""
+
+    def motors(self) -> Iterator[MotorState]:
+        """Every motor's state (eventually consistent: a state a second old is fine for a page)."""
+        ...
+
+    def motor(self, motor_id: str) -> MotorState | None:
+        """One motor's state, or None for a motor never seen."""
+        ...
+
+
+class HistoryRecorder(Protocol):
+    """Where a motor's recent history (motor_maintenance.history) is written, kept a limited time."""
+
+    def record(self, entry: Entry) -> None:
+        """Keep one entry; raises StoreUnavailable."""
+        ...
+
+
+class HistoryReader(Protocol):
+    """Where the console reads a motor's recent history: a port of its own, so only its role may query it."""
+
+    def entries(self, motor_id: str, from_ms: int, to_ms: int) -> list[Entry]:
+        """The motor's entries from `from_ms` to `to_ms`, in time order; raises StoreUnavailable."""
         ...

@@ -1,0 +1,52 @@
+"""The console's read of the motors' state table: every motor (Scan), one motor (GetItem). Never writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from motor_maintenance.errors import StoreUnavailable
+from motor_maintenance.state import MotorState
+
+
+class DynamoFleetReader:
+    """Implements motor_maintenance.ports.FleetReader on the state table (motor_adapters.dynamodb_store's items).
+
+    Eventually consistent reads: half the read units of a strongly consistent one, and a page a second
+    behind is as good as current. Items without a `state` (the model's health item) are not motors.
+    """
+
+    def __init__(self, table_name: str, client: Any) -> None:
+        self._table = table_name
+        self._client = client
+
+    def motors(self) -> Iterator[MotorState]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "ProjectionExpression": "motor_id, #state",
+            "ExpressionAttributeNames": {"#state": "state"},
+        }
+        while True:
+            try:
+                page = self._client.scan(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"cannot read the motors' states: {exc}") from exc
+            for item in page.get("Items", ()):
+                if "state" in item:
+                    yield MotorState.from_dict(json.loads(item["state"]["S"]))
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def motor(self, motor_id: str) -> MotorState | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"motor_id": {"S": motor_id}})
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read the state of {motor_id}: {exc}") from exc
+        item = response.get("Item")
+        if item is None or "state" not in item:
+            return None
+        return MotorState.from_dict(json.loads(item["state"]["S"]))

@@ -1,0 +1,143 @@
+"""The operator console on the local stack: the printed address answers the fleet to the local viewer's token.
+
+Two motors report through the real broker with their own certificates, one with its fluid past 200 C for
+six minutes (readings stamped in the past, so the condition's duration is met at once). The console server
+the stack starts verifies the tokens it wrote to `.local-stack/console/tokens.json` (here, the test's state
+directory) as API Gateway's JWT authorizer would, and ConsoleFunction answers in its own execution
+environment: what `make demo` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from local.artifact import DEFAULT_ARTIFACT, ensure_model
+from local.mqtt_client import ServiceClient
+from local.options import StackOptions
+from local.stack import LocalStack
+
+HOT, COOL = "motor-201", "motor-202"
+RISK = ["ACTIVE", "LATCHED", "ACKNOWLEDGED", "SNOOZED", "DISABLED", "NORMAL"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    model = ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))
+    options = StackOptions(
+        state_dir=tmp_path_factory.mktemp("local-console"),
+        model=model,
+        broker="builtin",
+        devices=(HOT, COOL),
+        retry_delays_s=(0.2, 0.4),
+        log=lambda line: print(line, flush=True),
+    )
+    with LocalStack(options) as running:
+        now_ms = int(time.time() * 1000)
+        for motor_id, fluid_c in ((HOT, 212.5), (COOL, 84.0)):
+            publish(
+                running,
+                motor_id,
+                [(seq, now_ms - minutes * 60_000, fluid_c) for seq, minutes in ((1, 6), (2, 3), (3, 0))],
+            )
+        yield running
+
+
+def publish(stack: LocalStack, motor_id: str, readings: list[tuple[int, int, float]]) -> None:
+    cert, key = stack.device_identity(motor_id)
+    device = ServiceClient(
+        port=stack.iot.broker_port, ca=stack.ca_path, cert=cert, key=key, name=motor_id, client_id=motor_id,
+        flow_control=True,
+    )  # fmt: skip
+    device.start()
+    try:
+        for seq, ts_ms, fluid_c in readings:
+            reading = {
+                "motor_id": motor_id, "motor_type": "pump-37kw", "ts": ts_ms, "seq": seq, "running": True,
+                "speed_rpm": 1480.0, "torque_nm": 230.0, "current_a": 64.0, "winding_temp_c": 78.0,
+                "bearing_temp_c": 62.0, "fluid_temp_c": fluid_c, "vibration_mm_s": 2.4, "pressure_bar": 6.1,
+                "flow_m3h": 118.0,
+            }  # fmt: skip
+            device.publish(f"motors/{motor_id}/telemetry", json.dumps(reading).encode())
+    finally:
+        device.stop()
+
+
+def tokens(stack: LocalStack) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((stack.state_dir / "console" / "tokens.json").read_text())
+    return loaded
+
+
+def call(url: str, token: str | None = None, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = json.dumps(body).encode() if body is not None else None
+    try:
+        request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - the console on loopback
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.5)
+    return condition()
+
+
+def fleet(stack: LocalStack) -> list[dict[str, Any]]:
+    status, body = call(f"{tokens(stack)['console_url']}motors", tokens(stack)["viewer"]["access_token"])
+    assert status == 200, body
+    motors: list[dict[str, Any]] = body["motors"]
+    return motors
+
+
+def test_the_fleet_answers_the_viewers_token_with_probabilities_and_alarm_states(stack: LocalStack) -> None:
+    assert wait_for(lambda: {m["motor_id"] for m in fleet(stack)} == {HOT, COOL} and stack.pipeline.idle(), 120)
+
+    motors = {motor["motor_id"]: motor for motor in fleet(stack)}
+
+    assert motors[HOT]["alarm_states"]["fluid_overtemperature"] == "ACTIVE"
+    assert motors[COOL]["alarm_states"]["fluid_overtemperature"] == "NORMAL"
+    for motor in motors.values():
+        assert 0.0 <= motor["failure_probability"] <= 1.0, "the model scored each running motor"
+        assert motor["worst_alarm"] is None or motor["alarm_states"][motor["worst_alarm"]["name"]] != "NORMAL"
+    risk = [
+        (RISK.index(m["worst_alarm"]["state"] if m["worst_alarm"] else "NORMAL"), -m["failure_probability"])
+        for m in fleet(stack)
+    ]
+    assert risk == sorted(risk), "riskiest first: the worst alarm state, then the higher probability"
+
+
+def test_the_fleet_without_a_token_is_401(stack: LocalStack) -> None:
+    assert call(f"{tokens(stack)['console_url']}motors") == (401, {"message": "Unauthorized"})
+
+
+def test_the_operator_acknowledges_and_the_viewer_may_not(stack: LocalStack) -> None:
+    assert wait_for(lambda: any(m["worst_alarm"] for m in fleet(stack)), 120)
+    url = f"{tokens(stack)['console_url']}motors/{HOT}/actions"
+    action = {"action": "acknowledge", "alarm": "fluid_overtemperature", "action_id": "console-it-ack-1"}
+
+    assert call(url, tokens(stack)["viewer"]["access_token"], action)[0] == 403
+    status, body = call(url, tokens(stack)["operator"]["access_token"], action)
+
+    assert (status, body["status"], body["operator"]) == (200, "applied", "local-operator")
+    assert body["alarm_states"]["fluid_overtemperature"] == "ACKNOWLEDGED"
+    history = call(
+        f"{tokens(stack)['console_url']}motors/{HOT}/history?hours=1", tokens(stack)["viewer"]["access_token"]
+    )
+    fluid = [t for t in history[1]["transitions"] if t["alarm"] == "fluid_overtemperature"]
+    assert [(t["transition"], t["operator"]) for t in fluid] == [
+        ("raised", None),
+        ("acknowledged", "local-operator"),
+    ]
+    assert len(history[1]["points"]) == 3

@@ -1,0 +1,205 @@
+"""The operator console in a real browser: sign in, the fleet by risk, a motor, acknowledge with a confirmation.
+
+Headless Chromium (the distribution's package) driven by Selenium against the console server's contract
+(docs/console.md), served under the strict content security policy the CDN sends: any script, style or
+request the policy refuses shows in the browser's log, and every test ends by checking that log is clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver import Chrome
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.wait import WebDriverWait
+
+from tests.browser.conftest import DESKTOP
+from tests.browser.fake_console import FakeConsole
+
+WAIT_S = 15.0
+PHONE = (390, 844)
+
+
+@pytest.fixture
+def console() -> Iterator[FakeConsole]:
+    with FakeConsole() as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser: Chrome, console: FakeConsole) -> Iterator[Chrome]:
+    """The console's address, signed out, at desktop size; afterwards the browser's log must hold no error."""
+    browser.set_window_size(*DESKTOP)
+    browser.get(console.url)
+    browser.execute_script("sessionStorage.clear()")
+    browser.get_log("browser")  # drop what earlier tests left
+    browser.get(console.url)
+    yield browser
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, f"the browser logged errors (a CSP refusal, a failed request, a script error): {errors}"
+
+
+def wait(driver: WebDriver, condition: Any, message: str) -> Any:
+    """Until `condition` holds; an element redrawn by the page's refresh meanwhile is looked up again."""
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=ignored).until(condition, message)
+
+
+def visible(driver: WebDriver, css: str) -> WebElement:
+    """The first displayed element `css` selects, once there is one."""
+
+    def shown(d: WebDriver) -> WebElement | None:
+        return next((e for e in d.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()), None)
+
+    element: WebElement = wait(driver, shown, css)
+    return element
+
+
+def sign_in(driver: WebDriver, user: str) -> None:
+    """Through the page's sign-in button and the sign-in page's button for `user` (authorization code + PKCE)."""
+    visible(driver, "#sign-in").click()
+    visible(driver, f"#local-{user}").click()
+    visible(driver, "#fleet-rows tr[data-motor]")
+
+
+def alarm_state(driver: WebDriver, alarm: str) -> str:
+    css = f'li.alarm[data-alarm="{alarm}"]'
+    return str(wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, css).get_attribute("data-state"), css))
+
+
+def test_an_operator_signs_in_sees_the_fleet_by_risk_and_acknowledges_an_active_alarm(
+    page: WebDriver, console: FakeConsole
+) -> None:
+    # Given an operator signed in: the fleet, the motor with an ACTIVE alarm first
+    sign_in(page, "operator")
+    assert "local-operator" in visible(page, "#who").text
+    rows = page.find_elements(By.CSS_SELECTOR, "#fleet-rows tr[data-motor]")
+    assert [row.get_attribute("data-motor") for row in rows] == ["motor-002", "motor-004", "motor-001"]
+    assert rows[0].get_attribute("data-worst") == "ACTIVE"
+    assert "predictive: ACTIVE" in rows[0].text
+    assert "83 %" in rows[0].text
+
+    # When they open that motor
+    rows[0].find_element(By.CSS_SELECTOR, "a").click()
+    assert alarm_state(page, "predictive") == "ACTIVE"
+    assert "bearing temperature trend (1 h vs 24 h)" in visible(page, "#motor-drivers").text
+    assert page.find_elements(By.CSS_SELECTOR, '#motor-charts figure[data-chart="failure_probability"] canvas')
+    buttons = page.find_elements(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action]')
+    assert [b.get_attribute("data-action") for b in buttons] == ["acknowledge", "reset", "snooze", "disable"]
+
+    # Then acknowledging asks first: Cancel leaves the alarm as it was
+    acknowledge = page.find_element(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action="acknowledge"]')
+    acknowledge.click()
+    dialog = visible(page, "dialog#confirm")
+    assert "Acknowledge the predictive alarm of motor-002?" in dialog.text
+    dialog.find_element(By.ID, "confirm-cancel").click()
+    wait(page, lambda d: not d.find_element(By.ID, "confirm").is_displayed(), "the dialog closes")
+    assert console.actions == []
+    assert alarm_state(page, "predictive") == "ACTIVE"
+
+    # And confirming acknowledges it, under the signed-in user's name
+    page.find_element(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action="acknowledge"]').click()
+    visible(page, "dialog#confirm select[name=verdict]")
+    visible(page, "#confirm-ok").click()
+    wait(page, lambda d: alarm_state(d, "predictive") == "ACKNOWLEDGED", "the alarm shows ACKNOWLEDGED")
+    assert [(a["action"], a["alarm"], a["operator"]) for a in console.actions] == [
+        ("acknowledge", "predictive", "local-operator")
+    ]
+    assert "operator" not in {key for key in console.actions[0] if key != "operator"}
+    buttons = page.find_elements(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action]')
+    assert [b.get_attribute("data-action") for b in buttons] == ["reset", "snooze", "disable"]
+    wait(page, lambda d: "local-operator" in d.find_element(By.ID, "transitions-rows").text, "the transition's row")
+
+    # And the fleet shows the new state too
+    page.find_element(By.CSS_SELECTOR, ".back a").click()
+    wait(page, lambda d: "predictive: ACKNOWLEDGED" in d.find_element(By.ID, "fleet-rows").text, "fleet updated")
+
+
+def test_a_snooze_takes_the_duration_chosen_in_the_confirmation(page: WebDriver, console: FakeConsole) -> None:
+    sign_in(page, "operator")
+    page.get(console.url + "#/motors/motor-004")
+    page.refresh()
+    visible(page, 'li[data-alarm="fluid_overtemperature"] button[data-action="snooze"]').click()
+    duration = visible(page, "dialog#confirm select[name=snooze_minutes]")
+    duration.find_element(By.CSS_SELECTOR, 'option[value="240"]').click()
+    page.find_element(By.ID, "confirm-ok").click()
+    wait(page, lambda d: alarm_state(d, "fluid_overtemperature") == "SNOOZED", "the alarm shows SNOOZED")
+    assert console.actions[0]["snooze_minutes"] == 240
+    assert "until" in page.find_element(By.CSS_SELECTOR, 'li[data-alarm="fluid_overtemperature"] .since').text
+
+
+def test_a_viewer_sees_the_fleet_and_a_motor_but_no_action_button(page: WebDriver) -> None:
+    sign_in(page, "viewer")
+    assert "viewer" in visible(page, "#who").text
+    page.find_element(By.CSS_SELECTOR, '#fleet-rows tr[data-motor="motor-002"] a').click()
+    assert alarm_state(page, "predictive") == "ACTIVE"
+    visible(page, '#motor-charts figure[data-chart="failure_probability"]')
+    assert page.find_elements(By.CSS_SELECTOR, "#view-motor button[data-action]") == []
+
+
+def test_the_page_is_usable_from_the_keyboard(page: WebDriver, console: FakeConsole) -> None:
+    sign_in(page, "operator")
+    # Tab from the top of the page reaches the riskiest motor's link; Enter opens it
+    page.find_element(By.TAG_NAME, "body").click()
+    link = page.find_element(By.CSS_SELECTOR, '#fleet-rows tr[data-motor="motor-002"] a')
+    for _ in range(10):
+        page.switch_to.active_element.send_keys(Keys.TAB)
+        if page.switch_to.active_element == link:
+            break
+    assert page.switch_to.active_element == link, "the motor's link is in the tab order"
+    link.send_keys(Keys.ENTER)
+    visible(page, 'li[data-alarm="predictive"] button[data-action="acknowledge"]')
+
+    # Every action is a real button with a name that says what it does
+    acknowledge = page.find_element(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action="acknowledge"]')
+    assert acknowledge.tag_name == "button"
+    assert acknowledge.get_attribute("aria-label") == "Acknowledge the predictive alarm"
+
+    # Enter opens the confirmation with the focus in it; Escape closes it and nothing is done
+    acknowledge.send_keys(Keys.ENTER)
+    visible(page, "dialog#confirm")
+    assert page.switch_to.active_element.get_attribute("id") == "confirm-ok"
+    page.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait(page, lambda d: not d.find_element(By.ID, "confirm").is_displayed(), "Escape closes the dialog")
+    assert console.actions == []
+    # The focus survives the page's own refresh (every 2 s here)
+    acknowledge = page.find_element(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action="acknowledge"]')
+    acknowledge.send_keys("")  # focus it
+    page.execute_script("return new Promise((done) => setTimeout(done, 2500))")
+    assert page.switch_to.active_element.get_attribute("data-key") == "predictive:acknowledge"
+
+
+def test_the_pages_fit_a_phone_screen(page: WebDriver, console: FakeConsole) -> None:
+    page.set_window_size(*PHONE)
+    sign_in(page, "operator")
+    fits = "return document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.execute_script(fits), "the fleet page scrolls sideways on a phone"
+    page.find_element(By.CSS_SELECTOR, '#fleet-rows tr[data-motor="motor-002"] a').click()
+    chart = visible(page, '#motor-charts figure[data-chart="failure_probability"] canvas')
+    assert page.execute_script(fits), "the motor page scrolls sideways on a phone"
+    assert chart.size["width"] <= page.execute_script("return window.innerWidth")
+    button = visible(page, 'li[data-alarm="predictive"] button[data-action="acknowledge"]')
+    assert button.size["height"] >= 40, "buttons are big enough to touch"
+
+
+def test_the_page_refreshes_on_its_own(page: WebDriver, console: FakeConsole) -> None:
+    sign_in(page, "viewer")
+    page.find_element(By.CSS_SELECTOR, '#fleet-rows tr[data-motor="motor-001"] a').click()
+    assert alarm_state(page, "schedule") == "NORMAL"
+    with console.lock:  # the schedule alarm is raised behind the page's back
+        alarm = next(a for a in console.fleet["motor-001"]["alarms"] if a["name"] == "schedule")
+        alarm["state"] = "ACTIVE"
+    wait(page, lambda d: alarm_state(d, "schedule") == "ACTIVE", "the page shows the change without a reload")
+
+
+def test_signing_out_forgets_the_tokens(page: WebDriver) -> None:
+    sign_in(page, "operator")
+    visible(page, "#sign-out").click()
+    visible(page, "#sign-in")
+    assert page.execute_script("return sessionStorage.length") == 0

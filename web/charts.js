@@ -46,7 +46,7 @@ function create(container, one, data) {
   container.append(figure);
   const marks = [];
   const options = {
-    width: width(container),
+    width: width(figure),
     height: HEIGHT,
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
@@ -60,13 +60,15 @@ function create(container, one, data) {
     hooks: { draw: [(plot) => drawMarks(plot, marks)] },
   };
   const plot = new window.uPlot(options, data, figure);
-  const resize = new ResizeObserver(() => plot.setSize({ width: width(container), height: HEIGHT }));
-  resize.observe(container);
+  // The figure's width is the grid's to set (never the canvas's), so following it cannot loop.
+  const resize = new ResizeObserver(() => plot.setSize({ width: width(figure), height: HEIGHT }));
+  resize.observe(figure);
   return { plot, figure, marks };
 }
 
-function width(container) {
-  return Math.max(240, container.clientWidth - 12);
+/** The plot's width: the figure's, less its padding. */
+function width(figure) {
+  return Math.max(200, figure.clientWidth - 14);
 }
 
 function drawMarks(plot, marks) {

@@ -14,7 +14,7 @@ const MAX_SIGNAL_CHARTS = 4;
  * `onAction(request, label)`: called with the action's body once the user confirmed it.
  */
 export function renderMotor(motor, { canAct, onAction }) {
-  document.getElementById("motor-title").textContent = `Motor ${motor.motor_id}`;
+  document.getElementById("motor-title").textContent = motor.motor_id;
   facts(document.getElementById("motor-facts"), [
     ["Type", motor.motor_type || "—"],
     ["Running", motor.running ? "yes" : "no"],
@@ -153,7 +153,7 @@ export function renderHistory(history) {
   const series = [
     {
       key: "failure_probability",
-      title: "Failure probability (24 h)",
+      title: "Failure probability within 24 h",
       unit: "%",
       times,
       values: points.map((point) => (typeof point.failure_probability === "number" ? point.failure_probability * 100 : null)),

@@ -12,12 +12,13 @@ export const ACTION_LABEL = {
   report_failure: "Report failure",
 };
 
-// Which alarm actions apply in which state (docs/reference.md, "Operator actions").
+// Which alarm actions apply in which state (docs/reference.md, "Operator actions"), for an API answer that
+// does not list them: the API's own `actions` come first.
 const APPLIES = {
   acknowledge: (state) => state === "ACTIVE" || state === "LATCHED",
-  reset: (state) => state === "ACTIVE" || state === "ACKNOWLEDGED" || state === "LATCHED",
   snooze: (state) => state !== "DISABLED",
   disable: (state) => state !== "DISABLED",
+  reset: (state) => state === "ACTIVE" || state === "ACKNOWLEDGED" || state === "LATCHED",
   enable: (state) => state === "DISABLED",
 };
 
@@ -86,8 +87,23 @@ export function driverWords(driver) {
   return driver.label || driver.description || humanize(driver.feature || "");
 }
 
-/** A signal's or feature's name made readable: "bearing_temp_c_ewm_1h" -> "bearing temp (°C) ewm 1h". */
+/** The telemetry's signals (motor_maintenance.telemetry) in words, with their units. */
+export const SIGNAL_LABEL = {
+  speed_rpm: "Shaft speed (rpm)",
+  torque_nm: "Shaft torque (N·m)",
+  current_a: "Phase current (A)",
+  winding_temp_c: "Winding temperature (°C)",
+  bearing_temp_c: "Bearing temperature (°C)",
+  fluid_temp_c: "Fluid temperature (°C)",
+  ambient_temp_c: "Ambient temperature (°C)",
+  vibration_mm_s: "Vibration, RMS (mm/s)",
+  pressure_bar: "Discharge pressure (bar)",
+  flow_m3h: "Flow (m³/h)",
+};
+
+/** A signal's or other name made readable: a known signal's label, else "fluid_overtemperature" -> "fluid overtemperature". */
 export function humanize(name) {
+  if (SIGNAL_LABEL[name]) return SIGNAL_LABEL[name];
   return name
     .replace(/_c(?=_|$)/, " (°C)")
     .replace(/_mm_s(?=_|$)/, " (mm/s)")

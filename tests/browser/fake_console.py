@@ -40,6 +40,15 @@ APPLIES = {
     "reset": {"ACTIVE": "NORMAL", "ACKNOWLEDGED": "NORMAL", "LATCHED": "NORMAL"},
     "enable": {"DISABLED": "NORMAL"},
 }
+ACTIONS_BY_STATE = {
+    "ACTIVE": ["acknowledge", "snooze", "disable", "reset"],
+    "LATCHED": ["acknowledge", "snooze", "disable", "reset"],
+    "ACKNOWLEDGED": ["snooze", "disable", "reset"],
+    "SNOOZED": ["snooze", "disable"],
+    "NORMAL": ["snooze", "disable"],
+    "DISABLED": ["enable"],
+}
+"""The contract's `actions` of an alarm in each state, in the order the API lists them."""
 RANK = {"ACTIVE": 5, "LATCHED": 4, "ACKNOWLEDGED": 3, "SNOOZED": 2, "DISABLED": 1, "NORMAL": 0}
 BODY_MAX = 4096
 
@@ -154,9 +163,7 @@ class FakeConsole:
     def detail(self, motor: dict[str, Any]) -> dict[str, Any]:
         alarms = sorted(copy.deepcopy(motor["alarms"]), key=lambda alarm: -RANK[alarm["state"]])
         for alarm in alarms:
-            alarm["actions"] = [action for action, moves in APPLIES.items() if alarm["state"] in moves]
-            if alarm["state"] != "DISABLED":
-                alarm["actions"] += ["snooze", "disable"]
+            alarm["actions"] = ACTIONS_BY_STATE[alarm["state"]]
         shown = {key: value for key, value in motor.items() if key != "transitions"}
         return {**shown, **self.summary(motor), "alarms": alarms}
 

@@ -91,7 +91,7 @@ def test_an_operator_signs_in_sees_the_fleet_by_risk_and_acknowledges_an_active_
     assert "bearing temperature trend (1 h vs 24 h)" in visible(page, "#motor-drivers").text
     assert page.find_elements(By.CSS_SELECTOR, '#motor-charts figure[data-chart="failure_probability"] canvas')
     buttons = page.find_elements(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action]')
-    assert [b.get_attribute("data-action") for b in buttons] == ["acknowledge", "reset", "snooze", "disable"]
+    assert [b.get_attribute("data-action") for b in buttons] == ["acknowledge", "snooze", "disable", "reset"]
 
     # Then acknowledging asks first: Cancel leaves the alarm as it was
     acknowledge = page.find_element(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action="acknowledge"]')
@@ -113,7 +113,7 @@ def test_an_operator_signs_in_sees_the_fleet_by_risk_and_acknowledges_an_active_
     ]
     assert "operator" not in {key for key in console.actions[0] if key != "operator"}
     buttons = page.find_elements(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action]')
-    assert [b.get_attribute("data-action") for b in buttons] == ["reset", "snooze", "disable"]
+    assert [b.get_attribute("data-action") for b in buttons] == ["snooze", "disable", "reset"]
     wait(page, lambda d: "local-operator" in d.find_element(By.ID, "transitions-rows").text, "the transition's row")
 
     # And the fleet shows the new state too

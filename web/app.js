@@ -11,7 +11,7 @@ const DEFAULT_REFRESH_S = 10;
 let config;
 let api;
 let timer = null;
-let busy = false;
+let generation = 0; // each refresh's number: an answer that a newer refresh has overtaken is dropped
 let shown = ""; // the last answer drawn: an unchanged answer is not drawn again (no flicker, no lost focus)
 
 async function main() {
@@ -67,14 +67,16 @@ function motorId() {
 
 /** Reloads what the current view shows, keeping the keyboard focus where it was. */
 async function refresh() {
-  if (busy || !api || !currentUser()) return;
-  busy = true;
+  if (!api || !currentUser()) return;
+  generation += 1;
+  const mine = generation;
   const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
   try {
     const id = motorId();
     if (id) {
       const hours = document.getElementById("history-hours").value;
       const [motor, history] = await Promise.all([api.motor(id), api.history(id, hours)]);
+      if (mine !== generation) return;
       show("view-motor");
       const drawn = JSON.stringify(["motor", motor]);
       if (drawn !== shown) {
@@ -84,8 +86,9 @@ async function refresh() {
       renderHistory(history);
       updated("motor-updated");
     } else {
-      show("view-fleet");
       const fleet = await api.fleet();
+      if (mine !== generation) return;
+      show("view-fleet");
       const drawn = JSON.stringify(["fleet", fleet]);
       if (drawn !== shown) {
         renderFleet(fleet);
@@ -95,11 +98,12 @@ async function refresh() {
     }
     if (document.getElementById("notice").dataset.kind === "stale") notice("");
   } catch (error) {
-    failed(error, "stale");
-  } finally {
-    busy = false;
+    if (mine === generation) failed(error, "stale");
+    return;
   }
-  if (focused) document.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+  // A redrawn element loses the focus to <body>: give it to its replacement.
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if (focused && lost) document.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
 }
 
 async function act(id, request, label) {

@@ -178,10 +178,12 @@ def test_the_page_is_usable_from_the_keyboard(page: WebDriver, console: FakeCons
     page.switch_to.active_element.send_keys(Keys.ESCAPE)
     wait(page, lambda d: not d.find_element(By.ID, "confirm").is_displayed(), "Escape closes the dialog")
     assert console.actions == []
-    # The focus survives the page's own refresh (every 2 s here)
+    # The focus survives the page's own refresh redrawing the motor (every 2 s here)
     acknowledge = page.find_element(By.CSS_SELECTOR, 'li[data-alarm="predictive"] button[data-action="acknowledge"]')
-    acknowledge.send_keys("")  # focus it
-    page.execute_script("return new Promise((done) => setTimeout(done, 2500))")
+    page.execute_script("arguments[0].focus()", acknowledge)
+    with console.lock:
+        console.fleet["motor-002"]["failure_probability"] = 0.9
+    wait(page, lambda d: "90 %" in d.find_element(By.ID, "motor-facts").text, "the page redraws the new probability")
     assert page.switch_to.active_element.get_attribute("data-key") == "predictive:acknowledge"
 
 

@@ -268,7 +268,7 @@ def _handler(console: FakeConsole) -> type[BaseHTTPRequestHandler]:
                 for key, value in query.items()
             )
             buttons = "".join(
-                f'<button type="submit" name="user" value="{user}" id="local-{user}">Sign in as {name}</button>'
+                f'<button type="submit" name="user" value="{user}">Sign in as {name}</button>'
                 for user, (name, _) in USERS.items()
             )
             head = '<!doctype html><title>Local sign-in</title><link rel="icon" href="/favicon.svg">'

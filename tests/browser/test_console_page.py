@@ -8,21 +8,16 @@ request the policy refuses shows in the browser's log, and every test ends by ch
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.wait import WebDriverWait
 
-from tests.browser.conftest import DESKTOP
 from tests.browser.fake_console import FakeConsole
+from tests.browser.pages import alarm_state, opened, sign_in, visible, wait
 
-WAIT_S = 15.0
 PHONE = (390, 844)
 
 
@@ -40,47 +35,9 @@ def expected_errors() -> list[str]:
 
 @pytest.fixture
 def page(browser: Chrome, console: FakeConsole, expected_errors: list[str]) -> Iterator[Chrome]:
-    """The console's address, signed out, at desktop size; afterwards the browser's log must hold no error."""
-    browser.set_window_size(*DESKTOP)
-    browser.get(console.url)
-    browser.execute_script("sessionStorage.clear()")
-    browser.get_log("browser")  # drop what earlier tests left
-    browser.get(console.url)
-    yield browser
-    errors = [
-        entry
-        for entry in browser.get_log("browser")
-        if entry["level"] == "SEVERE" and not any(text in entry["message"] for text in expected_errors)
-    ]
-    assert not errors, f"the browser logged errors (a CSP refusal, a failed request, a script error): {errors}"
-
-
-def wait(driver: WebDriver, condition: Any, message: str) -> Any:
-    """Until `condition` holds; an element redrawn by the page's refresh meanwhile is looked up again."""
-    ignored = (NoSuchElementException, StaleElementReferenceException)
-    return WebDriverWait(driver, WAIT_S, poll_frequency=0.2, ignored_exceptions=ignored).until(condition, message)
-
-
-def visible(driver: WebDriver, css: str) -> WebElement:
-    """The first displayed element `css` selects, once there is one."""
-
-    def shown(d: WebDriver) -> WebElement | None:
-        return next((e for e in d.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()), None)
-
-    element: WebElement = wait(driver, shown, css)
-    return element
-
-
-def sign_in(driver: WebDriver, user: str) -> None:
-    """Through the page's sign-in button and the sign-in page's button for `user` (authorization code + PKCE)."""
-    visible(driver, "#sign-in").click()
-    visible(driver, f"#local-{user}").click()
-    visible(driver, "#fleet-rows tr[data-motor]")
-
-
-def alarm_state(driver: WebDriver, alarm: str) -> str:
-    css = f'li.alarm[data-alarm="{alarm}"]'
-    return str(wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, css).get_attribute("data-state"), css))
+    """The fake console, signed out; afterwards the browser's log must hold no error."""
+    with opened(browser, console.url, expected_errors) as driver:
+        yield driver
 
 
 def test_an_operator_signs_in_sees_the_fleet_by_risk_and_acknowledges_an_active_alarm(

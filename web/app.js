@@ -83,7 +83,7 @@ async function refresh() {
         renderMotor(motor, { canAct: currentUser().operator, onAction: (request, label) => act(id, request, label) });
         shown = drawn;
       }
-      renderHistory(history);
+      renderHistory(history, motor.last_reading_at);
       updated("motor-updated");
     } else {
       const fleet = await api.fleet();

@@ -1,7 +1,7 @@
 // The fleet page: every motor, most at risk first, with its alarm states at a glance.
 
 import { el, stateBadge } from "./dom.js";
-import { ago, clock, driverWords, percent, STATE_RANK } from "./words.js";
+import { ago, clock, driverWords, humanize, percent, STATE_RANK } from "./words.js";
 
 /** Fills the fleet table from GET /motors (all pages); the API's order is kept (riskiest first). */
 export function renderFleet({ motors, partial }) {
@@ -18,7 +18,7 @@ function row(motor) {
   const states = Object.entries(motor.alarm_states || {}).filter(([, state]) => state !== "NORMAL");
   states.sort(([, a], [, b]) => (STATE_RANK[b] ?? 0) - (STATE_RANK[a] ?? 0));
   const alarms = states.length
-    ? states.map(([name, state]) => stateBadge(state, name))
+    ? states.map(([name, state]) => stateBadge(state, humanize(name)))
     : [stateBadge("NORMAL", "all alarms")];
   const drivers = (motor.drivers || []).slice(0, 3).map(driverWords).join(", ");
   return el(

@@ -146,8 +146,11 @@ function localInputTime(date) {
   return local.toISOString().slice(0, 16);
 }
 
-/** Draws the history (GET /motors/{id}/history): the probability, the main signals, the transitions. */
-export function renderHistory(history) {
+/**
+ * Draws the history (GET /motors/{id}/history): the probability, the main signals, the transitions.
+ * `lastReadingAt`: the motor's last reading, to say how old it is when the window holds none.
+ */
+export function renderHistory(history, lastReadingAt) {
   const points = history.points || [];
   const times = points.map((point) => Date.parse(point.at) / 1000);
   const series = [
@@ -168,7 +171,8 @@ export function renderHistory(history) {
   const container = document.getElementById("motor-charts");
   if (!points.length) {
     drawCharts(container, [], []);
-    container.replaceChildren(el("p", { class: "empty" }, "No reading in this period."));
+    const last = lastReadingAt ? ` The last reading is from ${clock(lastReadingAt)} (${ago(lastReadingAt)}).` : "";
+    container.replaceChildren(el("p", { class: "empty" }, `No reading in this period.${last}`));
     container.charts = undefined;
   } else {
     container.querySelector(":scope > p.empty")?.remove();

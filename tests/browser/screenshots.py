@@ -64,7 +64,7 @@ def _shoot(browser: webdriver.Chrome, url: str, ready_css: str, path: Path, heig
         WebDriverWait(browser, WAIT_S).until(lambda d: d.find_element(By.CSS_SELECTOR, option).is_displayed())
         browser.find_element(By.CSS_SELECTOR, option).click()
     WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, ready_css), ready_css)
-    browser.execute_script("document.activeElement && document.activeElement.blur()")
+    browser.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
     time.sleep(1.0)  # the charts draw on the next animation frame
     image = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
     image.quantize(colors=PALETTE).save(path, optimize=True)  # docs/img stays small (tests/unit/test_docs.py)

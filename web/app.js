@@ -107,6 +107,7 @@ async function refresh() {
 }
 
 async function act(id, request, label) {
+  notice("");
   document.getElementById("action-status").textContent = `${label}: sending…`;
   const buttons = document.querySelectorAll("#view-motor button[data-action]");
   buttons.forEach((button) => (button.disabled = true));
@@ -131,7 +132,9 @@ function failed(error, kind) {
     return;
   }
   if (error instanceof ApiError && error.status === 404 && motorId()) {
-    notice(`${error.message}. Back to the fleet.`, kind);
+    window.history.replaceState(null, "", "#/");
+    shown = "";
+    refresh().then(() => notice(`${error.message}: here is the fleet.`, "missing"));
     return;
   }
   notice(`${error.message}${kind === "stale" ? " (the page shows the last data it could read; it keeps trying)" : ""}`, kind);

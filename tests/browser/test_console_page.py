@@ -206,3 +206,17 @@ def test_an_action_that_no_longer_applies_shows_the_apis_reason(
     notice = visible(page, "#notice")
     assert "acknowledge does not apply to a NORMAL alarm" in notice.text
     wait(page, lambda d: alarm_state(d, "predictive") == "NORMAL", "the page shows the alarm as it now is")
+
+
+def test_an_unknown_motor_leads_back_to_the_fleet_with_the_apis_reason(
+    page: WebDriver, console: FakeConsole, expected_errors: list[str]
+) -> None:
+    expected_errors.append("/motors/motor-999 - Failed to load resource: the server responded with a status of 404")
+    expected_errors.append(
+        "/motors/motor-999/history?hours=6 - Failed to load resource: the server responded with a status of 404"
+    )
+    sign_in(page, "viewer")
+    page.get(console.url + "#/motors/motor-999")
+    assert "no motor 'motor-999'" in visible(page, "#notice").text
+    visible(page, '#fleet-rows tr[data-motor="motor-002"]')
+    assert page.current_url.endswith("#/")

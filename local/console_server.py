@@ -5,7 +5,7 @@ One HTTP server on loopback (http://127.0.0.1:PORT, printed when the stack start
 - API Gateway's HTTP API: the template's four console routes; a route's request is authorized as the JWT
   authorizer does (local.console_auth.JwtVerifier), turned into the payload 2.0 event with the verified
   claims, and run by the function's own handler in the local stack's Lambda environment (`invoke`);
-- CloudFront and the site bucket: the files of the repository's `console/` folder at `/`, with the
+- CloudFront and the site bucket: the files of the repository's `web/` folder at `/`, with the
   security headers of the template's response headers policy (its CSP, with the API on the same origin);
 - the user pool's sign-in: `/oauth2/authorize` (a page with a button for each local user),
   `/oauth2/token` (authorization code with PKCE S256), `/logout`, and the issuer's JWKS.
@@ -47,7 +47,7 @@ from local.console_auth import (
 log = logging.getLogger("local.console")
 
 REPO = Path(__file__).resolve().parent.parent
-STATIC_DIR = REPO / "console"
+STATIC_DIR = REPO / "web"
 DEFAULT_PORT = 8765
 """Tried first, so the address is the same from one run to the next; a free port if it is taken."""
 CLIENT_ID = "local-console"

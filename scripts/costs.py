@@ -25,7 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -340,8 +342,9 @@ def unit_rates(prices: Mapping[str, Price]) -> dict[str, float]:
 def measured_sizes(action_ids: int = 10) -> dict[str, int]:
     """A reading's payload and topic, its feature row, and the state item after two days of a running motor.
 
-    The state has `action_ids` operator actions remembered (the detector keeps the last 50) and the
-    predictive alarm's drivers, as a motor that has been through a few alarms has.
+    The state has `action_ids` operator actions remembered (UUIDs; the detector keeps the last 50), the
+    predictive alarm's drivers, a failure reported, and every alarm of the default configuration in use (each
+    with every time of its bookkeeping set), as a motor that has been through a few alarms has.
     """
     from dataclasses import replace as copy  # noqa: PLC0415 - heavy imports only when sizes are measured
 
@@ -352,7 +355,7 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
     from motor_maintenance.detector import ReadingInput, step  # noqa: PLC0415
     from motor_maintenance.features import compute_features, to_csv_row  # noqa: PLC0415
     from motor_maintenance.prediction import Driver  # noqa: PLC0415
-    from motor_maintenance.state import MotorState  # noqa: PLC0415
+    from motor_maintenance.state import FailureRecord, MotorState  # noqa: PLC0415
 
     history = generate(FleetConfig(motors=1, seed=7, continuous_fraction=1.0), duration_s=2 * DAY_S)
     config, state = DetectorConfig(), None
@@ -375,7 +378,11 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
         payload = len(body.encode()) + len(f"motors/{reading.motor_id}/telemetry")
     if not isinstance(state, MotorState):
         raise RuntimeError("no reading was applied")
-    state = copy(state, recent_action_ids=tuple(f"{i:08x}-7c2e-4b8a-9f10-5d3c2a1b0e{i:02x}" for i in range(action_ids)))
+    state = copy(
+        _every_alarm_in_use(state),
+        recent_action_ids=tuple(str(uuid.UUID(int=random.Random(i).getrandbits(128))) for i in range(action_ids)),
+        last_failure=FailureRecord(state.last_ts_ms or 0, "bearing_wear", "a-failure-report-1"),
+    )
     captured: dict[str, Any] = {}
 
     class _Capture:
@@ -384,6 +391,21 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
 
     DynamoStateStore("state", _Capture()).save(state, expected_version=41)
     return {"payload_bytes": payload, "row_bytes": len(row.encode()), "state_item_bytes": dynamodb_item_bytes(captured)}
+
+
+def _every_alarm_in_use(state: Any) -> Any:
+    """The state with each alarm away from NORMAL and every time of its bookkeeping set (the largest it gets)."""
+    from motor_maintenance.alarms import AlarmState  # noqa: PLC0415
+    from motor_maintenance.state import AlarmStatus  # noqa: PLC0415
+
+    at = state.last_ts_ms or 0
+    busy = (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.SNOOZED, AlarmState.LATCHED)
+    alarms = {
+        name: AlarmStatus(busy[i % len(busy)], True, at - 61_000, i, at - 3_600_000, at + 3_600_000, 212.5, at)
+        for i, name in enumerate(state.alarms)
+    }
+    state.alarms = alarms
+    return state
 
 
 def dynamodb_item_bytes(item: Mapping[str, Any]) -> int:
@@ -398,6 +420,8 @@ def _value_bytes(value: Mapping[str, Any]) -> int:
     if kind == "N":
         digits = len(str(inner).lstrip("-").replace(".", "").lstrip("0")) or 1
         return math.ceil(digits / 2) + 1
+    if kind == "B":
+        return len(inner)
     if kind in {"BOOL", "NULL"}:
         return 1
     if kind == "M":

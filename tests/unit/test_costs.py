@@ -153,11 +153,11 @@ def test_item_size_counts_names_and_values_as_dynamodb_does() -> None:
     assert dynamodb_item_bytes(item) == 11 + 9 + 19
 
 
-def test_the_measured_state_item_is_several_kb_and_a_reading_fits_one_message() -> None:
+def test_the_measured_state_item_is_one_write_unit_and_a_reading_fits_one_message() -> None:
     sizes = costs.measured_sizes(action_ids=10)
     fewer = costs.measured_sizes(action_ids=0)
 
-    assert 1024 < sizes["state_item_bytes"] < 400 * 1024
+    assert 600 < sizes["state_item_bytes"] <= 1024
     assert fewer["state_item_bytes"] < sizes["state_item_bytes"]
     assert 0 < sizes["payload_bytes"] <= 5 * 1024
     assert sizes["row_bytes"] > 0

@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 
 from motor_adapters import clients
-from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoHealthStore
+from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoHealthStore, WrittenStates
 from motor_adapters.embedded_predictor import EmbeddedPredictor
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_lambda.reports import ReadingReporter, report_health
@@ -34,7 +34,8 @@ def inference_ports(settings: InferenceSettings) -> InferencePorts:
         if model is not None
         else None
     )
-    store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"))
+    # Keeps the states it writes: a motor's next reading in this environment needs no read.
+    store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"), written=WrittenStates())
     return InferencePorts(store, model, publisher, config_source(settings), monitor)
 
 

@@ -5,9 +5,10 @@
     .venv/bin/python scripts/costs.py --json                   # every line item, the prices and the inputs
 
 - direct (today's): TelemetryRule -> InferenceFunction per reading; one SageMaker serverless call per
-  reading while the motor runs; a GetItem and a conditional PutItem of the motor's state per reading.
+  reading while the motor runs; a conditional PutItem of the motor's state per reading, from the copy the
+  execution environment kept (a stale copy: a failed write, then another).
 - batched (template IngestionMode batched): TelemetryRule -> Kinesis (TelemetryStream) -> the function in
-  batches; one SageMaker call per batch; a motor's readings in one batch share one GetItem and one PutItem.
+  batches; one SageMaker call per batch; a motor's readings in one batch share one PutItem.
 - embedded: as direct, with the model evaluated inside the function: no SageMaker.
 - batched-embedded: both changes at once.
 
@@ -23,9 +24,9 @@ AWS calls this machine cannot reach, to stated assumptions. docs/costs.md explai
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
-import random
 import sys
 import uuid
 from collections.abc import Mapping
@@ -143,8 +144,13 @@ class Workload:
 
     Charged to every design alike, so conservative for the batched ones, measured at 0.45-0.5 ms a reading
     with five readings of each motor in a batch and about 1.2 ms with one."""
-    state_io_ms: float = 10.0
-    """Waiting on the state's GetItem and PutItem (assumed: DynamoDB's single-digit milliseconds each)."""
+    state_io_ms: float = 5.0
+    """Waiting on the state's conditional PutItem, the one call of a reading whose state the environment kept
+    (assumed: DynamoDB's single-digit milliseconds); a stale copy's failed write waits as long again."""
+    copy_hit_fraction: float = -1.0
+    """Readings whose motor's state the environment that takes them wrote last (its copy is current). Negative:
+    estimated, 1 for the batched designs (a shard's batches go to one environment at a time) and, for the direct
+    ones, 1 / the environments the fleet keeps busy (assumed: Lambda spreads invocations evenly over them)."""
     endpoint_wait_ms: float = 30.0
     """The function's wait on one call to a warm serverless endpoint (assumed)."""
     endpoint_memory_mb: int = 2048
@@ -251,7 +257,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         record_bytes = KINESIS_EVENT_RECORD_BYTES + math.ceil(w.payload_bytes / 3) * 4
         batch = max(1.0, min(w.batch_size, LAMBDA_EVENT_BYTES // record_bytes, shard_per_s * w.batch_window_s))
         span_s = batch / shard_per_s
-        # A motor's readings in one batch share its state's GetItem and PutItem.
+        # A motor's readings in one batch share its state's PutItem.
         per_motor_in_batch = max(1.0, span_s * w.readings_per_minute / 60)
         invocations = readings / batch
         # The rule's PutRecord per reading; Lambda's reads of the stream are free. The fleet shares the
@@ -267,7 +273,11 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         invocations, state_ops, endpoint_calls = readings, readings, running
 
     cpu_ms = w.cpu_ms_full_core * w.cpu_scale
-    busy_ms = readings * cpu_ms + state_ops * w.state_io_ms
+    hits = _copy_hits(w, batched=batched, embedded=embedded)
+    # A current copy: one conditional write. A stale one: that write fails (billed as a write) and returns the
+    # stored item, and the second write succeeds. No design reads the state in the common case.
+    state_writes = state_ops * (2 - hits)
+    busy_ms = readings * cpu_ms + state_writes * w.state_io_ms
     if embedded:
         busy_ms += running * w.embedded_model_ms_full_core * w.cpu_scale
     else:
@@ -283,8 +293,9 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         data_gb = running * (w.row_bytes + w.answer_bytes) / GB
         items["SageMaker data"] = data_gb * rates["sagemaker_serverless_data_gb"]
 
-    items["DynamoDB reads"] = state_ops * math.ceil(w.state_item_bytes / 4096) * rates["dynamodb_read_request_units"]
-    items["DynamoDB writes"] = state_ops * math.ceil(w.state_item_bytes / 1024) * rates["dynamodb_write_request_units"]
+    items["DynamoDB writes"] = (
+        state_writes * math.ceil(w.state_item_bytes / 1024) * rates["dynamodb_write_request_units"]
+    )
     items["CloudWatch Logs"] = invocations * w.log_bytes_per_invocation / GB * rates["cloudwatch_logs_gb"]
     items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
@@ -301,6 +312,17 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         )
     )
     return Cost(architecture, items, floor_cost(w, rates))
+
+
+def _copy_hits(w: Workload, *, batched: bool, embedded: bool) -> float:
+    """The share of state writes made from a current copy (Workload.copy_hit_fraction)."""
+    if w.copy_hit_fraction >= 0:
+        return min(1.0, w.copy_hit_fraction)
+    if batched:
+        return 1.0
+    busy_s = (w.cpu_ms_full_core * w.cpu_scale + w.state_io_ms + (0 if embedded else w.endpoint_wait_ms)) / 1000
+    environments = max(1, math.ceil(w.motors * w.readings_per_minute / 60 * busy_s))
+    return 1 / environments
 
 
 def _offline_watch(w: Workload, rates: Mapping[str, float]) -> dict[str, float]:
@@ -380,7 +402,7 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
         raise RuntimeError("no reading was applied")
     state = copy(
         _every_alarm_in_use(state),
-        recent_action_ids=tuple(str(uuid.UUID(int=random.Random(i).getrandbits(128))) for i in range(action_ids)),
+        recent_action_ids=tuple(_uuid(i) for i in range(action_ids)),
         last_failure=FailureRecord(state.last_ts_ms or 0, "bearing_wear", "a-failure-report-1"),
     )
     captured: dict[str, Any] = {}
@@ -391,6 +413,11 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
 
     DynamoStateStore("state", _Capture()).save(state, expected_version=41)
     return {"payload_bytes": payload, "row_bytes": len(row.encode()), "state_item_bytes": dynamodb_item_bytes(captured)}
+
+
+def _uuid(n: int) -> str:
+    """A UUID as random as an operator tool's, the same every run."""
+    return str(uuid.UUID(bytes=hashlib.sha256(b"%d" % n).digest()[:16]))
 
 
 def _every_alarm_in_use(state: Any) -> Any:
@@ -492,7 +519,13 @@ def _parser() -> argparse.ArgumentParser:
     fn.add_argument(
         "--cpu-ms", type=float, default=defaults.cpu_ms_full_core, help="handler CPU per reading on one full core"
     )
-    fn.add_argument("--state-io-ms", type=float, default=defaults.state_io_ms, help="GetItem + PutItem wait")
+    fn.add_argument("--state-io-ms", type=float, default=defaults.state_io_ms, help="one conditional PutItem's wait")
+    fn.add_argument(
+        "--copy-hit-fraction",
+        type=float,
+        default=defaults.copy_hit_fraction,
+        help="readings whose state the environment's copy holds current (negative: estimated from the fleet)",
+    )
     fn.add_argument("--endpoint-wait-ms", type=float, default=defaults.endpoint_wait_ms)
     fn.add_argument("--batch-size", type=int, default=defaults.batch_size)
     fn.add_argument("--batch-window-s", type=float, default=defaults.batch_window_s)
@@ -555,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_mb=args.memory_mb,
         cpu_ms_full_core=args.cpu_ms,
         state_io_ms=args.state_io_ms,
+        copy_hit_fraction=args.copy_hit_fraction,
         endpoint_wait_ms=args.endpoint_wait_ms,
         endpoint_memory_mb=args.endpoint_memory_mb,
         endpoint_compute_ms=args.endpoint_compute_ms,

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from motor_adapters.clients import client
-from motor_adapters.dynamodb_store import DynamoStateStore, WrittenStates
+from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.state_item import LEGACY_STATE_ATTRIBUTE, STATE_ATTRIBUTE, decode, encode, state_of
+from motor_adapters.written_states import WrittenStates
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Outcome
 from motor_maintenance.service import process_reading
@@ -193,12 +194,35 @@ def test_the_copy_is_not_the_object_the_domain_changes(aws: FakeAws) -> None:
 def test_the_copies_are_bounded_least_recently_written_first() -> None:
     written = WrittenStates(max_motors=3)
     for n in range(5):
-        written.put(f"motor-{n}", n + 1, bytes([n]))
-    written.put("motor-2", 9, b"again")  # written again: the most recent
-    written.put("motor-5", 1, b"new")
+        written.written(f"motor-{n}", n, n + 1, bytes([n]))
+    written.written("motor-2", 3, 4, b"again")  # written again: the most recent
+    written.written("motor-5", 0, 1, b"new")
 
     assert len(written) == 3
-    assert [written.get(f"motor-{n}") is not None for n in range(6)] == [False, False, True, False, True, True]
+    assert [f"motor-{n}" in written for n in range(6)] == [False, False, True, False, True, True]
+
+
+def test_copies_mostly_stale_are_set_aside_for_reads_and_taken_up_again_when_current(aws: FakeAws) -> None:
+    """Given two environments taking a motor's readings in turn (each one's copy always stale), when they go
+    on, then each soon reads instead of failing a write from its copy; and when one environment takes every
+    reading again, its copies are found current on its reads and it goes back to one call a reading."""
+    first, first_calls = environment()
+    second, second_calls = environment()
+    for seq in range(1, 31):
+        apply(first if seq % 2 else second, reading(seq))
+    first_calls.calls.clear()
+    second_calls.calls.clear()
+
+    for seq in range(31, 41):
+        apply(first if seq % 2 else second, reading(seq))
+
+    assert first_calls.calls == second_calls.calls == Counter(get_item=5, put_item=5)  # no failed write
+    for seq in range(41, 81):
+        apply(first, reading(seq))
+    first_calls.calls.clear()
+    apply(first, reading(81))
+    assert first_calls.calls == Counter(put_item=1)
+    assert state_of(stored_item(aws)).last_seq == 81
 
 
 def test_without_copies_every_unit_of_work_reads(aws: FakeAws) -> None:

@@ -6,7 +6,6 @@ import json
 import random
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from motor_adapters.state_item import STATE_ATTRIBUTE, decode, encode, state_of
+from motor_adapters.written_states import WrittenStates
 from motor_maintenance.errors import StoreUnavailable, VersionConflict
 from motor_maintenance.state import ModelHealth, MotorState
 
@@ -28,11 +28,6 @@ either without re-writing every item. 16 keep each partition far below DynamoDB'
 100,000 motors, and cost the timer 16 queries a tick whatever the fleet's size (docs/architecture.md)."""
 
 
-STATE_CACHE_MOTORS = 20_000
-"""Motors whose last written state an execution environment keeps (the least recently written go first): about
-1.2 KB each with the dictionary's share, so 24 MB at most, and as many motors as one Kinesis shard carries at
-one reading every 3 s (docs/architecture.md, "The state item and the environment's copy")."""
-
 BATCH_GET_KEYS = 100
 """Keys one BatchGetItem request may name (DynamoDB's limit)."""
 UNPROCESSED_RETRY_DELAYS_S = (0.05, 0.1, 0.2)
@@ -46,35 +41,6 @@ def due_shard(motor_id: str) -> str:
     return str(zlib.crc32(motor_id.encode()) % DUE_SHARDS)
 
 
-class WrittenStates:
-    """The states this execution environment wrote, by motor: the item's version and its encoded state.
-
-    Bytes, not MotorState objects: nothing the domain does to a state it was given can change what is kept,
-    and each is about 1 KB. At most `max_motors`; the least recently written are forgotten first.
-    """
-
-    def __init__(self, max_motors: int = STATE_CACHE_MOTORS) -> None:
-        self._max = max_motors
-        self._kept: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._kept)
-
-    def get(self, motor_id: str) -> tuple[int, bytes] | None:
-        return self._kept.get(motor_id)
-
-    def put(self, motor_id: str, version: int, encoded: bytes) -> None:
-        if self._max <= 0:
-            return
-        self._kept[motor_id] = (version, encoded)
-        self._kept.move_to_end(motor_id)
-        while len(self._kept) > self._max:
-            self._kept.popitem(last=False)
-
-    def forget(self, motor_id: str) -> None:
-        self._kept.pop(motor_id, None)
-
-
 class DynamoStateStore:
     """Implements motor_maintenance.service.StateStore.
 
@@ -85,6 +51,7 @@ class DynamoStateStore:
     With `written` (the ingestion function's store), the states it saves are kept, so the next reading of a
     motor needs no read: `remembered` answers, and the save is conditional on the kept version. A conflict
     returns the stored item (ReturnValuesOnConditionCheckFailure, no read units), which the retry starts from.
+    The copies are used only while they are mostly current (motor_adapters.written_states).
     """
 
     def __init__(self, table_name: str, client: Any, *, written: WrittenStates | None = None) -> None:
@@ -94,18 +61,16 @@ class DynamoStateStore:
 
     def load(self, motor_id: str) -> MotorState | None:
         item = _get_item(self._client, self._table, motor_id, f"state of {motor_id}")
+        if self._written is not None:
+            self._written.read(motor_id, None if item is None else int(item["version"]["N"]))
         return None if item is None else state_of(item)
 
     def remembered(self, motor_id: str) -> MotorState | None:
-        kept = None if self._written is None else self._written.get(motor_id)
+        kept = None if self._written is None else self._written.copy_of(motor_id)
         if kept is None:
             return None
         version, encoded = kept
-        try:
-            return decode(motor_id, encoded, version)
-        except ValueError:  # cannot happen with what encode wrote; a read settles it in any case
-            self._written.forget(motor_id)  # type: ignore[union-attr]
-            return None
+        return decode(motor_id, encoded, version)
 
     def save(self, state: MotorState, expected_version: int) -> MotorState:
         stored = replace(state.copy(), version=expected_version + 1)
@@ -135,30 +100,21 @@ class DynamoStateStore:
         try:
             _put_if_version(self._client, self._table, item, expected_version, what, return_stored=True)
         except VersionConflict as conflict:
-            rival = _rival_state(conflict, what)
-            self._keep(state.motor_id, rival)
+            rival = _rival_state(conflict)
+            if self._written is not None:
+                kept = None if rival is None else (rival.version, encode(rival))
+                self._written.conflicted(state.motor_id, expected_version, kept)
             raise VersionConflict(str(conflict), current=rival) from conflict
         except StoreUnavailable:  # the write may or may not have happened: the next reading reads
-            self._forget(state.motor_id)
+            if self._written is not None:
+                self._written.forget(state.motor_id)
             raise
         if self._written is not None:
-            self._written.put(state.motor_id, stored.version, encoded)
+            self._written.written(state.motor_id, expected_version, stored.version, encoded)
         return stored
 
-    def _keep(self, motor_id: str, state: MotorState | None) -> None:
-        if self._written is None:
-            return
-        if state is None:
-            self._written.forget(motor_id)
-        else:
-            self._written.put(motor_id, state.version, encode(state))
 
-    def _forget(self, motor_id: str) -> None:
-        if self._written is not None:
-            self._written.forget(motor_id)
-
-
-def _rival_state(conflict: VersionConflict, what: str) -> MotorState | None:
+def _rival_state(conflict: VersionConflict) -> MotorState | None:
     """The state a failed conditional write found stored (None: the answer held none, or one that cannot be read)."""
     item = conflict.current
     if not item:

@@ -10,9 +10,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 
 from motor_adapters import clients
-from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoHealthStore, WrittenStates
+from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoHealthStore
 from motor_adapters.embedded_predictor import EmbeddedPredictor
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
+from motor_adapters.written_states import WrittenStates
 from motor_lambda.reports import ReadingReporter, report_health
 from motor_lambda.responses import ReadingSummary, Rejected
 from motor_lambda.settings import InferenceSettings

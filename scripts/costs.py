@@ -43,6 +43,7 @@ from device.requirements_check import setup_needed
 
 with setup_needed("scripts/costs.py"):
     from motor_adapters.dynamodb_store import DUE_SHARDS
+    from motor_adapters.written_states import MIN_FRESH_SHARE
 
 from scripts.costs_archive import ARCHIVE_PRICES, ArchiveUse, archive_items, measured_parquet_bytes
 from scripts.pricing import GB, HOURS_PER_MONTH, TAKEN, Price
@@ -145,8 +146,8 @@ class Workload:
     Charged to every design alike, so conservative for the batched ones, measured at 0.45-0.5 ms a reading
     with five readings of each motor in a batch and about 1.2 ms with one."""
     state_io_ms: float = 5.0
-    """Waiting on the state's conditional PutItem, the one call of a reading whose state the environment kept
-    (assumed: DynamoDB's single-digit milliseconds); a stale copy's failed write waits as long again."""
+    """Waiting on one DynamoDB call of the state (assumed: DynamoDB's single-digit milliseconds): the conditional
+    PutItem alone for a reading whose state the environment kept, a GetItem as well otherwise."""
     copy_hit_fraction: float = -1.0
     """Readings whose motor's state the environment that takes them wrote last (its copy is current). Negative:
     estimated, 1 for the batched designs (a shard's batches go to one environment at a time) and, for the direct
@@ -273,11 +274,8 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         invocations, state_ops, endpoint_calls = readings, readings, running
 
     cpu_ms = w.cpu_ms_full_core * w.cpu_scale
-    hits = _copy_hits(w, batched=batched, embedded=embedded)
-    # A current copy: one conditional write. A stale one: that write fails (billed as a write) and returns the
-    # stored item, and the second write succeeds. No design reads the state in the common case.
-    state_writes = state_ops * (2 - hits)
-    busy_ms = readings * cpu_ms + state_writes * w.state_io_ms
+    state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
+    busy_ms = readings * cpu_ms + (state_reads + state_writes) * w.state_io_ms
     if embedded:
         busy_ms += running * w.embedded_model_ms_full_core * w.cpu_scale
     else:
@@ -293,6 +291,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         data_gb = running * (w.row_bytes + w.answer_bytes) / GB
         items["SageMaker data"] = data_gb * rates["sagemaker_serverless_data_gb"]
 
+    items["DynamoDB reads"] = state_reads * math.ceil(w.state_item_bytes / 4096) * rates["dynamodb_read_request_units"]
     items["DynamoDB writes"] = (
         state_writes * math.ceil(w.state_item_bytes / 1024) * rates["dynamodb_write_request_units"]
     )
@@ -312,6 +311,16 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         )
     )
     return Cost(architecture, items, floor_cost(w, rates))
+
+
+def _state_calls(w: Workload, state_ops: float, *, batched: bool, embedded: bool) -> tuple[float, float]:
+    """The state's reads and writes for `state_ops` saves of it, with the environments' copies."""
+    hits = _copy_hits(w, batched=batched, embedded=embedded)
+    if hits >= MIN_FRESH_SHARE:
+        # A current copy: one conditional write. A stale one: that write fails (billed as a write) and returns
+        # the stored item, and a second write succeeds.
+        return 0.0, state_ops * (2 - hits)
+    return state_ops, state_ops  # copies too often stale: the environments read first (written_states)
 
 
 def _copy_hits(w: Workload, *, batched: bool, embedded: bool) -> float:

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from motor_adapters.clients import client
-from motor_adapters.dynamodb_store import DynamoStateStore
+from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoStateStore
 from motor_adapters.state_item import LEGACY_STATE_ATTRIBUTE, STATE_ATTRIBUTE, decode, encode, state_of
 from motor_adapters.written_states import WrittenStates
+from motor_maintenance.batch import BatchItem, process_batch
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Outcome
 from motor_maintenance.service import process_reading
@@ -240,3 +241,25 @@ def test_the_fixture_is_the_old_format(tmp_path: Path) -> None:
     item = json.loads(OLD_ITEM.read_text())
     assert set(item[LEGACY_STATE_ATTRIBUTE]) == {"S"}
     assert STATE_ATTRIBUTE not in item
+
+
+def test_a_batch_reads_only_the_motors_whose_state_the_environment_did_not_write(aws: FakeAws) -> None:
+    """Given a batch of three motors applied by one environment, when the next batch brings them again with a
+    fourth, then only the fourth is read (one BatchGetItem of one key), and each motor is written once."""
+    dynamodb = CountingClient(client("dynamodb"))
+    store = DynamoBatchStateStore(TABLE, dynamodb, written=WrittenStates())
+
+    def batch(seq: int, motors: list[str]) -> Any:
+        readings = [Telemetry.model_validate(reading_payload(seq, at_s=60.0 * seq, motor_id=m)) for m in motors]
+        now = datetime.fromtimestamp(readings[0].ts_ms / 1000 + 1, UTC)
+        items = [BatchItem(r, received_at_ms=r.ts_ms) for r in readings]
+        return process_batch(items, store=store, predictor=None, publisher=Recorder(), config=DetectorConfig(), now=now)
+
+    batch(1, ["motor-a", "motor-b", "motor-c"])
+    dynamodb.calls.clear()
+
+    result = batch(2, ["motor-a", "motor-b", "motor-c", "motor-d"])
+
+    assert not result.failures
+    assert dynamodb.calls == Counter(batch_get_item=1, put_item=4)
+    assert [state_of(stored_item(aws, m)).last_seq for m in ("motor-a", "motor-d")] == [2, 2]

@@ -153,20 +153,34 @@ def flush(current: R | None, record: Record[R], publisher: EventPublisher) -> tu
 class MotorRecord:
     """One motor's state in a StateStore, as a record of the unit of work."""
 
-    def __init__(self, store: StateStore, motor_id: str, *, loaded: tuple[MotorState | None] | None = None) -> None:
-        """`loaded`: the state already read (by a batch's `load_many`), in a 1-tuple; the first load returns it."""
+    def __init__(
+        self,
+        store: StateStore,
+        motor_id: str,
+        *,
+        loaded: tuple[MotorState | None] | None = None,
+        remembered: bool = False,
+    ) -> None:
+        """`loaded`: the state already at hand (from a batch's `load_many`, or with `remembered` the store's kept
+        copy), in a 1-tuple: the first `load` (or `remembered`) returns it."""
         self.key = f"state of {motor_id}"
-        self._store, self._motor_id, self._loaded = store, motor_id, loaded
+        self._store, self._motor_id = store, motor_id
+        self._loaded, self._remembered = loaded, remembered
 
     def load(self) -> MotorState | None:
-        if self._loaded is not None:
+        if self._loaded is not None and not self._remembered:
             (state,), self._loaded = self._loaded, None
             return state
+        self._loaded = None  # a kept copy not taken is not a read
         return self._store.load(self._motor_id)
 
     def remembered(self) -> MotorState | None:
-        """None when a batch read the state already (`load` returns that read), else the store's kept copy."""
-        return None if self._loaded is not None else self._store.remembered(self._motor_id)
+        if self._loaded is None:
+            return self._store.remembered(self._motor_id)
+        if not self._remembered:
+            return None  # a state read already: `load` returns it
+        (state,), self._loaded = self._loaded, None
+        return state
 
     def save(self, record: MotorState, expected_version: int) -> MotorState:
         return self._store.save(record, expected_version=expected_version)

@@ -13,6 +13,7 @@ are not used, by comparing the version read with the one kept.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -34,12 +35,16 @@ class _Kept:
 
 
 class WrittenStates:
-    """The states this environment wrote, by motor, and how often such a copy turns out to be current."""
+    """The states this environment wrote, by motor, and how often such a copy turns out to be current.
+
+    Thread-safe: a batch's motors are applied on a thread pool (motor_lambda.stream_batch).
+    """
 
     def __init__(self, max_motors: int = STATE_CACHE_MOTORS, *, min_fresh_share: float = MIN_FRESH_SHARE) -> None:
         self._max = max_motors
         self._min_fresh_share = min_fresh_share
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self._lock = threading.Lock()
         self.fresh_share = 1.0
         """The measured share of copies found current (starts trusting them)."""
 
@@ -51,40 +56,46 @@ class WrittenStates:
 
     def copy_of(self, motor_id: str) -> tuple[int, bytes] | None:
         """The motor's kept version and state to start from; None if none is kept or copies are too often stale."""
-        kept = self._kept.get(motor_id)
-        if kept is None or self.fresh_share < self._min_fresh_share:
-            return None
-        kept.handed_out = True
-        return kept.version, kept.encoded
+        with self._lock:
+            kept = self._kept.get(motor_id)
+            if kept is None or self.fresh_share < self._min_fresh_share:
+                return None
+            kept.handed_out = True
+            return kept.version, kept.encoded
 
     def written(self, motor_id: str, expected_version: int, version: int, encoded: bytes) -> None:
         """A write conditional on `expected_version` succeeded: keep what it stored."""
-        kept = self._kept.get(motor_id)
-        if kept is not None and kept.handed_out and kept.version == expected_version:
-            self._observe(current=True)
-        self._put(motor_id, _Kept(version, encoded))
+        with self._lock:
+            kept = self._kept.get(motor_id)
+            if kept is not None and kept.handed_out and kept.version == expected_version:
+                self._observe(current=True)
+            self._put(motor_id, _Kept(version, encoded))
 
     def conflicted(self, motor_id: str, expected_version: int, stored: tuple[int, bytes] | None) -> None:
         """A write conditional on `expected_version` failed; keep what is stored instead, if it is known."""
-        kept = self._kept.get(motor_id)
-        if kept is not None and kept.handed_out and kept.version == expected_version:
-            self._observe(current=False)
-        if stored is None:
-            self.forget(motor_id)
-        else:
-            self._put(motor_id, _Kept(*stored))
+        with self._lock:
+            kept = self._kept.get(motor_id)
+            if kept is not None and kept.handed_out and kept.version == expected_version:
+                self._observe(current=False)
+            if stored is None:
+                self._kept.pop(motor_id, None)
+            else:
+                self._put(motor_id, _Kept(*stored))
 
     def read(self, motor_id: str, version: int | None) -> None:
         """The motor's item was read (version None: no item): was the copy kept of it current?"""
-        kept = self._kept.get(motor_id)
-        if kept is not None:
-            self._observe(current=kept.version == version)
-            kept.handed_out = False
+        with self._lock:
+            kept = self._kept.get(motor_id)
+            if kept is not None:
+                self._observe(current=kept.version == version)
+                kept.handed_out = False
 
     def forget(self, motor_id: str) -> None:
-        self._kept.pop(motor_id, None)
+        with self._lock:
+            self._kept.pop(motor_id, None)
 
     def _put(self, motor_id: str, kept: _Kept) -> None:
+        """Keep `kept` as the most recent (the lock held)."""
         if self._max <= 0:
             return
         self._kept[motor_id] = kept

@@ -5,9 +5,10 @@
     .venv/bin/python scripts/costs.py --json                   # every line item, the prices and the inputs
 
 - direct (today's): TelemetryRule -> InferenceFunction per reading; one SageMaker serverless call per
-  reading while the motor runs; a GetItem and a conditional PutItem of the motor's state per reading.
+  reading while the motor runs; a conditional PutItem of the motor's state per reading, from the copy the
+  execution environment kept (a stale copy: a failed write, then another).
 - batched (template IngestionMode batched): TelemetryRule -> Kinesis (TelemetryStream) -> the function in
-  batches; one SageMaker call per batch; a motor's readings in one batch share one GetItem and one PutItem.
+  batches; one SageMaker call per batch; a motor's readings in one batch share one PutItem.
 - embedded: as direct, with the model evaluated inside the function: no SageMaker.
 - batched-embedded: both changes at once.
 
@@ -23,9 +24,11 @@ AWS calls this machine cannot reach, to stated assumptions. docs/costs.md explai
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -40,6 +43,7 @@ from device.requirements_check import setup_needed
 
 with setup_needed("scripts/costs.py"):
     from motor_adapters.dynamodb_store import DUE_SHARDS
+    from motor_adapters.written_states import MIN_FRESH_SHARE
 
 from scripts.costs_archive import ARCHIVE_PRICES, ArchiveUse, archive_items, measured_parquet_bytes
 from scripts.pricing import GB, HOURS_PER_MONTH, TAKEN, Price
@@ -141,8 +145,13 @@ class Workload:
 
     Charged to every design alike, so conservative for the batched ones, measured at 0.45-0.5 ms a reading
     with five readings of each motor in a batch and about 1.2 ms with one."""
-    state_io_ms: float = 10.0
-    """Waiting on the state's GetItem and PutItem (assumed: DynamoDB's single-digit milliseconds each)."""
+    state_io_ms: float = 5.0
+    """Waiting on one DynamoDB call of the state (assumed: DynamoDB's single-digit milliseconds): the conditional
+    PutItem alone for a reading whose state the environment kept, a GetItem as well otherwise."""
+    copy_hit_fraction: float = -1.0
+    """Readings whose motor's state the environment that takes them wrote last (its copy is current). Negative:
+    estimated, 1 for the batched designs (a shard's batches go to one environment at a time) and, for the direct
+    ones, 1 / the environments the fleet keeps busy (assumed: Lambda spreads invocations evenly over them)."""
     endpoint_wait_ms: float = 30.0
     """The function's wait on one call to a warm serverless endpoint (assumed)."""
     endpoint_memory_mb: int = 2048
@@ -249,7 +258,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         record_bytes = KINESIS_EVENT_RECORD_BYTES + math.ceil(w.payload_bytes / 3) * 4
         batch = max(1.0, min(w.batch_size, LAMBDA_EVENT_BYTES // record_bytes, shard_per_s * w.batch_window_s))
         span_s = batch / shard_per_s
-        # A motor's readings in one batch share its state's GetItem and PutItem.
+        # A motor's readings in one batch share its state's PutItem.
         per_motor_in_batch = max(1.0, span_s * w.readings_per_minute / 60)
         invocations = readings / batch
         # The rule's PutRecord per reading; Lambda's reads of the stream are free. The fleet shares the
@@ -265,7 +274,8 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         invocations, state_ops, endpoint_calls = readings, readings, running
 
     cpu_ms = w.cpu_ms_full_core * w.cpu_scale
-    busy_ms = readings * cpu_ms + state_ops * w.state_io_ms
+    state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
+    busy_ms = readings * cpu_ms + (state_reads + state_writes) * w.state_io_ms
     if embedded:
         busy_ms += running * w.embedded_model_ms_full_core * w.cpu_scale
     else:
@@ -281,8 +291,10 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         data_gb = running * (w.row_bytes + w.answer_bytes) / GB
         items["SageMaker data"] = data_gb * rates["sagemaker_serverless_data_gb"]
 
-    items["DynamoDB reads"] = state_ops * math.ceil(w.state_item_bytes / 4096) * rates["dynamodb_read_request_units"]
-    items["DynamoDB writes"] = state_ops * math.ceil(w.state_item_bytes / 1024) * rates["dynamodb_write_request_units"]
+    items["DynamoDB reads"] = state_reads * math.ceil(w.state_item_bytes / 4096) * rates["dynamodb_read_request_units"]
+    items["DynamoDB writes"] = (
+        state_writes * math.ceil(w.state_item_bytes / 1024) * rates["dynamodb_write_request_units"]
+    )
     items["CloudWatch Logs"] = invocations * w.log_bytes_per_invocation / GB * rates["cloudwatch_logs_gb"]
     items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
@@ -299,6 +311,27 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         )
     )
     return Cost(architecture, items, floor_cost(w, rates))
+
+
+def _state_calls(w: Workload, state_ops: float, *, batched: bool, embedded: bool) -> tuple[float, float]:
+    """The state's reads and writes for `state_ops` saves of it, with the environments' copies."""
+    hits = _copy_hits(w, batched=batched, embedded=embedded)
+    if hits >= MIN_FRESH_SHARE:
+        # A current copy: one conditional write. A stale one: that write fails (billed as a write) and returns
+        # the stored item, and a second write succeeds.
+        return 0.0, state_ops * (2 - hits)
+    return state_ops, state_ops  # copies too often stale: the environments read first (written_states)
+
+
+def _copy_hits(w: Workload, *, batched: bool, embedded: bool) -> float:
+    """The share of state writes made from a current copy (Workload.copy_hit_fraction)."""
+    if w.copy_hit_fraction >= 0:
+        return min(1.0, w.copy_hit_fraction)
+    if batched:
+        return 1.0
+    busy_s = (w.cpu_ms_full_core * w.cpu_scale + w.state_io_ms + (0 if embedded else w.endpoint_wait_ms)) / 1000
+    environments = max(1, math.ceil(w.motors * w.readings_per_minute / 60 * busy_s))
+    return 1 / environments
 
 
 def _offline_watch(w: Workload, rates: Mapping[str, float]) -> dict[str, float]:
@@ -340,8 +373,9 @@ def unit_rates(prices: Mapping[str, Price]) -> dict[str, float]:
 def measured_sizes(action_ids: int = 10) -> dict[str, int]:
     """A reading's payload and topic, its feature row, and the state item after two days of a running motor.
 
-    The state has `action_ids` operator actions remembered (the detector keeps the last 50) and the
-    predictive alarm's drivers, as a motor that has been through a few alarms has.
+    The state has `action_ids` operator actions remembered (UUIDs; the detector keeps the last 50), the
+    predictive alarm's drivers, a failure reported, and every alarm of the default configuration in use (each
+    with every time of its bookkeeping set), as a motor that has been through a few alarms has.
     """
     from dataclasses import replace as copy  # noqa: PLC0415 - heavy imports only when sizes are measured
 
@@ -352,7 +386,7 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
     from motor_maintenance.detector import ReadingInput, step  # noqa: PLC0415
     from motor_maintenance.features import compute_features, to_csv_row  # noqa: PLC0415
     from motor_maintenance.prediction import Driver  # noqa: PLC0415
-    from motor_maintenance.state import MotorState  # noqa: PLC0415
+    from motor_maintenance.state import FailureRecord, MotorState  # noqa: PLC0415
 
     history = generate(FleetConfig(motors=1, seed=7, continuous_fraction=1.0), duration_s=2 * DAY_S)
     config, state = DetectorConfig(), None
@@ -375,7 +409,11 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
         payload = len(body.encode()) + len(f"motors/{reading.motor_id}/telemetry")
     if not isinstance(state, MotorState):
         raise RuntimeError("no reading was applied")
-    state = copy(state, recent_action_ids=tuple(f"{i:08x}-7c2e-4b8a-9f10-5d3c2a1b0e{i:02x}" for i in range(action_ids)))
+    state = copy(
+        _every_alarm_in_use(state),
+        recent_action_ids=tuple(_uuid(i) for i in range(action_ids)),
+        last_failure=FailureRecord(state.last_ts_ms or 0, "bearing_wear", "a-failure-report-1"),
+    )
     captured: dict[str, Any] = {}
 
     class _Capture:
@@ -384,6 +422,26 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
 
     DynamoStateStore("state", _Capture()).save(state, expected_version=41)
     return {"payload_bytes": payload, "row_bytes": len(row.encode()), "state_item_bytes": dynamodb_item_bytes(captured)}
+
+
+def _uuid(n: int) -> str:
+    """A UUID as random as an operator tool's, the same every run."""
+    return str(uuid.UUID(bytes=hashlib.sha256(b"%d" % n).digest()[:16]))
+
+
+def _every_alarm_in_use(state: Any) -> Any:
+    """The state with each alarm away from NORMAL and every time of its bookkeeping set (the largest it gets)."""
+    from motor_maintenance.alarms import AlarmState  # noqa: PLC0415
+    from motor_maintenance.state import AlarmStatus  # noqa: PLC0415
+
+    at = state.last_ts_ms or 0
+    busy = (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.SNOOZED, AlarmState.LATCHED)
+    alarms = {
+        name: AlarmStatus(busy[i % len(busy)], True, at - 61_000, i, at - 3_600_000, at + 3_600_000, 212.5, at)
+        for i, name in enumerate(state.alarms)
+    }
+    state.alarms = alarms
+    return state
 
 
 def dynamodb_item_bytes(item: Mapping[str, Any]) -> int:
@@ -398,6 +456,8 @@ def _value_bytes(value: Mapping[str, Any]) -> int:
     if kind == "N":
         digits = len(str(inner).lstrip("-").replace(".", "").lstrip("0")) or 1
         return math.ceil(digits / 2) + 1
+    if kind == "B":
+        return len(inner)
     if kind in {"BOOL", "NULL"}:
         return 1
     if kind == "M":
@@ -468,7 +528,13 @@ def _parser() -> argparse.ArgumentParser:
     fn.add_argument(
         "--cpu-ms", type=float, default=defaults.cpu_ms_full_core, help="handler CPU per reading on one full core"
     )
-    fn.add_argument("--state-io-ms", type=float, default=defaults.state_io_ms, help="GetItem + PutItem wait")
+    fn.add_argument("--state-io-ms", type=float, default=defaults.state_io_ms, help="one conditional PutItem's wait")
+    fn.add_argument(
+        "--copy-hit-fraction",
+        type=float,
+        default=defaults.copy_hit_fraction,
+        help="readings whose state the environment's copy holds current (negative: estimated from the fleet)",
+    )
     fn.add_argument("--endpoint-wait-ms", type=float, default=defaults.endpoint_wait_ms)
     fn.add_argument("--batch-size", type=int, default=defaults.batch_size)
     fn.add_argument("--batch-window-s", type=float, default=defaults.batch_window_s)
@@ -531,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_mb=args.memory_mb,
         cpu_ms_full_core=args.cpu_ms,
         state_io_ms=args.state_io_ms,
+        copy_hit_fraction=args.copy_hit_fraction,
         endpoint_wait_ms=args.endpoint_wait_ms,
         endpoint_memory_mb=args.endpoint_memory_mb,
         endpoint_compute_ms=args.endpoint_compute_ms,

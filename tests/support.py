@@ -123,6 +123,10 @@ class MemoryStore:
                 loaded[motor_id] = exc
         return loaded
 
+    def remembered(self, motor_id: str) -> MotorState | None:
+        """No copy kept: every unit of work reads (DynamoStateStore's copies are tested against moto)."""
+        return None
+
     def read(self, motor_id: str) -> MotorState | None:
         """One motor's state: what both loads return (a store that fails some motors overrides this)."""
         item = self.items.get(motor_id)

@@ -56,10 +56,37 @@ def test_a_reading_over_5_kb_is_metered_as_two_messages_and_two_rule_runs() -> N
 
 def test_each_reading_writes_the_whole_state_item_in_1_kb_units_and_reads_it_in_4_kb_units() -> None:
     writes = monthly_cost("direct", workload(state_item_bytes=3000), only("dynamodb_write_request_units"))
-    reads = monthly_cost("direct", workload(state_item_bytes=4097), only("dynamodb_read_request_units"))
+    no_copies = workload(state_item_bytes=4097, copy_hit_fraction=0.0)
+    reads = monthly_cost("direct", no_copies, only("dynamodb_read_request_units"))
 
     assert writes.items["DynamoDB writes"] == READINGS_A_MONTH * 3  # ceil(3000 / 1024)
     assert reads.items["DynamoDB reads"] == READINGS_A_MONTH * 2  # ceil(4097 / 4096)
+
+
+@pytest.mark.parametrize(
+    ("current", "reads", "writes"),
+    [(1.0, 0.0, 1.0), (0.9, 0.0, 1.1), (0.8, 0.0, 1.2), (0.79, 1.0, 1.0), (0.0, 1.0, 1.0)],
+)
+def test_current_copies_spare_the_read_stale_ones_cost_a_write_and_below_80_percent_the_state_is_read(
+    current: float, reads: float, writes: float
+) -> None:
+    w = workload(state_item_bytes=1000, copy_hit_fraction=current)
+
+    cost = monthly_cost("direct", w, {**only("dynamodb_read_request_units"), "dynamodb_write_request_units": 1.0})
+
+    assert cost.items["DynamoDB reads"] == pytest.approx(READINGS_A_MONTH * reads)
+    assert cost.items["DynamoDB writes"] == pytest.approx(READINGS_A_MONTH * writes)
+
+
+def test_the_estimated_share_of_current_copies_falls_with_the_environments_a_direct_fleet_keeps_busy() -> None:
+    rates = {**only("dynamodb_read_request_units"), "dynamodb_write_request_units": 1.0}
+    small = monthly_cost("direct", workload(motors=100), rates)
+    large = monthly_cost("direct", workload(motors=100_000), rates)
+    batched = monthly_cost("batched", workload(motors=100_000), rates)
+
+    assert small.items["DynamoDB reads"] == 0.0  # one environment: its copies are current
+    assert large.items["DynamoDB reads"] == pytest.approx(READINGS_A_MONTH)  # many: they read first
+    assert batched.items["DynamoDB reads"] == 0.0  # a shard's batches go to one environment at a time
 
 
 def test_direct_calls_the_endpoint_once_per_running_reading_and_embedded_never() -> None:
@@ -153,11 +180,11 @@ def test_item_size_counts_names_and_values_as_dynamodb_does() -> None:
     assert dynamodb_item_bytes(item) == 11 + 9 + 19
 
 
-def test_the_measured_state_item_is_several_kb_and_a_reading_fits_one_message() -> None:
+def test_the_measured_state_item_is_one_write_unit_and_a_reading_fits_one_message() -> None:
     sizes = costs.measured_sizes(action_ids=10)
     fewer = costs.measured_sizes(action_ids=0)
 
-    assert 1024 < sizes["state_item_bytes"] < 400 * 1024
+    assert 600 < sizes["state_item_bytes"] <= 1024
     assert fewer["state_item_bytes"] < sizes["state_item_bytes"]
     assert 0 < sizes["payload_bytes"] <= 5 * 1024
     assert sizes["row_bytes"] > 0

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 import motor_adapters.clients
+from motor_adapters import state_item
 from motor_adapters.clients import client as real_client
 from tests.conftest import FakeAws
 from tests.support import FakeSageMakerRuntime, LambdaContext, load_event, load_handler
@@ -28,7 +29,7 @@ def alerts(aws: FakeAws) -> ModuleType:
 
 def state_of(aws: FakeAws, motor_id: str) -> dict[str, Any]:
     item = aws.dynamodb.get_item(TableName="motor-state", Key={"motor_id": {"S": motor_id}})["Item"]
-    return json.loads(item["state"]["S"])
+    return state_item.state_of(item).to_dict()
 
 
 def seed_fluid_excursion(inference: ModuleType, context: LambdaContext) -> None:

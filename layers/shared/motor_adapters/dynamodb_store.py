@@ -12,6 +12,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from motor_adapters.state_item import STATE_ATTRIBUTE, decode, encode, state_of
+from motor_adapters.written_states import WrittenStates
 from motor_maintenance.errors import StoreUnavailable, VersionConflict
 from motor_maintenance.state import ModelHealth, MotorState
 
@@ -42,24 +44,41 @@ def due_shard(motor_id: str) -> str:
 class DynamoStateStore:
     """Implements motor_maintenance.service.StateStore.
 
-    Item: `motor_id` (key), `version` (optimistic lock), `state` (the MotorState as JSON), plus a
-    few top-level attributes operators and indexes can query without parsing the JSON.
+    Item: `motor_id` (key), `version` (optimistic lock), `s` (the MotorState, motor_adapters.state_item), plus a
+    few top-level attributes operators and indexes can query without decoding it. Items of format 1 (the state
+    as JSON in `state`) are read, and written in format 2.
+
+    With `written` (the ingestion function's store), the states it saves are kept, so the next reading of a
+    motor needs no read: `remembered` answers, and the save is conditional on the kept version. A conflict
+    returns the stored item (ReturnValuesOnConditionCheckFailure, no read units), which the retry starts from.
+    The copies are used only while they are mostly current (motor_adapters.written_states).
     """
 
-    def __init__(self, table_name: str, client: Any) -> None:
+    def __init__(self, table_name: str, client: Any, *, written: WrittenStates | None = None) -> None:
         self._table = table_name
         self._client = client
+        self._written = written
 
     def load(self, motor_id: str) -> MotorState | None:
         item = _get_item(self._client, self._table, motor_id, f"state of {motor_id}")
-        return None if item is None else _state_of(item)
+        if self._written is not None:
+            self._written.read(motor_id, None if item is None else int(item["version"]["N"]))
+        return None if item is None else state_of(item)
+
+    def remembered(self, motor_id: str) -> MotorState | None:
+        kept = None if self._written is None else self._written.copy_of(motor_id)
+        if kept is None:
+            return None
+        version, encoded = kept
+        return decode(motor_id, encoded, version)
 
     def save(self, state: MotorState, expected_version: int) -> MotorState:
         stored = replace(state.copy(), version=expected_version + 1)
+        encoded = encode(stored)
         item: dict[str, Any] = {
             "motor_id": {"S": state.motor_id},
             "version": {"N": str(stored.version)},
-            "state": {"S": json.dumps(stored.to_dict(), separators=(",", ":"))},
+            STATE_ATTRIBUTE: {"B": encoded},
             "run_hours": {"N": repr(round(state.run_hours, 6))},
             "alarm_states": {"M": {name: {"S": value} for name, value in state.alarm_states().items()}},
             "outbox_size": {"N": str(len(state.outbox))},
@@ -77,8 +96,33 @@ class DynamoStateStore:
         if due_ms is not None:
             item["check_shard"] = {"S": due_shard(state.motor_id)}
             item["check_due_ms"] = {"N": str(due_ms)}
-        _put_if_version(self._client, self._table, item, expected_version, f"state of {state.motor_id}")
+        what = f"state of {state.motor_id}"
+        try:
+            _put_if_version(self._client, self._table, item, expected_version, what, return_stored=True)
+        except VersionConflict as conflict:
+            rival = _rival_state(conflict)
+            if self._written is not None:
+                kept = None if rival is None else (rival.version, encode(rival))
+                self._written.conflicted(state.motor_id, expected_version, kept)
+            raise VersionConflict(str(conflict), current=rival) from conflict
+        except StoreUnavailable:  # the write may or may not have happened: the next reading reads
+            if self._written is not None:
+                self._written.forget(state.motor_id)
+            raise
+        if self._written is not None:
+            self._written.written(state.motor_id, expected_version, stored.version, encoded)
         return stored
+
+
+def _rival_state(conflict: VersionConflict) -> MotorState | None:
+    """The state a failed conditional write found stored (None: the answer held none, or one that cannot be read)."""
+    item = conflict.current
+    if not item:
+        return None
+    try:
+        return state_of(item)
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 class DynamoBatchStateStore(DynamoStateStore):
@@ -88,8 +132,15 @@ class DynamoBatchStateStore(DynamoStateStore):
     (tests/unit/test_iam.py derives each role's calls from the adapter classes a function builds).
     """
 
-    def __init__(self, table_name: str, client: Any, sleep: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(table_name, client)
+    def __init__(
+        self,
+        table_name: str,
+        client: Any,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        written: WrittenStates | None = None,
+    ) -> None:
+        super().__init__(table_name, client, written=written)
         self._sleep = sleep
 
     def load_many(self, motor_ids: Sequence[str]) -> dict[str, MotorState | Exception | None]:
@@ -119,8 +170,8 @@ class DynamoBatchStateStore(DynamoStateStore):
                     "Keys": keys,
                     "ConsistentRead": True,
                     # What the detector reads; the copies for operators and indexes are not parsed.
-                    "ProjectionExpression": "motor_id, #version, #state",
-                    "ExpressionAttributeNames": {"#version": "version", "#state": "state"},
+                    "ProjectionExpression": "motor_id, #version, #state, #legacy",
+                    "ExpressionAttributeNames": {"#version": "version", "#state": "s", "#legacy": "state"},
                 }
             }
             try:
@@ -131,7 +182,7 @@ class DynamoBatchStateStore(DynamoStateStore):
             for item in response.get("Responses", {}).get(self._table, ()):
                 motor_id = item["motor_id"]["S"]
                 try:
-                    loaded[motor_id] = _state_of(item)
+                    loaded[motor_id] = state_of(item)
                 except Exception as exc:  # that motor fails, as its load() would; the others go on
                     loaded[motor_id] = exc
             unprocessed = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", ())
@@ -211,13 +262,6 @@ class DynamoHealthStore:
         return stored
 
 
-def _state_of(item: dict[str, Any]) -> MotorState:
-    """The MotorState a state item holds, with the item's version."""
-    state = MotorState.from_dict(json.loads(item["state"]["S"]))
-    state.version = int(item["version"]["N"])
-    return state
-
-
 def _get_item(client: Any, table: str, key: str, what: str) -> dict[str, Any] | None:
     """The item under `key` (a strongly consistent read), or None; StoreUnavailable if it cannot be read."""
     try:
@@ -228,8 +272,14 @@ def _get_item(client: Any, table: str, key: str, what: str) -> dict[str, Any] | 
     return item
 
 
-def _put_if_version(client: Any, table: str, item: dict[str, Any], expected_version: int, what: str) -> None:
-    """PutItem if the stored version is `expected_version` (0: no item yet); VersionConflict otherwise."""
+def _put_if_version(
+    client: Any, table: str, item: dict[str, Any], expected_version: int, what: str, *, return_stored: bool = False
+) -> None:
+    """PutItem if the stored version is `expected_version` (0: no item yet); VersionConflict otherwise.
+
+    With `return_stored`, the conflict's `current` is the stored item DynamoDB returned with the failure (raw
+    attribute values; None if there is none), which costs no read units.
+    """
     if expected_version == 0:
         condition, values = "attribute_not_exists(motor_id)", None
     else:
@@ -237,11 +287,14 @@ def _put_if_version(client: Any, table: str, item: dict[str, Any], expected_vers
     kwargs: dict[str, Any] = {"TableName": table, "Item": item, "ConditionExpression": condition}
     if values:
         kwargs["ExpressionAttributeValues"] = values
+    if return_stored:
+        kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
     try:
         client.put_item(**kwargs)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise VersionConflict(f"{what} is no longer version {expected_version}") from exc
+            stored = exc.response.get("Item") if return_stored else None
+            raise VersionConflict(f"{what} is no longer version {expected_version}", current=stored) from exc
         raise StoreUnavailable(f"cannot write {what}: {exc}") from exc
     except BotoCoreError as exc:
         raise StoreUnavailable(f"cannot write {what}: {exc}") from exc

@@ -113,6 +113,12 @@ class RecordingStateStore:
         self._remember(motor_id, state)
         return state
 
+    def remembered(self, motor_id: str) -> MotorState | None:
+        state = self._inner.remembered(motor_id)
+        if state is not None:
+            self._remember(motor_id, state)
+        return state
+
     def save(self, state: MotorState, expected_version: int) -> MotorState:
         stored = self._inner.save(state, expected_version)
         entry = entry_for(stored, self._seen.get(state.motor_id))

@@ -13,6 +13,7 @@ from motor_adapters import clients
 from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoHealthStore
 from motor_adapters.embedded_predictor import EmbeddedPredictor
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
+from motor_adapters.written_states import WrittenStates
 from motor_lambda.reports import ReadingReporter, report_health
 from motor_lambda.responses import ReadingSummary, Rejected
 from motor_lambda.settings import InferenceSettings
@@ -42,7 +43,8 @@ def inference_ports(settings: InferenceSettings, on_history_error: HistoryErrors
         if model is not None
         else None
     )
-    store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"))
+    # Keeps the states it writes: a motor's next reading in this environment needs no read.
+    store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"), written=WrittenStates())
     return InferencePorts(
         recorded_batch(store, settings, on_history_error), model, publisher, config_source(settings), monitor
     )

@@ -81,7 +81,8 @@ def process_batch(
 ) -> BatchResult:
     """Apply a batch of readings of many motors: their states read together, one model call, one save per motor.
 
-    The batch's states are read with one `load_many` (a reload after a conflict reads that motor alone).
+    The batch's states are the store's kept copies (`remembered`) and, for the other motors, one `load_many` (a
+    reload after a conflict, or to confirm a decision to save nothing made on a copy, reads that motor alone).
     Each motor's readings are applied in the order given, exactly as `process_reading` would apply them
     one after the other (the same features, predictions and detector steps), and saved together with
     their events in one conditional write; the events are then published. A motor is all or nothing:
@@ -94,7 +95,7 @@ def process_batch(
     for index, item in enumerate(items):
         positions.setdefault(item.reading.motor_id, []).append(index)
     motors = list(positions)
-    loaded = _load_all(store, motors, may_start)
+    loaded, remembered = _load_all(store, motors, may_start)
     # Screening and features are CPU alone, once the states are in: no thread would overlap anything.
     plans = {
         motor_id: _first_plan(loaded, motor_id, [items[i] for i in positions[motor_id]], now, config)
@@ -115,7 +116,14 @@ def process_batch(
             return TimeoutError("no time left in the invocation to apply this motor's readings")
         try:
             return _apply_motor(
-                plan, predicted[motor_id], store=store, predictor=predictor, publisher=publisher, config=config, now=now
+                plan,
+                predicted[motor_id],
+                remembered=motor_id in remembered,
+                store=store,
+                predictor=predictor,
+                publisher=publisher,
+                config=config,
+                now=now,
             )
         except Exception as exc:  # this motor fails; the others go on
             return exc
@@ -135,15 +143,25 @@ def process_batch(
 
 def _load_all(
     store: BatchStateStore, motors: list[str], may_start: Callable[[], bool]
-) -> Mapping[str, MotorState | BaseException | None]:
-    """Every motor's stored state, or why it is not there; a batch that cannot begin reads nothing."""
+) -> tuple[Mapping[str, MotorState | BaseException | None], set[str]]:
+    """Every motor's state, or why it is not there, and the motors whose state is the store's kept copy (not read).
+
+    A batch that cannot begin reads nothing.
+    """
     if not may_start():
         late = TimeoutError("no time left in the invocation to begin this motor")
-        return dict.fromkeys(motors, late)
+        return dict.fromkeys(motors, late), set()
+    kept: dict[str, MotorState | BaseException | None] = {}
+    for motor_id in motors:
+        state = store.remembered(motor_id)
+        if state is not None:
+            kept[motor_id] = state
+    unread = [motor_id for motor_id in motors if motor_id not in kept]
     try:
-        return store.load_many(motors)
+        read = store.load_many(unread) if unread else {}
     except Exception as exc:  # the contract is per motor; a store that raises fails them all, not the batch
-        return dict.fromkeys(motors, exc)
+        read = dict.fromkeys(unread, exc)
+    return {**read, **kept}, set(kept)
 
 
 def _first_plan(
@@ -200,6 +218,7 @@ def _apply_motor(
     first: _Plan,
     predicted: dict[int, Predicted],
     *,
+    remembered: bool,
     store: StateStore,
     predictor: Predictor | None,
     publisher: EventPublisher,
@@ -236,7 +255,8 @@ def _apply_motor(
         applied = current is not state
         return Decided(decided, save=current if applied else None, events=tuple(events))
 
-    done = unit_of_work.run(MotorRecord(store, motor_id, loaded=(first.state,)), decide, publisher)
+    record = MotorRecord(store, motor_id, loaded=(first.state,), remembered=remembered)
+    done = unit_of_work.run(record, decide, publisher)
     last = len(done.outcome) - 1
     return [
         result(decision, done.published if k == last else (), done.conflicts, answer)

@@ -1,5 +1,9 @@
 """Domain exceptions: adapters translate AWS errors into these, handlers decide what to do."""
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class MaintenanceError(Exception):
     """Base of every error the domain raises on purpose."""
@@ -7,6 +11,11 @@ class MaintenanceError(Exception):
 
 class VersionConflict(MaintenanceError):
     """Another invocation saved the motor's state first (optimistic lock lost)."""
+
+    def __init__(self, message: str, current: Any = None) -> None:
+        super().__init__(message)
+        self.current = current
+        """The record as the rival stored it, when the store returned it with the conflict; None: read it."""
 
 
 class ConflictPersisted(MaintenanceError):

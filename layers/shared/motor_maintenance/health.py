@@ -176,6 +176,10 @@ class _SharedRecord:
             self._read_at_ms = self.now_ms
         return self._copy
 
+    def remembered(self) -> ModelHealth | None:
+        """None: `load` already answers from this environment's copy while it is young enough."""
+        return None
+
     def save(self, record: ModelHealth, expected_version: int) -> ModelHealth:
         try:
             self._copy = self._store.save_health(record, expected_version=expected_version)

@@ -20,7 +20,15 @@ class StateStore(Protocol):
     def save(self, state: MotorState, expected_version: int) -> MotorState:
         """Write the state if the stored version is still `expected_version` (0: not stored yet).
 
-        Returns the state as stored (version bumped); raises VersionConflict otherwise.
+        Returns the state as stored (version bumped); raises VersionConflict otherwise (with the stored state
+        as its `current` when the store can tell it without another call).
+        """
+        ...
+
+    def remembered(self, motor_id: str) -> MotorState | None:
+        """The state as this execution environment last saved it, if it keeps one (no I/O; it may be stale).
+
+        Return None to make every unit of work read. What is returned must be the caller's own copy.
         """
         ...
 

@@ -3,7 +3,7 @@
 A record (a motor's state, the fleet's model health) and the MQTT publish of its alarm events cannot be
 written in one transaction, so the order of effects is what makes retries safe:
 
-1. load the record;
+1. load the record (or take the copy this execution environment kept of what it last wrote: no read);
 2. decide (pure: the detector, the model-health assessment);
 3. save the decided record *with its new events appended to an outbox inside it*, conditional on the
    version loaded: a racing writer makes us load and decide again, never overwrite;
@@ -12,6 +12,10 @@ written in one transaction, so the order of effects is what makes retries safe:
 If the invocation dies between 3 and 4, its retry finds the input already applied and publishes the outbox
 left behind (a decision that saves nothing still publishes what it loaded). Events have deterministic ids,
 so a consumer that sees one twice can tell (the alert function is idempotent on them).
+
+A kept copy may be stale (another environment wrote since). That is safe: a save from it is conditional on its
+version, so a stale copy only costs a conflict, whose answer carries what the rival stored; and a decision to save
+nothing, which no write would check, is taken again on a fresh read.
 """
 
 from __future__ import annotations
@@ -50,10 +54,17 @@ class Record(Protocol[R]):
     key: str
     """What the record is, for errors: a motor id, or the model's health."""
 
-    def load(self) -> R | None: ...
+    def load(self) -> R | None:
+        """The record as stored (a read)."""
+        ...
+
+    def remembered(self) -> R | None:
+        """The record as this execution environment last wrote it, if it keeps one (no read); it may be stale."""
+        ...
 
     def save(self, record: R, expected_version: int) -> R:
-        """The record as stored (version bumped); raises VersionConflict if someone wrote first."""
+        """The record as stored (version bumped); raises VersionConflict if someone wrote first (with what they
+        wrote as its `current`, when the store could tell)."""
         ...
 
 
@@ -85,18 +96,30 @@ def run(record: Record[R], decide: Callable[[R | None], Decided[R, T]], publishe
     Raises ConflictPersisted after MAX_SAVE_ATTEMPTS conflicts in a row, and whatever the record or the
     publisher raise (the invocation then fails and is retried, the outbox intact).
     """
-    for conflicts in range(MAX_SAVE_ATTEMPTS):
+    loaded = record.remembered()
+    fresh = loaded is None
+    if fresh:
         loaded = record.load()
+    conflicts = 0
+    while True:
         decided = decide(loaded)
+        if decided.save is None and not fresh:  # no write will check a remembered copy: decide on a read
+            loaded, fresh = record.load(), True
+            continue
         current = loaded
         if decided.save is not None:
             pending = decided.save.with_outbox(decided.save.outbox + decided.events)
             try:
                 current = record.save(pending, expected_version=loaded.version if loaded is not None else 0)
-            except VersionConflict:
+            except VersionConflict as conflict:
+                conflicts += 1
+                if conflicts >= MAX_SAVE_ATTEMPTS:
+                    message = f"{record.key} changed on every one of {MAX_SAVE_ATTEMPTS} attempts"
+                    raise ConflictPersisted(message) from conflict
+                rival = conflict.current
+                loaded, fresh = (rival if rival is not None else record.load()), True
                 continue
         return Done(decided.outcome, flush(current, record, publisher), conflicts)
-    raise ConflictPersisted(f"{record.key} changed on every one of {MAX_SAVE_ATTEMPTS} attempts")
 
 
 def flush(current: R | None, record: Record[R], publisher: EventPublisher) -> tuple[AlarmEvent, ...]:
@@ -121,24 +144,43 @@ def flush(current: R | None, record: Record[R], publisher: EventPublisher) -> tu
         try:
             record.save(stored.with_outbox(remaining), expected_version=stored.version)
             break
-        except VersionConflict:
-            stored = record.load()
+        except VersionConflict as conflict:
+            rival = conflict.current
+            stored = rival if rival is not None else record.load()
     return events
 
 
 class MotorRecord:
     """One motor's state in a StateStore, as a record of the unit of work."""
 
-    def __init__(self, store: StateStore, motor_id: str, *, loaded: tuple[MotorState | None] | None = None) -> None:
-        """`loaded`: the state already read (by a batch's `load_many`), in a 1-tuple; the first load returns it."""
+    def __init__(
+        self,
+        store: StateStore,
+        motor_id: str,
+        *,
+        loaded: tuple[MotorState | None] | None = None,
+        remembered: bool = False,
+    ) -> None:
+        """`loaded`: the state already at hand (from a batch's `load_many`, or with `remembered` the store's kept
+        copy), in a 1-tuple: the first `load` (or `remembered`) returns it."""
         self.key = f"state of {motor_id}"
-        self._store, self._motor_id, self._loaded = store, motor_id, loaded
+        self._store, self._motor_id = store, motor_id
+        self._loaded, self._remembered = loaded, remembered
 
     def load(self) -> MotorState | None:
-        if self._loaded is not None:
+        if self._loaded is not None and not self._remembered:
             (state,), self._loaded = self._loaded, None
             return state
+        self._loaded = None  # a kept copy not taken is not a read
         return self._store.load(self._motor_id)
+
+    def remembered(self) -> MotorState | None:
+        if self._loaded is None:
+            return self._store.remembered(self._motor_id)
+        if not self._remembered:
+            return None  # a state read already: `load` returns it
+        (state,), self._loaded = self._loaded, None
+        return state
 
     def save(self, record: MotorState, expected_version: int) -> MotorState:
         return self._store.save(record, expected_version=expected_version)

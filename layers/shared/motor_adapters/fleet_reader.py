@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from motor_adapters.state_item import LEGACY_STATE_ATTRIBUTE, STATE_ATTRIBUTE, state_of
 from motor_maintenance.errors import StoreUnavailable
 from motor_maintenance.state import MotorState
 
@@ -16,7 +16,8 @@ class DynamoFleetReader:
     """Implements motor_maintenance.ports.FleetReader on the state table (motor_adapters.dynamodb_store's items).
 
     Eventually consistent reads: half the read units of a strongly consistent one, and a page a second
-    behind is as good as current. Items without a `state` (the model's health item) are not motors.
+    behind is as good as current. Items without a state (the model's health item) are not motors; both item formats are read
+    (motor_adapters.state_item).
     """
 
     def __init__(self, table_name: str, client: Any) -> None:
@@ -26,8 +27,8 @@ class DynamoFleetReader:
     def motors(self) -> Iterator[MotorState]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "ProjectionExpression": "motor_id, #state",
-            "ExpressionAttributeNames": {"#state": "state"},
+            "ProjectionExpression": "motor_id, #version, #state, #legacy",
+            "ExpressionAttributeNames": {"#version": "version", "#state": STATE_ATTRIBUTE, "#legacy": LEGACY_STATE_ATTRIBUTE},
         }
         while True:
             try:
@@ -35,8 +36,8 @@ class DynamoFleetReader:
             except (ClientError, BotoCoreError) as exc:
                 raise StoreUnavailable(f"cannot read the motors' states: {exc}") from exc
             for item in page.get("Items", ()):
-                if "state" in item:
-                    yield MotorState.from_dict(json.loads(item["state"]["S"]))
+                if _holds_state(item):
+                    yield state_of(item)
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -47,6 +48,11 @@ class DynamoFleetReader:
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable(f"cannot read the state of {motor_id}: {exc}") from exc
         item = response.get("Item")
-        if item is None or "state" not in item:
+        if item is None or not _holds_state(item):
             return None
-        return MotorState.from_dict(json.loads(item["state"]["S"]))
+        return state_of(item)
+
+
+def _holds_state(item: dict[str, Any]) -> bool:
+    """A motor's item (either format), not the model's health item."""
+    return STATE_ATTRIBUTE in item or LEGACY_STATE_ATTRIBUTE in item

@@ -16,8 +16,8 @@ class DynamoFleetReader:
     """Implements motor_maintenance.ports.FleetReader on the state table (motor_adapters.dynamodb_store's items).
 
     Eventually consistent reads: half the read units of a strongly consistent one, and a page a second
-    behind is as good as current. Items without a state (the model's health item) are not motors; both item formats are read
-    (motor_adapters.state_item).
+    behind is as good as current. Items without a state (the model's health item) are not motors; both
+    item formats are read (motor_adapters.state_item).
     """
 
     def __init__(self, table_name: str, client: Any) -> None:
@@ -28,7 +28,11 @@ class DynamoFleetReader:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "ProjectionExpression": "motor_id, #version, #state, #legacy",
-            "ExpressionAttributeNames": {"#version": "version", "#state": STATE_ATTRIBUTE, "#legacy": LEGACY_STATE_ATTRIBUTE},
+            "ExpressionAttributeNames": {
+                "#version": "version",
+                "#state": STATE_ATTRIBUTE,
+                "#legacy": LEGACY_STATE_ATTRIBUTE,
+            },
         }
         while True:
             try:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from local.accounting import Accounts
 from local.kinesis import BatchOutcome
 from local.lambdas import Outcome
 from local.router import Routed
@@ -58,6 +59,8 @@ class Observer:
         self.outcomes: Counter[str] = Counter()
         """'<function>.<status>' per invocation (and reading of a batch), '<function>.batches',
         '<function>.dead_lettered', 'schedule.<name>' per scheduled invocation."""
+        self.accounts = Accounts()
+        """Every message each rule received and what became of it (the router reports there too)."""
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
 
@@ -79,6 +82,7 @@ class Observer:
             self.outcomes[f"{outcome.function}.{status}"] += 1
             if outcome.dead_lettered:
                 self.outcomes[f"{outcome.function}.dead_lettered"] += 1
+        self.accounts.on_outcome(outcome)
         self._tell("outcome", outcome)
 
     def on_batch(self, outcome: BatchOutcome) -> None:
@@ -90,6 +94,7 @@ class Observer:
                 self.outcomes[f"{outcome.function}.{reading.get('status', 'ok')}"] += 1
             if outcome.dead_lettered:
                 self.outcomes[f"{outcome.function}.dead_lettered"] += outcome.discarded
+        self.accounts.on_batch(outcome)
         self._tell("batch", outcome)
 
     def on_schedule(self, name: str) -> None:

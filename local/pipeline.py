@@ -181,6 +181,7 @@ class Pipeline:
             streams={logical_id: self._putter(resources, logical_id) for logical_id in resources.streams},
             delivery_streams={logical_id: stream.put for logical_id, stream in self.delivery_streams.items()},
             on_routed=self.observer.on_routed,
+            accounts=self.observer.accounts,
         )
         for name in self.router.disabled:
             say(f"rule {name} is disabled in the template: not applied")
@@ -210,8 +211,12 @@ class Pipeline:
     # -- while running
 
     def _on_message(self, message: Message) -> None:
-        if self.router is not None and not self._stopping.is_set():
-            self.router.handle(message)
+        if self.router is None:
+            return
+        if self._stopping.is_set():
+            log.warning("a message on %s arrived while the pipeline stops: not routed", message.topic)
+            return
+        self.router.handle(message)
 
     def _park(self, queue_logical_id: str, record: dict[str, Any]) -> None:
         """A rule's error action or a function's on-failure destination: the record into the template's queue."""
@@ -221,15 +226,17 @@ class Pipeline:
             QueueUrl=self._resources.queue_urls[queue_logical_id], MessageBody=json.dumps(record)
         )
 
-    def _putter(self, resources: Resources, logical_id: str) -> Callable[[bytes, str], None]:
+    def _putter(self, resources: Resources, logical_id: str) -> Callable[[bytes, str], str | None]:
         """The rules' PutRecord into one stream, counted so that `idle()` knows what the pollers still owe."""
         name = resources.streams[logical_id][0]
         kinesis = resources.aws.client("kinesis")
 
-        def put(data: bytes, partition_key: str) -> None:
-            kinesis.put_record(StreamName=name, Data=data, PartitionKey=partition_key)
+        def put(data: bytes, partition_key: str) -> str | None:
+            response = kinesis.put_record(StreamName=name, Data=data, PartitionKey=partition_key)
             with self._lock:
                 self.records_put[logical_id] += 1
+            sequence_number = response.get("SequenceNumber")
+            return None if sequence_number is None else str(sequence_number)
 
         return put
 

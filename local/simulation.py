@@ -174,6 +174,7 @@ def run_through(
         tally(stack.pipeline.delivery_streams, archived_before, stack.options.archive)
         if stack.pipeline.delivery_streams
         else None,
+        stack.observer.accounts.snapshot(),
     )
 
 

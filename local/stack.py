@@ -134,7 +134,9 @@ class LocalStack:
         endpoint, model_data_url = place_model(self.options, self.aws, self.log_dir, say)
         self.children += [endpoint] if endpoint is not None else []
         self._iot = IotCore(self.pki, self.state_dir, self.log_dir)
-        self.children.append(self._iot.start_broker(self.options.broker, say))
+        self.children.append(
+            self._iot.start_broker(self.options.broker, say, allow_legacy_topic=self.options.allow_legacy_topic)
+        )
         self.aws.iot_data_url = self._iot.start_data_plane()
 
         self._resources = resources = provision(template, self.options, self.aws, model_data_url, say)

@@ -6,6 +6,7 @@ sample's AWS IoT Python SDK; the rules engine's side is an MQTT 5 client, as the
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -57,10 +58,9 @@ class Device311:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        # Already cut off by the broker: nothing to say goodbye to.
+        with contextlib.suppress(Exception):
             self.connection.disconnect().result(TIMEOUT_S)
-        except Exception:  # already cut off by the broker: nothing to say goodbye to
-            pass
 
     def publish(self, topic: str, payload: bytes, qos: mqtt.QoS) -> Any:
         future, _ = self.connection.publish(topic, payload, qos)
@@ -112,24 +112,27 @@ def test_an_mqtt_3_1_1_device_publishes_at_qos_0_and_1_and_the_rules_engine_lear
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = "motors/motor-001/telemetry"
-    with rules_engine(broker.port, authorities.pki, topic) as engine, Device311(
-        broker.port, authorities.pki, "motor-001"
-    ) as device:
+    with (
+        rules_engine(broker.port, authorities.pki, topic) as engine,
+        Device311(broker.port, authorities.pki, "motor-001") as device,
+    ):
         device.publish(topic, b'{"seq": 1}', mqtt.QoS.AT_MOST_ONCE)
         device.publish(topic, b'{"seq": 2}', mqtt.QoS.AT_LEAST_ONCE)  # returns once the PUBACK came
 
         assert wait_until(lambda: len(engine.packets()) == 2)
         assert publishers(engine) == [(topic, b'{"seq": 1}', "motor-001"), (topic, b'{"seq": 2}', "motor-001")]
-    assert logged(caplog, "client_id=motor-001 peer=") and logged(caplog, "protocol=MQTT 3.1.1")
+    assert logged(caplog, "client_id=motor-001 peer=")
+    assert logged(caplog, "protocol=MQTT 3.1.1")
 
 
 def test_an_mqtt_3_1_1_device_receives_its_actions_without_properties(
     authorities: Authorities,  # noqa: F811
     broker: MqttBroker,  # noqa: F811
 ) -> None:
-    with Device311(broker.port, authorities.pki, "motor-001") as device, rules_engine(
-        broker.port, authorities.pki
-    ) as engine:
+    with (
+        Device311(broker.port, authorities.pki, "motor-001") as device,
+        rules_engine(broker.port, authorities.pki) as engine,
+    ):
         device.subscribe("motors/motor-001/actions")
         assert engine.publish("motors/motor-001/actions", b'{"action": "acknowledge"}') in (
             mqtt5.PubackReasonCode.SUCCESS,
@@ -179,9 +182,10 @@ def test_the_legacy_topic_is_granted_only_when_allowed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     original = b'{"motorID": "motor-001", "TT01": 42.0, "FTO1": 231}'
-    with rules_engine(legacy_broker.port, authorities.pki, LEGACY_TOPIC) as engine, Device311(
-        legacy_broker.port, authorities.pki, "motor-001"
-    ) as device:
+    with (
+        rules_engine(legacy_broker.port, authorities.pki, LEGACY_TOPIC) as engine,
+        Device311(legacy_broker.port, authorities.pki, "motor-001") as device,
+    ):
         device.publish(LEGACY_TOPIC, original, mqtt.QoS.AT_MOST_ONCE)
         assert wait_until(lambda: len(engine.packets()) == 1)
         assert publishers(engine) == [(LEGACY_TOPIC, original, "motor-001")]

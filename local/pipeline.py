@@ -302,8 +302,11 @@ class Pipeline:
             with contextlib.suppress(Exception):
                 self._rules_client.stop()
             self._rules_client = None
-        for stream in self.delivery_streams.values():  # no rule puts any more: what is buffered is delivered
-            stream.close()
+        for name, stream in self.delivery_streams.items():  # no rule puts any more: what is buffered is delivered
+            try:
+                stream.close()
+            except Exception:  # the rest must still stop; the records it held are named in the log
+                log.exception("delivery stream %s could not deliver its last %d records", name, stream.pending())
         for function in self.functions.values():
             function.stop()
         for mapping in self.mappings.values():

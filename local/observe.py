@@ -149,7 +149,7 @@ class Work(Protocol):
     """What `settle` asks of the running pipeline (local.pipeline.Pipeline)."""
 
     def idle(self) -> bool: ...
-    def invocations(self) -> int: ...
+    def progress(self) -> int: ...
 
 
 def settle(
@@ -157,8 +157,9 @@ def settle(
 ) -> bool:
     """Wait until the pipeline is idle and no alert arrived for `quiet_s`; whether it settled.
 
-    A backlog (a burst queued in the functions) may take long to work off: the wait gives up only
-    when no invocation has finished for `stall_s`, or after `limit_s` in all.
+    A backlog (a burst queued in the functions, or messages the rules still work off) may take long: the
+    wait gives up only when no invocation has finished and no message was routed for `stall_s`, or after
+    `limit_s` in all.
     """
     started = time.monotonic()
     calm_since: float | None = None
@@ -166,7 +167,7 @@ def settle(
     while time.monotonic() - started < limit_s:
         now = time.monotonic()
         alerts = observer.alert_count()
-        finished = work.invocations()
+        finished = work.progress()
         if finished != done:
             progress_at, done = now, finished
         if work.idle() and alerts == seen:

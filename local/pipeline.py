@@ -38,6 +38,8 @@ INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "SSL_CERT_FILE", 
 """Variables of the stack's own environment its functions inherit; everything else comes from the template."""
 
 Say = Callable[[str], None]
+ROUTER_QUIET_S = 1.0
+"""The pipeline is idle only once the rules have had no message for this long."""
 
 
 class Pipeline:
@@ -268,9 +270,16 @@ class Pipeline:
         """Invocations finished so far, over every function."""
         return sum(function.invocations for function in self.functions.values())
 
+    def progress(self) -> int:
+        """Invocations finished and messages routed so far: what grows while the pipeline works."""
+        return self.invocations() + (self.router.messages if self.router is not None else 0)
+
     def idle(self) -> bool:
-        """No event queued or running in any function, and every record put in a stream behind its pollers."""
+        """No event queued or running in any function, every record put in a stream behind its pollers, and no
+        message routed for ROUTER_QUIET_S (the rules may still be working off messages that invoke nothing)."""
         if any(function.pending() for function in self.functions.values()):
+            return False
+        if self.router is not None and time.monotonic() - self.router.last_message_s < ROUTER_QUIET_S:
             return False
         with self._lock:
             put = dict(self.records_put)

@@ -131,6 +131,10 @@ class Router:
         self._on_routed = on_routed
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
+        self.last_message_s = 0.0
+        self.messages = 0
+        """Messages handled (each counted once, however many rules it matched)."""
+        """When the last message came (time.monotonic()): a backlog on the broker's side shows as recent ones."""
         self.counts: Counter[str] = Counter()
         self.rules: list[_Rule] = []
         self.disabled: list[str] = []
@@ -167,6 +171,8 @@ class Router:
         return sorted({rule.sql.topic_filter for rule in self.rules})
 
     def handle(self, message: Message) -> None:
+        self.last_message_s = time.monotonic()
+        self.messages += 1
         for rule in self.rules:
             if not rule.sql.matches(message.topic):
                 continue

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from awscrt import mqtt
@@ -101,16 +102,16 @@ def test_the_original_samples_device_over_mqtt_3_1_1_at_qos_0_raises_the_fluid_a
     assert row["received"] == row["processed"]  # every reading applied: clientid() named the motor
 
 
-def run_hostile_client(stack: LocalStack, *options: str) -> dict[str, dict[str, int]]:
+def run_hostile_client(stack: LocalStack, *options: str) -> dict[str, Any]:
     """tests/hostile_client.py in a process of its own, with its own certificate; what it says it sent."""
     cert, key = stack.device_identity(HOSTILE)
     command = [
         sys.executable, "-m", "tests.hostile_client", "--port", str(stack.iot.broker_port), "--ca", str(stack.ca_path),
         "--cert", str(cert), "--key", str(key), "--client-id", HOSTILE, *options,
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
     assert done.returncode == 0, done.stderr[-2000:]
-    sent: dict[str, dict[str, int]] = json.loads(done.stdout.strip().splitlines()[-1])
+    sent: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return sent
 
 
@@ -147,8 +148,12 @@ def test_2000_hostile_and_200_valid_payloads_from_another_client_are_all_account
     before = telemetry_row(stack)["received"]
 
     sent = run_hostile_client(stack, "--hostile", "2000", "--valid", "200", "--oversize", "3")
+    settling = time.monotonic()
 
-    assert stack.settle(stall_s=30, limit_s=120)
+    assert stack.settle(stall_s=30, limit_s=300)
+    settled_s = time.monotonic() - settling
+    print(f"hostile run: the client took {sent['took_s']} s, the stack settled {settled_s:.1f} s later")
+    assert (sent["refused"], sent["no_subscriber"]) == (0, 0)
     row = stack.observer.accounts.snapshot()["TelemetryRule"]
     summary = lines({"TelemetryRule": row}, settled=True)[0]
     print(f"hostile run: sent {sent['sent']}; {summary.strip()}")
@@ -161,7 +166,7 @@ def test_2000_hostile_and_200_valid_payloads_from_another_client_are_all_account
     assert row["processed"] >= 200  # the valid readings, applied
     assert broker_log(stack).count("reason=PAYLOAD_LIMIT_EXCEEDED") == sent["sent"]["oversize"] == 3
     assert "Exception ignored" not in broker_log(stack)
-    assert stack.iot.broker_port and port_open(stack.iot.broker_port)
+    assert port_open(stack.iot.broker_port)
 
 
 def test_the_stack_stops_cleanly_after_the_hostile_run(stack: LocalStack) -> None:

@@ -75,8 +75,12 @@ def hostile_kinds(motor_id: str, rng: random.Random) -> list[tuple[str, Callable
         ("bad_encoding", lambda n: as_json(reading(motor_id, n)).replace(b'"pump-37kw"', b'"\\ud800"')),
         ("bad_encoding", lambda n: as_json(reading(motor_id, n)).replace(b"pump", b"pu\x00mp")),
         ("not_an_object", lambda n: [b"[]", b"1", b'"reading"', b"null", b"true", b"", b"   ", b"[1, {}]"][n % 8]),
-        ("nan_infinity", lambda n: [b"NaN", b"Infinity", b"-Infinity"][n % 3].join(
-            [b'{"motor_id": "' + motor_id.encode() + b'", "seq": 1, "speed_rpm": ', b"}"])),
+        (
+            "nan_infinity",
+            lambda n: [b"NaN", b"Infinity", b"-Infinity"][n % 3].join(
+                [b'{"motor_id": "' + motor_id.encode() + b'", "seq": 1, "speed_rpm": ', b"}"]
+            ),
+        ),
         ("huge_number", lambda n: as_json(reading(motor_id, n, speed_rpm=1e308)).replace(b"1e+308", b"1e400")),
         ("huge_number", lambda n: b'{"seq": ' + b"9" * (5000 + n % 100) + b"}"),
         ("wrong_type", lambda n: as_json(reading(motor_id, n, running="yes", speed_rpm=[1480]) | {"seq": "one"})),

@@ -253,10 +253,10 @@ def issue(directory: Path, name: str, out: Path | None = None) -> tuple[Path, Pa
     if out is None:
         return files
     out.mkdir(parents=True, exist_ok=True)
-    copies = tuple(out / path.name for path in files)
-    for source, copy in zip(files, copies, strict=True):
-        _replace(copy, source.read_bytes(), 0o600 if source == pki.key_path(name) else 0o644)
-    return copies
+    cert, key, ca = (out / path.name for path in files)
+    for source, copy in zip(files, (cert, key, ca), strict=True):
+        _replace(copy, source.read_bytes(), 0o600 if copy == key else 0o644)
+    return cert, key, ca
 
 
 def main(argv: Sequence[str] | None = None) -> int:

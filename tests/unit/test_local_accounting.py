@@ -50,7 +50,7 @@ def nested(depth: int) -> bytes:
 
 @pytest.mark.parametrize("depth", [999, 1_000, 5_000, 100_000])
 def test_a_payload_nested_beyond_the_parsers_limit_is_dead_lettered_with_a_reason_not_lost(depth: int) -> None:
-    function, parked = Function(), []
+    function, parked = Function(), list[dict[str, Any]]()
     router = telemetry_router(function, parked)
 
     router.handle(Message(TELEMETRY, nested(depth), 1, "motor-001"))
@@ -72,7 +72,7 @@ def test_a_payload_nested_beyond_the_parsers_limit_is_dead_lettered_with_a_reaso
     [b"\xff\xfe not utf-8", b"[1, 2]", b"NaN", b"", '{"motor_id": "\ud800"}'.encode("utf-8", "surrogatepass")],
 )
 def test_payloads_that_are_not_a_json_object_are_dead_lettered_with_the_reason(payload: bytes) -> None:
-    function, parked = Function(), []
+    function, parked = Function(), list[dict[str, Any]]()
     router = telemetry_router(function, parked)
 
     router.handle(Message(TELEMETRY, payload, 0, "motor-001"))
@@ -145,7 +145,7 @@ def test_the_functions_answers_settle_the_rules_messages_and_the_difference_is_l
 
 
 def test_messages_from_any_client_count_for_the_rule_that_received_them() -> None:
-    function, parked = Function(), []
+    function, parked = Function(), list[dict[str, Any]]()
     router = telemetry_router(function, parked)
     for publisher in ("motor-001", "third-party", None):
         router.handle(Message(TELEMETRY, json.dumps({"motor_id": "motor-001"}).encode(), 1, publisher))

@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None, make_client: ClientFactory | None = 
         return 2
     if args.command == "status":
         code = status(dynamodb(), table, out)
-        if code == 0 and not (args.stack or args.endpoint_url):
+        if code == 0 and not (args.stack or args.endpoint_url) and running_stats(args.state_dir) is not None:
             stats(args.state_dir, out)
         return code
     try:

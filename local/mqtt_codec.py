@@ -306,19 +306,16 @@ class ReturnCode(IntEnum):
     UNACCEPTABLE_PROTOCOL_VERSION = 0x01
     IDENTIFIER_REJECTED = 0x02
     SERVER_UNAVAILABLE = 0x03
-    BAD_USER_NAME_OR_PASSWORD = 0x04
     NOT_AUTHORIZED = 0x05
 
 
 def return_code(reason: Reason) -> ReturnCode:
-    """The MQTT 3.1.1 CONNACK return code closest to an MQTT 5 reason code."""
-    if reason is Reason.SUCCESS:
-        return ReturnCode.ACCEPTED
-    if reason is Reason.CLIENT_IDENTIFIER_NOT_VALID:
-        return ReturnCode.IDENTIFIER_REJECTED
-    if reason in (Reason.NOT_AUTHORIZED, Reason.BAD_AUTHENTICATION_METHOD):
-        return ReturnCode.NOT_AUTHORIZED
-    return ReturnCode.SERVER_UNAVAILABLE
+    """The MQTT 3.1.1 CONNACK return code closest to an MQTT 5 reason code (else 0x03 Server unavailable)."""
+    return {
+        Reason.SUCCESS: ReturnCode.ACCEPTED,
+        Reason.CLIENT_IDENTIFIER_NOT_VALID: ReturnCode.IDENTIFIER_REJECTED,
+        Reason.NOT_AUTHORIZED: ReturnCode.NOT_AUTHORIZED,
+    }.get(reason, ReturnCode.SERVER_UNAVAILABLE)
 
 
 def encode_connack_v4(code: ReturnCode) -> bytes:
@@ -326,8 +323,7 @@ def encode_connack_v4(code: ReturnCode) -> bytes:
     return encode_packet(PacketType.CONNACK, 0, bytes([0, code]))
 
 
-def encode_suback_v4(packet_id: int, codes: Sequence[int]) -> bytes:
-    """MQTT 3.1.1 SUBACK: the granted QoS per filter, or 0x80 Failure; no properties."""
+def encode_suback_v4(packet_id: int, codes: Sequence[int]) -> bytes:  # the QoS granted per filter, or 0x80
     return encode_packet(PacketType.SUBACK, 0, struct.pack("!H", packet_id) + bytes(codes))
 
 
@@ -336,8 +332,7 @@ def encode_unsuback_v4(packet_id: int) -> bytes:
 
 
 def encode_connack_unsupported_version(level: int) -> bytes:
-    """CONNACK without properties, parseable by any MQTT version (a 2-byte variable header): 0x84 to a client
-    of a later version than 5, 0x01 Unacceptable Protocol Version to an earlier one (MQTT 3.1)."""
+    """A CONNACK any MQTT version parses: 0x84 to a later version than 5, 0x01 to an earlier one (MQTT 3.1)."""
     code = Reason.UNSUPPORTED_PROTOCOL_VERSION if level > MQTT_5 else ReturnCode.UNACCEPTABLE_PROTOCOL_VERSION
     return encode_packet(PacketType.CONNACK, 0, bytes([0, code]))
 
@@ -468,8 +463,7 @@ def _connect_v4(reader: Reader, flags: int, keep_alive_s: int) -> Connect:
     if flags & 0x40 and not flags & 0x80:
         raise malformed("CONNECT password flag without the user name flag")
     client_id = reader.string()
-    if not client_id and not clean_session:
-        # Section 3.1.3.1: CONNACK 0x02, then close.
+    if not client_id and not clean_session:  # section 3.1.3.1: CONNACK 0x02, then close
         raise PacketError(Reason.CLIENT_IDENTIFIER_NOT_VALID, "empty client id without Clean Session")
     will = None
     if flags & 0x04:

@@ -279,7 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--broker",
         choices=("auto", "mosquitto", "builtin"),
         default="auto",
-        help="MQTT broker: mosquitto when installed (auto), or the built-in Python one",
+        help="MQTT broker: mosquitto when installed (auto), or the built-in Python one, which also enforces the "
+        "device policy's client-id rule and serves MQTT 3.1.1",
+    )
+    local.add_argument(
+        "--allow-legacy-topic",
+        action="store_true",
+        help="the template's AllowLegacyTopic=true: devices of the original sample may publish on "
+        "iml_iotevents_data (MQTT 3.1.1 or 5; needs the built-in broker, which auto then picks)",
     )
     local.add_argument(
         "--model",

@@ -179,7 +179,14 @@ class DeliveryStream:
         if not isinstance(record, dict):
             raise ConversionError("the record is not a JSON object")
         columns = self.spec.columns or ()
-        return {name: _column_value(record.get(name), hive_type, name) for name, hive_type in columns}
+        row = {name: _column_value(record.get(name), hive_type, name) for name, hive_type in columns}
+        for name, value in row.items():
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")  # JSON may spell a lone surrogate ("\ud800"), which Parquet cannot hold
+                except UnicodeEncodeError as exc:
+                    raise ConversionError(f"column {name} is not valid Unicode: {exc.reason}") from exc
+        return row
 
     def _write_errors(self, failed: list[tuple[_Record, str]]) -> None:
         now_ms = self._clock_ms()

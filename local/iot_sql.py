@@ -133,6 +133,8 @@ def _parse_payload(payload: bytes) -> dict[str, Any]:
         document = json.loads(payload.decode("utf-8"), parse_float=whole_is_int, parse_constant=no_constants)
     except (UnicodeDecodeError, ValueError) as exc:
         raise RuleEvaluationError(f"payload is not JSON ({exc}); IoT Core would treat it as binary") from exc
+    except RecursionError as exc:  # nested deeper than the parser's recursion limit (about 1,000 levels)
+        raise RuleEvaluationError("payload is JSON nested too deeply to parse") from exc
     if not isinstance(document, dict):
         raise RuleEvaluationError(f"payload is a JSON {type(document).__name__}, not an object")
     return document

@@ -63,6 +63,8 @@ class Invocation:
     attempts: int = 0
     reply: Future[tuple[Any, dict[str, Any] | None]] | None = None
     """Set for a synchronous invocation: the caller waits on it for (result, error)."""
+    source: str | None = None
+    """Who invoked it (an IoT rule's name), for the stack's accounting (local.accounting)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,9 +260,9 @@ class LocalFunction:
         with self._lock:
             return len(self._ready) + self._busy
 
-    def invoke_async(self, event: Any) -> str:
-        """Queue an event (InvocationType Event); its request id. InvokeRefused if the queue is full."""
-        invocation = Invocation(event=event, received_s=time.monotonic())
+    def invoke_async(self, event: Any, source: str | None = None) -> str:
+        """Queue an event (InvocationType Event) from `source`; its request id. InvokeRefused if the queue is full."""
+        invocation = Invocation(event=event, received_s=time.monotonic(), source=source)
         with self._lock:
             if self._stopping:
                 raise InvokeRefused(f"{self.config.name} is stopping")
@@ -324,7 +326,13 @@ class LocalFunction:
                 self.errors += answer[1] is not None
             invocation.reply.set_result(answer)
             return
-        attempt = Invocation(invocation.event, invocation.received_s, invocation.request_id, invocation.attempts + 1)
+        attempt = Invocation(
+            invocation.event,
+            invocation.received_s,
+            invocation.request_id,
+            invocation.attempts + 1,
+            source=invocation.source,
+        )
         started = time.monotonic()
         result, error = environment.invoke(attempt, self.config.timeout_s)
         duration_ms = (time.monotonic() - started) * 1000

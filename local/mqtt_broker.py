@@ -1,9 +1,10 @@
-"""An MQTT 5.0 broker on loopback with mutual TLS: the local stack's broker when mosquitto is not installed.
+"""An MQTT 5.0 and 3.1.1 broker on loopback with mutual TLS: the local stack's broker when mosquitto is not installed.
 
-It stands in for AWS IoT Core's message broker, for the stack's devices (awscrt's MQTT5 client) and
-services, and nothing else: one process, one event loop, no persistence, loopback only.
+It stands in for AWS IoT Core's message broker, for the stack's devices (awscrt's MQTT5 client), its
+services, and devices written for the original sample (MQTT 3.1.1, such as the AWS IoT Python SDK v1),
+and nothing else: one process, one event loop, no persistence, loopback only.
 
-Supported: MQTT 5.0 over TLS 1.2+, every client authenticated by a certificate of the stack's CA
+Supported: MQTT 5.0 and 3.1.1 over TLS 1.2+, every client authenticated by a certificate of the stack's CA
 (its identity is the certificate's common name) and authorized by a Policy; PUBLISH at QoS 0 and 1;
 subscriptions with '+' and '#' (a wildcard first level never matches a '$' topic); the client's
 Receive Maximum and Maximum Packet Size; keep alive (a client silent for 1.5 x its interval is
@@ -11,7 +12,8 @@ disconnected); wills (published as soon as a connection ends without a normal DI
 session outlives it to delay them); No Local; Message Expiry; the properties the specification says
 a server forwards (payload format, content type, response topic, correlation data, user properties).
 Refused connections, publishes and subscriptions are logged (logger "local.broker") with identity,
-client id and topic; payloads never are.
+client id, topic and reason; payloads never are. A payload over 128 KB is refused as AWS IoT Core refuses
+it (PAYLOAD_LIMIT_EXCEEDED), and its client disconnected.
 
 Not supported, as the CONNACK says: QoS 2 (DISCONNECT 0x9B), retained messages (DISCONNECT 0x9A),
 topic aliases, shared subscriptions, subscription identifiers, enhanced authentication (AUTH), and
@@ -46,11 +48,13 @@ from typing import Any
 from local.mqtt_codec import Publish, Reason, Will
 from local.mqtt_connection import CLOSE_GRACE_S, BrokerCounts, Connection, Message, Policy
 
-__all__ = ["DevicePolicy", "MqttBroker", "main"]
+__all__ = ["LEGACY_TOPIC", "DevicePolicy", "MqttBroker", "main"]
 
 log = logging.getLogger("local.broker")
 
 HANDSHAKE_TIMEOUT_S = 10.0
+LEGACY_TOPIC = "iml_iotevents_data"
+"""The original sample's topic (template.yaml's DevicePolicy grants it under LegacyTopicAllowed)."""
 THING_NAME = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 """AWS IoT thing names: a device identity must be one (so it cannot smuggle '/', '+' or '#' into a topic)."""
 
@@ -60,13 +64,15 @@ class DevicePolicy:
 
     A device connects only with its thing name as client id, publishes only its own telemetry, and
     subscribes to and receives only its own actions and alarms (filters exactly, as IoT policy
-    resources name them: no wildcard filters). The legacy topic is not granted: the template grants
-    it only with AllowLegacyTopic=true, "false" by default. The `services` stand in for IoT Core's
-    rules engine and data plane, which IAM governs, not the device policy: they may do everything.
+    resources name them: no wildcard filters). The legacy topic is granted only with
+    `allow_legacy_topic`, as the template grants it only with AllowLegacyTopic=true ("false" by default).
+    The `services` stand in for IoT Core's rules engine and data plane, which IAM governs, not the
+    device policy: they may do everything.
     """
 
-    def __init__(self, services: Iterable[str] = ()) -> None:
+    def __init__(self, services: Iterable[str] = (), *, allow_legacy_topic: bool = False) -> None:
         self.services = frozenset(services)
+        self.allow_legacy_topic = allow_legacy_topic
 
     def can_connect(self, identity: str, client_id: str) -> bool:
         if identity in self.services:
@@ -74,7 +80,9 @@ class DevicePolicy:
         return THING_NAME.fullmatch(identity) is not None and client_id == identity
 
     def can_publish(self, identity: str, topic: str) -> bool:
-        return identity in self.services or topic == f"motors/{identity}/telemetry"
+        if identity in self.services or topic == f"motors/{identity}/telemetry":
+            return True
+        return self.allow_legacy_topic and topic == LEGACY_TOPIC
 
     def can_subscribe(self, identity: str, topic_filter: str) -> bool:
         return identity in self.services or topic_filter in self._inbox(identity)
@@ -226,9 +234,10 @@ class MqttBroker:
         await asyncio.sleep(0)  # lets the aborted transports close their sockets
         await server.wait_closed()
         log.info(
-            "stopped: received=%d refused=%d delivered=%d dropped=%d",
+            "stopped: received=%d refused=%d (payload too large: %d) delivered=%d dropped=%d",
             self.counts.received,
             self.counts.refused,
+            self.counts.too_large,
             self.counts.delivered,
             self.counts.dropped,
         )
@@ -351,6 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME",
         help="an identity (certificate common name) with every permission; repeat for several",
     )
+    parser.add_argument(
+        "--allow-legacy-topic",
+        action="store_true",
+        help=f"devices may also publish on {LEGACY_TOPIC!r} (the template's AllowLegacyTopic=true)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -364,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cafile=args.cafile,
         certfile=args.certfile,
         keyfile=args.keyfile,
-        policy=DevicePolicy(args.service),
+        policy=DevicePolicy(args.service, allow_legacy_topic=args.allow_legacy_topic),
         reveal_publisher_to=args.service,
     )
     try:

@@ -54,6 +54,8 @@ class ServiceClient:
         self._connected = threading.Event()
         self._stopped = threading.Event()
         self.last_error: str | None = None
+        self.callback_errors = 0
+        """Messages whose handler raised (logged each)."""
         self.client: MqttClient = mqtt5_client_builder.mtls_from_path(
             endpoint="127.0.0.1",
             port=port,
@@ -87,9 +89,14 @@ class ServiceClient:
             (p.value for p in packet.user_properties or () if p.name == PUBLISHER_PROPERTY),
             None,
         )
-        if self._on_message is not None:
-            qos = int(packet.qos.value) if packet.qos is not None else 0
+        if self._on_message is None:
+            return
+        qos = int(packet.qos.value) if packet.qos is not None else 0
+        try:
             self._on_message(Message(packet.topic, bytes(packet.payload or b""), qos, publisher))
+        except Exception:  # awscrt would swallow it ("Exception ignored"): say which message it cost
+            self.callback_errors += 1
+            log.exception("%s: a message on %s from %s was not handled", self.name, packet.topic, publisher or "n/a")
 
     def start(self, subscriptions: Sequence[str] = ()) -> None:
         self.client.start()

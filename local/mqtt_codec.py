@@ -1,8 +1,10 @@
-"""The MQTT 5.0 wire format for the local broker: packets, variable byte integers, strings, properties, topics.
+"""The MQTT 5.0 and 3.1.1 wire format for the local broker: packets, variable byte integers, strings, properties.
 
-Follows OASIS MQTT Version 5.0 (2019). Only what a server reads from clients is decoded, only what it
-sends is encoded. A violation of the specification raises PacketError with the reason code the
-specification names (0x81 Malformed Packet, 0x82 Protocol Error, ...); the broker answers with it.
+Follows OASIS MQTT Version 5.0 (2019) and, for the clients that speak it (such as the original AWS IoT
+Python SDK), MQTT Version 3.1.1 (2014): the same packets without properties or reason codes. Only what a
+server reads from clients is decoded, only what it sends is encoded. A violation of the specification
+raises PacketError with the reason code the specification names (0x81 Malformed Packet, 0x82 Protocol
+Error, ...); the broker answers with it (an MQTT 3.1.1 client: by closing the connection).
 """
 
 from __future__ import annotations
@@ -123,6 +125,9 @@ UNSUBSCRIBE_PROPS = frozenset({0x26})
 DISCONNECT_PROPS = frozenset({0x11, 0x1F, 0x26, 0x1C})
 
 MAX_VARIABLE_INTEGER = 268_435_455
+MQTT_5 = 5
+MQTT_3_1_1 = 4
+"""The protocol levels a CONNECT may name."""
 PropertyValue = int | str | bytes
 
 
@@ -294,9 +299,42 @@ def encode_connack(reason: Reason, properties: bytes) -> bytes:
     return encode_packet(PacketType.CONNACK, 0, bytes([0, reason]) + properties)
 
 
-def encode_connack_unsupported_version() -> bytes:
-    """CONNACK 0x84 without properties: also parseable by an MQTT 3.1.1 client (2-byte variable header)."""
-    return encode_packet(PacketType.CONNACK, 0, bytes([0, Reason.UNSUPPORTED_PROTOCOL_VERSION]))
+class ReturnCode(IntEnum):
+    """MQTT 3.1.1's CONNACK return codes (section 3.2.2.3)."""
+
+    ACCEPTED = 0x00
+    UNACCEPTABLE_PROTOCOL_VERSION = 0x01
+    IDENTIFIER_REJECTED = 0x02
+    SERVER_UNAVAILABLE = 0x03
+    NOT_AUTHORIZED = 0x05
+
+
+def return_code(reason: Reason) -> ReturnCode:
+    """The MQTT 3.1.1 CONNACK return code closest to an MQTT 5 reason code (else 0x03 Server unavailable)."""
+    return {
+        Reason.SUCCESS: ReturnCode.ACCEPTED,
+        Reason.CLIENT_IDENTIFIER_NOT_VALID: ReturnCode.IDENTIFIER_REJECTED,
+        Reason.NOT_AUTHORIZED: ReturnCode.NOT_AUTHORIZED,
+    }.get(reason, ReturnCode.SERVER_UNAVAILABLE)
+
+
+def encode_connack_v4(code: ReturnCode) -> bytes:
+    """MQTT 3.1.1 CONNACK: Session Present 0 and the return code, no properties."""
+    return encode_packet(PacketType.CONNACK, 0, bytes([0, code]))
+
+
+def encode_suback_v4(packet_id: int, codes: Sequence[int]) -> bytes:  # the QoS granted per filter, or 0x80
+    return encode_packet(PacketType.SUBACK, 0, struct.pack("!H", packet_id) + bytes(codes))
+
+
+def encode_unsuback_v4(packet_id: int) -> bytes:
+    return encode_packet(PacketType.UNSUBACK, 0, struct.pack("!H", packet_id))
+
+
+def encode_connack_unsupported_version(level: int) -> bytes:
+    """A CONNACK any MQTT version parses: 0x84 to a later version than 5, 0x01 to an earlier one (MQTT 3.1)."""
+    code = Reason.UNSUPPORTED_PROTOCOL_VERSION if level > MQTT_5 else ReturnCode.UNACCEPTABLE_PROTOCOL_VERSION
+    return encode_packet(PacketType.CONNACK, 0, bytes([0, code]))
 
 
 def encode_publish(topic: bytes, payload: bytes, qos: int, packet_id: int, properties: bytes) -> bytes:
@@ -369,19 +407,24 @@ class Connect:
     client_id: str
     properties: Properties
     will: Will | None
+    version: int = MQTT_5
 
 
 class UnsupportedProtocol(Exception):
-    """A CONNECT of another protocol (or MQTT version) than MQTT 5.0."""
+    """A CONNECT of another protocol (or MQTT version) than MQTT 5.0 or 3.1.1."""
+
+    def __init__(self, detail: str, level: int) -> None:
+        super().__init__(detail)
+        self.level = level
 
 
 def decode_connect(body: bytes) -> Connect:
     reader = Reader(body)
     name = reader.string()
     level = reader.byte()
-    if name != "MQTT" or level != 5:
-        # Raised before anything version-specific is read: MQTT 3.1.1 has no properties.
-        raise UnsupportedProtocol(f"protocol {name!r} level {level}")
+    if name != "MQTT" or level not in (MQTT_5, MQTT_3_1_1):
+        # Raised before anything version-specific is read (MQTT 3.1's 'MQIsdp' is not supported).
+        raise UnsupportedProtocol(f"protocol {name!r} level {level}", level)
     flags = reader.byte()
     if flags & 0x01:
         raise malformed("CONNECT reserved flag set")
@@ -389,6 +432,8 @@ def decode_connect(body: bytes) -> Connect:
     if will_qos == 3 or (not will_flag and (will_qos or will_retain)):
         raise malformed("CONNECT will flags inconsistent")
     keep_alive_s = reader.u16()
+    if level == MQTT_3_1_1:
+        return _connect_v4(reader, flags, keep_alive_s)
     properties = reader.properties(CONNECT_PROPS)
     if properties.integer(Prop.RECEIVE_MAXIMUM) == 0 or properties.integer(Prop.MAXIMUM_PACKET_SIZE) == 0:
         raise PacketError(Reason.PROTOCOL_ERROR, "Receive Maximum or Maximum Packet Size of 0")
@@ -412,6 +457,27 @@ def decode_connect(body: bytes) -> Connect:
     return Connect(bool(flags & 0x02), keep_alive_s, client_id, properties, will)
 
 
+def _connect_v4(reader: Reader, flags: int, keep_alive_s: int) -> Connect:
+    """The rest of an MQTT 3.1.1 CONNECT: client id, will topic and message, user name, password."""
+    clean_session = bool(flags & 0x02)
+    if flags & 0x40 and not flags & 0x80:
+        raise malformed("CONNECT password flag without the user name flag")
+    client_id = reader.string()
+    if not client_id and not clean_session:  # section 3.1.3.1: CONNACK 0x02, then close
+        raise PacketError(Reason.CLIENT_IDENTIFIER_NOT_VALID, "empty client id without Clean Session")
+    will = None
+    if flags & 0x04:
+        will_topic = reader.string()
+        will = Will(will_topic, reader.binary(), (flags >> 3) & 0x03, bool(flags & 0x20), Properties())
+    if flags & 0x80:
+        reader.binary()  # user name: the identity is the client certificate's
+    if flags & 0x40:
+        reader.binary()  # password: likewise ignored
+    if reader.remaining():
+        raise malformed("CONNECT longer than its fields")
+    return Connect(clean_session, keep_alive_s, client_id, Properties(), will, MQTT_3_1_1)
+
+
 @dataclass(frozen=True, slots=True)
 class Publish:
     topic: str
@@ -422,7 +488,7 @@ class Publish:
     properties: Properties
 
 
-def decode_publish(flags: int, body: bytes) -> Publish:
+def decode_publish(flags: int, body: bytes, version: int = MQTT_5) -> Publish:
     qos, retain, dup = (flags >> 1) & 0x03, bool(flags & 0x01), bool(flags & 0x08)
     if qos == 3:
         raise malformed("PUBLISH with QoS 3")
@@ -433,6 +499,8 @@ def decode_publish(flags: int, body: bytes) -> Publish:
     packet_id = reader.u16() if qos else 0
     if qos and packet_id == 0:
         raise PacketError(Reason.PROTOCOL_ERROR, "PUBLISH packet identifier 0")
+    if version == MQTT_3_1_1:
+        return Publish(topic, reader.rest(), qos, retain, packet_id, Properties())
     properties = reader.properties(PUBLISH_PROPS)
     if Prop.SUBSCRIPTION_IDENTIFIER in properties:
         raise PacketError(Reason.PROTOCOL_ERROR, "a client may not send a Subscription Identifier in PUBLISH")
@@ -455,11 +523,22 @@ class Subscribe:
     requests: list[SubscriptionRequest]
 
 
-def decode_subscribe(body: bytes) -> Subscribe:
+def decode_subscribe(body: bytes, version: int = MQTT_5) -> Subscribe:
     reader = Reader(body)
     packet_id = reader.u16()
     if packet_id == 0:
         raise PacketError(Reason.PROTOCOL_ERROR, "SUBSCRIBE packet identifier 0")
+    if version == MQTT_3_1_1:
+        requests = []
+        while reader.remaining():
+            topic_filter = reader.string()
+            options = reader.byte()
+            if options & 0xFC or options == 3:
+                raise malformed("SUBSCRIBE requested QoS: reserved bits or QoS 3")
+            requests.append(SubscriptionRequest(topic_filter, options, False))
+        if not requests:
+            raise PacketError(Reason.PROTOCOL_ERROR, "SUBSCRIBE without a topic filter")
+        return Subscribe(packet_id, Properties(), requests)
     properties = reader.properties(SUBSCRIBE_PROPS)
     if properties.integer(Prop.SUBSCRIPTION_IDENTIFIER) == 0:
         raise PacketError(Reason.PROTOCOL_ERROR, "Subscription Identifier 0")
@@ -478,12 +557,13 @@ def decode_subscribe(body: bytes) -> Subscribe:
     return Subscribe(packet_id, properties, requests)
 
 
-def decode_unsubscribe(body: bytes) -> tuple[int, list[str]]:
+def decode_unsubscribe(body: bytes, version: int = MQTT_5) -> tuple[int, list[str]]:
     reader = Reader(body)
     packet_id = reader.u16()
     if packet_id == 0:
         raise PacketError(Reason.PROTOCOL_ERROR, "UNSUBSCRIBE packet identifier 0")
-    reader.properties(UNSUBSCRIBE_PROPS)
+    if version == MQTT_5:
+        reader.properties(UNSUBSCRIBE_PROPS)
     filters = []
     while reader.remaining():
         filters.append(reader.string())
@@ -505,8 +585,10 @@ def decode_puback(body: bytes) -> int:
     return packet_id
 
 
-def decode_disconnect(body: bytes) -> int:
+def decode_disconnect(body: bytes, version: int = MQTT_5) -> int:
     """The client's reason code (0 when the packet has none)."""
+    if version == MQTT_3_1_1 and body:
+        raise malformed("MQTT 3.1.1 DISCONNECT with a body")
     reader = Reader(body)
     if not reader.remaining():
         return 0
@@ -516,38 +598,3 @@ def decode_disconnect(body: bytes) -> int:
     if reader.remaining():
         raise malformed("DISCONNECT longer than its fields")
     return reason
-
-
-# -- topics (MQTT 5.0 section 4.7) ---------------------------------------------------------------------------
-
-
-def valid_topic_name(topic: str) -> bool:
-    return bool(topic) and "+" not in topic and "#" not in topic
-
-
-def valid_topic_filter(topic_filter: str) -> bool:
-    if not topic_filter:
-        return False
-    levels = topic_filter.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            return False
-        if "+" in level and level != "+":
-            return False
-    return True
-
-
-def topic_matches(filter_levels: Sequence[str], topic_levels: Sequence[str]) -> bool:
-    """Whether a filter (split on '/') matches a topic name (split on '/').
-
-    '#' also matches the parent level ('a/#' matches 'a'); a wildcard in the first level does not
-    match a topic starting with '$' (section 4.7.2), which is reserved for the server's own topics.
-    """
-    if topic_levels[0].startswith("$") and filter_levels[0] in ("+", "#"):
-        return False
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if index >= len(topic_levels) or (level != "+" and level != topic_levels[index]):
-            return False
-    return len(filter_levels) == len(topic_levels)

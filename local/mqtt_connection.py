@@ -2,7 +2,9 @@
 
 Runs on the broker's event loop (local.mqtt_broker); the wire format is local.mqtt_codec's. Each
 connection starts clean and ends with its subscriptions and queued messages: the broker keeps no
-session beyond a connection.
+session beyond a connection. A connection speaks the protocol its CONNECT names, MQTT 5.0 or 3.1.1;
+an MQTT 3.1.1 client has no reason codes to be told a refusal with, so, as AWS IoT Core does, the broker
+closes its connection when it breaks the rules (a publish the policy refuses, a payload over the limit).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Protocol
 
 from local.mqtt_codec import (
     MAX_VARIABLE_INTEGER,
+    MQTT_3_1_1,
+    MQTT_5,
     PINGRESP,
     Connect,
     PacketError,
@@ -36,26 +40,30 @@ from local.mqtt_codec import (
     decode_unsubscribe,
     encode_connack,
     encode_connack_unsupported_version,
+    encode_connack_v4,
     encode_disconnect,
     encode_properties,
     encode_puback,
     encode_publish,
     encode_string,
     encode_suback,
+    encode_suback_v4,
     encode_unsuback,
+    encode_unsuback_v4,
     malformed,
     read_packet,
-    topic_matches,
-    valid_topic_filter,
-    valid_topic_name,
+    return_code,
 )
+from local.mqtt_topics import topic_matches, valid_topic_filter, valid_topic_name
 
 log = logging.getLogger("local.broker")
 
 RECEIVE_MAXIMUM = 100
 """Unacknowledged QoS 1 publishes a client may have in flight to the broker (AWS IoT Core's limit too)."""
 MAXIMUM_PACKET_SIZE = 256 * 1024
-"""Generous for readings and alarm events: AWS IoT Core refuses payloads over 128 KB."""
+"""Larger packets are not even read (DISCONNECT 0x95); the payload limit below is checked on the rest."""
+PAYLOAD_LIMIT = 128 * 1024
+"""AWS IoT Core's limit on a PUBLISH payload: it refuses a larger one (PAYLOAD_LIMIT_EXCEEDED) and disconnects."""
 QUEUE_LIMIT = 10_000
 """Messages waiting for one connection; beyond it the oldest is dropped."""
 SUBSCRIPTION_LIMIT = 1000
@@ -99,6 +107,9 @@ class Message:
         self.expires_at = None if expiry is None else now + expiry
         self._cache: dict[bool, bytes] = {}
 
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
     def properties(self, reveal_publisher: bool, now: float) -> bytes | None:
         """The PUBLISH properties for one subscriber; None once the message has expired."""
         values = list(self._forwarded)
@@ -127,12 +138,14 @@ class Policy(Protocol):
 
 @dataclass(slots=True)
 class BrokerCounts:
-    """Messages since the start: `received` PUBLISH packets (refused ones too), `refused` by the policy,
-    `delivered` PUBLISH packets written to subscribers, `dropped` ones never written (queue full,
-    too large for the subscriber, expired, or queued when its connection ended)."""
+    """Messages since the start: `received` PUBLISH packets (refused ones too), `refused` by the policy
+    or for a payload over PAYLOAD_LIMIT (`too_large`, counted in `refused` too), `delivered` PUBLISH
+    packets written to subscribers, `dropped` ones never written (queue full, too large for the
+    subscriber, expired, or queued when its connection ended)."""
 
     received: int = 0
     refused: int = 0
+    too_large: int = 0
     delivered: int = 0
     dropped: int = 0
 
@@ -171,6 +184,8 @@ class Connection:
         self.identity = identity
         self.peer = peer
         self.client_id = ""
+        self.version = MQTT_5
+        """The protocol level of the client's CONNECT: MQTT_5 or MQTT_3_1_1."""
         self.subscriptions: dict[str, _Subscription] = {}
         self.reveal_publisher = identity in broker.reveal_publisher_to
         self._reader = reader
@@ -222,8 +237,10 @@ class Connection:
             )
             if self.connected:
                 self.close(exc.reason)
-            else:
+            elif self.version == MQTT_5:
                 self._out.append(encode_connack(exc.reason, encode_properties(())))
+            elif exc.reason is Reason.CLIENT_IDENTIFIER_NOT_VALID:  # the one CONNECT error 3.1.1 answers
+                self._out.append(encode_connack_v4(return_code(exc.reason)))
         except TimeoutError:
             log.info("closed: identity=%s peer=%s reason=no CONNECT in time", self.identity, self.peer)
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
@@ -240,7 +257,7 @@ class Connection:
         """End the connection now, with a DISCONNECT when a reason is given (only after a CONNACK)."""
         if self.closing:
             return
-        if reason is not None and self.connected:
+        if reason is not None and self.connected and self.version == MQTT_5:  # 3.1.1 has no server DISCONNECT
             self._out.append(encode_disconnect(reason))
         self._flush()
         self.closing = True
@@ -268,13 +285,15 @@ class Connection:
     # -- CONNECT ----------------------------------------------------------------------------------------
 
     def _connect(self, body: bytes) -> bool:
+        if body[:7] == b"\x00\x04MQTT\x04":  # known before the rest is decoded: errors are answered in kind
+            self.version = MQTT_3_1_1
         try:
             connect = decode_connect(body)
         except UnsupportedProtocol as exc:
             log.warning(
                 "refused connect: identity=%s peer=%s reason=unsupported protocol (%s)", self.identity, self.peer, exc
             )
-            self._out.append(encode_connack_unsupported_version())
+            self._out.append(encode_connack_unsupported_version(exc.level))
             return False
         self.client_id = connect.client_id or f"local-{uuid.uuid4().hex}"
         refusal = self._refusal(connect)
@@ -287,7 +306,11 @@ class Connection:
                 reason.name,
                 why,
             )
-            self._out.append(encode_connack(reason, encode_properties(())))
+            self._out.append(
+                encode_connack(reason, encode_properties(()))
+                if self.version == MQTT_5
+                else encode_connack_v4(return_code(reason))
+            )
             return False
         props = connect.properties
         self._receive_maximum = props.integer(Prop.RECEIVE_MAXIMUM) or 65_535
@@ -311,10 +334,19 @@ class Connection:
             answer.append((Prop.SESSION_EXPIRY_INTERVAL, 0))  # no session outlives the connection
         self.broker.register(self)
         self.connected = True
-        self._send(encode_connack(Reason.SUCCESS, encode_properties(answer)))
+        if self.version == MQTT_5:
+            self._send(encode_connack(Reason.SUCCESS, encode_properties(answer)))
+        else:
+            self._send(encode_connack_v4(return_code(Reason.SUCCESS)))
         if self._keep_alive_s:
             self._watchdog = self._loop.call_later(self._keep_alive_s * KEEP_ALIVE_FACTOR, self._check_keep_alive)
-        log.info("connected: identity=%s client_id=%s peer=%s", self.identity, self.client_id, self.peer)
+        log.info(
+            "connected: identity=%s client_id=%s peer=%s protocol=%s",
+            self.identity,
+            self.client_id,
+            self.peer,
+            "MQTT 5.0" if self.version == MQTT_5 else "MQTT 3.1.1",
+        )
         return True
 
     def _refusal(self, connect: Connect) -> tuple[Reason, str] | None:
@@ -345,7 +377,7 @@ class Connection:
 
     def _dispatch(self, kind: int, flags: int, body: bytes) -> None:
         if kind == PacketType.PUBLISH:
-            self._publish(decode_publish(flags, body))
+            self._publish(decode_publish(flags, body, self.version))
             return
         if flags != (2 if kind in (PacketType.SUBSCRIBE, PacketType.UNSUBSCRIBE, PacketType.PUBREL) else 0):
             raise malformed(f"fixed header flags {flags:#x} for packet type {kind}")
@@ -354,16 +386,16 @@ class Connection:
         elif kind == PacketType.SUBSCRIBE:
             self._subscribe(body)
         elif kind == PacketType.UNSUBSCRIBE:
-            packet_id, filters = decode_unsubscribe(body)
+            packet_id, filters = decode_unsubscribe(body, self.version)
             reasons = [self._unsubscribe(topic_filter) for topic_filter in filters]
-            self._send(encode_unsuback(packet_id, reasons))
+            self._send(encode_unsuback(packet_id, reasons) if self.version == MQTT_5 else encode_unsuback_v4(packet_id))
         elif kind == PacketType.PINGREQ:
             if body:
                 raise malformed("PINGREQ with a body")
             self._send(PINGRESP)
         elif kind == PacketType.DISCONNECT:
             # Only 0x00 Normal disconnection discards the will (section 3.1.2.5); 0x04 asks for it.
-            self._will_wanted = decode_disconnect(body) != Reason.SUCCESS
+            self._will_wanted = decode_disconnect(body, self.version) != Reason.SUCCESS
             self.close(None)
             raise _Closed
         elif kind == PacketType.AUTH:
@@ -389,11 +421,19 @@ class Connection:
             raise PacketError(Reason.PROTOCOL_ERROR, "Response Topic is not a topic name")
         broker = self.broker
         broker.counts.received += 1
+        if len(publish.payload) > PAYLOAD_LIMIT:
+            broker.counts.refused += 1
+            broker.counts.too_large += 1
+            size = len(publish.payload)
+            self._refused(publish, f"PAYLOAD_LIMIT_EXCEEDED ({size} bytes, the limit is {PAYLOAD_LIMIT})")
+            self.close(Reason.PACKET_TOO_LARGE)  # as IoT Core: the client is disconnected
+            raise _Closed
         if not broker.policy.can_publish(self.identity, publish.topic):
             broker.counts.refused += 1
-            log.warning(
-                "refused publish: identity=%s client_id=%s topic=%s", self.identity, self.client_id, publish.topic
-            )
+            self._refused(publish, "NOT_AUTHORIZED (the device policy allows no iot:Publish on this topic)")
+            if self.version == MQTT_3_1_1:  # no PUBACK reason code to say it with
+                self.close(None)
+                raise _Closed
             if publish.qos:
                 self._send(encode_puback(publish.packet_id, Reason.NOT_AUTHORIZED))
             return
@@ -402,8 +442,18 @@ class Connection:
             reason = Reason.SUCCESS if receivers else Reason.NO_MATCHING_SUBSCRIBERS
             self._send(encode_puback(publish.packet_id, reason))
 
+    def _refused(self, publish: Publish, reason: str) -> None:
+        log.warning(
+            "refused publish: identity=%s client_id=%s topic=%s qos=%d reason=%s",
+            self.identity,
+            self.client_id,
+            publish.topic,
+            publish.qos,
+            reason,
+        )
+
     def _subscribe(self, body: bytes) -> None:
-        subscribe = decode_subscribe(body)
+        subscribe = decode_subscribe(body, self.version)
         with_identifier = Prop.SUBSCRIPTION_IDENTIFIER in subscribe.properties
         reasons = []
         for request in subscribe.requests:
@@ -432,7 +482,10 @@ class Connection:
                 reason.name,
             )
             reasons.append(reason)
-        self._send(encode_suback(subscribe.packet_id, reasons))
+        if self.version == MQTT_5:
+            self._send(encode_suback(subscribe.packet_id, reasons))
+        else:  # 3.1.1 has a single failure code
+            self._send(encode_suback_v4(subscribe.packet_id, [min(reason, 0x80) for reason in reasons]))
 
     def _unsubscribe(self, topic_filter: str) -> Reason:
         if not valid_topic_filter(topic_filter):
@@ -496,7 +549,10 @@ class Connection:
             if qos and len(self._in_flight) >= self._receive_maximum:
                 break  # head of line: a later QoS 0 message must not overtake it either
             self._queue.popleft()
-            properties = message.properties(self.reveal_publisher, now)
+            if self.version == MQTT_5:
+                properties = message.properties(self.reveal_publisher, now)
+            else:  # no properties in 3.1.1: expired or not is all that matters
+                properties = None if message.expired(now) else b""
             packet_id = self._packet_id() if qos else 0
             packet = None
             if properties is not None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from local.accounting import Accounts
 from local.kinesis import BatchOutcome
 from local.lambdas import Outcome
 from local.router import Routed
@@ -58,6 +59,8 @@ class Observer:
         self.outcomes: Counter[str] = Counter()
         """'<function>.<status>' per invocation (and reading of a batch), '<function>.batches',
         '<function>.dead_lettered', 'schedule.<name>' per scheduled invocation."""
+        self.accounts = Accounts()
+        """Every message each rule received and what became of it (the router reports there too)."""
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
 
@@ -79,6 +82,7 @@ class Observer:
             self.outcomes[f"{outcome.function}.{status}"] += 1
             if outcome.dead_lettered:
                 self.outcomes[f"{outcome.function}.dead_lettered"] += 1
+        self.accounts.on_outcome(outcome)
         self._tell("outcome", outcome)
 
     def on_batch(self, outcome: BatchOutcome) -> None:
@@ -90,6 +94,7 @@ class Observer:
                 self.outcomes[f"{outcome.function}.{reading.get('status', 'ok')}"] += 1
             if outcome.dead_lettered:
                 self.outcomes[f"{outcome.function}.dead_lettered"] += outcome.discarded
+        self.accounts.on_batch(outcome)
         self._tell("batch", outcome)
 
     def on_schedule(self, name: str) -> None:
@@ -144,7 +149,7 @@ class Work(Protocol):
     """What `settle` asks of the running pipeline (local.pipeline.Pipeline)."""
 
     def idle(self) -> bool: ...
-    def invocations(self) -> int: ...
+    def progress(self) -> int: ...
 
 
 def settle(
@@ -152,8 +157,9 @@ def settle(
 ) -> bool:
     """Wait until the pipeline is idle and no alert arrived for `quiet_s`; whether it settled.
 
-    A backlog (a burst queued in the functions) may take long to work off: the wait gives up only
-    when no invocation has finished for `stall_s`, or after `limit_s` in all.
+    A backlog (a burst queued in the functions, or messages the rules still work off) may take long: the
+    wait gives up only when no invocation has finished and no message was routed for `stall_s`, or after
+    `limit_s` in all.
     """
     started = time.monotonic()
     calm_since: float | None = None
@@ -161,7 +167,7 @@ def settle(
     while time.monotonic() - started < limit_s:
         now = time.monotonic()
         alerts = observer.alert_count()
-        finished = work.invocations()
+        finished = work.progress()
         if finished != done:
             progress_at, done = now, finished
         if work.idle() and alerts == seen:

@@ -43,7 +43,10 @@ class StackOptions:
     (at least MIN_BATCH_WINDOW_S): a reading waits as long in simulated time as it would in AWS."""
     train_if_missing: bool = True
     broker: str = "auto"
-    """'mosquitto', 'builtin' or 'auto' (mosquitto when installed)."""
+    """'mosquitto', 'builtin' or 'auto' (mosquitto when installed, builtin with `allow_legacy_topic`)."""
+    allow_legacy_topic: bool = False
+    """The template's AllowLegacyTopic: devices may also publish the original sample's payload on
+    'iml_iotevents_data' (LegacyTelemetryRule). Needs the built-in broker (local.iot_core says why)."""
     detector_config: Mapping[str, Any] | None = None
     """Overrides put in the detector-config SSM parameter, as an operator would."""
     concurrency: int = 1

@@ -38,6 +38,8 @@ INHERITED = frozenset({"PATH", "HOME", "LANG", "TZ", "TMPDIR", "SSL_CERT_FILE", 
 """Variables of the stack's own environment its functions inherit; everything else comes from the template."""
 
 Say = Callable[[str], None]
+ROUTER_QUIET_S = 1.0
+"""The pipeline is idle only once the rules have had no message for this long."""
 
 
 class Pipeline:
@@ -181,6 +183,7 @@ class Pipeline:
             streams={logical_id: self._putter(resources, logical_id) for logical_id in resources.streams},
             delivery_streams={logical_id: stream.put for logical_id, stream in self.delivery_streams.items()},
             on_routed=self.observer.on_routed,
+            accounts=self.observer.accounts,
         )
         for name in self.router.disabled:
             say(f"rule {name} is disabled in the template: not applied")
@@ -210,8 +213,12 @@ class Pipeline:
     # -- while running
 
     def _on_message(self, message: Message) -> None:
-        if self.router is not None and not self._stopping.is_set():
-            self.router.handle(message)
+        if self.router is None:
+            return
+        if self._stopping.is_set():
+            log.warning("a message on %s arrived while the pipeline stops: not routed", message.topic)
+            return
+        self.router.handle(message)
 
     def _park(self, queue_logical_id: str, record: dict[str, Any]) -> None:
         """A rule's error action or a function's on-failure destination: the record into the template's queue."""
@@ -221,15 +228,17 @@ class Pipeline:
             QueueUrl=self._resources.queue_urls[queue_logical_id], MessageBody=json.dumps(record)
         )
 
-    def _putter(self, resources: Resources, logical_id: str) -> Callable[[bytes, str], None]:
+    def _putter(self, resources: Resources, logical_id: str) -> Callable[[bytes, str], str | None]:
         """The rules' PutRecord into one stream, counted so that `idle()` knows what the pollers still owe."""
         name = resources.streams[logical_id][0]
         kinesis = resources.aws.client("kinesis")
 
-        def put(data: bytes, partition_key: str) -> None:
-            kinesis.put_record(StreamName=name, Data=data, PartitionKey=partition_key)
+        def put(data: bytes, partition_key: str) -> str | None:
+            response = kinesis.put_record(StreamName=name, Data=data, PartitionKey=partition_key)
             with self._lock:
                 self.records_put[logical_id] += 1
+            sequence_number = response.get("SequenceNumber")
+            return None if sequence_number is None else str(sequence_number)
 
         return put
 
@@ -261,9 +270,16 @@ class Pipeline:
         """Invocations finished so far, over every function."""
         return sum(function.invocations for function in self.functions.values())
 
+    def progress(self) -> int:
+        """Invocations finished and messages routed so far: what grows while the pipeline works."""
+        return self.invocations() + (self.router.messages if self.router is not None else 0)
+
     def idle(self) -> bool:
-        """No event queued or running in any function, and every record put in a stream behind its pollers."""
+        """No event queued or running in any function, every record put in a stream behind its pollers, and no
+        message routed for ROUTER_QUIET_S (the rules may still be working off messages that invoke nothing)."""
         if any(function.pending() for function in self.functions.values()):
+            return False
+        if self.router is not None and time.monotonic() - self.router.last_message_s < ROUTER_QUIET_S:
             return False
         with self._lock:
             put = dict(self.records_put)
@@ -295,8 +311,11 @@ class Pipeline:
             with contextlib.suppress(Exception):
                 self._rules_client.stop()
             self._rules_client = None
-        for stream in self.delivery_streams.values():  # no rule puts any more: what is buffered is delivered
-            stream.close()
+        for name, stream in self.delivery_streams.items():  # no rule puts any more: what is buffered is delivered
+            try:
+                stream.close()
+            except Exception:  # the rest must still stop; the records it held are named in the log
+                log.exception("delivery stream %s could not deliver its last %d records", name, stream.pending())
         for function in self.functions.values():
             function.stop()
         for mapping in self.mappings.values():

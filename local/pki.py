@@ -4,17 +4,26 @@ Made with the `cryptography` package (EC P-256, 30 days), in one directory (mode
 follow device/simulate.py's --cert-dir convention: `<name>.cert.pem` and `<name>.private.key`.
 Private keys are created with mode 0600 and never exist with wider permissions. Certificates are
 reused while they stay valid for at least a day, so devices keep their identity across restarts.
+
+A device of your own (an SDK sample, mosquitto_pub, paho) gets a certificate of the stack's CA with
+
+    python -m local.pki issue motor-042 [--out DIR] [--state-dir .local-stack]
+
+which prints where the certificate, key and CA are, and how to reach the running stack's broker.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import fcntl
+import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -24,6 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from local.options import STATE_DIR
 
 VALIDITY = datetime.timedelta(days=30)
 REUSE_MARGIN = datetime.timedelta(days=1)
@@ -232,3 +243,47 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def issue(directory: Path, name: str, out: Path | None = None) -> tuple[Path, Path, Path]:
+    """A device certificate (CN = `name`) of the CA in `directory`: (certificate, key, CA), copied into `out`."""
+    pki = LocalPki(directory)
+    pki.ensure([name])
+    files = (pki.cert_path(name), pki.key_path(name), pki.ca_path)
+    if out is None:
+        return files
+    out.mkdir(parents=True, exist_ok=True)
+    cert, key, ca = (out / path.name for path in files)
+    for source, copy in zip(files, (cert, key, ca), strict=True):
+        _replace(copy, source.read_bytes(), 0o600 if copy == key else 0o644)
+    return cert, key, ca
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m local.pki", description="Certificates of the local stack's CA for devices of your own."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    issue_parser = commands.add_parser("issue", help="a certificate and key for a device (CN and client id = its id)")
+    issue_parser.add_argument("device_id", help="the motor id, e.g. motor-042 (its thing name and MQTT client id)")
+    issue_parser.add_argument("--out", type=Path, help="also copy the certificate, key (mode 0600) and CA here")
+    issue_parser.add_argument(
+        "--state-dir", type=Path, default=STATE_DIR, help="the local stack's state directory (default: %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        cert, key, ca = issue(args.state_dir / "pki", args.device_id, args.out)
+    except (ValueError, OSError) as exc:
+        print(f"python -m local.pki: {exc}", file=sys.stderr)
+        return 2
+    print(f"certificate {cert}\nkey         {key}\nCA          {ca}")
+    try:
+        broker = json.loads((args.state_dir / "stack.json").read_text())["broker"]
+        print(f"broker      {broker['host']}:{broker['port']} ({broker['kind']}), client id {args.device_id}")
+    except (OSError, ValueError, KeyError):
+        print("broker      no local stack is running: start one (python device/simulate.py), then see its stack.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -135,6 +135,7 @@ def provision(
     parameters = {
         "ExistingEndpointName": ENDPOINT_NAME if aws.model_url else "",
         "IngestionMode": options.ingestion_mode,
+        "AllowLegacyTopic": "true" if options.allow_legacy_topic else "false",
     }
     if model_data_url:
         parameters |= {"InferenceMode": "embedded", "ModelDataUrl": model_data_url}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from device.mqtt import DeliveryCounts
+from local.accounting import lines as accounting_lines
 from local.firehose import ArchiveTally
 from local.options import shown
 from local.watch import Summary, Watch, when
@@ -31,6 +32,14 @@ class Report:
     ingestion_mode: str = "direct"
     archive: ArchiveTally | None = None
     """What the run left in the archive."""
+    rules: dict[str, dict[str, int]] | None = None
+    """Every message each IoT rule received, from any client, and its fate (local.accounting)."""
+
+    def readings_received(self) -> int | None:
+        """Messages the rules that feed InferenceFunction (TelemetryRule, LegacyTelemetryRule) received."""
+        if self.rules is None:
+            return None
+        return sum(row["received"] for rule, row in self.rules.items() if rule.endswith("TelemetryRule"))
 
     def latency_ms(self) -> tuple[float, float] | None:
         """Publish -> alert latency, p50 and p99, over the alerts caused by a reading."""
@@ -39,7 +48,7 @@ class Report:
         return percentiles(self.watch.latencies_ms)
 
     def lines(self) -> list[str]:
-        lines = summary_lines(self.summary)
+        lines = summary_lines(self.summary, self.readings_received())
         latency = self.latency_ms()
         if latency is not None:
             count = len(self.watch.latencies_ms)
@@ -53,6 +62,9 @@ class Report:
                 f"  model endpoint: {calls} calls scored {rows} readings ({self.ingestion_mode} ingestion"
                 + (f": {rows - calls} calls saved against one per reading)" if rows > calls else ")")
             )
+        if self.rules is not None:
+            lines.append("  messages each IoT rule received, from every client (this run's simulator and any other):")
+            lines += ["  " + line for line in accounting_lines(self.rules, settled=self.settled)]
         if self.archive is not None:
             lines += archive_lines(self.archive, self.summary.counts.get("readings.sent", 0))
         if not self.settled:
@@ -85,8 +97,9 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def summary_lines(summary: Summary) -> list[str]:
-    """The end-of-run report, judged against the simulator's ground truth."""
+def summary_lines(summary: Summary, received: int | None = None) -> list[str]:
+    """The end-of-run report, judged against the simulator's ground truth; `received`: readings the telemetry
+    rules received from every client (local.accounting), when known."""
     lines = ["summary of the run:"]
     predictable = summary.predictable
     forewarned = [f for f in predictable if f[1] is not None]
@@ -115,10 +128,15 @@ def summary_lines(summary: Summary) -> list[str]:
     counts = summary.counts
     sent = counts.get("readings.sent", 0)
     handled = sum(counts.get(f"readings.{k}", 0) for k in ("processed", "rejected", "dead_lettered"))
+    # Other clients' readings reach InferenceFunction too: with them, the rules' count is what must add up.
+    total = sent if received is None or received == sent else received
+    source = (
+        f"sent {sent}" if total == sent else f"received {total} (the fleet sent {sent}, other clients {total - sent})"
+    )
     lines.append(
-        f"  readings: sent {sent} = processed {counts.get('readings.processed', 0)} + rejected "
+        f"  readings: {source} = processed {counts.get('readings.processed', 0)} + rejected "
         f"{counts.get('readings.rejected', 0)} + dead-lettered {counts.get('readings.dead_lettered', 0)}"
-        + ("" if handled == sent else f"  (MISMATCH: {sent - handled} unaccounted for)")
+        + ("" if handled == total else f"  (MISMATCH: {total - handled} unaccounted for)")
     )
     lines.append(f"  alarm events {counts.get('alarm_events', 0)}, alerts received {counts.get('alerts', 0)}")
     return lines

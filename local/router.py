@@ -9,6 +9,10 @@ of each Firehose action (local.firehose: the archive), followed by the action's 
 PutRecord fails), the rule's error action parks IoT Core's error record in its SQS queue: the same
 record scripts/redrive.py reads. A rule the router cannot evaluate fails when the
 stack starts, naming the construct (local.iot_sql.UnsupportedSql); nothing is skipped silently.
+
+Every message a rule receives is counted and settled in local.accounting, whoever published it; no
+exception of a rule escapes `handle`: one the router did not foresee is logged and the message goes to
+the rule's error action as IoT Core's rules engine would report an internal failure.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from local.accounting import Accounts
 from local.iot_sql import CompiledRule, RuleEvaluationError, UnsupportedSql, compile_sql
 from local.lambdas import InvokeRefused, LocalFunction
 from local.mqtt_client import Message
@@ -56,8 +61,8 @@ class Routed:
 
 
 Park = Callable[[str, dict[str, Any]], None]
-PutRecord = Callable[[bytes, str], None]
-"""Kinesis PutRecord of (data, partition key) into one stream; raises on failure."""
+PutRecord = Callable[[bytes, str], str | None]
+"""Kinesis PutRecord of (data, partition key) into one stream: the record's sequence number; raises on failure."""
 Archive = Callable[[bytes], None]
 """Firehose PutRecord into one delivery stream; raises on failure."""
 _SUBSTITUTION = re.compile(r"\$\{([^}]*)\}")
@@ -116,14 +121,20 @@ class Router:
         delivery_streams: Mapping[str, Archive] | None = None,
         on_routed: Callable[[Routed], None] = lambda routed: None,
         clock_ms: Callable[[], int] = lambda: round(time.time() * 1000),
+        accounts: Accounts | None = None,
     ) -> None:
         self._functions = functions
+        self.accounts = accounts if accounts is not None else Accounts()
         self._streams = dict(streams or {})
         self._delivery_streams = dict(delivery_streams or {})
         self._park = park
         self._on_routed = on_routed
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
+        self.last_message_s = 0.0
+        self.messages = 0
+        """Messages handled (each counted once, however many rules it matched)."""
+        """When the last message came (time.monotonic()): a backlog on the broker's side shows as recent ones."""
         self.counts: Counter[str] = Counter()
         self.rules: list[_Rule] = []
         self.disabled: list[str] = []
@@ -160,9 +171,19 @@ class Router:
         return sorted({rule.sql.topic_filter for rule in self.rules})
 
     def handle(self, message: Message) -> None:
+        self.last_message_s = time.monotonic()
+        self.messages += 1
         for rule in self.rules:
-            if rule.sql.matches(message.topic):
+            if not rule.sql.matches(message.topic):
+                continue
+            self.accounts.received(rule.spec.name)
+            try:
                 self._apply(rule, message)
+            except Exception as exc:  # a bug of the local rules engine must cost no message, unlogged
+                log.exception("%s: the rules engine failed on a message of %s", rule.spec.name, message.topic)
+                error = f"internal error: {type(exc).__name__}: {exc}"
+                parked = self._failed(rule, message, None, error, "RulesEngine")
+                self.accounts.settle(rule.spec.name, "dead_lettered" if parked else None)
 
     def _apply(self, rule: _Rule, message: Message) -> None:
         name = rule.spec.name
@@ -171,29 +192,41 @@ class Router:
         try:
             event = rule.sql.evaluate(message.payload, topic=message.topic, client_id=client_id, now_ms=now_ms)
         except RuleEvaluationError as exc:
-            self._failed(rule, message, None, f"SQL evaluation failed: {exc}", "SqlEvaluation")
+            parked = self._failed(rule, message, None, f"SQL evaluation failed: {exc}", "SqlEvaluation")
+            self.accounts.settle(name, "dead_lettered" if parked else None)
             return
         if event is None:
             self._count(f"{name}.filtered")
+            self.accounts.settle(name, "filtered")
             return
         self._count(f"{name}.matched")
+        owner = True
+        """The next Lambda or Kinesis action decides the message's fate in the accounting (Firehose only archives)."""
         for target in rule.spec.actions:
+            source, owner = (name if owner else None), False
             try:
-                self._functions[target].invoke_async(event)
+                self._functions[target].invoke_async(event, source=source)
             except InvokeRefused as exc:
-                self._failed(rule, message, target, f"Failed to invoke lambda function: {exc}", "LambdaAction")
+                parked = self._failed(rule, message, target, f"Failed to invoke lambda function: {exc}", "LambdaAction")
+                if source is not None:
+                    self.accounts.settle(name, "dead_lettered" if parked else None)
                 continue
             self._count(f"{name}.invoked")
             self._on_routed(Routed(name, message.topic, target, event))
         for action, template in rule.partition_keys:
+            decides, owner = owner, False
             key = template.render(message.payload, topic=message.topic, client_id=client_id, now_ms=now_ms)
             try:
                 if not key:  # Kinesis refuses an empty partition key (ValidationException)
                     raise ValueError(f"partition key {template.text!r} is empty for this message")
-                self._streams[action.stream](json.dumps(event).encode(), key)
+                sequence_number = self._streams[action.stream](json.dumps(event).encode(), key)
             except Exception as exc:  # whatever the put raised, IoT Core runs the error action
-                self._failed(rule, message, action.stream, f"Failed to put record: {exc}", "KinesisAction")
+                parked = self._failed(rule, message, action.stream, f"Failed to put record: {exc}", "KinesisAction")
+                if decides:
+                    self.accounts.settle(name, "dead_lettered" if parked else None)
                 continue
+            if decides:
+                self.accounts.streamed(name, sequence_number)
             self._count(f"{name}.put")
             self._on_routed(Routed(name, message.topic, None, event, stream=action.stream))
         for archive in rule.spec.firehose:
@@ -203,8 +236,11 @@ class Router:
                 self._failed(rule, message, archive.stream, f"Failed to put record: {exc}", "FirehoseAction")
                 continue
             self._count(f"{name}.archived")
+        if owner:  # a rule that only archives: the message is done once its actions took it
+            self.accounts.settle(name, "processed")
 
-    def _failed(self, rule: _Rule, message: Message, target: str | None, error: str, action: str) -> None:
+    def _failed(self, rule: _Rule, message: Message, target: str | None, error: str, action: str) -> bool:
+        """IoT Core's error action for a message a rule could not deliver; whether the record was parked."""
         name = rule.spec.name
         self._count(f"{name}.errors")
         parked = False
@@ -223,8 +259,16 @@ class Router:
                 self._count(f"{name}.parked")
             except Exception:
                 log.exception("%s: could not park a message of %s in %s", name, message.topic, rule.spec.error_action)
-        log.warning("%s: message on %s not delivered (%s)%s", name, message.topic, error, "; parked" if parked else "")
+        log.warning(
+            "%s: message on %s from client %s not delivered (%s)%s",
+            name,
+            message.topic,
+            message.publisher or UNKNOWN_CLIENT_ID,
+            error[:500],
+            "; parked" if parked else "; LOST: no error action took it",
+        )
         self._on_routed(Routed(name, message.topic, target, None, error=error, parked=parked))
+        return parked
 
     def _count(self, key: str) -> None:
         with self._lock:

@@ -68,6 +68,7 @@ def stack_options(args: argparse.Namespace, motor_ids: Sequence[str], say: Calla
         batch_window_s=args.batch_window_s,
         speedup=args.speedup,
         broker=args.broker,
+        allow_legacy_topic=args.allow_legacy_topic,
         detector_config=args.detector_config,
         concurrency=args.concurrency,
         devices=tuple(motor_ids),
@@ -174,6 +175,7 @@ def run_through(
         tally(stack.pipeline.delivery_streams, archived_before, stack.options.archive)
         if stack.pipeline.delivery_streams
         else None,
+        stack.observer.accounts.snapshot(),
     )
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,9 @@ log = logging.getLogger("local.stack")
 Part = TypeVar("Part")
 STACK_FILE = "stack.json"
 """What a running stack tells other processes (scripts/operate.py): its endpoints, in its state directory."""
+STATS_FILE = "stats.json"
+"""The running stack's accounting (local.accounting), rewritten every STATS_PERIOD_S for `operate.py stats`."""
+STATS_PERIOD_S = 1.0
 
 
 class LocalStack:
@@ -61,6 +65,8 @@ class LocalStack:
         self._pipeline: Pipeline | None = None
         self._alert_reader: AlertReader | None = None
         self._console: ConsoleServer | None = None
+        self._stats_stop = threading.Event()
+        self._stats_thread: threading.Thread | None = None
         self.started = False
 
     def __enter__(self) -> LocalStack:
@@ -130,7 +136,9 @@ class LocalStack:
         endpoint, model_data_url = place_model(self.options, self.aws, self.log_dir, say)
         self.children += [endpoint] if endpoint is not None else []
         self._iot = IotCore(self.pki, self.state_dir, self.log_dir)
-        self.children.append(self._iot.start_broker(self.options.broker, say))
+        self.children.append(
+            self._iot.start_broker(self.options.broker, say, allow_legacy_topic=self.options.allow_legacy_topic)
+        )
         self.aws.iot_data_url = self._iot.start_data_plane()
 
         self._resources = resources = provision(template, self.options, self.aws, model_data_url, say)
@@ -141,6 +149,9 @@ class LocalStack:
             self._alert_reader = AlertReader(self.aws.client("sqs"), resources.alert_queue_url, self.observer)
             self._alert_reader.start()
         self._write_stack_file()
+        self._stats_stop.clear()
+        self._stats_thread = threading.Thread(target=self._write_stats, name="local-stats", daemon=True)
+        self._stats_thread.start()
 
     def stop(self, drain_s: float = 20.0) -> None:
         """Finish what is in flight (up to `drain_s`), then stop every part, children last. Idempotent."""
@@ -149,6 +160,10 @@ class LocalStack:
             pipeline.stop_schedules()
         if drain_s > 0 and self.started and pipeline is not None and not self.settle(stall_s=drain_s, limit_s=drain_s):
             log.warning("stopping with invocations still pending: %s", pipeline.pending())
+        self._stats_stop.set()
+        if self._stats_thread is not None:
+            self._stats_thread.join(5)
+            self._stats_thread = None
         if pipeline is not None:
             pipeline.stop()
         if self._iot is not None:
@@ -162,8 +177,9 @@ class LocalStack:
             child.stop()
         self.children.clear()
         self._iot = self._resources = self._pipeline = self._alert_reader = None
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / STACK_FILE).unlink()
+        for name in (STACK_FILE, STATS_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / name).unlink()
         self.started = False
 
     def _write_stack_file(self) -> None:
@@ -181,6 +197,29 @@ class LocalStack:
             "ports": [iot.broker_port, *(int(url.rsplit(":", 1)[1]) for url in self.aws.urls())],
         }
         (self.state_dir / STACK_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+    def _write_stats(self) -> None:
+        """stats.json every STATS_PERIOD_S while the stack runs (written whole, then renamed: never half read)."""
+        path = self.state_dir / STATS_FILE
+        while not self._stats_stop.wait(STATS_PERIOD_S):
+            stats = {"written_at": time.time(), "rules": self.observer.accounts.snapshot()}
+            try:
+                partial = path.with_suffix(".partial")
+                partial.write_text(json.dumps(stats, indent=2) + "\n")
+                partial.replace(path)
+            except OSError as exc:
+                log.warning("cannot write %s: %s", path, exc)
+
+
+def running_stats(state_dir: Path = STATE_DIR) -> dict[str, Any] | None:
+    """The running local stack's accounting (stats.json), if one is running."""
+    if running_stack(state_dir) is None:
+        return None
+    try:
+        stats: dict[str, Any] = json.loads((state_dir / STATS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return stats
 
 
 def _running(part: Part | None) -> Part:

@@ -1,6 +1,7 @@
 """Act on a motor's alarms from the command line: against the local stack or a deployed stack alike.
 
     python scripts/operate.py status                                   # every motor's alarms and run hours
+    python scripts/operate.py stats                                    # local stack: each IoT rule's messages
     python scripts/operate.py acknowledge motor-002 predictive --note "bearing ordered"
     python scripts/operate.py snooze motor-002 vibration_zone_d --minutes 60
     python scripts/operate.py reset motor-002 vibration_zone_d
@@ -41,8 +42,9 @@ from device.requirements_check import setup_needed
 with setup_needed("scripts/operate.py"):
     from pydantic import ValidationError
 
+    from local.accounting import lines as accounting_lines
     from local.options import STATE_DIR
-    from local.stack import running_stack
+    from local.stack import running_stack, running_stats
     from motor_maintenance.alarms import FAILURE_LOOKBACK_DAYS, ActionName, OperatorAction, Verdict
     from motor_maintenance.config import DEFAULT_FAILURE_MODES
     from motor_maintenance.telemetry import describe_validation_error
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--state-dir", type=Path, default=STATE_DIR, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     commands.add_parser("status", help="every motor's alarm states, run hours and failure probability")
+    commands.add_parser(
+        "stats",
+        help="local stack: every message each IoT rule received, from any client: processed, rejected, dead-lettered",
+    )
     for name, action in ACTIONS.items():
         sub = commands.add_parser(name, help=f"publish a {action.value} action")
         sub.add_argument("motor_id")
@@ -193,10 +199,26 @@ def status(dynamodb: Any, table: str, out: TextIO) -> int:
     return 0
 
 
+def stats(state_dir: Path, out: TextIO) -> int:
+    """The running local stack's accounting per IoT rule (what is not settled yet shows as in flight)."""
+    found = running_stats(state_dir)
+    if found is None:
+        print("stats needs a running local stack (start one with: python device/simulate.py)", file=sys.stderr)
+        return 2
+    print("messages each IoT rule received, from every client:", file=out)
+    for line in accounting_lines(found["rules"], settled=False):
+        print(line, file=out)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, make_client: ClientFactory | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "stats":
+        if args.stack or args.endpoint_url:
+            parser.error("stats reads the local stack's counters; a deployed stack's are on its CloudWatch dashboard")
+        return stats(args.state_dir, out)
     if make_client is None:
         import boto3  # noqa: PLC0415 - tests pass their own client factory
 
@@ -207,7 +229,10 @@ def main(argv: Sequence[str] | None = None, make_client: ClientFactory | None = 
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.command == "status":
-        return status(dynamodb(), table, out)
+        code = status(dynamodb(), table, out)
+        if code == 0 and not (args.stack or args.endpoint_url) and running_stats(args.state_dir) is not None:
+            stats(args.state_dir, out)
+        return code
     try:
         action = build_action(args, datetime.now(UTC))
     except ValueError as exc:

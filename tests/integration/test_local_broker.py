@@ -751,11 +751,20 @@ def test_the_device_policy_allows_what_template_yaml_grants_and_nothing_else() -
     assert all(asks[action][1](RULES_ENGINE, resource.split("/", 1)[1]) for action, resource in candidates)
 
 
-def test_an_mqtt_3_client_is_told_the_protocol_version_is_unsupported(
+def test_an_mqtt_3_1_client_is_told_the_protocol_version_is_unsupported(
     authorities: Authorities, broker: MqttBroker
 ) -> None:
+    """MQTT 3.1 ('MQIsdp', level 3) predates 3.1.1, which the broker (and AWS IoT Core) speak."""
     with RawClient(broker.port, authorities.pki, "motor-001") as raw:
-        raw.send(connect_packet("motor-001", level=4))
+        raw.send(_packet(0x10, _string("MQIsdp") + bytes([3, 0x02]) + struct.pack("!H", 60) + _string("motor-001")))
+
+        assert raw.packet() == (0x20, b"\x00\x01")  # 0x01 Unacceptable protocol version
+        assert raw.packet() is None
+
+
+def test_a_client_of_a_later_mqtt_version_is_told_0x84(authorities: Authorities, broker: MqttBroker) -> None:
+    with RawClient(broker.port, authorities.pki, "motor-001") as raw:
+        raw.send(connect_packet("motor-001", level=6))
 
         assert raw.packet() == (0x20, b"\x00\x84")
         assert raw.packet() is None

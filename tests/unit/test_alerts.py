@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from motor_adapters.sns_notifier import SnsNotifier
 from motor_maintenance.alarms import NOTE_MAX, OPERATOR_MAX, AlarmEvent, OperatorAction
-from motor_maintenance.alerts import SMS_MAX, SUBJECT_MAX, format_alert
+from motor_maintenance.alerts import SMS_MAX, SUBJECT_MAX, SUBJECT_WHAT_MIN, format_alert
 from motor_maintenance.config import FAILURE_MODE_PATTERN, DetectorConfig
 from motor_maintenance.detector import ReadingInput, step
 from motor_maintenance.prediction import DRIVERS_MAX, FEATURE_NAME_PATTERN
@@ -393,3 +393,33 @@ def test_the_largest_events_the_detector_can_make_are_accepted_and_each_alert_fi
     ]
     for message in sns.published:
         assert len(message["Message"].encode()) + len(message["Subject"]) < SNS_MAX_MESSAGE_BYTES
+
+
+@pytest.mark.parametrize("transition", ["raised", "acknowledged", "cleared", "reset"])
+def test_a_500_character_description_is_shortened_never_the_motor_or_the_transition(transition: str) -> None:
+    """A long rule description must not push the transition out of the subject: the raised and the
+    acknowledged alert of one alarm would read the same."""
+    event = load_event("alarm-raised") | {"transition": transition}
+    event["rule"]["description"] = "Fluid temperature above the limit of the cooling circuit " + "x" * 443
+    assert len(event["rule"]["description"]) == 500
+
+    alert = format_alert(AlarmEvent.model_validate(event))
+
+    headline = {"raised": "ALARM", "acknowledged": "acknowledged", "cleared": "cleared", "reset": "reset"}[transition]
+    assert len(alert.subject) <= SUBJECT_MAX
+    assert alert.subject.startswith("[CRITICAL] motor-001: Fluid temperature above the limit")
+    assert alert.subject.endswith(f"... - {headline}")
+
+
+def test_subjects_of_two_transitions_of_one_alarm_differ_even_with_the_longest_motor_id() -> None:
+    subjects = set()
+    for transition in ("raised", "acknowledged"):
+        event = load_event("alarm-raised") | {"transition": transition, "motor_id": "m" * 64}
+        event["rule"]["description"] = "D" * 500
+        alert = format_alert(AlarmEvent.model_validate(event))
+        assert len(alert.subject) <= SUBJECT_MAX
+        assert "D" * SUBJECT_WHAT_MIN in alert.subject  # the alarm, shortened
+        assert "m" * 40 in alert.subject  # the motor
+        subjects.add(alert.subject)
+
+    assert len(subjects) == 2

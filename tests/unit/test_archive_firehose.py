@@ -205,6 +205,22 @@ def test_a_value_of_the_wrong_type_goes_whole_to_the_error_prefix_never_dropped(
     assert Archive.open(tmp_path).errors() == {f"telemetry/{CONVERSION_FAILED}": 2}
 
 
+def test_a_lone_surrogate_in_a_text_column_goes_to_the_error_prefix_and_the_rest_is_written(tmp_path: Path) -> None:
+    """JSON may spell "\\ud800", which no UTF-8 writer accepts: found by the hostile client's payloads."""
+    readings = stream("TelemetryArchiveStream", tmp_path, Clock())
+    bad = line(reading(2)).replace(b'"pump-37kw"', b'"\\ud800"')
+    readings.put(line(reading(1)))
+    readings.put(bad)
+
+    readings.flush()
+
+    (error_object,) = [path for path in files(tmp_path) if CONVERSION_FAILED in path.parts]
+    (record,) = [json.loads(text) for text in error_object.read_text().splitlines()]
+    assert base64.b64decode(record["rawData"]) == bad
+    assert "motor_type is not valid Unicode" in record["ErrorMessage"]
+    assert (readings.records_delivered, readings.records_failed) == (1, 1)
+
+
 def test_numbers_are_kept_as_text_in_a_text_column_as_the_json_deserializer_does(tmp_path: Path) -> None:
     readings = stream("TelemetryArchiveStream", tmp_path, Clock())
     readings.put(line(reading(1, ts=1_796_637_600_000)))

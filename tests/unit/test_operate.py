@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -309,3 +310,23 @@ def test_an_action_without_a_verdict_publishes_none(local_stack: Path) -> None:
     operate.main(["--state-dir", str(local_stack), "acknowledge", "motor-001", "predictive"], make_client=clients)
 
     assert "verdict" not in json.loads(clients.iot_data.published[0]["payload"])
+
+
+def test_stats_shows_each_rules_accounting_of_the_running_local_stack(local_stack: Path) -> None:
+    row = {"received": 7, "processed": 3, "rejected": 2, "dead_lettered": 1, "filtered": 0, "lost": 0, "unsettled": 1}
+    (local_stack / "stats.json").write_text(json.dumps({"written_at": 0, "rules": {"TelemetryRule": row}}))
+    out = io.StringIO()
+
+    assert operate.main(["--state-dir", str(local_stack), "stats"], out=out) == 0
+
+    assert out.getvalue().splitlines() == [
+        "messages each IoT rule received, from every client:",
+        "  TelemetryRule: received 7 = processed 3 + rejected 2 + dead-lettered 1, lost 0, in flight 1",
+    ]
+
+
+def test_stats_without_a_running_local_stack_says_how_to_start_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert operate.main(["--state-dir", str(tmp_path), "stats"]) == 2
+    assert "needs a running local stack" in capsys.readouterr().err

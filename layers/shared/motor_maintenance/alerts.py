@@ -12,6 +12,9 @@ from motor_maintenance.alarms import AlarmEvent, AlarmKind, AlarmState, Transiti
 from motor_maintenance.features import feature_label
 
 SUBJECT_MAX = 100  # SNS rejects longer e-mail subjects
+ELLIPSIS = "..."
+SUBJECT_WHAT_MIN = 16
+"""Characters the alarm's name keeps in a subject at least; the severity tag, then the motor id give way first."""
 SMS_MAX = 160
 
 UNITS = {
@@ -66,7 +69,7 @@ def format_alert(event: AlarmEvent) -> Alert:
     headline = _HEADLINES[event.transition]
     if event.verdict is not None:
         headline = f"{headline}, {event.verdict.value.replace('_', ' ')}"
-    subject = _ascii(f"[{event.severity.value.upper()}] {event.motor_id}: {what} - {headline}")[:SUBJECT_MAX]
+    subject = _subject(event.severity.value.upper(), event.motor_id, what, headline)
 
     lines = [
         f"Motor {event.motor_id}" + (f" ({event.motor_type})" if event.motor_type else ""),
@@ -186,7 +189,7 @@ def _health_alert(event: AlarmEvent) -> Alert:
         "",
         f"Event id {event.event_id}",
     ]
-    subject = _ascii(f"[{severity}] All motors: {headline}")[:SUBJECT_MAX]
+    subject = _subject(severity, "All motors", "", headline)
     return Alert(subject=subject, body="\n".join(lines) + "\n", sms=_ascii(sms)[:SMS_MAX])
 
 
@@ -230,9 +233,36 @@ def _failure_alert(event: AlarmEvent) -> Alert:
         )
     lines += ["", f"Event id {event.event_id}"]
     severity = event.severity.value.upper()
-    subject = _ascii(f"[{severity}] {event.motor_id}: failed at {failed} ({mode}) - failure reported")[:SUBJECT_MAX]
+    subject = _subject(severity, event.motor_id, f"failed at {failed} ({mode})", _HEADLINES[event.transition])
     sms = _ascii(f"{severity} {said}")[:SMS_MAX]
     return Alert(subject=subject, body="\n".join(lines) + "\n", sms=sms)
+
+
+def _subject(severity: str, motor: str, what: str, headline: str) -> str:
+    """`[SEVERITY] motor: what - headline` within SUBJECT_MAX, ASCII; the headline (the transition) is never cut.
+
+    A long alarm description is shortened (with "..."); when even SUBJECT_WHAT_MIN characters of it do not
+    fit, the severity tag goes (it is also a message attribute), then the motor id is shortened.
+    """
+    severity, motor, what, headline = _ascii(severity), _ascii(motor), _ascii(what), _ascii(headline)
+    tail = f" - {headline}" if what else headline
+    head = f"[{severity}] {motor}: "
+    room = SUBJECT_MAX - len(head) - len(tail)
+    if what and room < min(len(what), SUBJECT_WHAT_MIN):
+        head = f"{motor}: "
+        room = SUBJECT_MAX - len(head) - len(tail)
+    if room < min(len(what), SUBJECT_WHAT_MIN):
+        keep = max(SUBJECT_MAX - len(tail) - min(len(what), SUBJECT_WHAT_MIN) - len(": ") - len(ELLIPSIS), 1)
+        head = f"{motor[:keep]}{ELLIPSIS}: "
+        room = SUBJECT_MAX - len(head) - len(tail)
+    return f"{head}{_shortened(what, room)}{tail}"[:SUBJECT_MAX]
+
+
+def _shortened(text: str, room: int) -> str:
+    """The text, or its start and "..." when it is longer than `room` characters."""
+    if len(text) <= room:
+        return text
+    return text[: max(room - len(ELLIPSIS), 0)].rstrip() + ELLIPSIS
 
 
 def _elapsed(start: datetime, end: datetime) -> str:

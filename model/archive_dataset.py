@@ -21,7 +21,7 @@ held-out motors go through the same detector replay (`model.evaluate.replay`) as
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ def build_from_archive(
     log: Log | None = None,
 ) -> ArchiveData:
     """Every motor's rows and labels; the motors' readings are kept under `scratch` (one Arrow file each)."""
-    shards, reading_counts = archive.shard_by_motor(scratch)
+    shards, reading_counts = archive.shard_by_motor(scratch, progress=_every_million(log))
     actions = archive.events(ACTIONS)
     logs = maintenance_logs(actions.records)
     if log is not None:
@@ -167,6 +167,20 @@ def build_from_archive(
         failures_without_readings=orphans,
         failures_by_mode=dict(sorted(modes.items())),
     )
+
+
+def _every_million(log: Log | None) -> Callable[[int], None] | None:
+    """A progress callback that logs once per million readings read."""
+    if log is None:
+        return None
+    shown = [0]
+
+    def show(read: int) -> None:
+        if read // 1_000_000 > shown[0]:
+            shown[0] = read // 1_000_000
+            log(f"  read {read:,} readings")
+
+    return show
 
 
 def motor_rows(

@@ -75,7 +75,7 @@ def _shift_motor(motor_id: str, days: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def one_failure(tmp_path: Path) -> tuple[Path, datetime, datetime]:
-    """motor-a runs shifts for 4 days, fails on day 3 at 12:00, is repaired at 16:00; a test run at 14:00 is archived."""
+    """motor-a runs shifts for 4 days, fails on day 3 at 12:00 and is repaired at 16:00, after a test run at 14:00."""
     readings = _shift_motor("motor-a", 4)
     failed_at = START + timedelta(days=2, hours=12)
     repaired_at = START + timedelta(days=2, hours=16)
@@ -175,7 +175,9 @@ def test_the_split_is_by_motor(tmp_path: Path) -> None:
 
     motors_of = {name: {data.motors[c].motor_id for c in set(part.column.tolist())} for name, part in parts.items()}
     assert set.union(*motors_of.values()) == {f"motor-{m}" for m in range(8)}
-    assert not (motors_of["train"] & motors_of["test"]) and not (motors_of["train"] & motors_of["validation"])
+    assert not motors_of["train"] & motors_of["test"]
+    assert not motors_of["train"] & motors_of["validation"]
+    assert not motors_of["validation"] & motors_of["test"]
     assert sum(len(part) for part in parts.values()) == len(data.dataset)
 
 
@@ -213,10 +215,8 @@ def test_a_small_archive_trains_a_model_with_the_same_evaluation_and_card(
     out = tmp_path / "out"
 
     # ...when train.py trains on it...
-    status = main(
-        ["--archive", str(tmp_path / "archive"), "--out", str(out), "--rounds", "30", "--workers", "2"]
-        + ["--min-failures", "2", "--no-warning-mode", "other", "--test-fraction", "0.25"]
-    )
+    options = ["--rounds", "30", "--workers", "2", "--min-failures", "2", "--no-warning-mode", "other"]
+    status = main(["--archive", str(tmp_path / "archive"), "--out", str(out), *options])
 
     # ...it writes the artifact, the evaluation of the held-out motors and a card about the archive.
     printed = capsys.readouterr().out

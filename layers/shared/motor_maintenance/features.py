@@ -320,12 +320,19 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     running = reading.running
     signals = reading.signal_values()
     physics = _physics(reading)
-    if stats.last_ts_ms is None:
-        step_s, interval_s = 0.0, None
+    last_ts_ms, interval_s, last_running = stats._last_ts_ms, stats._interval_s, stats._last_running
+    if last_ts_ms is None:
+        step_s = 0.0
     else:
-        step_s, interval_s = operating_step((ts_ms - stats.last_ts_ms) / 1000, stats.interval_s)
+        gap_s = (ts_ms - last_ts_ms) / 1000
+        if interval_s is not None and 0 < gap_s <= SILENCE_INTERVALS * interval_s:  # operating_step's usual case
+            step_s = gap_s
+            if gap_s != interval_s:
+                interval_s = min(interval_s + INTERVAL_WEIGHT * (gap_s - interval_s), LONGEST_INTERVAL_S)
+        else:
+            step_s, interval_s = operating_step(gap_s, interval_s)
     if running:
-        if not stats.last_running:  # started somewhere in the gap: on average half of it ran
+        if not last_running:  # started somewhere in the gap: on average half of it ran
             step_s /= 2
         values = (*_tracked_signals(signals), *physics[_N_RISES:])
         averages = stats.averages
@@ -336,7 +343,7 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
             new_stats = _advanced_by_name(stats, ts_ms, step_s, values, interval_s)
     else:
         # Stopped somewhere in the gap: half of it ran, though no value of that time is known to average.
-        operating_s = stats.operating_s + (step_s / 2 if stats.last_running else 0.0)
+        operating_s = stats._operating_s + (step_s / 2 if last_running else 0.0)
         new_stats = stats._moved(ts_ms, operating_s, interval_s, False, None)
 
     # An average not started yet is NaN, and so is a difference with it (the three start together).

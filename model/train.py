@@ -333,20 +333,21 @@ def report(metrics: dict[str, Any]) -> str:
     replayed, rows, data = metrics["replay"], metrics["rows"], metrics["data"]
     predictable = replayed["predictable"]
     key = forewarned_key(replayed["min_lead_h"])
+    width = max([20, *(len(mode) + 2 for mode in replayed["per_mode"])])  # an archive's modes are the names reported
     lines = [
         "",
         f"Held-out motors: {data['split']['test']} ({replayed['motor_years']} motor-years), "
         f"detector threshold {metrics['detector']['raise_threshold']:g} x{metrics['detector']['consecutive']}",
-        f"{'failure mode':<20}{'failures':>9}{'warned':>8}{'>=12 h':>8}{'lead p50':>10}{'lead p10':>10}",
+        f"{'failure mode':<{width}}{'failures':>9}{'warned':>8}{'>=12 h':>8}{'lead p50':>10}{'lead p10':>10}",
     ]
     for mode, stats in [*replayed["per_mode"].items(), ("all predictable", predictable)]:
         lines.append(
-            f"{mode:<20}{stats['failures']:>9}{stats['forewarned']:>8}{stats[key]:>8}"
+            f"{mode:<{width}}{stats['failures']:>9}{stats['forewarned']:>8}{stats[key]:>8}"
             f"{_hours(stats['lead_h_median']):>10}{_hours(stats['lead_h_p10']):>10}"
         )
     random_part = replayed["random"]
     lines += [
-        f"{'random (no warning)':<20}{random_part['failures']:>9}{random_part['alarm_before']:>8}"
+        f"{'random (no warning)':<{width}}{random_part['failures']:>9}{random_part['alarm_before']:>8}"
         "      (not counted as misses)",
         f"False predictive alarms: {replayed['false_alarms']}"
         f" = {replayed['false_alarms_per_motor_year']} per motor-year",

@@ -45,7 +45,7 @@ with setup_needed("device/history.py"):
 
 MODES: tuple[FailureMode, ...] = tuple(FailureMode)
 DEFAULT_INTERVAL_S = 600.0
-"""Ten minutes: the longest step the feature function's averages take in full (features.MAX_STEP_S)."""
+"""Ten minutes: the simulated fleet's reporting interval (the features mean the same at any interval)."""
 
 Progress = Callable[[float], None]
 """Called now and then with the fraction of the history generated so far."""

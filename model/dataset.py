@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +33,7 @@ HORIZON_OPERATING_S = 24 * 3600.0
 RANDOM_MODE = list(FailureMode).index(FailureMode.RANDOM)
 
 Log = Callable[[str], None]
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -65,44 +67,95 @@ class Dataset:
         return ~self.unpredictable
 
 
-def build(history: History, *, workers: int | None = None, log: Log | None = None) -> Dataset:
-    """Features of every running reading of every motor, with labels; motors in parallel processes.
-
-    Each worker gets one motor's columns (a few MB a year), started with `spawn`: forking a process
-    that runs threads (XGBoost's, a test server's) can deadlock the child.
-    """
+def build(
+    history: History,
+    *,
+    workers: int | None = None,
+    log: Log | None = None,
+    horizon_s: float = HORIZON_OPERATING_S,
+) -> Dataset:
+    """Features of every running reading of every motor, with labels; motors in parallel processes."""
     columns = list(range(len(history.motor_ids)))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(columns)))
-    started = time.perf_counter()
-    parts: dict[int, tuple[NDArray[np.float32], NDArray[np.int32]]] = {}
-    if workers == 1:
-        for column in columns:
-            parts[column] = _motor_rows(history.motor(column))
-            _report(log, len(parts), len(columns), history, started)
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            pending: dict[Future[tuple[NDArray[np.float32], NDArray[np.int32]]], int] = {}
-            queue = iter(columns)
-            while True:
-                # A few motors in flight per worker, not the whole fleet's copies at once.
-                for column in islice(queue, 2 * workers - len(pending)):
-                    pending[pool.submit(_motor_rows, history.motor(column))] = column
-                if not pending:
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    parts[pending.pop(future)] = future.result()
-                    _report(log, len(parts), len(columns), history, started)
-    features = np.concatenate([parts[c][0] for c in columns]) if columns else np.empty((0, len(FEATURE_NAMES)))
-    steps = np.concatenate([parts[c][1] for c in columns]) if columns else np.empty(0, dtype=np.int32)
-    column_of_row = np.concatenate([np.full(len(parts[c][1]), c, dtype=np.int32) for c in columns])
+    parts = in_processes(
+        _motor_rows,
+        [(history.motor(column),) for column in columns],
+        workers=workers,
+        log=log,
+        unit="motors",
+        readings=lambda _: history.steps,
+    )
+    features = np.concatenate([part[0] for part in parts]) if parts else np.empty((0, len(FEATURE_NAMES)))
+    steps = np.concatenate([part[1] for part in parts]) if parts else np.empty(0, dtype=np.int32)
+    column_of_row = np.concatenate(
+        [np.full(len(part[1]), c, dtype=np.int32) for c, part in zip(columns, parts, strict=True)]
+    )
     otf = history.operating_to_failure_s[steps, column_of_row]
     mode = history.next_failure_mode[steps, column_of_row]
-    soon = otf <= HORIZON_OPERATING_S
+    soon = otf <= horizon_s
     labels = (soon & (mode != NO_FAILURE) & (mode != RANDOM_MODE)).astype(np.int8)
     unpredictable = soon & (mode == RANDOM_MODE)
     return Dataset(features.astype(np.float32, copy=False), labels, unpredictable, column_of_row, steps)
+
+
+def in_processes(
+    function: Callable[..., R],
+    jobs: Sequence[tuple[Any, ...]],
+    *,
+    workers: int | None,
+    log: Log | None,
+    unit: str,
+    readings: Callable[[R], int],
+) -> list[R]:
+    """`function(*job)` for every job, in `workers` processes (all cores by default), results in the jobs' order.
+
+    A job is one motor's data (a few MB a year); a few are in flight per worker, not the whole fleet's
+    copies at once. Processes start with `spawn`: forking a process that runs threads (XGBoost's, a
+    test server's) can deadlock the child. Progress goes to `log` every tenth of the jobs.
+    """
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    started = time.perf_counter()
+    done: dict[int, R] = {}
+    progress = _Progress(log, len(jobs), unit, started)
+    if workers == 1:
+        for index, job in enumerate(jobs):
+            done[index] = function(*job)
+            progress.one(readings(done[index]))
+        return [done[index] for index in range(len(jobs))]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: dict[Future[R], int] = {}
+        queue = iter(enumerate(jobs))
+        while True:
+            for index, job in islice(queue, 2 * workers - len(pending)):
+                pending[pool.submit(function, *job)] = index
+            if not pending:
+                break
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = pending.pop(future)
+                done[index] = future.result()
+                progress.one(readings(done[index]))
+    return [done[index] for index in range(len(jobs))]
+
+
+class _Progress:
+    """`  features: 6/60 motors, 315,360 readings in 47 s (6,723/s)`, every tenth of the jobs."""
+
+    def __init__(self, log: Log | None, total: int, unit: str, started: float) -> None:
+        self.log, self.total, self.unit, self.started = log, total, unit, started
+        self.done = self.readings = 0
+
+    def one(self, readings: int) -> None:
+        self.done += 1
+        self.readings += readings
+        every = max(self.total // 10, 1)
+        if self.log is None or (self.done % every and self.done != self.total):
+            return
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        self.log(
+            f"  features: {self.done}/{self.total} {self.unit}, {self.readings:,} readings in {elapsed:.0f} s "
+            f"({self.readings / elapsed:,.0f}/s)"
+        )
 
 
 def _motor_rows(history: History) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
@@ -119,17 +172,6 @@ def _motor_rows(history: History) -> tuple[NDArray[np.float32], NDArray[np.int32
             steps.append(t)
     features = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
     return features, np.asarray(steps, dtype=np.int32)
-
-
-def _report(log: Log | None, done: int, total: int, history: History, started: float) -> None:
-    if log is None:
-        return
-    every = max(total // 10, 1)
-    if done % every and done != total:
-        return
-    elapsed = time.perf_counter() - started
-    readings = done * history.steps
-    log(f"  features: {done}/{total} motors, {readings:,} readings in {elapsed:.0f} s ({readings / elapsed:,.0f}/s)")
 
 
 def split_motors(motors: int, *, test_fraction: float, validation_fraction: float, seed: int) -> dict[str, list[int]]:

@@ -3,11 +3,13 @@
     python model/train.py                         # simulated fleet, a couple of minutes on 2 cores
     python model/train.py --motors 200 --days 730 # a bigger run
     python model/train.py --ai4i ai4i2020.csv     # the public AI4I 2020 dataset instead
+    python model/train.py --archive DIR_OR_S3_URL  # the fleet's own history: readings and failure reports
 
 Steps: simulate the fleet's history in fast-forward (device/history.py), compute each reading's
 features with the Lambda's own feature function, label "fails within 24 operating hours", split
 by motor, train XGBoost, replay the held-out motors through the detector, then write
-model.tar.gz, metrics.json, three plots and the model card.
+model.tar.gz, metrics.json, three plots and the model card. With --archive the history comes from
+an archive (model/archive_dataset.py) instead of the simulator; every later step is the same.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ with setup_needed("model/train.py"):
     from model.evaluate import (
         MIN_LEAD_H,
         WARNING_WINDOW_OPERATING_H,
+        Replay,
         forewarned_key,
         lead_times,
         replay,
@@ -64,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: --detector-config: {exc}", file=sys.stderr)
         return 2
+    if args.archive is not None:
+        from model.train_archive import run_archive  # noqa: PLC0415 - only this mode needs pyarrow and DuckDB
+
+        return run_archive(args, config)
     metrics = train(
         motors=args.motors,
         days=args.days,
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         workers=args.workers,
         out=args.out,
-        card_path=None if args.no_model_card else args.model_card,
+        card_path=None if args.no_model_card else (args.model_card or DEFAULT_CARD),
         export_dataset=args.export_dataset,
         config=config,
         wear_scale=args.wear_scale,
@@ -117,6 +124,75 @@ def train(
     data = build(history, workers=workers, log=log)
     timings["features"] = _lap(started, timings)
     split = split_motors(motors, test_fraction=test_fraction, validation_fraction=validation_fraction, seed=seed)
+    if data.of_motors(split["train"]).labels.sum() == 0:
+        raise SystemExit("error: no failure in the training motors' history; simulate more motors or days")
+
+    def replay_test(test: Dataset, probabilities: np.ndarray) -> Replay:
+        return replay(
+            history,
+            split["test"],
+            steps=test.step,
+            column_of_row=test.column,
+            probabilities=probabilities,
+            config=config,
+        )
+
+    return fit_and_evaluate(
+        data=data,
+        split=split,
+        replay_test=replay_test,
+        history_summary={
+            "motors": motors,
+            "days": days,
+            "seed": seed,
+            "wear_scale": wear_scale,
+            "interval_s": 600,
+            "readings": history.steps * motors,
+            "motor_years": round(history.motor_years, 2),
+            "failures": failures,
+        },
+        rounds=rounds,
+        workers=workers,
+        seed=seed,
+        out=out,
+        card_path=card_path,
+        export_dataset=export_dataset,
+        config=config,
+        log=log,
+        timings=timings,
+        started=started,
+    )
+
+
+def fit_and_evaluate(
+    *,
+    data: Dataset,
+    split: dict[str, list[int]],
+    replay_test: Any,
+    history_summary: dict[str, Any],
+    rounds: int,
+    workers: int | None,
+    seed: int,
+    out: Path,
+    card_path: Path | None,
+    export_dataset: Path | None,
+    config: DetectorConfig,
+    log: Any,
+    timings: dict[str, float],
+    started: float,
+    horizon_s: float = HORIZON_OPERATING_S,
+    label: str | None = None,
+    summarise_replay: Any = None,
+    lead_times_of: Any = lead_times,
+    card_edit: Any = None,
+) -> dict[str, Any]:
+    """Steps 3 to 5 of any run: train on the training motors, replay the test motors, write everything.
+
+    `replay_test(test_rows, probabilities)` replays the held-out motors through the detector;
+    `summarise_replay(replayed)` and `lead_times_of(replayed)` replace the evaluation's own summary and
+    lead times (an archive's failures go by the modes reported); `card_edit(markdown, metrics)`, if
+    given, rewrites the model card before it is written.
+    """
     parts = {name: data.of_motors(columns) for name, columns in split.items()}
     train_rows = parts["train"].select(parts["train"].trainable)
     log(
@@ -125,8 +201,6 @@ def train(
     )
     if export_dataset is not None:
         _export(export_dataset, parts, log)
-    if train_rows.labels.sum() == 0:
-        raise SystemExit("error: no failure in the training motors' history; simulate more motors or days")
 
     positives = int(train_rows.labels.sum())
     log(
@@ -150,15 +224,8 @@ def train(
     test = parts["test"]
     probabilities = np.asarray(booster.inplace_predict(test.features, missing=np.nan), dtype=np.float64)
     rows = row_metrics(test.labels[test.trainable], probabilities[test.trainable])
-    replayed = replay(
-        history,
-        split["test"],
-        steps=test.step,
-        column_of_row=test.column,
-        probabilities=probabilities,
-        config=config,
-    )
-    summary = summarise(replayed, min_lead_h=MIN_LEAD_H)
+    replayed = replay_test(test, probabilities)
+    summary = summarise(replayed, min_lead_h=MIN_LEAD_H) if summarise_replay is None else summarise_replay(replayed)
     timings["evaluate"] = _lap(started, timings)
 
     log(f"5/5 writing the artifact, metrics and plots to {out}...")
@@ -172,19 +239,10 @@ def train(
         threshold=predictive.raise_threshold,
         pr_auc=rows["pr_auc"],
     )
-    plots.lead_time_histogram(lead_times(replayed), out / "lead-time.png", min_lead_h=MIN_LEAD_H)
+    plots.lead_time_histogram(lead_times_of(replayed), out / "lead-time.png", min_lead_h=MIN_LEAD_H)
     plots.feature_importance(booster, FEATURE_NAMES, out / "feature-importance.png")
     metrics = _metrics(
-        history_summary={
-            "motors": motors,
-            "days": days,
-            "seed": seed,
-            "wear_scale": wear_scale,
-            "interval_s": 600,
-            "readings": history.steps * motors,
-            "motor_years": round(history.motor_years, 2),
-            "failures": failures,
-        },
+        history_summary=history_summary,
         data=data,
         split=split,
         rounds=rounds,
@@ -193,6 +251,7 @@ def train(
         config=config,
         rows=rows,
         summary=summary,
+        label=label or f"a wear-mode failure within {horizon_s / 3600:g} operating hours",
     )
     timings["write"] = _lap(started, timings)
     metrics["timings_s"] = {name: round(value, 1) for name, value in timings.items()}
@@ -200,7 +259,8 @@ def train(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if card_path is not None:
         card_path.parent.mkdir(parents=True, exist_ok=True)
-        card_path.write_text(card.render(metrics))
+        markdown = card.render(metrics)
+        card_path.write_text(card_edit(markdown, metrics) if card_edit is not None else markdown)
         log(f"  model card: {card_path}")
     return metrics
 
@@ -216,6 +276,7 @@ def _metrics(
     config: DetectorConfig,
     rows: dict[str, Any],
     summary: dict[str, Any],
+    label: str,
 ) -> dict[str, Any]:
     predictable = summary["predictable"]
     early = predictable.get(f"{forewarned_key(MIN_LEAD_H)}_fraction")
@@ -229,7 +290,7 @@ def _metrics(
             "rows": len(data),
             "positive_rows": int(data.labels.sum()),
             "unpredictable_rows": int(data.unpredictable.sum()),
-            "label": f"a wear-mode failure within {HORIZON_OPERATING_S / 3600:g} operating hours",
+            "label": label,
             "split": {name: len(columns) for name, columns in split.items()},
             "test_motors": split["test"],
         },
@@ -272,20 +333,21 @@ def report(metrics: dict[str, Any]) -> str:
     replayed, rows, data = metrics["replay"], metrics["rows"], metrics["data"]
     predictable = replayed["predictable"]
     key = forewarned_key(replayed["min_lead_h"])
+    width = max([20, *(len(mode) + 2 for mode in replayed["per_mode"])])  # an archive's modes are the names reported
     lines = [
         "",
         f"Held-out motors: {data['split']['test']} ({replayed['motor_years']} motor-years), "
         f"detector threshold {metrics['detector']['raise_threshold']:g} x{metrics['detector']['consecutive']}",
-        f"{'failure mode':<20}{'failures':>9}{'warned':>8}{'>=12 h':>8}{'lead p50':>10}{'lead p10':>10}",
+        f"{'failure mode':<{width}}{'failures':>9}{'warned':>8}{'>=12 h':>8}{'lead p50':>10}{'lead p10':>10}",
     ]
     for mode, stats in [*replayed["per_mode"].items(), ("all predictable", predictable)]:
         lines.append(
-            f"{mode:<20}{stats['failures']:>9}{stats['forewarned']:>8}{stats[key]:>8}"
+            f"{mode:<{width}}{stats['failures']:>9}{stats['forewarned']:>8}{stats[key]:>8}"
             f"{_hours(stats['lead_h_median']):>10}{_hours(stats['lead_h_p10']):>10}"
         )
     random_part = replayed["random"]
     lines += [
-        f"{'random (no warning)':<20}{random_part['failures']:>9}{random_part['alarm_before']:>8}"
+        f"{'random (no warning)':<{width}}{random_part['failures']:>9}{random_part['alarm_before']:>8}"
         "      (not counted as misses)",
         f"False predictive alarms: {replayed['false_alarms']}"
         f" = {replayed['false_alarms_per_motor_year']} per motor-year",
@@ -387,13 +449,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for model.tar.gz, metrics, plots")
-    output.add_argument("--model-card", type=Path, default=DEFAULT_CARD, help="where to write the model card")
+    output.add_argument(
+        "--model-card",
+        type=Path,
+        default=None,
+        help=f"where to write the model card (default: {DEFAULT_CARD.relative_to(MODEL_DIR.parent)}; "
+        "with --archive, model-card.md in --out)",
+    )
     output.add_argument("--no-model-card", action="store_true", help="do not write the model card")
     output.add_argument(
         "--export-dataset",
         type=Path,
         default=None,
         help="also write train.csv/validation.csv (label first) for model/sagemaker_train.py",
+    )
+    archived = parser.add_argument_group("the fleet's own history (docs/model.md)")
+    archived.add_argument(
+        "--archive",
+        default=None,
+        metavar="DIR_OR_S3_URL",
+        help="train on an archive's readings and failure reports (the local stack's, device/history.py's, "
+        "model/import_history.py's, or s3://bucket/prefix) instead of the simulator",
+    )
+    archived.add_argument(
+        "--horizon",
+        type=float,
+        default=HORIZON_OPERATING_S / 3600,
+        help="label: fails within this many operating hours",
+    )
+    archived.add_argument(
+        "--no-warning-mode",
+        action="append",
+        default=[],
+        metavar="MODE",
+        help="a reported failure mode that gives no warning in the signals (repeatable): like the simulator's "
+        "random failures, left out of training and not counted as misses",
+    )
+    archived.add_argument(
+        "--min-failures",
+        type=int,
+        default=10,
+        help="failures with warning the training motors need before a model is trained",
     )
     public = parser.add_argument_group("public dataset")
     public.add_argument(

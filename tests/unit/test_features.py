@@ -61,12 +61,12 @@ def test_averages_do_not_move_while_the_motor_is_stopped() -> None:
     assert feature(stopped, "winding_temp_c_ewm_1h") == feature(running, "winding_temp_c_ewm_1h")
 
 
-def test_a_long_gap_advances_the_averages_by_the_capped_step_only() -> None:
-    _, stats = features_for(reading_payload(1, at_s=0, current_a=60.0))
+def test_a_long_silence_advances_the_averages_by_one_reporting_interval_only() -> None:
+    _, stats = features_for(*(reading_payload(i + 1, at_s=i * 600, current_a=60.0) for i in range(4)))
     _, after_week = compute_features(
-        Telemetry.model_validate(reading_payload(2, at_s=7 * 24 * 3600, current_a=100.0)), stats
+        Telemetry.model_validate(reading_payload(5, at_s=7 * 24 * 3600, current_a=100.0)), stats
     )
-    _, after_10min = compute_features(Telemetry.model_validate(reading_payload(2, at_s=600, current_a=100.0)), stats)
+    _, after_10min = compute_features(Telemetry.model_validate(reading_payload(5, at_s=2400, current_a=100.0)), stats)
 
     assert after_week.fast["current_a"] == pytest.approx(after_10min.fast["current_a"])
 

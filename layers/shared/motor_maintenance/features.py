@@ -9,6 +9,12 @@ of wear lasting a day or two does not yet drag along.
 Two physics ratios are tracked the same way, because load moves the raw signals more than early
 wear does: the winding's heating per current squared (copper losses go with I^2, so it rises as
 insulation or cooling degrade) and the current per kW of shaft power (ageing insulation leaks).
+
+The averages mean the same at any reporting interval (every 10 s, 10 minutes or hour): each running
+reading moves them by the operating time it stands for, the time since the previous reading. A
+silence is the exception: a gap longer than SILENCE_INTERVALS of the motor's own reporting interval
+(a device offline, or one that does not report while stopped) says nothing about how long the motor
+ran, so the reading after it counts as one interval. The interval is learnt per motor from its gaps.
 """
 
 from __future__ import annotations
@@ -34,8 +40,12 @@ DERIVED: tuple[str, ...] = ("winding_heating_k_per_a2", "current_a_per_kw")
 FAST_TAU_S = 3600.0
 SLOW_TAU_S = 24 * 3600.0
 BASELINE_TAU_S = 7 * 24 * 3600.0
-MAX_STEP_S = 600.0
-"""A gap longer than this (motor silent, or stopped) advances the averages by this much only."""
+SILENCE_INTERVALS = 3.0
+"""A gap longer than this many reporting intervals is a silence: the reading after it counts as one interval."""
+INTERVAL_WEIGHT = 0.25
+"""How far each gap moves the motor's reporting interval towards itself (jitter averages out; a new rate is learnt)."""
+LONGEST_INTERVAL_S = 6 * 3600.0
+"""The longest reporting interval learnt; also the most a motor's second reading (no interval known yet) counts."""
 
 FEATURE_NAMES: tuple[str, ...] = (
     "running",
@@ -103,6 +113,8 @@ _all_averages = operator.itemgetter(*_TRACKED_AND_DERIVED)
 """The means of _TRACKED_AND_DERIVED out of a dict holding them all, in that order (KeyError if one is missing)."""
 
 Means = dict[str, float]
+_Fields = tuple[int | None, Means, Means, float, Means, float | None, bool]
+"""last_ts_ms, fast, slow, operating_s, baseline, interval_s, last_running: what a RunningStats is made of."""
 Averages = tuple[Sequence[float], Sequence[float], Sequence[float]]
 """The fast, slow and baseline means of the quantities of _TRACKED_AND_DERIVED, in that order."""
 _Read = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]
@@ -119,9 +131,22 @@ class RunningStats:
     every reading cost more than the averaging itself). The dicts are not to be changed.
     """
 
-    __slots__ = ("_averages", "_last_ts_ms", "_layout", "_means", "_operating_s", "_read")
+    __slots__ = (
+        "_averages",
+        "_interval_s",
+        "_last_running",
+        "_last_ts_ms",
+        "_layout",
+        "_means",
+        "_operating_s",
+        "_read",
+    )
     _last_ts_ms: int | None
     _operating_s: float
+    _interval_s: float | None
+    """The motor's reporting interval as learnt from its gaps; None before its second reading."""
+    _last_running: bool
+    """Whether the previous reading said the motor was running."""
     _averages: Averages | None
     _means: tuple[Means, Means, Means] | None
     """fast, slow and baseline; None until first read when made from `averages`."""
@@ -137,10 +162,15 @@ class RunningStats:
         slow: Means | None = None,
         operating_s: float = 0.0,
         baseline: Means | None = None,
+        *,
+        interval_s: float | None = None,
+        last_running: bool = True,
     ) -> None:
         means = ({} if fast is None else fast, {} if slow is None else slow, {} if baseline is None else baseline)
         self._last_ts_ms = last_ts_ms
         self._operating_s = operating_s
+        self._interval_s = interval_s
+        self._last_running = last_running
         try:
             self._averages = (_all_averages(means[0]), _all_averages(means[1]), _all_averages(means[2]))
         except KeyError:  # a quantity not measured yet, or statistics stored before the baseline existed
@@ -148,11 +178,20 @@ class RunningStats:
         self._means = self._layout = means
         self._read = None
 
-    def _moved(self, last_ts_ms: int, operating_s: float, advanced: tuple[Averages, _Read] | None) -> RunningStats:
+    def _moved(
+        self,
+        last_ts_ms: int,
+        operating_s: float,
+        interval_s: float | None,
+        last_running: bool,
+        advanced: tuple[Averages, _Read] | None,
+    ) -> RunningStats:
         """These statistics at a later reading, with new averages and what the features read from them (None: same)."""
         stats = RunningStats.__new__(RunningStats)
         stats._last_ts_ms = last_ts_ms
         stats._operating_s = operating_s
+        stats._interval_s = interval_s
+        stats._last_running = last_running
         if advanced is None:
             stats._averages, stats._means, stats._read = self._averages, self._means, self._read
         else:
@@ -166,7 +205,18 @@ class RunningStats:
 
     @property
     def operating_s(self) -> float:
+        """Operating time counted so far (seconds): the steps of the running readings."""
         return self._operating_s
+
+    @property
+    def interval_s(self) -> float | None:
+        """The motor's reporting interval (seconds) as learnt from its gaps; None before its second reading."""
+        return self._interval_s
+
+    @property
+    def last_running(self) -> bool:
+        """Whether the previous reading said the motor was running (True before the first)."""
+        return self._last_running
 
     @property
     def averages(self) -> Averages | None:
@@ -205,8 +255,9 @@ class RunningStats:
             self._means = means
         return means
 
-    def _fields(self) -> tuple[int | None, Means, Means, float, Means]:
-        return self.last_ts_ms, self.fast, self.slow, self.operating_s, self.baseline
+    def _fields(self) -> _Fields:
+        fields = self.last_ts_ms, self.fast, self.slow, self.operating_s, self.baseline
+        return (*fields, self.interval_s, self.last_running)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RunningStats):
@@ -218,11 +269,12 @@ class RunningStats:
     def __repr__(self) -> str:
         return (
             f"RunningStats(last_ts_ms={self.last_ts_ms!r}, fast={self.fast!r}, slow={self.slow!r}, "
-            f"operating_s={self.operating_s!r}, baseline={self.baseline!r})"
+            f"operating_s={self.operating_s!r}, baseline={self.baseline!r}, interval_s={self.interval_s!r}, "
+            f"last_running={self.last_running!r})"
         )
 
-    def __reduce__(self) -> tuple[type[RunningStats], tuple[int | None, Means, Means, float, Means]]:
-        return RunningStats, self._fields()
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        return RunningStats.from_dict, (self.to_dict(),)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,6 +283,8 @@ class RunningStats:
             "slow": self.slow,
             "baseline": self.baseline,
             "operating_s": self.operating_s,
+            "interval_s": self.interval_s,
+            "last_running": self.last_running,
         }
 
     @classmethod
@@ -243,6 +297,9 @@ class RunningStats:
             slow={k: float(v) for k, v in data.get("slow", {}).items()},
             baseline={k: float(v) for k, v in data.get("baseline", {}).items()},
             operating_s=float(data.get("operating_s", 0.0)),
+            # Statistics stored before the interval was learnt learn it again from the next gap.
+            interval_s=None if data.get("interval_s") is None else float(data["interval_s"]),
+            last_running=bool(data.get("last_running", True)),
         )
 
 
@@ -254,23 +311,40 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
     """Feature vector (in FEATURE_NAMES order, NaN where unknown) and the updated statistics.
 
     Averages advance only while the motor runs: a stopped pump cools down, which says nothing
-    about its wear. The first reading seeds the averages with its own values.
+    about its wear. A running reading advances them by the time since the previous reading (one
+    reporting interval after a silence, see `operating_step`). The first reading seeds the averages with its
+    own values.
     """
     stats = stats or _NO_STATS
     ts_ms = reading.ts_ms
     running = reading.running
     signals = reading.signal_values()
     physics = _physics(reading)
+    last_ts_ms, interval_s, last_running = stats._last_ts_ms, stats._interval_s, stats._last_running
+    if last_ts_ms is None:
+        step_s = 0.0
+    else:
+        gap_s = (ts_ms - last_ts_ms) / 1000
+        if interval_s is not None and 0 < gap_s <= SILENCE_INTERVALS * interval_s:  # operating_step's usual case
+            step_s = gap_s
+            if gap_s != interval_s:
+                interval_s = min(interval_s + INTERVAL_WEIGHT * (gap_s - interval_s), LONGEST_INTERVAL_S)
+        else:
+            step_s, interval_s = operating_step(gap_s, interval_s)
     if running:
-        step_s = 0.0 if stats.last_ts_ms is None else min(max((ts_ms - stats.last_ts_ms) / 1000, 0.0), MAX_STEP_S)
+        if not last_running:  # started somewhere in the gap: on average half of it ran
+            step_s /= 2
         values = (*_tracked_signals(signals), *physics[_N_RISES:])
         averages = stats.averages
         if averages is not None and not math.isnan(sum(values)):  # every mean started, every value known
-            new_stats = stats._moved(ts_ms, stats.operating_s + step_s, _advanced(averages, values, step_s))
+            advanced = _advanced(averages, values, step_s)
+            new_stats = stats._moved(ts_ms, stats.operating_s + step_s, interval_s, True, advanced)
         else:
-            new_stats = _advanced_by_name(stats, ts_ms, step_s, values)
+            new_stats = _advanced_by_name(stats, ts_ms, step_s, values, interval_s)
     else:
-        new_stats = stats._moved(ts_ms, stats.operating_s, None)
+        # Stopped somewhere in the gap: half of it ran, though no value of that time is known to average.
+        operating_s = stats._operating_s + (step_s / 2 if last_running else 0.0)
+        new_stats = stats._moved(ts_ms, operating_s, interval_s, False, None)
 
     # An average not started yet is NaN, and so is a difference with it (the three start together).
     ewm_fast, ewm_slow, trend, drift = new_stats._features_read()
@@ -286,6 +360,24 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
         *drift,
     ]
     return vector, new_stats
+
+
+def operating_step(gap_s: float, interval_s: float | None) -> tuple[float, float | None]:
+    """The operating time a reading `gap_s` after the previous one stands for if running, and the interval learnt.
+
+    A gap up to SILENCE_INTERVALS reporting intervals counts in full, whatever the interval: that is what
+    makes an average cover the same operating time at any rate. A longer gap is a silence and counts as
+    one interval. A gap of zero or less (a reading stamped at or before the previous one) counts nothing.
+    """
+    if not gap_s > 0:
+        return 0.0, interval_s
+    if interval_s is None:  # the motor's second reading: no interval to compare with yet
+        first = min(gap_s, LONGEST_INTERVAL_S)
+        return first, first
+    if gap_s > SILENCE_INTERVALS * interval_s:
+        # A longer interval than learnt may also be a new reporting rate: each silence moves towards it.
+        return interval_s, min(interval_s + INTERVAL_WEIGHT * (SILENCE_INTERVALS - 1) * interval_s, LONGEST_INTERVAL_S)
+    return gap_s, min(interval_s + INTERVAL_WEIGHT * (gap_s - interval_s), LONGEST_INTERVAL_S)
 
 
 def _weights(step_s: float) -> tuple[float, float, float]:
@@ -319,7 +411,9 @@ def _advanced(averages: Averages, values: Sequence[float], step_s: float) -> tup
     return (fast, slow, baseline), (fast, slow, trend, drift)
 
 
-def _advanced_by_name(stats: RunningStats, ts_ms: int, step_s: float, values: Sequence[float]) -> RunningStats:
+def _advanced_by_name(
+    stats: RunningStats, ts_ms: int, step_s: float, values: Sequence[float], interval_s: float | None
+) -> RunningStats:
     """The statistics after a running motor's reading with a value missing, or a mean not started yet."""
     fast, slow, baseline = dict(stats.fast), dict(stats.slow), dict(stats.baseline)
     a_fast, a_slow, a_baseline = _weights(step_s)
@@ -336,7 +430,7 @@ def _advanced_by_name(stats: RunningStats, ts_ms: int, step_s: float, values: Se
         fast[name] = old_fast + a_fast * (value - old_fast)
         slow[name] = old_slow + a_slow * (value - old_slow)
         baseline[name] = old_baseline + a_baseline * (value - old_baseline)
-    return RunningStats(ts_ms, fast, slow, stats.operating_s + step_s, baseline)
+    return RunningStats(ts_ms, fast, slow, stats.operating_s + step_s, baseline, interval_s=interval_s)
 
 
 def _started(stats: RunningStats) -> Averages:

@@ -1,4 +1,4 @@
-"""The booster the embedded path evaluates, with its version, read from model.tar.gz in memory: nothing is written to disk."""
+"""The booster the embedded path evaluates and its version, read from model.tar.gz in memory (nothing on disk)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ def read_artifact(archive: bytes, *, feature_names: Sequence[str] | None = None)
         if not _unnamed(trained):  # XGBoost's f0, f1, ...: a booster that never said; its width is checked per row
             mismatch = feature_mismatch(trained, feature_names)
             if mismatch:
-                raise ModelFormatError(f"model {version} was trained on other features than this code computes ({mismatch}): {RETRAIN}")
+                raise ModelFormatError(
+                    f"model {version} was trained on other features than this code computes ({mismatch}): {RETRAIN}"
+                )
     return ServedModel(trees, version, derived=manifest is None, manifest=manifest)
 
 

@@ -8,6 +8,7 @@ import json
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -242,3 +243,24 @@ def test_a_csv_answer_is_unchanged_by_the_version(tmp_path: Path, booster: xgb.B
     assert [float(line) for line in body.splitlines()] == pytest.approx(
         booster.inplace_predict(np.zeros((2, len(NAMES)), dtype=np.float32)).tolist(), rel=1e-5
     )
+
+
+def test_a_training_run_writes_what_it_trained_on_into_the_manifest(
+    small_model_run: tuple[dict[str, Any], Path],
+) -> None:
+    metrics, out = small_model_run
+
+    versioned = artifact.load_versioned(out / "model.tar.gz")
+
+    manifest = versioned.manifest
+    assert manifest is not None
+    motors = manifest["motors"]
+    assert sorted(motors) == ["test", "train", "validation"]
+    assert len(motors["test"]) == metrics["data"]["split"]["test"]
+    assert len(motors["train"]) == metrics["data"]["split"]["train"]
+    assert not set(motors["test"]) & set(versioned.training_motors)
+    assert manifest["data"]["first_reading"] < manifest["data"]["last_reading"]
+    assert sum(manifest["failures"].values()) <= sum(metrics["data"]["failures"].values())
+    assert manifest["metrics"]["rows"] == metrics["rows"]
+    assert manifest["feature_names"] == NAMES
+    assert datetime.fromisoformat(manifest["trained_at"]) <= datetime.now(UTC)

@@ -31,11 +31,13 @@ not); tests/unit/test_model_manifest.py checks the three agree.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
 import math
 import os
+import sys
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -315,3 +317,25 @@ def load_booster(path: Path) -> xgb.Booster:
     else:
         booster.load_model(str(path))
     return booster
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python model/artifact.py model.tar.gz`: the artifact's version (and with --manifest, its manifest)."""
+    parser = argparse.ArgumentParser(description="Print a model.tar.gz's version: m- and 12 hex digits.")
+    parser.add_argument("artifact", type=Path, help="a model.tar.gz written by model/train.py")
+    parser.add_argument("--manifest", action="store_true", help="print the whole manifest (JSON) instead")
+    args = parser.parse_args(argv)
+    try:
+        model = load_versioned(args.artifact)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.manifest:
+        print(json.dumps(model.manifest, indent=2) if model.manifest is not None else model.describe())
+    else:
+        print(model.version)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

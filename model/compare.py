@@ -31,6 +31,8 @@ from device.requirements_check import setup_needed
 
 with setup_needed("model/compare.py"):
     import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from numpy.typing import NDArray
 
     from device.archive_layout import ACTIONS
@@ -86,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         config = _detector_config(args.detector_config)
         candidate, current = _model(args.candidate, "candidate"), _model(args.against, "current")
         archive = Archive.open(args.archive)
-        held_out = held_out_motors(archive, candidate, args.motors)
-        print(f"candidate {candidate.describe()}\ncurrent   {current.describe()}")
+        print(f"candidate {candidate.describe()}\ncurrent   {current.describe()}\nreading {args.archive}...")
+        readings = archive.readings().table
+        held_out = held_out_motors(readings, candidate, args.motors)
         print(f"replaying {len(held_out)} held-out motors of {args.archive}: {', '.join(held_out)}")
-        scored = score_motors(archive, held_out, {"candidate": candidate, "current": current}, log=print)
+        models = {"candidate": candidate, "current": current}
+        scored = score_motors(archive, readings, held_out, models, log=print)
     except (CompareError, ArchiveError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ERROR
@@ -136,11 +140,11 @@ def _model(path: Path, role: str) -> VersionedModel:
     return model
 
 
-def held_out_motors(archive: Archive, candidate: VersionedModel, asked: Sequence[str] | None) -> list[str]:
+def held_out_motors(readings: pa.Table, candidate: VersionedModel, asked: Sequence[str] | None) -> list[str]:
     """The motors to replay: those asked for, else the archive's that the candidate was not trained on."""
-    present = sorted(set(archive.readings().table.column("motor_id").to_pylist()))
+    present = sorted(pc.unique(readings.column("motor_id")).to_pylist())
     if not present:
-        raise CompareError(f"{archive.location} holds no valid readings")
+        raise CompareError("the archive holds no valid readings")
     if asked:
         missing = sorted(set(asked) - set(present))
         if missing:
@@ -158,13 +162,21 @@ def held_out_motors(archive: Archive, candidate: VersionedModel, asked: Sequence
 
 
 def score_motors(
-    archive: Archive, motor_ids: Sequence[str], models: dict[str, VersionedModel], *, log: Log | None = None
+    archive: Archive,
+    readings_table: pa.Table,
+    motor_ids: Sequence[str],
+    models: dict[str, VersionedModel],
+    *,
+    log: Log | None = None,
 ) -> list[MotorScores]:
-    """Each motor's readings through compute_features, in (ts, seq) order, scored by every model while running."""
+    """Each motor's readings through compute_features, in (ts, seq) order, scored by every model while running.
+
+    `readings_table` is the archive's readings (Archive.readings), read once for every motor.
+    """
     failures = reported_failures(archive)
     scored = []
     for number, motor_id in enumerate(motor_ids, start=1):
-        readings = archived_readings(archive, motor_id)
+        readings = archived_readings(readings_table, motor_id)
         rows, running = _features(readings)
         steps = np.flatnonzero(running).astype(np.int32)
         probabilities = {
@@ -252,12 +264,12 @@ def reported_failures(archive: Archive) -> dict[str, list[tuple[int, str]]]:
     return {motor_id: sorted(failures) for motor_id, failures in found.items()}
 
 
-def archived_readings(archive: Archive, motor_id: str) -> list[Telemetry]:
-    """A motor's valid, deduplicated readings in (ts, seq) order, as the function received them."""
-    table = archive.readings(motor_id=motor_id).table
-    fields = [name for name in Telemetry.model_fields if name in table.column_names]
-    readings = []
-    for row in table.select([*fields, "ts_ms"]).to_pylist():
+def archived_readings(table: pa.Table, motor_id: str) -> list[Telemetry]:
+    """A motor's readings in (ts, seq) order, as the function received them, from the archive's (sorted) readings."""
+    mine = table.filter(pc.equal(table.column("motor_id"), motor_id))
+    fields = [name for name in Telemetry.model_fields if name in mine.column_names]
+    readings: list[Telemetry] = []
+    for row in mine.select([*fields, "ts_ms"]).to_pylist():
         values = {name: row[name] for name in fields if row[name] is not None}
         values["ts"] = row["ts_ms"]  # epoch ms: the archive kept ts as it came, text or number
         readings.append(Telemetry.model_validate(values))

@@ -88,7 +88,7 @@ def test_the_replay_of_the_archive_is_the_evaluation_of_the_same_fleet(fleet: Fl
     archive = Archive.open(fleet.archive)
     held_out = list(fleet.history.motor_ids[TRAINED:])
 
-    scored = compare.score_motors(archive, held_out, {"good": model})
+    scored = compare.score_motors(archive, archive.readings().table, held_out, {"good": model})
     from_archive = summarise(compare.replayed(scored, "good", DetectorConfig()), min_lead_h=MIN_LEAD_H)
 
     test = fleet.data.of_motors(range(TRAINED, MOTORS))

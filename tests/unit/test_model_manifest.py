@@ -264,3 +264,18 @@ def test_a_training_run_writes_what_it_trained_on_into_the_manifest(
     assert manifest["metrics"]["rows"] == metrics["rows"]
     assert manifest["feature_names"] == NAMES
     assert datetime.fromisoformat(manifest["trained_at"]) <= datetime.now(UTC)
+
+
+def test_the_command_line_prints_an_artifacts_version_and_manifest(
+    tmp_path: Path, booster: xgb.Booster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = artifact.write_model_tar(booster, tmp_path / "model.tar.gz", inference_script=SCRIPT, metadata=METADATA)
+    (tmp_path / "junk.tar.gz").write_bytes(b"junk")
+
+    assert artifact.main([str(path)]) == 0
+    assert capsys.readouterr().out == artifact.model_version(artifact.model_bytes(booster)) + "\n"
+    assert artifact.main([str(path), "--manifest"]) == 0
+    assert json.loads(capsys.readouterr().out)["motors"] == METADATA["motors"]
+    assert artifact.main([str(tmp_path / "junk.tar.gz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1

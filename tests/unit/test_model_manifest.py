@@ -278,4 +278,5 @@ def test_the_command_line_prints_an_artifacts_version_and_manifest(
     assert json.loads(capsys.readouterr().out)["motors"] == METADATA["motors"]
     assert artifact.main([str(tmp_path / "junk.tar.gz")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1

@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         readings = archive.readings().table
         held_out = held_out_motors(readings, candidate, args.motors)
         print(f"replaying {len(held_out)} held-out motors of {args.archive}: {', '.join(held_out)}")
+        seen = sorted(set(held_out) & set(candidate.training_motors))
+        if seen:  # asked for with --motors: allowed, but the candidate has seen them and will look better
+            print(f"warning: the candidate was trained on {', '.join(seen)}: its figures there flatter it")
         models = {"candidate": candidate, "current": current}
         scored = score_motors(archive, readings, held_out, models, log=print)
     except (CompareError, ArchiveError, OSError, ValueError) as exc:

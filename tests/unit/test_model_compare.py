@@ -182,6 +182,10 @@ def test_motors_named_on_the_command_line_are_the_ones_replayed(
 
     assert code in (compare.PROMOTE, compare.KEEP)
     assert f"replaying 1 held-out motors of {fleet.archive}: {motor}" in out
+    assert "warning" not in out
+    trained = fleet.history.motor_ids[0]
+    _, out, _ = _run(capsys, fleet.trained, "--against", fleet.blind, "--archive", fleet.archive, "--motors", trained)
+    assert f"warning: the candidate was trained on {trained}" in out
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], *argv: Any) -> str:

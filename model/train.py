@@ -161,6 +161,7 @@ def train(
         log=log,
         timings=timings,
         started=started,
+        manifest_of=lambda split, rows, summary: manifest_metadata(history, split, rows=rows, summary=summary),
     )
 
 
@@ -185,13 +186,15 @@ def fit_and_evaluate(
     summarise_replay: Any = None,
     lead_times_of: Any = lead_times,
     card_edit: Any = None,
+    manifest_of: Any = None,
 ) -> dict[str, Any]:
     """Steps 3 to 5 of any run: train on the training motors, replay the test motors, write everything.
 
     `replay_test(test_rows, probabilities)` replays the held-out motors through the detector;
     `summarise_replay(replayed)` and `lead_times_of(replayed)` replace the evaluation's own summary and
     lead times (an archive's failures go by the modes reported); `card_edit(markdown, metrics)`, if
-    given, rewrites the model card before it is written.
+    given, rewrites the model card before it is written. `manifest_of(split, rows, summary)` says what the
+    artifact's manifest records of the data (`manifest_metadata` for a simulated fleet).
     """
     parts = {name: data.of_motors(columns) for name, columns in split.items()}
     train_rows = parts["train"].select(parts["train"].trainable)
@@ -234,7 +237,7 @@ def fit_and_evaluate(
         booster,
         out / "model.tar.gz",
         inference_script=MODEL_DIR / "inference.py",
-        metadata=manifest_metadata(history, split, rows=rows, summary=summary),
+        metadata=None if manifest_of is None else manifest_of(split, rows, summary),
     )
     predictive = config.predictive
     plots.pr_curve(

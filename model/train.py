@@ -351,7 +351,9 @@ def _run_ai4i(args: argparse.Namespace) -> int:
         print(f"error: {args.ai4i} is not a file; download ai4i2020.csv from the UCI repository", file=sys.stderr)
         return 2
     try:
-        result = ai4i.run(args.ai4i, out_dir=args.out, folds=args.folds, seed=args.seed, progress=print)
+        result = ai4i.run(
+            args.ai4i, out_dir=args.out, folds=args.folds, repeats=args.repeats, seed=args.seed, progress=print
+        )
     except ValueError as exc:
         print(f"error: {args.ai4i}: {exc}", file=sys.stderr)
         return 2
@@ -400,6 +402,9 @@ def _parser() -> argparse.ArgumentParser:
         "--ai4i", type=Path, default=None, help="train and cross-validate on the AI4I 2020 CSV instead (UCI)"
     )
     public.add_argument("--folds", type=int, default=5, help="folds of the AI4I stratified cross-validation")
+    public.add_argument(
+        "--repeats", type=int, default=5, help="AI4I cross-validation repeats, each with its own shuffle (seed + r)"
+    )
     return parser
 
 

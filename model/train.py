@@ -38,8 +38,10 @@ with setup_needed("model/train.py"):
     from model.dataset import HORIZON_OPERATING_S, Dataset, build, split_motors
     from model.evaluate import (
         MIN_LEAD_H,
-        WARNING_WINDOW_OPERATING_H,
+        WARNING_WINDOW_H,
+        across_seeds,
         forewarned_key,
+        format_seeds,
         lead_times,
         replay,
         row_metrics,
@@ -57,6 +59,9 @@ TARGET_FALSE_PER_MOTOR_YEAR = 0.5
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.seeds < 1:
+        print(f"error: --seeds {args.seeds}: at least one run is needed", file=sys.stderr)
+        return 2
     if args.ai4i is not None:
         return _run_ai4i(args)
     try:
@@ -64,19 +69,28 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: --detector-config: {exc}", file=sys.stderr)
         return 2
+    common: dict[str, Any] = {
+        "motors": args.motors,
+        "days": args.days,
+        "test_fraction": args.test_fraction,
+        "validation_fraction": args.validation_fraction,
+        "rounds": args.rounds,
+        "workers": args.workers,
+        "config": config,
+        "wear_scale": args.wear_scale,
+    }
+    # Further seeds are evaluated only (their artifacts go to OUT/seeds/); the run of --seed is shipped.
+    other_seeds = []
+    for seed in range(args.seed + 1, args.seed + args.seeds):
+        print(f"seed {seed}: a whole run for the intervals over seeds (its artifact is not shipped)")
+        other_seeds.append(train(seed=seed, out=args.out / "seeds" / f"seed-{seed}", card_path=None, **common))
     metrics = train(
-        motors=args.motors,
-        days=args.days,
         seed=args.seed,
-        test_fraction=args.test_fraction,
-        validation_fraction=args.validation_fraction,
-        rounds=args.rounds,
-        workers=args.workers,
         out=args.out,
         card_path=None if args.no_model_card else args.model_card,
         export_dataset=args.export_dataset,
-        config=config,
-        wear_scale=args.wear_scale,
+        other_seeds=other_seeds,
+        **common,
     )
     print(report(metrics))
     return 0
@@ -96,9 +110,13 @@ def train(
     export_dataset: Path | None = None,
     config: DetectorConfig | None = None,
     wear_scale: float = 1.0,
+    other_seeds: list[dict[str, Any]] | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """The whole run; returns the metrics it also writes to out/metrics.json."""
+    """The whole run; returns the metrics it also writes to out/metrics.json.
+
+    `other_seeds`: the metrics of runs with other seeds, summarised with this one's under "seeds".
+    """
     config = config or DetectorConfig()
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -197,6 +215,7 @@ def train(
     timings["write"] = _lap(started, timings)
     metrics["timings_s"] = {name: round(value, 1) for name, value in timings.items()}
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 1)
+    metrics["seeds"] = across_seeds([metrics, *(other_seeds or [])])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if card_path is not None:
         card_path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +267,7 @@ def _metrics(
             "clear_threshold": config.predictive.clear_threshold,
             "consecutive": config.predictive.consecutive,
             "latch": config.latch,
-            "warning_window_operating_h": WARNING_WINDOW_OPERATING_H,
+            "warning_window_h": WARNING_WINDOW_H,
         },
         "rows": rows,
         "replay": summary,
@@ -294,6 +313,7 @@ def report(metrics: dict[str, Any]) -> str:
     for name, target in metrics["targets"].items():
         lines.append(f"Target {name} {target['target']}: {target['value']} -> {'met' if target['met'] else 'NOT MET'}")
     lines.append(f"Artifact: {metrics['model']['artifact']} ({metrics['model']['artifact_bytes']:,} bytes)")
+    lines.append(format_seeds(metrics["seeds"]))
     timings = metrics.get("timings_s", {})
     if timings:
         lines.append("Time: " + ", ".join(f"{name} {seconds:g} s" for name, seconds in timings.items()))
@@ -370,6 +390,9 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--motors", type=int, default=60, help="motors to simulate (split by motor)")
     fleet.add_argument("--days", type=float, default=365.0, help="simulated days of history per motor")
     fleet.add_argument("--seed", type=int, default=1, help="seed of the simulation, the split and training")
+    fleet.add_argument(
+        "--seeds", type=int, default=3, help="whole runs (seed, seed+1, ...) behind the figures' 95 %% intervals"
+    )
     fleet.add_argument(
         "--wear-scale", type=float, default=1.0, help="multiplies every wear rate: more failures in a shorter history"
     )

@@ -27,6 +27,11 @@ def render(metrics: dict[str, Any]) -> str:
         for name, t in targets.items()
     )
     params = ", ".join(f"{key} {value}" for key, value in model["hyperparameters"].items())
+    plant = bool(data.get("plant"))
+    motor = "pump motor (15, 37 or 90 kW)" if plant else "37 kW pump motor"
+    ratings = (
+        "Three pump-set ratings (15, 37, 90 kW); others" if plant else "One motor type (37 kW pump). Other ratings"
+    )
     return f"""# Model card: motor failure within 24 operating hours
 
 *Written by `{metrics.get("command") or "python model/train.py"}` on {metrics["generated_at"]}
@@ -35,7 +40,7 @@ again and this page is rewritten with that run's figures.*
 
 ## What it predicts
 
-The probability that a 37 kW pump motor fails, by wear, within its next 24 operating hours, from
+The probability that a {motor} fails, by wear, within its next 24 operating hours, from
 one reading and the running statistics the inference Lambda keeps for the motor. The detector
 raises the predictive alarm when the probability is at least {detector["raise_threshold"]:g} on
 {detector["consecutive"]} predictions in a row and clears it below {detector["clear_threshold"]:g}.
@@ -45,7 +50,7 @@ raises the predictive alarm when the probability is at least {detector["raise_th
 Simulated with the project's motor physics (`device/physics.py`, documented in `docs/device.md`),
 fast-forwarded by `device/history.py`: {data["motors"]} motors, {data["days"]:g} days each, a
 reading every {data["interval_s"] // 60} minutes, seed {data["seed"]}: {data["readings"]:,}
-readings, {data["motor_years"]} motor-years. Failures: {failures}. Four wear modes (bearing wear,
+readings, {data["motor_years"]} motor-years. Failures: {failures}. {_plant_text(plant)} Four wear modes (bearing wear,
 winding insulation, cooling loss, impeller wear) build up hidden damage that shows in the signals;
 the random mode gives no warning.
 
@@ -122,7 +127,7 @@ there.
 - The data are simulated. The physics follows published motor and pump behaviour, but real
   motors have failure modes, sensors and duty cycles the simulation lacks. Retrain on your own
   fleet's history (recorded telemetry plus maintenance records) before trusting the thresholds.
-- One motor type (37 kW pump). Other ratings shift the signals the model learned.
+- {ratings} shift the signals the model learned.
 - The figures come from {data["split"]["test"]} held-out motors: a handful of failures per mode,
   so a single miss moves a percentage by several points. Bigger runs (`--motors`, `--days`)
   narrow that.
@@ -140,6 +145,16 @@ SEED_LABELS = {
     "pr_auc": "PR-AUC per reading",
     "recall_at_precision_0.9": "recall at precision 0.9 per reading",
 }
+
+
+def _plant_text(plant: bool) -> str:
+    if plant:
+        return (
+            "The plant is a real one's (`--plant`, `device/plant.py`): sensor noise four times the ideal "
+            "simulator's, slow sensor drift, sensors dropping out (missing values), motors of 15, 37 and 90 kW, "
+            "and half of the condition alarms acted on by servicing the motor (those failures never happen)."
+        )
+    return "Ideal sensors (no drift, no dropouts) and one rating; `--plant` trains on a real plant's instead."
 
 
 def seeds_section(seeds: dict[str, Any] | None) -> str:

@@ -34,6 +34,7 @@ with setup_needed("model/train.py"):
 
     from device.history import generate
     from device.physics import DAY_S, FleetConfig
+    from device.plant import PlantConfig
     from model import artifact, card, plots
     from model.dataset import HORIZON_OPERATING_S, Dataset, build, split_motors
     from model.evaluate import (
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "config": config,
         "wear_scale": args.wear_scale,
+        "plant": PlantConfig() if args.plant else None,
     }
     # Further seeds are evaluated only (their artifacts go to OUT/seeds/); the run of --seed is shipped.
     other_seeds = []
@@ -111,6 +113,7 @@ def train(
     config: DetectorConfig | None = None,
     wear_scale: float = 1.0,
     other_seeds: list[dict[str, Any]] | None = None,
+    plant: PlantConfig | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
     """The whole run; returns the metrics it also writes to out/metrics.json.
@@ -122,7 +125,7 @@ def train(
     started = time.perf_counter()
 
     log(f"1/5 simulating {motors} motors for {days:g} days (one reading per 10 minutes)...")
-    fleet = FleetConfig(motors=motors, seed=seed, wear_scale=wear_scale)
+    fleet = FleetConfig(motors=motors, seed=seed, wear_scale=wear_scale, plant=plant)
     history = generate(fleet, duration_s=days * DAY_S, progress=_fraction_printer(log, "  simulated"))
     timings["simulate"] = _lap(started)
     failures = history.failures_by_mode()
@@ -198,6 +201,7 @@ def train(
             "days": days,
             "seed": seed,
             "wear_scale": wear_scale,
+            "plant": plant is not None,
             "interval_s": 600,
             "readings": history.steps * motors,
             "motor_years": round(history.motor_years, 2),
@@ -392,6 +396,12 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--seed", type=int, default=1, help="seed of the simulation, the split and training")
     fleet.add_argument(
         "--seeds", type=int, default=3, help="whole runs (seed, seed+1, ...) behind the figures' 95 %% intervals"
+    )
+    fleet.add_argument(
+        "--plant",
+        action="store_true",
+        help="a real plant's motors (device/plant.py): noisier drifting sensors that drop out, 15/37/90 kW, "
+        "services when condition alarms are acted on",
     )
     fleet.add_argument(
         "--wear-scale", type=float, default=1.0, help="multiplies every wear rate: more failures in a shorter history"

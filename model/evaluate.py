@@ -3,8 +3,9 @@
 Each held-out motor's predictions go, in time order, through `motor_maintenance.detector.step`
 with the detector configuration in force (raise threshold, consecutive predictions, clear
 threshold, latching). Its predictive alarm raises and clears there exactly as it would in the
-Lambda. Nobody acknowledges or services anything during the replay, so every failure happens as
-simulated.
+Lambda. The replay does not act on its own alarms: the history holds whatever maintenance was
+done (none in the ideal simulator; services after condition alarms in a `--plant` history), and
+every failure in it happened.
 
 An alarm episode runs from a raise to the next clear. A failure is forewarned if the predictive
 alarm was up at some moment of the 24 calendar hours before it (`WARNING_WINDOW_H`): an episode

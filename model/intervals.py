@@ -24,9 +24,9 @@ class Interval:
     method: str
 
     def as_dict(self, digits: int = 4) -> dict[str, Any]:
-        """JSON-ready, rounded."""
+        """JSON-ready, rounded; a bound that does not exist (one value) is None."""
         values = asdict(self)
-        return {key: round(value, digits) if isinstance(value, float) else value for key, value in values.items()}
+        return {key: _json_number(value, digits) for key, value in values.items()}
 
     def text(self, fmt: str = ".3f") -> str:
         """E.g. '0.912 (95 % interval 0.890 to 0.934, 3 seeds)'."""
@@ -62,6 +62,12 @@ def over_repeated_folds(scores: ArrayLike, *, folds: int) -> Interval:
     variance = (1 / len(array) + 1 / (folds - 1)) * float(array.var(ddof=1))
     half = _t(len(array) - 1) * math.sqrt(variance)
     return Interval(mean, mean - half, mean + half, len(array), "corrected repeated k-fold t (Nadeau-Bengio)")
+
+
+def _json_number(value: Any, digits: int) -> Any:
+    if not isinstance(value, float):
+        return value
+    return None if math.isnan(value) else round(value, digits)
 
 
 def _t(degrees_of_freedom: int) -> float:

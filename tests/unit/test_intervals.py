@@ -26,6 +26,7 @@ def test_one_seed_has_a_mean_but_no_interval() -> None:
     assert math.isnan(interval.low)
     assert math.isnan(interval.high)
     assert "no interval" in interval.text()
+    assert interval.as_dict()["low"] is None  # JSON has no NaN
 
 
 def test_no_values_is_an_error() -> None:

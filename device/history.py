@@ -41,6 +41,7 @@ with setup_needed("device/history.py"):
         FleetConfig,
         make_reading,
     )
+    from device.plant import PlantConfig
     from motor_maintenance.telemetry import Telemetry
 
 MODES: tuple[FailureMode, ...] = tuple(FailureMode)
@@ -72,6 +73,10 @@ class History:
     """Operating seconds from the reading to the next failure (0 while down; inf if none)."""
     next_failure_mode: NDArray[np.int8]
     """Index into FailureMode of the next failure (or the current one while down); -1 if none."""
+    motor_types: tuple[str, ...] | None = None
+    """Each motor's type when they differ (a plant of several ratings); None: all are `motor_type`."""
+    service_count: NDArray[np.int32] | None = None
+    """Services of the motor so far (a maintenance that renewed its parts); None: not recorded."""
 
     @property
     def steps(self) -> int:
@@ -111,7 +116,19 @@ class History:
             time_to_failure_s=self.time_to_failure_s[:, one].copy(),
             operating_to_failure_s=self.operating_to_failure_s[:, one].copy(),
             next_failure_mode=self.next_failure_mode[:, one].copy(),
+            motor_types=None if self.motor_types is None else (self.motor_types[column],),
+            service_count=None if self.service_count is None else self.service_count[:, one].copy(),
         )
+
+    def type_of(self, column: int) -> str:
+        """The motor type of motor `column`."""
+        return self.motor_type if self.motor_types is None else self.motor_types[column]
+
+    def service_steps(self, column: int) -> NDArray[np.intp]:
+        """Steps at which motor `column` was serviced (none if services were not recorded)."""
+        if self.service_count is None:
+            return np.empty(0, dtype=np.intp)
+        return _onsets(self.service_count[:, column])
 
     def failure_onsets(self, column: int) -> NDArray[np.intp]:
         """Steps at which motor `column`'s failures begin (the first reading that reports each)."""
@@ -122,7 +139,7 @@ class History:
         mode = int(self.failed_mode[t, column])
         return make_reading(
             motor_id=self.motor_ids[column],
-            motor_type=self.motor_type,
+            motor_type=self.type_of(column),
             ts_ms=int(self.ts_ms[t]),
             seq=t + 1,
             running=bool(self.running[t, column]),
@@ -171,6 +188,7 @@ def generate(
     count = np.empty((steps, n), dtype=np.int32)
     operating = np.empty((steps, n), dtype=np.float64)
     health = np.empty((len(WEAR_MODES), steps, n), dtype=np.float32)
+    services = np.empty((steps, n), dtype=np.int32)
     signals = {name: np.empty((steps, n), dtype=np.float32) for name in SIGNAL_COLUMNS}
     report_every = max(steps // 20, 1)
     for t in range(steps):
@@ -181,6 +199,7 @@ def generate(
         count[t] = fleet.failure_count
         operating[t] = fleet.operating_s
         health[:, t] = fleet.health
+        services[t] = fleet.service_count
         for name in SIGNAL_COLUMNS:
             signals[name][t] = fleet.signals[name]
         if on_step is not None:
@@ -201,6 +220,8 @@ def generate(
         time_to_failure_s=ttf,
         operating_to_failure_s=otf,
         next_failure_mode=next_mode,
+        motor_types=None if config.plant is None else fleet.motor_types,
+        service_count=services,
     )
 
 
@@ -265,6 +286,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--random-failures-per-year", type=float, default=0.3, help="failures without warning per motor-year running"
     )
+    parser.add_argument(
+        "--plant",
+        action="store_true",
+        help="a real plant (device/plant.py): noisier, drifting sensors that drop out, motors of 15, 37 and 90 kW, "
+        "and services when condition alarms are acted on",
+    )
     parser.add_argument("--jsonl", type=Path, help="write readings with their ground truth here (JSON Lines)")
     parser.add_argument("--no-truth", action="store_true", help="with --jsonl: readings only, as devices send them")
     parser.add_argument(
@@ -284,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         wear_scale=args.wear_scale,
         random_failures_per_year=args.random_failures_per_year,
+        plant=PlantConfig() if args.plant else None,
     )
     started = time.perf_counter()
 

@@ -42,6 +42,8 @@ class History(Protocol):
     @property
     def signals(self) -> dict[str, NDArray[np.float32]]: ...
     def failure_onsets(self, column: int) -> NDArray[np.intp]: ...
+    def service_steps(self, column: int) -> NDArray[np.intp]: ...
+    def type_of(self, column: int) -> str: ...
 
 
 WRITER = "history"
@@ -94,21 +96,22 @@ def _telemetry(history: History, rng: np.random.Generator) -> tuple[pa.Table, ND
     ).cast(pa.string())
     columns: dict[str, Any] = {
         "motor_id": motor_ids,
-        "motor_type": pa.array(np.full(steps * motors, history.motor_type, dtype=object), pa.string()),
+        "motor_type": pa.array(np.tile(np.array([history.type_of(c) for c in range(motors)], dtype=object), steps)),
         "ts": pa.array(np.repeat(ts_text, motors), pa.string()),
         "seq": pa.array(np.repeat(np.arange(1, steps + 1, dtype=np.int64), motors)),
         "running": pa.array(history.running.ravel()),
     }
     for name in SIGNAL_COLUMNS:  # at sensor resolution, as device.physics.make_reading reports them
         values = np.round(history.signals[name].ravel().astype(np.float64), ROUNDING[name])
-        columns[name] = pa.array(np.maximum(values, -1.0) if name == "pressure_bar" else values)
+        values = np.maximum(values, -1.0) if name == "pressure_bar" else values
+        columns[name] = pa.array(values, from_pandas=True)  # a sensor that dropped out (NaN) is a null
     columns.update(fault=fault, topic_motor_id=motor_ids, received_at=pa.array(received_at, pa.int64()))
     table = pa.table({field.name: columns.get(field.name) for field in TELEMETRY_SCHEMA}, schema=TELEMETRY_SCHEMA)
     return table, received_at
 
 
 def _actions(history: History, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """A report_failure at each failure and a service_complete at each repair, in time order."""
+    """A report_failure at each failure and a service_complete at each repair and service, in time order."""
     actions = []
     for column, motor_id in enumerate(history.motor_ids):
         down = history.failed_mode[:, column] != NO_FAILURE
@@ -124,6 +127,10 @@ def _actions(history: History, rng: np.random.Generator) -> list[dict[str, Any]]
         for t in repaired.tolist():
             extra = {"note": "repaired and back in service"}
             actions.append(_action(motor_id, "service_complete", int(history.ts_ms[t]), rng, extra))
+        for t in history.service_steps(column).tolist():
+            if t == 0 or not down[t - 1]:  # servicing a motor that is down is its repair, reported above
+                extra = {"note": "serviced after a condition alarm"}
+                actions.append(_action(motor_id, "service_complete", int(history.ts_ms[t]), rng, extra))
     return sorted(actions, key=lambda action: (action["_arrived_ms"], action["motor_id"]))
 
 

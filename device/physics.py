@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from device.plant import Plant, PlantConfig
+from device.ratings import FleetRatings, MotorRating
 from motor_maintenance.telemetry import SIGNALS, Telemetry
 
 F64 = NDArray[np.float64]
@@ -62,23 +64,6 @@ MODE_INDEX: dict[FailureMode, int] = {mode: index for index, mode in enumerate(F
 NO_FAILURE = -1
 WORN_OUT = 1.0 - 1e-9
 """Health at which a part counts as worn through when a repair checks it (rounding-tolerant)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MotorRating:
-    """Nameplate of the motor and its pump (defaults: a 37 kW, 4-pole, 400 V pump set)."""
-
-    motor_type: str = "pump-37kw"
-    power_w: float = 37_000.0
-    speed_rpm: float = 1480.0
-    current_a: float = 68.0
-    no_load_current_fraction: float = 0.35
-    winding_rise_k: float = 80.0
-    """Winding temperature rise over ambient at rated current (insulation class F, class B rise)."""
-    bearing_rise_k: float = 25.0
-    flow_m3h: float = 180.0
-    pressure_bar: float = 6.0
-    pump_efficiency: float = 0.78
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +109,8 @@ class FleetConfig:
     """A failed motor stays down for a time drawn uniformly from this range, then is repaired."""
     rating: MotorRating = field(default_factory=MotorRating)
     wear: WearParameters = field(default_factory=WearParameters)
+    plant: PlantConfig | None = None
+    """A real plant's sensors, ratings and maintenance (device/plant.py); None: the ideal simulator."""
 
     def ids(self) -> tuple[str, ...]:
         if self.motor_ids is not None:
@@ -220,10 +207,17 @@ class Fleet:
         # One stream for what every step draws (a fixed amount), and one per motor for the lives of
         # its new parts (drawn when a part is renewed): servicing one motor leaves the others'
         # histories exactly as they were, so strategies can be compared on the same fleet.
-        streams = np.random.SeedSequence(config.seed).spawn(n + 1)
+        # The plant has a stream of its own: without a plant, every other draw is as before.
+        streams = np.random.SeedSequence(config.seed).spawn(n + 2)
         self.rng = np.random.Generator(np.random.PCG64(streams[0]))
-        self._part_rngs = [np.random.Generator(np.random.PCG64(stream)) for stream in streams[1:]]
+        self._part_rngs = [np.random.Generator(np.random.PCG64(stream)) for stream in streams[1 : n + 1]]
         rng = self.rng
+        self.plant = (
+            None if config.plant is None else Plant(config.plant, n, np.random.Generator(np.random.PCG64(streams[-1])))
+        )
+        nameplates = [config.rating] * n if self.plant is None else self.plant.ratings(n)
+        self.rating = FleetRatings(nameplates)
+        self.motor_types = (config.motor_type,) * n if self.plant is None else self.rating.motor_types
         self.time_ms = config.start_ms
         self.seq = np.zeros(n, dtype=np.int64)
 
@@ -262,6 +256,8 @@ class Fleet:
         self.random_due_s = np.full(n, math.inf)
         self.failure_count = np.zeros(n, dtype=np.int64)
         """Failures so far per motor: tells a new failure from the one a motor is down with."""
+        self.service_count = np.zeros(n, dtype=np.int64)
+        """Services so far per motor (`service`, or the plant acting on an alarm)."""
         self.signals: dict[str, F64] = {}
         self._constants: _StepConstants | None = None
         """The latest readings' signals, by name: one value per motor."""
@@ -300,12 +296,17 @@ class Fleet:
 
     def service(self, motor_id: str) -> None:
         """A `service_complete`: every worn part renewed, a failed motor repaired and free to run."""
-        column = self.index(motor_id)
+        self._service(self.index(motor_id))
+
+    def _service(self, column: int) -> None:
         for row in range(len(WEAR_MODES)):
             self._new_component(row, np.array([column]))
         self.failed[column] = NO_FAILURE
         self.down_until_ms[column] = 0
         self.random_due_s[column] = math.inf
+        self.service_count[column] += 1
+        if self.plant is not None:
+            self.plant.serviced(column)
 
     # -- simulation ------------------------------------------------------------------------------
 
@@ -334,6 +335,10 @@ class Fleet:
         if self._fail(uniform[1], uniform[2], dt_s):
             drive = drive.stopped_where(~self.running)
         self._observe(drive, ambient, noise)
+        if self.plant is not None:
+            self.signals = self.plant.sense(self.signals, dt_s)
+            for column in self.plant.services_due(self.signals, self.running, self.time_ms):
+                self._service(column)
         self.seq += 1
 
     def _repair(self) -> None:
@@ -376,7 +381,7 @@ class Fleet:
 
     def _drive(self) -> _Drive:
         """Pump affinity laws and the motor's electrical side, with the effects of wear."""
-        rating = self.config.rating
+        rating = self.rating
         h_bearing, h_winding, _, h_impeller = self.health
         run = self.running
         speed_frac = np.where(run, np.clip(0.72 + 0.28 * self.demand + self.speed_trim, 0.6, 1.0), 0.0)
@@ -389,14 +394,14 @@ class Fleet:
         shaft_w = np.where(run, hydraulic_w / efficiency + 1500.0 * h_bearing + 600.0, 0.0)
         load = shaft_w / rating.power_w
         no_load = rating.no_load_current_fraction * rating.current_a
-        active = math.sqrt(rating.current_a**2 - no_load**2)
+        active = np.sqrt(rating.current_a**2 - no_load**2)
         # Ageing insulation leaks: more current for the same work.
         current = np.where(run, np.sqrt(no_load**2 + (load * active) ** 2) * (1.0 + 0.08 * h_winding), 0.0)
         return _Drive(speed_frac, flow, pressure, shaft_w, load, current)
 
     def _heat(self, drive: _Drive, ambient: F64, dt_h: float) -> None:
         """Temperatures: first-order lags toward steady states (exact for a step of any length)."""
-        rating = self.config.rating
+        rating = self.rating
         h_bearing, h_winding, h_cooling, _ = self.health
         run = self.running
         cooling = 1.0 + 0.6 * h_cooling
@@ -458,7 +463,9 @@ class Fleet:
 
     def _observe(self, drive: _Drive, ambient: F64, noise: F64) -> None:
         """What the sensors report: physics plus noise; cavitation makes the hydraulics noisy."""
-        rating = self.config.rating
+        if self.plant is not None:
+            noise = noise * self.plant.config.noise_scale
+        rating = self.rating
         h_bearing, _, _, h_impeller = self.health
         run = self.running
         omega = rating.speed_rpm * drive.speed_frac * 2 * math.pi / 60
@@ -494,7 +501,7 @@ class Fleet:
         mode = list(FailureMode)[failed] if failed != NO_FAILURE else None
         reading = make_reading(
             motor_id=self.motor_ids[column],
-            motor_type=self.config.motor_type,
+            motor_type=self.motor_types[column],
             ts_ms=self.time_ms,
             seq=int(self.seq[column]),
             running=bool(self.running[column]),
@@ -556,8 +563,10 @@ def make_reading(
     signals: dict[str, float],
 ) -> Telemetry:
     """A reading as the device reports it: signals at sensor resolution, validated."""
-    values = {name: round(signals[name], ROUNDING[name]) for name in SIGNAL_COLUMNS}
-    values["pressure_bar"] = max(values["pressure_bar"], -1.0)  # a gauge reads no lower than vacuum
+    # A missing value (NaN: the sensor dropped out) is left out of the reading.
+    values = {name: round(signals[name], ROUNDING[name]) for name in SIGNAL_COLUMNS if not math.isnan(signals[name])}
+    if "pressure_bar" in values:
+        values["pressure_bar"] = max(values["pressure_bar"], -1.0)  # a gauge reads no lower than vacuum
     return Telemetry(
         motor_id=motor_id,
         motor_type=motor_type,

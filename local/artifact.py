@@ -94,8 +94,12 @@ def _train(path: Path, argv: Sequence[str], log: Callable[[str], None]) -> None:
 def _train_command(out: Path, train_args: Sequence[str]) -> list[str]:
     argv = [sys.executable, "model/train.py", "--out", str(out), *train_args]
     # train.py's default card is docs/model-card.md, a tracked file: the local stack must not rewrite it.
-    if not {"--model-card", "--no-model-card"} & {arg.split("=", 1)[0] for arg in train_args}:
+    given = {arg.split("=", 1)[0] for arg in train_args}
+    if not {"--model-card", "--no-model-card"} & given:
         argv += ["--model-card", str(out / "model-card.md")]
+    # One run, the shipped seed's: the further seeds behind the card's intervals only triple the wait.
+    if "--seeds" not in given:
+        argv += ["--seeds", "1"]
     return argv
 
 

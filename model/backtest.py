@@ -16,7 +16,7 @@ of is costed as if its repair had been planned. The detector is told `service_co
 each schedule alarm (the planned service resets its run-hours counter; the motor's wear is not reset).
 
 Scoring, per motor: a failure is caught if an alarm of the strategy was raised within the warning
-window (72 operating hours, as model/evaluate.py) before it; its lead time is from the earliest
+window (24 calendar hours, as model/evaluate.py) before it; its lead time is from the earliest
 such raise. A raise not followed by a failure within the window is an unnecessary intervention:
 a planned service if it is a schedule alarm, a false alarm otherwise. Raises while the motor is
 already down announce nothing and are counted apart.
@@ -51,7 +51,7 @@ with setup_needed("model/backtest.py"):
     from model import plots
     from model.artifact import load_booster
     from model.dataset import build
-    from model.evaluate import WARNING_WINDOW_OPERATING_H
+    from model.evaluate import WARNING_WINDOW_H
     from model.replay import DEFAULT_MODEL, NO_TRUTH, detector_config, load_recording, probabilities
     from motor_maintenance.alarms import ActionName, OperatorAction, Transition
     from motor_maintenance.config import SCHEDULE_ALARM, DetectorConfig
@@ -63,7 +63,6 @@ NEVER_H = 1e12
 """A service interval in run hours that no motor reaches: the schedule rule never holds."""
 PREDICTIVE_OFF = {"raise_threshold": 1.0, "clear_threshold": 1.0, "consecutive": 100}
 STRATEGIES = ("schedule", "condition", "predictive", "all")
-MAX_GAP_S = 600.0
 
 Log = Callable[[str], None]
 
@@ -79,16 +78,16 @@ class Costs:
     """Downtime of a planned service, and of a caught failure's planned repair."""
     false_alarm_downtime_h: float = 0.0
     """Downtime of an inspection that finds nothing (the motor keeps running by default)."""
-    window_h: float = WARNING_WINDOW_OPERATING_H
+    window_h: float = WARNING_WINDOW_H
+    """Calendar hours before a failure in which a raise catches it."""
 
 
 @dataclass(frozen=True)
 class Track:
-    """One motor's timeline: times, operating time, and (if known) when it was down and its failures."""
+    """One motor's timeline: times, and (if known) when it was down and its failures."""
 
     motor_id: str
     ts_ms: NDArray[np.int64]
-    operating_s: NDArray[np.float64]
     down: NDArray[np.bool_] | None
     onsets: NDArray[np.intp] | None
 
@@ -196,12 +195,12 @@ def tally(outcome: Outcome, track: Track, raised: Sequence[tuple[int, str]], win
         outcome.failures = outcome.caught = outcome.planned_services = None
         outcome.false_alarms = outcome.raises_while_down = None
         return
-    window_s = window_h * 3600
-    operating, ts = track.operating_s, track.ts_ms
+    window_ms = window_h * 3.6e6
+    ts = track.ts_ms
     failures, caught = outcome.failures, outcome.caught or 0
     services, false_alarms, while_down = outcome.planned_services or 0, outcome.false_alarms or 0, 0
     for onset in onsets.tolist():
-        warned = [i for i, _ in raised if i < onset and operating[onset] - operating[i] <= window_s]
+        warned = [i for i, _ in raised if i < onset and ts[onset] - ts[i] <= window_ms]
         failures += 1
         if warned:
             caught += 1
@@ -212,7 +211,7 @@ def tally(outcome: Outcome, track: Track, raised: Sequence[tuple[int, str]], win
         later = onsets[onsets > index]
         if down[index]:
             while_down += 1
-        elif len(later) and operating[later[0]] - operating[index] <= window_s:
+        elif len(later) and ts[later[0]] - ts[index] <= window_ms:
             continue
         elif alarm == SCHEDULE_ALARM:
             services += 1
@@ -235,23 +234,19 @@ def history_track(history: History, column: int) -> Track:
     return Track(
         history.motor_ids[column],
         history.ts_ms,
-        history.operating_s[:, column],
         history.failed_mode[:, column] != NO_FAILURE,
         history.failure_onsets(column),
     )
 
 
 def recorded_track(motor_id: str, readings: Sequence[Telemetry], failed: Sequence[str | None]) -> Track:
-    """A recorded motor's timeline: operating time summed as the detector does; truth only if recorded."""
+    """A recorded motor's timeline; its failures only if the recording carries the truth."""
     ts = np.asarray([r.ts_ms for r in readings], dtype=np.int64)
-    running = np.asarray([r.running for r in readings], dtype=bool)
-    steps_s = np.minimum(np.diff(ts, prepend=ts[:1]) / 1000, MAX_GAP_S) * np.concatenate(([False], running[:-1]))
-    operating = np.cumsum(steps_s)
     if any(mode == NO_TRUTH for mode in failed):
-        return Track(motor_id, ts, operating, None, None)
+        return Track(motor_id, ts, None, None)
     down = np.asarray([mode is not None for mode in failed], dtype=bool)
     onsets = np.flatnonzero(down & ~np.concatenate(([True], down[:-1])))
-    return Track(motor_id, ts, operating, down, onsets)
+    return Track(motor_id, ts, down, onsets)
 
 
 def _simulated_motor(
@@ -368,7 +363,7 @@ def assumptions(costs: Costs, source: str) -> list[str]:
     """The assumptions of the cost model, printed and written."""
     return [
         f"source: {source}; one fixed history: motors are not serviced when alarmed (counterfactual costs)",
-        f"a failure is caught if an alarm was raised within {costs.window_h:g} operating hours before it",
+        f"a failure is caught if an alarm was raised within {costs.window_h:g} calendar hours before it",
         f"a caught failure is repaired as planned: cost {costs.planned_service:g}, "
         f"downtime {costs.planned_downtime_h:g} h instead of the simulated one",
         f"a missed failure: cost {costs.unplanned_failure:g}, downtime as simulated",
@@ -400,7 +395,7 @@ def parser() -> argparse.ArgumentParser:
     cost.add_argument("--false-alarm-cost", type=float, default=Costs.false_alarm)
     cost.add_argument("--planned-downtime-h", type=float, default=Costs.planned_downtime_h)
     cost.add_argument("--false-alarm-downtime-h", type=float, default=Costs.false_alarm_downtime_h)
-    cost.add_argument("--window-h", type=float, default=Costs.window_h, help="warning window, operating hours")
+    cost.add_argument("--window-h", type=float, default=Costs.window_h, help="warning window, calendar hours")
     p.add_argument("--out", type=Path, default=Path("model/output/backtest"))
     return p
 

@@ -3,15 +3,20 @@
 Each held-out motor's predictions go, in time order, through `motor_maintenance.detector.step`
 with the detector configuration in force (raise threshold, consecutive predictions, clear
 threshold, latching). Its predictive alarm raises and clears there exactly as it would in the
-Lambda. Nobody acknowledges or services anything during the replay, so every failure happens as
-simulated.
+Lambda. The replay does not act on its own alarms: the history holds whatever maintenance was
+done (none in the ideal simulator; services after condition alarms in a `--plant` history), and
+every failure in it happened.
 
-An alarm episode runs from a raise to the next clear. It counts for each of the motor's later
-failures that comes while the alarm is still up, or within the warning window (operating hours)
-of the raise (two failures back to back can share one warning); an episode that counts for none
-is a false alarm. A failure is forewarned if an episode counts for it; its lead time is the
-calendar time from that episode's raise to the failure (the earliest raise if several). Failures
-of the random mode are tallied on their own: no model can see them coming, so they are not misses.
+An alarm episode runs from a raise to the next clear. A failure is forewarned if the predictive
+alarm was up at some moment of the 24 calendar hours before it (`WARNING_WINDOW_H`): an episode
+raised before the failure and not cleared until less than 24 h before it. Such an episode counts
+for the failure (two failures back to back can share one warning); an episode that counts for none
+is a false alarm. The lead time is the calendar time from the earliest counting raise to the
+failure. Calendar time, not operating time: a plant plans a repair by the clock, and 24 operating
+hours of a two-shift motor can span three days. Failures of the random mode are tallied on their
+own: no model can see them coming, so they are not misses.
+
+Figures over several seeds (simulation, split and training) come with 95 % intervals: `across_seeds`.
 
 Speed: the detector is only stepped on the readings that can change the predictive alarm. A
 prediction below the clear threshold resets the rule's count and clears a held alarm, so after
@@ -33,14 +38,15 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from device.history import History
 from device.physics import FailureMode
+from model import intervals
 from motor_maintenance.alarms import Transition
 from motor_maintenance.config import PREDICTIVE_ALARM, DetectorConfig
 from motor_maintenance.detector import ReadingInput, step
 from motor_maintenance.state import MotorState
 
 MODES: tuple[FailureMode, ...] = tuple(FailureMode)
-WARNING_WINDOW_OPERATING_H = 72.0
-"""A raise this close (in operating hours) to the next failure counts for it even if it cleared since."""
+WARNING_WINDOW_H = 24.0
+"""Calendar hours before a failure in which an alarm that was up forewarned it."""
 MIN_LEAD_H = 12.0
 """The lead time a plant needs to plan a repair: the target is 90 % of failures forewarned this early."""
 TARGET_PRECISION = 0.9
@@ -120,10 +126,15 @@ def replay(
     column_of_row: NDArray[np.int32],
     probabilities: NDArray[np.float64],
     config: DetectorConfig,
-    warning_window_h: float = WARNING_WINDOW_OPERATING_H,
+    warning_window_h: float = WARNING_WINDOW_H,
 ) -> Replay:
-    """Replay every listed motor and attribute each alarm episode to a failure or call it false."""
+    """Replay every listed motor and attribute each alarm episode to a failure or call it false.
+
+    `history` needs `motor_ids`, `motor_years`, `ts_ms`, `failed_mode`, `failure_onsets(column)` and
+    `reading(t, column)`: a simulated history or one rebuilt from an archive.
+    """
     result = Replay(motor_years=history.motor_years * len(columns) / len(history.motor_ids))
+    window_ms = warning_window_h * 3.6e6
     for column in columns:
         mine = column_of_row == column
         episodes = replay_motor(history, column, steps[mine], probabilities[mine], config)
@@ -131,16 +142,14 @@ def replay(
         onsets = history.failure_onsets(column)
         outcomes = [FailureOutcome(column, int(f), MODES[int(history.failed_mode[f, column])]) for f in onsets]
         result.failures.extend(outcomes)
-        operating = history.operating_s[:, column]
+        ts_ms = history.ts_ms
         for episode in episodes:
             counted = False
-            for failure in outcomes[int(np.searchsorted(onsets, episode.raised, side="left")) :]:
-                still_up = episode.cleared is None or episode.cleared >= failure.onset
-                close = operating[failure.onset] - operating[episode.raised] <= warning_window_h * 3600
-                if not (still_up or close):
-                    break  # later failures are further away still
+            for failure in outcomes[int(np.searchsorted(onsets, episode.raised, side="right")) :]:
+                if episode.cleared is not None and ts_ms[failure.onset] - ts_ms[episode.cleared] >= window_ms:
+                    break  # cleared a day or more before this failure, and before every later one
                 counted = True
-                lead_h = float(history.ts_ms[failure.onset] - history.ts_ms[episode.raised]) / 3.6e6
+                lead_h = float(ts_ms[failure.onset] - ts_ms[episode.raised]) / 3.6e6
                 failure.lead_h = max(failure.lead_h or 0.0, lead_h)
             if not counted:
                 result.false_alarms += 1
@@ -221,3 +230,61 @@ def lead_times(result: Replay) -> dict[str, list[float]]:
         if failure.mode is not FailureMode.RANDOM and failure.lead_h is not None:
             leads.setdefault(failure.mode.value, []).append(failure.lead_h)
     return leads
+
+
+SEED_FIGURES: dict[str, tuple[str, ...]] = {
+    "forewarned_fraction": ("replay", "predictable", "forewarned_fraction"),
+    "forewarned_12h_fraction": ("replay", "predictable", f"{forewarned_key(MIN_LEAD_H)}_fraction"),
+    "lead_h_median": ("replay", "predictable", "lead_h_median"),
+    "lead_h_p10": ("replay", "predictable", "lead_h_p10"),
+    "false_alarms_per_motor_year": ("replay", "false_alarms_per_motor_year"),
+    "pr_auc": ("rows", "pr_auc"),
+    "recall_at_precision_0.9": ("rows", "recall_at_precision_0.9"),
+}
+"""The figures the model card gives over seeds, and where each run's metrics keep them."""
+
+
+def across_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each run's (one seed's) key figures, and their mean with a 95 % interval over the seeds.
+
+    `runs` are the metrics of whole training runs (simulation, split, training and replay with one
+    seed each), so their figures are independent draws. A figure a run could not compute (no
+    forewarned failure: no lead time) leaves that run out of its interval, and `n` says so.
+    """
+    figures: dict[str, Any] = {}
+    for name, path in SEED_FIGURES.items():
+        values = [_dig(run, path) for run in runs]
+        known = [float(value) for value in values if value is not None]
+        figures[name] = {
+            "per_seed": values,
+            **(intervals.over_seeds(known).as_dict() if known else {"mean": None, "low": None, "high": None, "n": 0}),
+        }
+    return {
+        "seeds": [run["data"]["seed"] for run in runs],
+        "failures": sum(run["replay"]["predictable"]["failures"] for run in runs),
+        "motor_years": round(sum(run["replay"]["motor_years"] for run in runs), 2),
+        "figures": figures,
+    }
+
+
+def _dig(metrics: dict[str, Any], path: Sequence[str]) -> Any:
+    value: Any = metrics
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def format_seeds(summary: dict[str, Any]) -> str:
+    """The figures over seeds as text lines: mean, 95 % interval, and each seed's value."""
+    lines = [
+        f"Over {len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))}; "
+        f"{summary['failures']} predictable failures in {summary['motor_years']} held-out motor-years):"
+    ]
+    for name, figure in summary["figures"].items():
+        per_seed = ", ".join("-" if value is None else f"{value:g}" for value in figure["per_seed"])
+        if figure["n"] >= 2:
+            spread = f"{figure['mean']:.3f} (95 % interval {figure['low']:.3f} to {figure['high']:.3f})"
+        else:
+            spread = "-" if figure["mean"] is None else f"{figure['mean']:.3f} (no interval from one value)"
+        lines.append(f"  {name:<30}{spread:<40} per seed: {per_seed}")
+    return "\n".join(lines)

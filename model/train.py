@@ -36,13 +36,16 @@ with setup_needed("model/train.py"):
 
     from device.history import generate
     from device.physics import DAY_S, FleetConfig
+    from device.plant import PlantConfig
     from model import artifact, card, plots
     from model.dataset import HORIZON_OPERATING_S, Dataset, build, split_motors
     from model.evaluate import (
         MIN_LEAD_H,
-        WARNING_WINDOW_OPERATING_H,
+        WARNING_WINDOW_H,
         Replay,
+        across_seeds,
         forewarned_key,
+        format_seeds,
         lead_times,
         replay,
         row_metrics,
@@ -60,6 +63,9 @@ TARGET_FALSE_PER_MOTOR_YEAR = 0.5
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.seeds < 1:
+        print(f"error: --seeds {args.seeds}: at least one run is needed", file=sys.stderr)
+        return 2
     if args.ai4i is not None:
         return _run_ai4i(args)
     try:
@@ -71,19 +77,29 @@ def main(argv: list[str] | None = None) -> int:
         from model.train_archive import run_archive  # noqa: PLC0415 - only this mode needs pyarrow and DuckDB
 
         return run_archive(args, config)
+    common: dict[str, Any] = {
+        "motors": args.motors,
+        "days": args.days,
+        "test_fraction": args.test_fraction,
+        "validation_fraction": args.validation_fraction,
+        "rounds": args.rounds,
+        "workers": args.workers,
+        "config": config,
+        "wear_scale": args.wear_scale,
+        "plant": PlantConfig() if args.plant else None,
+    }
+    # Further seeds are evaluated only (their artifacts go to OUT/seeds/); the run of --seed is shipped.
+    other_seeds = []
+    for seed in range(args.seed + 1, args.seed + args.seeds):
+        print(f"seed {seed}: a whole run for the intervals over seeds (its artifact is not shipped)")
+        other_seeds.append(train(seed=seed, out=args.out / "seeds" / f"seed-{seed}", card_path=None, **common))
     metrics = train(
-        motors=args.motors,
-        days=args.days,
         seed=args.seed,
-        test_fraction=args.test_fraction,
-        validation_fraction=args.validation_fraction,
-        rounds=args.rounds,
-        workers=args.workers,
         out=args.out,
         card_path=None if args.no_model_card else (args.model_card or DEFAULT_CARD),
         export_dataset=args.export_dataset,
-        config=config,
-        wear_scale=args.wear_scale,
+        other_seeds=other_seeds,
+        **common,
     )
     print(report(metrics))
     return 0
@@ -103,15 +119,20 @@ def train(
     export_dataset: Path | None = None,
     config: DetectorConfig | None = None,
     wear_scale: float = 1.0,
+    other_seeds: list[dict[str, Any]] | None = None,
+    plant: PlantConfig | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """The whole run; returns the metrics it also writes to out/metrics.json."""
+    """The whole run; returns the metrics it also writes to out/metrics.json.
+
+    `other_seeds`: the metrics of runs with other seeds, summarised with this one's under "seeds".
+    """
     config = config or DetectorConfig()
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
     log(f"1/5 simulating {motors} motors for {days:g} days (one reading per 10 minutes)...")
-    fleet = FleetConfig(motors=motors, seed=seed, wear_scale=wear_scale)
+    fleet = FleetConfig(motors=motors, seed=seed, wear_scale=wear_scale, plant=plant)
     history = generate(fleet, duration_s=days * DAY_S, progress=_fraction_printer(log, "  simulated"))
     timings["simulate"] = _lap(started)
     failures = history.failures_by_mode()
@@ -146,6 +167,7 @@ def train(
             "days": days,
             "seed": seed,
             "wear_scale": wear_scale,
+            "plant": plant is not None,
             "interval_s": 600,
             "readings": history.steps * motors,
             "motor_years": round(history.motor_years, 2),
@@ -162,6 +184,7 @@ def train(
         timings=timings,
         started=started,
         manifest_of=lambda split, rows, summary: manifest_metadata(history, split, rows=rows, summary=summary),
+        other_seeds=other_seeds,
     )
 
 
@@ -187,6 +210,7 @@ def fit_and_evaluate(
     lead_times_of: Any = lead_times,
     card_edit: Any = None,
     manifest_of: Any = None,
+    other_seeds: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Steps 3 to 5 of any run: train on the training motors, replay the test motors, write everything.
 
@@ -194,7 +218,8 @@ def fit_and_evaluate(
     `summarise_replay(replayed)` and `lead_times_of(replayed)` replace the evaluation's own summary and
     lead times (an archive's failures go by the modes reported); `card_edit(markdown, metrics)`, if
     given, rewrites the model card before it is written. `manifest_of(split, rows, summary)` says what the
-    artifact's manifest records of the data (`manifest_metadata` for a simulated fleet).
+    artifact's manifest records of the data (`manifest_metadata` for a simulated fleet). `other_seeds`: the
+    metrics of runs with other seeds, summarised with this one's under "seeds".
     """
     parts = {name: data.of_motors(columns) for name, columns in split.items()}
     train_rows = parts["train"].select(parts["train"].trainable)
@@ -264,6 +289,7 @@ def fit_and_evaluate(
     timings["write"] = _lap(started, timings)
     metrics["timings_s"] = {name: round(value, 1) for name, value in timings.items()}
     metrics["timings_s"]["total"] = round(time.perf_counter() - started, 1)
+    metrics["seeds"] = across_seeds([metrics, *(other_seeds or [])])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if card_path is not None:
         card_path.parent.mkdir(parents=True, exist_ok=True)
@@ -317,7 +343,7 @@ def _metrics(
             "clear_threshold": config.predictive.clear_threshold,
             "consecutive": config.predictive.consecutive,
             "latch": config.latch,
-            "warning_window_operating_h": WARNING_WINDOW_OPERATING_H,
+            "warning_window_h": WARNING_WINDOW_H,
         },
         "rows": rows,
         "replay": summary,
@@ -391,6 +417,7 @@ def report(metrics: dict[str, Any]) -> str:
     for name, target in metrics["targets"].items():
         lines.append(f"Target {name} {target['target']}: {target['value']} -> {'met' if target['met'] else 'NOT MET'}")
     lines.append(f"Artifact: {metrics['model']['artifact']} ({metrics['model']['artifact_bytes']:,} bytes)")
+    lines.append(format_seeds(metrics["seeds"]))
     timings = metrics.get("timings_s", {})
     if timings:
         lines.append("Time: " + ", ".join(f"{name} {seconds:g} s" for name, seconds in timings.items()))
@@ -448,7 +475,9 @@ def _run_ai4i(args: argparse.Namespace) -> int:
         print(f"error: {args.ai4i} is not a file; download ai4i2020.csv from the UCI repository", file=sys.stderr)
         return 2
     try:
-        result = ai4i.run(args.ai4i, out_dir=args.out, folds=args.folds, seed=args.seed, progress=print)
+        result = ai4i.run(
+            args.ai4i, out_dir=args.out, folds=args.folds, repeats=args.repeats, seed=args.seed, progress=print
+        )
     except ValueError as exc:
         print(f"error: {args.ai4i}: {exc}", file=sys.stderr)
         return 2
@@ -465,6 +494,15 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--motors", type=int, default=60, help="motors to simulate (split by motor)")
     fleet.add_argument("--days", type=float, default=365.0, help="simulated days of history per motor")
     fleet.add_argument("--seed", type=int, default=1, help="seed of the simulation, the split and training")
+    fleet.add_argument(
+        "--seeds", type=int, default=3, help="whole runs (seed, seed+1, ...) behind the figures' 95 %% intervals"
+    )
+    fleet.add_argument(
+        "--plant",
+        action="store_true",
+        help="a real plant's motors (device/plant.py): noisier drifting sensors that drop out, 15/37/90 kW, "
+        "services when condition alarms are acted on",
+    )
     fleet.add_argument(
         "--wear-scale", type=float, default=1.0, help="multiplies every wear rate: more failures in a shorter history"
     )
@@ -531,6 +569,9 @@ def _parser() -> argparse.ArgumentParser:
         "--ai4i", type=Path, default=None, help="train and cross-validate on the AI4I 2020 CSV instead (UCI)"
     )
     public.add_argument("--folds", type=int, default=5, help="folds of the AI4I stratified cross-validation")
+    public.add_argument(
+        "--repeats", type=int, default=5, help="AI4I cross-validation repeats, each with its own shuffle (seed + r)"
+    )
     return parser
 
 

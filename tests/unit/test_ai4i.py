@@ -153,7 +153,22 @@ def test_the_features_are_the_sensors_the_quality_and_their_physics(tmp_path: Pa
     assert vector["temp_diff_k"] == pytest.approx(8.5)
     assert vector["power_w"] == pytest.approx(40.0 * 1500 * 2 * math.pi / 60)  # about 6283 W
     assert vector["strain_min_nm"] == pytest.approx(4000.0)
+    assert vector["overstrain_ratio"] == pytest.approx(4000.0 / 12_000.0)  # a medium-quality product's limit
     assert [vector[name] for name in ai4i.FEATURE_NAMES[:5]] == [300.0, 308.5, 1500.0, 40.0, 100.0]
+
+
+def test_the_overstrain_ratio_passes_1_exactly_where_the_products_quality_fails_by_overstrain(
+    synthetic_file: Path,
+) -> None:
+    data = ai4i.load(synthetic_file)
+
+    ratio = ai4i.features(data)[:, ai4i.FEATURE_NAMES.index("overstrain_ratio")]
+
+    assert data.modes["OSF"].sum() >= 25
+    np.testing.assert_array_equal(ratio > 1.0, data.modes["OSF"] == 1)
+    # The unnormalised strain cannot do that with one cut: some overstrained rows strain less than healthy ones.
+    strain = ai4i.features(data)[:, ai4i.FEATURE_NAMES.index("strain_min_nm")]
+    assert strain[data.modes["OSF"] == 1].min() < strain[data.modes["OSF"] == 0].max()
 
 
 def test_no_feature_is_an_identifier_or_a_failure_flag() -> None:
@@ -239,7 +254,8 @@ def test_the_physics_features_find_the_rule_based_failures(
     for mode, failures in decidable.items():
         assert failures.sum() >= 25, mode
         assert found[failures].mean() >= 0.9, (mode, found[failures].mean())
-    assert evaluation.metrics()["pooled"]["precision"] >= 0.9
+    pooled = ai4i.pooled_scores(evaluation.labels, evaluation.predictions, evaluation.probabilities)
+    assert pooled["precision"] >= 0.9
 
 
 def test_the_same_seed_gives_the_same_evaluation(tmp_path: Path) -> None:
@@ -251,19 +267,73 @@ def test_the_same_seed_gives_the_same_evaluation(tmp_path: Path) -> None:
     assert again.folds == first.folds
 
 
+# Repeated cross-validation
+
+
+@pytest.fixture(scope="module")
+def repeated(tmp_path_factory: pytest.TempPathFactory) -> ai4i.RepeatedCrossValidation:
+    path = ai4i_synth.write(tmp_path_factory.mktemp("ai4i") / "ai4i2020.csv", 1500, seed=3)
+    return ai4i.repeated_cross_validate(ai4i.load(path), folds=3, repeats=3, seed=10)
+
+
+def test_each_repeat_shuffles_the_rows_into_other_folds(repeated: ai4i.RepeatedCrossValidation) -> None:
+    assert [run.seed for run in repeated.runs] == [10, 11, 12]
+    first, second, third = (run.fold_of_row for run in repeated.runs)
+
+    assert not np.array_equal(first, second)
+    assert not np.array_equal(second, third)
+    for run in repeated.runs:
+        assert sorted(set(run.fold_of_row.tolist())) == [1, 2, 3]
+
+
+def test_the_mean_f1_is_over_every_fold_of_every_repeat_with_an_interval_around_it(
+    repeated: ai4i.RepeatedCrossValidation,
+) -> None:
+    fold_f1 = [fold.f1 for run in repeated.runs for fold in run.folds]
+
+    f1 = repeated.metrics()["f1"]
+
+    assert f1["n"] == 9
+    assert f1["mean"] == pytest.approx(np.mean(fold_f1), abs=1e-4)
+    assert f1["low"] < f1["mean"] < f1["high"]
+    # Wider than the naive standard error of nine independent values: the folds share training rows.
+    naive_half = 2.306 * np.std(fold_f1, ddof=1) / 3
+    assert f1["high"] - f1["mean"] > 1.5 * naive_half
+
+
+def test_failures_by_mode_are_counted_once_per_repeat(repeated: ai4i.RepeatedCrossValidation) -> None:
+    by_mode = repeated.recall_by_mode()
+    single = repeated.runs[0].recall_by_mode()
+
+    for mode, row in by_mode.items():
+        assert row["failures"] == 3 * single[mode]["failures"]
+        assert row["found"] == sum(run.recall_by_mode()[mode]["found"] for run in repeated.runs)
+
+
+def test_a_repeated_cross_validation_needs_a_repeat_and_two_folds(synthetic_file: Path) -> None:
+    data = ai4i.load(synthetic_file)
+
+    with pytest.raises(ValueError, match="at least one repeat and two folds"):
+        ai4i.repeated_cross_validate(data, folds=5, repeats=0)
+
+
 # Report and files
 
 
-def test_the_report_shows_each_fold_the_mean_std_pooled_and_each_mode(evaluation: ai4i.CrossValidation) -> None:
-    metrics = evaluation.metrics()
+def test_the_report_shows_each_repeat_the_mean_std_pooled_the_interval_and_each_mode(
+    repeated: ai4i.RepeatedCrossValidation,
+) -> None:
+    metrics = repeated.metrics()
 
-    report = ai4i.format_report(evaluation)
+    report = ai4i.format_report(repeated)
 
     table = {line.split()[0]: line.split()[1:] for line in report.splitlines() if re.match(r"\w+ +\d\.\d{3}", line)}
     assert table["mean"][:2] == [f"{metrics['mean']['f1']:.3f}", f"{metrics['mean']['pr_auc']:.3f}"]
     assert table["std"][:2] == [f"{metrics['std']['f1']:.3f}", f"{metrics['std']['pr_auc']:.3f}"]
     assert table["pooled"][:2] == [f"{metrics['pooled']['f1']:.3f}", f"{metrics['pooled']['pr_auc']:.3f}"]
-    assert report.count("\nfold ") == 5
+    assert report.count("\nrepeat ") == 3
+    f1 = metrics["f1"]
+    assert f"mean F1 over 3 x 3 folds: {f1['mean']:.4f}, 95 % interval {f1['low']:.4f} to {f1['high']:.4f}" in report
     for mode in (*ai4i.FAILURE_MODES, ai4i.NO_MODE):
         assert f"\n{mode}" in report
     assert "UDI, Product ID and the failure-mode flags" in report
@@ -274,12 +344,15 @@ def test_run_writes_the_metrics_and_the_pr_curve_and_reports_each_fold(tmp_path:
     path = ai4i_synth.write(tmp_path / "ai4i2020.csv", 1200, seed=2, bom=True)
     messages: list[str] = []
 
-    metrics = ai4i.run(path, out_dir=tmp_path / "out", folds=3, seed=0, progress=messages.append)
+    metrics = ai4i.run(path, out_dir=tmp_path / "out", folds=3, repeats=2, seed=0, progress=messages.append)
 
     written = json.loads((tmp_path / "out" / "ai4i-metrics.json").read_text())
     assert written == json.loads(json.dumps(metrics))
-    assert set(written) >= {"mean", "std", "pooled", "per_fold", "recall_by_mode", "features"}
+    assert set(written) >= {"f1", "mean", "std", "pooled", "per_repeat", "per_fold", "recall_by_mode", "features"}
+    assert len(written["per_fold"]) == 6
     assert 0 <= written["pooled"]["f1"] <= 1
     assert (tmp_path / "out" / "ai4i-pr-curve.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "1200 rows" in messages[0]
-    assert [message.split(":")[0] for message in messages[1:]] == ["fold 1/3", "fold 2/3", "fold 3/3"]
+    assert [message.split(":")[0] for message in messages[1:]] == [
+        f"repeat {r}/2 fold {f}/3" for r in (1, 2) for f in (1, 2, 3)
+    ]

@@ -89,11 +89,11 @@ def test_costs_and_downtime_follow_the_documented_counts() -> None:
     ts = np.arange(n, dtype=np.int64) * 600_000
     down = np.zeros(n, dtype=bool)
     down[10:12] = True
-    track = backtest.Track("motor-001", ts, np.arange(n, dtype=np.float64) * 600.0, down, np.array([10]))
+    track = backtest.Track("motor-001", ts, down, np.array([10]))
     outcome = backtest.Outcome()
     raised = [(5, PREDICTIVE_ALARM), (50, PREDICTIVE_ALARM), (80, SCHEDULE_ALARM), (11, "vibration_zone_d")]
 
-    backtest.tally(outcome, track, raised, window_h=72)
+    backtest.tally(outcome, track, raised, window_h=24)
     costs = backtest.Costs(planned_service=2000, unplanned_failure=15000, false_alarm=500, planned_downtime_h=8)
     summary = backtest.score(outcome, costs)
 
@@ -106,7 +106,7 @@ def test_costs_and_downtime_follow_the_documented_counts() -> None:
 
     # A missed failure costs the unplanned failure and keeps its simulated downtime (2 readings: 20 minutes)
     missed = backtest.Outcome()
-    backtest.tally(missed, track, [], window_h=72)
+    backtest.tally(missed, track, [], window_h=24)
     assert backtest.score(missed, costs)["cost"] == 15000
     assert backtest.score(missed, costs)["downtime_h"] == pytest.approx(0.3, abs=0.05)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from device.history import History, generate
 from device.physics import DAY_S, FailureMode, FleetConfig
+from model import card
 from model.dataset import HORIZON_OPERATING_S, build, split_motors
-from model.evaluate import replay, replay_motor, row_metrics, summarise
+from model.evaluate import across_seeds, format_seeds, replay, replay_motor, row_metrics, summarise
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.features import RunningStats, compute_features
 
@@ -142,3 +145,106 @@ def test_row_metrics_report_pr_auc_and_recall_at_precision_point_nine() -> None:
     assert confused["pr_auc"] < 1.0
     assert confused["recall_at_precision_0.9"] < 1.0
     assert row_metrics(np.zeros(3, dtype=np.int8), np.zeros(3))["pr_auc"] is None
+
+
+# Forewarned: the predictive alarm up within the 24 calendar hours before the failure
+
+
+def _alarm_between(
+    history: History,
+    data_steps: np.ndarray,
+    data_columns: np.ndarray,
+    column: int,
+    hours: tuple[float, float],
+    onset: int,
+) -> np.ndarray:
+    """0.9 on `column`'s readings from hours[0] to hours[1] calendar hours before step `onset`, 0.01 elsewhere."""
+    before_h = (history.ts_ms[onset] - history.ts_ms[data_steps]) / 3.6e6
+    inside = (data_columns == column) & (before_h <= hours[0]) & (before_h >= hours[1])
+    return np.where(inside, 0.9, 0.01)
+
+
+def _a_wear_failure_with_running_before_it(
+    history: History, data_steps: np.ndarray, data_columns: np.ndarray
+) -> tuple[int, int]:
+    """(column, onset step) of a wear failure whose motor ran through the 40 calendar hours before it."""
+    random_mode = list(FailureMode).index(FailureMode.RANDOM)
+    for column in range(len(history.motor_ids)):
+        for onset in history.failure_onsets(column).tolist():
+            before_h = (history.ts_ms[onset] - history.ts_ms[data_steps]) / 3.6e6
+            mine = (data_columns == column) & (before_h > 0) & (before_h <= 40)
+            if history.failed_mode[onset, column] != random_mode and mine.sum() >= 200:  # 40 h of 10-minute readings
+                return column, onset
+    raise AssertionError("no wear failure after 40 running hours in the fixture")
+
+
+@pytest.mark.parametrize(
+    ("hours", "forewarned"),
+    [((30.0, 20.0), True), ((40.0, 30.0), False)],
+    ids=["cleared-20-h-before-counts", "cleared-30-h-before-is-false"],
+)
+def test_a_failure_is_forewarned_only_if_the_alarm_was_up_in_the_24_calendar_hours_before_it(
+    history: History, hours: tuple[float, float], forewarned: bool
+) -> None:
+    # Given an alarm raised about hours[0] and cleared about hours[1] calendar hours before a wear failure
+    data = build(history, workers=1)
+    column, onset = _a_wear_failure_with_running_before_it(history, data.step, data.column)
+    probabilities = _alarm_between(history, data.step, data.column, column, hours, onset)
+
+    # When the motor is replayed
+    result = replay(
+        history,
+        [column],
+        steps=data.step,
+        column_of_row=data.column,
+        probabilities=probabilities,
+        config=DetectorConfig(),
+    )
+
+    # Then the failure is forewarned, with the calendar lead time from the raise, if the alarm was up in its last day
+    failure = next(f for f in result.failures if f.onset == onset)
+    assert len(result.episodes) == 1
+    if forewarned:
+        assert failure.lead_h == pytest.approx(hours[0], abs=0.5)  # 3 predictions of 10 minutes to raise
+        assert result.false_alarms == 0
+    else:
+        assert failure.lead_h is None
+        assert result.false_alarms == 1
+
+
+def test_figures_over_seeds_have_their_mean_and_a_95_percent_interval() -> None:
+    def run(seed: int, forewarned: float, lead: float | None) -> dict[str, Any]:
+        return {
+            "data": {"seed": seed},
+            "replay": {
+                "motor_years": 15.0,
+                "false_alarms_per_motor_year": 0.1 * seed,
+                "predictable": {
+                    "failures": 20,
+                    "forewarned_fraction": forewarned,
+                    "forewarned_12h_fraction": forewarned,
+                    "lead_h_median": lead,
+                    "lead_h_p10": lead,
+                },
+            },
+            "rows": {"pr_auc": 0.9, "recall_at_precision_0.9": 0.8},
+        }
+
+    summary = across_seeds([run(1, 0.8, 20.0), run(2, 0.9, None), run(3, 1.0, 30.0)])
+
+    assert summary["seeds"] == [1, 2, 3]
+    assert summary["failures"] == 60
+    assert summary["motor_years"] == 45.0
+    forewarned = summary["figures"]["forewarned_fraction"]
+    # mean 0.9, sample std 0.1, t(0.975, 2) = 4.3027: half-width 0.2484
+    assert (forewarned["mean"], forewarned["low"], forewarned["high"], forewarned["n"]) == pytest.approx(
+        (0.9, 0.6516, 1.1484, 3), abs=1e-4
+    )
+    lead = summary["figures"]["lead_h_median"]
+    assert lead["per_seed"] == [20.0, None, 30.0]
+    assert (lead["mean"], lead["n"]) == (25.0, 2)  # the seed without a forewarned failure has no lead time
+    text = format_seeds(summary)
+    assert "Over 3 seeds (1, 2, 3; 60 predictable failures in 45.0 held-out motor-years)" in text
+    assert "0.900 (95 % interval 0.652 to 1.148)" in text
+    table = card.seeds_section(summary)
+    assert "| wear failures forewarned (alarm up in the 24 h before) | 0.9 | 0.652 to 1.15 | 0.8, 0.9, 1 |" in table

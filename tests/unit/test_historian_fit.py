@@ -6,7 +6,7 @@ none on the held-out motors), and scores the held-out motors by the issue's defi
 tests/historian_score.py: at least 80 % of the failures whose signature stood out at least 6 h ahead
 forewarned (an alarm up within the 24 h before them), at most 1 false predictive alarm per motor-year.
 
-The full fleet, 48 pumps x 365 days, generator seed 0: about 3.5 minutes of CPU on two cores. A
+The full fleet, 48 pumps x 365 days, generator seed 0: about 2.5 minutes on two cores. A
 smaller one (32 pumps x 270 days) leaves the held-out motors only 6 failures with warning, too few
 for a percentage. docs/import.md gives the figures over three seeds.
 """

@@ -5,7 +5,9 @@ features and labels in parallel processes, checks there are enough failures to l
 runs the same steps as the simulated run (`model.train.fit_and_evaluate`): split by motor, XGBoost,
 the held-out motors replayed through the detector (`model.evaluate.replay`, one archived motor at a
 time), metrics, plots and the model card. Besides them it writes `held-out-failures.json`: each
-held-out failure, its mode as reported and the lead time of the alarm that announced it.
+held-out failure, its mode as reported and the lead time of the alarm that announced it; and
+`held-out-alarms.json`: the held-out motors, their motor-years and every predictive alarm's raise and
+clear times, for evaluations by other definitions.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def run_archive(args: argparse.Namespace, config: DetectorConfig) -> int:
             manifest_of=lambda split, rows, summary: _manifest(data, args, split, rows=rows, summary=summary),
         )
     (out / "held-out-failures.json").write_text(json.dumps(held_out.failures(), indent=2) + "\n")
+    (out / "held-out-alarms.json").write_text(json.dumps(held_out.alarms(), indent=2) + "\n")
     from model.train import report  # noqa: PLC0415 - train imports this module lazily: no import cycle at load
 
     print(report(metrics))
@@ -118,10 +121,13 @@ class _HeldOut:
         self.data, self.columns, self.config = data, columns, config
         self.named: list[tuple[str, str, int, FailureOutcome]] = []
         """(motor id, mode as reported, failure time in epoch ms, outcome) of each held-out failure."""
+        self.episodes: list[tuple[str, int, int | None]] = []
+        """(motor id, raise, clear or None) of each predictive alarm, in epoch ms."""
+        self.motor_years = 0.0
 
     def replay(self, test: Dataset, probabilities: np.ndarray) -> Replay:
         merged = Replay(motor_years=0.0)
-        self.named = []
+        self.named, self.episodes = [], []
         for column in self.columns:
             rows = self.data.motors[column]
             motor = ArchivedMotor(rows, self.data.shards[rows.motor_id])
@@ -137,10 +143,15 @@ class _HeldOut:
             merged.motor_years += one.motor_years
             merged.false_alarms += one.false_alarms
             merged.episodes += [replace(episode, column=column) for episode in one.episodes]
+            self.episodes += [
+                (rows.motor_id, int(rows.ts_ms[e.raised]), None if e.cleared is None else int(rows.ts_ms[e.cleared]))
+                for e in one.episodes
+            ]
             for outcome, mode, onset in zip(one.failures, rows.failure_modes, rows.onsets.tolist(), strict=True):
                 outcome.column = column
                 merged.failures.append(outcome)
                 self.named.append((rows.motor_id, mode, int(rows.ts_ms[onset]), outcome))
+        self.motor_years = merged.motor_years
         return merged
 
     def summarise(self, replayed: Replay) -> dict[str, Any]:
@@ -171,6 +182,18 @@ class _HeldOut:
             }
             for motor_id, mode, at_ms, outcome in self.named
         ]
+
+    def alarms(self) -> dict[str, Any]:
+        """The held-out motors and their predictive alarms (UTC ISO 8601 times; cleared None: up at the end)."""
+
+        def iso(ms: int | None) -> str | None:
+            return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+        return {
+            "motors": [self.data.motors[column].motor_id for column in self.columns],
+            "motor_years": round(self.motor_years, 4),
+            "alarms": [{"motor_id": m, "raised": iso(r), "cleared": iso(c)} for m, r, c in self.episodes],
+        }
 
 
 def _manifest(

@@ -13,7 +13,8 @@ it (`python model/import_history.py OUT_DIR/mapping.yaml --out ARCHIVE`):
   free-text description); `services.csv`: repairs and planned services, completed at a local time
   without offset ("04/13/2025 08:15 AM").
 - `ground_truth.csv`: what no historian knows, for evaluations only (the mapping does not read it):
-  per failure its mode and how many hours before it its signature was visible (0: no warning).
+  per failure its mode and how many hours before it its signature stood out from the pump's normal
+  variation (WARNING_SIGMAS standard deviations; 0: no warning), in calendar and running hours.
 
 The model behind the numbers is documented in docs/import.md ("The test fleet").
 """
@@ -94,8 +95,18 @@ MODES: dict[str, tuple[str, float]] = {
     "sudden": ("Coupling sheared - no prior indication", 0.22),
 }
 FAILURES_PER_MOTOR_YEAR = 1.75
-WARNING_H = (4.0, 48.0)
-"""The signature's span before a failure, in operating hours, drawn log-uniformly."""
+SIGNATURE_H = (12.0, 120.0)
+"""How long before its failure a fault starts developing, in operating hours, drawn log-uniformly."""
+WARNING_SIGMAS = 3.0
+"""A signature gives warning once it is this many standard deviations of the signal's normal variation."""
+EFFECTS = ("vib", "bearing", "winding", "current", "flow", "pressure")
+SIGNATURE_SIGNALS: dict[str, tuple[str, ...]] = {
+    "bearing": ("vibration", "bearing"),
+    "winding": ("winding", "current"),
+    "hydraulic": ("flow", "pressure", "vibration", "current"),
+    "cooling": ("winding", "bearing"),
+}
+"""The signals each mode's wear moves (the ones its warning is measured on)."""
 REPAIR_H = (6.0, 72.0)
 SERVICE_INTERVAL_DAYS = (75.0, 105.0)
 SERVICE_H = (3.0, 8.0)
@@ -182,7 +193,7 @@ def _timeline(index: int, rng: np.random.Generator, local_hour: NDArray[Any], we
         if t >= steps - 4:
             break
         mode = str(rng.choice(list(MODES), p=[share for _, share in MODES.values()]))
-        warning_op_h = 0.0 if mode == "sudden" else math.exp(rng.uniform(*np.log(WARNING_H)))
+        warning_op_h = 0.0 if mode == "sudden" else math.exp(rng.uniform(*np.log(SIGNATURE_H)))
         onset = t
         if warning_op_h:  # in operating time: a pump wears while it runs
             operating_h = np.cumsum(motor.running[: t + 1]) * HOURS_PER_STEP
@@ -199,6 +210,7 @@ def _timeline(index: int, rng: np.random.Generator, local_hour: NDArray[Any], we
                 "onset": onset,
                 "mode": mode,
                 "severity": float(rng.uniform(0.7, 1.3)),
+                "linear": float(rng.uniform(0.25, 0.75)),
                 "trip_min": int(rng.integers(1, 15)),
             }
         )
@@ -213,7 +225,7 @@ def _timeline(index: int, rng: np.random.Generator, local_hour: NDArray[Any], we
 def _signals(
     fleet: list[Motor], rng: np.random.Generator, epoch_s: NDArray[np.int64], local_hour: NDArray[Any]
 ) -> dict[str, NDArray[np.float64]]:
-    """The physical signals, SI units, shape (steps, motors)."""
+    """The physical signals, SI units, shape (steps, motors); notes on each failure when its signature shows."""
     steps, motors = len(epoch_s), len(fleet)
     running = np.stack([motor.running for motor in fleet], axis=1)
     day_of_year = (epoch_s - epoch_s[0]) / 86400.0
@@ -228,8 +240,10 @@ def _signals(
     vib_base = rng.uniform(1.2, 2.8, motors)  # mm/s
     bearing_offset = np.zeros((steps, motors))
     vib_gain = np.ones((steps, motors))
-    # Wear and upsets as multipliers/increments per signal, built motor by motor.
-    effects = {name: np.zeros((steps, motors)) for name in ("vib", "bearing", "winding", "current", "flow", "pressure")}
+    # Wear and upsets as multipliers/increments per signal, built motor by motor, kept apart so that the
+    # signals can be composed with and without the wear: the difference is each failure's signature.
+    wear = {name: np.zeros((steps, motors)) for name in EFFECTS}
+    upsets = {name: np.zeros((steps, motors)) for name in EFFECTS}
     for column, motor in enumerate(fleet):
         operating_h = np.cumsum(motor.running) * HOURS_PER_STEP
         for failure in motor.failures:
@@ -238,13 +252,15 @@ def _signals(
             span = slice(failure["onset"], failure["step"])
             done = operating_h[span] - operating_h[failure["onset"]]
             total = max(operating_h[failure["step"] - 1] - operating_h[failure["onset"]], HOURS_PER_STEP)
-            severity = failure["severity"] * np.clip(done / total, 0, 1) ** 1.6
-            _wear(effects, span, column, failure["mode"], severity)
+            progress = np.clip(done / total, 0, 1)
+            # Wear that develops steadily: linear to quadratic in operating time, not all in the last hours.
+            severity = failure["severity"] * (failure["linear"] * progress + (1 - failure["linear"]) * progress**2)
+            _wear(wear, span, column, failure["mode"], severity)
         for upset in _episodes(rng, steps, UPSETS_PER_MONTH * 12, (1.0, 6.0)):
             strength = rng.uniform(0.3, 1.0)
-            effects["vib"][upset, column] += strength
-            effects["pressure"][upset, column] -= 0.08 * strength
-            effects["flow"][upset, column] += 0.06 * strength
+            upsets["vib"][upset, column] += strength
+            upsets["pressure"][upset, column] -= 0.08 * strength
+            upsets["flow"][upset, column] += 0.06 * strength
         # Sensor drift (a slow walk of the bearing probe, a vibration transmitter's gain) and shifts
         # after each repair (a new bearing runs smoother or rougher than the old one did when new).
         bearing_offset[:, column] = np.cumsum(rng.normal(0, 2.0 / math.sqrt(steps), steps))
@@ -254,35 +270,87 @@ def _signals(
                 vib_gain[service["step"] :, column] *= rng.uniform(0.8, 1.25)
                 bearing_offset[service["step"] :, column] += rng.uniform(-2.5, 2.5)
     on = running.astype(float)
-    flow = flow_nominal * load * (1 - effects["flow"]) * (1 + rng.normal(0, 0.02, (steps, motors)))
-    flow = np.clip(flow * on, 0, None)
-    relative = flow / flow_nominal
-    pressure = head_bar * (1.25 - 0.3 * relative**2) * (1 + effects["pressure"]) + rng.normal(0, 0.05, (steps, motors))
-    pressure = np.where(running, pressure, 0.3 + rng.normal(0, 0.02, (steps, motors)))
-    current = (
-        current_full * (0.35 + 0.6 * load) * (1 + effects["current"]) * (1 + rng.normal(0, 0.015, (steps, motors)))
-    )
-    current = current * on
-    speed = np.where(running, 1778 + 6 * (1 - load) + rng.normal(0, 1.5, (steps, motors)), 0.0)
-    vib_noise = np.exp(rng.normal(0, 0.09, (steps, motors)))
-    vibration = np.where(
-        running, vib_base * (1 + 0.15 * load) * (1 + effects["vib"]) * vib_gain * vib_noise, 0.02 * vib_noise
-    )
-    # Temperatures follow their targets with thermal lags (bearing 1.5 h, winding 45 min).
-    bearing_target = ambient + on * (4 + 18 * load) + effects["bearing"]
-    winding_target = ambient + on * (10 + 45 * load**2) + effects["winding"]
-    bearing = _lag(bearing_target, 1.5) + bearing_offset + rng.normal(0, 0.4, (steps, motors))
-    winding = _lag(winding_target, 0.75) + rng.normal(0, 0.6, (steps, motors))
-    return {
-        "speed": speed,
-        "current": current,
-        "bearing": bearing,
-        "winding": winding,
-        "ambient": ambient + rng.normal(0, 0.3, (steps, motors)),
-        "vibration": vibration,
-        "pressure": pressure,
-        "flow": flow,
+    noise = {
+        "flow": rng.normal(0, 0.02, (steps, motors)),
+        "pressure": rng.normal(0, 0.05, (steps, motors)),
+        "pressure_stopped": rng.normal(0, 0.02, (steps, motors)),
+        "current": rng.normal(0, 0.015, (steps, motors)),
+        "speed": rng.normal(0, 1.5, (steps, motors)),
+        "vibration": np.exp(rng.normal(0, 0.09, (steps, motors))),
+        "bearing": rng.normal(0, 0.4, (steps, motors)),
+        "winding": rng.normal(0, 0.6, (steps, motors)),
+        "ambient": rng.normal(0, 0.3, (steps, motors)),
     }
+
+    def compose(effects: dict[str, NDArray[np.float64]]) -> dict[str, NDArray[np.float64]]:
+        flow = flow_nominal * load * (1 - effects["flow"]) * (1 + noise["flow"])
+        flow = np.clip(flow * on, 0, None)
+        relative = flow / flow_nominal
+        pressure = head_bar * (1.25 - 0.3 * relative**2) * (1 + effects["pressure"]) + noise["pressure"]
+        pressure = np.where(running, pressure, 0.3 + noise["pressure_stopped"])
+        current = current_full * (0.35 + 0.6 * load) * (1 + effects["current"]) * (1 + noise["current"]) * on
+        vibration = vib_base * (1 + 0.15 * load) * (1 + effects["vib"]) * vib_gain * noise["vibration"]
+        # Temperatures follow their targets with thermal lags (bearing 1.5 h, winding 45 min).
+        bearing_target = ambient + on * (4 + 18 * load) + effects["bearing"]
+        winding_target = ambient + on * (10 + 45 * load**2) + effects["winding"]
+        return {
+            "speed": np.where(running, 1778 + 6 * (1 - load) + noise["speed"], 0.0),
+            "current": current,
+            "bearing": _lag(bearing_target, 1.5) + bearing_offset + noise["bearing"],
+            "winding": _lag(winding_target, 0.75) + noise["winding"],
+            "ambient": ambient + noise["ambient"],
+            "vibration": np.where(running, vibration, 0.02 * noise["vibration"]),
+            "pressure": pressure,
+            "flow": flow,
+        }
+
+    healthy = compose(upsets)
+    signals = compose({name: upsets[name] + wear[name] for name in EFFECTS})
+    _note_warnings(fleet, signals, healthy)
+    return signals
+
+
+def _note_warnings(
+    fleet: list[Motor], signals: dict[str, NDArray[np.float64]], healthy: dict[str, NDArray[np.float64]]
+) -> None:
+    """Set each failure's "warned_from": the step from which its signature stands out, or None.
+
+    A signature stands out from the step on which, in one of the signals its mode moves, the difference
+    the wear makes (`signals` minus `healthy`, the same motor with the same noise, load, drift and upsets
+    but no wear) reaches WARNING_SIGMAS standard deviations of that signal's normal variation and stays
+    there, on every running reading, until the failure. Normal variation: a healthy running reading's
+    departure from the mean of the 96 running readings (24 operating hours) before it, over the year,
+    with the windows of developing faults left out; so noise, upsets, the daily load and temperature
+    swings and drift within a day all count.
+    """
+    for column, motor in enumerate(fleet):
+        on = np.flatnonzero(motor.running)
+        developing = np.zeros(len(motor.running), dtype=bool)
+        for failure in motor.failures:
+            developing[failure["onset"] : failure["step"]] = True
+        sigma: dict[str, float] = {}
+        for name in {signal for mode in SIGNATURE_SIGNALS.values() for signal in mode}:
+            values = healthy[name][on, column]
+            window = 96
+            sums = np.concatenate(([0.0], np.cumsum(values)))
+            before = (sums[window:-1] - sums[: -window - 1]) / window  # mean of the `window` readings before
+            departure = values[window:] - before
+            sigma[name] = float(np.std(departure[~developing[on[window:]]])) if len(departure) else math.inf
+        for failure in motor.failures:
+            failure["warned_from"] = None
+            if failure["mode"] == "sudden" or failure["onset"] >= failure["step"]:
+                continue
+            mine = on[(on >= failure["onset"]) & (on < failure["step"])]
+            for name in SIGNATURE_SIGNALS[failure["mode"]]:
+                shown = (
+                    np.abs(signals[name][mine, column] - healthy[name][mine, column]) >= WARNING_SIGMAS * sigma[name]
+                )
+                if not len(shown) or not shown[-1]:
+                    continue
+                below = np.flatnonzero(~shown)
+                first = int(mine[below[-1] + 1]) if len(below) else int(mine[0])
+                if failure["warned_from"] is None or first < failure["warned_from"]:
+                    failure["warned_from"] = first
 
 
 def _wear(effects: dict[str, NDArray[np.float64]], span: slice, column: int, mode: str, s: NDArray[Any]) -> None:
@@ -390,9 +458,9 @@ def _write_logs(out_dir: Path, fleet: list[Motor], epoch_s: NDArray[np.int64]) -
             downtime_h = (repair["step"] - step) * HOURS_PER_STEP if repair is not None else ""
             description = MODES[failure["mode"]][0]
             failures.append(f"WO-{order},{motor.asset},{failed_local.isoformat()},{description},{downtime_h}")
-            sudden = failure["mode"] == "sudden"
-            warning = 0.0 if sudden else (failed_s - epoch_s[failure["onset"]]) / 3600
-            running_h = 0.0 if sudden else motor.running[failure["onset"] : step].sum() * HOURS_PER_STEP
+            shown = failure.get("warned_from")
+            warning = 0.0 if shown is None else (failed_s - epoch_s[shown]) / 3600
+            running_h = 0.0 if shown is None else motor.running[shown:step].sum() * HOURS_PER_STEP
             failed_utc = datetime.fromtimestamp(failed_s, UTC).isoformat().replace("+00:00", "Z")
             truth.append(f"{motor.asset},{failed_utc},{failure['mode']},{warning:.2f},{running_h:.2f}")
         for index, service in enumerate(motor.services):

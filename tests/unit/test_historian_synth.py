@@ -106,9 +106,12 @@ def test_a_year_has_enough_failures_most_with_a_developing_signature(year: Path)
     sudden = [row for row in truth if row["mode"] == "sudden"]
     assert 0.05 <= len(sudden) / len(truth) <= 0.45, "some failures give no warning"
     assert all(float(row["warning_h"]) == 0 for row in sudden)
-    warned = [float(row["warning_h"]) for row in truth if row["mode"] != "sudden"]
-    assert all(h > 0 for h in warned)
-    assert np.mean([h >= 6 for h in warned]) >= 0.7
+    developing = [float(row["warning_h"]) for row in truth if row["mode"] != "sudden"]
+    assert np.mean([h >= 6 for h in developing]) >= 0.5, "most developing faults stand out 6 h or more ahead"
+    bearing = [float(row["warning_h"]) for row in truth if row["mode"] == "bearing"]
+    assert np.mean([h >= 6 for h in bearing]) >= 0.9, "a bearing's vibration and temperature both rise"
+    running_h = [float(row["warning_running_h"]) for row in truth]
+    assert max(running_h) <= 120.25, "no warning before its fault starts (at most 120 running hours ahead)"
 
 
 def test_bearing_failures_show_in_the_vibration_before_they_happen(year: Path) -> None:

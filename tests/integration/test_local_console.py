@@ -39,12 +39,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         log=lambda line: print(line, flush=True),
     )
     with LocalStack(options) as running:
-        now_ms = int(time.time() * 1000)
+        # Minutes 0, 3 and 6 of a 5-minute history interval (the template's default): 0 and 6 are recorded.
+        start_ms = (int(time.time() * 1000) - 6 * 60_000) // 300_000 * 300_000
         for motor_id, fluid_c in ((HOT, 212.5), (COOL, 84.0)):
             publish(
                 running,
                 motor_id,
-                [(seq, now_ms - minutes * 60_000, fluid_c) for seq, minutes in ((1, 6), (2, 3), (3, 0))],
+                [(seq, start_ms + minutes * 60_000, fluid_c) for seq, minutes in ((1, 0), (2, 3), (3, 6))],
             )
         yield running
 
@@ -140,4 +141,4 @@ def test_the_operator_acknowledges_and_the_viewer_may_not(stack: LocalStack) -> 
         ("raised", None),
         ("acknowledged", "local-operator"),
     ]
-    assert len(history[1]["points"]) == 3
+    assert len(history[1]["points"]) == 2, "minutes 0 and 6: minute 3 is in minute 0's 5-minute interval"

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from typing import Any
-
-from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.history_store import DynamoHistoryReader, DynamoHistoryWriter, RecordingStateStore
 from motor_adapters.written_states import WrittenStates
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.config import DetectorConfig
-from motor_maintenance.errors import StoreUnavailable, VersionConflict
+from motor_maintenance.errors import StoreUnavailable
 from motor_maintenance.history import POINTS_MAX, Entry, Point, Seen, entry_for, thin, window
 from motor_maintenance.service import process_reading
 from motor_maintenance.state import MotorState
@@ -183,6 +181,22 @@ def test_entries_expire_an_hour_after_the_longest_window(aws: FakeAws) -> None:
     assert int(item["expires_at"]["N"]) == T0 // 1000 + 25 * 3600
 
 
+def recording_environment(dynamodb: Any, errors: list[Exception] | None = None) -> RecordingStateStore:
+    """One ingestion execution environment: its copies of the states it wrote, a 5-minute history."""
+    return RecordingStateStore(
+        DynamoStateStore("motor-state", dynamodb, written=WrittenStates()),
+        DynamoHistoryWriter("motor-history", dynamodb),
+        (errors if errors is not None else []).append,
+        interval_s=300,
+    )
+
+
+def feed(store: RecordingStateStore, seq: int, at_s: float, **signals: Any) -> None:
+    telemetry = Telemetry.model_validate(reading_payload(seq, at_s=at_s, **signals))
+    now = datetime.fromtimestamp(telemetry.ts_ms / 1000 + 1, UTC)
+    process_reading(telemetry, store=store, predictor=None, publisher=Recorder(), config=DetectorConfig(), now=now)
+
+
 def test_with_history_on_four_readings_of_five_at_one_a_minute_make_one_dynamodb_call(aws: FakeAws) -> None:
     """Given the ingestion store with its copies, recording a 5-minute history, when a motor reports once a
     minute for 10 minutes, then only the first reading of each 5 minutes adds a history PutItem."""
@@ -190,17 +204,10 @@ def test_with_history_on_four_readings_of_five_at_one_a_minute_make_one_dynamodb
 
     dynamodb = CountingClient(client("dynamodb"))
     errors: list[Exception] = []
-    store = RecordingStateStore(
-        DynamoStateStore("motor-state", dynamodb, written=WrittenStates()),
-        DynamoHistoryWriter("motor-history", dynamodb),
-        errors.append,
-        interval_s=300,
-    )
+    store = recording_environment(dynamodb, errors)
     calls = []
     for seq in range(1, 11):
-        telemetry = Telemetry.model_validate(reading_payload(seq, at_s=60.0 * (seq - 1)))
-        now = datetime.fromtimestamp(telemetry.ts_ms / 1000 + 1, UTC)
-        process_reading(telemetry, store=store, predictor=None, publisher=Recorder(), config=DetectorConfig(), now=now)
+        feed(store, seq, 60.0 * (seq - 1))
         calls.append(sum(dynamodb.calls.values()))
         dynamodb.calls.clear()
 
@@ -214,38 +221,15 @@ def test_an_alarm_raised_between_samples_is_recorded_with_its_reading(aws: FakeA
     """Fluid over 200 C from minute 1: the alarm is raised at minute 6 (between samples), and recorded."""
     from motor_adapters.clients import client
 
-    store = RecordingStateStore(
-        DynamoStateStore("motor-state", client("dynamodb"), written=WrittenStates()),
-        DynamoHistoryWriter("motor-history", client("dynamodb")),
-        [].append,
-        interval_s=300,
-    )
+    store = recording_environment(client("dynamodb"))
     for seq in range(1, 9):
-        telemetry = Telemetry.model_validate(reading_payload(seq, at_s=60.0 * seq, fluid_temp_c=212.5))
-        now = datetime.fromtimestamp(telemetry.ts_ms / 1000 + 1, UTC)
-        process_reading(telemetry, store=store, predictor=None, publisher=Recorder(), config=DetectorConfig(), now=now)
+        feed(store, seq, 60.0 * seq, fluid_temp_c=212.5)
 
     entries = DynamoHistoryReader("motor-history", client("dynamodb")).entries("motor-001", T0, T0 + 600_000)
     raised = [entry for entry in entries if entry.transitions]
     assert [(e.transitions[0].transition, e.point is not None) for e in raised] == [("raised", True)]
     assert [entry.at_ms for entry in entries] == [T0 + 60_000, T0 + 300_000, raised[0].at_ms]
     assert raised[0].at_ms == T0 + 360_000, "between the samples"
-
-
-def recording_environment(dynamodb: Any) -> RecordingStateStore:
-    """One ingestion execution environment: its copies of the states it wrote, a 5-minute history."""
-    return RecordingStateStore(
-        DynamoStateStore("motor-state", dynamodb, written=WrittenStates()),
-        DynamoHistoryWriter("motor-history", dynamodb),
-        [].append,
-        interval_s=300,
-    )
-
-
-def feed(store: RecordingStateStore, seq: int, at_s: float) -> None:
-    telemetry = Telemetry.model_validate(reading_payload(seq, at_s=at_s))
-    now = datetime.fromtimestamp(telemetry.ts_ms / 1000 + 1, UTC)
-    process_reading(telemetry, store=store, predictor=None, publisher=Recorder(), config=DetectorConfig(), now=now)
 
 
 def test_a_stale_copy_in_another_environment_is_sampled_from_the_rivals_state(aws: FakeAws) -> None:
@@ -255,8 +239,7 @@ def test_a_stale_copy_in_another_environment_is_sampled_from_the_rivals_state(aw
     from motor_adapters.clients import client
 
     first = recording_environment(CountingClient(client("dynamodb")))
-    second_client = CountingClient(client("dynamodb"))
-    second = recording_environment(second_client)
+    second = recording_environment(CountingClient(client("dynamodb")))
 
     feed(first, 1, -60.0)
     feed(second, 2, 0.0)

@@ -121,9 +121,7 @@ def recorded_batch(store: BatchStateStore, settings: MotorStateSettings, on_erro
     """`recorded` for a store that also reads many motors at once."""
     if not settings.history_table_name:
         return store
-    return RecordingBatchStateStore(
-        store, history_writer(settings), on_error, interval_s=settings.history_interval_s
-    )
+    return RecordingBatchStateStore(store, history_writer(settings), on_error, interval_s=settings.history_interval_s)
 
 
 def history_writer(settings: MotorStateSettings) -> DynamoHistoryWriter:

@@ -10,8 +10,10 @@ The artifact:
     ├── xgboost-model                the Booster (XGBoost's UBJSON format), loadable by SageMaker's
     │                                XGBoost image 3.0-5 in algorithm mode or script mode
     ├── code/inference.py            model_fn/input_fn/predict_fn/output_fn (script mode)
-    └── embedded/xgboost-model.json  the same Booster in XGBoost's JSON format, which InferenceMode
-                                     embedded reads with the standard library (motor_model.artifact)
+    ├── embedded/xgboost-model.json  the same Booster in XGBoost's JSON format, which InferenceMode
+    │                                embedded reads with the standard library (motor_model.artifact)
+    └── meta/manifest.json           what the model is: its version, when and on what it was trained,
+                                     its metrics and feature names (docs/model.md, "Versions")
 
 The template hosts it in script mode (SAGEMAKER_PROGRAM=inference.py,
 SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code), which adds each row's top drivers to the
@@ -19,15 +21,27 @@ answer. Only `xgboost-model` sits at the top level, because the algorithm-mode s
 every top-level file as a model. The booster carries no feature names (the algorithm-mode
 server builds its input matrix without names, and XGBoost refuses a named booster such a
 matrix); the names travel as the booster attribute `feature_names` (inference.feature_names reads it).
+
+The model's version is a content hash of `xgboost-model`: "m-" and the first 12 hex digits of its
+SHA-256 (`model_version`). The same bytes always have the same version, with or without a manifest,
+so an artifact written before manifests existed gets the version it would have had. model/inference.py
+and the layer's motor_model.artifact compute it too, each on its own (they run where this module is
+not); tests/unit/test_model_manifest.py checks the three agree.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import io
+import json
 import math
 import os
+import sys
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +58,12 @@ EMBEDDED_DIR = "embedded"
 EMBEDDED_MODEL_FILE = f"{EMBEDDED_DIR}/xgboost-model.json"
 """The layer's motor_model.artifact reads the booster here (tests/unit/test_boosted_trees.py checks the names agree)."""
 FEATURE_NAMES_ATTR = "feature_names"
+META_DIR = "meta"
+MANIFEST_FILE = f"{META_DIR}/manifest.json"
+"""Beside the booster, not at the top level, for the same reason as `embedded/`."""
+MANIFEST_FORMAT = 1
+VERSION_PREFIX = "m-"
+VERSION_HEX_DIGITS = 12
 
 HYPERPARAMETERS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -128,33 +148,84 @@ def model_bytes(booster: xgb.Booster) -> bytes:
     return bytes(booster.save_raw(raw_format="ubj"))
 
 
-def _members(booster: xgb.Booster, inference_script: Path) -> list[tuple[str, bytes]]:
-    """The artifact's files: the booster at the top, the inference code in code/, the booster as JSON in embedded/."""
+def model_version(data: bytes) -> str:
+    """The version of the model whose `xgboost-model` file holds `data`: "m-" and 12 hex digits of its SHA-256."""
+    return VERSION_PREFIX + hashlib.sha256(data).hexdigest()[:VERSION_HEX_DIGITS]
+
+
+def booster_feature_names(booster: xgb.Booster) -> list[str]:
+    """The feature order fit() stored on the booster (empty if it stored none)."""
+    text = booster.attr(FEATURE_NAMES_ATTR)
+    return text.split(",") if text else []
+
+
+def manifest(booster: xgb.Booster, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of `booster`: its version and feature names, and what the trainer says about it.
+
+    `metadata` may give `trained_at` (a datetime or ISO text; default: now), `data` (the period and source:
+    `first_reading`, `last_reading`), `motors` (lists of motor ids by part: `train`, `validation`, `test`),
+    `failures` (counts by mode in the training motors) and `metrics` (the evaluation's figures). Anything
+    else it holds is kept under its own key. The same booster and metadata give the same manifest.
+    """
+    given = dict(metadata or {})
+    trained_at = given.pop("trained_at", None) or datetime.now(UTC).replace(microsecond=0)
+    if isinstance(trained_at, datetime):
+        trained_at = trained_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    data = model_bytes(booster)
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": model_version(data),
+        "model_sha256": hashlib.sha256(data).hexdigest(),
+        "trained_at": trained_at,
+        "xgboost": xgb.__version__,
+        "data": given.pop("data", {}),
+        "motors": given.pop("motors", {}),
+        "failures": given.pop("failures", {}),
+        "metrics": given.pop("metrics", {}),
+        "feature_names": booster_feature_names(booster),
+        **given,
+    }
+
+
+def _members(
+    booster: xgb.Booster, inference_script: Path, metadata: Mapping[str, Any] | None
+) -> list[tuple[str, bytes]]:
+    """The artifact's files: the booster at the top, the inference code in code/, the booster as JSON in
+    embedded/, the manifest in meta/."""
+    document = json.dumps(manifest(booster, metadata), indent=2, sort_keys=True, default=str) + "\n"
     return [
         (MODEL_FILE, model_bytes(booster)),
         (f"{CODE_DIR}/{inference_script.name}", inference_script.read_bytes()),
         (EMBEDDED_MODEL_FILE, bytes(booster.save_raw(raw_format="json"))),
+        (MANIFEST_FILE, document.encode()),
     ]
 
 
-def write_model_dir(booster: xgb.Booster, model_dir: Path, *, inference_script: Path) -> Path:
+def write_model_dir(
+    booster: xgb.Booster, model_dir: Path, *, inference_script: Path, metadata: Mapping[str, Any] | None = None
+) -> Path:
     """The artifact unpacked, as a SageMaker training job leaves it in SM_MODEL_DIR to be packed."""
-    for name, data in _members(booster, inference_script):
+    for name, data in _members(booster, inference_script, metadata):
         target = model_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     return model_dir
 
 
-def write_model_tar(booster: xgb.Booster, path: Path, *, inference_script: Path) -> Path:
-    """Write model.tar.gz: `xgboost-model` at the top, `code/` and `embedded/` beside it. Deterministic bytes."""
+def write_model_tar(
+    booster: xgb.Booster, path: Path, *, inference_script: Path, metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Write model.tar.gz: `xgboost-model` at the top, `code/`, `embedded/` and `meta/` beside it.
+
+    Deterministic bytes for the same booster and metadata (give `trained_at` in it to pin the time).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    members = _members(booster, inference_script)
+    members = _members(booster, inference_script, metadata)
     # Written beside it and renamed: a run killed half-way never leaves a truncated artifact that the
     # local stack or an upload would take for a model. The gzip header names `path`, as before.
     partial = path.with_name(path.name + ".partial")
     with partial.open("wb") as raw, tarfile.open(str(path), "w:gz", fileobj=raw, compresslevel=9) as archive:
-        for folder in (CODE_DIR, EMBEDDED_DIR):
+        for folder in (CODE_DIR, EMBEDDED_DIR, META_DIR):
             directory = tarfile.TarInfo(folder)
             directory.type, directory.mode = tarfile.DIRTYPE, 0o755
             archive.addfile(directory)
@@ -164,6 +235,74 @@ def write_model_tar(booster: xgb.Booster, path: Path, *, inference_script: Path)
             archive.addfile(info, io.BytesIO(data))
     os.replace(partial, path)
     return path
+
+
+@dataclass(frozen=True)
+class VersionedModel:
+    """A booster with its version and manifest (None: an artifact written before manifests, version derived)."""
+
+    booster: xgb.Booster
+    version: str
+    manifest: dict[str, Any] | None
+
+    @property
+    def feature_names(self) -> list[str]:
+        listed = self.manifest.get("feature_names") if self.manifest else None
+        return list(listed) if isinstance(listed, list) else booster_feature_names(self.booster)
+
+    @property
+    def training_motors(self) -> list[str]:
+        """The motors the model was trained on (and validated with), as its manifest lists them."""
+        motors = (self.manifest or {}).get("motors") or {}
+        return [str(m) for part in ("train", "validation") for m in motors.get(part, []) or []]
+
+    def describe(self) -> str:
+        """`m-... (trained 2026-12-07T12:00:00Z)`, or `m-... (derived: no manifest)`."""
+        if self.manifest is None:
+            return f"{self.version} (derived from the model bytes: the artifact has no manifest)"
+        return f"{self.version} (trained {self.manifest.get('trained_at') or 'at an unknown time'})"
+
+
+def load_versioned(path: Path) -> VersionedModel:
+    """The booster of a model.tar.gz with its version; ValueError, in one line, for an artifact that is not one.
+
+    A manifest whose version is not the hash of the booster's bytes is refused: the artifact was changed
+    after it was written, and its manifest no longer says what the model is.
+    """
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            data = _member(archive, MODEL_FILE)
+            if data is None:
+                raise ValueError(f"{path} has no {MODEL_FILE}: not a model artifact")
+            text = _member(archive, MANIFEST_FILE)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ValueError(f"{path} is not a readable model.tar.gz: {exc}") from exc
+    booster = xgb.Booster()
+    booster.load_model(bytearray(data))
+    version = model_version(data)
+    if text is None:
+        return VersionedModel(booster, version, None)
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {MANIFEST_FILE} is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: {MANIFEST_FILE} is not a JSON object")
+    if document.get("version") != version:
+        raise ValueError(
+            f"{path}: the manifest says version {document.get('version')!r} but the model bytes are {version}: "
+            "the artifact was changed after training"
+        )
+    return VersionedModel(booster, version, document)
+
+
+def _member(archive: tarfile.TarFile, name: str) -> bytes | None:
+    try:
+        member = archive.getmember(name)
+    except KeyError:
+        return None
+    stream = archive.extractfile(member) if member.isfile() else None
+    return stream.read() if stream is not None else None
 
 
 def load_booster(path: Path) -> xgb.Booster:
@@ -178,3 +317,25 @@ def load_booster(path: Path) -> xgb.Booster:
     else:
         booster.load_model(str(path))
     return booster
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python model/artifact.py model.tar.gz`: the artifact's version (and with --manifest, its manifest)."""
+    parser = argparse.ArgumentParser(description="Print a model.tar.gz's version: m- and 12 hex digits.")
+    parser.add_argument("artifact", type=Path, help="a model.tar.gz written by model/train.py")
+    parser.add_argument("--manifest", action="store_true", help="print the whole manifest (JSON) instead")
+    args = parser.parse_args(argv)
+    try:
+        model = load_versioned(args.artifact)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.manifest:
+        print(json.dumps(model.manifest, indent=2) if model.manifest is not None else model.describe())
+    else:
+        print(model.version)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,14 +10,19 @@ trained with (motor_maintenance.features.FEATURE_NAMES), an empty field for a mi
 Answer, by `Accept`:
 - `text/csv` (default): one probability of failure within 24 operating hours per line;
 - `application/json`: `{"predictions": [{"score": p, "drivers": [{"feature": name,
-  "contribution": c}, ...]}]}`, the drivers being up to three features that pushed the row's
-  log-odds up the most (TreeSHAP contributions, XGBoost's `pred_contribs`), largest first,
-  for rows at or above DRIVERS_MIN_PROBABILITY (others: an empty list).
-  The plain built-in algorithm answers the same JSON without `drivers`.
+  "contribution": c}, ...]}], "model_version": "m-0123456789ab", "model_version_source": "manifest"}`,
+  the drivers being up to three features that pushed the row's log-odds up the most (TreeSHAP
+  contributions, XGBoost's `pred_contribs`), largest first, for rows at or above
+  DRIVERS_MIN_PROBABILITY (others: an empty list). `model_version` is the hash of the served
+  `xgboost-model` ("m-" and 12 hex digits of its SHA-256, as model/artifact.py's model_version);
+  `model_version_source` is `manifest` when the artifact's meta/manifest.json says the same, and
+  `derived` for an artifact without a manifest. The plain built-in algorithm answers the same JSON
+  without `drivers` and without the version; the CSV answer carries no version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -28,7 +33,11 @@ import numpy as np
 import xgboost as xgb
 
 MODEL_FILE = "xgboost-model"
+MANIFEST_FILE = os.path.join("meta", "manifest.json")
 FEATURE_NAMES_ATTR = "feature_names"
+VERSION_ATTR = "model_version"
+VERSION_SOURCE_ATTR = "model_version_source"
+"""Booster attributes model_fn sets from the artifact (in memory only): the answer quotes them."""
 CSV = "text/csv"
 JSON = "application/json"
 TOP_DRIVERS = 3
@@ -43,12 +52,34 @@ class RequestError(ValueError):
     """The request cannot be answered as sent (the client's fault): wrong type, shape or value."""
 
 
+class ArtifactError(ValueError):
+    """The artifact's manifest contradicts its model: the endpoint refuses to start rather than mislabel answers."""
+
+
 def model_fn(model_dir: str) -> xgb.Booster:
-    """Load `xgboost-model` from the unpacked artifact."""
+    """Load `xgboost-model` from the unpacked artifact, with its version (from the manifest, else derived)."""
+    with open(os.path.join(model_dir, MODEL_FILE), "rb") as stream:
+        data = stream.read()
     booster = xgb.Booster()
-    booster.load_model(os.path.join(model_dir, MODEL_FILE))
+    booster.load_model(bytearray(data))
     # One thread per worker: the model server runs a worker per vCPU, and a row is microseconds.
     booster.set_param("nthread", "1")
+    version = "m-" + hashlib.sha256(data).hexdigest()[:12]
+    source = "derived"
+    manifest_path = os.path.join(model_dir, MANIFEST_FILE)
+    if os.path.isfile(manifest_path):
+        with open(manifest_path, encoding="utf-8") as stream:
+            manifest = json.load(stream)
+        if manifest.get("version") != version:
+            raise ArtifactError(
+                f"the manifest says version {manifest.get('version')!r} but {MODEL_FILE} is {version}: "
+                "the artifact was changed after training"
+            )
+        trained_on, named = manifest.get("feature_names"), booster.attr(FEATURE_NAMES_ATTR)
+        if named and trained_on != named.split(","):
+            raise ArtifactError(f"the manifest's feature_names are not those {MODEL_FILE} was trained with")
+        source = "manifest"
+    booster.set_attr(**{VERSION_ATTR: version, VERSION_SOURCE_ATTR: source})
     return booster
 
 
@@ -143,7 +174,11 @@ def output_fn(prediction: Scored, accept: str | None) -> tuple[str, str]:
             {"score": float(p), "drivers": drivers}
             for p, drivers in zip(prediction.probabilities, prediction.drivers(), strict=True)
         ]
-        return json.dumps({"predictions": rows}, separators=(",", ":")), JSON
+        answer: dict[str, Any] = {"predictions": rows}
+        version = prediction.booster.attr(VERSION_ATTR)
+        if version:
+            answer.update(model_version=version, model_version_source=prediction.booster.attr(VERSION_SOURCE_ATTR))
+        return json.dumps(answer, separators=(",", ":")), JSON
     raise RequestError(f"accept type {accept!r} is not supported; ask for {CSV} or {JSON}")
 
 

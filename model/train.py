@@ -161,6 +161,7 @@ def train(
         log=log,
         timings=timings,
         started=started,
+        manifest_of=lambda split, rows, summary: manifest_metadata(history, split, rows=rows, summary=summary),
     )
 
 
@@ -185,13 +186,15 @@ def fit_and_evaluate(
     summarise_replay: Any = None,
     lead_times_of: Any = lead_times,
     card_edit: Any = None,
+    manifest_of: Any = None,
 ) -> dict[str, Any]:
     """Steps 3 to 5 of any run: train on the training motors, replay the test motors, write everything.
 
     `replay_test(test_rows, probabilities)` replays the held-out motors through the detector;
     `summarise_replay(replayed)` and `lead_times_of(replayed)` replace the evaluation's own summary and
     lead times (an archive's failures go by the modes reported); `card_edit(markdown, metrics)`, if
-    given, rewrites the model card before it is written.
+    given, rewrites the model card before it is written. `manifest_of(split, rows, summary)` says what the
+    artifact's manifest records of the data (`manifest_metadata` for a simulated fleet).
     """
     parts = {name: data.of_motors(columns) for name, columns in split.items()}
     train_rows = parts["train"].select(parts["train"].trainable)
@@ -230,7 +233,12 @@ def fit_and_evaluate(
 
     log(f"5/5 writing the artifact, metrics and plots to {out}...")
     out.mkdir(parents=True, exist_ok=True)
-    tar = artifact.write_model_tar(booster, out / "model.tar.gz", inference_script=MODEL_DIR / "inference.py")
+    tar = artifact.write_model_tar(
+        booster,
+        out / "model.tar.gz",
+        inference_script=MODEL_DIR / "inference.py",
+        metadata=None if manifest_of is None else manifest_of(split, rows, summary),
+    )
     predictive = config.predictive
     plots.pr_curve(
         test.labels[test.trainable],
@@ -326,6 +334,33 @@ def _metrics(
             },
         },
     }
+
+
+def manifest_metadata(
+    history: Any, split: dict[str, list[int]], *, rows: dict[str, Any], summary: dict[str, Any]
+) -> dict[str, Any]:
+    """What the artifact's manifest says about the training run (model/artifact.py adds version and features)."""
+    ids = history.motor_ids
+    trained = {ids[column] for column in split["train"]}
+    failures: dict[str, int] = {}
+    for motor_id, _at_ms, mode in history.failures():
+        if motor_id in trained:
+            failures[mode.value] = failures.get(mode.value, 0) + 1
+    return {
+        "trained_at": datetime.now(UTC).replace(microsecond=0),
+        "data": {
+            "source": "simulated fleet (device/history.py)",
+            "first_reading": _iso_ms(int(history.ts_ms[0])),
+            "last_reading": _iso_ms(int(history.ts_ms[-1])),
+        },
+        "motors": {part: [ids[column] for column in columns] for part, columns in split.items()},
+        "failures": dict(sorted(failures.items())),
+        "metrics": {"rows": rows, "replay": summary},
+    }
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def report(metrics: dict[str, Any]) -> str:

@@ -93,6 +93,7 @@ def run_archive(args: argparse.Namespace, config: DetectorConfig) -> int:
             horizon_s=horizon_s,
             label=f"a reported failure within {args.horizon:g} operating hours",
             card_edit=_card_for_archive,
+            manifest_of=lambda split, rows, summary: _manifest(data, args, split, rows=rows, summary=summary),
         )
     (out / "held-out-failures.json").write_text(json.dumps(held_out.failures(), indent=2) + "\n")
     from model.train import report  # noqa: PLC0415 - train imports this module lazily: no import cycle at load
@@ -170,6 +171,33 @@ class _HeldOut:
             }
             for motor_id, mode, at_ms, outcome in self.named
         ]
+
+
+def _manifest(
+    data: ArchiveData,
+    args: argparse.Namespace,
+    split: dict[str, list[int]],
+    *,
+    rows: dict[str, Any],
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """What the artifact's manifest records of an archive run (model/artifact.py adds version and features)."""
+    described = _summary(data, args)
+    failures: dict[str, int] = {}
+    for column in split["train"]:
+        for mode in data.motors[column].failure_modes:
+            failures[mode] = failures.get(mode, 0) + 1
+    return {
+        "trained_at": datetime.now(UTC).replace(microsecond=0),
+        "data": {
+            "source": f"archive {args.archive}",
+            "first_reading": described["first_reading"],
+            "last_reading": described["last_reading"],
+        },
+        "motors": {part: [data.motors[column].motor_id for column in columns] for part, columns in split.items()},
+        "failures": dict(sorted(failures.items())),
+        "metrics": {"rows": rows, "replay": summary},
+    }
 
 
 def _summary(data: ArchiveData, args: argparse.Namespace) -> dict[str, Any]:

@@ -455,6 +455,7 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
         _every_alarm_in_use(state),
         recent_action_ids=tuple(_uuid(i) for i in range(action_ids)),
         last_failure=FailureRecord(state.last_ts_ms or 0, "bearing_wear", "a-failure-report-1"),
+        probability_model_version="m-" + "0123456789ab",  # a model's version as model/artifact.py writes it
     )
     captured: dict[str, Any] = {}
 

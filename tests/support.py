@@ -221,6 +221,8 @@ class FakeSageMakerRuntime:
     calls: list[dict[str, Any]] = field(default_factory=list)
     fail_with: Exception | None = None
     explains: bool = True
+    model_version: str = "m-5e1f00d0a1b2"
+    """Quoted in the JSON answer, as model/inference.py quotes the served artifact's (not when `explains` is off)."""
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(kwargs)
@@ -242,8 +244,11 @@ class FakeSageMakerRuntime:
             {"score": round(wear_probability(row), 6), **({"drivers": wear_drivers(row)} if self.explains else {})}
             for row in rows
         ]
+        answer: dict[str, Any] = {"predictions": predictions}
+        if self.explains:
+            answer["model_version"] = self.model_version
         return {
-            "Body": io.BytesIO(json.dumps({"predictions": predictions}).encode()),
+            "Body": io.BytesIO(json.dumps(answer).encode()),
             "ContentType": "application/json",
         }
 

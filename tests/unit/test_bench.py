@@ -110,7 +110,9 @@ def test_each_function_and_the_handler_parts_are_measured(quick_run: tuple[dict[
     )
     assert parts["moto_mean"] > 0
     assert parts["model_server_mean"] > 0
-    assert warm["moto_requests_per_reading"] >= 2  # GetItem and PutItem of the motor's state
+    # The state's conditional PutItem and the endpoint's invocation: the environment's copy of the state it
+    # wrote spares the GetItem (a stale copy costs a failed PutItem and a second one, so a little over 2).
+    assert 2 <= warm["moto_requests_per_reading"] < 2.5
     # The three calls alone (answered at once) are a part of what the handler does for a reading.
     assert 0 < parts["aws_client_calls_mean"] < parts["lambda_own_mean"]
     batched = warm["batched"]
@@ -120,9 +122,10 @@ def test_each_function_and_the_handler_parts_are_measured(quick_run: tuple[dict[
     one_each = warm["batched_one_per_motor"]
     assert one_each["readings_per_motor"] == 1
     assert one_each["outcomes"] == {"applied": one_each["readings"]}
-    # The batch's motors' states are read together, with one BatchGetItem, not one GetItem per motor.
+    # Warm batches start from the environment's copies of the states it wrote: no read at all (a batch reads
+    # the motors it has no copy of with one BatchGetItem: tests/unit/test_state_item.py).
     requests = one_each["moto_requests_per_batch"]
-    assert requests["dynamodb.BatchGetItem"] == 1
+    assert "dynamodb.BatchGetItem" not in requests
     assert "dynamodb.GetItem" not in requests
     assert requests["dynamodb.PutItem"] >= one_each["batch_readings"]
 

@@ -8,6 +8,8 @@ event context made for every reading, two snooze scans); a change in any decisio
 The labels added later (an event's `verdict`, `failure_mode`, `failed_at`) are left out of the digest:
 this history sends no action that carries one, `_record` checks they are all empty, and leaving them out
 keeps the digest the one recorded before they existed, so the labels provably changed no other decision.
+An event's `model_version`, added later still, is left out the same way: this history's probabilities
+come from no versioned model, `_record` checks it is empty, and the state stores none.
 """
 
 from __future__ import annotations
@@ -96,18 +98,19 @@ def _probability(index: int, reading: Telemetry) -> float | None:
 
 
 LABELS = {"verdict", "failure_mode", "failed_at"}
+ADDED_LATER = LABELS | {"model_version"}
 
 
 def _record(digest: Any, decision: Decision, counts: Counter[str], *, as_before: bool) -> int:
     digest.update(f"{decision.outcome}|{decision.reason};".encode())
     for event in decision.events:
-        assert all(getattr(event, label) is None for label in LABELS), event
+        assert all(getattr(event, field) is None for field in ADDED_LATER), event
         recorded = event
         if event.transition == "acknowledged" and event.from_state == "LATCHED":
             counts["latched acknowledged"] += 1
             if as_before:
                 recorded = event.model_copy(update={"active_since": None})
-        digest.update(recorded.model_dump_json(exclude=LABELS).encode())
+        digest.update(recorded.model_dump_json(exclude=ADDED_LATER).encode())
     digest.update(json.dumps(decision.state.to_dict(), sort_keys=True, default=str).encode())
     return len(decision.events)
 

@@ -301,8 +301,8 @@ def test_drivers_named_outside_the_contract_are_dropped_as_the_endpoints_would_b
     predictor = EmbeddedPredictor(MODEL_URL, _s3(artifact), drivers_min_probability=0.0)
     row = [float("nan")] * _feature_count()
     [plain] = predictor.predict([row])
-    model = predictor._model
-    assert model is not None
+    assert predictor._served is not None
+    model = predictor._served.trees
     model.feature_names = [f"feature {index}" for index in range(model.num_features)]
 
     # When a row is explained

@@ -29,7 +29,15 @@ def test_the_artifact_holds_only_the_booster_at_its_top_and_the_inference_code_a
     with tarfile.open(out / "model.tar.gz") as archive:
         names = sorted(archive.getnames())
         archive.extractall(tmp_path, filter="data")
-    assert names == ["code", "code/inference.py", "embedded", "embedded/xgboost-model.json", "xgboost-model"]
+    assert names == [
+        "code",
+        "code/inference.py",
+        "embedded",
+        "embedded/xgboost-model.json",
+        "meta",
+        "meta/manifest.json",
+        "xgboost-model",
+    ]
     # SageMaker's algorithm-mode server loads every top-level file as a booster: each must load.
     for entry in tmp_path.iterdir():
         if entry.is_file():

@@ -46,6 +46,7 @@ def _state() -> MotorState:
         recent_action_ids=("a-1",),
         outbox=(AlarmEvent.model_validate(load_event("alarm-raised")),),
         last_failure=FailureRecord(at_ms=100, mode="bearing_wear", action_id="a-0"),
+        probability_model_version="m-0123456789ab",
     )
 
 

@@ -82,7 +82,10 @@ def test_an_old_format_item_is_read_and_rewritten_in_the_new_format(aws: FakeAws
 
     loaded = store.load("motor-001")
     assert loaded is not None
-    assert loaded.to_dict() == json.loads(old[LEGACY_STATE_ATTRIBUTE]["S"])
+    written = json.loads(old[LEGACY_STATE_ATTRIBUTE]["S"])
+    # Statistics stored before the reporting interval was learnt read back without one (learnt again).
+    written["stats"] |= {"interval_s": None, "last_running": True}
+    assert loaded.to_dict() == written
     store.save(loaded, expected_version=loaded.version)
 
     item = stored_item(aws)
@@ -97,8 +100,15 @@ def test_the_encoding_keeps_every_field_exactly() -> None:
     odd = MotorState.from_dict(
         {**old.to_dict(), "motor_type": "", "recent_action_ids": ["A-1", "0f0e0d0c-0b0a-4908-8706-050403020100"]}
     )
+    served = MotorState.from_dict(
+        {
+            **old.to_dict(),
+            "probability_model_version": "m-0123456789ab",
+            "stats": old.stats.to_dict() | {"interval_s": 61.25, "last_running": False},
+        }
+    )
 
-    for state in (old, odd, MotorState("motor-new")):
+    for state in (old, odd, served, MotorState("motor-new")):
         back = decode(state.motor_id, encode(state), state.version)
         assert back == state
         assert json.dumps(back.to_dict(), sort_keys=True) == json.dumps(state.to_dict(), sort_keys=True)

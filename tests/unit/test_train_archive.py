@@ -18,6 +18,7 @@ from device.history_archive import write_archive
 from device.physics import DAY_S, FleetConfig
 from model.archive import Archive
 from model.archive_dataset import MaintenanceLog, build_from_archive, maintenance_logs, motor_rows
+from model.artifact import load_versioned
 from model.dataset import split_motors
 from model.train import main
 
@@ -234,4 +235,9 @@ def test_a_small_archive_trains_a_model_with_the_same_evaluation_and_card(
     assert "4/5 replaying the held-out motors" in printed
     card = (out / "model-card.md").read_text()
     assert "The fleet's own history, read from the archive" in card
+    # The manifest names the motors by their ids (compare.py holds out the others) and the archive's period.
+    manifest = load_versioned(out / "model.tar.gz").manifest
+    assert manifest is not None
+    assert set(manifest["motors"]["test"]) == test_motors
+    assert manifest["data"]["first_reading"] == metrics["data"]["first_reading"]
     assert "simulated" not in card.split("## Data")[1].split("## Features")[0].lower()

@@ -5,7 +5,9 @@ serves; only its booster in XGBoost's JSON format is read (motor_model.artifact)
 evaluates it in plain Python: the probability XGBoost's `inplace_predict` gives and, for a row at or above
 DRIVERS_MIN_PROBABILITY, the TreeSHAP drivers its `pred_contribs` gives, chosen and rounded as the endpoint's
 code/inference.py does
-(tests/unit/test_embedded_inference.py checks the alarms against the endpoint's, reading by reading).
+(tests/unit/test_embedded_inference.py checks the alarms against the endpoint's, reading by reading). Each
+prediction carries the artifact's version, as the endpoint's answer does. An artifact trained on other
+features than this layer's FEATURE_NAMES is refused when it is loaded.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from motor_adapters.sagemaker_predictor import prediction_with_drivers
+from motor_adapters.sagemaker_predictor import prediction_with_drivers, with_model_version
 from motor_maintenance.errors import PredictionUnavailable
+from motor_maintenance.features import FEATURE_NAMES
 from motor_maintenance.prediction import Prediction
-from motor_model.artifact import load_artifact
+from motor_model.artifact import ServedModel, read_artifact
 from motor_model.boosted_trees import BoostedTrees, ModelFormatError
 
 TOP_DRIVERS = 3
@@ -67,10 +70,16 @@ class EmbeddedPredictor:
         self._drivers_min_probability = drivers_min_probability
         self._drivers_budget_s = drivers_budget_s
         self._clock = clock
-        self._model: BoostedTrees | None = None
+        self._served: ServedModel | None = None
+
+    @property
+    def model_version(self) -> str | None:
+        """The loaded model's version; None before the first prediction loads it."""
+        return self._served.version if self._served else None
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[Prediction]:
-        model = self._model or self._load()
+        served = self._served or self._load()
+        model = served.trees
         for number, row in enumerate(rows, start=1):  # refused as the endpoint refuses them (RequestError)
             if len(row) != model.num_features:
                 raise PredictionUnavailable(
@@ -93,18 +102,18 @@ class EmbeddedPredictor:
                     predictions[skipped] = Prediction(probability=probabilities[skipped], drivers_dropped=reason)
                 break
             predictions[index] = _explained(model, rows[index], probabilities[index])
-        return predictions
+        return with_model_version(predictions, served.version)
 
-    def _load(self) -> BoostedTrees:
+    def _load(self) -> ServedModel:
         try:
             archive = self._client.get_object(Bucket=self._bucket, Key=self._key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise PredictionUnavailable(f"model {self._url}: {exc}") from exc
         try:
-            self._model = load_artifact(archive)
+            self._served = read_artifact(archive, feature_names=FEATURE_NAMES)
         except ModelFormatError as exc:
             raise PredictionUnavailable(f"model {self._url} cannot be loaded: {exc}") from exc
-        return self._model
+        return self._served
 
 
 def _explained(model: BoostedTrees, row: Sequence[float], probability: float) -> Prediction:

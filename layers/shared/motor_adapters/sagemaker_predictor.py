@@ -1,15 +1,18 @@
 """Failure probabilities, and what drove them, from the SageMaker endpoint (XGBoost, text/csv rows in).
 
 The endpoint is asked for JSON: `{"predictions": [{"score": 0.87, "drivers": [{"feature": ..., "contribution":
-...}]}]}`, one object per row. The project's script-mode handler (model/inference.py) adds `drivers`, the
-features with the largest positive SHAP contributions; SageMaker's plain built-in algorithm (an existing
-endpoint) answers the same without them, and an answer of newline- or comma-separated numbers is read too.
+...}]}], "model_version": "m-0123456789ab"}`, one object per row. The project's script-mode handler
+(model/inference.py) adds `drivers`, the features with the largest positive SHAP contributions, and the
+served model's version, which every prediction of the answer carries; SageMaker's plain built-in algorithm
+(an existing endpoint) answers the same without them, and an answer of newline- or comma-separated numbers
+is read too.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +21,7 @@ from pydantic import ValidationError
 
 from motor_maintenance.errors import PredictionUnavailable
 from motor_maintenance.features import to_csv_row
-from motor_maintenance.prediction import DRIVERS_MAX, Driver, Prediction
+from motor_maintenance.prediction import DRIVERS_MAX, MODEL_VERSION_PATTERN, Driver, Prediction
 from motor_maintenance.telemetry import describe_validation_error
 
 ACCEPT = "application/json"
@@ -63,12 +66,24 @@ def parse_predictions(payload: str) -> list[Prediction]:
             raise _unreadable(text) from exc
         return [Prediction(probability=_probability(score)) for score in scores]
     try:
-        items = json.loads(text)["predictions"]
+        answer = json.loads(text)
+        items = answer["predictions"]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise _unreadable(text) from exc
     if not isinstance(items, list) or not all(isinstance(item, dict) and "score" in item for item in items):
         raise _unreadable(text)
-    return [prediction_with_drivers(_probability(item["score"]), item.get("drivers")) for item in items]
+    predictions = [prediction_with_drivers(_probability(item["score"]), item.get("drivers")) for item in items]
+    return with_model_version(predictions, answer.get("model_version"))
+
+
+def with_model_version(predictions: list[Prediction], version: Any) -> list[Prediction]:
+    """The predictions, each stamped with the model's version; as they were if `version` is not one.
+
+    The version labels the answer, it is not the answer: one that is not a version string is left out.
+    """
+    if not isinstance(version, str) or not re.fullmatch(MODEL_VERSION_PATTERN, version):
+        return predictions
+    return [prediction.model_copy(update={"model_version": version}) for prediction in predictions]
 
 
 def _unreadable(text: str) -> PredictionUnavailable:

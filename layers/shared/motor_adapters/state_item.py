@@ -154,6 +154,7 @@ def encode(state: MotorState) -> bytes:
         out.signed(failure.at_ms - base)
         out.text(failure.mode)
         _write_action_id(out, failure.action_id)
+    out.opt_text(state.probability_model_version)
     outbox = [event.model_dump(mode="json") for event in state.outbox]
     out.text(json.dumps(outbox, separators=(",", ":")) if outbox else "")
     return bytes(out.data)
@@ -183,6 +184,7 @@ def decode(motor_id: str, data: bytes, version: int) -> MotorState:
     state.recent_action_ids = tuple(_read_action_id(read) for _ in range(read.uint()))
     if read.uint():
         state.last_failure = FailureRecord(read.signed() + base, read.text(), _read_action_id(read))
+    state.probability_model_version = read.opt_text()
     outbox = read.text()
     state.outbox = tuple(AlarmEvent.model_validate(event) for event in json.loads(outbox)) if outbox else ()
     if not read.done():
@@ -216,6 +218,8 @@ def _write_stats(out: _Writer, stats: RunningStats, base: int) -> None:
     """The three means of each quantity together (they start together); NaN for one a mean lacks."""
     out.opt_int(None if stats.last_ts_ms is None else stats.last_ts_ms - base)
     out.double(stats.operating_s)
+    out.opt_double(stats.interval_s)
+    out.uint(1 if stats.last_running else 0)
     means = (stats.fast, stats.slow, stats.baseline)
     names = list(dict.fromkeys([*means[0], *means[1], *means[2]]))
     out.uint(len(names))
@@ -228,6 +232,8 @@ def _write_stats(out: _Writer, stats: RunningStats, base: int) -> None:
 def _read_stats(read: _Reader, base: int) -> RunningStats:
     last_ts_ms = read.opt_time(base)
     operating_s = read.double()
+    interval_s = read.opt_double()
+    last_running = read.uint() == 1
     fast: dict[str, float] = {}
     slow: dict[str, float] = {}
     baseline: dict[str, float] = {}
@@ -237,9 +243,9 @@ def _read_stats(read: _Reader, base: int) -> RunningStats:
             value = read.double()
             if not math.isnan(value):
                 mean[name] = value
-    if last_ts_ms is None and not fast and not slow and not baseline and not operating_s:
-        return RunningStats()
-    return RunningStats(last_ts_ms, fast, slow, operating_s, baseline)
+    if last_ts_ms is None and not fast and not slow and not baseline and not operating_s and interval_s is None:
+        return RunningStats(last_running=last_running)
+    return RunningStats(last_ts_ms, fast, slow, operating_s, baseline, interval_s=interval_s, last_running=last_running)
 
 
 def _write_action_id(out: _Writer, action_id: str) -> None:

@@ -36,6 +36,8 @@ class ReadingSummary(Response):
     reason: str
     failure_probability: float | None
     drivers: list[Driver]
+    model_version: str | None = None
+    """The version of the model that gave `failure_probability`."""
     alarm_states: dict[str, str]
     events: list[str]
     """The ids of the alarm events the reading caused."""
@@ -48,6 +50,7 @@ class ReadingSummary(Response):
             reason=result.reason,
             failure_probability=result.failure_probability,
             drivers=list(result.drivers),
+            model_version=result.model_version,
             alarm_states=result.alarm_states,
             events=[event.event_id for event in result.events],
             **extra,

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from motor_maintenance.config import ADVICE_MAX, DESCRIPTION_MAX, FAILURE_MODE_PATTERN, Severity
-from motor_maintenance.prediction import Drivers
+from motor_maintenance.prediction import MODEL_VERSION_PATTERN, Drivers
 from motor_maintenance.telemetry import SIGNALS, MotorId, Timestamp
 
 ALARM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -213,6 +213,11 @@ class AlarmEvent(BaseModel):
     )
     failure_probability: float | None = None
     probability_at: Timestamp | None = Field(default=None, description="When the model gave that probability.")
+    model_version: str | None = Field(
+        default=None,
+        pattern=MODEL_VERSION_PATTERN,
+        description="The version of the model that gave that probability (None: the model did not say).",
+    )
     drivers: Drivers = Field(
         default=(),
         description="On a predictive raise: the features that drove that probability up most, largest first.",

@@ -97,6 +97,8 @@ def format_alert(event: AlarmEvent) -> Alert:
             else ""
         )
         lines.append(f"  Model's probability of failure within 24 h: {event.failure_probability:.0%}{as_of}.")
+        if event.model_version:
+            lines.append(f"  Model version: {event.model_version}.")
     drivers = describe_drivers(event)
     if drivers:
         lines.append(f"  Main drivers: {drivers}.")
@@ -211,6 +213,8 @@ def _failure_alert(event: AlarmEvent) -> Alert:
     if event.failure_probability is not None:
         as_of = f" as of {_when(event.probability_at)}" if event.probability_at else ""
         lines.append(f"  Model's last probability of failure within 24 h{as_of}: {event.failure_probability:.0%}.")
+        if event.model_version:
+            lines.append(f"  Model version: {event.model_version}.")
     raised = event.to_state in (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.LATCHED)
     since = f" since {_when(event.active_since)}" if raised and event.active_since else ""
     forewarned = ": it did not forewarn of this failure" if event.to_state is AlarmState.NORMAL else ""

@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 from motor_maintenance import unit_of_work
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.config import DetectorConfig
-from motor_maintenance.detector import Decision, Outcome, ReadingInput, new_state, screen_in_order, step
+from motor_maintenance.detector import Decision, Outcome, new_state, screen_in_order, step
 from motor_maintenance.errors import PredictionUnavailable
 from motor_maintenance.features import RunningStats, compute_features
 from motor_maintenance.ports import BatchStateStore, EventPublisher, Predictor, StateStore
 from motor_maintenance.prediction import Prediction
-from motor_maintenance.service import Predicted, Result, result
+from motor_maintenance.service import Predicted, Result, reading_input, result
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 from motor_maintenance.unit_of_work import Decided, MotorRecord
@@ -245,9 +245,8 @@ def _apply_motor(
                 decided.append((Decision(current or new_state(motor_id), (), *refusal), (None, None)))
                 continue
             prediction, error = predicted.get(k, (None, None))
-            probability, drivers = (prediction.probability, prediction.drivers) if prediction else (None, ())
-            reading_input = ReadingInput(item.reading, probability, drivers, item.received_at_ms, plan.stats[k])
-            decision = step(current, reading_input, now, config)
+            given = reading_input(item.reading, prediction, item.received_at_ms, plan.stats[k])
+            decision = step(current, given, now, config)
             if decision.outcome is Outcome.APPLIED:
                 current = decision.state
                 events.extend(decision.events)

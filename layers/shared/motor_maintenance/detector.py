@@ -63,6 +63,8 @@ class ReadingInput(NamedTuple):
     stats: RunningStats | None = None
     """The feature statistics after this reading (`compute_features`), stored with the state it applies to;
     None keeps the state's."""
+    model_version: str | None = None
+    """The version of the model that gave the probability (None: it did not say)."""
 
 
 class Outcome(StrEnum):
@@ -278,6 +280,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
         context.readings = signals
         if probability is not None:
             context.probability, context.probability_at_ms, context.drivers = probability, ts_ms, drivers
+            context.model_version = item.model_version
         for name in moving:
             _follow_rule(context, name, events)
 
@@ -291,6 +294,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
         new.failure_probability = probability
         new.probability_ts_ms = ts_ms
         new.probability_drivers = drivers
+        new.probability_model_version = item.model_version
     new.next_check_ms = next_check(new, now_ms, config)
     return Decision(new, tuple(events), Outcome.APPLIED)
 

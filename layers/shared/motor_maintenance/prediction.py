@@ -9,6 +9,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 FEATURE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 """A feature name as a driver carries it: FEATURE_NAMES, or a model's own (XGBoost's default is 'f12')."""
 DRIVERS_MAX = 5
+MODEL_VERSION_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+"""A model version as predictions and alarm events carry it: the artifact's `m-` and 12 hex digits of the
+hash of its model bytes (docs/model.md, "Versions"); the pattern leaves room for other schemes."""
 """Drivers kept per prediction and carried by an alarm event; the endpoint sends up to 3."""
 
 
@@ -42,4 +45,9 @@ class Prediction(BaseModel):
     drivers_dropped: str | None = Field(
         default=None,
         description="Why the endpoint's drivers for this row were dropped (malformed); the probability is kept.",
+    )
+    model_version: str | None = Field(
+        default=None,
+        pattern=MODEL_VERSION_PATTERN,
+        description="The version of the model that gave the probability; None if the model does not say.",
     )

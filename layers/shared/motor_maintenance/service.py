@@ -14,7 +14,7 @@ from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Decision, Outcome, ReadingInput, check_timers, screen, step
 from motor_maintenance.errors import PredictionUnavailable
-from motor_maintenance.features import compute_features
+from motor_maintenance.features import RunningStats, compute_features
 from motor_maintenance.ports import EventPublisher, Predictor, StateStore
 from motor_maintenance.prediction import Driver, Prediction
 from motor_maintenance.state import MotorState
@@ -37,6 +37,8 @@ class Result:
     """What drove `failure_probability` up, largest first."""
     drivers_dropped: str | None = None
     """Why the model's drivers were dropped (malformed); the probability was kept."""
+    model_version: str | None = None
+    """The version of the model that gave `failure_probability`."""
     prediction_error: str | None = None
     conflicts: int = 0
     alarm_states: dict[str, str] = field(default_factory=dict)
@@ -75,13 +77,23 @@ def process_reading(
             # one reading's weight in them is a fraction of a percent.
             asked.append(predict_one(predictor, features, running=reading.running))
         prediction, error = asked[0]
-        probability, drivers = (prediction.probability, prediction.drivers) if prediction else (None, ())
-        decision = step(state, ReadingInput(reading, probability, drivers, received_at_ms, stats), now, config)
+        decision = step(state, reading_input(reading, prediction, received_at_ms, stats), now, config)
         return Decided((decision, (prediction, error)), save=decision.state, events=decision.events)
 
     done = unit_of_work.run(MotorRecord(store, reading.motor_id), decide, publisher)
     decision, predicted = done.outcome
     return result(decision, done.published, done.conflicts, predicted)
+
+
+def reading_input(
+    reading: Telemetry, prediction: Prediction | None, received_at_ms: int | None, stats: RunningStats
+) -> ReadingInput:
+    """What the detector is given for one reading: the reading and, if the model answered, its prediction."""
+    if prediction is None:
+        return ReadingInput(reading, None, (), received_at_ms, stats)
+    return ReadingInput(
+        reading, prediction.probability, prediction.drivers, received_at_ms, stats, prediction.model_version
+    )
 
 
 def predict_one(predictor: Predictor | None, features: list[float], *, running: bool) -> Predicted:
@@ -155,6 +167,7 @@ def result(
         failure_probability=prediction.probability if prediction else None,
         drivers=prediction.drivers if prediction else (),
         drivers_dropped=prediction.drivers_dropped if prediction else None,
+        model_version=prediction.model_version if prediction else None,
         prediction_error=prediction_error,
         conflicts=conflicts,
         alarm_states=decision.state.alarm_states(),

@@ -123,6 +123,8 @@ class MotorState:
     """Alarm events saved with the state but not yet confirmed published (the unit of work's outbox)."""
     last_failure: FailureRecord | None = None
     """The most recent failure reported (by when it happened); None: none reported, or an item older than the field."""
+    probability_model_version: str | None = None
+    """The version of the model that gave `failure_probability` (None: not said, or an item older than the field)."""
 
     def copy(self) -> MotorState:
         """An independent copy: the detector changes its copy, never the state it was given.
@@ -150,6 +152,7 @@ class MotorState:
             self.recent_action_ids,
             self.outbox,
             self.last_failure,
+            self.probability_model_version,
         )
 
     def with_outbox(self, outbox: tuple[AlarmEvent, ...]) -> MotorState:
@@ -182,6 +185,8 @@ class MotorState:
         }
         if self.last_failure is not None:  # most motors never report one: their items stay as they were
             data["last_failure"] = self.last_failure.to_dict()
+        if self.probability_model_version is not None:
+            data["probability_model_version"] = self.probability_model_version
         return data
 
     @classmethod
@@ -209,6 +214,7 @@ class MotorState:
             recent_action_ids=tuple(data.get("recent_action_ids", ())),
             outbox=tuple(AlarmEvent.model_validate(item) for item in data.get("outbox", ())),
             last_failure=FailureRecord.from_dict(data.get("last_failure")),
+            probability_model_version=data.get("probability_model_version"),
         )
 
 

@@ -46,6 +46,8 @@ class EventContext:
         self.probability_at_ms: int | None = state.probability_ts_ms
         self.drivers: tuple[Driver, ...] = state.probability_drivers
         """The drivers of `probability`: the prediction an event quotes, whether this reading's or older."""
+        self.model_version: str | None = state.probability_model_version
+        """The version of the model that gave `probability`."""
         self.action: OperatorAction | None = None
         self.run_hours_before: float | None = None
 
@@ -74,6 +76,7 @@ class EventContext:
             readings=self.readings,
             failure_probability=self.probability,
             probability_at=self.probability_at_ms,
+            model_version=self.model_version if self.probability is not None else None,
             # Why the model predicts a failure is news when the alarm is raised; a clear, an
             # acknowledgement or a snooze is about the alarm, and the drivers of a low probability
             # would read as a reason for alarm.

@@ -192,6 +192,15 @@ class Workload:
     """The offline alarm's silence limit: a running motor's entry in the due-checks index moves about once per half."""
     timer_tick_ms: float = 200.0
     """OfflineCheckFunction's duration per tick when nothing is due: 16 index queries (assumed)."""
+    history_interval_s: float = 300.0
+    """The console's history records a motor's reading at most once per this many seconds (template
+    ConsoleHistoryIntervalSeconds, its default; 0: every reading; negative: no history recorded)."""
+    history_entry_bytes: int = 0
+    """One history entry's DynamoDB item (0: measured from the measured state's reading)."""
+    console_charts_per_month: float = 0.0
+    """The console's history charts drawn of one motor a month (0 by default: they depend on who watches)."""
+    console_chart_hours: float = 6.0
+    """How much history one chart reads (the console's default window)."""
     parquet_bytes_per_reading: float = 0.0
     """A reading's share of an archive Parquet object (0: measured from the simulator's fleet)."""
     archive: ArchiveUse = field(default_factory=ArchiveUse)
@@ -275,7 +284,8 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
 
     cpu_ms = w.cpu_ms_full_core * w.cpu_scale
     state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
-    busy_ms = readings * cpu_ms + (state_reads + state_writes) * w.state_io_ms
+    history_writes = _history_writes(w, state_ops)
+    busy_ms = readings * cpu_ms + (state_reads + state_writes + history_writes) * w.state_io_ms
     if embedded:
         busy_ms += running * w.embedded_model_ms_full_core * w.cpu_scale
     else:
@@ -295,6 +305,10 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
     items["DynamoDB writes"] = (
         state_writes * math.ceil(w.state_item_bytes / 1024) * rates["dynamodb_write_request_units"]
     )
+    items["DynamoDB history writes"] = (
+        history_writes * math.ceil(w.history_entry_bytes / 1024) * rates["dynamodb_write_request_units"]
+    )
+    items["DynamoDB history reads"] = _history_reads(w, rates)
     items["CloudWatch Logs"] = invocations * w.log_bytes_per_invocation / GB * rates["cloudwatch_logs_gb"]
     items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
@@ -321,6 +335,32 @@ def _state_calls(w: Workload, state_ops: float, *, batched: bool, embedded: bool
         # the stored item, and a second write succeeds.
         return 0.0, state_ops * (2 - hits)
     return state_ops, state_ops  # copies too often stale: the environments read first (written_states)
+
+
+def _history_writes(w: Workload, state_ops: float) -> float:
+    """The console's history PutItems a motor-month (motor_maintenance.history.entry_for).
+
+    The first reading of each interval of reading time (at most one per save of the state, so per batch in
+    the batched designs), and one for each alarm transition (never sampled away; counted as an entry of its
+    own although one that falls on a sampled reading shares it).
+    """
+    if w.history_interval_s < 0:
+        return 0.0
+    points = state_ops
+    if w.history_interval_s > 0:
+        points = min(state_ops, HOURS_PER_MONTH * 3600 / w.history_interval_s)
+    return points + w.alarm_events_per_month
+
+
+def _history_reads(w: Workload, rates: Mapping[str, float]) -> float:
+    """The console's charts: one Query each, eventually consistent (half a read unit per 4 KB read)."""
+    if w.history_interval_s < 0 or w.console_charts_per_month <= 0:
+        return 0.0
+    window_s = w.console_chart_hours * 3600
+    readings = window_s * w.readings_per_minute / 60
+    entries = min(readings, window_s / w.history_interval_s) if w.history_interval_s > 0 else readings
+    units = math.ceil(entries * w.history_entry_bytes / 4096) / 2
+    return w.console_charts_per_month * units * rates["dynamodb_read_request_units"]
 
 
 def _copy_hits(w: Workload, *, batched: bool, embedded: bool) -> float:
@@ -382,9 +422,11 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
     from device.history import generate  # noqa: PLC0415
     from device.physics import DAY_S, FleetConfig  # noqa: PLC0415
     from motor_adapters.dynamodb_store import DynamoStateStore  # noqa: PLC0415
+    from motor_adapters.history_store import DynamoHistoryWriter  # noqa: PLC0415
     from motor_maintenance.config import DetectorConfig  # noqa: PLC0415
     from motor_maintenance.detector import ReadingInput, step  # noqa: PLC0415
     from motor_maintenance.features import compute_features, to_csv_row  # noqa: PLC0415
+    from motor_maintenance.history import entry_for  # noqa: PLC0415
     from motor_maintenance.prediction import Driver  # noqa: PLC0415
     from motor_maintenance.state import FailureRecord, MotorState  # noqa: PLC0415
 
@@ -422,7 +464,18 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
             captured.update(kwargs["Item"])
 
     DynamoStateStore("state", _Capture()).save(state, expected_version=41)
-    return {"payload_bytes": payload, "row_bytes": len(row.encode()), "state_item_bytes": dynamodb_item_bytes(captured)}
+    state_bytes = dynamodb_item_bytes(captured)
+    captured.clear()
+    entry = entry_for(state, None)
+    if entry is None:
+        raise RuntimeError("the measured state makes no history entry")
+    DynamoHistoryWriter("history", _Capture()).record(replace(entry, transitions=()))  # a sampled reading's entry
+    return {
+        "payload_bytes": payload,
+        "row_bytes": len(row.encode()),
+        "state_item_bytes": state_bytes,
+        "history_entry_bytes": dynamodb_item_bytes(captured),
+    }
 
 
 def _uuid(n: int) -> str:
@@ -551,6 +604,20 @@ def _parser() -> argparse.ArgumentParser:
     model.add_argument("--endpoint-compute-ms", type=float, default=defaults.endpoint_compute_ms)
     model.add_argument("--endpoint-ms-per-row", type=float, default=defaults.endpoint_ms_per_row)
     model.add_argument("--embedded-model-ms", type=float, default=defaults.embedded_model_ms_full_core)
+    console = parser.add_argument_group("the console's history (docs/costs.md)")
+    console.add_argument(
+        "--history-interval-s",
+        type=float,
+        default=defaults.history_interval_s,
+        help="ConsoleHistoryIntervalSeconds (0: every reading; negative: no history)",
+    )
+    console.add_argument(
+        "--console-charts-per-month",
+        type=float,
+        default=defaults.console_charts_per_month,
+        help="history charts drawn of one motor a month",
+    )
+    console.add_argument("--console-chart-hours", type=float, default=defaults.console_chart_hours)
     sizes = parser.add_argument_group("sizes (default: measured from the project's code)")
     sizes.add_argument("--state-item-bytes", type=int, default=0)
     sizes.add_argument("--payload-bytes", type=int, default=0)
@@ -613,6 +680,10 @@ def main(argv: list[str] | None = None) -> int:
         payload_bytes=args.payload_bytes or sizes["payload_bytes"],
         row_bytes=sizes["row_bytes"],
         state_item_bytes=args.state_item_bytes or sizes["state_item_bytes"],
+        history_interval_s=args.history_interval_s,
+        history_entry_bytes=sizes["history_entry_bytes"],
+        console_charts_per_month=args.console_charts_per_month,
+        console_chart_hours=args.console_chart_hours,
         log_bytes_per_invocation=args.log_bytes_per_invocation,
         xray_sampled_fraction=args.xray_sampled_fraction,
         alarm_events_per_month=args.alarm_events_per_month,
@@ -640,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Sizes: reading {workload.payload_bytes} B with its topic, feature row {workload.row_bytes} B, "
         f"state item {workload.state_item_bytes} B ({math.ceil(workload.state_item_bytes / 1024)} WRU per write, "
         f"{math.ceil(workload.state_item_bytes / 4096)} RRU per strongly consistent read), "
-        f"{workload.parquet_bytes_per_reading:.1f} B of Parquet per archived reading.\n"
+        f"{workload.parquet_bytes_per_reading:.1f} B of Parquet per archived reading, history entry "
+        f"{workload.history_entry_bytes} B (a reading recorded every {workload.history_interval_s:g} s).\n"
         f"Running {workload.running_fraction:.0%} of the time; function {workload.memory_mb} MB; batches of up to "
         f"{workload.batch_size} within {workload.batch_window_s:g} s from {workload.motors} motors. "
         "US$, us-east-1, prices of " + TAKEN + ".\n"

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from local.options import StackOptions
 from local.stack import LocalStack
 
 HOT, COOL = "motor-201", "motor-202"
+STAMPS_MS: list[int] = []
+"""The readings' times each motor published (the fixture's), for the history's sampled points."""
 RISK = ["ACTIVE", "LATCHED", "ACKNOWLEDGED", "SNOOZED", "DISABLED", "NORMAL"]
 
 
@@ -39,12 +42,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         log=lambda line: print(line, flush=True),
     )
     with LocalStack(options) as running:
-        now_ms = int(time.time() * 1000)
+        # Minutes 0, 3 and 6 of a 5-minute history interval (the template's default): 0 and 6 are recorded.
+        start_ms = (int(time.time() * 1000) - 6 * 60_000) // 300_000 * 300_000
+        STAMPS_MS[:] = [start_ms + minutes * 60_000 for minutes in (0, 3, 6)]
         for motor_id, fluid_c in ((HOT, 212.5), (COOL, 84.0)):
             publish(
                 running,
                 motor_id,
-                [(seq, now_ms - minutes * 60_000, fluid_c) for seq, minutes in ((1, 6), (2, 3), (3, 0))],
+                [(seq, start_ms + minutes * 60_000, fluid_c) for seq, minutes in ((1, 0), (2, 3), (3, 6))],
             )
         yield running
 
@@ -140,4 +145,10 @@ def test_the_operator_acknowledges_and_the_viewer_may_not(stack: LocalStack) -> 
         ("raised", None),
         ("acknowledged", "local-operator"),
     ]
-    assert len(history[1]["points"]) == 3
+    # Minutes 0 and 6 start an interval; minute 3 is recorded only if it brought a transition (the model's
+    # predictive alarm may be raised there, never sampled away).
+    minute_3 = datetime.fromtimestamp(STAMPS_MS[1] / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raised_at_3 = any(t["at"] == minute_3 and t["transition"] == "raised" for t in history[1]["transitions"])
+    expected = [STAMPS_MS[0], *([STAMPS_MS[1]] if raised_at_3 else []), STAMPS_MS[2]]
+    at = [datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for ms in expected]
+    assert [point["at"] for point in history[1]["points"]] == at

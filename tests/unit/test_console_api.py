@@ -18,6 +18,7 @@ from tests.conftest import FakeAws
 from tests.support import LambdaContext, load_event, load_handler, reading_payload
 
 NOW_MS = int(time.time() * 1000)
+HISTORY_INTERVAL_MS = 300_000
 
 
 @pytest.fixture
@@ -72,8 +73,9 @@ def feed(inference: ModuleType, context: LambdaContext, payload: dict[str, Any])
 @pytest.fixture
 def fleet(inference: ModuleType, lambda_context: LambdaContext) -> None:
     """Three motors a few minutes old: motor-001 with its fluid over 200 C for 6 minutes (alarm ACTIVE),
-    motor-002 and motor-003 healthy, motor-003 stopped (not scored)."""
-    start = NOW_MS - 10 * 60_000
+    motor-002 and motor-003 healthy, motor-003 stopped (not scored). The readings start a 5-minute history
+    interval (HISTORY_INTERVAL_S' default): of motor-001's, minutes 0 and 6 are recorded, minute 3 is not."""
+    start = (NOW_MS - 10 * 60_000) // HISTORY_INTERVAL_MS * HISTORY_INTERVAL_MS
     for seq, minute in enumerate((0, 3, 6), start=1):
         feed(
             inference,
@@ -180,14 +182,14 @@ def test_an_unknown_motor_is_404(
 # --- GET /motors/{id}/history ------------------------------------------------------------------
 
 
-def test_the_history_has_each_reading_with_its_probability_and_the_alarm_transitions(
+def test_the_history_has_a_reading_each_interval_with_its_probability_and_the_alarm_transitions(
     console: ModuleType, fleet: None, lambda_context: LambdaContext
 ) -> None:
     status, body = call(console, request("console-history"), lambda_context)
 
     assert status == 200
-    assert len(body["points"]) == 3
-    assert [point["readings"]["fluid_temp_c"] for point in body["points"]] == [212.5] * 3
+    assert len(body["points"]) == 2, "minutes 0 and 6: minute 3 falls in minute 0's 5-minute interval"
+    assert [point["readings"]["fluid_temp_c"] for point in body["points"]] == [212.5] * 2
     assert all(point["failure_probability"] is not None for point in body["points"])
     assert body["points"] == sorted(body["points"], key=lambda point: point["at"])
     assert [(t["alarm"], t["transition"], t["to_state"]) for t in body["transitions"]] == [

@@ -105,7 +105,8 @@ def test_lambda_duration_is_cpu_and_state_io_per_reading_plus_the_endpoint_wait_
 
     cost = monthly_cost("direct", w, only("lambda_arm_gb_s"))
 
-    busy_s = READINGS_A_MONTH * (2.0 + 10.0) / 1000 + READINGS_A_MONTH * 0.5 * 30.0 / 1000
+    history_puts = READINGS_A_MONTH / 5  # the first reading of each 5 minutes (no alarm events here)
+    busy_s = (READINGS_A_MONTH * (2.0 + 10.0) + history_puts * 10.0 + READINGS_A_MONTH * 0.5 * 30.0) / 1000
     init_s = READINGS_A_MONTH * w.cold_start_fraction * w.init_ms / 1000
     assert cost.items["Lambda duration"] == pytest.approx(busy_s * 1769 / 1024)
     assert cost.items["Lambda INIT"] == pytest.approx(init_s * 1769 / 1024)
@@ -156,6 +157,36 @@ def test_the_fleet_shares_the_shards_it_needs_at_a_thousand_readings_a_second_ea
     cost = monthly_cost("batched", w, only("kinesis_shard_hours"))
 
     assert cost.items["Kinesis shards"] == pytest.approx(shards * 730 / motors)
+
+
+def test_the_history_records_a_reading_per_interval_and_every_alarm_transition() -> None:
+    # 1 reading a minute, 5-minute interval: 8,760 points a month, and 10 alarm transitions.
+    w = workload(history_entry_bytes=400, history_interval_s=300.0, alarm_events_per_month=10.0)
+    sparse = replace(w, readings_per_minute=0.1)  # a reading every 10 minutes: every one recorded
+    every = replace(w, history_interval_s=0.0)
+    none = replace(w, history_interval_s=-1.0)
+    rate = only("dynamodb_write_request_units")
+
+    assert monthly_cost("direct", w, rate).items["DynamoDB history writes"] == pytest.approx(READINGS_A_MONTH / 5 + 10)
+    assert monthly_cost("direct", sparse, rate).items["DynamoDB history writes"] == pytest.approx(
+        READINGS_A_MONTH / 10 + 10
+    )
+    assert monthly_cost("direct", every, rate).items["DynamoDB history writes"] == pytest.approx(READINGS_A_MONTH + 10)
+    assert monthly_cost("direct", none, rate).items["DynamoDB history writes"] == 0.0
+    big = replace(w, history_entry_bytes=1500)  # two write units an entry
+    assert monthly_cost("direct", big, rate).items["DynamoDB history writes"] == pytest.approx(
+        2 * (READINGS_A_MONTH / 5 + 10)
+    )
+
+
+def test_a_chart_reads_its_windows_entries_at_half_a_read_unit_per_4_kb() -> None:
+    # 6 hours at one entry per 5 minutes: 72 entries of 400 B, 28,800 B: 8 units of 4 KB, eventually consistent.
+    w = workload(history_entry_bytes=400, console_charts_per_month=1000.0, console_chart_hours=6.0)
+
+    reads = monthly_cost("direct", w, only("dynamodb_read_request_units"))
+
+    assert reads.items["DynamoDB history reads"] == pytest.approx(1000 * 8 / 2)
+    assert reads.items["DynamoDB reads"] == 0.0
 
 
 def test_an_alarm_event_is_published_alerted_and_emailed() -> None:

@@ -14,8 +14,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from motor_maintenance.alarms import AlarmEvent
-from motor_maintenance.errors import StoreUnavailable
-from motor_maintenance.history import HISTORY_HOURS_MAX, Entry, Point, Seen, entry_for
+from motor_maintenance.errors import StoreUnavailable, VersionConflict
+from motor_maintenance.history import HISTORY_HOURS_MAX, INTERVAL_S_DEFAULT, Entry, Point, Seen, entry_for
 from motor_maintenance.ports import BatchStateStore, HistoryRecorder, StateStore
 from motor_maintenance.state import MotorState
 
@@ -99,13 +99,23 @@ class RecordingStateStore:
     """A StateStore that also records, in a HistoryRecorder, what each saved state adds to the motor's history.
 
     The history is for charts, not the record (the archive is): an entry that cannot be written is handed
-    to `on_error` (the shell logs and counts it) and the use case carries on, its state saved.
+    to `on_error` (the shell logs and counts it) and the use case carries on, its state saved. Readings are
+    sampled, one every `interval_s` of reading time, alarm transitions always kept (history.entry_for):
+    the common reading costs the state's write alone.
     """
 
-    def __init__(self, inner: StateStore, history: HistoryRecorder, on_error: Callable[[Exception], None]) -> None:
+    def __init__(
+        self,
+        inner: StateStore,
+        history: HistoryRecorder,
+        on_error: Callable[[Exception], None],
+        *,
+        interval_s: int = INTERVAL_S_DEFAULT,
+    ) -> None:
         self._inner = inner
         self._history = history
         self._on_error = on_error
+        self._interval_ms = interval_s * 1000
         self._seen: dict[str, Seen] = {}
 
     def load(self, motor_id: str) -> MotorState | None:
@@ -120,8 +130,13 @@ class RecordingStateStore:
         return state
 
     def save(self, state: MotorState, expected_version: int) -> MotorState:
-        stored = self._inner.save(state, expected_version)
-        entry = entry_for(stored, self._seen.get(state.motor_id))
+        try:
+            stored = self._inner.save(state, expected_version)
+        except VersionConflict as conflict:
+            if isinstance(conflict.current, MotorState):  # the retry starts from the rival's state, unread here
+                self._remember(state.motor_id, conflict.current)
+            raise
+        entry = entry_for(stored, self._seen.get(state.motor_id), self._interval_ms)
         self._remember(state.motor_id, stored)
         if entry is not None:
             try:
@@ -139,8 +154,15 @@ class RecordingStateStore:
 class RecordingBatchStateStore(RecordingStateStore):
     """RecordingStateStore over a BatchStateStore: the batch read remembered as each motor's load."""
 
-    def __init__(self, inner: BatchStateStore, history: HistoryRecorder, on_error: Callable[[Exception], None]) -> None:
-        super().__init__(inner, history, on_error)
+    def __init__(
+        self,
+        inner: BatchStateStore,
+        history: HistoryRecorder,
+        on_error: Callable[[Exception], None],
+        *,
+        interval_s: int = INTERVAL_S_DEFAULT,
+    ) -> None:
+        super().__init__(inner, history, on_error, interval_s=interval_s)
         self._batch = inner
 
     def load_many(self, motor_ids: Sequence[str]) -> Mapping[str, MotorState | Exception | None]:

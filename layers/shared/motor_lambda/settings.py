@@ -45,6 +45,13 @@ class MotorStateSettings(FunctionSettings):
     history_table_name: str = Field(
         default="", description="HISTORY_TABLE_NAME: the console's 24-hour history; empty = none recorded."
     )
+    history_interval_s: int = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="HISTORY_INTERVAL_S: a motor's readings recorded at most once per this many seconds of "
+        "reading time (alarm transitions always); 0 = every reading.",
+    )
 
 
 class InferenceSettings(MotorStateSettings):

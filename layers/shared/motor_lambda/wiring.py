@@ -114,14 +114,14 @@ def recorded(store: StateStore, settings: MotorStateSettings, on_error: HistoryE
     """The store, feeding the console's history as it saves (when the function is given a history table)."""
     if not settings.history_table_name:
         return store
-    return RecordingStateStore(store, history_writer(settings), on_error)
+    return RecordingStateStore(store, history_writer(settings), on_error, interval_s=settings.history_interval_s)
 
 
 def recorded_batch(store: BatchStateStore, settings: MotorStateSettings, on_error: HistoryErrors) -> BatchStateStore:
     """`recorded` for a store that also reads many motors at once."""
     if not settings.history_table_name:
         return store
-    return RecordingBatchStateStore(store, history_writer(settings), on_error)
+    return RecordingBatchStateStore(store, history_writer(settings), on_error, interval_s=settings.history_interval_s)
 
 
 def history_writer(settings: MotorStateSettings) -> DynamoHistoryWriter:

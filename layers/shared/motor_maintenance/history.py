@@ -13,6 +13,9 @@ HISTORY_HOURS_MAX = 24
 """How long the history store keeps an entry (its TTL), so the longest window the console may ask for."""
 POINTS_MAX = 1000
 """Points one history answer carries at most: a chart is a few hundred pixels wide."""
+INTERVAL_S_DEFAULT = 300
+"""A motor's readings recorded at most once per this many seconds of reading time (HISTORY_INTERVAL_S):
+288 points over 24 hours, one history write for 5 readings at 1 reading a minute."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +70,22 @@ class Seen:
         return cls((state.last_ts_ms, state.last_seq), frozenset(event.event_id for event in state.outbox))
 
 
-def entry_for(saved: MotorState, before: Seen | None) -> Entry | None:
+def entry_for(saved: MotorState, before: Seen | None, interval_ms: int = INTERVAL_S_DEFAULT * 1000) -> Entry | None:
     """The history entry a saved state makes, given what was loaded before it; None if it adds nothing.
 
-    A state saved only to empty its outbox (the unit of work's second save) adds nothing. `before` None
-    (the saving process never saw the motor) records the state's reading and its whole outbox: the
-    reader drops the repeats by event id and by reading time.
+    The history is sampled by reading time: a new reading is recorded only if it is the first in its
+    `interval_ms` bucket (its ts falls in a later bucket than the previous reading's, `before.reading`), or
+    if the save brings alarm transitions, which are never sampled away (the entry then carries that
+    reading too). Decided from the states alone, so any environment, on any redelivery, decides alike: a
+    point missed (a conflict retried elsewhere) only thins a chart, a point recorded twice has the same key.
+    `interval_ms` 0 records every reading. A state saved only to empty its outbox (the unit of work's
+    second save) adds nothing. `before` None (the saving process never saw the motor) records the state's
+    reading and its whole outbox: the reader drops the repeats by event id and by reading time.
     """
-    new_reading = before is None or (saved.last_ts_ms, saved.last_seq) != before.reading
     seen_events = before.event_ids if before is not None else frozenset()
     transitions = tuple(event for event in saved.outbox if event.event_id not in seen_events)
     point = None
-    if new_reading and saved.last_ts_ms is not None:
+    if saved.last_ts_ms is not None and _records(saved, before, interval_ms, bool(transitions)):
         scored = saved.probability_ts_ms == saved.last_ts_ms
         point = Point(
             at_ms=saved.last_ts_ms,
@@ -90,6 +97,18 @@ def entry_for(saved: MotorState, before: Seen | None) -> Entry | None:
         return None
     at_ms = point.at_ms if point is not None else max(_epoch_ms(event) for event in transitions)
     return Entry(saved.motor_id, at_ms, saved.version, point, transitions)
+
+
+def _records(saved: MotorState, before: Seen | None, interval_ms: int, transitions: bool) -> bool:
+    """Whether the saved state's reading is recorded: new, and the first of its bucket or with transitions."""
+    if before is None:
+        return True
+    previous_ts, _ = before.reading
+    if (saved.last_ts_ms, saved.last_seq) == before.reading:
+        return False  # no new reading (an action, a timer's check, the outbox emptied)
+    if transitions or previous_ts is None or interval_ms <= 0 or saved.last_ts_ms is None:
+        return True
+    return saved.last_ts_ms // interval_ms > previous_ts // interval_ms
 
 
 def window(entries: list[Entry], from_ms: int, to_ms: int) -> tuple[list[Point], list[AlarmEvent], bool]:

@@ -24,14 +24,11 @@ AWS calls this machine cannot reach, to stated assumptions. docs/costs.md explai
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +43,8 @@ with setup_needed("scripts/costs.py"):
     from motor_adapters.written_states import MIN_FRESH_SHARE
 
 from scripts.costs_archive import ARCHIVE_PRICES, ArchiveUse, archive_items, measured_parquet_bytes
+from scripts.costs_sizes import measured_sizes
+from scripts.costs_workload import Workload
 from scripts.pricing import GB, HOURS_PER_MONTH, TAKEN, Price
 
 IOT_MESSAGE_BYTES = 5 * 1024
@@ -59,8 +58,6 @@ LAMBDA_EVENT_BYTES = 6 * 1024 * 1024
 """Lambda's invocation payload limit: the event source mapping ends a batch before it is reached."""
 KINESIS_EVENT_RECORD_BYTES = 580
 """One record's envelope in the Lambda event besides its base64 data (events/telemetry-batch.json: 578 bytes)."""
-LAMBDA_MB_PER_VCPU = 1769
-"""At 1,769 MB a function has the equivalent of one vCPU; below it, CPU time stretches in proportion."""
 ARCHITECTURES = ("direct", "batched", "embedded", "batched-embedded")
 
 
@@ -129,90 +126,6 @@ PRICES: dict[str, Price] = {
     ),
     **ARCHIVE_PRICES,
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Workload:
-    """What one motor does and what each piece of work takes; defaults in docs/costs.md, 'Inputs'."""
-
-    readings_per_minute: float = 1.0
-    running_fraction: float = 0.75
-    """Share of readings taken while the motor runs (the simulated fleet: 0.71 to 0.77); only those are scored."""
-    memory_mb: int = 512
-    """The functions' MemorySize (template Globals)."""
-    cpu_ms_full_core: float = 2.5
-    """The inference handler's own CPU per reading on one full core (make bench: warm_inference, direct).
-
-    Charged to every design alike, so conservative for the batched ones, measured at 0.45-0.5 ms a reading
-    with five readings of each motor in a batch and about 1.2 ms with one."""
-    state_io_ms: float = 5.0
-    """Waiting on one DynamoDB call of the state (assumed: DynamoDB's single-digit milliseconds): the conditional
-    PutItem alone for a reading whose state the environment kept, a GetItem as well otherwise."""
-    copy_hit_fraction: float = -1.0
-    """Readings whose motor's state the environment that takes them wrote last (its copy is current). Negative:
-    estimated, 1 for the batched designs (a shard's batches go to one environment at a time) and, for the direct
-    ones, 1 / the environments the fleet keeps busy (assumed: Lambda spreads invocations evenly over them)."""
-    endpoint_wait_ms: float = 30.0
-    """The function's wait on one call to a warm serverless endpoint (assumed)."""
-    endpoint_memory_mb: int = 2048
-    """The endpoint's memory (template parameter EndpointMemorySizeMB)."""
-    endpoint_compute_ms: float = 10.0
-    """Billed compute of one endpoint call besides its rows (assumed: the model server's request handling)."""
-    endpoint_ms_per_row: float = 0.5
-    """inference.py's work per row (make bench: warm_inference, the model server's share)."""
-    embedded_model_ms_full_core: float = 0.5
-    """The model evaluated in the function, per scored reading, on one full core (as endpoint_ms_per_row)."""
-    init_ms: float = 1000.0
-    """INIT duration of a new execution environment (make bench measures the import at about 0.3 s)."""
-    cold_start_fraction: float = 0.001
-    """Invocations that meet a new execution environment (assumed; AWS says typically under 1%)."""
-    batch_size: int = 500
-    batch_window_s: float = 60.0
-    """The template's BatchSize and BatchWindowSeconds (their defaults)."""
-    motors: int = 1000
-    """Fleet size: how fast a batch fills, and how many motors share the stream's shards."""
-    stream_shards: int = 0
-    """TelemetryStream's shards (StreamShardCount); 0: the fewest that carry the fleet. Each shard's readings are
-    batched on their own, so more shards make each batch span a longer time."""
-    payload_bytes: int = 0
-    """A reading as published, topic included (0: measured from the simulator)."""
-    row_bytes: int = 0
-    """One CSV feature row sent to the endpoint (0: measured from the feature function)."""
-    answer_bytes: int = 200
-    """The endpoint's JSON answer for one row, drivers included (assumed)."""
-    state_item_bytes: int = 0
-    """The motor's DynamoDB item (0: measured by serialising a realistic MotorState)."""
-    log_bytes_per_invocation: int = 750
-    """Powertools' logs and EMF metrics (make bench: about 380 bytes) plus Lambda's START, END and REPORT lines."""
-    xray_sampled_fraction: float = 0.05
-    """Tracing is Active: X-Ray's default rule records the first request each second and 5% of the rest."""
-    alarm_events_per_month: float = 10.0
-    """Alarm transitions per motor and month (assumed; each is published, alerted and e-mailed)."""
-    offline_after_s: float = 600.0
-    """The offline alarm's silence limit: a running motor's entry in the due-checks index moves about once per half."""
-    timer_tick_ms: float = 200.0
-    """OfflineCheckFunction's duration per tick when nothing is due: 16 index queries (assumed)."""
-    history_interval_s: float = 300.0
-    """The console's history records a motor's reading at most once per this many seconds (template
-    ConsoleHistoryIntervalSeconds, its default; 0: every reading; negative: no history recorded)."""
-    history_entry_bytes: int = 0
-    """One history entry's DynamoDB item (0: measured from the measured state's reading)."""
-    console_charts_per_month: float = 0.0
-    """The console's history charts drawn of one motor a month (0 by default: they depend on who watches)."""
-    console_chart_hours: float = 6.0
-    """How much history one chart reads (the console's default window)."""
-    parquet_bytes_per_reading: float = 0.0
-    """A reading's share of an archive Parquet object (0: measured from the simulator's fleet)."""
-    archive: ArchiveUse = field(default_factory=ArchiveUse)
-    """How the archive is kept and read (scripts/costs_archive.py)."""
-
-    @property
-    def readings(self) -> float:
-        return self.readings_per_minute * 60 * HOURS_PER_MONTH
-
-    @property
-    def cpu_scale(self) -> float:
-        return max(1.0, LAMBDA_MB_PER_VCPU / self.memory_mb)
 
 
 @dataclass
@@ -408,120 +321,6 @@ def unit_rates(prices: Mapping[str, Price]) -> dict[str, float]:
 
 
 # --- sizes measured from the project's own code ------------------------------------------------
-
-
-def measured_sizes(action_ids: int = 10) -> dict[str, int]:
-    """A reading's payload and topic, its feature row, and the state item after two days of a running motor.
-
-    The state has `action_ids` operator actions remembered (UUIDs; the detector keeps the last 50), the
-    predictive alarm's drivers, a failure reported, and every alarm of the default configuration in use (each
-    with every time of its bookkeeping set), as a motor that has been through a few alarms has.
-    """
-    from dataclasses import replace as copy  # noqa: PLC0415 - heavy imports only when sizes are measured
-
-    from device.history import generate  # noqa: PLC0415
-    from device.physics import DAY_S, FleetConfig  # noqa: PLC0415
-    from motor_adapters.dynamodb_store import DynamoStateStore  # noqa: PLC0415
-    from motor_adapters.history_store import DynamoHistoryWriter  # noqa: PLC0415
-    from motor_maintenance.config import DetectorConfig  # noqa: PLC0415
-    from motor_maintenance.detector import ReadingInput, step  # noqa: PLC0415
-    from motor_maintenance.features import compute_features, to_csv_row  # noqa: PLC0415
-    from motor_maintenance.history import entry_for  # noqa: PLC0415
-    from motor_maintenance.prediction import Driver  # noqa: PLC0415
-    from motor_maintenance.state import FailureRecord, MotorState  # noqa: PLC0415
-
-    history = generate(FleetConfig(motors=1, seed=7, continuous_fraction=1.0), duration_s=2 * DAY_S)
-    config, state = DetectorConfig(), None
-    drivers = (
-        Driver(feature="bearing_temp_c_trend", contribution=1.4213),
-        Driver(feature="vibration_mm_s_ewm_1h", contribution=0.8731),
-        Driver(feature="winding_heating_k_per_a2_drift", contribution=0.2145),
-    )
-    row = ""
-    payload = 0
-    for t in range(history.steps):
-        reading = history.reading(t, 0)
-        features, stats = compute_features(reading, state.stats if state else None)
-        probability = 0.23 if reading.running else None
-        item = ReadingInput(reading, probability, drivers if probability is not None else ())
-        now = datetime.fromtimestamp(reading.ts_ms / 1000 + 1, UTC)
-        state = copy(step(state, item, now, config).state, stats=stats)
-        row = to_csv_row(features)
-        body = json.dumps(reading.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
-        payload = len(body.encode()) + len(f"motors/{reading.motor_id}/telemetry")
-    if not isinstance(state, MotorState):
-        raise RuntimeError("no reading was applied")
-    state = copy(
-        _every_alarm_in_use(state),
-        recent_action_ids=tuple(_uuid(i) for i in range(action_ids)),
-        last_failure=FailureRecord(state.last_ts_ms or 0, "bearing_wear", "a-failure-report-1"),
-        probability_model_version="m-" + "0123456789ab",  # a model's version as model/artifact.py writes it
-    )
-    captured: dict[str, Any] = {}
-
-    class _Capture:
-        def put_item(self, **kwargs: Any) -> None:
-            captured.update(kwargs["Item"])
-
-    DynamoStateStore("state", _Capture()).save(state, expected_version=41)
-    state_bytes = dynamodb_item_bytes(captured)
-    captured.clear()
-    entry = entry_for(state, None)
-    if entry is None:
-        raise RuntimeError("the measured state makes no history entry")
-    DynamoHistoryWriter("history", _Capture()).record(replace(entry, transitions=()))  # a sampled reading's entry
-    return {
-        "payload_bytes": payload,
-        "row_bytes": len(row.encode()),
-        "state_item_bytes": state_bytes,
-        "history_entry_bytes": dynamodb_item_bytes(captured),
-    }
-
-
-def _uuid(n: int) -> str:
-    """A UUID as random as an operator tool's, the same every run."""
-    return str(uuid.UUID(bytes=hashlib.sha256(b"%d" % n).digest()[:16]))
-
-
-def _every_alarm_in_use(state: Any) -> Any:
-    """The state with each alarm away from NORMAL and every time of its bookkeeping set (the largest it gets)."""
-    from motor_maintenance.alarms import AlarmState  # noqa: PLC0415
-    from motor_maintenance.state import AlarmStatus  # noqa: PLC0415
-
-    at = state.last_ts_ms or 0
-    busy = (AlarmState.ACTIVE, AlarmState.ACKNOWLEDGED, AlarmState.SNOOZED, AlarmState.LATCHED)
-    alarms = {
-        name: AlarmStatus(busy[i % len(busy)], True, at - 61_000, i, at - 3_600_000, at + 3_600_000, 212.5, at)
-        for i, name in enumerate(state.alarms)
-    }
-    state.alarms = alarms
-    return state
-
-
-def dynamodb_item_bytes(item: Mapping[str, Any]) -> int:
-    """An item's size as DynamoDB counts it: attribute names plus values (strings in UTF-8, numbers by digits)."""
-    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
-
-
-def _value_bytes(value: Mapping[str, Any]) -> int:
-    (kind, inner), = value.items()  # fmt: skip
-    if kind == "S":
-        return len(str(inner).encode())
-    if kind == "N":
-        digits = len(str(inner).lstrip("-").replace(".", "").lstrip("0")) or 1
-        return math.ceil(digits / 2) + 1
-    if kind == "B":
-        return len(inner)
-    if kind in {"BOOL", "NULL"}:
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + _value_bytes(v) + 1 for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(_value_bytes(v) + 1 for v in inner)
-    raise ValueError(f"attribute type {kind} is not sized here")
-
-
-# --- output ----------------------------------------------------------------------------------
 
 
 def results(workload: Workload, rates: Mapping[str, float], rpms: list[float]) -> list[dict[str, Any]]:

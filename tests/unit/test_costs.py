@@ -10,8 +10,9 @@ from dataclasses import replace
 import pytest
 
 from scripts import costs
-from scripts.costs import ARCHITECTURES, PRICES, Workload, dynamodb_item_bytes, monthly_cost
+from scripts.costs import ARCHITECTURES, PRICES, Workload, monthly_cost
 from scripts.costs_archive import DAYS_PER_MONTH, ArchiveUse, measured_parquet_bytes
+from scripts.costs_sizes import dynamodb_item_bytes
 from tests.support import ROOT
 
 READINGS_A_MONTH = 60 * 730  # one reading a minute, AWS's 730-hour month

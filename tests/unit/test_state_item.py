@@ -25,7 +25,7 @@ from motor_maintenance.detector import Outcome
 from motor_maintenance.service import process_reading
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
-from scripts.costs import dynamodb_item_bytes
+from scripts.costs_sizes import dynamodb_item_bytes
 from tests.conftest import FakeAws
 from tests.support import ROOT, Recorder, reading_payload
 

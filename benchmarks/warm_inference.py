@@ -251,6 +251,10 @@ VARIABLES = {
     "CONFIG_PARAMETER_NAME": CONFIG_PARAMETER,
     "ENDPOINT_NAME": ENDPOINT_NAME,
     "ENDPOINT_TIMEOUT_S": "3",
+    # The console's chart history off, whatever the caller's environment says: its sampled PutItem (one per
+    # motor per ConsoleHistoryIntervalSeconds, i.e. on every one of these 10-minute readings) is priced by
+    # scripts/costs.py; this measures the state's path.
+    "HISTORY_TABLE_NAME": "",
 }
 
 

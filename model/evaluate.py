@@ -166,12 +166,12 @@ def summarise(result: Replay, *, min_lead_h: float = MIN_LEAD_H) -> dict[str, An
             continue
         mine = [f for f in predictable if f.mode is mode]
         if mine:
-            per_mode[mode.value] = _failure_stats(mine, min_lead_h)
+            per_mode[mode.value] = failure_stats(mine, min_lead_h)
     return {
         "min_lead_h": min_lead_h,
         "motor_years": round(result.motor_years, 2),
         "failures": len(result.failures),
-        "predictable": _failure_stats(predictable, min_lead_h),
+        "predictable": failure_stats(predictable, min_lead_h),
         "per_mode": per_mode,
         "random": {
             "failures": len(random_failures),
@@ -186,7 +186,8 @@ def summarise(result: Replay, *, min_lead_h: float = MIN_LEAD_H) -> dict[str, An
     }
 
 
-def _failure_stats(failures: Sequence[FailureOutcome], min_lead_h: float) -> dict[str, Any]:
+def failure_stats(failures: Sequence[FailureOutcome], min_lead_h: float) -> dict[str, Any]:
+    """How many of `failures` were forewarned, how many by at least `min_lead_h`, and their lead times."""
     leads = [f.lead_h for f in failures if f.lead_h is not None]
     early = sum(lead >= min_lead_h for lead in leads)
     total = len(failures)

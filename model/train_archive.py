@@ -2,7 +2,7 @@
 
 Reads the archive once into per-motor files (model/archive_dataset.py), computes each motor's
 features and labels in parallel processes, checks there are enough failures to learn from, then
-runs the same steps as the simulated run (`model.train.fit_and_evaluate`): split by motor, XGBoost,
+runs the same steps as the simulated run (`model.fit_evaluate.fit_and_evaluate`): split by motor, XGBoost,
 the held-out motors replayed through the detector (`model.evaluate.replay`, one archived motor at a
 time), metrics, plots and the model card. Besides them it writes `held-out-failures.json`: each
 held-out failure, its mode as reported and the lead time of the alarm that announced it; and
@@ -27,8 +27,8 @@ import numpy as np
 from model.archive import Archive, ArchiveError
 from model.archive_dataset import ArchiveData, ArchivedMotor, build_from_archive
 from model.dataset import Dataset, split_motors
-from model.evaluate import MIN_LEAD_H, FailureOutcome, Replay, _failure_stats, replay, summarise
-from model.train import fit_and_evaluate
+from model.evaluate import MIN_LEAD_H, FailureOutcome, Replay, failure_stats, replay, summarise
+from model.fit_evaluate import fit_and_evaluate, report
 from motor_maintenance.config import DetectorConfig
 
 
@@ -99,8 +99,6 @@ def run_archive(args: argparse.Namespace, config: DetectorConfig) -> int:
         )
     (out / "held-out-failures.json").write_text(json.dumps(held_out.failures(), indent=2) + "\n")
     (out / "held-out-alarms.json").write_text(json.dumps(held_out.alarms(), indent=2) + "\n")
-    from model.train import report  # noqa: PLC0415 - train imports this module lazily: no import cycle at load
-
     print(report(metrics))
     return 0
 
@@ -161,7 +159,7 @@ class _HeldOut:
         for _, mode, _, outcome in self.named:
             if outcome.mode.value != "random":
                 by_mode.setdefault(mode, []).append(outcome)
-        summary["per_mode"] = {mode: _failure_stats(found, MIN_LEAD_H) for mode, found in sorted(by_mode.items())}
+        summary["per_mode"] = {mode: failure_stats(found, MIN_LEAD_H) for mode, found in sorted(by_mode.items())}
         return summary
 
     def lead_times(self, replayed: Replay) -> dict[str, list[float]]:

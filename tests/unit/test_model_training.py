@@ -15,7 +15,7 @@ import pytest
 import xgboost as xgb
 
 from model import inference
-from model.train import report
+from model.fit_evaluate import report
 from motor_maintenance.features import FEATURE_NAMES, RunningStats, compute_features, to_csv_row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +155,7 @@ def _feature_rows(count: int) -> list[list[float]]:
 
 def test_a_missing_feature_is_exported_as_an_empty_field(tmp_path: Path) -> None:
     from model.dataset import Dataset
-    from model.train import _export
+    from model.fit_evaluate import export_csv
 
     features = np.ones((2, len(FEATURE_NAMES)), dtype=np.float32)
     features[1, 4] = np.nan
@@ -166,7 +166,7 @@ def test_a_missing_feature_is_exported_as_an_empty_field(tmp_path: Path) -> None
         np.zeros(2, dtype=np.int32),
         np.arange(2, dtype=np.int32),
     )
-    _export(tmp_path, {"train": part, "validation": part, "test": part}, log=lambda _line: None)
+    export_csv(tmp_path, {"train": part, "validation": part, "test": part}, log=lambda _line: None)
 
     second = (tmp_path / "train.csv").read_text().splitlines()[1].split(",")
     assert second[0] == "1"

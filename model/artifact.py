@@ -1,8 +1,9 @@
 """The XGBoost classifier's hyperparameters, its fit, and the model.tar.gz that SageMaker hosts.
 
-Self-contained (stdlib, NumPy, XGBoost): the SageMaker training container imports it as a
-top-level module (model/sagemaker_entry.py), so training in SageMaker and on a laptop use the
-same settings.
+Self-contained for training and writing (stdlib, NumPy, XGBoost): the SageMaker training container
+imports it as a top-level module (model/sagemaker_entry.py), so training in SageMaker and on a laptop
+use the same settings. Reading an artifact back (`load_versioned`) goes through the layer's
+motor_model.artifact, the one parser of manifests, which the container never needs.
 
 The artifact:
 
@@ -266,43 +267,23 @@ class VersionedModel:
 def load_versioned(path: Path) -> VersionedModel:
     """The booster of a model.tar.gz with its version; ValueError, in one line, for an artifact that is not one.
 
-    A manifest whose version is not the hash of the booster's bytes is refused: the artifact was changed
-    after it was written, and its manifest no longer says what the model is.
+    The manifest is read by the layer's motor_model.artifact, the one parser of manifests (the embedded model
+    reads artifacts with it too): a manifest whose version is not the hash of the booster's bytes is refused,
+    because the artifact was changed after it was written and no longer says what the model is.
     """
+    # Imported here, not at the top: the SageMaker training job runs this module without the layer beside it,
+    # and only writes artifacts.
+    from motor_model.artifact import read_contents  # noqa: PLC0415
+
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            data = _member(archive, MODEL_FILE)
-            if data is None:
-                raise ValueError(f"{path} has no {MODEL_FILE}: not a model artifact")
-            text = _member(archive, MANIFEST_FILE)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+        contents = read_contents(path.read_bytes())
+    except OSError as exc:
         raise ValueError(f"{path} is not a readable model.tar.gz: {exc}") from exc
+    except ValueError as exc:  # motor_model's ModelFormatError
+        raise ValueError(f"{path}: {exc}") from None
     booster = xgb.Booster()
-    booster.load_model(bytearray(data))
-    version = model_version(data)
-    if text is None:
-        return VersionedModel(booster, version, None)
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {MANIFEST_FILE} is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise ValueError(f"{path}: {MANIFEST_FILE} is not a JSON object")
-    if document.get("version") != version:
-        raise ValueError(
-            f"{path}: the manifest says version {document.get('version')!r} but the model bytes are {version}: "
-            "the artifact was changed after training"
-        )
-    return VersionedModel(booster, version, document)
-
-
-def _member(archive: tarfile.TarFile, name: str) -> bytes | None:
-    try:
-        member = archive.getmember(name)
-    except KeyError:
-        return None
-    stream = archive.extractfile(member) if member.isfile() else None
-    return stream.read() if stream is not None else None
+    booster.load_model(bytearray(contents.model))
+    return VersionedModel(booster, contents.version, contents.manifest)
 
 
 def load_booster(path: Path) -> xgb.Booster:

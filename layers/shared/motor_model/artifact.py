@@ -1,4 +1,4 @@
-"""The booster the embedded path evaluates and its version, read from model.tar.gz in memory (nothing on disk)."""
+"""An artifact's version and manifest, and the booster the embedded path evaluates, read from model.tar.gz in memory."""
 
 from __future__ import annotations
 
@@ -43,6 +43,42 @@ def model_version(data: bytes) -> str:
     return VERSION_PREFIX + hashlib.sha256(data).hexdigest()[:VERSION_HEX_DIGITS]
 
 
+@dataclass(frozen=True)
+class Contents:
+    """What a model.tar.gz holds: its version and manifest, the served booster's bytes, the other files asked for."""
+
+    version: str
+    manifest: dict[str, Any] | None
+    """None for an artifact written before manifests: its version is then derived from `model`."""
+    model: bytes
+    """`xgboost-model`, the booster SageMaker serves, whose hash is the version."""
+    files: dict[str, bytes | None]
+    """The other members asked for (None: not in the artifact)."""
+
+
+def read_contents(archive: bytes, files: Sequence[str] = ()) -> Contents:
+    """The version and manifest of a model.tar.gz, its `xgboost-model`, and `files` (None where absent).
+
+    The one reader of an artifact's manifest, for the embedded model and for the trainer's tools
+    (model/artifact.py's load_versioned). ModelFormatError, in one line, for bytes that are not a model.tar.gz,
+    one without `xgboost-model`, or a manifest that is not JSON, lists no feature names or names another
+    version than the hash of the model's bytes (the artifact was changed after training).
+    """
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            found = {name: _member(tar, name) for name in (*files, MODEL_FILE, MANIFEST_FILE)}
+    # A truncated or corrupt archive: the same to the reading as a booster this code cannot evaluate.
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ModelFormatError(f"not a model.tar.gz: {type(exc).__name__}: {exc}") from exc
+    served = found[MODEL_FILE]
+    if served is None:
+        raise ModelFormatError(f"the artifact has no {MODEL_FILE}, the booster its version is the hash of: {RETRAIN}")
+    version = model_version(served)
+    text = found[MANIFEST_FILE]
+    manifest = _manifest(text, version) if text is not None else None
+    return Contents(version, manifest, served, {name: found[name] for name in files})
+
+
 def load_artifact(archive: bytes) -> BoostedTrees:
     """The booster of a model.tar.gz; ModelFormatError, in one line, for anything else."""
     return read_artifact(archive).trees
@@ -54,32 +90,31 @@ def read_artifact(archive: bytes, *, feature_names: Sequence[str] | None = None)
     With `feature_names` (the runtime's FEATURE_NAMES), an artifact trained on other features is refused:
     the rows this code computes would be read as other features, and the probabilities be wrong.
     """
-    try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            embedded = _member(tar, EMBEDDED_MODEL_FILE)
-            if embedded is None:
-                raise ModelFormatError(
-                    f"the artifact has no {EMBEDDED_MODEL_FILE}, the booster the embedded model reads: {RETRAIN}"
-                )
-            served = _member(tar, MODEL_FILE)
-            text = _member(tar, MANIFEST_FILE)
-    # A truncated or corrupt archive: the same to the reading as a booster this code cannot evaluate.
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise ModelFormatError(f"not a model.tar.gz: {type(exc).__name__}: {exc}") from exc
-    if served is None:
-        raise ModelFormatError(f"the artifact has no {MODEL_FILE}, the booster its version is the hash of: {RETRAIN}")
+    contents = read_contents(archive, (EMBEDDED_MODEL_FILE,))
+    embedded = contents.files[EMBEDDED_MODEL_FILE]
+    if embedded is None:
+        raise ModelFormatError(
+            f"the artifact has no {EMBEDDED_MODEL_FILE}, the booster the embedded model reads: {RETRAIN}"
+        )
     trees = BoostedTrees.load(embedded)
-    version = model_version(served)
-    manifest = _manifest(text, version) if text is not None else None
+    manifest = contents.manifest
     if feature_names is not None:
-        trained = manifest["feature_names"] if manifest else trees.feature_names
-        if not _unnamed(trained):  # XGBoost's f0, f1, ...: a booster that never said; its width is checked per row
-            mismatch = feature_mismatch(trained, feature_names)
-            if mismatch:
-                raise ModelFormatError(
-                    f"model {version} was trained on other features than this code computes ({mismatch}): {RETRAIN}"
-                )
-    return ServedModel(trees, version, derived=manifest is None, manifest=manifest)
+        check_features(contents.version, manifest["feature_names"] if manifest else trees.feature_names, feature_names)
+    return ServedModel(trees, contents.version, derived=manifest is None, manifest=manifest)
+
+
+def check_features(version: str, trained: Sequence[str], expected: Sequence[str]) -> None:
+    """ModelFormatError, in one line, if model `version` was trained on other features than `expected`.
+
+    A booster that never named its features (XGBoost's f0, f1, ...) passes: its width is checked per row.
+    """
+    if _unnamed(trained):
+        return
+    mismatch = feature_mismatch(trained, expected)
+    if mismatch:
+        raise ModelFormatError(
+            f"model {version} was trained on other features than this code computes ({mismatch}): {RETRAIN}"
+        )
 
 
 def feature_mismatch(trained: Sequence[str], expected: Sequence[str]) -> str:

@@ -39,8 +39,9 @@ from motor_maintenance.telemetry import SIGNALS, Telemetry, parse_timestamp, to_
 MODES: tuple[FailureMode, ...] = tuple(FailureMode)
 RANDOM = MODES.index(FailureMode.RANDOM)
 WARNED = MODES.index(FailureMode.BEARING_WEAR)
-"""The FailureMode index an `ArchivedMotor` gives every failure that warns: the evaluation tells predictable
-failures from random ones by it; the failures' own mode names are kept beside (`MotorRows.failure_modes`)."""
+"""The FailureMode index an `ArchivedMotor` gives a failure that warns when its reported mode is none of the
+simulator's wear modes (a plant's own): the evaluation tells predictable failures from random ones by it; the
+failures' own mode names are kept beside (`MotorRows.failure_modes`)."""
 _COLUMNS = ("motor_id", "motor_type", "ts_ms", "seq", "running", *SIGNALS, "fault")
 
 
@@ -118,6 +119,45 @@ def maintenance_logs(records: Iterable[dict[str, Any]]) -> dict[str, Maintenance
     }
 
 
+@dataclass
+class ArchivedFleet:
+    """An archive split by motor: each motor's valid readings in an Arrow file of its own, and its maintenance log."""
+
+    shards: dict[str, Path]
+    readings: ReadCounts
+    logs: dict[str, MaintenanceLog]
+    actions: ReadCounts
+
+
+def split_by_motor(archive: Archive, *, scratch: Path, log: Log | None = None) -> ArchivedFleet:
+    """One pass over the archive's readings into per-motor files under `scratch`, and every motor's maintenance log."""
+    shards, reading_counts = archive.shard_by_motor(scratch, progress=_every_million(log))
+    actions = archive.events(ACTIONS)
+    if log is not None:
+        log(
+            f"  {reading_counts.read:,} readings read ({reading_counts.invalid_total:,} invalid) of {len(shards)} "
+            f"motors; {len(actions.records):,} operator actions ({actions.counts.invalid_total:,} invalid)"
+        )
+    return ArchivedFleet(shards, reading_counts, maintenance_logs(actions.records), actions.counts)
+
+
+def rows_of(
+    fleet: ArchivedFleet,
+    motor_ids: Sequence[str],
+    *,
+    horizon_s: float,
+    no_warning_modes: Sequence[str] = (),
+    workers: int | None = None,
+    log: Log | None = None,
+) -> list[MotorRows]:
+    """The rows of the motors `motor_ids` (in that order), worked on in parallel processes (`motor_rows`)."""
+    unwarned = tuple(no_warning_modes)
+    jobs = [(fleet.shards[m], fleet.logs.get(m, MaintenanceLog()), horizon_s, unwarned) for m in motor_ids]
+    return in_processes(
+        motor_rows, jobs, workers=workers, log=log, unit="motors", readings=lambda motor: len(motor.ts_ms)
+    )
+
+
 def build_from_archive(
     archive: Archive,
     *,
@@ -128,18 +168,10 @@ def build_from_archive(
     log: Log | None = None,
 ) -> ArchiveData:
     """Every motor's rows and labels; the motors' readings are kept under `scratch` (one Arrow file each)."""
-    shards, reading_counts = archive.shard_by_motor(scratch, progress=_every_million(log))
-    actions = archive.events(ACTIONS)
-    logs = maintenance_logs(actions.records)
-    if log is not None:
-        log(
-            f"  {reading_counts.read:,} readings read ({reading_counts.invalid_total:,} invalid) of {len(shards)} "
-            f"motors; {len(actions.records):,} operator actions ({actions.counts.invalid_total:,} invalid)"
-        )
-    unwarned = tuple(no_warning_modes)
-    jobs = [(path, logs.get(motor_id, MaintenanceLog()), horizon_s, unwarned) for motor_id, path in shards.items()]
-    motors = in_processes(
-        motor_rows, jobs, workers=workers, log=log, unit="motors", readings=lambda motor: len(motor.ts_ms)
+    fleet = split_by_motor(archive, scratch=scratch, log=log)
+    shards, reading_counts, logs = fleet.shards, fleet.readings, fleet.logs
+    motors = rows_of(
+        fleet, list(shards), horizon_s=horizon_s, no_warning_modes=no_warning_modes, workers=workers, log=log
     )
     reading_counts.duplicates = sum(motor.duplicates for motor in motors)
     reading_counts.kept = sum(len(motor.ts_ms) for motor in motors)
@@ -162,7 +194,7 @@ def build_from_archive(
         motors,
         shards,
         reading_counts,
-        actions.counts,
+        fleet.actions,
         left_out=sum(m.left_out for m in motors),
         failures_without_readings=orphans,
         failures_by_mode=dict(sorted(modes.items())),
@@ -273,8 +305,8 @@ class ArchivedMotor:
         self.ts_ms = rows.ts_ms
         self.operating_s = rows.operating_s[:, None]
         self.failed_mode = np.full((len(rows.ts_ms), 1), NO_FAILURE, dtype=np.int8)
-        for onset, warns in zip(rows.onsets.tolist(), rows.warns, strict=True):
-            self.failed_mode[onset, 0] = WARNED if warns else RANDOM
+        for onset, mode, warns in zip(rows.onsets.tolist(), rows.failure_modes, rows.warns, strict=True):
+            self.failed_mode[onset, 0] = _replay_mode(mode, warns)
         self._onsets = rows.onsets
         self._readings = list(_telemetry(read_shard(shard).table))
 
@@ -287,6 +319,18 @@ class ArchivedMotor:
 
     def reading(self, t: int, column: int) -> Telemetry:
         return self._readings[t]
+
+
+def _replay_mode(mode: str, warns: bool) -> int:
+    """The FailureMode index the replay files a reported failure under: random if it gives no warning, else its
+    own mode when that is one of the simulator's wear modes, else `WARNED`."""
+    if not warns:
+        return RANDOM
+    try:
+        index = MODES.index(FailureMode(mode))
+    except ValueError:
+        return WARNED
+    return WARNED if index == RANDOM else index
 
 
 def _span_years(ts_ms: NDArray[np.int64]) -> float:

@@ -2,12 +2,13 @@
 
     python model/compare.py candidate/model.tar.gz --against current/model.tar.gz --archive .local-stack/archive
 
-Both models score every reading of the held-out motors (the archive's readings, replayed per motor in
-(`ts`, `seq`) order through `compute_features`, the Lambda's own function), and each model's predictions go
-through the detector as in model/evaluate.py (its `replay` and `summarise`, the figures of the model
-card). The failures are the archive's `report_failure` actions; a failure reported as `other` (no named
-mode) counts as unforeseeable, as the simulator's random failures do: not a miss. The held-out motors are
-the archive's motors that the candidate's manifest does not list as trained or validated on (or `--motors`).
+The archive is read as `python model/train.py --archive` reads it (model/archive_dataset.py): each held-out
+motor's readings in (`ts`, `seq`) order through `compute_features`, the Lambda's own function, its failures
+from the `report_failure` actions, and its readings between a failure and its repair left out. Both models
+score the same rows, and each model's predictions go through the detector as in model/evaluate.py (its
+`replay` and `summarise`, the figures of the model card). A failure reported as `other` (no named mode)
+counts as unforeseeable, as the simulator's random failures do: not a miss. The held-out motors are the
+archive's motors that the candidate's manifest does not list as trained or validated on (or `--motors`).
 
 Verdict: promote if the candidate forewarns at least as many failures as the current model (fewer by
 at most `--forewarned-tolerance`) and raises no more false predictive alarms per motor-year (more by at
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,20 +33,16 @@ from device.requirements_check import setup_needed
 
 with setup_needed("model/compare.py"):
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
     from numpy.typing import NDArray
 
-    from device.archive_layout import ACTIONS
-    from device.history import History
-    from device.physics import NO_FAILURE, WEAR_MODES, FailureMode
     from model.archive import Archive, ArchiveError
+    from model.archive_dataset import ArchivedFleet, ArchivedMotor, rows_of, split_by_motor
     from model.artifact import VersionedModel, load_versioned
+    from model.dataset import HORIZON_OPERATING_S
     from model.evaluate import MIN_LEAD_H, Replay, forewarned_key, replay, summarise
     from motor_maintenance.config import DetectorConfig
-    from motor_maintenance.features import FEATURE_NAMES, compute_features
-    from motor_maintenance.telemetry import Telemetry, parse_timestamp, to_epoch_ms
-    from motor_model.artifact import feature_mismatch
+    from motor_maintenance.features import FEATURE_NAMES
+    from motor_model.artifact import check_features
 
 UNFORESEEABLE_MODE = "other"
 """What an operator reports for a failure with no named mode (device/history_archive.py writes the simulator's
@@ -57,20 +55,6 @@ Log = Callable[[str], None]
 
 class CompareError(Exception):
     """The comparison cannot be made as asked (a model, the archive or the motors); one line for the user."""
-
-
-@dataclass(frozen=True)
-class ArchivedMotor(History):
-    """One motor's archived readings as a one-motor History, so model/evaluate.py replays them unchanged.
-
-    Its time axis is the motor's own readings; its failures are the reported ones, each at the first reading
-    at or after `failed_at`. Health and time-to-failure, which only the simulator knows, are left empty.
-    """
-
-    archived: tuple[Telemetry, ...] = ()
-
-    def reading(self, t: int, column: int) -> Telemetry:
-        return self.archived[t]
 
 
 @dataclass(frozen=True)
@@ -89,14 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         candidate, current = _model(args.candidate, "candidate"), _model(args.against, "current")
         archive = Archive.open(args.archive)
         print(f"candidate {candidate.describe()}\ncurrent   {current.describe()}\nreading {args.archive}...")
-        readings = archive.readings().table
-        held_out = held_out_motors(readings, candidate, args.motors)
-        print(f"replaying {len(held_out)} held-out motors of {args.archive}: {', '.join(held_out)}")
-        seen = sorted(set(held_out) & set(candidate.training_motors))
-        if seen:  # asked for with --motors: allowed, but the candidate has seen them and will look better
-            print(f"warning: the candidate was trained on {', '.join(seen)}: its figures there flatter it")
-        models = {"candidate": candidate, "current": current}
-        scored = score_motors(archive, readings, held_out, models, log=print)
+        with tempfile.TemporaryDirectory(prefix="compare-") as scratch:
+            fleet = split_by_motor(archive, scratch=Path(scratch), log=print)
+            held_out = held_out_motors(sorted(fleet.shards), candidate, args.motors)
+            print(f"replaying {len(held_out)} held-out motors of {args.archive}: {', '.join(held_out)}")
+            seen = sorted(set(held_out) & set(candidate.training_motors))
+            if seen:  # asked for with --motors: allowed, but the candidate has seen them and will look better
+                print(f"warning: the candidate was trained on {', '.join(seen)}: its figures there flatter it")
+            models = {"candidate": candidate, "current": current}
+            scored = score_motors(fleet, held_out, models, workers=args.workers, log=print)
     except (CompareError, ArchiveError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ERROR
@@ -130,12 +115,10 @@ def _model(path: Path, role: str) -> VersionedModel:
         model = load_versioned(path)
     except ValueError as exc:
         raise CompareError(f"{role} model: {exc}") from None
-    names = model.feature_names
-    mismatch = feature_mismatch(names, FEATURE_NAMES)
-    if mismatch and names != [f"f{index}" for index in range(len(names))]:  # f0, f1, ...: a booster without names
-        raise CompareError(
-            f"{role} model {model.version} was trained on other features than this code computes ({mismatch})"
-        )
+    try:
+        check_features(model.version, model.feature_names, FEATURE_NAMES)
+    except ValueError as exc:  # motor_model's ModelFormatError
+        raise CompareError(f"{role} {exc}") from None
     if model.booster.num_features() != len(FEATURE_NAMES):
         raise CompareError(
             f"{role} model {model.version} takes {model.booster.num_features()} features, not {len(FEATURE_NAMES)}"
@@ -143,9 +126,8 @@ def _model(path: Path, role: str) -> VersionedModel:
     return model
 
 
-def held_out_motors(readings: pa.Table, candidate: VersionedModel, asked: Sequence[str] | None) -> list[str]:
-    """The motors to replay: those asked for, else the archive's that the candidate was not trained on."""
-    present = sorted(pc.unique(readings.column("motor_id")).to_pylist())
+def held_out_motors(present: Sequence[str], candidate: VersionedModel, asked: Sequence[str] | None) -> list[str]:
+    """The motors to replay: those asked for, else the archive's (`present`) that the candidate was not trained on."""
     if not present:
         raise CompareError("the archive holds no valid readings")
     if asked:
@@ -165,34 +147,34 @@ def held_out_motors(readings: pa.Table, candidate: VersionedModel, asked: Sequen
 
 
 def score_motors(
-    archive: Archive,
-    readings_table: pa.Table,
+    fleet: ArchivedFleet,
     motor_ids: Sequence[str],
     models: dict[str, VersionedModel],
     *,
+    workers: int | None = None,
     log: Log | None = None,
 ) -> list[MotorScores]:
-    """Each motor's readings through compute_features, in (ts, seq) order, scored by every model while running.
+    """Each motor's rows as training reads them (archive_dataset.rows_of), scored by every model.
 
-    `readings_table` is the archive's readings (Archive.readings), read once for every motor.
+    The motors' readings stay in `fleet`'s files, which must outlive the replay (`ArchivedMotor` reads them).
     """
-    failures = reported_failures(archive)
+    rows = rows_of(
+        fleet,
+        motor_ids,
+        horizon_s=HORIZON_OPERATING_S,  # the labels, which the comparison does not use
+        no_warning_modes=(UNFORESEEABLE_MODE,),
+        workers=workers,
+        log=log,
+    )
     scored = []
-    for number, motor_id in enumerate(motor_ids, start=1):
-        readings = archived_readings(readings_table, motor_id)
-        rows, running = _features(readings)
-        steps = np.flatnonzero(running).astype(np.int32)
+    for motor in rows:
         probabilities = {
-            name: np.asarray(model.booster.inplace_predict(rows[steps], missing=np.nan), dtype=np.float64)
+            name: np.asarray(model.booster.inplace_predict(motor.features, missing=np.nan), dtype=np.float64)
             for name, model in models.items()
         }
-        motor = archived_motor(motor_id, readings, failures.get(motor_id, []))
-        scored.append(MotorScores(motor, steps, probabilities))
+        scored.append(MotorScores(ArchivedMotor(motor, fleet.shards[motor.motor_id]), motor.steps, probabilities))
         if log is not None:
-            log(
-                f"  {number}/{len(motor_ids)} {motor_id}: {len(readings):,} readings, "
-                f"{len(motor.failure_onsets(0))} failures reported"
-            )
+            log(f"  {motor.motor_id}: {len(motor.ts_ms):,} readings, {len(motor.failure_modes)} failures reported")
     return scored
 
 
@@ -257,85 +239,6 @@ def table(summaries: dict[str, dict[str, Any]], versions: dict[str, str]) -> str
     return "\n".join(rows)
 
 
-def reported_failures(archive: Archive) -> dict[str, list[tuple[int, str]]]:
-    """Each motor's reported failures, (epoch ms it failed, mode), in time order."""
-    found: dict[str, list[tuple[int, str]]] = {}
-    for action in archive.events(ACTIONS).records:
-        if action.get("action") == "report_failure":
-            failed_ms = to_epoch_ms(parse_timestamp(action["failed_at"]))  # validated by the archive's reader
-            found.setdefault(action["motor_id"], []).append((failed_ms, action["failure_mode"]))
-    return {motor_id: sorted(failures) for motor_id, failures in found.items()}
-
-
-def archived_readings(table: pa.Table, motor_id: str) -> list[Telemetry]:
-    """A motor's readings in (ts, seq) order, as the function received them, from the archive's (sorted) readings."""
-    mine = table.filter(pc.equal(table.column("motor_id"), motor_id))
-    fields = [name for name in Telemetry.model_fields if name in mine.column_names]
-    readings: list[Telemetry] = []
-    for row in mine.select([*fields, "ts_ms"]).to_pylist():
-        values = {name: row[name] for name in fields if row[name] is not None}
-        values["ts"] = row["ts_ms"]  # epoch ms: the archive kept ts as it came, text or number
-        readings.append(Telemetry.model_validate(values))
-    return readings
-
-
-def archived_motor(motor_id: str, readings: Sequence[Telemetry], failures: Sequence[tuple[int, str]]) -> ArchivedMotor:
-    """The one-motor History of `readings`, with each failure at the first reading at or after it."""
-    count = len(readings)
-    ts_ms = np.fromiter((reading.ts_ms for reading in readings), dtype=np.int64, count=count)
-    running = np.fromiter((reading.running for reading in readings), dtype=bool, count=count)
-    gaps_s = np.diff(ts_ms, prepend=ts_ms[:1]) / 1000
-    previous_running = np.concatenate(([False], running[:-1]))
-    operating = np.cumsum(np.where(previous_running, np.minimum(gaps_s, DetectorConfig().max_gap_s), 0.0))
-    failed_mode = np.full((count, 1), NO_FAILURE, dtype=np.int8)
-    failure_count = np.zeros((count, 1), dtype=np.int32)
-    modes = tuple(FailureMode)
-    for failed_ms, mode in failures:
-        onset = int(np.searchsorted(ts_ms, failed_ms, side="left"))
-        if onset >= count:  # after the last reading: nothing the models saw can warn of it
-            continue
-        failure_count[onset:, 0] += 1
-        failed_mode[onset, 0] = modes.index(_physics_mode(mode))
-    empty = np.zeros((len(WEAR_MODES), count, 1), dtype=np.float32)
-    unknown = np.full((count, 1), np.inf)
-    return ArchivedMotor(
-        motor_ids=(motor_id,),
-        motor_type=readings[0].motor_type if readings else "",
-        ts_ms=ts_ms,
-        running=running[:, None],
-        failed_mode=failed_mode,
-        failure_count=failure_count,
-        signals={},
-        operating_s=operating[:, None],
-        health=empty,
-        time_to_failure_s=unknown,
-        operating_to_failure_s=unknown,
-        next_failure_mode=np.full((count, 1), NO_FAILURE, dtype=np.int8),
-        archived=tuple(readings),
-    )
-
-
-def _physics_mode(mode: str) -> FailureMode:
-    """The replay's mode of a reported one: `other` is unforeseeable; any other counts as a predictable failure."""
-    if mode == UNFORESEEABLE_MODE:
-        return FailureMode.RANDOM
-    try:
-        return FailureMode(mode)
-    except ValueError:  # a mode of the plant's own: predictable, filed under the first wear mode
-        return WEAR_MODES[0]
-
-
-def _features(readings: Sequence[Telemetry]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    rows = np.empty((len(readings), len(FEATURE_NAMES)), dtype=np.float32)
-    running = np.empty(len(readings), dtype=bool)
-    stats = None
-    for index, reading in enumerate(readings):
-        features, stats = compute_features(reading, stats)
-        rows[index] = features
-        running[index] = reading.running
-    return rows, running
-
-
 def _detector_config(path: Path | None) -> DetectorConfig:
     if path is None:
         return DetectorConfig()
@@ -369,6 +272,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--detector-config", type=Path, default=None, help="JSON of detector overrides (as in the SSM parameter)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes for the motors' features (default: all cores)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures and the verdict here")
     return parser

@@ -30,19 +30,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from device.history import History
 from device.physics import FailureMode
 from model import intervals
 from motor_maintenance.alarms import Transition
 from motor_maintenance.config import PREDICTIVE_ALARM, DetectorConfig
 from motor_maintenance.detector import ReadingInput, step
 from motor_maintenance.state import MotorState
+from motor_maintenance.telemetry import Telemetry
 
 MODES: tuple[FailureMode, ...] = tuple(FailureMode)
 WARNING_WINDOW_H = 24.0
@@ -50,6 +50,22 @@ WARNING_WINDOW_H = 24.0
 MIN_LEAD_H = 12.0
 """The lead time a plant needs to plan a repair: the target is 90 % of failures forewarned this early."""
 TARGET_PRECISION = 0.9
+
+
+class Timeline(Protocol):
+    """What a replay reads of a fleet's history: a simulated `device.history.History`, or an archived motor
+    (`model.archive_dataset.ArchivedMotor`). Arrays are indexed [time step, column]."""
+
+    @property
+    def motor_ids(self) -> Sequence[str]: ...
+    @property
+    def motor_years(self) -> float: ...
+    @property
+    def ts_ms(self) -> NDArray[np.int64]: ...
+    @property
+    def failed_mode(self) -> NDArray[np.int8]: ...
+    def failure_onsets(self, column: int) -> NDArray[np.intp]: ...
+    def reading(self, t: int, column: int) -> Telemetry: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +97,7 @@ class Replay:
 
 
 def replay_motor(
-    history: History,
+    history: Timeline,
     column: int,
     steps: NDArray[np.int32],
     probabilities: NDArray[np.float64],
@@ -119,7 +135,7 @@ def replay_motor(
 
 
 def replay(
-    history: History,
+    history: Timeline,
     columns: Sequence[int],
     *,
     steps: NDArray[np.int32],
@@ -130,8 +146,7 @@ def replay(
 ) -> Replay:
     """Replay every listed motor and attribute each alarm episode to a failure or call it false.
 
-    `history` needs `motor_ids`, `motor_years`, `ts_ms`, `failed_mode`, `failure_onsets(column)` and
-    `reading(t, column)`: a simulated history or one rebuilt from an archive.
+    `history` is a simulated history or one motor rebuilt from an archive (a `Timeline`).
     """
     result = Replay(motor_years=history.motor_years * len(columns) / len(history.motor_ids))
     window_ms = warning_window_h * 3.6e6

@@ -131,7 +131,7 @@ class _HeldOut:
             motor = ArchivedMotor(rows, self.data.shards[rows.motor_id])
             mine = test.column == column
             one = replay(
-                motor,  # type: ignore[arg-type]  # an ArchivedMotor is read as a one-column History
+                motor,
                 [0],
                 steps=test.step[mine],
                 column_of_row=np.zeros(int(mine.sum()), dtype=np.int32),

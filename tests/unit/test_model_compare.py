@@ -19,6 +19,7 @@ from device.history import History, generate
 from device.physics import DAY_S, FleetConfig
 from model import artifact, compare, inference
 from model.archive import Archive
+from model.archive_dataset import split_by_motor
 from model.dataset import Dataset, build
 from model.evaluate import MIN_LEAD_H, replay, summarise
 from motor_maintenance.config import DetectorConfig
@@ -82,13 +83,13 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: Any) -> tuple[int, str, str]
     return code, out, err
 
 
-def test_the_replay_of_the_archive_is_the_evaluation_of_the_same_fleet(fleet: Fleet) -> None:
+def test_the_replay_of_the_archive_is_the_evaluation_of_the_same_fleet(fleet: Fleet, tmp_path: Path) -> None:
     """Given the archive of a simulated fleet, compare's figures for a model are evaluate.py's on that fleet."""
     model = artifact.load_versioned(fleet.trained)
-    archive = Archive.open(fleet.archive)
     held_out = list(fleet.history.motor_ids[TRAINED:])
 
-    scored = compare.score_motors(archive, archive.readings().table, held_out, {"good": model})
+    archived = split_by_motor(Archive.open(fleet.archive), scratch=tmp_path)
+    scored = compare.score_motors(archived, held_out, {"good": model}, workers=1)
     from_archive = summarise(compare.replayed(scored, "good", DetectorConfig()), min_lead_h=MIN_LEAD_H)
 
     test = fleet.data.of_motors(range(TRAINED, MOTORS))
@@ -228,7 +229,7 @@ def test_bad_arguments_are_one_line_errors(fleet: Fleet, capsys: pytest.CaptureF
         capsys, fleet.trained, "--against", fleet.blind, "--archive", fleet.archive, "--motors", "motor-999"
     )
     (tmp_path / "junk.tar.gz").write_bytes(b"not a tarball")
-    assert "not a readable model.tar.gz" in _one_line_error(
+    assert "junk.tar.gz: not a model.tar.gz" in _one_line_error(
         capsys, tmp_path / "junk.tar.gz", "--against", fleet.trained, "--archive", fleet.archive
     )
 

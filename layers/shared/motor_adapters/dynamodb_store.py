@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from motor_adapters.dynamodb_pages import items
 from motor_adapters.state_item import STATE_ATTRIBUTE, decode, encode, state_of
 from motor_adapters.written_states import WrittenStates
 from motor_maintenance.errors import StoreUnavailable, VersionConflict
@@ -211,23 +212,20 @@ class DynamoDueIndex:
         The reads are proportional to the motors that are due, not to the fleet.
         """
         for shard in range(DUE_SHARDS):
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "check_shard = :shard AND check_due_ms <= :now",
-                "ExpressionAttributeValues": {":shard": {"S": str(shard)}, ":now": {"N": str(now_ms)}},
-                "Limit": page_size,
-            }
-            while True:
-                try:
-                    page = self._client.query(**kwargs)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreUnavailable(f"cannot query the index {DUE_INDEX}: {exc}") from exc
-                for item in page.get("Items", ()):
-                    yield item["motor_id"]["S"]
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            for item in self._due_in(shard, now_ms, page_size):
+                yield item["motor_id"]["S"]
+
+    def _due_in(self, shard: int, now_ms: int, page_size: int) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "check_shard = :shard AND check_due_ms <= :now",
+            "ExpressionAttributeValues": {":shard": {"S": str(shard)}, ":now": {"N": str(now_ms)}},
+            "Limit": page_size,
+        }
+        return items(
+            lambda start: self._client.query(**request, **start), failure=f"cannot query the index {DUE_INDEX}"
+        )
 
 
 class DynamoHealthStore:

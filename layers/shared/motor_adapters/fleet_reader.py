@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from motor_adapters.dynamodb_pages import items
 from motor_adapters.state_item import LEGACY_STATE_ATTRIBUTE, STATE_ATTRIBUTE, state_of
 from motor_maintenance.errors import StoreUnavailable
 from motor_maintenance.state import MotorState
@@ -25,7 +26,7 @@ class DynamoFleetReader:
         self._client = client
 
     def motors(self) -> Iterator[MotorState]:
-        kwargs: dict[str, Any] = {
+        request: dict[str, Any] = {
             "TableName": self._table,
             "ProjectionExpression": "motor_id, #version, #state, #legacy",
             "ExpressionAttributeNames": {
@@ -34,17 +35,10 @@ class DynamoFleetReader:
                 "#legacy": LEGACY_STATE_ATTRIBUTE,
             },
         }
-        while True:
-            try:
-                page = self._client.scan(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot read the motors' states: {exc}") from exc
-            for item in page.get("Items", ()):
-                if _holds_state(item):
-                    yield state_of(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        scan = items(lambda start: self._client.scan(**request, **start), failure="cannot read the motors' states")
+        for item in scan:
+            if _holds_state(item):
+                yield state_of(item)
 
     def motor(self, motor_id: str) -> MotorState | None:
         try:

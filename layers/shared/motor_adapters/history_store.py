@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from motor_adapters.dynamodb_pages import items
 from motor_maintenance.alarms import AlarmEvent
 from motor_maintenance.errors import StoreUnavailable, VersionConflict
 from motor_maintenance.history import HISTORY_HOURS_MAX, INTERVAL_S_DEFAULT, Entry, Point, Seen, entry_for
@@ -61,7 +62,7 @@ class DynamoHistoryReader:
         self._client = client
 
     def entries(self, motor_id: str, from_ms: int, to_ms: int) -> list[Entry]:
-        kwargs: dict[str, Any] = {
+        request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "motor_id = :motor AND at_version BETWEEN :from AND :to",
             "ExpressionAttributeValues": {
@@ -70,16 +71,10 @@ class DynamoHistoryReader:
                 ":to": {"S": f"{to_ms:013d}~"},  # '~' sorts after '#': every version of to_ms
             },
         }
-        found: list[Entry] = []
-        while True:
-            try:
-                page = self._client.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot read the history of {motor_id}: {exc}") from exc
-            found += [_entry_of(item) for item in page.get("Items", ())]
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        query = items(
+            lambda start: self._client.query(**request, **start), failure=f"cannot read the history of {motor_id}"
+        )
+        return [_entry_of(item) for item in query]
 
 
 def _entry_of(item: dict[str, Any]) -> Entry:

@@ -159,15 +159,6 @@ class Archive:
             found[where] += sum(1 for line in self._read_text(info.path).splitlines() if line.strip())
         return found
 
-    def error_records(self) -> list[dict[str, Any]]:
-        """Every error record (Firehose's error format), with `rawData` as delivered (base64)."""
-        records = []
-        selector = pafs.FileSelector(f"{self.root}/{ERRORS}", recursive=True, allow_not_found=True)
-        for info in sorted(self.filesystem.get_file_info(selector), key=lambda i: i.path):
-            if info.type == pafs.FileType.File:
-                records += [json.loads(line) for line in self._read_text(info.path).splitlines() if line.strip()]
-        return records
-
     # -- readings
 
     def readings(

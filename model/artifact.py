@@ -50,9 +50,8 @@ import numpy as np
 import xgboost as xgb
 
 IMAGE_VERSION = "3.0-5"
-"""SageMaker's built-in XGBoost image that serves the artifact (template parameter XGBoostImageVersion)."""
-XGBOOST_VERSION = "3.0.5"
-"""The XGBoost inside that image; model/requirements.txt pins the same, so the saved format matches."""
+"""SageMaker's built-in XGBoost image that serves the artifact (template parameter XGBoostImageVersion). It runs
+XGBoost 3.0.5, which model/requirements.txt pins too, so the saved format matches."""
 MODEL_FILE = "xgboost-model"
 CODE_DIR = "code"
 EMBEDDED_DIR = "embedded"

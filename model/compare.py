@@ -39,7 +39,7 @@ with setup_needed("model/compare.py"):
     from model.archive_dataset import ArchivedFleet, ArchivedMotor, rows_of, split_by_motor
     from model.artifact import VersionedModel, load_versioned
     from model.dataset import HORIZON_OPERATING_S
-    from model.evaluate import MIN_LEAD_H, Replay, forewarned_key, replay, summarise
+    from model.evaluate import MIN_LEAD_H, Replay, detector_config, forewarned_key, replay, summarise
     from motor_maintenance.config import DetectorConfig
     from motor_maintenance.features import FEATURE_NAMES
     from motor_model.artifact import check_features
@@ -69,7 +69,7 @@ class MotorScores:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = _detector_config(args.detector_config)
+        config = detector_config(args.detector_config)
         candidate, current = _model(args.candidate, "candidate"), _model(args.against, "current")
         archive = Archive.open(args.archive)
         print(f"candidate {candidate.describe()}\ncurrent   {current.describe()}\nreading {args.archive}...")
@@ -237,12 +237,6 @@ def table(summaries: dict[str, dict[str, Any]], versions: dict[str, str]) -> str
         row("false alarms per motor-year", [summaries[n]["false_alarms_per_motor_year"] for n in names]),
     ]
     return "\n".join(rows)
-
-
-def _detector_config(path: Path | None) -> DetectorConfig:
-    if path is None:
-        return DetectorConfig()
-    return DetectorConfig.with_overrides(json.loads(path.read_text()))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -27,9 +27,11 @@ those of a full replay (a test checks that on a motor).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -94,6 +96,16 @@ class Replay:
     failures: list[FailureOutcome] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     false_alarms: int = 0
+
+
+def detector_config(path: Path | None) -> DetectorConfig:
+    """The detector configuration a replay runs with: the defaults, or a JSON file of overrides as in the SSM parameter.
+
+    OSError or ValueError (pydantic's ValidationError is one) for a file that cannot be read or is no configuration.
+    """
+    if path is None:
+        return DetectorConfig()
+    return DetectorConfig.with_overrides(json.loads(path.read_text()))
 
 
 def replay_motor(

@@ -15,7 +15,6 @@ an archive (model/archive_dataset.py) instead of the simulator; every later step
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ with setup_needed("model/train.py"):
     from device.plant import PlantConfig
     from model import artifact
     from model.dataset import HORIZON_OPERATING_S, Dataset, build, split_motors
-    from model.evaluate import Replay, replay
+    from model.evaluate import Replay, detector_config, replay
     from model.fit_evaluate import fit_and_evaluate, lap, report
     from motor_maintenance.config import DetectorConfig
 
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ai4i is not None:
         return _run_ai4i(args)
     try:
-        config = _detector_config(args.detector_config)
+        config = detector_config(args.detector_config)
     except (OSError, ValueError) as exc:
         print(f"error: --detector-config: {exc}", file=sys.stderr)
         return 2
@@ -196,12 +195,6 @@ def manifest_metadata(
 
 def _iso_ms(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _detector_config(path: Path | None) -> DetectorConfig:
-    if path is None:
-        return DetectorConfig()
-    return DetectorConfig.with_overrides(json.loads(path.read_text()))
 
 
 def _fraction_printer(log: Any, label: str) -> Any:

@@ -158,7 +158,8 @@ def replay(
 ) -> Replay:
     """Replay every listed motor and attribute each alarm episode to a failure or call it false.
 
-    `history` is a simulated history or one motor rebuilt from an archive (a `Timeline`).
+    `history` needs `motor_ids`, `motor_years`, `ts_ms`, `failed_mode`, `failure_onsets(column)` and
+    `reading(t, column)`: a simulated history or one rebuilt from an archive.
     """
     result = Replay(motor_years=history.motor_years * len(columns) / len(history.motor_ids))
     window_ms = warning_window_h * 3.6e6

@@ -1,9 +1,9 @@
 """The XGBoost classifier's hyperparameters, its fit, and the model.tar.gz that SageMaker hosts.
 
-Self-contained for training and writing (stdlib, NumPy, XGBoost): the SageMaker training container
-imports it as a top-level module (model/sagemaker_entry.py), so training in SageMaker and on a laptop
-use the same settings. Reading an artifact back (`load_versioned`) goes through the layer's
-motor_model.artifact, the one parser of manifests, which the container never needs.
+Self-contained (stdlib, NumPy, XGBoost): the SageMaker training container imports it as a
+top-level module (model/sagemaker_entry.py), so training in SageMaker and on a laptop use the
+same settings. An artifact's version and manifest are read back by model/versions.py, through the
+layer's motor_model.artifact, the one parser of manifests.
 
 The artifact:
 
@@ -32,16 +32,13 @@ not); tests/unit/test_model_manifest.py checks the three agree.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
 import math
 import os
-import sys
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -237,54 +234,6 @@ def write_model_tar(
     return path
 
 
-@dataclass(frozen=True)
-class VersionedModel:
-    """A booster with its version and manifest (None: an artifact written before manifests, version derived)."""
-
-    booster: xgb.Booster
-    version: str
-    manifest: dict[str, Any] | None
-
-    @property
-    def feature_names(self) -> list[str]:
-        listed = self.manifest.get("feature_names") if self.manifest else None
-        return list(listed) if isinstance(listed, list) else booster_feature_names(self.booster)
-
-    @property
-    def training_motors(self) -> list[str]:
-        """The motors the model was trained on (and validated with), as its manifest lists them."""
-        motors = (self.manifest or {}).get("motors") or {}
-        return [str(m) for part in ("train", "validation") for m in motors.get(part, []) or []]
-
-    def describe(self) -> str:
-        """`m-... (trained 2026-12-07T12:00:00Z)`, or `m-... (derived: no manifest)`."""
-        if self.manifest is None:
-            return f"{self.version} (derived from the model bytes: the artifact has no manifest)"
-        return f"{self.version} (trained {self.manifest.get('trained_at') or 'at an unknown time'})"
-
-
-def load_versioned(path: Path) -> VersionedModel:
-    """The booster of a model.tar.gz with its version; ValueError, in one line, for an artifact that is not one.
-
-    The manifest is read by the layer's motor_model.artifact, the one parser of manifests (the embedded model
-    reads artifacts with it too): a manifest whose version is not the hash of the booster's bytes is refused,
-    because the artifact was changed after it was written and no longer says what the model is.
-    """
-    # Imported here, not at the top: the SageMaker training job runs this module without the layer beside it,
-    # and only writes artifacts.
-    from motor_model.artifact import read_contents  # noqa: PLC0415
-
-    try:
-        contents = read_contents(path.read_bytes())
-    except OSError as exc:
-        raise ValueError(f"{path} is not a readable model.tar.gz: {exc}") from exc
-    except ValueError as exc:  # motor_model's ModelFormatError
-        raise ValueError(f"{path}: {exc}") from None
-    booster = xgb.Booster()
-    booster.load_model(bytearray(contents.model))
-    return VersionedModel(booster, contents.version, contents.manifest)
-
-
 def load_booster(path: Path) -> xgb.Booster:
     """A booster from a model file or from a model.tar.gz written by write_model_tar."""
     booster = xgb.Booster()
@@ -297,25 +246,3 @@ def load_booster(path: Path) -> xgb.Booster:
     else:
         booster.load_model(str(path))
     return booster
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python model/artifact.py model.tar.gz`: the artifact's version (and with --manifest, its manifest)."""
-    parser = argparse.ArgumentParser(description="Print a model.tar.gz's version: m- and 12 hex digits.")
-    parser.add_argument("artifact", type=Path, help="a model.tar.gz written by model/train.py")
-    parser.add_argument("--manifest", action="store_true", help="print the whole manifest (JSON) instead")
-    args = parser.parse_args(argv)
-    try:
-        model = load_versioned(args.artifact)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.manifest:
-        print(json.dumps(model.manifest, indent=2) if model.manifest is not None else model.describe())
-    else:
-        print(model.version)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -37,9 +37,9 @@ with setup_needed("model/compare.py"):
 
     from model.archive import Archive, ArchiveError
     from model.archive_dataset import ArchivedFleet, ArchivedMotor, rows_of, split_by_motor
-    from model.artifact import VersionedModel, load_versioned
     from model.dataset import HORIZON_OPERATING_S
     from model.evaluate import MIN_LEAD_H, Replay, detector_config, forewarned_key, replay, summarise
+    from model.versions import VersionedModel, load_versioned
     from motor_maintenance.config import DetectorConfig
     from motor_maintenance.features import FEATURE_NAMES
     from motor_model.artifact import check_features

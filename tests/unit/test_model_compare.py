@@ -17,7 +17,7 @@ import pytest
 from device import history as history_cli
 from device.history import History, generate
 from device.physics import DAY_S, FleetConfig
-from model import artifact, compare, inference
+from model import artifact, compare, inference, versions
 from model.archive import Archive
 from model.archive_dataset import split_by_motor
 from model.dataset import Dataset, build
@@ -85,7 +85,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: Any) -> tuple[int, str, str]
 
 def test_the_replay_of_the_archive_is_the_evaluation_of_the_same_fleet(fleet: Fleet, tmp_path: Path) -> None:
     """Given the archive of a simulated fleet, compare's figures for a model are evaluate.py's on that fleet."""
-    model = artifact.load_versioned(fleet.trained)
+    model = versions.load_versioned(fleet.trained)
     held_out = list(fleet.history.motor_ids[TRAINED:])
 
     archived = split_by_motor(Archive.open(fleet.archive), scratch=tmp_path)
@@ -115,12 +115,12 @@ def test_a_model_that_forewarns_fewer_failures_is_kept_out(fleet: Fleet, capsys:
     code, out, err = _run(capsys, fleet.blind, "--against", fleet.alarmist, "--archive", fleet.archive)
 
     assert (code, err) == (compare.KEEP, "")
-    blind, alarmist = artifact.load_versioned(fleet.blind).version, artifact.load_versioned(fleet.alarmist).version
+    blind, alarmist = versions.load_versioned(fleet.blind).version, versions.load_versioned(fleet.alarmist).version
     assert f"verdict: KEEP {blind}: forewarns 0 failures against " in out
     assert "(fewer)" in out
     assert "replaying 2 held-out motors" in out
-    [versions] = [line for line in out.splitlines() if line.startswith("model version")]
-    assert versions.split()[2:] == [blind, alarmist]
+    [shown] = [line for line in out.splitlines() if line.startswith("model version")]
+    assert shown.split()[2:] == [blind, alarmist]
     for label in ("forewarned >= 12 h", "lead time median (h)", "false alarms per motor-year"):
         assert label in out
 

@@ -15,7 +15,7 @@ import pytest
 import xgboost as xgb
 
 import motor_model.artifact as layer_artifact
-from model import artifact, inference
+from model import artifact, inference, versions
 from motor_maintenance.features import FEATURE_NAMES
 from motor_model.artifact import ServedModel, read_artifact
 from motor_model.boosted_trees import ModelFormatError
@@ -121,7 +121,7 @@ def test_trainer_endpoint_and_layer_agree_on_the_version(tmp_path: Path, booster
     with tarfile.open(path) as archive:
         archive.extractall(tmp_path / "unpacked", filter="data")
 
-    versioned = artifact.load_versioned(path)
+    versioned = versions.load_versioned(path)
     served = read_artifact(path.read_bytes(), feature_names=FEATURE_NAMES)
 
     assert versioned.manifest is not None
@@ -140,7 +140,7 @@ def test_an_artifact_without_a_manifest_loads_with_its_version_derived_and_marke
     expected = artifact.model_version(artifact.model_bytes(booster))
 
     served = read_artifact(old.read_bytes(), feature_names=FEATURE_NAMES)
-    versioned = artifact.load_versioned(old)
+    versioned = versions.load_versioned(old)
 
     assert isinstance(served, ServedModel)
     assert (served.version, served.derived, served.manifest) == (expected, True, None)
@@ -202,7 +202,7 @@ def test_a_manifest_that_does_not_match_the_model_bytes_is_refused_everywhere(
     with pytest.raises(ModelFormatError, match="changed after training"):
         read_artifact(path.read_bytes())
     with pytest.raises(ValueError, match="changed after training"):
-        artifact.load_versioned(path)
+        versions.load_versioned(path)
     with pytest.raises(inference.ArtifactError, match="changed after training"):
         inference.model_fn(str(tmp_path / "unpacked"))
 
@@ -220,7 +220,7 @@ def test_a_manifest_that_is_not_json_is_refused(tmp_path: Path, booster: xgb.Boo
     with pytest.raises(ModelFormatError, match="is not JSON"):
         read_artifact(path.read_bytes())
     with pytest.raises(ValueError, match="is not JSON"):
-        artifact.load_versioned(path)
+        versions.load_versioned(path)
 
 
 def test_the_layer_reads_the_files_the_trainer_writes() -> None:
@@ -250,7 +250,7 @@ def test_a_training_run_writes_what_it_trained_on_into_the_manifest(
 ) -> None:
     metrics, out = small_model_run
 
-    versioned = artifact.load_versioned(out / "model.tar.gz")
+    versioned = versions.load_versioned(out / "model.tar.gz")
 
     manifest = versioned.manifest
     assert manifest is not None
@@ -272,11 +272,11 @@ def test_the_command_line_prints_an_artifacts_version_and_manifest(
     path = artifact.write_model_tar(booster, tmp_path / "model.tar.gz", inference_script=SCRIPT, metadata=METADATA)
     (tmp_path / "junk.tar.gz").write_bytes(b"junk")
 
-    assert artifact.main([str(path)]) == 0
+    assert versions.main([str(path)]) == 0
     assert capsys.readouterr().out == artifact.model_version(artifact.model_bytes(booster)) + "\n"
-    assert artifact.main([str(path), "--manifest"]) == 0
+    assert versions.main([str(path), "--manifest"]) == 0
     assert json.loads(capsys.readouterr().out)["motors"] == METADATA["motors"]
-    assert artifact.main([str(tmp_path / "junk.tar.gz")]) == 2
+    assert versions.main([str(tmp_path / "junk.tar.gz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert err.count("\n") == 1

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from device.archive_layout import ALARMS, object_name, partition_dir
-from model import artifact, inference
+from model import artifact, inference, versions
 from model.archive import Archive
 from motor_adapters.embedded_predictor import EmbeddedPredictor
 from motor_adapters.sagemaker_predictor import parse_predictions
@@ -112,7 +112,7 @@ def test_an_answer_without_a_usable_version_keeps_its_probability(payload: str) 
 
 def test_the_embedded_model_quotes_its_artifacts_version(tmp_path: Path) -> None:
     path = _artifact(tmp_path)
-    version = artifact.load_versioned(path).version
+    version = versions.load_versioned(path).version
     predictor = EmbeddedPredictor(MODEL_URL, OneObject(path.read_bytes()))
 
     predictions = predictor.predict([[0.0] * len(FEATURE_NAMES), [3.0] * len(FEATURE_NAMES)])

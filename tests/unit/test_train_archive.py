@@ -18,9 +18,9 @@ from device.history_archive import write_archive
 from device.physics import DAY_S, FleetConfig
 from model.archive import Archive
 from model.archive_dataset import MaintenanceLog, build_from_archive, maintenance_logs, motor_rows
-from model.artifact import load_versioned
 from model.dataset import split_motors
 from model.train import main
+from model.versions import load_versioned
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 """A Monday."""

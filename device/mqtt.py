@@ -378,7 +378,10 @@ class DeviceConnection:
         # defaults allow at most 8 subscriptions per SUBSCRIBE.
         for first in range(0, len(self.motors), SUBSCRIPTIONS_PER_PACKET):
             motors = self.motors[first : first + SUBSCRIPTIONS_PER_PACKET]
-            subscriptions = [mqtt5.Subscription(topic_filter=actions_topic(motor, self.settings.topic_namespace), qos=QOS1) for motor in motors]
+            subscriptions = [
+                mqtt5.Subscription(topic_filter=actions_topic(motor, self.settings.topic_namespace), qos=QOS1)
+                for motor in motors
+            ]
             future = self._client.subscribe(mqtt5.SubscribePacket(subscriptions=subscriptions))
             future.add_done_callback(partial(self._on_subscribed, motors))
 

@@ -137,8 +137,7 @@ class IotCore:
             "# A device (username = its certificate's CN) publishes only its telemetry and receives only its\n"
             "# own actions and alarms, as DevicePolicy allows; the stack's services stand in for IoT Core.\n"
             f"pattern write {namespace}/%u/telemetry\npattern read {namespace}/%u/actions\n"
-            f"pattern read {namespace}/%u/alarms\n\n"
-            + services
+            f"pattern read {namespace}/%u/alarms\n\n" + services
         )
         config = self.state_dir / "mosquitto.conf"
         user = f"user {_user_name()}\n" if os.geteuid() == 0 else ""

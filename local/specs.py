@@ -132,7 +132,7 @@ class RuleSpec:
     firehose: tuple[FirehoseActionSpec, ...] = ()
     """The rule's Firehose actions."""
     sql_source: Any = None
-    """The Sql as the template writes it (an `Fn::Sub` of TopicNamespace); `sql` is it under the parameters' defaults."""
+    """The Sql as written (an `Fn::Sub` of TopicNamespace); `sql` is it under the parameters' defaults."""
 
     def for_stack(self, resolver: Resolver) -> RuleSpec:
         """The rule as a stack with the resolver's parameters runs it: its SQL resolved, each `Fn::If` decided."""

@@ -76,10 +76,18 @@ class Spy:
 def reading(motor_id: str, seq: int, ts_ms: int) -> bytes:
     return json.dumps(
         {
-            "motor_id": motor_id, "motor_type": "pump-37kw", "ts": ts_ms, "seq": seq, "running": True,
-            "speed_rpm": 1480.0, "current_a": 64.0, "winding_temp_c": 78.0, "bearing_temp_c": 62.0,
-            "fluid_temp_c": 84.0, "vibration_mm_s": 2.4,
-        }  # fmt: skip
+            "motor_id": motor_id,
+            "motor_type": "pump-37kw",
+            "ts": ts_ms,
+            "seq": seq,
+            "running": True,
+            "speed_rpm": 1480.0,
+            "current_a": 64.0,
+            "winding_temp_c": 78.0,
+            "bearing_temp_c": 62.0,
+            "fluid_temp_c": 84.0,
+            "vibration_mm_s": 2.4,
+        }
     ).encode()
 
 

@@ -819,7 +819,9 @@ def _with_managed_policy(template: Template) -> None:
 
 def _with_device_publishing_everywhere(template: Template) -> None:
     statement = template["Resources"]["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"][1]
-    statement["Resource"][0] = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/${TopicNamespace}/*"}
+    statement["Resource"][0] = {
+        "Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/${TopicNamespace}/*"
+    }
 
 
 def _with_unconditional_legacy_topic(template: Template) -> None:

@@ -233,9 +233,10 @@ def _failure_alert(event: AlarmEvent, namespace: str) -> Alert:
         # An acknowledged alarm cannot be acknowledged again: it takes its verdict with a reset.
         action = "reset" if event.to_state is AlarmState.ACKNOWLEDGED else "acknowledge"
         hint = {"motor_id": event.motor_id, "action": action, "alarm": event.alarm, "verdict": "confirmed"}
+        example = json.dumps(hint | {"action_id": "<unique id>", "ts": "<now>"})
         lines.append(
             f"  Say whether the predictive alarm was right with a verdict (confirmed, false_alarm or unsure) on "
-            f"{actions_topic(event.motor_id, namespace)}: {json.dumps(hint | {'action_id': '<unique id>', 'ts': '<now>'})}"
+            f"{actions_topic(event.motor_id, namespace)}: {example}"
         )
     lines += ["", f"Event id {event.event_id}"]
     severity = event.severity.value.upper()

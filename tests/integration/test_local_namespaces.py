@@ -17,13 +17,14 @@ acts on plant-a's namespace, which it reads from the running stack. Seconds of r
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from local.iot_core import IOT_DATA
+from local.iot_core import IOT_DATA, find_mosquitto
 from local.mqtt_client import Message, ServiceClient
 from local.options import StackOptions
 from local.stack import LocalStack
@@ -39,12 +40,18 @@ READINGS = 10
 MINUTE_MS = 60_000
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+@pytest.fixture(scope="module", params=["builtin", "mosquitto"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The stack on each broker: both enforce the device policy's topics under the stack's namespace."""
+    broker = request.param
+    if broker == "mosquitto" and find_mosquitto() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the end-to-end tests with mosquitto, but it is not installed")
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("local-namespaces"),
         model=None,
-        broker="builtin",
+        broker=broker,
         topic_namespace=A,
         detector_config={"schedule": {"service_interval_h": 0.1}, "offline": {"enabled": False}},
         devices=(MOTOR,),

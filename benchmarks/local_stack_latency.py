@@ -4,7 +4,7 @@
 
 Runs the demo's fleet (two injected wear failures, a 30 h service interval) through the whole local
 pipeline: device -> MQTT broker -> TelemetryRule -> InferenceFunction (moto, the model server) ->
-motors/{id}/alarms -> AlarmRule -> AlertFunction -> SNS -> the operator's SQS queue. Latency is from
+{namespace}/{id}/alarms -> AlarmRule -> AlertFunction -> SNS -> the operator's SQS queue. Latency is from
 the moment the device handed a reading to its connection to the moment the operator's queue
 delivered the alert it caused, for every alert a reading caused (those of operator actions are not
 counted). The floor, once the fleet's work has settled, is one hop through the same broker: a

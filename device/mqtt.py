@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from motor_maintenance.alarms import OperatorAction
 from motor_maintenance.telemetry import describe_validation_error
+from motor_maintenance.topics import DEFAULT_NAMESPACE, actions_topic
 
 log = logging.getLogger("device.mqtt")
 
@@ -34,14 +35,6 @@ DELIVERED = frozenset({mqtt5.PubackReasonCode.SUCCESS, mqtt5.PubackReasonCode.NO
 when nobody listens; AWS IoT Core says success)."""
 
 
-def telemetry_topic(motor_id: str) -> str:
-    return f"motors/{motor_id}/telemetry"
-
-
-def actions_topic(motor_id: str) -> str:
-    return f"motors/{motor_id}/actions"
-
-
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     """Where and as whom one connection connects."""
@@ -53,6 +46,8 @@ class ConnectionSettings:
     client_id: str
     ca_path: str | None = None
     ack_timeout_s: int = 30
+    topic_namespace: str = DEFAULT_NAMESPACE
+    """The stack's first topic level (its TopicNamespace): {namespace}/{motor}/telemetry and /actions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +359,9 @@ class DeviceConnection:
     def on_publish_received(self, data: mqtt5.PublishReceivedData) -> None:
         packet = data.publish_packet
         parts = packet.topic.split("/")
-        if self._on_action is None or len(parts) != 3 or parts[2] != "actions" or parts[1] not in self.motors:
+        if self._on_action is None or len(parts) != 3 or parts[1] not in self.motors:
+            return
+        if packet.topic != actions_topic(parts[1], self.settings.topic_namespace):
             return
         try:
             action = OperatorAction.model_validate_json(bytes(packet.payload or b""))
@@ -381,7 +378,10 @@ class DeviceConnection:
         # defaults allow at most 8 subscriptions per SUBSCRIBE.
         for first in range(0, len(self.motors), SUBSCRIPTIONS_PER_PACKET):
             motors = self.motors[first : first + SUBSCRIPTIONS_PER_PACKET]
-            subscriptions = [mqtt5.Subscription(topic_filter=actions_topic(motor), qos=QOS1) for motor in motors]
+            subscriptions = [
+                mqtt5.Subscription(topic_filter=actions_topic(motor, self.settings.topic_namespace), qos=QOS1)
+                for motor in motors
+            ]
             future = self._client.subscribe(mqtt5.SubscribePacket(subscriptions=subscriptions))
             future.add_done_callback(partial(self._on_subscribed, motors))
 

@@ -23,6 +23,7 @@ from device.mqtt import ConnectionSettings
 from device.physics import FailureMode, FleetConfig
 from device.runner import MAX_CLOCK_SKEW_S, FailureSpec, RunSettings, iso
 from motor_maintenance.telemetry import EARLIEST_TS, MOTOR_ID_PATTERN, parse_timestamp, to_epoch_ms
+from motor_maintenance.topics import DEFAULT_NAMESPACE, check_namespace
 
 DEFAULT_FAIL_AFTER_S = 24 * 3600.0
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -30,7 +31,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)([smhd]?)$")
 
 DESCRIPTION = """\
 Simulate a fleet of pump motors and publish one JSON reading per motor every --interval seconds
-to motors/{motor_id}/telemetry (QoS 1), over MQTT5 with X.509 mutual TLS, as AWS IoT Core expects.
+to {namespace}/{motor_id}/telemetry (QoS 1), over MQTT5 with X.509 mutual TLS, as AWS IoT Core expects.
 Without --endpoint the readings go to the local stack, which this command starts and stops: the
 whole pipeline on this machine (docs/local-stack.md). --demo is a two-minute tour of it.
 --stdout prints the readings instead of publishing them.
@@ -54,7 +55,7 @@ connection model:
   --cert/--key with --thing-name NAME
                    one connection with client id NAME. With --motors 1 (the default then) the motor
                    is NAME itself: the stack's DevicePolicy lets a certificate connect only as its
-                   thing and publish only to motors/<thing>/telemetry, so one certificate is one motor.
+                   thing and publish only to <namespace>/<thing>/telemetry, so one certificate is one motor.
                    With --motors N > 1 the connection is a gateway publishing for motor-001..N; that
                    needs a policy allowing those topics (the stack's refuses them: counted as failed;
                    docs/security.md shows how to scope a gateway's own policy).
@@ -160,6 +161,14 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def topic_namespace(text: str) -> str:
+    """--topic-namespace: one topic level (template.yaml's TopicNamespace)."""
+    try:
+        return check_namespace(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def detector_overrides(text: str) -> dict[str, Any]:
     """--detector-config: a JSON object, or a file holding one."""
     try:
@@ -197,8 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_argument(
         "--listen-actions",
         action="store_true",
-        help="subscribe to motors/<motor>/actions and apply service_complete to the simulated motor "
+        help="subscribe to <namespace>/<motor>/actions and apply service_complete to the simulated motor "
         "(the stack's DevicePolicy lets each thing subscribe to its own actions topic)",
+    )
+    connection.add_argument(
+        "--topic-namespace",
+        type=topic_namespace,
+        default=os.environ.get("TOPIC_NAMESPACE") or DEFAULT_NAMESPACE,
+        metavar="NAME",
+        help="first level of the topics: the stack's TopicNamespace parameter (default: $TOPIC_NAMESPACE, else "
+        f"{DEFAULT_NAMESPACE!r}); the local stack runs with it too",
     )
     connection.add_argument(
         "--connect-timeout", type=_positive(float), default=30.0, help="seconds to wait for the first connection"
@@ -417,6 +434,7 @@ def plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
         progress_every_s=args.progress_every,
         drain_timeout_s=args.drain_timeout,
         record=args.record,
+        topic_namespace=args.topic_namespace,
     )
     start_ms = run.start_ms(round(time.time() * 1000))
     if start_ms < to_epoch_ms(EARLIEST_TS):
@@ -442,6 +460,7 @@ def plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
             client_id=client_id,
             ca_path=args.ca,
             ack_timeout_s=args.ack_timeout,
+            topic_namespace=args.topic_namespace,
         )
 
     required = [Path(args.ca)] if args.ca else []

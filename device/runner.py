@@ -20,6 +20,7 @@ from device.physics import FailureMode, Fleet, FleetConfig
 from device.sinks import RecordingSink, Sink
 from motor_maintenance.alarms import ActionName, OperatorAction
 from motor_maintenance.config import DetectorConfig
+from motor_maintenance.topics import DEFAULT_NAMESPACE
 
 log = logging.getLogger("device.simulate")
 
@@ -58,6 +59,8 @@ class RunSettings:
     """Seconds the sink gets to deliver what is queued and in flight at the end."""
     record: Path | None = None
     """Also write every reading with its ground truth here (JSON lines)."""
+    topic_namespace: str = DEFAULT_NAMESPACE
+    """The stack's first topic level: the recorded readings' topics."""
 
     @property
     def step_s(self) -> float:
@@ -138,7 +141,7 @@ class FleetRunner:
         if settings.record is None:
             return self._run(sink, start_ms)
         with settings.record.open("w", encoding="utf-8") as out:
-            return self._run(RecordingSink(sink, out), start_ms)
+            return self._run(RecordingSink(sink, out, settings.topic_namespace), start_ms)
 
     def _fleet(self, start_ms: int) -> Fleet:
         settings = self.settings

@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Protocol, TextIO
 
-from device.mqtt import DeliveryCounts, DeviceConnection, telemetry_topic
+from device.mqtt import DeliveryCounts, DeviceConnection
 from device.physics import Sample
+from motor_maintenance.topics import DEFAULT_NAMESPACE, telemetry_topic
 
 
 class Sink(Protocol):
@@ -46,15 +47,16 @@ class StdoutSink:
 class RecordingSink:
     """Any sink, plus a JSON line per reading with its topic and the simulator's ground truth, flushed per line."""
 
-    def __init__(self, inner: Sink, out: TextIO) -> None:
+    def __init__(self, inner: Sink, out: TextIO, namespace: str = DEFAULT_NAMESPACE) -> None:
         self._inner = inner
         self._out = out
+        self._namespace = namespace
 
     def submit(self, sample: Sample) -> None:
         self._inner.submit(sample)
         truth = sample.truth
         record = {
-            "topic": telemetry_topic(sample.reading.motor_id),
+            "topic": telemetry_topic(sample.reading.motor_id, self._namespace),
             "payload": sample.payload(),
             "truth": {
                 "failed_mode": truth.failed_mode.value if truth.failed_mode is not None else None,
@@ -101,7 +103,8 @@ class MqttSink:
     def submit(self, sample: Sample) -> None:
         payload = json.dumps(sample.payload(), separators=(",", ":")).encode()
         motor_id = sample.reading.motor_id
-        self._by_motor[motor_id].submit(telemetry_topic(motor_id), payload)
+        connection = self._by_motor[motor_id]
+        connection.submit(telemetry_topic(motor_id, connection.settings.topic_namespace), payload)
 
     def counts(self) -> DeliveryCounts:
         return sum((c.counts() for c in self.connections), DeliveryCounts())

@@ -24,6 +24,7 @@ from local.mqtt_connection import PAYLOAD_LIMIT
 from local.options import shown
 from local.pki import LocalPki
 from local.processes import Child, free_port, port_open
+from motor_maintenance.topics import DEFAULT_NAMESPACE
 
 RULES_ENGINE = "local-rules-engine"
 IOT_DATA = "local-iot-data"
@@ -78,9 +79,16 @@ class IotCore:
             self._data_plane.stop()
             self._data_plane = None
 
-    def start_broker(self, choice: str, say: Callable[[str], None], *, allow_legacy_topic: bool = False) -> Child:
+    def start_broker(
+        self,
+        choice: str,
+        say: Callable[[str], None],
+        *,
+        allow_legacy_topic: bool = False,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> Child:
         """The broker's process ('mosquitto', 'builtin' or 'auto': mosquitto when installed and the legacy
-        topic is not allowed), listening."""
+        topic is not allowed), listening, its device policy on the topics under `namespace`."""
         if allow_legacy_topic and choice == "mosquitto":
             raise RuntimeError(
                 "--allow-legacy-topic needs --broker builtin (or auto): mosquitto cannot tell the rules engine "
@@ -91,7 +99,7 @@ class IotCore:
             raise RuntimeError("--broker mosquitto: mosquitto is not installed (apt-get install mosquitto)")
         self.broker_port = port = free_port()
         if mosquitto is not None:
-            child = Child("mosquitto", [mosquitto, "-c", str(self._mosquitto_config())], log_path=self._log)
+            child = Child("mosquitto", [mosquitto, "-c", str(self._mosquitto_config(namespace))], log_path=self._log)
             self.broker_kind = "mosquitto"
             policy = (
                 "device policy: topics enforced; client-id rule NOT enforced (mosquitto cannot tie a client id to "
@@ -104,6 +112,7 @@ class IotCore:
                 + ["--cafile", str(self.pki.ca_path), "--certfile", str(self.pki.server_cert_path)]
                 + ["--keyfile", str(self.pki.server_key_path)]
                 + [arg for name in SERVICES for arg in ("--service", name)]
+                + ["--topic-namespace", namespace]
                 + (["--allow-legacy-topic"] if allow_legacy_topic else []),
                 log_path=self._log,
             )
@@ -120,15 +129,15 @@ class IotCore:
     def _log(self) -> Path:
         return self.log_dir / "broker.log"
 
-    def _mosquitto_config(self) -> Path:
+    def _mosquitto_config(self, namespace: str) -> Path:
         """mosquitto with mutual TLS and an ACL that mirrors the template's DevicePolicy (docs/local-stack.md)."""
         acl = self.state_dir / "mosquitto.acl"
         services = "".join(f"user {name}\ntopic readwrite #\n\n" for name in SERVICES)
         acl.write_text(
             "# A device (username = its certificate's CN) publishes only its telemetry and receives only its\n"
             "# own actions and alarms, as DevicePolicy allows; the stack's services stand in for IoT Core.\n"
-            "pattern write motors/%u/telemetry\npattern read motors/%u/actions\npattern read motors/%u/alarms\n\n"
-            + services
+            f"pattern write {namespace}/%u/telemetry\npattern read {namespace}/%u/actions\n"
+            f"pattern read {namespace}/%u/alarms\n\n" + services
         )
         config = self.state_dir / "mosquitto.conf"
         user = f"user {_user_name()}\n" if os.geteuid() == 0 else ""

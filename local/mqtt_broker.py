@@ -47,6 +47,7 @@ from typing import Any
 
 from local.mqtt_codec import Publish, Reason, Will
 from local.mqtt_connection import CLOSE_GRACE_S, BrokerCounts, Connection, Message, Policy
+from motor_maintenance.topics import DEFAULT_NAMESPACE, actions_topic, alarms_topic, check_namespace, telemetry_topic
 
 __all__ = ["LEGACY_TOPIC", "DevicePolicy", "MqttBroker", "main"]
 
@@ -66,13 +67,17 @@ class DevicePolicy:
     subscribes to and receives only its own actions and alarms (filters exactly, as IoT policy
     resources name them: no wildcard filters). The legacy topic is granted only with
     `allow_legacy_topic`, as the template grants it only with AllowLegacyTopic=true ("false" by default).
+    Every topic is under `namespace`, the template's TopicNamespace.
     The `services` stand in for IoT Core's rules engine and data plane, which IAM governs, not the
     device policy: they may do everything.
     """
 
-    def __init__(self, services: Iterable[str] = (), *, allow_legacy_topic: bool = False) -> None:
+    def __init__(
+        self, services: Iterable[str] = (), *, allow_legacy_topic: bool = False, namespace: str = DEFAULT_NAMESPACE
+    ) -> None:
         self.services = frozenset(services)
         self.allow_legacy_topic = allow_legacy_topic
+        self.namespace = check_namespace(namespace)
 
     def can_connect(self, identity: str, client_id: str) -> bool:
         if identity in self.services:
@@ -80,7 +85,7 @@ class DevicePolicy:
         return THING_NAME.fullmatch(identity) is not None and client_id == identity
 
     def can_publish(self, identity: str, topic: str) -> bool:
-        if identity in self.services or topic == f"motors/{identity}/telemetry":
+        if identity in self.services or topic == telemetry_topic(identity, self.namespace):
             return True
         return self.allow_legacy_topic and topic == LEGACY_TOPIC
 
@@ -90,9 +95,8 @@ class DevicePolicy:
     def can_receive(self, identity: str, topic: str) -> bool:
         return identity in self.services or topic in self._inbox(identity)
 
-    @staticmethod
-    def _inbox(identity: str) -> tuple[str, str]:
-        return f"motors/{identity}/actions", f"motors/{identity}/alarms"
+    def _inbox(self, identity: str) -> tuple[str, str]:
+        return actions_topic(identity, self.namespace), alarms_topic(identity, self.namespace)
 
 
 async def _closed(writer: asyncio.StreamWriter) -> None:
@@ -365,8 +369,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help=f"devices may also publish on {LEGACY_TOPIC!r} (the template's AllowLegacyTopic=true)",
     )
+    parser.add_argument(
+        "--topic-namespace",
+        default=DEFAULT_NAMESPACE,
+        metavar="NAME",
+        help="first level of the devices' topics (the template's TopicNamespace; default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = parser.parse_args(argv)
+    try:
+        check_namespace(args.topic_namespace)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     # Blocked before the broker thread starts, so that it inherits the mask and only sigwait sees them.
@@ -378,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cafile=args.cafile,
         certfile=args.certfile,
         keyfile=args.keyfile,
-        policy=DevicePolicy(args.service, allow_legacy_topic=args.allow_legacy_topic),
+        policy=DevicePolicy(args.service, allow_legacy_topic=args.allow_legacy_topic, namespace=args.topic_namespace),
         reveal_publisher_to=args.service,
     )
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from local.artifact import DEFAULT_ARTIFACT
+from motor_maintenance.topics import DEFAULT_NAMESPACE, check_namespace
 
 log = logging.getLogger("local.stack")
 
@@ -47,6 +48,8 @@ class StackOptions:
     allow_legacy_topic: bool = False
     """The template's AllowLegacyTopic: devices may also publish the original sample's payload on
     'iml_iotevents_data' (LegacyTelemetryRule). Needs the built-in broker (local.iot_core says why)."""
+    topic_namespace: str = DEFAULT_NAMESPACE
+    """The template's TopicNamespace: the stack's rules, device policy and functions use {namespace}/... topics only."""
     detector_config: Mapping[str, Any] | None = None
     """Overrides put in the detector-config SSM parameter, as an operator would."""
     concurrency: int = 1
@@ -65,7 +68,8 @@ class StackOptions:
         return self.archive_dir if self.archive_dir is not None else self.state_dir / "archive"
 
     def check(self) -> None:
-        """ValueError for a mode the template does not know."""
+        """ValueError for a mode the template does not know, or a topic namespace that is not one topic level."""
+        check_namespace(self.topic_namespace)
         if self.inference_mode not in INFERENCE_MODES:
             raise ValueError(f"inference_mode {self.inference_mode!r} is not one of {INFERENCE_MODES}")
         if self.ingestion_mode not in INGESTION_MODES:

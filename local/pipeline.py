@@ -175,9 +175,9 @@ class Pipeline:
             )
 
     def _start_rules(self, resources: Resources, iot: IotCore, say: Say) -> None:
-        holds = resources.resolver.condition_holds
+        resolver = resources.resolver
         self.router = Router(
-            [rule.for_conditions(holds) for rule in self.template.rules if holds(rule.condition)],
+            [rule.for_stack(resolver) for rule in self.template.rules if resolver.condition_holds(rule.condition)],
             self.functions,
             park=self._park,
             streams={logical_id: self._putter(resources, logical_id) for logical_id in resources.streams},

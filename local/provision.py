@@ -136,6 +136,7 @@ def provision(
         "ExistingEndpointName": ENDPOINT_NAME if aws.model_url else "",
         "IngestionMode": options.ingestion_mode,
         "AllowLegacyTopic": "true" if options.allow_legacy_topic else "false",
+        "TopicNamespace": options.topic_namespace,
     }
     if model_data_url:
         parameters |= {"InferenceMode": "embedded", "ModelDataUrl": model_data_url}

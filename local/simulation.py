@@ -69,6 +69,7 @@ def stack_options(args: argparse.Namespace, motor_ids: Sequence[str], say: Calla
         speedup=args.speedup,
         broker=args.broker,
         allow_legacy_topic=args.allow_legacy_topic,
+        topic_namespace=args.topic_namespace,
         detector_config=args.detector_config,
         concurrency=args.concurrency,
         devices=tuple(motor_ids),
@@ -190,6 +191,7 @@ def _device(stack: LocalStack, args: argparse.Namespace, runner: FleetRunner, mo
         client_id=motor_id,
         ca_path=str(stack.ca_path),
         ack_timeout_s=args.ack_timeout,
+        topic_namespace=stack.options.topic_namespace,
     )
     return DeviceConnection(settings, (motor_id,), queue_size=args.queue_size, on_action=runner.desk.receive)
 

@@ -4,7 +4,9 @@
 functions and applies the rules they describe. Values that name other resources (environment
 variables, parameter names and values) stay raw here, for a `Resolver` (local.cfn) that knows the
 local physical names; `Fn::If` between rule actions keeps both branches (`RuleSpec.choices`) until
-the stack decides them with its own parameters (`RuleSpec.for_conditions`).
+the stack decides them with its own parameters (`RuleSpec.for_conditions`); a rule's SQL is read with the
+parameters' defaults and kept as written too, so a stack with another TopicNamespace runs it on its own
+topics (`RuleSpec.for_stack`).
 """
 
 from __future__ import annotations
@@ -129,6 +131,18 @@ class RuleSpec:
     """The Actions as written, `Fn::If` kept; `actions`, `kinesis` and `firehose` are them under the defaults."""
     firehose: tuple[FirehoseActionSpec, ...] = ()
     """The rule's Firehose actions."""
+    sql_source: Any = None
+    """The Sql as written (an `Fn::Sub` of TopicNamespace); `sql` is it under the parameters' defaults."""
+
+    def for_stack(self, resolver: Resolver) -> RuleSpec:
+        """The rule as a stack with the resolver's parameters runs it: its SQL resolved, each `Fn::If` decided."""
+        rule = self.for_conditions(resolver.condition_holds)
+        if self.sql_source is None:
+            return rule
+        sql = resolver.resolve(self.sql_source, f"{self.name}.Sql")
+        if not isinstance(sql, str):
+            raise TemplateError(f"{self.name}.Sql: expected the rule's SQL, got {sql!r}")
+        return replace(rule, sql=sql)
 
     def for_conditions(self, holds: Callable[[str], bool]) -> RuleSpec:
         """The rule with each `Fn::If` action decided by `holds` (the stack's resolver's condition_holds)."""

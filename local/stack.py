@@ -137,7 +137,12 @@ class LocalStack:
         self.children += [endpoint] if endpoint is not None else []
         self._iot = IotCore(self.pki, self.state_dir, self.log_dir)
         self.children.append(
-            self._iot.start_broker(self.options.broker, say, allow_legacy_topic=self.options.allow_legacy_topic)
+            self._iot.start_broker(
+                self.options.broker,
+                say,
+                allow_legacy_topic=self.options.allow_legacy_topic,
+                namespace=self.options.topic_namespace,
+            )
         )
         self.aws.iot_data_url = self._iot.start_data_plane()
 
@@ -187,6 +192,7 @@ class LocalStack:
         info = {
             "pid": os.getpid(),
             "region": REGION,
+            "topic_namespace": self.options.topic_namespace,
             "aws_endpoint_url": self.aws.url,
             "iot_data_endpoint_url": self.aws.iot_data_url,
             "sagemaker_runtime_endpoint_url": self.aws.model_url,

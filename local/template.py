@@ -265,7 +265,14 @@ class _Reader:
             version = self.value(props.get("AwsIotSqlVersion", IOT_DEFAULT_SQL_VERSION), f"{where}.Properties")
             self.event_rules.append(
                 RuleSpec(
-                    f"{function}{name}", sql, str(version), False, (function,), None, f"IoTRule event of {function}"
+                    f"{function}{name}",
+                    sql,
+                    str(version),
+                    False,
+                    (function,),
+                    None,
+                    f"IoTRule event of {function}",
+                    sql_source=props.get("Sql"),
                 )
             )
 
@@ -335,6 +342,7 @@ class _Reader:
             kinesis=kinesis,
             choices=tuple(choices),
             firehose=firehose,
+            sql_source=payload.get("Sql"),
         )
 
     def rule_action(

@@ -11,8 +11,10 @@
     python scripts/operate.py reset motor-002 predictive --verdict confirmed   # was the alarm right?
 
 Each action is an OperatorAction (motor_maintenance.alarms: the schema OperatorActionFunction
-parses) published at QoS 1 to motors/{motor_id}/actions through the IoT data plane, as the AWS CLI's
-`aws iot-data publish` does; ActionRule hands it to OperatorActionFunction. Where it goes:
+parses) published at QoS 1 to {namespace}/{motor_id}/actions through the IoT data plane, as the AWS CLI's
+`aws iot-data publish` does; ActionRule hands it to OperatorActionFunction. The namespace is the
+stack's TopicNamespace: --topic-namespace, else the target's own (the local stack's, or the deployed
+stack's TopicNamespace output), else $TOPIC_NAMESPACE, else motors. Where it goes:
 
 - a local stack is running (`python device/simulate.py` without --endpoint): to it, unless --stack
   or --endpoint-url is given;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 import sys
 import uuid
@@ -48,6 +51,7 @@ with setup_needed("scripts/operate.py"):
     from motor_maintenance.alarms import FAILURE_LOOKBACK_DAYS, ActionName, OperatorAction, Verdict
     from motor_maintenance.config import DEFAULT_FAILURE_MODES
     from motor_maintenance.telemetry import describe_validation_error
+    from motor_maintenance.topics import DEFAULT_NAMESPACE, actions_topic, check_namespace
 
 ACTIONS = {name.value.replace("_", "-"): name for name in ActionName}
 ClientFactory = Callable[..., Any]
@@ -73,6 +77,13 @@ def parse_when(text: str, now: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _namespace(text: str) -> str:
+    try:
+        return check_namespace(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python scripts/operate.py",
@@ -83,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--stack", help="a deployed stack's name (uses your AWS credentials)")
     target.add_argument("--endpoint-url", help="IoT data endpoint, https://<prefix>-ats.iot.<region>.amazonaws.com")
     target.add_argument("--region", help="AWS region of --stack (default: your configuration's)")
+    target.add_argument(
+        "--topic-namespace",
+        type=_namespace,
+        metavar="NAME",
+        help="the stack's TopicNamespace (default: the running local stack's or --stack's, else $TOPIC_NAMESPACE, "
+        f"else {DEFAULT_NAMESPACE})",
+    )
     target.add_argument("--state-dir", type=Path, default=STATE_DIR, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     commands.add_parser("status", help="every motor's alarm states, run hours and failure probability")
@@ -147,8 +165,9 @@ def build_action(args: argparse.Namespace, now: datetime) -> OperatorAction:
         raise ValueError(describe_validation_error(exc)) from None
 
 
-def _clients(args: argparse.Namespace, make_client: ClientFactory) -> tuple[Any, Callable[[], Any], str]:
-    """(iot-data client, a dynamodb client maker, state table name) for the chosen target."""
+def _clients(args: argparse.Namespace, make_client: ClientFactory) -> tuple[Any, Callable[[], Any], str, str]:
+    """(iot-data client, a dynamodb client maker, state table name, topic namespace) for the chosen target."""
+    fallback = args.topic_namespace or os.environ.get("TOPIC_NAMESPACE") or DEFAULT_NAMESPACE
     if args.stack:
         cloudformation = make_client("cloudformation", region_name=args.region)
         stack = cloudformation.describe_stacks(StackName=args.stack)["Stacks"][0]
@@ -161,9 +180,11 @@ def _clients(args: argparse.Namespace, make_client: ClientFactory) -> tuple[Any,
             make_client("iot-data", region_name=args.region, endpoint_url=endpoint),
             lambda: make_client("dynamodb", region_name=args.region),
             outputs.get("StateTableName", ""),
+            args.topic_namespace or outputs.get("TopicNamespace") or fallback,
         )
     if args.endpoint_url:
-        return make_client("iot-data", region_name=args.region, endpoint_url=args.endpoint_url), lambda: None, ""
+        iot_data = make_client("iot-data", region_name=args.region, endpoint_url=args.endpoint_url)
+        return iot_data, lambda: None, "", fallback
     local = running_stack(args.state_dir)
     if local is None:
         raise LookupError(
@@ -175,6 +196,7 @@ def _clients(args: argparse.Namespace, make_client: ClientFactory) -> tuple[Any,
         make_client("iot-data", endpoint_url=local["iot_data_endpoint_url"], **credentials),
         lambda: make_client("dynamodb", endpoint_url=local["aws_endpoint_url"], **credentials),
         local["resources"].get("StateTable", ""),
+        args.topic_namespace or local.get("topic_namespace") or fallback,
     )
 
 
@@ -224,7 +246,7 @@ def main(argv: Sequence[str] | None = None, make_client: ClientFactory | None = 
 
         make_client = boto3.client
     try:
-        iot_data, dynamodb, table = _clients(args, make_client)
+        iot_data, dynamodb, table, namespace = _clients(args, make_client)
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -237,7 +259,7 @@ def main(argv: Sequence[str] | None = None, make_client: ClientFactory | None = 
         action = build_action(args, datetime.now(UTC))
     except ValueError as exc:
         parser.error(str(exc))
-    topic = f"motors/{action.motor_id}/actions"
+    topic = actions_topic(action.motor_id, namespace)
     payload = action.model_dump_json(exclude_none=True)
     iot_data.publish(topic=topic, qos=1, payload=payload.encode())
     print(f"published to {topic}: {json.dumps(json.loads(payload))}", file=out)

@@ -16,8 +16,9 @@ applies them again. Only the stack's own stream (output TelemetryStreamName) is 
 stream keeps records 24 hours: a batch whose records are no longer all there cannot be redriven.
 
 RuleErrorQueue holds IoT Core's error records: the message in `base64OriginalPayload`, its
-`topic` and the publisher's `clientId`. A message of a `motors/{id}/...` topic is published again
-to its topic, so its rule runs again. A message of the original sample's `iml_iotevents_data`
+`topic` and the publisher's `clientId`. A message of a `{namespace}/{id}/...` topic (the stack's own
+TopicNamespace: only the stack's rules park in its queue) is published again to its topic, so its rule
+runs again. A message of the original sample's `iml_iotevents_data`
 cannot be: its rule takes the motor id from the MQTT client id, which a message published over
 HTTP does not have. It is mapped as LegacyTelemetryRule maps it, stamped with the time SQS
 received it, and InferenceFunction is invoked with the result.
@@ -52,7 +53,8 @@ from device.requirements_check import setup_needed
 QUEUES = {"function-failures": "FunctionFailureQueueUrl", "rule-errors": "RuleErrorQueueUrl"}
 FUNCTION_OUTPUTS = ("InferenceFunctionName", "OperatorActionFunctionName", "AlertFunctionName")
 LEGACY_TOPIC = "iml_iotevents_data"
-RULE_TOPICS = re.compile(r"^motors/[A-Za-z0-9_-]{1,64}/(telemetry|actions|alarms)$")
+RULE_TOPICS = re.compile(r"^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}/(telemetry|actions|alarms)$")
+"""The topics of the stack's rules: {namespace}/{motor_id}/..., the namespace one level (TopicNamespace)."""
 VISIBILITY_S = 300
 """How long a received message stays hidden: a run sees each message once."""
 STREAM_OUTPUT = "TelemetryStreamName"

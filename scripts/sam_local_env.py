@@ -1,7 +1,9 @@
 """Write the --env-vars file that points `sam local invoke` at a deployed stack's resources.
 
 SAM CLI resolves `!Ref StateTable` to the string "StateTable" when it runs a function locally,
-so a local invocation needs the real names. They are the stack's outputs:
+so a local invocation needs the real names. They are the stack's outputs, and so is the stack's
+topic namespace (SAM CLI would give `!Ref TopicNamespace` its default, and alarm events of a local
+invocation would go to another stack's topics):
 
     python scripts/sam_local_env.py --stack motor-maintenance > env.json
     sam local invoke InferenceFunction -e events/telemetry-normal.json --env-vars env.json
@@ -26,6 +28,7 @@ FUNCTION_ENV = {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
         "HISTORY_TABLE_NAME": "HistoryTableName",
+        "TOPIC_NAMESPACE": "TopicNamespace",
         "ENDPOINT_NAME": "EndpointName",
         "MODEL_S3_URL": "ModelS3Url",
     },
@@ -33,16 +36,19 @@ FUNCTION_ENV = {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
         "HISTORY_TABLE_NAME": "HistoryTableName",
+        "TOPIC_NAMESPACE": "TopicNamespace",
     },
     "OfflineCheckFunction": {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
         "HISTORY_TABLE_NAME": "HistoryTableName",
+        "TOPIC_NAMESPACE": "TopicNamespace",
     },
     "AlertFunction": {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
         "HISTORY_TABLE_NAME": "HistoryTableName",
+        "TOPIC_NAMESPACE": "TopicNamespace",
         "ALERT_TOPIC_ARN": "AlertTopicArn",
         "IDEMPOTENCY_TABLE_NAME": "IdempotencyTableName",
     },
@@ -50,6 +56,7 @@ FUNCTION_ENV = {
         "STATE_TABLE_NAME": "StateTableName",
         "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
         "HISTORY_TABLE_NAME": "HistoryTableName",
+        "TOPIC_NAMESPACE": "TopicNamespace",
     },
 }
 

@@ -1,4 +1,4 @@
-"""OperatorActionFunction: an operator's command from motors/{id}/actions -> detector, state, alarm events."""
+"""OperatorActionFunction: an operator's command from {namespace}/{id}/actions -> detector, state, alarm events."""
 
 from __future__ import annotations
 

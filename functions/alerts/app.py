@@ -1,4 +1,4 @@
-"""AlertFunction: an alarm event from motors/{id}/alarms -> words for people -> SNS, once per event id."""
+"""AlertFunction: an alarm event from {namespace}/{id}/alarms -> words for people -> SNS, once per event id."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def sns() -> SnsNotifier:
 
 @idempotent_function(data_keyword_argument="alarm", persistence_store=persistence, config=idempotency_config)  # type: ignore[untyped-decorator]
 def send_alert(alarm: AlarmEvent) -> dict[str, Any]:
-    alert = format_alert(alarm)
+    alert = format_alert(alarm, settings.topic_namespace)
     message_id = sns().send(alert, alarm)
     metrics.add_metric(name="AlertsSent", unit=MetricUnit.Count, value=1)
     logger.info("alert sent", event_id=alarm.event_id, message_id=message_id, subject=alert.subject)

@@ -1,7 +1,7 @@
 """ConsoleFunction: the operator console's HTTP API (docs/console.md) behind API Gateway's JWT authorizer.
 
 GET /motors, GET /motors/{id}, GET /motors/{id}/history and POST /motors/{id}/actions, the last through the
-same use case as an action published on motors/{id}/actions, with the signed-in user as the operator.
+same use case as an action published on {namespace}/{id}/actions, with the signed-in user as the operator.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""InferenceFunction: readings from motors/{id}/telemetry -> prediction, detector, state, alarm events.
+"""InferenceFunction: readings from {namespace}/{id}/telemetry -> prediction, detector, state, alarm events.
 
 Two ways in (template parameter IngestionMode): TelemetryRule invokes it with one reading (direct), or
 Lambda's event source mapping hands it a batch of readings from TelemetryStream (batched), applied with

@@ -20,7 +20,7 @@ from motor_maintenance.telemetry import Telemetry
 from tests.integration.broker import ACL, TIMEOUT_S, Mosquitto, Peer, wait_until
 from tests.integration.conftest import Pki
 from tests.support import ROOT
-from tests.unit.test_template import DEVICE_GRANTS, THING
+from tests.unit.test_template import DEVICE_GRANTS, NAMESPACE, THING
 
 pytestmark = pytest.mark.integration
 
@@ -235,7 +235,12 @@ def test_the_broker_acl_mirrors_the_device_policy() -> None:
         if access in {"read", "readwrite"}:
             mirrored |= {("iot:Subscribe", f"topicfilter/{topic}", ()), ("iot:Receive", f"topic/{topic}", ())}
 
-    policy = {grant for grant in DEVICE_GRANTS if grant[0] != "iot:Connect" and not grant[2]}
+    # The ACL is the policy of a stack with the default TopicNamespace.
+    policy = {
+        (action, resource.replace(NAMESPACE, "motors"), when)
+        for action, resource, when in DEVICE_GRANTS
+        if action != "iot:Connect" and not when
+    }
     assert mirrored == policy
 
 

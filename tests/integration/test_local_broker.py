@@ -38,7 +38,7 @@ from local.pki import LocalPki
 from motor_maintenance.alarms import OperatorAction
 from tests.integration.broker import TIMEOUT_S, free_port, wait_until
 from tests.support import ROOT
-from tests.unit.test_template import DEVICE_GRANTS, THING
+from tests.unit.test_template import DEVICE_GRANTS, NAMESPACE, THING
 
 pytestmark = pytest.mark.integration
 
@@ -727,10 +727,11 @@ def test_subscribe_unsubscribe_and_ping_are_answered_per_the_specification(
         assert raw.packet() == (0xD0, b"")
 
 
-def test_the_device_policy_allows_what_template_yaml_grants_and_nothing_else() -> None:
-    """DevicePolicy mirrors template.yaml's DevicePolicy for motor-001, the client id included
-    (the legacy topic is granted only under LegacyTopicAllowed, off in the local stack)."""
-    policy = DevicePolicy(SERVICES)
+@pytest.mark.parametrize("namespace", ["motors", "plant-a"])
+def test_the_device_policy_allows_what_template_yaml_grants_and_nothing_else(namespace: str) -> None:
+    """DevicePolicy mirrors template.yaml's DevicePolicy for motor-001 under the stack's TopicNamespace, the
+    client id included (the legacy topic is granted only under LegacyTopicAllowed, off in the local stack)."""
+    policy = DevicePolicy(SERVICES, namespace=namespace)
     asks = {
         "iot:Connect": ("client/", policy.can_connect),
         "iot:Publish": ("topic/", policy.can_publish),
@@ -738,8 +739,18 @@ def test_the_device_policy_allows_what_template_yaml_grants_and_nothing_else() -
         "iot:Receive": ("topic/", policy.can_receive),
     }
     things = ("motor-001", "motor-002", "+", "#")
-    candidates = {(action, resource.replace(THING, thing)) for action, resource, _ in DEVICE_GRANTS for thing in things}
-    granted = {(action, resource.replace(THING, "motor-001")) for action, resource, when in DEVICE_GRANTS if not when}
+    spaces = ("motors", "plant-a", "plant-b", "+")
+    candidates = {
+        (action, resource.replace(THING, thing).replace(NAMESPACE, space))
+        for action, resource, _ in DEVICE_GRANTS
+        for thing in things
+        for space in spaces
+    }
+    granted = {
+        (action, resource.replace(THING, "motor-001").replace(NAMESPACE, namespace))
+        for action, resource, when in DEVICE_GRANTS
+        if not when
+    }
 
     allowed = {
         (action, resource)

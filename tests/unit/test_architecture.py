@@ -114,7 +114,10 @@ class _CfnLoader(yaml.SafeLoader):
     pass
 
 
-_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+# A tag's scalar is kept (a rule's `!Sub` SQL names the topic namespace); any other tagged node is None.
+_CfnLoader.add_multi_constructor(
+    "!", lambda loader, suffix, node: loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
+)
 
 
 def test_every_field_the_legacy_rule_produces_is_a_telemetry_field() -> None:

@@ -44,7 +44,6 @@ import pytest
 import motor_adapters.clients
 from motor_adapters.clients import client as real_client
 from motor_adapters.config_source import ConfigSource
-from motor_adapters.iot_publisher import ALARM_TOPIC
 from tests.conftest import FakeAws
 from tests.support import ROOT, FakeSageMakerRuntime, LambdaContext, load_event, load_handler
 from tests.unit.test_template import (
@@ -118,11 +117,9 @@ AWS_CALLING_PACKAGES = (
     "aws_lambda_powertools.utilities.streaming",
 )
 
-# An adapter given no setting calls a target written in its code.
-TARGETS_IN_CODE = {
-    "motor_adapters.iot_publisher.IotAlarmPublisher": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:"
-    f"topic/{ALARM_TOPIC.format(motor_id='*')}",
-}
+# An adapter given no setting calls a target written in its code (none now: the alarm publisher is given the
+# stack's topic namespace, TOPIC_NAMESPACE).
+TARGETS_IN_CODE: dict[str, str] = {}
 
 
 STREAM_READ_ACTIONS = (
@@ -585,7 +582,7 @@ def test_the_analysis_finds_the_calls_each_function_makes() -> None:
     }
     state = [["StateTable"]]
     state_and_history = [["HistoryTable"], ["StateTable"]]  # each saved state feeds the console's history
-    alarm_topics = [[TARGETS_IN_CODE["motor_adapters.iot_publisher.IotAlarmPublisher"]]]
+    alarm_topics = [["TopicNamespace"]]  # {namespace}/*/alarms: the publisher is given TOPIC_NAMESPACE
     config = [["DetectorConfigParameter"]]
     assert derived == {
         "InferenceFunction": {
@@ -803,7 +800,7 @@ APPENDED_IMPORTS = "\nfrom motor_adapters.clients import client as _client_for_t
             "functions/alerts/app.py",
             None,
             APPENDED_IMPORTS + "from motor_adapters.iot_publisher import IotAlarmPublisher as _Publisher\n"
-            "_publisher = _Publisher(_client_for_test('iot-data'))\n",
+            "_publisher = _Publisher(_client_for_test('iot-data'), settings.topic_namespace)\n",
             "AlertRole: does not grant iot:Publish",
         ),
         # A client used where the analysis cannot follow it is reported, not ignored.

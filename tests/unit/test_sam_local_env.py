@@ -42,6 +42,8 @@ def test_it_maps_every_functions_environment_to_the_stacks_outputs(capsys: pytes
     document = json.loads(capsys.readouterr().out)
     assert document["AlertFunction"]["ALERT_TOPIC_ARN"] == "value-of-AlertTopicArn"
     assert document["InferenceFunction"]["STATE_TABLE_NAME"] == "value-of-StateTableName"
+    # The deployed stack's namespace, not the parameter's default that SAM CLI would resolve
+    assert {env["TOPIC_NAMESPACE"] for env in document.values()} == {"value-of-TopicNamespace"}
 
 
 def test_it_covers_every_function_of_the_template() -> None:

@@ -85,7 +85,9 @@ MAX_ASYNC_RETRIES = 2  # Lambda's own ceiling; set explicitly so a change of def
 RESOURCE_POLICY_TYPES = {"AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"}
 
 THING = "${iot:Connection.Thing.ThingName}"
-OWN_TELEMETRY = f"topic/motors/{THING}/telemetry"
+NAMESPACE = "${TopicNamespace}"
+"""Every topic of the template is under the TopicNamespace parameter (test_template_topics.py)."""
+OWN_TELEMETRY = f"topic/{NAMESPACE}/{THING}/telemetry"
 LEGACY_TOPIC = "topic/iml_iotevents_data"
 DEVICE_ACTIONS = {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
 # What a device may listen to: operators' actions for its motor, and its motor's alarm events.
@@ -442,7 +444,7 @@ def device_policy_problems(template: Template) -> list[str]:
                     published.add((target, when))
                 # Subscribe is checked against a topic filter, Receive against the topic of a message.
                 for action, kind in (("iot:Subscribe", "topicfilter"), ("iot:Receive", "topic")):
-                    own = {f"{kind}/motors/{THING}/{inbox}" for inbox in OWN_INBOX}
+                    own = {f"{kind}/{NAMESPACE}/{THING}/{inbox}" for inbox in OWN_INBOX}
                     if action in actions and target not in own:
                         problems.append(f"{name}: {action} on {target}; a device may only {action} {sorted(own)}")
         allowed = {(OWN_TELEMETRY, ()), (LEGACY_TOPIC, ("LegacyTopicAllowed",))}
@@ -462,10 +464,10 @@ DEVICE_GRANTS = {
     ("iot:Connect", f"client/{THING}", ()),
     ("iot:Publish", OWN_TELEMETRY, ()),
     ("iot:Publish", LEGACY_TOPIC, ("LegacyTopicAllowed",)),
-    ("iot:Subscribe", f"topicfilter/motors/{THING}/actions", ()),
-    ("iot:Subscribe", f"topicfilter/motors/{THING}/alarms", ()),
-    ("iot:Receive", f"topic/motors/{THING}/actions", ()),
-    ("iot:Receive", f"topic/motors/{THING}/alarms", ()),
+    ("iot:Subscribe", f"topicfilter/{NAMESPACE}/{THING}/actions", ()),
+    ("iot:Subscribe", f"topicfilter/{NAMESPACE}/{THING}/alarms", ()),
+    ("iot:Receive", f"topic/{NAMESPACE}/{THING}/actions", ()),
+    ("iot:Receive", f"topic/{NAMESPACE}/{THING}/alarms", ()),
 }
 
 
@@ -817,7 +819,9 @@ def _with_managed_policy(template: Template) -> None:
 
 def _with_device_publishing_everywhere(template: Template) -> None:
     statement = template["Resources"]["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"][1]
-    statement["Resource"][0] = {"Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/motors/*"}
+    statement["Resource"][0] = {
+        "Fn::Sub": "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}:topic/${TopicNamespace}/*"
+    }
 
 
 def _with_unconditional_legacy_topic(template: Template) -> None:
@@ -845,12 +849,12 @@ def _iot_arn(resource: str) -> dict[str, str]:
 
 
 def _with_device_receiving_every_motors_actions(template: Template) -> None:
-    _device_statement(template, "iot:Receive")["Resource"][0] = _iot_arn("topic/motors/*/actions")
+    _device_statement(template, "iot:Receive")["Resource"][0] = _iot_arn("topic/${TopicNamespace}/*/actions")
 
 
 def _with_subscribe_on_a_topic_instead_of_a_filter(template: Template) -> None:
     _device_statement(template, "iot:Subscribe")["Resource"][0] = _iot_arn(
-        "topic/motors/${!iot:Connection.Thing.ThingName}/actions"
+        "topic/${TopicNamespace}/${!iot:Connection.Thing.ThingName}/actions"
     )
 
 
@@ -860,7 +864,7 @@ def _without_the_actions_subscription(template: Template) -> None:
 
 def _with_device_subscribing_to_its_telemetry(template: Template) -> None:
     _device_statement(template, "iot:Subscribe")["Resource"].append(
-        _iot_arn("topicfilter/motors/${!iot:Connection.Thing.ThingName}/telemetry")
+        _iot_arn("topicfilter/${TopicNamespace}/${!iot:Connection.Thing.ThingName}/telemetry")
     )
 
 

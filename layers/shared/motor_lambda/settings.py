@@ -8,6 +8,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from motor_maintenance.topics import DEFAULT_NAMESPACE, TopicNamespace
+
 
 class FunctionSettings(BaseModel):
     """A function's environment variables, one field each (the variable is the field's name in capitals)."""
@@ -33,7 +35,16 @@ class FunctionSettings(BaseModel):
             raise RuntimeError(f"{cls.__name__}: {problems}") from exc
 
 
-class MotorStateSettings(FunctionSettings):
+class TopicSettings(FunctionSettings):
+    """What every function that names an MQTT topic needs (template.yaml, Globals)."""
+
+    topic_namespace: TopicNamespace = Field(
+        default=DEFAULT_NAMESPACE,
+        description="TOPIC_NAMESPACE: the stack's first topic level (TopicNamespace): {namespace}/{motor_id}/alarms.",
+    )
+
+
+class MotorStateSettings(TopicSettings):
     """What every function that keeps the motors' state needs (template.yaml, Globals)."""
 
     state_table_name: str = Field(description="STATE_TABLE_NAME: per-motor state (DynamoDB).")
@@ -78,7 +89,7 @@ class ConsoleSettings(MotorStateSettings):
     history_table_name: str = Field(description="HISTORY_TABLE_NAME: the console's 24-hour history.")
 
 
-class AlertSettings(FunctionSettings):
+class AlertSettings(TopicSettings):
     """AlertFunction: where alerts go, and where each alarm event's first delivery is remembered."""
 
     alert_topic_arn: str = Field(description="ALERT_TOPIC_ARN: SNS topic for people.")

@@ -139,7 +139,8 @@ def history_errors(logger: Logger, metrics: Metrics) -> HistoryErrors:
 
 
 def alarm_publisher(settings: MotorStateSettings) -> IotAlarmPublisher:
-    return IotAlarmPublisher(clients.client("iot-data", endpoint_url=settings.iot_data_endpoint or None))
+    client = clients.client("iot-data", endpoint_url=settings.iot_data_endpoint or None)
+    return IotAlarmPublisher(client, settings.topic_namespace)
 
 
 def config_source(settings: MotorStateSettings) -> ConfigSource:

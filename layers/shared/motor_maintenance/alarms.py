@@ -1,4 +1,4 @@
-"""Alarm states, operator actions and the alarm-event contract published on motors/{id}/alarms."""
+"""Alarm states, operator actions and the alarm-event contract published on {namespace}/{id}/alarms."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ RULE_ITEMS_MAX = 8
 
 ALL_MOTORS = "all.motors"
 """The `motor_id` of a fleet-wide event (the model's health). The dot keeps it out of the motor-id pattern,
-so it can never be a real motor; its events go to motors/all.motors/alarms."""
+so it can never be a real motor; its events go to {namespace}/all.motors/alarms."""
 
 
 class AlarmState(StrEnum):
@@ -92,7 +92,7 @@ _WITH_VERDICT = (ActionName.ACKNOWLEDGE, ActionName.RESET)
 
 
 class OperatorAction(BaseModel):
-    """An operator's command, published on motors/{motor_id}/actions."""
+    """An operator's command, published on {namespace}/{motor_id}/actions."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -173,7 +173,7 @@ class AlarmEvent(BaseModel):
     """One alarm transition: what people are told about and machines subscribe to.
 
     Every field is bounded: the alerts function turns an event into an SNS message (256 KB at most)
-    and a log line, so an event that arrives on motors/{id}/alarms, from the detector or from anyone
+    and a log line, so an event that arrives on {namespace}/{id}/alarms, from the detector or from anyone
     allowed to publish there, must not be able to make either fail (a failure is retried, then
     dead-lettered). Constrained strings also refuse a lone surrogate, which JSON can spell and no
     UTF-8 encoder writes.

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from motor_maintenance.alarms import AlarmEvent, AlarmKind, AlarmState, Transition, Verdict
 from motor_maintenance.features import feature_label
+from motor_maintenance.topics import DEFAULT_NAMESPACE, actions_topic
 
 SUBJECT_MAX = 100  # SNS rejects longer e-mail subjects
 ELLIPSIS = "..."
@@ -59,12 +60,13 @@ class Alert:
     sms: str
 
 
-def format_alert(event: AlarmEvent) -> Alert:
-    """Subject, body and SMS text for one alarm transition."""
+def format_alert(event: AlarmEvent, namespace: str = DEFAULT_NAMESPACE) -> Alert:
+    """Subject, body and SMS text for one alarm transition; `namespace` is the stack's first topic level,
+    where the body tells operators to publish their actions."""
     if event.kind is AlarmKind.HEALTH:
         return _health_alert(event)
     if event.transition is Transition.FAILURE_REPORTED:
-        return _failure_alert(event)
+        return _failure_alert(event, namespace)
     what = describe_alarm(event)
     headline = _HEADLINES[event.transition]
     if event.verdict is not None:
@@ -114,7 +116,7 @@ def format_alert(event: AlarmEvent) -> Alert:
     lines += ["", "What to do next"]
     if event.transition in (Transition.RAISED, Transition.SNOOZE_EXPIRED) and event.advice:
         lines.append(f"  {event.advice}")
-    lines.extend(f"  {hint}" for hint in _operator_hints(event))
+    lines.extend(f"  {hint}" for hint in _operator_hints(event, namespace))
     lines += ["", f"Event id {event.event_id}"]
 
     sms = _ascii(f"{event.severity.value.upper()} {event.motor_id} {what}: {headline}")
@@ -195,7 +197,7 @@ def _health_alert(event: AlarmEvent) -> Alert:
     return Alert(subject=subject, body="\n".join(lines) + "\n", sms=_ascii(sms)[:SMS_MAX])
 
 
-def _failure_alert(event: AlarmEvent) -> Alert:
+def _failure_alert(event: AlarmEvent, namespace: str) -> Alert:
     """A reported failure: when and how the motor failed, who said so, and whether the model saw it coming."""
     mode = event.failure_mode or "mode not given"
     failed = _when(event.failed_at) if event.failed_at else "an unknown time"
@@ -231,9 +233,10 @@ def _failure_alert(event: AlarmEvent) -> Alert:
         # An acknowledged alarm cannot be acknowledged again: it takes its verdict with a reset.
         action = "reset" if event.to_state is AlarmState.ACKNOWLEDGED else "acknowledge"
         hint = {"motor_id": event.motor_id, "action": action, "alarm": event.alarm, "verdict": "confirmed"}
+        example = json.dumps(hint | {"action_id": "<unique id>", "ts": "<now>"})
         lines.append(
             f"  Say whether the predictive alarm was right with a verdict (confirmed, false_alarm or unsure) on "
-            f"motors/{event.motor_id}/actions: {json.dumps(hint | {'action_id': '<unique id>', 'ts': '<now>'})}"
+            f"{actions_topic(event.motor_id, namespace)}: {example}"
         )
     lines += ["", f"Event id {event.event_id}"]
     severity = event.severity.value.upper()
@@ -334,8 +337,8 @@ def _number(rule: Mapping[str, object], key: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _operator_hints(event: AlarmEvent) -> list[str]:
-    topic = f"motors/{event.motor_id}/actions"
+def _operator_hints(event: AlarmEvent, namespace: str) -> list[str]:
+    topic = actions_topic(event.motor_id, namespace)
     hints = []
     if event.to_state is AlarmState.ACTIVE:
         ack = {

@@ -11,7 +11,7 @@ lives in one shared record, and only transitions are written to it:
   Of several environments that decide at once, one write wins; the others get a version conflict,
   read the record again and find nothing left to do. At `recover_after` answers in a row the same
   happens the other way round with a `cleared` event;
-- the winner publishes the outbox like any alarm event (motors/all.motors/alarms -> AlertFunction,
+- the winner publishes the outbox like any alarm event ({namespace}/all.motors/alarms -> AlertFunction,
   deduplicated by event id), then empties it. If it dies or the publish fails in between, whoever
   next reads the record publishes the outbox again: the event id is the same, so one alert.
 

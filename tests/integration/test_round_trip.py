@@ -36,7 +36,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +58,10 @@ from scripts import operate
 ROOT = Path(__file__).resolve().parents[2]
 HOUR_MS = 3_600_000
 STEP = ["--interval", "0.02", "--speedup", "180000"]  # one reading per simulated hour, 50 a second
+COMMON = [
+    "--random-failures-per-year", "0", "--no-ui", "--progress-every", "0",
+    "--drain-timeout", "180", "--ack-timeout", "120",  # time for the stack to work off its backlog: all delivered
+]  # fmt: skip
 FIRST_RUN = [
     "--motors", "8", "--seed", "30", "--count", "200", *STEP,
     *(
@@ -67,12 +70,12 @@ FIRST_RUN = [
         for mode, after in (("bearing_wear", "20h"), ("cooling_loss", "60h"), ("impeller_wear", "100h"))
         for arg in ("--fail", f"motor-{motor:03d}:{mode}:{after}")
     ),
-    "--random-failures-per-year", "0", "--no-ui", "--progress-every", "0", "--drain-timeout", "180", "--ack-timeout", "120",
+    *COMMON,
 ]  # fmt: skip
 SECOND_RUN = [
     "--motors", "4", "--seed", "1", "--count", "60", *STEP,
     "--fail", "motor-002:bearing_wear:40h", "--fail", "motor-004:cooling_loss:44h",
-    "--random-failures-per-year", "0", "--no-ui", "--progress-every", "0", "--drain-timeout", "180", "--ack-timeout", "120",
+    *COMMON,
 ]  # fmt: skip
 TRAINING_TIMEOUT_S = 300
 BATCH_WINDOW_S = 1.0
@@ -143,7 +146,7 @@ def _log_repair(state_dir: Path, motor_id: str, at_ms: int) -> None:
         endpoint_url=stack["iot_data_endpoint_url"],
         region_name=stack["region"],
         aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_secret_access_key="local",  # noqa: S106 - the local stack's fake credentials, as operate.py uses
     )
     payload = action.model_dump_json(exclude_none=True).encode()
     iot_data.publish(topic=f"motors/{motor_id}/actions", qos=1, payload=payload)
@@ -176,7 +179,7 @@ class RoundTrip:
 
 
 @pytest.fixture(scope="module")
-def round_trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoundTrip]:
+def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
     timings: dict[str, float] = {}
     lap = time.monotonic()
 
@@ -238,7 +241,7 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoundTrip]:
             print(line)
     timed("second run")
     print("round trip:", ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()), flush=True)
-    yield RoundTrip(first, archive, first.failures, model, metrics, second, second_report, timings)
+    return RoundTrip(first, archive, first.failures, model, metrics, second, second_report, timings)
 
 
 def test_the_archive_holds_every_reading_the_first_run_sent(round_trip: RoundTrip) -> None:

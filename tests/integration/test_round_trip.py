@@ -124,7 +124,7 @@ class _Recording:
 
 def _recording(truth: Truth) -> Any:
     def wrap(run: FleetRun) -> FleetRun:
-        return lambda sink: run(_Recording(sink, truth))  # type: ignore[arg-type]
+        return lambda sink: run(_Recording(sink, truth))
 
     return wrap
 
@@ -140,7 +140,7 @@ def _log_repair(state_dir: Path, motor_id: str, at_ms: int) -> None:
     action = OperatorAction(
         motor_id=motor_id, action="service_complete", action_id=str(uuid.uuid4()), ts=_iso(at_ms),
         operator="maintenance-crew", note="repaired",
-    )  # type: ignore[arg-type]  # fmt: skip
+    )  # fmt: skip
     iot_data = boto3.client(
         "iot-data",
         endpoint_url=stack["iot_data_endpoint_url"],

@@ -47,7 +47,7 @@ def test_what_the_archive_pipeline_cannot_run_with_is_one_clear_line(
 
 
 def test_an_archive_that_is_not_in_s3_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert sagemaker_train.main(["--archive", ".local-stack/archive", "--processing-image", IMAGE, "--role", ROLE_ARN]) == 2
+    assert sagemaker_train.main(["--archive", "archive", "--processing-image", IMAGE, "--role", ROLE_ARN]) == 2
 
     assert "SageMaker jobs read an archive in S3" in capsys.readouterr().err
 

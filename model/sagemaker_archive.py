@@ -1,10 +1,10 @@
 """The archive pipeline's steps inside SageMaker processing jobs: split the archive by motor, then features per shard.
 
-    python -m model.sagemaker_archive split      # one instance: the archive -> one Arrow file per motor
-    python -m model.sagemaker_archive features   # N instances: each its shard of the motors -> CSV parts
+    python model/sagemaker_archive.py split      # one instance: the archive -> one Arrow file per motor
+    python model/sagemaker_archive.py features   # N instances: each its shard of the motors -> CSV parts
 
-model/sagemaker_pipeline.py starts the jobs; this module runs in them, with the code channel (this
-package, `device`, `motor_maintenance`) on the path and the job's channels under /opt/ml/processing
+model/sagemaker_pipeline.py starts the jobs; this module runs in them from the code channel (this
+package, `device`, `motor_maintenance`) and the job's channels under /opt/ml/processing
 (`PROCESSING_ROOT` moves it, for tests). The steps are `model/train.py --archive`'s, cut where the
 work can be shared out:
 
@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+if not __package__:  # run as a script from the code channel: its folder holds model, device, motor_maintenance
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from device.archive_layout import ACTIONS
 from model.archive import Archive, ArchiveError

@@ -40,6 +40,8 @@ CODE_PATH = f"{PROCESSING}/input/code"
 SPLIT_JOB = "motor-archive-split"
 FEATURES_JOB = "motor-archive-features"
 TERMINAL = ("Completed", "Failed", "Stopped")
+ENTRYPOINT = ["python3", "-u", f"{CODE_PATH}/model/sagemaker_archive.py"]
+"""Run as a script, the module puts the code channel on its path: `model`, `device`, `motor_maintenance`."""
 
 
 class ProcessingFailed(Exception):
@@ -137,8 +139,7 @@ def start_processing(
         image_uri=image,
         instance_count=instances,
         instance_type=instance_type,
-        entrypoint=["python3", "-m", "model.sagemaker_archive"],
-        env={"PYTHONPATH": CODE_PATH, "PYTHONUNBUFFERED": "1"},
+        entrypoint=ENTRYPOINT,
         max_runtime_in_seconds=max_runtime_s,
         sagemaker_session=session,
     )

@@ -4,8 +4,8 @@ moto completes every job the moment it is created and runs nothing, so these tes
 script asked SageMaker for: a split job on the archive, a features job whose per-motor input is
 sharded by key over several instances, and a training job on the features job's output. What the jobs
 run is tested on its own (tests/unit/test_sagemaker_archive.py runs the steps as two instances would).
-moto does not keep a processing job's ProcessingResources, so the instance count is read from the
-script's own report of what it started.
+moto does not keep a processing job's ProcessingResources or Environment, so the instance count is
+read from the script's own report of what it started.
 """
 
 from __future__ import annotations
@@ -94,8 +94,9 @@ def test_the_archive_is_split_then_sharded_by_key_over_instances_then_trained_on
     for job in (split, features):
         app = job["AppSpecification"]
         assert app["ImageUri"] == IMAGE
-        assert app["ContainerEntrypoint"] == ["python3", "-m", "model.sagemaker_archive"]
-        assert job["Environment"]["PYTHONPATH"] == "/opt/ml/processing/input/code"
+        code_path = _inputs(job)["code"]["LocalPath"]
+        assert code_path == "/opt/ml/processing/input/code"
+        assert app["ContainerEntrypoint"] == ["python3", "-u", f"{code_path}/model/sagemaker_archive.py"]
         assert job["RoleArn"] == ROLE_ARN
         code = s3_objects(s3, _inputs(job)["code"]["S3Uri"])
         assert code["model/sagemaker_archive.py"] == (ROOT / "model" / "sagemaker_archive.py").read_bytes()

@@ -8,7 +8,10 @@ and labels `model/train.py --archive` computes on one machine, each motor in its
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ import pytest
 from device.history import generate
 from device.history_archive import write_archive
 from device.physics import DAY_S, FleetConfig
-from model import sagemaker_archive
+from model import sagemaker_archive, sagemaker_pipeline
 from model.archive import Archive, ArchiveError
 from model.archive_dataset import build_from_archive
 
@@ -96,3 +99,27 @@ def test_a_shard_of_motors_from_another_split_is_refused(job: Path, tmp_path: Pa
 
     with pytest.raises(ArchiveError, match="motor-999"):
         sagemaker_archive.features(base, host="algo-1", horizon_s=HORIZON_S, no_warning_modes=(), workers=1)
+
+
+def test_the_staged_code_channel_runs_the_split_on_its_own(job: Path, tmp_path: Path) -> None:
+    """As the processing container runs it: the code channel only, no project checkout, no PYTHONPATH."""
+    code = sagemaker_pipeline.stage_code(tmp_path / "code")
+    base = tmp_path / "processing"
+    shutil.copytree(job / "split" / "input", base / "input")
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment["PROCESSING_ROOT"] = str(base)
+
+    done = subprocess.run(  # noqa: S603 - our own interpreter and staged script
+        [sys.executable, str(code / "model" / "sagemaker_archive.py"), "split"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "split: " in done.stdout
+    assert len(list((base / "output" / "motors").glob("*.arrow"))) == 6
+    assert not [path for path in code.rglob("*") if path.is_file() and path.suffix != ".py"]

@@ -2,6 +2,7 @@
 
     python model/train.py --export-dataset model/output/dataset    # train.csv, validation.csv, feature_names.json
     python model/sagemaker_train.py --data model/output/dataset --role arn:aws:iam::123456789012:role/motor-training
+    python model/sagemaker_train.py --archive s3://BUCKET/PREFIX --processing-image URI --instances 4 --role ARN
 
 Script mode. The job runs SageMaker's XGBoost image 3.0-5, the image the template hosts the model
 with, and in it our entry script (model/sagemaker_entry.py): it fits with artifact.fit and
@@ -18,6 +19,10 @@ that driver, which exports SM_CHANNEL_*, SM_HPS and SM_MODEL_DIR and runs the en
 hyperparameters (artifact.HYPERPARAMETERS, the rounds, the seed, the feature names) are written
 into the job, so DescribeTrainingJob shows what the model was trained with. The container has no
 network access (network isolation): it needs none.
+
+With --archive the training data comes from the fleet's archive in S3 instead: processing jobs split it
+by motor and compute the features on several instances, sharded by S3 key (model/sagemaker_pipeline.py),
+and the training job trains on their output.
 
 The job's description is read with boto3 after ModelTrainer started it; this script polls it and
 prints each status change and the job's log lines until it ends.
@@ -478,7 +483,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the processing jobs' image: Python 3.11+ with the archive's packages (docs/sagemaker.md)",
     )
     archived.add_argument(
-        "--instances", type=_positive, default=2, help="instances of the features job, each a share of the motors"
+        "--instances",
+        type=_positive,
+        default=2,
+        help="instances of the features job, each a share of the motors (%(default)s)",
     )
     archived.add_argument(
         "--processing-instance-type", default="ml.m5.xlarge", help="processing instance type (%(default)s)"
@@ -506,7 +514,12 @@ def _parser() -> argparse.ArgumentParser:
         "--instance-type", default=DEFAULT_INSTANCE_TYPE, help="training instance; a CPU one is enough (%(default)s)"
     )
     job.add_argument("--rounds", type=_positive, default=artifact.NUM_BOOST_ROUND, help="boosting rounds (%(default)s)")
-    job.add_argument("--seed", type=int, default=1, help="XGBoost's seed (%(default)s, as model/train.py)")
+    job.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="XGBoost's seed, and with --archive the split by motor's (%(default)s, as model/train.py)",
+    )
     job.add_argument(
         "--max-runtime-minutes", type=_positive, default=60, help="SageMaker stops the job after this (%(default)s)"
     )

@@ -56,6 +56,8 @@ from motor_maintenance.alarms import AlarmKind, OperatorAction, Transition
 from motor_maintenance.telemetry import parse_timestamp, to_epoch_ms
 from scripts import operate
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 HOUR_MS = 3_600_000
 STEP = ["--interval", "0.02", "--speedup", "180000"]  # one reading per simulated hour, 50 a second

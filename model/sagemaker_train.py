@@ -2,6 +2,7 @@
 
     python model/train.py --export-dataset model/output/dataset    # train.csv, validation.csv, feature_names.json
     python model/sagemaker_train.py --data model/output/dataset --role arn:aws:iam::123456789012:role/motor-training
+    python model/sagemaker_train.py --archive s3://BUCKET/PREFIX --processing-image URI --instances 4 --role ARN
 
 Script mode. The job runs SageMaker's XGBoost image 3.0-5, the image the template hosts the model
 with, and in it our entry script (model/sagemaker_entry.py): it fits with artifact.fit and
@@ -18,6 +19,10 @@ that driver, which exports SM_CHANNEL_*, SM_HPS and SM_MODEL_DIR and runs the en
 hyperparameters (artifact.HYPERPARAMETERS, the rounds, the seed, the feature names) are written
 into the job, so DescribeTrainingJob shows what the model was trained with. The container has no
 network access (network isolation): it needs none.
+
+With --archive the training data comes from the fleet's archive in S3 instead: processing jobs split it
+by motor and compute the features on several instances, sharded by S3 key (model/sagemaker_pipeline.py),
+and the training job trains on their output.
 
 The job's description is read with boto3 after ModelTrainer started it; this script polls it and
 prints each status change and the job's log lines until it ends.
@@ -40,7 +45,7 @@ from typing import Any
 if not __package__:  # run as a script (python model/sagemaker_train.py): make `model` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model import artifact
+from model import artifact, sagemaker_pipeline
 
 MODEL_DIR = Path(__file__).resolve().parent
 ENTRY_SCRIPT = "sagemaker_entry.py"
@@ -71,20 +76,23 @@ class JobFailed(Exception):
 class Dataset:
     """The exported dataset: SageMaker XGBoost's text/csv (label first, no header) and its column names."""
 
-    train: Path
-    validation: Path | None
+    train: Path | str
+    """A local file, or an s3:// prefix of CSV files (the archive pipeline's features)."""
+    validation: Path | str | None
     feature_names: list[str]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.archive is not None:
+            return submit_archive(args)
         dataset = find_dataset(args.data)
         return submit(args, dataset)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except JobFailed as exc:
+    except (JobFailed, sagemaker_pipeline.ProcessingFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -243,6 +251,68 @@ def submit(args: argparse.Namespace, dataset: Dataset) -> int:
     print(f"image:  {image} (script mode, entry {ENTRY_SCRIPT})")
     print(f"data:   {', '.join(f'{path.name} {path.stat().st_size / 1e6:.1f} MB' for path in _files(dataset))}")
     print(f"job:    {args.instance_type}, {args.rounds} rounds, at most {args.max_runtime_minutes} min")
+    return _train(args, dataset, boto_session, image)
+
+
+def submit_archive(args: argparse.Namespace) -> int:
+    """The archive pipeline: the split and features processing jobs, then the training job on their output."""
+    if args.data is not None:
+        raise UsageError("give --data (an exported dataset) or --archive (an archive in S3), not both")
+    try:
+        archive = sagemaker_pipeline.archive_location(args.archive)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not args.processing_image:
+        raise UsageError(
+            "--archive needs --processing-image URI: an image with Python 3.11+ and the archive's packages "
+            "(docs/sagemaker.md shows one)"
+        )
+    if not args.role:
+        raise UsageError(f"--archive needs the jobs' role: pass --role ARN or set {ROLE_VARIABLE}")
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    boto_session = _aws_session(args.region)
+    image = _training_image(boto_session.region_name, args.instance_type)
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    session = _session(args, boto_session)
+    run = sagemaker_pipeline.ArchiveRun(archive, f"s3://{session.default_bucket()}/{args.prefix}/motor-archive/{stamp}")
+    print(f"archive: {archive}\nwork:    {run.work}")
+    steps = (
+        ("split", 1, ["--seed", str(args.seed)]),
+        ("features", args.instances, ["--horizon-h", "24"]),
+    )
+    with tempfile.TemporaryDirectory(prefix="sagemaker-archive-code-") as staging:
+        code = str(sagemaker_pipeline.stage_code(Path(staging)))
+        for step, instances, arguments in steps:
+            name = f"motor-archive-{step}-{stamp}"
+            print(f"{step}: {instances} x {args.processing_instance_type}, {args.processing_image}")
+            try:
+                sagemaker_pipeline.start_processing(
+                    session,
+                    step=step,
+                    run=run,
+                    code=code,
+                    image=args.processing_image,
+                    role=args.role,
+                    instance_type=args.processing_instance_type,
+                    instances=instances,
+                    arguments=arguments,
+                    max_runtime_s=args.max_runtime_minutes * 60,
+                    job_name=name,
+                )
+            except (BotoCoreError, ClientError, ValueError) as exc:
+                raise UsageError(f"the {step} processing job could not start: {exc}") from None
+            sagemaker_pipeline.follow_processing(session.sagemaker_client, name, poll_s=args.poll_seconds)
+    from motor_maintenance.features import FEATURE_NAMES  # noqa: PLC0415 - what the processing jobs computed
+
+    dataset = Dataset(train=run.train, validation=run.validation, feature_names=list(FEATURE_NAMES))
+    print(f"job:    {args.instance_type}, {args.rounds} rounds, at most {args.max_runtime_minutes} min")
+    return _train(args, dataset, boto_session, image)
+
+
+def _train(args: argparse.Namespace, dataset: Dataset, boto_session: Any, image: str) -> int:
+    """Start the training job, follow it, print the ModelDataUrl and the deploy command."""
+    region = boto_session.region_name
     sagemaker_client, job_name = _start_job(args, dataset, boto_session, image)
     console = f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job_name}"
     print(f"training job {job_name}\n  {console}")
@@ -305,7 +375,6 @@ def _start_job(args: argparse.Namespace, dataset: Dataset, boto_session: Any, im
     """ModelTrainer uploads the channels and creates the job; (SageMaker client, job name)."""
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
     from sagemaker.core.helper.iam_role_resolver import RoleValidationError  # noqa: PLC0415
-    from sagemaker.core.helper.session_helper import Session  # noqa: PLC0415
     from sagemaker.train import ModelTrainer  # noqa: PLC0415
     from sagemaker.train.configs import Compute, InputData, Networking, SourceCode, StoppingCondition  # noqa: PLC0415
 
@@ -314,9 +383,7 @@ def _start_job(args: argparse.Namespace, dataset: Dataset, boto_session: Any, im
         channels.append(InputData(channel_name="validation", data_source=str(dataset.validation), content_type=CSV))
     with tempfile.TemporaryDirectory(prefix="sagemaker-code-") as staging:
         try:
-            session = Session(boto_session=boto_session, default_bucket=args.bucket)
-            _resolve_bucket(session, args.bucket)
-            session.default_bucket_prefix = args.prefix or None
+            session = _session(args, boto_session)
             trainer = ModelTrainer(
                 sagemaker_session=session,
                 role=args.role,
@@ -343,6 +410,16 @@ def _start_job(args: argparse.Namespace, dataset: Dataset, boto_session: Any, im
     return session.sagemaker_client, str(trainer._latest_training_job.training_job_name)
 
 
+def _session(args: argparse.Namespace, boto_session: Any) -> Any:
+    """The SDK's session on the bucket (--bucket, or the SDK's default bucket) with the key prefix."""
+    from sagemaker.core.helper.session_helper import Session  # noqa: PLC0415
+
+    session = Session(boto_session=boto_session, default_bucket=args.bucket)
+    _resolve_bucket(session, args.bucket)
+    session.default_bucket_prefix = args.prefix or None
+    return session
+
+
 def _resolve_bucket(session: Any, bucket: str | None) -> None:
     """Check a named bucket exists (never create it); otherwise let the SDK find or create its default bucket.
 
@@ -365,7 +442,8 @@ def _resolve_bucket(session: Any, bucket: str | None) -> None:
 
 
 def _files(dataset: Dataset) -> list[Path]:
-    return [path for path in (dataset.train, dataset.validation) if path is not None]
+    """The dataset's local files (an exported dataset's; the archive pipeline's are in S3)."""
+    return [path for path in (dataset.train, dataset.validation) if isinstance(path, Path)]
 
 
 def _positive(text: str) -> int:
@@ -390,6 +468,29 @@ def _parser() -> argparse.ArgumentParser:
         help=f"train.csv, validation.csv (label first, no header) and feature_names.json, as `{EXPORT_HINT}` "
         "writes them",
     )
+    archived = parser.add_argument_group("the fleet's own history (instead of --data)")
+    archived.add_argument(
+        "--archive",
+        default=None,
+        metavar="S3_URL",
+        help="an archive in S3 (s3://bucket/prefix): split by motor and turned into features by processing jobs, "
+        "then trained on",
+    )
+    archived.add_argument(
+        "--processing-image",
+        default=None,
+        metavar="URI",
+        help="the processing jobs' image: Python 3.11+ with the archive's packages (docs/sagemaker.md)",
+    )
+    archived.add_argument(
+        "--instances",
+        type=_positive,
+        default=2,
+        help="instances of the features job, each a share of the motors (%(default)s)",
+    )
+    archived.add_argument(
+        "--processing-instance-type", default="ml.m5.xlarge", help="processing instance type (%(default)s)"
+    )
     aws = parser.add_argument_group("AWS")
     aws.add_argument(
         "--role",
@@ -413,7 +514,12 @@ def _parser() -> argparse.ArgumentParser:
         "--instance-type", default=DEFAULT_INSTANCE_TYPE, help="training instance; a CPU one is enough (%(default)s)"
     )
     job.add_argument("--rounds", type=_positive, default=artifact.NUM_BOOST_ROUND, help="boosting rounds (%(default)s)")
-    job.add_argument("--seed", type=int, default=1, help="XGBoost's seed (%(default)s, as model/train.py)")
+    job.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="XGBoost's seed, and with --archive the split by motor's (%(default)s, as model/train.py)",
+    )
     job.add_argument(
         "--max-runtime-minutes", type=_positive, default=60, help="SageMaker stops the job after this (%(default)s)"
     )

@@ -51,7 +51,7 @@ from local.report import Report
 from local.simulation import FleetRun, simulate_through
 from local.stack import LocalStack, running_stack
 from model.archive import Archive
-from model.artifact import VersionedModel, load_versioned
+from model.versions import VersionedModel, load_versioned
 from motor_maintenance.alarms import AlarmKind, OperatorAction, Transition
 from motor_maintenance.telemetry import parse_timestamp, to_epoch_ms
 from scripts import operate

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from model import inference
+from tests.support import ROOT
 from tests.unit.test_template import TEMPLATE, Template, each, referenced_names
 
 RULE_FUNCTIONS = {
@@ -305,3 +306,11 @@ def test_the_endpoint_answers_csv_to_a_request_that_names_no_accept_type() -> No
 
     assert environment["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] == inference.CSV
     assert environment["SAGEMAKER_PROGRAM"] == "inference.py"
+
+
+def test_the_deploy_page_lists_the_regions_a_model_endpoint_deploys_in() -> None:
+    page = (ROOT / "docs" / "deploy.md").read_text()
+    section = page[page.index("### Regions for a model endpoint") :]
+    section = section[: section.index("\n### ", 1)]
+
+    assert set(re.findall(r"`([a-z]{2}-[a-z]+-\d)`", section)) == set(TEMPLATE["Mappings"]["XGBoostRegistry"])

@@ -3,14 +3,17 @@
 `ModelServer` does what SageMaker's XGBoost container does in script mode (SAGEMAKER_PROGRAM=inference.py,
 SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code): it unpacks model.tar.gz into a private directory, imports
 `code/inference.py` from there (not from model/, so the code under test is the code that ships), calls
-model_fn once, and answers each request with input_fn -> predict_fn -> output_fn. Around that it speaks
-the runtime's REST API as botocore's service model describes it, so the unchanged boto3 client reaches
-it through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME and raises the ClientError codes the real service causes:
+model_fn once, and answers each request as the container's serving toolkit does (local.script_mode: the
+default Content-Type and Accept, input_fn -> predict_fn -> output_fn, the status a script can answer
+with and the 500 for what it raises). Around that it speaks the runtime's REST API as botocore's
+service model describes it, so the unchanged boto3 client reaches it through
+AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME and raises the ClientError codes the real service causes:
 
-- `POST /endpoints/{EndpointName}/invocations` -> 200, the body and Content-Type from output_fn,
+- `POST /endpoints/{EndpointName}/invocations` -> 200, the body and Content-Type the container sends,
   `x-Amzn-Invoked-Production-Variant: AllTraffic`;
-- an exception in the inference code -> 424 ModelError, `{"Message", "OriginalStatusCode",
-  "OriginalMessage", "LogStreamArn"}` (400 for the contract's RequestError, 500 for anything else);
+- any other answer of the container -> 424 ModelError, `{"Message", "OriginalStatusCode",
+  "OriginalMessage", "LogStreamArn"}`: its status and body (inference.py's Refusal: 400, 406 or 415 with
+  the reason; an exception in the inference code: 500 and Flask's generic page);
 - another endpoint name -> 400 ValidationError "Endpoint <name> of account 123456789012 not found.";
 - a body over 6 MB (InvokeEndpoint's payload limit) -> 413 ValidationError; any other route -> 404.
 
@@ -51,6 +54,7 @@ from local.loopback_http import (
     check_fail_count,
     serve_until_signalled,
 )
+from local.script_mode import DEFAULT_INVOCATIONS_ACCEPT, Answer, transform
 
 __all__ = [
     "ACCOUNT_ID",
@@ -105,10 +109,19 @@ class ModelServer(LoopbackService):
     thread_name = "sagemaker-endpoint"
     logger = log
 
-    def __init__(self, artifact: Path, endpoint_name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        artifact: Path,
+        endpoint_name: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        default_accept: str = DEFAULT_INVOCATIONS_ACCEPT,
+    ) -> None:
         super().__init__(_Handler, host, port)
         self.artifact = Path(artifact)
         self.endpoint_name = endpoint_name
+        self.default_accept = default_accept
+        """The model's SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: the answer type of a request without Accept, or */*."""
         self._invocations = 0
         self._rows = 0
         self._model_errors = 0
@@ -144,7 +157,7 @@ class ModelServer(LoopbackService):
 
     @property
     def model_errors(self) -> int:
-        """Invocations answered with ModelError because the inference code raised."""
+        """Invocations answered with ModelError: the inference code refused the request or raised."""
         with self._lock:
             return self._model_errors
 
@@ -218,36 +231,24 @@ class ModelServer(LoopbackService):
             shutil.rmtree(self._model_dir, ignore_errors=True)
             self._model_dir = None
 
-    def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
-        """input_fn -> predict_fn -> output_fn, as the container runs them; exceptions are the model's errors."""
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> Answer:
+        """The container's answer to one request (headers as the client sent them, None if absent)."""
         program = self._inference
         if program is None:
             raise RuntimeError("the model server is not started")
-        data = program.input_fn(body, content_type)
-        prediction = program.predict_fn(data, self._model)
-        result = program.output_fn(prediction, accept)
-        # The toolkit takes (data, content type) or bare data, whose type is then the one asked for.
-        payload, response_type = result if isinstance(result, tuple) else (result, accept or "text/csv")
-        encoded = payload.encode() if isinstance(payload, str) else bytes(payload)
+        answer = transform(
+            program, self._model, body, content_type=content_type, accept=accept, default_accept=self.default_accept
+        )
         with self._lock:
-            self._rows += _row_count(data)
-        return encoded, str(response_type)
+            if answer.status == 200:
+                self._rows += answer.rows
+            else:
+                self._model_errors += 1
+        return answer
 
-    def count_model_error(self) -> None:
-        with self._lock:
-            self._model_errors += 1
-
-    def client_error_type(self) -> type[BaseException]:
-        """The contract's "the request is wrong" exception (inference.RequestError), else ValueError."""
-        found = getattr(self._inference, "RequestError", None)
-        return found if isinstance(found, type) and issubclass(found, BaseException) else ValueError
-
-    def model_error(self, exc: BaseException) -> dict[str, Any]:
-        """The ModelError body SageMaker sends when its container answered an error (botocore's ModelError shape)."""
-        client_fault = isinstance(exc, self.client_error_type())
-        status = 400 if client_fault else 500
-        kind = "client" if client_fault else "server"
-        original = str(exc) or type(exc).__name__
+    def model_error(self, status: int, original: str) -> dict[str, Any]:
+        """The ModelError body SageMaker sends when its container answered `status` (botocore's ModelError shape)."""
+        kind = "client" if 400 <= status < 500 else "server"
         group = f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
         console = (
             f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#logEventViewer:group={group}"
@@ -330,21 +331,19 @@ class _Handler(LoopbackHandler[ModelServer]):
         if delay_s:
             time.sleep(delay_s)
         if fault == "ModelError":  # as a container that crashed: a server error from the model
-            self._send_json(424, fault, self.app.model_error(RuntimeError("local fault injection")))
+            self._send_json(424, fault, self.app.model_error(500, "local fault injection"))
             return
         if fault is not None:
             self._error(FAULTS[fault], fault, f"{fault} (local fault injection)")
             return
-        try:
-            answer, content_type = self.app.invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
-        except Exception as exc:
-            # What the container's CloudWatch log would hold: a refused request in a line, a crash with its traceback.
-            client_fault = isinstance(exc, self.app.client_error_type())
-            log.warning("model error on %s: %s", self.app.endpoint_name, exc, exc_info=not client_fault)
-            self.app.count_model_error()
-            self._send_json(424, "ModelError", self.app.model_error(exc))
+        answer = self.app.invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
+        if answer.status != 200:
+            original = answer.body.decode("utf-8", "replace")
+            if answer.status < 500:  # a refused request; script_mode logged a crash with its traceback
+                log.warning("model error on %s: %s %s", self.app.endpoint_name, answer.status, original)
+            self._send_json(424, "ModelError", self.app.model_error(answer.status, original))
             return
-        self._send(200, answer, content_type, {"x-Amzn-Invoked-Production-Variant": VARIANT})
+        self._send(200, answer.body, answer.content_type, {"x-Amzn-Invoked-Production-Variant": VARIANT})
 
     def _not_found(self) -> None:
         # Read the body out first: the connection is kept alive and its next request starts after it.
@@ -354,14 +353,6 @@ class _Handler(LoopbackHandler[ModelServer]):
 
     def _error(self, status: int, code: str, message: str) -> None:
         self._send_json(status, code, {"Message": message})
-
-
-def _row_count(data: Any) -> int:
-    """Rows of input_fn's result: a matrix's first dimension, else its length."""
-    shape = getattr(data, "shape", None)
-    if shape:
-        return int(shape[0])
-    return len(data) if hasattr(data, "__len__") else 1
 
 
 def main(argv: list[str] | None = None) -> int:

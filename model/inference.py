@@ -18,6 +18,16 @@ Answer, by `Accept`:
   `model_version_source` is `manifest` when the artifact's meta/manifest.json says the same, and
   `derived` for an artifact without a manifest. The plain built-in algorithm answers the same JSON
   without `drivers` and without the version; the CSV answer carries no version.
+
+A request the contract refuses is answered with a status and the reason as plain text: 415 for a
+content type other than CSV, 406 for an `Accept` type other than CSV or JSON, 400 for a body it cannot
+read (not UTF-8, not numbers, ragged rows, too many rows, the wrong number of features). SageMaker
+hands it to the client as a ModelError with that status. The container serves these functions through
+the sagemaker-containers toolkit (2.8.6, which the image's serving.py builds its Transformer from),
+which turns anything they *raise* into a 500 with Flask's generic page: so input_fn and predict_fn pass
+a `Refusal` on instead of raising, and output_fn returns it as the answer (a WSGI application, which
+Flask runs as the response). `read_rows`, `score` and `serialise` are the same steps raising
+RequestError, for code that calls them directly.
 """
 
 from __future__ import annotations
@@ -26,7 +36,9 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -49,7 +61,44 @@ MAX_ROWS = 10_000
 
 
 class RequestError(ValueError):
-    """The request cannot be answered as sent (the client's fault): wrong type, shape or value."""
+    """The request cannot be answered as sent (the client's fault): wrong shape or value."""
+
+    status = HTTPStatus.BAD_REQUEST
+
+
+class UnsupportedContentType(RequestError):
+    """The body is not of a type the contract reads (the toolkit's own answer to that is 415 too)."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class UnsupportedAccept(RequestError):
+    """The client asks for an answer type the contract does not write (the toolkit's own answer: 406)."""
+
+    status = HTTPStatus.NOT_ACCEPTABLE
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused request as the endpoint answers it: the status and the reason, as a WSGI application.
+
+    In the container (sagemaker-containers 2.8.6, _transformer.py lines 198-207 and 226-238) output_fn's
+    result is the Flask view's return value unless it is a tuple, and Flask runs a returned callable as
+    a WSGI application (flask.app.Flask.make_response): this is how the status reaches the client.
+    """
+
+    status: int
+    reason: str
+
+    @classmethod
+    def of(cls, error: RequestError) -> Refusal:
+        return cls(int(error.status), str(error))
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = self.reason.encode("utf-8")
+        headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+        start_response(f"{self.status} {HTTPStatus(self.status).phrase}", headers)
+        return [body]
 
 
 class ArtifactError(ValueError):
@@ -83,11 +132,39 @@ def model_fn(model_dir: str) -> xgb.Booster:
     return booster
 
 
-def input_fn(request_body: bytes | str, request_content_type: str | None) -> np.ndarray:
+def input_fn(request_body: bytes | str, request_content_type: str | None) -> np.ndarray | Refusal:
+    """The container's step 1: read_rows, or the Refusal of a request it cannot read."""
+    try:
+        return read_rows(request_body, request_content_type)
+    except RequestError as error:
+        return Refusal.of(error)
+
+
+def predict_fn(input_data: np.ndarray | Refusal, model: xgb.Booster) -> Scored | Refusal:
+    """The container's step 2: score, or the Refusal passed on (from input_fn, or of rows of the wrong width)."""
+    if isinstance(input_data, Refusal):
+        return input_data
+    try:
+        return score(input_data, model)
+    except RequestError as error:
+        return Refusal.of(error)
+
+
+def output_fn(prediction: Scored | Refusal, accept: str | None) -> tuple[str, str] | Refusal:
+    """The container's step 3: (body, content type) as serialise writes it, or the Refusal as the answer."""
+    if isinstance(prediction, Refusal):
+        return prediction
+    try:
+        return serialise(prediction, accept)
+    except RequestError as error:
+        return Refusal.of(error)
+
+
+def read_rows(request_body: bytes | str, request_content_type: str | None) -> np.ndarray:
     """CSV rows -> a float32 matrix, NaN where a field is empty."""
     media_type = _media_type(request_content_type) or CSV
     if media_type != CSV:
-        raise RequestError(f"content type {request_content_type!r} is not supported; send {CSV}")
+        raise UnsupportedContentType(f"content type {request_content_type!r} is not supported; send {CSV}")
     try:
         text = request_body.decode("utf-8") if isinstance(request_body, bytes | bytearray) else request_body
     except UnicodeDecodeError as exc:
@@ -154,8 +231,8 @@ class Scored:
         return self._drivers
 
 
-def predict_fn(input_data: np.ndarray, model: xgb.Booster) -> Scored:
-    """Failure probabilities for each row (the drivers wait for output_fn, which knows what was asked)."""
+def score(input_data: np.ndarray, model: xgb.Booster) -> Scored:
+    """Failure probabilities for each row (the drivers wait for serialise, which knows what was asked)."""
     expected = model.num_features()
     if input_data.ndim != 2 or input_data.shape[1] != expected:
         width = input_data.shape[1] if input_data.ndim == 2 else "?"
@@ -164,8 +241,8 @@ def predict_fn(input_data: np.ndarray, model: xgb.Booster) -> Scored:
     return Scored(booster=model, features=input_data, probabilities=np.asarray(probabilities, dtype=np.float64))
 
 
-def output_fn(prediction: Scored, accept: str | None) -> tuple[str, str]:
-    """Serialise as the client asked: CSV probabilities, or JSON with each row's drivers."""
+def serialise(prediction: Scored, accept: str | None) -> tuple[str, str]:
+    """As the client asked: CSV probabilities, or JSON with each row's drivers (no Accept, or */*: CSV)."""
     media_type = _media_type(accept)
     if media_type in (None, "*/*", CSV):
         return "\n".join(_probability_text(p) for p in prediction.probabilities) + "\n", CSV
@@ -179,7 +256,7 @@ def output_fn(prediction: Scored, accept: str | None) -> tuple[str, str]:
         if version:
             answer.update(model_version=version, model_version_source=prediction.booster.attr(VERSION_SOURCE_ATTR))
         return json.dumps(answer, separators=(",", ":")), JSON
-    raise RequestError(f"accept type {accept!r} is not supported; ask for {CSV} or {JSON}")
+    raise UnsupportedAccept(f"accept type {accept!r} is not supported; ask for {CSV} or {JSON}")
 
 
 def _probability_text(probability: float) -> str:

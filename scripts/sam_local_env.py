@@ -61,12 +61,16 @@ FUNCTION_ENV = {
 }
 
 
+OPTIONAL_OUTPUTS = {"EndpointName", "ModelS3Url"}
+"""Outputs the template declares only when they have a value (no endpoint, no embedded model): absent is empty."""
+
+
 def env_vars(outputs: dict[str, str]) -> dict[str, dict[str, str]]:
     """The --env-vars document for the given stack outputs; names any output that is missing."""
-    missing = sorted({out for env in FUNCTION_ENV.values() for out in env.values()} - set(outputs))
+    missing = sorted({out for env in FUNCTION_ENV.values() for out in env.values()} - set(outputs) - OPTIONAL_OUTPUTS)
     if missing:
         raise SystemExit(f"stack has no output(s) {', '.join(missing)}: is it this project's stack, fully deployed?")
-    return {function: {var: outputs[out] for var, out in env.items()} for function, env in FUNCTION_ENV.items()}
+    return {function: {var: outputs.get(out, "") for var, out in env.items()} for function, env in FUNCTION_ENV.items()}
 
 
 def stack_outputs(stack: str, cloudformation: Any) -> dict[str, str]:

@@ -122,6 +122,16 @@ AWS_CALLING_PACKAGES = (
 TARGETS_IN_CODE: dict[str, str] = {}
 
 
+ON_BEHALF_OF_A_CALL = {
+    "kms:Decrypt": (
+        "s3:GetObject",
+        "S3 decrypts an SSE-KMS object with the reader's own kms:Decrypt (ArtifactKmsKeyArn; "
+        "test_template_refusals checks the key and the kms:ViaService condition)",
+    ),
+}
+"""Actions a service makes as the caller while serving one of the code's calls: allowed with that call, not required."""
+
+
 STREAM_READ_ACTIONS = (
     "kinesis:DescribeStream",
     "kinesis:DescribeStreamSummary",
@@ -550,7 +560,8 @@ def least_privilege_problems(template: Template, code: CodeBase | None = None) -
                         f"{where}: {action} on {sorted(map(sorted, keys - needs.actions[action]))}; "
                         f"{name}'s code calls it only on {sorted(map(sorted, needs.actions[action]))}"
                     )
-        for action in sorted(set(granted) - set(needs.actions) - set(platform)):
+        on_behalf = {action for action, (call, _) in ON_BEHALF_OF_A_CALL.items() if call in needs.actions}
+        for action in sorted(set(granted) - set(needs.actions) - set(platform) - on_behalf):
             problems.append(f"{role_name}: grants {action}, which {name}'s code never calls; remove it")
         for action, targets in sorted(needs.actions.items()):
             missing = targets - granted.get(action, set())
@@ -736,6 +747,12 @@ def _without_the_batch_read(template: Template) -> None:
     statements[:] = [s for s in statements if "ReadMotorStatesOfABatch" not in str(s)]
 
 
+def _decrypting_for_a_function_that_reads_no_object(template: Template) -> None:
+    _statements(template, "OperatorActionRole").append(
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": {"Ref": "ArtifactKmsKeyArn"}}
+    )
+
+
 @pytest.mark.parametrize(
     ("breakage", "culprit"),
     [
@@ -747,6 +764,7 @@ def _without_the_batch_read(template: Template) -> None:
         (_without_the_failure_queue, "InferenceRole: does not grant sqs:SendMessage"),
         (_batch_reads_for_operator_actions, "OperatorActionRole: grants dynamodb:BatchGetItem"),
         (_without_the_batch_read, "InferenceRole: does not grant dynamodb:BatchGetItem"),
+        (_decrypting_for_a_function_that_reads_no_object, "OperatorActionRole: grants kms:Decrypt"),
     ],
     ids=lambda value: value.__name__.strip("_") if callable(value) else None,
 )

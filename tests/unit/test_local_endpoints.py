@@ -123,7 +123,7 @@ def test_csv_and_json_answers_carry_their_content_type_and_the_variant(
         EndpointName=ENDPOINT, ContentType="text/csv", Accept="application/json", Body=body
     )
 
-    assert as_csv["ContentType"] == "text/csv"
+    assert as_csv["ContentType"] == "text/csv; charset=utf-8"  # werkzeug adds the charset to a text/* type
     assert as_json["ContentType"] == "application/json"
     assert as_csv["InvokedProductionVariant"] == as_json["InvokedProductionVariant"] == "AllTraffic"
     probabilities = [float(line) for line in as_csv["Body"].read().decode().splitlines()]

@@ -34,7 +34,9 @@ def _csv(rows: np.ndarray) -> bytes:
 
 
 def _answer(booster: xgb.Booster, body: bytes | str, accept: str | None) -> tuple[str, str]:
-    return inference.output_fn(inference.predict_fn(inference.input_fn(body, "text/csv"), booster), accept)
+    answer = inference.output_fn(inference.predict_fn(inference.input_fn(body, "text/csv"), booster), accept)
+    assert isinstance(answer, tuple), answer
+    return answer
 
 
 def test_csv_rows_in_one_probability_per_line_out(booster: xgb.Booster) -> None:
@@ -71,30 +73,56 @@ def test_json_names_the_features_that_drove_a_likely_failure(booster: xgb.Booste
 
 
 @pytest.mark.parametrize(
-    ("body", "content_type", "message"),
+    ("body", "content_type", "status", "message"),
     [
-        (b"1,2,3", "application/x-npy", "not supported"),
-        (b"", "text/csv", "no CSV rows"),
-        (b"1,abc,3", "text/csv", "row 1, field 2"),
-        (b"1,2,3\n1,2", "text/csv", "row 2 has 2 fields"),
-        (b"1,inf,3", "text/csv", "infinite"),
-        (b"\xff\xfe", "text/csv", "not UTF-8"),
+        (b"1,2,3", "application/x-npy", 415, "not supported"),
+        (b"", "text/csv", 400, "no CSV rows"),
+        (b"1,abc,3", "text/csv", 400, "row 1, field 2"),
+        (b"1,2,3\n1,2", "text/csv", 400, "row 2 has 2 fields"),
+        (b"1,inf,3", "text/csv", 400, "infinite"),
+        (b"\xff\xfe", "text/csv", 400, "not UTF-8"),
     ],
 )
-def test_a_request_it_cannot_answer_is_refused_with_the_reason(body: bytes, content_type: str, message: str) -> None:
-    with pytest.raises(inference.RequestError, match=message):
-        inference.input_fn(body, content_type)
+def test_a_request_it_cannot_answer_is_refused_with_the_reason(
+    body: bytes, content_type: str, status: int, message: str
+) -> None:
+    with pytest.raises(inference.RequestError, match=message) as raised:
+        inference.read_rows(body, content_type)
+    assert raised.value.status == status
+
+    refusal = inference.input_fn(body, content_type)  # what the container gets: passed on, not raised
+
+    assert refusal == inference.Refusal(status, str(raised.value))
 
 
 def test_rows_of_the_wrong_width_or_too_many_rows_are_refused(booster: xgb.Booster) -> None:
     with pytest.raises(inference.RequestError, match=f"the model expects {len(NAMES)}"):
-        inference.predict_fn(inference.input_fn("1,2,3", "text/csv"), booster)
+        inference.score(inference.read_rows("1,2,3", "text/csv"), booster)
     too_many = "\n".join(["0"] * (inference.MAX_ROWS + 1))
     with pytest.raises(inference.RequestError, match="at most"):
-        inference.input_fn(too_many, "text/csv")
+        inference.read_rows(too_many, "text/csv")
+    scored = inference.score(np.zeros((1, len(NAMES)), dtype=np.float32), booster)
+    with pytest.raises(inference.UnsupportedAccept, match="accept type"):
+        inference.serialise(scored, "application/x-protobuf")
+
+
+def test_a_refusal_passes_through_predict_fn_and_output_fn_and_answers_with_its_status(booster: xgb.Booster) -> None:
+    narrow = inference.predict_fn(inference.input_fn("1,2,3", "text/csv"), booster)
+    assert isinstance(narrow, inference.Refusal)
+    assert narrow.status == 400
+    assert inference.output_fn(narrow, "text/csv") is narrow
     scored = inference.predict_fn(np.zeros((1, len(NAMES)), dtype=np.float32), booster)
-    with pytest.raises(inference.RequestError, match="accept type"):
-        inference.output_fn(scored, "application/x-protobuf")
+    unacceptable = inference.output_fn(scored, "application/x-protobuf")
+    assert isinstance(unacceptable, inference.Refusal)
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    body = b"".join(unacceptable({}, lambda status, headers: started.append((status, headers))))
+
+    assert started == [
+        ("406 Not Acceptable", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    ]
+    assert body.decode() == unacceptable.reason
+    assert "accept type 'application/x-protobuf' is not supported" in unacceptable.reason
 
 
 def test_the_feature_names_travel_as_an_attribute_not_as_booster_names(booster: xgb.Booster, tmp_path: Path) -> None:

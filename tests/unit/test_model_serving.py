@@ -37,8 +37,9 @@ class ArtifactEndpoint:
 
     def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         self.accepts.append(kwargs["Accept"])
-        data = inference.input_fn(kwargs["Body"], kwargs["ContentType"])
-        body, content_type = inference.output_fn(inference.predict_fn(data, self.booster), kwargs["Accept"])
+        # The raising steps: a request the contract refuses fails the test with the reason.
+        data = inference.read_rows(kwargs["Body"], kwargs["ContentType"])
+        body, content_type = inference.serialise(inference.score(data, self.booster), kwargs["Accept"])
         return {"Body": io.BytesIO(body.encode()), "ContentType": content_type}
 
 

@@ -74,3 +74,16 @@ def test_it_covers_every_environment_variable_the_template_sets() -> None:
 def test_a_stack_without_the_outputs_is_refused_by_name() -> None:
     with pytest.raises(SystemExit, match="StateTableName"):
         main(["--stack", "other"], cloudformation=CloudFormation({"Foo": "bar"}))
+
+
+def test_a_stack_without_a_model_leaves_the_model_variables_empty(capsys: pytest.CaptureFixture[str]) -> None:
+    """EndpointName and ModelS3Url are declared only when they have a value (a default deploy has neither)."""
+    declared = template()["Outputs"]
+    outputs = {name: f"value-of-{name}" for name, output in declared.items() if "Condition" not in output}
+
+    assert main(["--stack", "s"], cloudformation=CloudFormation(outputs)) == 0
+
+    inference = json.loads(capsys.readouterr().out)["InferenceFunction"]
+    assert inference["ENDPOINT_NAME"] == ""
+    assert inference["MODEL_S3_URL"] == ""
+    assert inference["STATE_TABLE_NAME"] == "value-of-StateTableName"

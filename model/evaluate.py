@@ -39,15 +39,17 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from device.history import History
 from device.physics import FailureMode
-from model import intervals
-from model.forewarning import WARNING_WINDOW_H, Verdict, judge
+from model import forewarning, intervals
 from model.forewarning import Episode as Span
+from model.forewarning import Verdict, judge
 from motor_maintenance.alarms import Transition
 from motor_maintenance.config import PREDICTIVE_ALARM, DetectorConfig
 from motor_maintenance.detector import ReadingInput, step
 from motor_maintenance.state import MotorState
 
 MODES: tuple[FailureMode, ...] = tuple(FailureMode)
+WARNING_WINDOW_H = forewarning.WARNING_WINDOW_H
+"""Calendar hours before a failure in which an alarm that was up forewarned it (model/forewarning.py)."""
 MIN_LEAD_H = 12.0
 """The lead time a plant needs to plan a repair: the target is 90 % of failures forewarned this early."""
 TARGET_PRECISION = 0.9

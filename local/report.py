@@ -9,6 +9,7 @@ from local.accounting import lines as accounting_lines
 from local.firehose import ArchiveTally
 from local.options import shown
 from local.watch import Summary, Watch, when
+from model.forewarning import WARNING_WINDOW_H
 
 SETTLE_S = 60.0
 """After the last reading, the pipeline works off its backlog; it counts as stuck after this long without
@@ -109,19 +110,25 @@ def summary_lines(summary: Summary, received: int | None = None) -> list[str]:
         "which no strategy can foresee)"
     )
     if predictable:
-        lines.append(f"  forewarned: {len(forewarned)} of {len(predictable)}")
+        lines.append(
+            f"  forewarned (an alarm up in the {WARNING_WINDOW_H:g} h before): {len(forewarned)} of {len(predictable)}"
+        )
     for failure, lead_h, alarm in summary.failures:
         what = f"{failure.motor_id} failed by {failure.mode} at {when(failure.at_ms)}"
         if lead_h is not None:
             lines.append(f"    {what}: forewarned {lead_h:.1f} h ahead by {alarm}")
         else:
             lines.append(f"    {what}: no warning")
-    lines.append(f"  false alarms (predictive or condition, no failure within 72 h): {len(summary.false_alarms)}")
+    window = f"{WARNING_WINDOW_H:g} h"
+    lines.append(
+        f"  false alarms (a predictive or condition alarm up in none of the {window} before a failure): "
+        f"{len(summary.false_alarms)}"
+    )
     for false_alarm in summary.false_alarms:
         lines.append(f"    {false_alarm.motor_id} {false_alarm.alarm} raised at {when(false_alarm.at_ms)}")
     if summary.open_warnings:
         lines.append(
-            f"  still open at the end (raised less than 72 h before the run ended; too early to judge): "
+            f"  still open at the end (up, or cleared less than {window} before the run ended; too early to judge): "
             f"{', '.join(f'{r.motor_id} {r.alarm}' for r in summary.open_warnings)}"
         )
     lines.append(f"  schedule alarms: {summary.schedule_alarms}")

@@ -21,11 +21,12 @@ from local.kinesis import BatchOutcome
 from local.lambdas import Outcome
 from local.observe import Alert
 from local.router import Routed
+from model.forewarning import Episode, Verdict, judge
 from motor_maintenance.alarms import AlarmEvent, AlarmKind, Transition
 from motor_maintenance.telemetry import to_epoch_ms
 
-FOREWARNING_WINDOW_H = 72.0
-"""A raise counts for a failure that comes within this many hours (model/evaluate.py uses the same window)."""
+ENDS = frozenset({Transition.CLEARED, Transition.RESET, Transition.SNOOZED, Transition.DISABLED})
+"""Transitions that take a raised alarm down: its episode ends there (model/forewarning.py)."""
 PROCESSED = frozenset({"applied", "duplicate", "stale", "ignored"})
 REJECTED = frozenset({"rejected", "future"})
 WARNING_KINDS = frozenset({AlarmKind.PREDICTIVE, AlarmKind.CONDITION})
@@ -63,13 +64,14 @@ class Raise:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """How the run went, judged against the simulator's ground truth."""
+    """How the run went, judged against the simulator's ground truth by training's rule (model/forewarning.py)."""
 
     failures: list[tuple[Failure, float | None, str | None]]
     """Each failure with the lead time in hours of its earliest warning (None: not forewarned) and that alarm."""
     false_alarms: list[Raise]
+    """The raises of predictive and condition alarm episodes that forewarned no failure."""
     open_warnings: list[Raise]
-    """Raised too close to the end of the run to know whether a failure follows."""
+    """Raises of episodes still up, or cleared less than the window before the run ended: too early to judge."""
     schedule_alarms: int
     counts: dict[str, int]
 
@@ -88,6 +90,8 @@ class Watch:
         self.counts: Counter[str] = Counter()
         self.failures: list[Failure] = []
         self.raises: list[Raise] = []
+        self.ends: list[Raise] = []
+        """Transitions that took an alarm down (ENDS), as Raise records."""
         self.events: dict[str, AlarmEvent] = {}
         self.sent_at: dict[tuple[str, int], float] = {}
         """Wall time each reading was handed to the device's connection, by (motor_id, seq)."""
@@ -143,11 +147,14 @@ class Watch:
                     event = AlarmEvent.model_validate(routed.event)
                 except ValueError:
                     return
+                new = event.event_id not in self.events
                 self.events[event.event_id] = event
                 self.counts["alarm_events"] += 1
-                if event.transition is Transition.RAISED:
-                    at_ms = to_epoch_ms(event.at)
-                    self.raises.append(Raise(event.motor_id, event.alarm, event.kind.value, at_ms))
+                record = Raise(event.motor_id, event.alarm, event.kind.value, to_epoch_ms(event.at))
+                if new and event.transition is Transition.RAISED:
+                    self.raises.append(record)
+                elif new and event.transition in ENDS:
+                    self.ends.append(record)
 
     def _outcome(self, outcome: Outcome) -> None:
         result = outcome.result if isinstance(outcome.result, dict) else {}
@@ -225,36 +232,61 @@ class Watch:
             return motors, list(self.alerts), dict(self.counts), self.sim_ms
 
     def summary(self, sent: int) -> Summary:
-        """Failures forewarned (and how early), false alarms, against the ground truth."""
+        """Failures forewarned (and how early), false alarms, against the ground truth.
+
+        Each predictive or condition alarm's episodes (raise to clear) are judged against its motor's failures
+        by the rule training's evaluation uses (model/forewarning.py): forewarned if an alarm was up in the
+        24 h before the failure; an episode that forewarned nothing is a false alarm once the run has gone on
+        24 h past its clear, and open before that.
+        """
         with self._lock:
-            raises = [r for r in self.raises if r.kind in {k.value for k in WARNING_KINDS}]
+            kinds = {k.value for k in WARNING_KINDS}
+            raises = sorted((r for r in self.raises if r.kind in kinds), key=lambda r: r.at_ms)
+            ends = sorted((r for r in self.ends if r.kind in kinds), key=lambda r: r.at_ms)
+            failures = sorted(self.failures, key=lambda f: f.at_ms)
             end_ms = self.sim_ms
-            window_ms = FOREWARNING_WINDOW_H * 3600 * 1000
-            judged: list[tuple[Failure, float | None, str | None]] = []
-            used: set[int] = set()
-            previous: dict[str, int] = {}
-            for failure in sorted(self.failures, key=lambda f: f.at_ms):
-                since = previous.get(failure.motor_id, 0)
-                warnings = [
-                    (i, r)
-                    for i, r in enumerate(raises)
-                    if r.motor_id == failure.motor_id and since <= r.at_ms <= failure.at_ms
-                    and failure.at_ms - r.at_ms <= window_ms
-                ]  # fmt: skip
-                used.update(i for i, _ in warnings)
-                previous[failure.motor_id] = failure.at_ms
-                if warnings:
-                    first = min(warnings, key=lambda w: w[1].at_ms)[1]
-                    judged.append((failure, (failure.at_ms - first.at_ms) / 3_600_000, first.alarm))
-                else:
-                    judged.append((failure, None, None))
-            unused = [r for i, r in enumerate(raises) if i not in used]
-            open_warnings = [r for r in unused if end_ms - r.at_ms < window_ms]
-            false_alarms = [r for r in unused if end_ms - r.at_ms >= window_ms]
             counts = dict(self.counts)
+            schedule = sum(1 for r in self.raises if r.kind == AlarmKind.SCHEDULE.value)
+        judged: list[tuple[Failure, float | None, str | None]] = []
+        false_alarms: list[Raise] = []
+        open_warnings: list[Raise] = []
+        for motor_id in sorted({f.motor_id for f in failures} | {r.motor_id for r in raises}):
+            motor = judge_motor(
+                [f for f in failures if f.motor_id == motor_id],
+                [r for r in raises if r.motor_id == motor_id],
+                [e for e in ends if e.motor_id == motor_id],
+                end_ms,
+            )
+            judged += motor[0]
+            false_alarms += motor[1]
+            open_warnings += motor[2]
+        judged.sort(key=lambda row: row[0].at_ms)
         counts["readings.sent"] = sent
-        schedule = sum(1 for r in self.raises if r.kind == AlarmKind.SCHEDULE.value)
-        return Summary(judged, false_alarms, open_warnings, schedule, counts)
+        by_time = sorted(false_alarms, key=lambda r: r.at_ms), sorted(open_warnings, key=lambda r: r.at_ms)
+        return Summary(judged, *by_time, schedule, counts)
+
+
+def judge_motor(
+    failures: list[Failure], raises: list[Raise], ends: list[Raise], end_ms: int
+) -> tuple[list[tuple[Failure, float | None, str | None]], list[Raise], list[Raise]]:
+    """One motor's failures with their lead time and forewarning alarm, its false alarms and its open ones.
+
+    `raises` and `ends` in time order; an episode runs from a raise to the next end of the same alarm.
+    """
+    raised_and_ended = [
+        (raised, next((e.at_ms for e in ends if e.alarm == raised.alarm and e.at_ms >= raised.at_ms), None))
+        for raised in raises
+    ]
+    spans = [Episode(raised.at_ms, ended_ms) for raised, ended_ms in raised_and_ended]
+    failures_ms = [f.at_ms for f in failures]
+    verdict = judge(spans, failures_ms, end_ms=end_ms)
+    judged = [
+        (failure, lead_h, None if index is None else raises[index].alarm)
+        for failure, index, lead_h in zip(failures, verdict.earliest, verdict.lead_h(spans, failures_ms), strict=True)
+    ]
+    false_alarms = [r for r, v in zip(raises, verdict.verdicts, strict=True) if v is Verdict.FALSE]
+    open_warnings = [r for r, v in zip(raises, verdict.verdicts, strict=True) if v is Verdict.OPEN]
+    return judged, false_alarms, open_warnings
 
 
 def when(ms: int) -> str:

@@ -13,8 +13,9 @@ raised before the failure and not cleared until less than 24 h before it. Such a
 for the failure (two failures back to back can share one warning); an episode that counts for none
 is a false alarm. The lead time is the calendar time from the earliest counting raise to the
 failure. Calendar time, not operating time: a plant plans a repair by the clock, and 24 operating
-hours of a two-shift motor can span three days. Failures of the random mode are tallied on their
-own: no model can see them coming, so they are not misses.
+hours of a two-shift motor can span three days. The rule is model/forewarning.py's, which the local
+stack's end-of-run summary applies too. Failures of the random mode are tallied on their own: no
+model can see them coming, so they are not misses.
 
 Figures over several seeds (simulation, split and training) come with 95 % intervals: `across_seeds`.
 
@@ -39,7 +40,9 @@ from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from device.physics import FailureMode
-from model import intervals
+from model import forewarning, intervals
+from model.forewarning import Episode as Span
+from model.forewarning import Verdict, judge
 from motor_maintenance.alarms import Transition
 from motor_maintenance.config import PREDICTIVE_ALARM, DetectorConfig
 from motor_maintenance.detector import ReadingInput, step
@@ -47,8 +50,8 @@ from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 
 MODES: tuple[FailureMode, ...] = tuple(FailureMode)
-WARNING_WINDOW_H = 24.0
-"""Calendar hours before a failure in which an alarm that was up forewarned it."""
+WARNING_WINDOW_H = forewarning.WARNING_WINDOW_H
+"""Calendar hours before a failure in which an alarm that was up forewarned it (model/forewarning.py)."""
 MIN_LEAD_H = 12.0
 """The lead time a plant needs to plan a repair: the target is 90 % of failures forewarned this early."""
 TARGET_PRECISION = 0.9
@@ -162,7 +165,7 @@ def replay(
     `reading(t, column)`: a simulated history or one rebuilt from an archive.
     """
     result = Replay(motor_years=history.motor_years * len(columns) / len(history.motor_ids))
-    window_ms = warning_window_h * 3.6e6
+    ts_ms = history.ts_ms
     for column in columns:
         mine = column_of_row == column
         episodes = replay_motor(history, column, steps[mine], probabilities[mine], config)
@@ -170,17 +173,12 @@ def replay(
         onsets = history.failure_onsets(column)
         outcomes = [FailureOutcome(column, int(f), MODES[int(history.failed_mode[f, column])]) for f in onsets]
         result.failures.extend(outcomes)
-        ts_ms = history.ts_ms
-        for episode in episodes:
-            counted = False
-            for failure in outcomes[int(np.searchsorted(onsets, episode.raised, side="right")) :]:
-                if episode.cleared is not None and ts_ms[failure.onset] - ts_ms[episode.cleared] >= window_ms:
-                    break  # cleared a day or more before this failure, and before every later one
-                counted = True
-                lead_h = float(ts_ms[failure.onset] - ts_ms[episode.raised]) / 3.6e6
-                failure.lead_h = max(failure.lead_h or 0.0, lead_h)
-            if not counted:
-                result.false_alarms += 1
+        spans = [Span(int(ts_ms[e.raised]), None if e.cleared is None else int(ts_ms[e.cleared])) for e in episodes]
+        failures_ms = [int(ts_ms[failure.onset]) for failure in outcomes]
+        judged = judge(spans, failures_ms, window_h=warning_window_h)
+        for failure, lead_h in zip(outcomes, judged.lead_h(spans, failures_ms), strict=True):
+            failure.lead_h = lead_h
+        result.false_alarms += judged.verdicts.count(Verdict.FALSE)
     return result
 
 

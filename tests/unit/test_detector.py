@@ -167,6 +167,46 @@ def test_a_long_silence_counts_only_the_capped_gap() -> None:
     assert motor.state.run_hours == pytest.approx(CONFIG.max_gap_s / 3600)
 
 
+HOURLY = DetectorConfig.with_overrides({"offline": {"after_s": 2 * 3600}})
+"""A fleet that reports every hour: its offline alarm is set past the hour, or every reading would be an outage."""
+
+
+def test_a_motor_reporting_every_hour_earns_an_hour_of_run_time_a_reading() -> None:
+    motor = Motor(HOURLY)
+    for hour in range(25):
+        motor.read(hour * 3600)
+
+    assert motor.state is not None
+    assert motor.state.run_hours == pytest.approx(24.0)
+
+
+def test_a_silence_longer_than_the_offline_limit_still_counts_only_up_to_it() -> None:
+    motor = Motor(HOURLY)
+    motor.read(0)
+    motor.read(7 * 24 * 3600)
+
+    assert motor.state is not None
+    assert motor.state.run_hours == pytest.approx(2.0)
+
+
+def test_with_the_offline_alarm_off_max_gap_s_alone_bounds_the_run_time() -> None:
+    motor = Motor(DetectorConfig.with_overrides({"offline": {"enabled": False, "after_s": 2 * 3600}}))
+    motor.read(0)
+    motor.read(3600)
+
+    assert motor.state is not None
+    assert motor.state.run_hours == pytest.approx(CONFIG.max_gap_s / 3600)
+
+
+def test_a_condition_crossed_on_two_hourly_readings_has_held_for_the_hour() -> None:
+    motor = Motor(HOURLY)
+    motor.read(0, fluid_temp_c=215.0)
+    decision = motor.read(3600, fluid_temp_c=214.0)
+
+    assert motor.alarm("fluid_overtemperature") is AlarmState.ACTIVE
+    assert [e.transition for e in decision.events] == [Transition.RAISED]
+
+
 def test_schedule_alarm_raises_at_the_service_interval_and_service_complete_clears_it() -> None:
     config = DetectorConfig.with_overrides({"schedule": {"service_interval_h": 1.0}})
     motor = Motor(config)

@@ -54,6 +54,9 @@ class ReadingReporter:
             )
         if result.failure_probability is not None:
             metrics.add_metric(name="PredictionsMade", unit=MetricUnit.Count, value=1)
+        if result.not_scored:
+            metrics.add_metric(name="ReadingsNotScored", unit=MetricUnit.Count, value=1)
+            log.info("reading not scored by the model", motor_id=result.motor_id, reason=result.not_scored)
         if result.drivers_dropped:
             metrics.add_metric(name="PredictionDriversDropped", unit=MetricUnit.Count, value=1)
             log.warning(

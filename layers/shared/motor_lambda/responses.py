@@ -38,6 +38,8 @@ class ReadingSummary(Response):
     drivers: list[Driver]
     model_version: str | None = None
     """The version of the model that gave `failure_probability`."""
+    not_scored: str | None = None
+    """Why the model was not asked about this running motor's reading (no signal to judge wear by)."""
     alarm_states: dict[str, str]
     events: list[str]
     """The ids of the alarm events the reading caused."""
@@ -51,6 +53,7 @@ class ReadingSummary(Response):
             failure_probability=result.failure_probability,
             drivers=list(result.drivers),
             model_version=result.model_version,
+            not_scored=result.not_scored,
             alarm_states=result.alarm_states,
             events=[event.event_id for event in result.events],
             **extra,

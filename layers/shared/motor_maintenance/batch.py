@@ -15,6 +15,7 @@ from motor_maintenance.errors import PredictionUnavailable
 from motor_maintenance.features import RunningStats, compute_features
 from motor_maintenance.ports import BatchStateStore, EventPublisher, Predictor, StateStore
 from motor_maintenance.prediction import Prediction
+from motor_maintenance.scoring import not_scored
 from motor_maintenance.service import Predicted, Result, reading_input, result
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
@@ -55,7 +56,9 @@ class _Plan:
     features: dict[int, list[float]]
     stats: dict[int, RunningStats]
     to_score: list[int]
-    """Positions of the readings the model is asked about: applied and running."""
+    """Positions of the readings the model is asked about: applied, running, and with something to score."""
+    unscored: dict[int, str]
+    """Positions of the applied running readings the model is not asked about, and why (scoring.not_scored)."""
 
 
 _T = TypeVar("_T")
@@ -106,7 +109,7 @@ def process_batch(
     answers, prediction_error = _predict_rows(predictor, [planned[m].features[k] for m, k in wanted])
     predicted: dict[str, dict[int, Predicted]] = {motor_id: {} for motor_id in motors}
     for (motor_id, k), answer in zip(wanted, _padded(answers, len(wanted)), strict=True):
-        predicted[motor_id][k] = (answer, prediction_error)
+        predicted[motor_id][k] = Predicted(answer, prediction_error)
 
     def apply(motor_id: str) -> list[Result] | BaseException:
         plan = plans[motor_id]
@@ -188,6 +191,7 @@ def _plan(state: MotorState | None, items: list[BatchItem], now: datetime, confi
     features: dict[int, list[float]] = {}
     stats_after: dict[int, RunningStats] = {}
     to_score: list[int] = []
+    unscored: dict[int, str] = {}
     stats = state.stats if state else None
     for k, (item, refusal) in enumerate(zip(items, refusals, strict=True)):
         if refusal is not None:
@@ -195,8 +199,12 @@ def _plan(state: MotorState | None, items: list[BatchItem], now: datetime, confi
         features[k], stats = compute_features(item.reading, stats)
         stats_after[k] = stats
         if item.reading.running:
-            to_score.append(k)
-    return _Plan(state, items, refusals, features, stats_after, to_score)
+            reason = not_scored(features[k])
+            if reason is None:
+                to_score.append(k)
+            else:
+                unscored[k] = reason
+    return _Plan(state, items, refusals, features, stats_after, to_score, unscored)
 
 
 def _padded(answers: list[Prediction] | None, count: int) -> list[Prediction | None]:
@@ -235,22 +243,23 @@ def _apply_motor(
         if missing:  # a rival moved the state meanwhile: answers already given are reused, as process_reading does
             answers, error = _predict_rows(predictor, [plan.features[k] for k in missing])
             for k, answer in zip(missing, _padded(answers, len(missing)), strict=True):
-                predicted[k] = (answer, error)
+                predicted[k] = Predicted(answer, error)
         current = state
         events: list[AlarmEvent] = []
         decided: list[tuple[Decision, Predicted]] = []
         for k, item in enumerate(items):
             refusal = plan.refusals[k]
             if refusal is not None:
-                decided.append((Decision(current or new_state(motor_id), (), *refusal), (None, None)))
+                decided.append((Decision(current or new_state(motor_id), (), *refusal), Predicted()))
                 continue
-            prediction, error = predicted.get(k, (None, None))
-            given = reading_input(item.reading, prediction, item.received_at_ms, plan.stats[k])
+            unscored = plan.unscored.get(k) if predictor is not None else None
+            reading_answer = predicted.get(k) or Predicted(not_scored=unscored)
+            given = reading_input(item.reading, reading_answer.prediction, item.received_at_ms, plan.stats[k])
             decision = step(current, given, now, config)
             if decision.outcome is Outcome.APPLIED:
                 current = decision.state
                 events.extend(decision.events)
-            decided.append((decision, (prediction, error)))
+            decided.append((decision, reading_answer))
         applied = current is not state
         return Decided(decided, save=current if applied else None, events=tuple(events))
 

@@ -197,7 +197,10 @@ class DetectorConfig(_Frozen):
         default=True, description="A cleared alarm nobody acknowledged waits in LATCHED (IoT Events' latch)."
     )
     max_gap_s: float = Field(
-        default=600.0, gt=0, description="Longest gap between readings counted as run time (a silent motor)."
+        default=600.0,
+        gt=0,
+        description="Longest gap between readings counted as run time and as a condition watched throughout; "
+        "the offline rule's after_s instead, if that is longer (see `silence_s`).",
     )
     max_clock_skew_s: float = Field(
         default=300.0, gt=0, description="Readings stamped further than this in the future are rejected."
@@ -230,6 +233,17 @@ class DetectorConfig(_Frozen):
     def _alarm_names(self) -> tuple[str, ...]:
         offline = (OFFLINE_ALARM,) if self.offline.enabled else ()
         return (SCHEDULE_ALARM, *(rule.name for rule in self.conditions), PREDICTIVE_ALARM, *offline)
+
+    @cached_property
+    def silence_s(self) -> float:
+        """The longest gap between two readings that still counts as run time, and over which a condition counts
+        as watched throughout: `max_gap_s`, or the offline rule's `after_s` if it is on and longer.
+
+        A gap the offline alarm does not call an outage is the motor's ordinary reporting interval: a motor
+        that reports every hour, with the offline alarm set past an hour, earns an hour of run time a reading
+        (not `max_gap_s`), and a condition crossed on two readings an hour apart has held for that hour.
+        """
+        return max(self.max_gap_s, self.offline.after_s) if self.offline.enabled else self.max_gap_s
 
     def condition(self, name: str) -> ConditionRule | None:
         """The condition rule with this name, if configured."""

@@ -264,7 +264,7 @@ def _apply_reading(state: MotorState, item: ReadingInput, now_ms: int, config: D
     if new.last_ts_ms is not None and new.last_running:
         # Run time since the previous reading, but not before a service that reset the counter.
         since_ms = max(new.last_ts_ms, new.last_service_ms or 0)
-        gap_s = min((ts_ms - since_ms) / 1000, config.max_gap_s)
+        gap_s = min((ts_ms - since_ms) / 1000, config.silence_s)
         new.run_hours += max(gap_s, 0.0) / 3600
     signals = reading.signals()
 
@@ -316,7 +316,7 @@ def _track_rules(
     for rule in config.conditions:
         value = signals.get(rule.signal)
         if value is not None:
-            _track_condition(alarms[rule.name], rule, value, ts_ms, config.max_gap_s)
+            _track_condition(alarms[rule.name], rule, value, ts_ms, config.silence_s)
     if probability is not None:
         _track_prediction(alarms[PREDICTIVE_ALARM], probability, config)
     offline = alarms.get(OFFLINE_ALARM) if config.offline.enabled else None
@@ -325,10 +325,10 @@ def _track_rules(
         offline.last_value = None if silence_ms is None else round(silence_ms / 1000, 3)
 
 
-def _track_condition(status: AlarmStatus, rule: ConditionRule, value: float, ts_ms: int, max_gap_s: float) -> None:
+def _track_condition(status: AlarmStatus, rule: ConditionRule, value: float, ts_ms: int, silence_s: float) -> None:
     # A duration is only "held" if the signal was watched throughout: after a longer silence
     # (readings without the signal, or none at all) the excursion starts again from this reading.
-    silent = status.last_seen_ms is not None and ts_ms - status.last_seen_ms > max_gap_s * 1000
+    silent = status.last_seen_ms is not None and ts_ms - status.last_seen_ms > silence_s * 1000
     status.last_value = value
     status.last_seen_ms = ts_ms
     if silent and not status.held:

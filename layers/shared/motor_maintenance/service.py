@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from motor_maintenance import unit_of_work
 from motor_maintenance.alarms import AlarmEvent, OperatorAction
@@ -17,6 +18,7 @@ from motor_maintenance.errors import PredictionUnavailable
 from motor_maintenance.features import RunningStats, compute_features
 from motor_maintenance.ports import EventPublisher, Predictor, StateStore
 from motor_maintenance.prediction import Driver, Prediction
+from motor_maintenance.scoring import not_scored
 from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 from motor_maintenance.unit_of_work import Decided, MotorRecord
@@ -40,12 +42,24 @@ class Result:
     model_version: str | None = None
     """The version of the model that gave `failure_probability`."""
     prediction_error: str | None = None
+    not_scored: str | None = None
+    """Why the model was not asked about a running motor's reading (scoring.not_scored); its state kept the
+    probability it had."""
     conflicts: int = 0
     alarm_states: dict[str, str] = field(default_factory=dict)
 
 
-Predicted = tuple[Prediction | None, str | None]
-"""The model's answer for one reading, or why there is none (None, None: not asked)."""
+class Predicted(NamedTuple):
+    """The model's answer for one reading, or why there is none; all None: not asked (stopped, or no model)."""
+
+    prediction: Prediction | None = None
+    error: str | None = None
+    """Why the model's call failed."""
+    not_scored: str | None = None
+    """Why the model was not asked about this running motor's reading."""
+
+
+NOT_ASKED = Predicted()
 
 
 def process_reading(
@@ -68,7 +82,7 @@ def process_reading(
     def decide(state: MotorState | None) -> Decided[MotorState, tuple[Decision, Predicted]]:
         refused = screen(state, reading, now, config)
         if refused is not None:  # duplicate, stale or from the future: no features, no model call
-            return Decided((refused, (None, None)))
+            return Decided((refused, Predicted()))
         features, stats = compute_features(reading, state.stats if state else None)
         if not asked:
             # One model call per invocation, so the endpoint's share of the invocation's time is
@@ -76,9 +90,9 @@ def process_reading(
             # the failure, even if a rival's older reading moved the running averages meanwhile:
             # one reading's weight in them is a fraction of a percent.
             asked.append(predict_one(predictor, features, running=reading.running))
-        prediction, error = asked[0]
-        decision = step(state, reading_input(reading, prediction, received_at_ms, stats), now, config)
-        return Decided((decision, (prediction, error)), save=decision.state, events=decision.events)
+        predicted = asked[0]
+        decision = step(state, reading_input(reading, predicted.prediction, received_at_ms, stats), now, config)
+        return Decided((decision, predicted), save=decision.state, events=decision.events)
 
     done = unit_of_work.run(MotorRecord(store, reading.motor_id), decide, publisher)
     decision, predicted = done.outcome
@@ -97,13 +111,19 @@ def reading_input(
 
 
 def predict_one(predictor: Predictor | None, features: list[float], *, running: bool) -> Predicted:
-    """The model's prediction for one feature row, or why there is none. A stopped motor is not sent to the model."""
+    """The model's prediction for one feature row, or why there is none.
+
+    A stopped motor is not sent to the model, nor a row with nothing to judge wear by (`scoring.not_scored`).
+    """
     if not running or predictor is None:
-        return None, None
+        return Predicted()
+    reason = not_scored(features)
+    if reason is not None:
+        return Predicted(not_scored=reason)
     try:
-        return predictor.predict([features])[0], None
+        return Predicted(predictor.predict([features])[0])
     except PredictionUnavailable as exc:
-        return None, str(exc)
+        return Predicted(error=str(exc))
 
 
 def process_action(
@@ -154,10 +174,10 @@ def result(
     decision: Decision,
     published: tuple[AlarmEvent, ...],
     conflicts: int,
-    predicted: Predicted = (None, None),
+    predicted: Predicted = NOT_ASKED,
 ) -> Result:
     """The Result of one input the detector decided on."""
-    prediction, prediction_error = predicted
+    prediction = predicted.prediction
     return Result(
         motor_id=decision.state.motor_id,
         outcome=decision.outcome,
@@ -168,7 +188,8 @@ def result(
         drivers=prediction.drivers if prediction else (),
         drivers_dropped=prediction.drivers_dropped if prediction else None,
         model_version=prediction.model_version if prediction else None,
-        prediction_error=prediction_error,
+        prediction_error=predicted.error,
+        not_scored=predicted.not_scored,
         conflicts=conflicts,
         alarm_states=decision.state.alarm_states(),
     )

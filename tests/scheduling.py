@@ -1,11 +1,12 @@
 """pytest-xdist's work units handed out longest first, with each unit's time remembered from earlier runs.
 
 `--dist loadscope` keeps a test module (or class) on one worker, so the local stack or the model its fixtures
-start is started once. xdist hands the units out by number of tests, most first: the local stack's runs, a few
-long tests each, came last, one worker busy for minutes while the other had nothing left. Here the unit
-expected to take longest goes first (what its tests took in the last run, kept in pytest's cache; on a fresh
-clone, the committed tests/scope_seconds.json), and a module whose module-scoped fixture is parametrized
-(a local stack per broker or mode) is a unit per parameter, so its runs can go to both workers.
+start is started once. xdist's own order is by number of tests, most first, which puts a module of a few long
+tests (the load bursts, the demo, the historian fit) at the end: one worker busy for minutes while the other has
+nothing left. Here the unit expected to take longest goes first (what its tests took in the last run, kept in
+pytest's cache; on a fresh clone, the committed tests/scope_seconds.json), and a module whose module-scoped
+fixture is parametrized (a local stack per broker or mode) is a unit per parameter, so its runs can go to both
+workers.
 """
 
 from __future__ import annotations

@@ -71,7 +71,18 @@ def make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return scope_of(nodeid)
 
+        announced = False
+
         def _assign_work_unit(self, node: Any) -> None:
+            if not self.announced:  # the first unit: the whole queue is still there
+                self.announced = True
+                timed = sum(scope in seconds for scope in self.workqueue)
+                reporter = config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(
+                        f"{len(self.workqueue)} work units, the longest first ({timed} timed by earlier runs; "
+                        "tests/scheduling.py)"
+                    )
             scope = max(self.workqueue, key=lambda s: seconds.get(s, guess_seconds(s, len(self.workqueue[s]))))
             work_unit = self.workqueue.pop(scope)
             self.assigned_work.setdefault(node, {})[scope] = work_unit

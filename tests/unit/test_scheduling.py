@@ -29,6 +29,7 @@ class FakeConfig:
     workers: int = 2
     cache: Any = None
     option: Any = field(default_factory=lambda: SimpleNamespace(loadscopereorder=True))  # xdist's default
+    pluginmanager: Any = field(default_factory=lambda: SimpleNamespace(get_plugin=lambda name: None))
 
     def getvalue(self, name: str) -> Any:
         return {"dist": self.dist, "tx": [f"{self.workers}*popen"]}[name]

@@ -65,9 +65,8 @@ class ServiceClient:
         """Messages whose handler raised (logged each)."""
         own: dict[str, Any] = {}
         if own_event_loop:
-            group = io.EventLoopGroup(1)  # type: ignore[no-untyped-call]  # awscrt.io has no annotations
-            resolver = io.DefaultHostResolver(group)  # type: ignore[no-untyped-call]
-            own["client_bootstrap"] = io.ClientBootstrap(group, resolver)  # type: ignore[no-untyped-call]
+            group = io.EventLoopGroup(1)
+            own["client_bootstrap"] = io.ClientBootstrap(group, io.DefaultHostResolver(group))
         self.client: MqttClient = mqtt5_client_builder.mtls_from_path(
             endpoint="127.0.0.1",
             port=port,

@@ -57,15 +57,9 @@ class IotCore:
         return self._data_plane.url
 
     def service_client(
-        self,
-        identity: str,
-        on_message: Callable[[Message], None] | None = None,
-        *,
-        name: str | None = None,
-        own_event_loop: bool = False,
+        self, identity: str, on_message: Callable[[Message], None] | None = None, *, name: str | None = None
     ) -> ServiceClient:
-        """A connection with the certificate of one of the stack's services (SERVICES), named `name` or so
-        (`own_event_loop`: local.mqtt_client.ServiceClient)."""
+        """A connection with the certificate of one of the stack's services (SERVICES), named `name` or so."""
         return ServiceClient(
             port=self.broker_port,
             ca=self.pki.ca_path,
@@ -73,7 +67,6 @@ class IotCore:
             key=self.pki.key_path(identity),
             name=name or identity,
             on_message=on_message,
-            own_event_loop=own_event_loop,
         )
 
     def stop_data_plane(self) -> None:

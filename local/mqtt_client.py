@@ -8,9 +8,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from awscrt import io, mqtt5
+from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
 from device.mqtt import MqttClient
@@ -46,16 +45,10 @@ class ServiceClient:
         on_message: Callable[[Message], None] | None = None,
         client_id: str | None = None,
         flow_control: bool = False,
-        own_event_loop: bool = False,
     ) -> None:
         """`client_id` defaults to `name` plus a random suffix (services may connect as any client id; a
         device must use its own name). `flow_control` keeps awscrt's AWS IoT Core limits (100 publishes/s
-        per client), which the stack's own services, standing in for IoT Core itself, do without.
-
-        awscrt runs `on_message` on the connection's event-loop thread, which it shares with the process's
-        other connections by default: `own_event_loop` gives the connection a thread of its own, so that a
-        handler working off a backlog (the rules engine) does not hold up the others' acknowledgements (the
-        data plane's, whose callers wait 1 s)."""
+        per client), which the stack's own services, standing in for IoT Core itself, do without."""
         self.name = name
         self._on_message = on_message
         self._connected = threading.Event()
@@ -63,10 +56,6 @@ class ServiceClient:
         self.last_error: str | None = None
         self.callback_errors = 0
         """Messages whose handler raised (logged each)."""
-        own: dict[str, Any] = {}
-        if own_event_loop:
-            group = io.EventLoopGroup(1)
-            own["client_bootstrap"] = io.ClientBootstrap(group, io.DefaultHostResolver(group))
         self.client: MqttClient = mqtt5_client_builder.mtls_from_path(
             endpoint="127.0.0.1",
             port=port,
@@ -89,7 +78,6 @@ class ServiceClient:
             on_lifecycle_connection_failure=self._failed,
             on_lifecycle_disconnection=lambda _: self._connected.clear(),
             on_lifecycle_stopped=lambda _: self._stopped.set(),
-            **own,
         )
 
     def _failed(self, data: mqtt5.LifecycleConnectFailureData) -> None:

@@ -187,10 +187,7 @@ class Pipeline:
         )
         for name in self.router.disabled:
             say(f"rule {name} is disabled in the template: not applied")
-        # The rules engine works on each message as it arrives, on its connection's event-loop thread: a thread of
-        # its own, so that a backlog of readings does not delay the data plane's acknowledgements (a function's
-        # publish times out after 1 s, and a timer tick is not retried).
-        self._rules_client = iot.service_client(RULES_ENGINE, self._on_message, own_event_loop=True)
+        self._rules_client = iot.service_client(RULES_ENGINE, self._on_message)
         self._rules_client.start(self.router.topic_filters())
         say(f"IoT rules: {', '.join(f'{r.spec.name} ({r.sql.topic_filter})' for r in self.router.rules)}")
 

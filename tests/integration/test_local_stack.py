@@ -57,11 +57,6 @@ class Run:
 
 BATCH_WINDOW_S = 1.0
 """Batched ingestion: the mapping gathers a batch for 1 s instead of the template's 60."""
-TICK_S = 5.0
-"""OfflineCheckFunction's schedule ticks every 5 s instead of every minute, from the stack's start: the run is
-checked with ticks in it whatever the machine's speed (at the template's rate a run ticked only on a machine
-slow enough to outlast a minute), and the dead-letter queues with them. Longer than settling's quiet window
-(local.observe.settle), so the stack still settles between ticks."""
 
 
 @pytest.fixture(
@@ -96,7 +91,6 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         detector_config={"schedule": {"service_interval_h": 30}},
         devices=MOTORS,
         retry_delays_s=(0.2, 0.4),
-        schedule_period_s=TICK_S,
         log=lambda line: print(line, flush=True),
     )
     with LocalStack(options) as stack:

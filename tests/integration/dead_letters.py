@@ -45,9 +45,14 @@ def describe(record: dict[str, Any], stack: LocalStack) -> str:
     response = record.get("responsePayload") or {}
     batch = record.get("KinesisBatchInfo")
     where = f"batch of {batch.get('batchSize')} from {batch.get('shardId')}" if batch else "event"
+    error = (
+        f"{response.get('errorType')}: {response.get('errorMessage')}"
+        if response.get("errorType")
+        else "the function reported these records failed (its log says why)"
+    )
     return (
         f"{function} ({where}, {context.get('condition')} after {context.get('approximateInvokeCount')} attempt(s)): "
-        f"{response.get('errorType')}: {response.get('errorMessage')} (log: {stack.log_dir / f'{function}.log'})"
+        f"{error} (log: {stack.log_dir / f'{function}.log'})"
     )
 
 

@@ -50,23 +50,25 @@ demo: setup  ## the two-minute demo: a fleet through the whole pipeline on this 
 	$(BIN)/python device/simulate.py --demo
 
 # pytest-xdist: one worker per core; a test module stays on one worker (--dist loadscope), so the local
-# stack or the model a module's fixtures start is started once. WORKERS=0 runs in this process.
+# stack or the model a module's fixtures start is started once; the longest go first (tests/scheduling.py).
+# WORKERS=0 runs in this process.
 WORKERS ?= auto
 PYTEST_PARALLEL = -n $(WORKERS) --dist loadscope
 
 test: setup  ## the whole test suite: unit (handlers against moto, property-based) and integration (the local stack)
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
-unit: setup  ## the unit tests alone (no broker, no local stack)
-	$(BIN)/pytest $(PYTEST_PARALLEL) tests/unit
+unit: setup  ## the quick check: the unit tests but the slow ones (no broker, no local stack; `make test` runs all)
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not slow" tests/unit
 
 # The functions run on python3.13 in Lambda: the unit tests, which hold everything that runs there (the layer,
 # the handlers, the model's contract), run again on it in a venv of its own. The integration tests exercise the
-# local stack, which runs on the developer's Python: `make test` runs them, once.
+# local stack, which runs on the developer's Python: `make test` runs them, once, and the unit tests marked slow
+# (training on full-size data, which does not run in Lambda) too.
 RUNTIME_VENV := .venv-runtime
 test-runtime: $(RUNTIME_VENV)/.installed  ## the unit tests again on python3.13, the Lambda runtime's version
 	$(RUNTIME_VENV)/bin/python --version
-	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) tests/unit
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not slow" tests/unit
 
 $(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt model/requirements-archive.txt local/requirements.txt
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \

@@ -35,6 +35,7 @@ for leftover in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
 
 from moto import mock_aws  # noqa: E402
 
+from tests import scheduling  # noqa: E402
 from tests.reports import StackReport, SummaryReport, Tally, export_all, merge_all  # noqa: E402
 from tests.support import LambdaContext  # noqa: E402
 
@@ -42,11 +43,36 @@ REPORTS: dict[str, type[SummaryReport]] = {StackReport.name: StackReport, Tally.
 """The reports printed after pytest's summary (tests/reports.py)."""
 
 
+SCOPE_TIMER = scheduling.ScopeTimer()
+"""Each work unit's time, in the process that prints the run's reports (the controller under pytest-xdist)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-scope-seconds",
+        action="store_true",
+        help="write each test module's time to tests/scope_seconds.json (the order pytest-xdist starts them in)",
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The longest work unit first (tests/scheduling.py)."""
+    return scheduling.make_scheduler(config, log)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        SCOPE_TIMER.add(report)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """A pytest-xdist worker hands its share of the reports to the controller."""
+    """A pytest-xdist worker hands its share of the reports to the controller; the controller keeps the times."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["reports"] = export_all(session.config, REPORTS)
+    else:
+        SCOPE_TIMER.save(session.config, record=session.config.getoption("record_scope_seconds"))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -127,6 +153,15 @@ def aws() -> Iterator[FakeAws]:
         ssm.put_parameter(Name=os.environ["CONFIG_PARAMETER_NAME"], Value="{}", Type="String")
         yield FakeAws(dynamodb=dynamodb, sns=sns, sqs=sqs, ssm=ssm, alert_queue_url=queue_url)
     client.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def default_model() -> Path:
+    """model/output/model.tar.gz, the model the local stack serves: trained if missing, once per version of the
+    code that trains it (tests/model_cache.py)."""
+    from tests.model_cache import default_model as trained
+
+    return trained(log=lambda line: print(f"train: {line}", flush=True))
 
 
 @pytest.fixture

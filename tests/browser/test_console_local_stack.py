@@ -22,7 +22,6 @@ from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from local.artifact import DEFAULT_ARTIFACT, ensure_model
 from local.options import StackOptions
 from local.simulation import simulate_through
 from local.stack import LocalStack
@@ -56,13 +55,12 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+def console(tmp_path_factory: pytest.TempPathFactory, default_model: Path) -> Iterator[Console]:
     """The local stack with its console, after a fleet run that left every motor's schedule alarm ACTIVE."""
-    model = ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))
     state_dir = tmp_path_factory.mktemp("local-stack")
     options = StackOptions(
         state_dir=state_dir,
-        model=model,
+        model=default_model,
         broker="builtin",
         detector_config={"schedule": {"service_interval_h": 10}},
         devices=MOTORS,

@@ -15,11 +15,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from local.artifact import DEFAULT_ARTIFACT, ensure_model
 from local.mqtt_client import ServiceClient
 from local.options import StackOptions
 from local.stack import LocalStack
@@ -31,11 +31,10 @@ RISK = ["ACTIVE", "LATCHED", "ACKNOWLEDGED", "SNOOZED", "DISABLED", "NORMAL"]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    model = ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))
+def stack(tmp_path_factory: pytest.TempPathFactory, default_model: Path) -> Iterator[LocalStack]:
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("local-console"),
-        model=model,
+        model=default_model,
         broker="builtin",
         devices=(HOT, COOL),
         retry_delays_s=(0.2, 0.4),

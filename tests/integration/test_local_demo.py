@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from local.artifact import DEFAULT_ARTIFACT, ensure_model
 from local.iot_core import find_mosquitto
 from local.processes import port_open
 
@@ -47,12 +46,14 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("broker", ["builtin", "mosquitto"])
-def test_ctrl_c_stops_the_demo_and_leaves_no_process_and_no_port(tmp_path: Path, broker: str) -> None:
+def test_ctrl_c_stops_the_demo_and_leaves_no_process_and_no_port(
+    tmp_path: Path, broker: str, default_model: Path
+) -> None:
     if broker == "mosquitto" and find_mosquitto() is None:
         if os.environ.get("CI"):
             pytest.fail("CI must run the mosquitto variant, but mosquitto is not installed")
         pytest.skip("mosquitto is not installed")
-    ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))  # what the demo would do
+    # default_model: the artifact the demo would train if it were missing
     state = tmp_path / "state"
     log = tmp_path / "demo.log"
     with log.open("w") as out:

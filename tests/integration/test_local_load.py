@@ -29,7 +29,6 @@ import pytest
 import xgboost as xgb
 
 from device.physics import Sample
-from local.artifact import DEFAULT_ARTIFACT, ensure_model
 from local.iot_core import find_mosquitto
 from local.options import StackOptions
 from local.report import Report
@@ -99,9 +98,8 @@ class Burst:
     endpoint_stats: dict[str, int]
 
 
-def run_burst(state_dir: Path, args: list[str], **options: Any) -> Iterator[Burst]:
-    """The simulator's burst through a local stack, every payload it sent recorded in order."""
-    model = ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))
+def run_burst(state_dir: Path, args: list[str], model: Path, **options: Any) -> Iterator[Burst]:
+    """The simulator's burst through a local stack serving `model`, every payload it sent recorded in order."""
     stack_options = StackOptions(
         state_dir=state_dir,
         model=model,
@@ -135,15 +133,21 @@ def run_burst(state_dir: Path, args: list[str], **options: Any) -> Iterator[Burs
 
 
 @pytest.fixture(scope="module")
-def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Report, list[dict[str, Any]], Path]]:
-    for run in run_burst(tmp_path_factory.mktemp("load"), BURST):
+def burst(
+    tmp_path_factory: pytest.TempPathFactory, default_model: Path
+) -> Iterator[tuple[Report, list[dict[str, Any]], Path]]:
+    for run in run_burst(tmp_path_factory.mktemp("load"), BURST, default_model):
         yield run.report, run.payloads, run.model
 
 
 @pytest.fixture(scope="module")
-def batched_burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Burst]:
+def batched_burst(tmp_path_factory: pytest.TempPathFactory, default_model: Path) -> Iterator[Burst]:
     yield from run_burst(
-        tmp_path_factory.mktemp("load-batched"), BURST, ingestion_mode="batched", batch_window_s=BATCH_WINDOW_S
+        tmp_path_factory.mktemp("load-batched"),
+        BURST,
+        default_model,
+        ingestion_mode="batched",
+        batch_window_s=BATCH_WINDOW_S,
     )
 
 

@@ -27,7 +27,6 @@ import pytest
 
 from device.archive_layout import TELEMETRY_COLUMNS
 from device.mqtt import DeliveryCounts
-from local.artifact import DEFAULT_ARTIFACT, ensure_model
 from local.iot_core import find_mosquitto
 from local.mqtt_client import ServiceClient
 from local.options import StackOptions
@@ -36,6 +35,7 @@ from local.simulation import simulate_through
 from local.stack import LocalStack
 from model.archive import Archive
 from scripts import operate
+from tests.integration.dead_letters import parked_report
 from tests.reports import StackReport
 
 MOTORS = ("motor-001", "motor-002", "motor-003", "motor-004")
@@ -69,7 +69,7 @@ BATCH_WINDOW_S = 1.0
     ],
     ids=["mosquitto", "builtin", "embedded", "batched"],
 )
-def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, default_model: Path) -> Iterator[Run]:
     """The local stack with the default model, and one fleet run through it (the model is trained if missing).
 
     Once with each broker: mosquitto (skipped where it is not installed, never in CI) and the built-in one;
@@ -81,10 +81,9 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         if os.environ.get("CI"):
             pytest.fail("CI must run the end-to-end tests with mosquitto, but it is not installed")
         pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-    model = ensure_model(DEFAULT_ARTIFACT, log=lambda line: print(f"train: {line}", flush=True))
     options = StackOptions(
         state_dir=tmp_path_factory.mktemp("local-stack"),
-        model=model,
+        model=default_model,
         broker=broker,
         inference_mode=inference_mode,
         ingestion_mode=ingestion_mode,
@@ -301,7 +300,8 @@ def test_the_archive_holds_every_reading_sent_every_alarm_event_and_every_action
 
 
 def test_nothing_was_parked_in_the_dead_letter_queues(run: Run) -> None:
-    assert run.report.parked == {"RuleErrorQueue": 0, "FunctionFailureQueue": 0}
+    parked = run.report.parked
+    assert parked == {"RuleErrorQueue": 0, "FunctionFailureQueue": 0}, parked_report(run.stack, parked)
 
 
 def test_stopping_the_stack_leaves_no_process_and_no_port(tmp_path: Path) -> None:

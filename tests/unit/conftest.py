@@ -13,6 +13,18 @@ import motor_adapters.clients
 from tests.conftest import FakeAws
 from tests.support import FakeSageMakerRuntime, load_handler, once_per_run
 
+SLOW = {
+    "test_historian_fit.py": "trains on a full-size foreign historian export (about 2.5 minutes of two cores)",
+}
+"""Modules marked `slow`: `make unit` and `make test-runtime` leave them out, `make test` runs them. Each trains on
+a data set whose full size is what its assertions mean, so it cannot be made quick."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW and item.path.parent.name == "unit":
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def small_model_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -97,10 +98,10 @@ def test_hydraulic_power_per_ampere_is_pressure_times_flow_over_current() -> Non
     assert math.isnan(feature(vector, "hydraulic_efficiency")), "that one needs the torque"
 
 
-def _pump_at(days: float, *, flow: float = 1.0, head: float = 1.0, current: float = 1.0) -> list[dict]:
+def _pump_at(days: float, *, flow: float = 1.0, head: float = 1.0, current: float = 1.0) -> list[dict[str, Any]]:
     """A week of a healthy pump every 15 minutes, then `days` with flow, head and current scaled."""
     healthy = [reading_payload(i, at_s=i * 900.0) for i in range(1, 7 * 96 + 1)]
-    scaled = {"flow_m3h": 118.0 * flow, "pressure_bar": 6.1 * head, "current_a": 64.0 * current}
+    scaled: dict[str, Any] = {"flow_m3h": 118.0 * flow, "pressure_bar": 6.1 * head, "current_a": 64.0 * current}
     changed = [reading_payload(7 * 96 + i, at_s=(7 * 96 + i) * 900.0, **scaled) for i in range(1, int(days * 96) + 1)]
     return healthy + changed
 

@@ -1,4 +1,4 @@
-"""The development environment is pinned: every requirement an exact version, the locks agree with them and hash every file.
+"""The development environment is pinned: every requirement an exact version, the locks agreeing and hashing every file.
 
 `make lock` resolves requirements-dev.txt (with the files it includes) and requirements-tools.txt into
 their .lock files and `make setup` installs from the locks alone, so an edit to a requirements file that
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -58,13 +57,16 @@ class Pin:
 
 
 def environment(platform: str, python: str) -> dict[str, str]:
+    """The values environment markers are evaluated against, for CPython `python` on `platform`."""
     return {
-        **default_environment(),
         **PLATFORMS[platform],
+        "os_name": "posix",
+        "platform_release": "",
+        "platform_version": "",
         "python_version": python,
         "python_full_version": f"{python}.0",
-        "os_name": "posix",
         "implementation_name": "cpython",
+        "implementation_version": f"{python}.0",
         "platform_python_implementation": "CPython",
     }
 
@@ -91,7 +93,8 @@ def locked(path: Path) -> list[Pin]:
         if entry.startswith("#") or not entry.strip():
             continue
         head = entry.split("\\", 1)[0].strip()
-        via = [line.strip("# ").removeprefix("via").strip() for line in entry.splitlines() if line.lstrip().startswith("#")]
+        comments = [line.strip("# ") for line in entry.splitlines() if line.lstrip().startswith("#")]
+        via = [comment.removeprefix("via").strip() for comment in comments]
         only_files = all(source.startswith("-r ") for source in via if source)
         pins.append(Pin(f"{path.name}: {head}", Requirement(head), len(_HASH.findall(entry)), only_files))
     return pins

@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # uv installs .venv from requirements-dev.lock and resolves the locks (`make lock`); ruff is needed by `make lint`
-# alone. Both live outside .venv, in .tools/dev, installed by pip from requirements-tools.lock (hashes checked).
+# alone. Both live outside .venv, in .tools/dev, installed by pip from tools/dev.lock (hashes checked).
 DEV_TOOLS := .tools/dev
 UV := $(DEV_TOOLS)/bin/uv
 RUFF := $(DEV_TOOLS)/bin/ruff
 # SAM CLI and checkov pin libraries that clash with the test environment (awscrt, among
-# others), so each lives in its own virtual environment under .tools/.
+# others), so each lives in its own virtual environment under .tools/, installed from tools/NAME.lock.
 SAM := .tools/sam/bin/sam
 CHECKOV := .tools/checkov/bin/checkov
 # sam build (runtime python3.13, no container) needs a python3.13 that runs. A pyenv shim does
@@ -37,15 +37,15 @@ $(VENV)/.installed: requirements-dev.lock $(UV)
 		echo "make setup needs Python 3.11 or newer, and $(PYTHON) is not: name one, e.g. 'make setup PYTHON=python3.12'" >&2; \
 		exit 1; }
 	[ -x $(BIN)/python ] || $(UV) venv --quiet --python "$$(command -v $(PYTHON))" $(VENV)
-	$(UV) pip sync --python $(BIN)/python --require-hashes requirements-dev.lock
+	$(UV) pip sync --compile-bytecode --python $(BIN)/python --require-hashes requirements-dev.lock
 	@# The layer's packages on the venv's path (a .pth file), so that scripts import them as the
 	@# functions do in Lambda; pytest has its own pythonpath setting.
 	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "motor-maintenance-layer.pth").write_text(str(pathlib.Path("layers/shared").resolve()) + "\n")'
 	touch $@
 
-$(UV): requirements-tools.lock
+$(UV): tools/dev.lock
 	[ -x $(DEV_TOOLS)/bin/pip ] || $(PYTHON) -m venv $(DEV_TOOLS)
-	$(DEV_TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-tools.lock
+	$(DEV_TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r tools/dev.lock
 	touch $(UV) $(RUFF)
 
 # Universal locks: one file for every platform and Python 3.11 or newer, a marker on each line that differs
@@ -53,10 +53,10 @@ $(UV): requirements-tools.lock
 # another; LOCK_FLAGS passes more options to uv, e.g. LOCK_FLAGS='--upgrade-package moto'.
 LOCK_FLAGS ?=
 LOCK = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock" $(LOCK_FLAGS)
-lock: $(UV)  ## re-resolve requirements-dev.txt (and the files it includes) and requirements-tools.txt into their .lock files; needs PyPI
+lock: $(UV)  ## re-resolve requirements-dev.txt (and the files it includes) and tools/*.txt into their .lock files; needs PyPI
 	$(LOCK) requirements-dev.txt -o requirements-dev.lock
-	$(LOCK) requirements-tools.txt -o requirements-tools.lock
-	@echo "requirements-dev.lock and requirements-tools.lock written: check them with 'make wheels', install with 'make setup', commit them with the .txt files"
+	for tool in dev sam checkov; do $(LOCK) tools/$$tool.txt -o tools/$$tool.lock || exit 1; done
+	@echo "requirements-dev.lock and tools/*.lock written: check them with 'make wheels', install with 'make setup' and 'make tools', commit them with the .txt files"
 
 # The platforms .venv is set up on (Windows through WSL is Linux), each resolved by uv for that platform's
 # markers and wheel tags with building from source forbidden: a package without a wheel there fails here.
@@ -76,15 +76,17 @@ wheels: $(UV)  ## check that requirements-dev.lock installs from wheels alone on
 
 tools: $(SAM) $(CHECKOV)  ## SAM CLI and checkov, each in its own environment
 
-$(SAM):
-	$(PYTHON) -m venv .tools/sam
-	.tools/sam/bin/pip install --quiet --upgrade pip
-	.tools/sam/bin/pip install --quiet "aws-sam-cli==1.170.0"
+# .tools/NAME from tools/NAME.lock alone, again whenever the lock changes.
+TOOL_ENV = { [ -x .tools/$(1)/bin/python ] || $(UV) venv --quiet --python "$$(command -v $(PYTHON))" .tools/$(1); } \
+	&& $(UV) pip sync --quiet --compile-bytecode --python .tools/$(1)/bin/python --require-hashes tools/$(1).lock
 
-$(CHECKOV):
-	$(PYTHON) -m venv .tools/checkov
-	.tools/checkov/bin/pip install --quiet --upgrade pip
-	.tools/checkov/bin/pip install --quiet "checkov==3.3.30"
+$(SAM): tools/sam.lock $(UV)
+	$(call TOOL_ENV,sam)
+	touch $@
+
+$(CHECKOV): tools/checkov.lock $(UV)
+	$(call TOOL_ENV,checkov)
+	touch $@
 
 demo: setup  ## the two-minute demo: a fleet through the whole pipeline on this machine (local stack)
 	$(BIN)/python device/simulate.py --demo
@@ -112,7 +114,7 @@ $(RUNTIME_VENV)/.installed: requirements-dev.lock $(UV)
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
 		echo "test-runtime needs python3.13 (e.g. 'pyenv install 3.13')" >&2; exit 1; }
 	[ -x $(RUNTIME_VENV)/bin/python ] || $(UV) venv --quiet --python "$$(PATH="$(SAM_PATH)" command -v python3.13)" $(RUNTIME_VENV)
-	$(UV) pip sync --quiet --python $(RUNTIME_VENV)/bin/python --require-hashes requirements-dev.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(RUNTIME_VENV)/bin/python --require-hashes requirements-dev.lock
 	touch $@
 
 # The SageMaker Python SDK v3 is about 1 GB: it stays out of .venv, and model/sagemaker_train.py is

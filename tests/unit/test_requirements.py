@@ -1,7 +1,7 @@
 """The development environment is pinned: every requirement an exact version, the locks agreeing and hashing every file.
 
-`make lock` resolves requirements-dev.txt (with the files it includes) and requirements-tools.txt into
-their .lock files and `make setup` installs from the locks alone, so an edit to a requirements file that
+`make lock` resolves requirements-dev.txt (with the files it includes) and tools/*.txt into their .lock
+files, and `make setup` and `make tools` install from the locks alone, so an edit to a requirements file that
 was not locked again would never reach .venv: these tests catch it without the network. Whether each
 platform gets wheels for everything is `make wheels`'s question, which needs the package index.
 """
@@ -25,7 +25,10 @@ PLATFORMS = {
     "Linux, x86-64": {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64"},
 }
 PYTHONS = ("3.11", "3.13")
-LOCKS = {"requirements-dev.txt": "requirements-dev.lock", "requirements-tools.txt": "requirements-tools.lock"}
+LOCKS = {
+    "requirements-dev.txt": "requirements-dev.lock",
+    **{f"tools/{name}.txt": f"tools/{name}.lock" for name in ("dev", "sam", "checkov")},
+}
 _HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
 
@@ -96,7 +99,7 @@ def locked(path: Path) -> list[Pin]:
         comments = [line.strip("# ") for line in entry.splitlines() if line.lstrip().startswith("#")]
         via = [comment.removeprefix("via").strip() for comment in comments]
         only_files = all(source.startswith("-r ") for source in via if source)
-        pins.append(Pin(f"{path.name}: {head}", Requirement(head), len(_HASH.findall(entry)), only_files))
+        pins.append(Pin(f"{path.relative_to(ROOT)}: {head}", Requirement(head), len(_HASH.findall(entry)), only_files))
     return pins
 
 
@@ -155,7 +158,7 @@ def test_macos_gets_xgboost_and_every_other_platform_xgboost_cpu(platform: str) 
 
 
 def test_the_tools_that_only_lint_stay_out_of_the_test_environment() -> None:
-    tools = {pin.name for pin in locked(ROOT / "requirements-tools.lock")}
+    tools = {pin.name for pin in locked(ROOT / "tools" / "dev.lock")}
     development = {pin.name for pin in locked(ROOT / "requirements-dev.lock")}
     assert {"uv", "ruff"} <= tools
     assert not tools & development

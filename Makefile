@@ -4,8 +4,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# uv installs .venv from requirements-dev.lock and resolves the locks (`make lock`); ruff is needed by `make lint`
+# alone. Both live outside .venv, in .tools/dev, installed by pip from tools/dev.lock (hashes checked).
+DEV_TOOLS := .tools/dev
+UV := $(DEV_TOOLS)/bin/uv
+RUFF := $(DEV_TOOLS)/bin/ruff
 # SAM CLI and checkov pin libraries that clash with the test environment (awscrt, among
-# others), so each lives in its own virtual environment under .tools/.
+# others), so each lives in its own virtual environment under .tools/, installed from tools/NAME.lock.
 SAM := .tools/sam/bin/sam
 CHECKOV := .tools/checkov/bin/checkov
 # sam build (runtime python3.13, no container) needs a python3.13 that runs. A pyenv shim does
@@ -21,30 +26,67 @@ SAM_PATH = $(if $(PYTHON313_BIN),$(PYTHON313_BIN):)$(PATH)
 export SAM_CLI_TELEMETRY ?= 0
 LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 
-.PHONY: setup tools demo test unit test-runtime test-sagemaker lint build validate bench clean help
+.PHONY: setup tools demo test unit test-runtime test-sagemaker lint lock wheels build validate bench clean help
 
-setup: $(BIN)/pytest  ## virtual environment with everything the tests need
+setup: $(VENV)/.installed  ## .venv with everything the tests need, exactly as requirements-dev.lock says
 
-$(BIN)/pytest: requirements-dev.txt device/requirements.txt model/requirements.txt model/requirements-archive.txt local/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+# Again whenever the lock changes: `uv pip sync` installs what the lock lists for this platform and removes
+# anything else, every file checked against the lock's hashes.
+$(VENV)/.installed: requirements-dev.lock $(UV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "make setup needs Python 3.11 or newer, and $(PYTHON) is not: name one, e.g. 'make setup PYTHON=python3.12'" >&2; \
+		exit 1; }
+	[ -x $(BIN)/python ] || $(UV) venv --quiet --python "$$(command -v $(PYTHON))" $(VENV)
+	$(UV) pip sync --compile-bytecode --python $(BIN)/python --require-hashes requirements-dev.lock
 	@# The layer's packages on the venv's path (a .pth file), so that scripts import them as the
 	@# functions do in Lambda; pytest has its own pythonpath setting.
 	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "motor-maintenance-layer.pth").write_text(str(pathlib.Path("layers/shared").resolve()) + "\n")'
 	touch $@
 
+$(UV): tools/dev.lock
+	[ -x $(DEV_TOOLS)/bin/pip ] || $(PYTHON) -m venv $(DEV_TOOLS)
+	$(DEV_TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r tools/dev.lock
+	touch $(UV) $(RUFF)
+
+# Universal locks: one file for every platform and Python 3.11 or newer, a marker on each line that differs
+# (xgboost on macOS, xgboost-cpu elsewhere). Versions already in a lock are kept unless an input asks for
+# another; LOCK_FLAGS passes more options to uv, e.g. LOCK_FLAGS='--upgrade-package moto'.
+LOCK_FLAGS ?=
+LOCK = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: $(UV)  ## re-resolve requirements-dev.txt (and the files it includes) and tools/*.txt into their .lock files; needs PyPI
+	$(LOCK) requirements-dev.txt -o requirements-dev.lock
+	for tool in dev sam checkov; do $(LOCK) tools/$$tool.txt -o tools/$$tool.lock || exit 1; done
+	@echo "requirements-dev.lock and tools/*.lock written: check them with 'make wheels', install with 'make setup' and 'make tools', commit them with the .txt files"
+
+# The platforms .venv is set up on (Windows through WSL is Linux), each resolved by uv for that platform's
+# markers and wheel tags with building from source forbidden: a package without a wheel there fails here.
+# Linux means glibc 2.28 or newer (manylinux_2_28), macOS 13 or newer.
+WHEEL_PLATFORMS ?= aarch64-apple-darwin x86_64-apple-darwin aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu
+WHEEL_PYTHONS ?= 3.11 3.13
+WHEELS = $(UV) pip compile --quiet --no-header --only-binary :all: --python-platform $$platform --python-version $$python
+wheels: $(UV)  ## check that requirements-dev.lock installs from wheels alone on Linux (x86-64, ARM) and macOS (Intel, Apple silicon); needs PyPI
+	@# The check must be able to fail: xgboost-cpu has no wheel for macOS, and the resolver must say so.
+	@platform=aarch64-apple-darwin python=3.11; ! echo "xgboost-cpu==3.0.5" | $(WHEELS) - -o /dev/null 2>/dev/null || { \
+		echo "make wheels: $(UV) found a macOS wheel of xgboost-cpu, so it does not check wheel tags: no proof" >&2; exit 1; }
+	@for platform in $(WHEEL_PLATFORMS); do for python in $(WHEEL_PYTHONS); do \
+		$(WHEELS) requirements-dev.lock -o /dev/null || { \
+			echo "make wheels: requirements-dev.lock needs a build from source on $$platform, Python $$python (above)" >&2; exit 1; }; \
+		echo "$$platform, Python $$python: every package of requirements-dev.lock has a wheel"; \
+	done; done
+
 tools: $(SAM) $(CHECKOV)  ## SAM CLI and checkov, each in its own environment
 
-$(SAM):
-	$(PYTHON) -m venv .tools/sam
-	.tools/sam/bin/pip install --quiet --upgrade pip
-	.tools/sam/bin/pip install --quiet "aws-sam-cli==1.170.0"
+# .tools/NAME from tools/NAME.lock alone, again whenever the lock changes.
+TOOL_ENV = { [ -x .tools/$(1)/bin/python ] || $(UV) venv --quiet --python "$$(command -v $(PYTHON))" .tools/$(1); } \
+	&& $(UV) pip sync --quiet --compile-bytecode --python .tools/$(1)/bin/python --require-hashes tools/$(1).lock
 
-$(CHECKOV):
-	$(PYTHON) -m venv .tools/checkov
-	.tools/checkov/bin/pip install --quiet --upgrade pip
-	.tools/checkov/bin/pip install --quiet "checkov==3.3.30"
+$(SAM): tools/sam.lock $(UV)
+	$(call TOOL_ENV,sam)
+	touch $@
+
+$(CHECKOV): tools/checkov.lock $(UV)
+	$(call TOOL_ENV,checkov)
+	touch $@
 
 demo: setup  ## the two-minute demo: a fleet through the whole pipeline on this machine (local stack)
 	$(BIN)/python device/simulate.py --demo
@@ -70,12 +112,11 @@ test-runtime: $(RUNTIME_VENV)/.installed  ## the unit tests again on python3.13,
 	$(RUNTIME_VENV)/bin/python --version
 	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not slow" tests/unit
 
-$(RUNTIME_VENV)/.installed: requirements-dev.txt device/requirements.txt model/requirements.txt model/requirements-archive.txt local/requirements.txt
+$(RUNTIME_VENV)/.installed: requirements-dev.lock $(UV)
 	@PATH="$(SAM_PATH)" python3.13 -c '' 2>/dev/null || { \
 		echo "test-runtime needs python3.13 (e.g. 'pyenv install 3.13')" >&2; exit 1; }
-	[ -x $(RUNTIME_VENV)/bin/python ] || PATH="$(SAM_PATH)" python3.13 -m venv $(RUNTIME_VENV)
-	$(RUNTIME_VENV)/bin/pip install --quiet --upgrade pip
-	$(RUNTIME_VENV)/bin/pip install --quiet -r requirements-dev.txt
+	[ -x $(RUNTIME_VENV)/bin/python ] || $(UV) venv --quiet --python "$$(PATH="$(SAM_PATH)" command -v python3.13)" $(RUNTIME_VENV)
+	$(UV) pip sync --quiet --compile-bytecode --python $(RUNTIME_VENV)/bin/python --require-hashes requirements-dev.lock
 	touch $@
 
 # The SageMaker Python SDK v3 is about 1 GB: it stays out of .venv, and model/sagemaker_train.py is
@@ -93,8 +134,8 @@ $(SAGEMAKER_VENV)/.installed: model/requirements-sagemaker.txt model/requirement
 	touch $@
 
 lint: setup  ## style, types and the template's linters
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(RUFF) check .
+	$(RUFF) format --check .
 	$(BIN)/mypy
 	@# Each handler is an app.py of its own: type-check them one at a time (same strict settings).
 	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done

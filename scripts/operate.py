@@ -6,7 +6,7 @@
     python scripts/operate.py snooze motor-002 vibration_zone_d --minutes 60
     python scripts/operate.py reset motor-002 vibration_zone_d
     python scripts/operate.py disable motor-004 fluid_overtemperature   # and: enable
-    python scripts/operate.py service-complete motor-004
+    python scripts/operate.py service-complete motor-004 [--at 2026-12-03T16:00:00Z]
     python scripts/operate.py report-failure motor-002 --mode bearing_wear --at 2h --note "bearing seized"
     python scripts/operate.py reset motor-002 predictive --verdict confirmed   # was the alarm right?
 
@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help="when it failed: now, a time ago (45m, 2h, 3d) or ISO-8601 (without an offset: local time); "
                 f"at most {FAILURE_LOOKBACK_DAYS} days ago",
             )
+        if action is ActionName.SERVICE_COMPLETE:
+            sub.add_argument(
+                "--at",
+                default="now",
+                help="when the service was completed: now, a time ago (45m, 2h, 3d) or ISO-8601 (without an offset: "
+                "local time); training leaves out a motor's readings from its failure to this moment",
+            )
         sub.add_argument("--operator", default=getpass.getuser(), help="who acts (audit trail)")
         sub.add_argument("--note", default="", help="why, for the audit trail and the alert")
     return parser
@@ -156,6 +163,9 @@ def build_action(args: argparse.Namespace, now: datetime) -> OperatorAction:
         fields["snooze_minutes"] = args.minutes
     if getattr(args, "verdict", None):
         fields["verdict"] = args.verdict
+    if action is ActionName.SERVICE_COMPLETE:
+        done = parse_when(args.at, now.replace(microsecond=0))
+        fields["ts"] = done.isoformat(timespec="seconds").replace("+00:00", "Z")
     if action is ActionName.REPORT_FAILURE:
         fields["failure_mode"] = args.mode
         fields["failed_at"] = parse_when(args.at, now.replace(microsecond=0)).isoformat()

@@ -306,7 +306,7 @@ def test_every_python_command_names_a_script_and_options_that_exist() -> None:
     commands = commands_starting(".venv/bin/python") + commands_starting("python")
     assert commands
     for page, words in commands:
-        if words[1] == "-c":
+        if words[1] in {"-c", "-"}:  # a program in the command line or on standard input: no script to look for
             continue
         path = ROOT / (words[2].replace(".", "/") + ".py" if words[1] == "-m" else words[1])
         assert path.is_file(), f"{page}: {shlex.join(words)}: no {path.relative_to(ROOT)}"

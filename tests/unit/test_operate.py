@@ -233,6 +233,29 @@ def test_a_failure_report_carries_its_mode_time_and_note(local_stack: Path) -> N
     assert action.failed_at == datetime(2026, 11, 27, 9, 45, tzinfo=UTC)
 
 
+def test_a_service_is_logged_at_the_time_it_was_completed(local_stack: Path) -> None:
+    clients = Clients()
+
+    status = operate.main(
+        ["--state-dir", str(local_stack), "service-complete", "motor-004", "--at", "2026-11-27T16:30:00Z"],
+        make_client=clients,
+    )
+
+    assert status == 0
+    action = _published(clients)
+    assert (action.action.value, action.motor_id) == ("service_complete", "motor-004")
+    assert action.ts == datetime(2026, 11, 27, 16, 30, tzinfo=UTC)
+
+
+def test_a_service_without_a_time_is_logged_now(local_stack: Path) -> None:
+    clients = Clients()
+    before = datetime.now(UTC).replace(microsecond=0)
+
+    assert operate.main(["--state-dir", str(local_stack), "service-complete", "motor-004"], make_client=clients) == 0
+
+    assert before <= _published(clients).ts <= datetime.now(UTC)
+
+
 @pytest.mark.parametrize(
     ("when", "ago"),
     [("now", timedelta(0)), ("45m", timedelta(minutes=45)), ("2h", timedelta(hours=2)), ("3d", timedelta(days=3))],

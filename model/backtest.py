@@ -65,9 +65,7 @@ NEVER_H = 1e12
 """A service interval in run hours that no motor reaches: the schedule rule never holds."""
 PREDICTIVE_OFF = {"raise_threshold": 1.0, "clear_threshold": 1.0, "consecutive": 100}
 STRATEGIES = ("schedule", "condition", "predictive", "all")
-ENDS = frozenset(
-    {Transition.CLEARED, Transition.SERVICED, Transition.RESET, Transition.SNOOZED, Transition.DISABLED}
-)
+ENDS = frozenset({Transition.CLEARED, Transition.SERVICED, Transition.RESET, Transition.SNOOZED, Transition.DISABLED})
 """Transitions that take a raised alarm down: its episode ends there (model/forewarning.py)."""
 
 Log = Callable[[str], None]
@@ -91,7 +89,7 @@ class Costs:
 class Raised(NamedTuple):
     """One alarm episode: the reading index of its raise, the alarm, the index of its end (None: still up)."""
 
-    index: int
+    at: int
     alarm: str
     ended: int | None = None
 
@@ -174,9 +172,7 @@ def strategy_configs(base: DetectorConfig) -> dict[str, DetectorConfig]:
     return {name: DetectorConfig.model_validate({**dumped, **change}) for name, change in variants.items()}
 
 
-def raises_of(
-    readings: Sequence[Telemetry], chances: Sequence[float | None], config: DetectorConfig
-) -> list[Raised]:
+def raises_of(readings: Sequence[Telemetry], chances: Sequence[float | None], config: DetectorConfig) -> list[Raised]:
     """Every alarm episode, in raise order; a schedule raise is followed by service_complete (which ends it)."""
     state: MotorState | None = None
     found: list[Raised] = []
@@ -220,7 +216,7 @@ def tally(outcome: Outcome, track: Track, raised: Sequence[Raised], window_h: fl
         outcome.false_alarms = outcome.raises_while_down = None
         return
     ts = track.ts_ms.tolist()
-    spans = [Episode(ts[e.index], None if e.ended is None else ts[e.ended]) for e in raised]
+    spans = [Episode(ts[e.at], None if e.ended is None else ts[e.ended]) for e in raised]
     failures_ms = [ts[onset] for onset in onsets.tolist()]
     judged = judge(spans, failures_ms, window_h=window_h)
     services, false_alarms, while_down = 0, 0, 0
@@ -230,7 +226,7 @@ def tally(outcome: Outcome, track: Track, raised: Sequence[Raised], window_h: fl
         else:
             outcome.lead_h.append(lead_h)
     for episode, verdict in zip(raised, judged.verdicts, strict=True):
-        if down[episode.index]:
+        if down[episode.at]:
             while_down += 1
         elif verdict is Verdict.FOREWARNED:
             continue

@@ -155,7 +155,7 @@ def test_an_alarm_cleared_a_window_or_more_before_the_failure_is_a_false_alarm_a
     assert (outcome.caught, outcome.false_alarms) == (caught, false_alarms)
 
 
-def test_a_schedule_raise_ends_at_its_service_and_catches_only_within_the_window(worn_history: History) -> None:
+def test_a_schedule_episode_ends_with_the_service_that_follows_its_raise(worn_history: History) -> None:
     # Given a service interval the motor reaches several times
     configs = backtest.strategy_configs(DetectorConfig.with_overrides({"schedule": {"service_interval_h": 50}}))
     readings = list(worn_history.readings(0))
@@ -164,7 +164,7 @@ def test_a_schedule_raise_ends_at_its_service_and_catches_only_within_the_window
 
     # Then every schedule episode ends at its own raise (service_complete follows it at once)
     assert raised
-    assert all(r.alarm == SCHEDULE_ALARM and r.ended == r.index for r in raised)
+    assert all(r.alarm == SCHEDULE_ALARM and r.ended == r.at for r in raised)
 
 
 def test_the_json_and_the_png_are_written(tmp_path: Path) -> None:

@@ -15,11 +15,13 @@ when an alarm is raised, so every failure happens as simulated, and a failure th
 of is costed as if its repair had been planned. The detector is told `service_complete` right after
 each schedule alarm (the planned service resets its run-hours counter; the motor's wear is not reset).
 
-Scoring, per motor: a failure is caught if an alarm of the strategy was raised within the warning
-window (24 calendar hours, as model/evaluate.py) before it; its lead time is from the earliest
-such raise. A raise not followed by a failure within the window is an unnecessary intervention:
-a planned service if it is a schedule alarm, a false alarm otherwise. Raises while the motor is
-already down announce nothing and are counted apart.
+Scoring, per motor, by the rule training's evaluation and the demo use (model/forewarning.py `judge`),
+for every strategy alike: an alarm episode runs from a raise to the alarm's clear (or service, reset,
+snooze, disable); a failure is caught if an episode of the strategy was up at some moment of the
+warning window (24 calendar hours) before it, and its lead time is from the earliest such raise.
+An episode that forewarned no failure is an unnecessary intervention: a planned service if it is a
+schedule alarm, a false alarm otherwise. Raises while the motor is already down announce nothing
+and are counted apart.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 if not __package__:  # run as a script: make `model` and `device` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,9 +53,9 @@ with setup_needed("model/backtest.py"):
     from model import plots
     from model.artifact import load_booster
     from model.dataset import build
-    from model.evaluate import WARNING_WINDOW_H
+    from model.forewarning import WARNING_WINDOW_H, Episode, Verdict, judge
     from model.replay import DEFAULT_MODEL, NO_TRUTH, detector_config, load_recording, probabilities
-    from motor_maintenance.alarms import ActionName, OperatorAction, Transition
+    from motor_maintenance.alarms import ActionName, AlarmEvent, OperatorAction, Transition
     from motor_maintenance.config import SCHEDULE_ALARM, DetectorConfig
     from motor_maintenance.detector import ReadingInput, step
     from motor_maintenance.state import MotorState
@@ -63,6 +65,8 @@ NEVER_H = 1e12
 """A service interval in run hours that no motor reaches: the schedule rule never holds."""
 PREDICTIVE_OFF = {"raise_threshold": 1.0, "clear_threshold": 1.0, "consecutive": 100}
 STRATEGIES = ("schedule", "condition", "predictive", "all")
+ENDS = frozenset({Transition.CLEARED, Transition.SERVICED, Transition.RESET, Transition.SNOOZED, Transition.DISABLED})
+"""Transitions that take a raised alarm down: its episode ends there (model/forewarning.py)."""
 
 Log = Callable[[str], None]
 
@@ -79,7 +83,15 @@ class Costs:
     false_alarm_downtime_h: float = 0.0
     """Downtime of an inspection that finds nothing (the motor keeps running by default)."""
     window_h: float = WARNING_WINDOW_H
-    """Calendar hours before a failure in which a raise catches it."""
+    """Calendar hours before a failure in which an alarm that was up catches it."""
+
+
+class Raised(NamedTuple):
+    """One alarm episode: the reading index of its raise, the alarm, the index of its end (None: still up)."""
+
+    at: int
+    alarm: str
+    ended: int | None = None
 
 
 @dataclass(frozen=True)
@@ -160,65 +172,72 @@ def strategy_configs(base: DetectorConfig) -> dict[str, DetectorConfig]:
     return {name: DetectorConfig.model_validate({**dumped, **change}) for name, change in variants.items()}
 
 
-def raises_of(
-    readings: Sequence[Telemetry], chances: Sequence[float | None], config: DetectorConfig
-) -> list[tuple[int, str]]:
-    """(reading index, alarm) of every `raised` transition; a schedule raise is followed by service_complete."""
+def raises_of(readings: Sequence[Telemetry], chances: Sequence[float | None], config: DetectorConfig) -> list[Raised]:
+    """Every alarm episode, in raise order; a schedule raise is followed by service_complete (which ends it)."""
     state: MotorState | None = None
-    found: list[tuple[int, str]] = []
+    found: list[Raised] = []
+    up: dict[str, int] = {}  # alarm -> position in `found` of its open episode
+
+    def note(events: Sequence[AlarmEvent], index: int) -> None:
+        for event in events:
+            if event.transition is Transition.RAISED and event.alarm not in up:
+                up[event.alarm] = len(found)
+                found.append(Raised(index, event.alarm))
+            elif event.transition in ENDS and event.alarm in up:
+                position = up.pop(event.alarm)
+                found[position] = found[position]._replace(ended=index)
+
     for index, (reading, chance) in enumerate(zip(readings, chances, strict=True)):
         now = datetime.fromtimestamp(reading.ts_ms / 1000, UTC)
         decision = step(state, ReadingInput(reading, failure_probability=chance), now, config)
         state = decision.state
-        for event in decision.events:
-            if event.transition is not Transition.RAISED:
-                continue
-            found.append((index, event.alarm))
-            if event.alarm == SCHEDULE_ALARM:
-                action = OperatorAction(
-                    motor_id=reading.motor_id,
-                    action=ActionName.SERVICE_COMPLETE,
-                    action_id=f"backtest-{reading.seq}",
-                    ts=reading.ts_ms,
-                    operator="backtest",
-                )
-                state = step(state, action, now, config).state
+        note(decision.events, index)
+        if any(e.transition is Transition.RAISED and e.alarm == SCHEDULE_ALARM for e in decision.events):
+            action = OperatorAction(
+                motor_id=reading.motor_id,
+                action=ActionName.SERVICE_COMPLETE,
+                action_id=f"backtest-{reading.seq}",
+                ts=reading.ts_ms,
+                operator="backtest",
+            )
+            serviced = step(state, action, now, config)
+            state = serviced.state
+            note(serviced.events, index)
     return found
 
 
-def tally(outcome: Outcome, track: Track, raised: Sequence[tuple[int, str]], window_h: float) -> None:
-    """Add one motor's raises under one strategy to the strategy's outcome."""
-    for _, alarm in raised:
-        outcome.raises[alarm] = outcome.raises.get(alarm, 0) + 1
+def tally(outcome: Outcome, track: Track, raised: Sequence[Raised], window_h: float) -> None:
+    """Add one motor's alarm episodes under one strategy to the strategy's outcome (model/forewarning.py's rule)."""
+    for episode in raised:
+        outcome.raises[episode.alarm] = outcome.raises.get(episode.alarm, 0) + 1
     down, onsets = track.down, track.onsets
     if onsets is None or down is None or outcome.failures is None:
         outcome.failures = outcome.caught = outcome.planned_services = None
         outcome.false_alarms = outcome.raises_while_down = None
         return
-    window_ms = window_h * 3.6e6
-    ts = track.ts_ms
-    failures, caught = outcome.failures, outcome.caught or 0
-    services, false_alarms, while_down = outcome.planned_services or 0, outcome.false_alarms or 0, 0
-    for onset in onsets.tolist():
-        warned = [i for i, _ in raised if i < onset and ts[onset] - ts[i] <= window_ms]
-        failures += 1
-        if warned:
-            caught += 1
-            outcome.lead_h.append(float(ts[onset] - ts[min(warned)]) / 3.6e6)
+    ts = track.ts_ms.tolist()
+    spans = [Episode(ts[e.at], None if e.ended is None else ts[e.ended]) for e in raised]
+    failures_ms = [ts[onset] for onset in onsets.tolist()]
+    judged = judge(spans, failures_ms, window_h=window_h)
+    services, false_alarms, while_down = 0, 0, 0
+    for onset, lead_h in zip(onsets.tolist(), judged.lead_h(spans, failures_ms), strict=True):
+        if lead_h is None:
+            outcome.failure_downtime_h += _downtime_h(track.ts_ms, down, onset)
         else:
-            outcome.failure_downtime_h += _downtime_h(ts, down, onset)
-    for index, alarm in raised:
-        later = onsets[onsets > index]
-        if down[index]:
+            outcome.lead_h.append(lead_h)
+    for episode, verdict in zip(raised, judged.verdicts, strict=True):
+        if down[episode.at]:
             while_down += 1
-        elif len(later) and ts[later[0]] - ts[index] <= window_ms:
+        elif verdict is Verdict.FOREWARNED:
             continue
-        elif alarm == SCHEDULE_ALARM:
+        elif episode.alarm == SCHEDULE_ALARM:
             services += 1
         else:
             false_alarms += 1
-    outcome.failures, outcome.caught, outcome.planned_services = failures, caught, services
-    outcome.false_alarms = false_alarms
+    outcome.failures += len(failures_ms)
+    outcome.caught = (outcome.caught or 0) + sum(index is not None for index in judged.earliest)
+    outcome.planned_services = (outcome.planned_services or 0) + services
+    outcome.false_alarms = (outcome.false_alarms or 0) + false_alarms
     outcome.raises_while_down = (outcome.raises_while_down or 0) + while_down
 
 
@@ -251,7 +270,7 @@ def recorded_track(motor_id: str, readings: Sequence[Telemetry], failed: Sequenc
 
 def _simulated_motor(
     history: History, chances: list[float | None], configs: dict[str, DetectorConfig]
-) -> dict[str, list[tuple[int, str]]]:
+) -> dict[str, list[Raised]]:
     """Worker: one motor's raises under every strategy."""
     readings = list(history.readings(0))
     return {name: raises_of(readings, chances, config) for name, config in configs.items()}
@@ -279,7 +298,7 @@ def backtest_history(
         return [None if np.isnan(p) else float(p) for p in grid[:, column].tolist()]
 
     outcomes = {name: Outcome() for name in configs}
-    results: dict[int, dict[str, list[tuple[int, str]]]] = {}
+    results: dict[int, dict[str, list[Raised]]] = {}
     if workers <= 1:
         for column in columns:
             results[column] = _simulated_motor(history.motor(column), chances(column), configs)
@@ -343,7 +362,7 @@ def plot(summaries: dict[str, dict[str, Any]], path: Path) -> Path:
     cost_ax.set(title="Cost per strategy", ylabel="cost")
     caught_ax.bar(names, [float(summaries[n].get("failures") or 0) for n in names], color="lightgrey", label="failures")
     caught_ax.bar(names, [float(summaries[n].get("caught") or 0) for n in names], color="tab:blue", label="caught")
-    caught_ax.set(title="Failures caught (alarm within the window before)", ylabel="failures")
+    caught_ax.set(title="Failures caught (alarm up in the window before)", ylabel="failures")
     caught_ax.legend()
     for ax in (cost_ax, caught_ax):
         ax.grid(alpha=0.3, axis="y")
@@ -363,13 +382,14 @@ def assumptions(costs: Costs, source: str) -> list[str]:
     """The assumptions of the cost model, printed and written."""
     return [
         f"source: {source}; one fixed history: motors are not serviced when alarmed (counterfactual costs)",
-        f"a failure is caught if an alarm was raised within {costs.window_h:g} calendar hours before it",
+        f"a failure is caught if an alarm was up at some moment of the {costs.window_h:g} calendar hours before it "
+        "(model/forewarning.py, as training's evaluation and the demo)",
         f"a caught failure is repaired as planned: cost {costs.planned_service:g}, "
         f"downtime {costs.planned_downtime_h:g} h instead of the simulated one",
         f"a missed failure: cost {costs.unplanned_failure:g}, downtime as simulated",
-        f"a schedule alarm not followed by a failure is a planned service: cost {costs.planned_service:g}, "
+        f"a schedule alarm that caught no failure is a planned service: cost {costs.planned_service:g}, "
         f"downtime {costs.planned_downtime_h:g} h (the detector is told service_complete)",
-        f"any other alarm not followed by a failure is a false alarm: cost {costs.false_alarm:g}, "
+        f"any other alarm that caught no failure is a false alarm: cost {costs.false_alarm:g}, "
         f"downtime {costs.false_alarm_downtime_h:g} h",
     ]
 

@@ -60,7 +60,7 @@ def test_each_strategy_alone_raises_only_its_own_alarms(worn_history: History) -
     certain = [0.99] * len(readings)
 
     # When each strategy's configuration replays the motor
-    raised = {name: {alarm for _, alarm in backtest.raises_of(readings, certain, c)} for name, c in configs.items()}
+    raised = {name: {r.alarm for r in backtest.raises_of(readings, certain, c)} for name, c in configs.items()}
 
     # Then each alone raises only its own alarm, and all three raise all of them
     assert raised["schedule"] == {SCHEDULE_ALARM}
@@ -91,7 +91,12 @@ def test_costs_and_downtime_follow_the_documented_counts() -> None:
     down[10:12] = True
     track = backtest.Track("motor-001", ts, down, np.array([10]))
     outcome = backtest.Outcome()
-    raised = [(5, PREDICTIVE_ALARM), (50, PREDICTIVE_ALARM), (80, SCHEDULE_ALARM), (11, "vibration_zone_d")]
+    raised = [
+        backtest.Raised(5, PREDICTIVE_ALARM),
+        backtest.Raised(50, PREDICTIVE_ALARM),
+        backtest.Raised(80, SCHEDULE_ALARM, ended=80),
+        backtest.Raised(11, "vibration_zone_d"),
+    ]
 
     backtest.tally(outcome, track, raised, window_h=24)
     costs = backtest.Costs(planned_service=2000, unplanned_failure=15000, false_alarm=500, planned_downtime_h=8)
@@ -109,6 +114,57 @@ def test_costs_and_downtime_follow_the_documented_counts() -> None:
     backtest.tally(missed, track, [], window_h=24)
     assert backtest.score(missed, costs)["cost"] == 15000
     assert backtest.score(missed, costs)["downtime_h"] == pytest.approx(0.3, abs=0.05)
+
+
+def _ten_minute_track(n: int, onset: int) -> backtest.Track:
+    """A motor read every 10 minutes that fails at reading `onset` and stays down for an hour."""
+    ts = np.arange(n, dtype=np.int64) * 600_000
+    down = np.zeros(n, dtype=bool)
+    down[onset : onset + 6] = True
+    return backtest.Track("motor-001", ts, down, np.array([onset]))
+
+
+def test_an_alarm_raised_before_the_window_and_up_into_it_catches_the_failure() -> None:
+    # Given a failure at 40 h and an alarm raised 30 h before it (at 10 h), up until the failure
+    track = _ten_minute_track(300, onset=240)
+    raised = [backtest.Raised(60, PREDICTIVE_ALARM, ended=246)]
+    outcome = backtest.Outcome()
+
+    # When the backtest tallies it (model/forewarning.py's rule, as training's evaluation and the demo)
+    backtest.tally(outcome, track, raised, window_h=24)
+
+    # Then it caught the failure 30 h ahead: neither a miss nor a false alarm
+    assert (outcome.failures, outcome.caught, outcome.false_alarms) == (1, 1, 0)
+    assert outcome.lead_h == [30.0]
+
+
+@pytest.mark.parametrize(
+    ("cleared_h_before", "caught", "false_alarms"),
+    [(23.0, 1, 0), (24.0, 0, 1), (25.0, 0, 1)],
+)
+def test_an_alarm_cleared_a_window_or_more_before_the_failure_is_a_false_alarm_and_a_miss(
+    cleared_h_before: float, caught: int, false_alarms: int
+) -> None:
+    # Given a failure at 40 h and an alarm raised 30 h before it, cleared `cleared_h_before` hours before it
+    track = _ten_minute_track(300, onset=240)
+    raised = [backtest.Raised(60, PREDICTIVE_ALARM, ended=240 - round(cleared_h_before * 6))]
+    outcome = backtest.Outcome()
+
+    backtest.tally(outcome, track, raised, window_h=24)
+
+    assert (outcome.caught, outcome.false_alarms) == (caught, false_alarms)
+
+
+def test_a_schedule_episode_ends_with_the_service_that_follows_its_raise(worn_history: History) -> None:
+    # Given a service interval the motor reaches several times
+    configs = backtest.strategy_configs(DetectorConfig.with_overrides({"schedule": {"service_interval_h": 50}}))
+    readings = list(worn_history.readings(0))
+
+    raised = backtest.raises_of(readings, [None] * len(readings), configs["schedule"])
+
+    # Then every schedule episode ends at its own raise (service_complete follows it at once)
+    assert raised
+    assert all(r.alarm == SCHEDULE_ALARM and r.ended == r.at for r in raised)
 
 
 def test_the_json_and_the_png_are_written(tmp_path: Path) -> None:

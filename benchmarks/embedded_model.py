@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from benchmarks.report import REPO, Figure, ratio
+from benchmarks.report import REPO, XGBOOST_DISTRIBUTION, Figure, ratio
 from benchmarks.warm_inference import bare_predict_cpu_s, feature_rows, per_row_cpu_s, running_events
 from local.sagemaker_endpoint import import_program
 from motor_adapters.embedded_predictor import DRIVERS_MIN_PROBABILITY, EmbeddedPredictor
@@ -72,8 +72,8 @@ SHIPPED_MODULES = tuple(
     )
 )
 """All the shipped path adds to the function: three modules of the shared layer, no layer of its own."""
-LAYER_PACKAGES = ("xgboost-cpu", "numpy", "scipy")
-"""What a layer for the xgboost-cpu path installs (their dependencies included)."""
+LAYER_PACKAGES = (XGBOOST_DISTRIBUTION, "numpy", "scipy")
+"""What a layer for the xgboost-cpu path installs (their dependencies included), as installed here."""
 LIBRARY_NAME = "model.so"
 DRIVERS_ROWS = 20
 """The stream's most likely rows are explained; TreeSHAP visits every node of every tree whatever the row."""

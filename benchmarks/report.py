@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_VERSION = 1
+XGBOOST_DISTRIBUTION = "xgboost" if platform.system() == "Darwin" else "xgboost-cpu"
+"""XGBoost's distribution here: the CPU-only wheels (`xgboost-cpu`) exist for Linux and Windows only,
+so macOS installs `xgboost` (requirements-dev.txt's markers)."""
 PACKAGES = (
     "aws-lambda-powertools",
     "boto3",
@@ -25,7 +28,7 @@ PACKAGES = (
     "moto",
     "pydantic",
     "numpy",
-    "xgboost-cpu",
+    XGBOOST_DISTRIBUTION,
     "awscrt",
     "awsiotsdk",
 )

@@ -68,8 +68,8 @@ class ArtifactEndpoint:
     def answer(self, request: Any, **_: Any) -> AWSResponse:
         started = time.thread_time()
         content_type, accept = (_text(request.headers[name]) for name in ("Content-Type", "Accept"))
-        data = inference.input_fn(request.body, content_type)
-        body, content_type = inference.output_fn(inference.predict_fn(data, self.booster), accept)
+        rows = inference.read_rows(request.body, content_type)  # the container's steps, raising on a bad request
+        body, content_type = inference.serialise(inference.score(rows, self.booster), accept)
         payload = body.encode()
         self.cpu_s += time.thread_time() - started
         self.last_exchange = (request.body, payload)

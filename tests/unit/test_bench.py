@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.report import Figure, ratio
+from benchmarks.report import XGBOOST_DISTRIBUTION, Figure, ratio
 from benchmarks.run import BENCHMARKS, parse_skip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def test_the_results_file_records_the_machine_and_the_run(quick_run: tuple[dict[
     assert host["cpu_model"]
     assert host["cores"] >= 1
     assert host["python"].count(".") == 2
-    assert host["packages"]["xgboost-cpu"]
+    assert host["packages"][XGBOOST_DISTRIBUTION]
     assert host["packages"]["aws-lambda-powertools"]
     assert host["date"].startswith("20")
     assert list(results["benchmarks"]) == list(BENCHMARKS)

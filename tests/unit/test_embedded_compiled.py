@@ -10,6 +10,7 @@ import pytest
 import xgboost as xgb
 
 from benchmarks.embedded_model import CompiledModel, compile_booster, installed_bytes
+from benchmarks.report import XGBOOST_DISTRIBUTION
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_a_row_of_the_wrong_length_is_refused(booster: xgb.Booster, tmp_path: Pa
 
 
 def test_installed_sizes_are_read_from_the_distributions_files() -> None:
-    sizes = installed_bytes(("xgboost-cpu", "numpy"))
+    sizes = installed_bytes((XGBOOST_DISTRIBUTION, "numpy"))
 
-    assert set(sizes) == {"xgboost-cpu", "numpy"}
+    assert set(sizes) == {XGBOOST_DISTRIBUTION, "numpy"}
     assert sizes["numpy"] > 5_000_000  # its compiled extension modules and bundled libraries count

@@ -307,7 +307,8 @@ def _handler(console: FakeConsole) -> type[BaseHTTPRequestHandler]:
                     return
                 motor = console.fleet.get(parts[1]) if len(parts) > 1 else None
                 if motor is None:
-                    self._json(404, {"error": "not_found", "message": f"no motor {parts[-1]!r}"})
+                    named = parts[1] if len(parts) > 1 else ""  # as the API names it, detail and history alike
+                    self._json(404, {"error": "not_found", "message": f"no motor {named!r}"})
                 elif len(parts) == 2 and method == "GET":
                     self._json(200, console.detail(motor))
                 elif parts[2:] == ["history"] and method == "GET":

@@ -48,8 +48,9 @@ def known_seconds(config: pytest.Config) -> dict[str, float]:
     seconds: dict[str, float] = {}
     if COMMITTED.exists():
         seconds.update(json.loads(COMMITTED.read_text(encoding="utf-8")))
-    if config.cache is not None:
-        seconds.update(config.cache.get(CACHE_KEY, {}))
+    cache = getattr(config, "cache", None)  # none under `-p no:cacheprovider` (make test-runtime, test-sagemaker)
+    if cache is not None:
+        seconds.update(cache.get(CACHE_KEY, {}))
     return seconds
 
 
@@ -109,8 +110,9 @@ class ScopeTimer:
         if not self.seconds or config.getoption("keyword") or config.getoption("markexpr"):
             return
         measured = {scope: round(s, 1) for scope, s in self.seconds.items()}
-        if config.cache is not None:
-            config.cache.set(CACHE_KEY, {**config.cache.get(CACHE_KEY, {}), **measured})
+        cache = getattr(config, "cache", None)  # none under `-p no:cacheprovider`
+        if cache is not None:
+            cache.set(CACHE_KEY, {**cache.get(CACHE_KEY, {}), **measured})
         if record:
             kept = {scope: s for scope, s in sorted(measured.items()) if s >= KEPT_S}
             COMMITTED.write_text(json.dumps(kept, indent=1) + "\n", encoding="utf-8")

@@ -334,3 +334,17 @@ def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, make: Call
             done.write_bytes(pickle.dumps(make(folder)))
     result: T = pickle.loads(done.read_bytes())  # noqa: S301 - written just above by this run
     return result, folder
+
+
+def metrics_of(output: str) -> dict[str, float]:
+    """The sum of every EMF metric value an invocation printed, by name."""
+    values: dict[str, float] = {}
+    for line in output.splitlines():
+        if '"CloudWatchMetrics"' not in line:
+            continue
+        blob = json.loads(line)
+        for definition in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = blob[definition["Name"]]
+            name = definition["Name"]
+            values[name] = values.get(name, 0.0) + (sum(value) if isinstance(value, list) else value)
+    return values

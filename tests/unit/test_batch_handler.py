@@ -6,7 +6,6 @@ condition held long enough to raise, a reading the schema refuses and a redelive
 
 from __future__ import annotations
 
-import json
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.support import (
     ThrottledDynamoDB,
     kinesis_batch,
     load_event,
+    metrics_of,
     reading_payload,
 )
 
@@ -38,20 +38,6 @@ def dynamodb(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> ThrottledDynamoDB
 
     monkeypatch.setattr(motor_adapters.clients, "client", client)
     return recorded
-
-
-def metrics_of(output: str) -> dict[str, float]:
-    """The sum of every EMF metric value the invocation printed, by name."""
-    values: dict[str, float] = {}
-    for line in output.splitlines():
-        if '"CloudWatchMetrics"' not in line:
-            continue
-        blob = json.loads(line)
-        for definition in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            value = blob[definition["Name"]]
-            name = definition["Name"]
-            values[name] = values.get(name, 0.0) + (sum(value) if isinstance(value, list) else value)
-    return values
 
 
 def test_the_sample_batch_is_applied_with_one_model_call_and_the_alarm_raised_once(

@@ -5,7 +5,6 @@ Through InferenceFunction's handler, direct and batched, with AWS faked by moto 
 
 from __future__ import annotations
 
-import json
 from types import ModuleType
 from typing import Any
 
@@ -16,7 +15,7 @@ from motor_maintenance.features import compute_features
 from motor_maintenance.scoring import NO_SIGNAL, NO_WEAR_SIGNAL, not_scored
 from motor_maintenance.telemetry import SIGNALS, Telemetry
 from tests.conftest import FakeAws
-from tests.support import FakeSageMakerRuntime, LambdaContext, kinesis_batch, load_event, reading_payload
+from tests.support import FakeSageMakerRuntime, LambdaContext, kinesis_batch, load_event, metrics_of, reading_payload
 
 NO_SIGNALS: dict[str, Any] = dict.fromkeys(SIGNALS)
 """Overrides that leave a reading_payload with `running` alone."""
@@ -25,21 +24,6 @@ NO_SIGNALS: dict[str, Any] = dict.fromkeys(SIGNALS)
 def state_of(aws: FakeAws, motor_id: str) -> dict[str, Any]:
     item = aws.dynamodb.get_item(TableName="motor-state", Key={"motor_id": {"S": motor_id}})["Item"]
     return state_item.state_of(item).to_dict()
-
-
-def metrics_of(output: str) -> dict[str, float]:
-    """The sum of every EMF metric value printed, by name."""
-    values: dict[str, float] = {}
-    for line in output.splitlines():
-        if '"CloudWatchMetrics"' not in line:
-            continue
-        blob = json.loads(line)
-        for definition in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-            value = blob[definition["Name"]]
-            values[definition["Name"]] = values.get(definition["Name"], 0.0) + (
-                sum(value) if isinstance(value, list) else value
-            )
-    return values
 
 
 def reading(payload: dict[str, Any]) -> Telemetry:

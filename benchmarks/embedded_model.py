@@ -74,6 +74,9 @@ SHIPPED_MODULES = tuple(
 """All the shipped path adds to the function: three modules of the shared layer, no layer of its own."""
 LAYER_PACKAGES = (XGBOOST_DISTRIBUTION, "numpy", "scipy")
 """What a layer for the xgboost-cpu path installs (their dependencies included), as installed here."""
+CAN_COMPILE = all(importlib.util.find_spec(name) is not None for name in ("tl2cgen", "treelite"))
+"""tl2cgen and treelite have no wheels for Linux on ARM (requirements-dev.txt): there the compiled option is
+left out of the run, and the details say why."""
 LIBRARY_NAME = "model.so"
 DRIVERS_ROWS = 20
 """The stream's most likely rows are explained; TreeSHAP visits every node of every tree whatever the row."""
@@ -298,103 +301,129 @@ def measure(*, artifact: Path, readings: int, first_predictions: int, log: Calla
     ]
     pure_differences = [abs(trees.probability(row) - p) for row, p in zip(rows, expected, strict=True)]
 
-    with tempfile.TemporaryDirectory(prefix="bench-compiled-") as folder:
-        library, compile_s = compile_booster(booster, Path(folder), log=log)
-        compiled = CompiledModel(library)
-        compiled_s = per_row_cpu_s(compiled.predict_one, common_rows)
-        compiled_differences = [abs(compiled.predict_one(row) - p) for row, p in zip(rows, expected, strict=True)]
-        log("embedded model: first predictions in fresh interpreters")
-        first_s = {
-            "pure_python": _first_prediction_s(FIRST_PURE_PYTHON, artifact, rows[0], runs=first_predictions),
-            "xgboost": _first_prediction_s(FIRST_XGBOOST, artifact, rows[0], runs=first_predictions),
-            "compiled": _first_prediction_s(FIRST_COMPILED, library, rows[0], runs=first_predictions),
-        }
-        library_bytes = library.stat().st_size
+    log("embedded model: first predictions in fresh interpreters")
+    first_s = {
+        "pure_python": _first_prediction_s(FIRST_PURE_PYTHON, artifact, rows[0], runs=first_predictions),
+        "xgboost": _first_prediction_s(FIRST_XGBOOST, artifact, rows[0], runs=first_predictions),
+    }
+    compiled = (
+        _measure_compiled(booster, rows, expected, common_rows, first_predictions=first_predictions, log=log)
+        if CAN_COMPILE
+        else None
+    )
     shipped_bytes = {path.name: path.stat().st_size for path in SHIPPED_MODULES}
     layer = installed_bytes(LAYER_PACKAGES)
     floor = Figure("bare single-row inplace_predict", floor_s * 1e6, "µs")
     first_floor = Figure(f"xgboost-cpu: import, load, predict (median of {first_predictions})", first_s["xgboost"], "s")
     layer_figure = Figure(f"{', '.join(LAYER_PACKAGES)} installed here", sum(layer.values()), "bytes")
-    return {
-        "ratios": [
-            ratio(
-                "embedded pure Python (shipped), CPU per row, as the function runs it",
-                Figure("EmbeddedPredictor.predict, one row below the drivers threshold", pure_s * 1e6, "µs"),
-                floor,
-                note="motor_model.boosted_trees: the probability, no drivers below the threshold",
-            ),
-            ratio(
-                "embedded xgboost-cpu, CPU per row",
-                Figure("the artifact's inference.py, one row below the drivers threshold", xgboost_s * 1e6, "µs"),
-                floor,
-                note="CSV in, the contract's JSON out and parsed",
-            ),
-            ratio(
-                "embedded compiled (tl2cgen), CPU per row",
-                Figure("the compiled library through ctypes, one row", compiled_s * 1e6, "µs"),
-                floor,
-                note="no drivers; needs a native build for arm64",
-            ),
-            ratio(
-                "embedded drivers, pure-Python TreeSHAP vs XGBoost pred_contribs, CPU per row",
-                Figure("EmbeddedPredictor.predict, one row with drivers", drivers_s * 1e6, "µs"),
-                Figure("XGBoost pred_contribs, one row, one thread", contribs_s * 1e6, "µs"),
-                note=f"the {len(likely)} most likely rows, drivers forced (threshold 0): the probability, "
-                "TreeSHAP and the top three against the contributions alone",
-            ),
-            ratio(
-                "embedded first prediction, pure Python (shipped) vs xgboost-cpu",
-                Figure(
-                    f"pure Python: import, load, predict (median of {first_predictions})", first_s["pure_python"], "s"
-                ),
-                first_floor,
-                note="fresh interpreter, what the function imports anyway imported first",
-            ),
-            ratio(
-                "embedded first prediction, compiled vs xgboost-cpu",
-                Figure(f"compiled: ctypes, load, predict (median of {first_predictions})", first_s["compiled"], "s"),
-                first_floor,
-                note="fresh interpreter, what the function imports anyway imported first",
-            ),
-            ratio(
-                "embedded model on disk, pure Python (shipped) vs xgboost-cpu",
-                Figure(f"{', '.join(shipped_bytes)}", sum(shipped_bytes.values()), "bytes"),
-                layer_figure,
-                note="source only: no layer, nothing native",
-            ),
-            ratio(
-                "embedded model on disk, compiled vs xgboost-cpu",
-                Figure("compiled library", library_bytes, "bytes"),
-                layer_figure,
-                note="this machine's platform; the library grows with the trees",
-            ),
-        ],
-        "details": {
-            "shipped": "pure_python",
-            "rows": len(rows),
-            "rows_below_drivers_threshold": len(common),
-            "drivers_rows": {
-                "rows": len(likely),
-                "probability_max": expected[likely[0]],
-                "probability_min": expected[likely[-1]],
-                "forced": expected[likely[-1]] < DRIVERS_MIN_PROBABILITY,
-            },
-            "trees": booster.num_boosted_rounds(),
-            "compile_s": compile_s,
-            "max_abs_difference": {"pure_python": max(pure_differences), "compiled": max(compiled_differences)},
-            "max_abs_contribution_difference": {"pure_python": max(contribution_differences)},
-            "us_per_row": {
-                "pure_python": pure_s * 1e6,
-                "xgboost": xgboost_s * 1e6,
-                "compiled": compiled_s * 1e6,
-                "bare": floor_s * 1e6,
-                "drivers_pure_python": drivers_s * 1e6,
-                "drivers_pred_contribs": contribs_s * 1e6,
-            },
-            "first_prediction_s": first_s,
-            "shipped_bytes": shipped_bytes,
-            "layer_bytes": layer,
-            "library_bytes": library_bytes,
-            "compiled_lacks": "TreeSHAP drivers (pred_contribs)",
+    ratios = [
+        ratio(
+            "embedded pure Python (shipped), CPU per row, as the function runs it",
+            Figure("EmbeddedPredictor.predict, one row below the drivers threshold", pure_s * 1e6, "µs"),
+            floor,
+            note="motor_model.boosted_trees: the probability, no drivers below the threshold",
+        ),
+        ratio(
+            "embedded xgboost-cpu, CPU per row",
+            Figure("the artifact's inference.py, one row below the drivers threshold", xgboost_s * 1e6, "µs"),
+            floor,
+            note="CSV in, the contract's JSON out and parsed",
+        ),
+        ratio(
+            "embedded drivers, pure-Python TreeSHAP vs XGBoost pred_contribs, CPU per row",
+            Figure("EmbeddedPredictor.predict, one row with drivers", drivers_s * 1e6, "µs"),
+            Figure("XGBoost pred_contribs, one row, one thread", contribs_s * 1e6, "µs"),
+            note=f"the {len(likely)} most likely rows, drivers forced (threshold 0): the probability, "
+            "TreeSHAP and the top three against the contributions alone",
+        ),
+        ratio(
+            "embedded first prediction, pure Python (shipped) vs xgboost-cpu",
+            Figure(f"pure Python: import, load, predict (median of {first_predictions})", first_s["pure_python"], "s"),
+            first_floor,
+            note="fresh interpreter, what the function imports anyway imported first",
+        ),
+        ratio(
+            "embedded model on disk, pure Python (shipped) vs xgboost-cpu",
+            Figure(f"{', '.join(shipped_bytes)}", sum(shipped_bytes.values()), "bytes"),
+            layer_figure,
+            note="source only: no layer, nothing native",
+        ),
+    ]
+    details: dict[str, Any] = {
+        "shipped": "pure_python",
+        "rows": len(rows),
+        "rows_below_drivers_threshold": len(common),
+        "drivers_rows": {
+            "rows": len(likely),
+            "probability_max": expected[likely[0]],
+            "probability_min": expected[likely[-1]],
+            "forced": expected[likely[-1]] < DRIVERS_MIN_PROBABILITY,
         },
+        "trees": booster.num_boosted_rounds(),
+        "max_abs_difference": {"pure_python": max(pure_differences)},
+        "max_abs_contribution_difference": {"pure_python": max(contribution_differences)},
+        "us_per_row": {
+            "pure_python": pure_s * 1e6,
+            "xgboost": xgboost_s * 1e6,
+            "bare": floor_s * 1e6,
+            "drivers_pure_python": drivers_s * 1e6,
+            "drivers_pred_contribs": contribs_s * 1e6,
+        },
+        "first_prediction_s": first_s,
+        "shipped_bytes": shipped_bytes,
+        "layer_bytes": layer,
     }
+    if compiled is None:
+        details["compiled"] = "not measured: tl2cgen and treelite are not installed (no wheels for Linux on ARM)"
+        return {"ratios": ratios, "details": details}
+    ratios += [
+        ratio(
+            "embedded compiled (tl2cgen), CPU per row",
+            Figure("the compiled library through ctypes, one row", compiled["s_per_row"] * 1e6, "µs"),
+            floor,
+            note="no drivers; needs a native build for arm64",
+        ),
+        ratio(
+            "embedded first prediction, compiled vs xgboost-cpu",
+            Figure(f"compiled: ctypes, load, predict (median of {first_predictions})", compiled["first_s"], "s"),
+            first_floor,
+            note="fresh interpreter, what the function imports anyway imported first",
+        ),
+        ratio(
+            "embedded model on disk, compiled vs xgboost-cpu",
+            Figure("compiled library", compiled["library_bytes"], "bytes"),
+            layer_figure,
+            note="this machine's platform; the library grows with the trees",
+        ),
+    ]
+    details["compile_s"] = compiled["compile_s"]
+    details["max_abs_difference"]["compiled"] = compiled["max_abs_difference"]
+    details["us_per_row"]["compiled"] = compiled["s_per_row"] * 1e6
+    details["first_prediction_s"]["compiled"] = compiled["first_s"]
+    details["library_bytes"] = compiled["library_bytes"]
+    details["compiled_lacks"] = "TreeSHAP drivers (pred_contribs)"
+    return {"ratios": ratios, "details": details}
+
+
+def _measure_compiled(
+    booster: xgb.Booster,
+    rows: list[list[float]],
+    expected: Sequence[float],
+    common_rows: Sequence[Sequence[float]],
+    *,
+    first_predictions: int,
+    log: Callable[[str], None],
+) -> dict[str, float]:
+    """The compiled option: CPU per row, distance from XGBoost, first prediction, library size, compile time."""
+    with tempfile.TemporaryDirectory(prefix="bench-compiled-") as folder:
+        library, compile_s = compile_booster(booster, Path(folder), log=log)
+        compiled = CompiledModel(library)
+        return {
+            "s_per_row": per_row_cpu_s(compiled.predict_one, common_rows),
+            "max_abs_difference": max(
+                abs(compiled.predict_one(row) - p) for row, p in zip(rows, expected, strict=True)
+            ),
+            "first_s": _first_prediction_s(FIRST_COMPILED, library, rows[0], runs=first_predictions),
+            "library_bytes": library.stat().st_size,
+            "compile_s": compile_s,
+        }

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import embedded_model
 from benchmarks.report import XGBOOST_DISTRIBUTION, Figure, ratio
 from benchmarks.run import BENCHMARKS, parse_skip
 
@@ -136,27 +137,35 @@ def test_the_embedded_model_is_measured_three_ways_and_pure_python_and_compiled_
     results, _, _ = quick_run
     entry = results["benchmarks"]["embedded_model"]
 
-    assert {item["name"] for item in entry["ratios"]} == {
+    measured = {
         "embedded pure Python (shipped), CPU per row, as the function runs it",
         "embedded xgboost-cpu, CPU per row",
-        "embedded compiled (tl2cgen), CPU per row",
         "embedded drivers, pure-Python TreeSHAP vs XGBoost pred_contribs, CPU per row",
         "embedded first prediction, pure Python (shipped) vs xgboost-cpu",
-        "embedded first prediction, compiled vs xgboost-cpu",
         "embedded model on disk, pure Python (shipped) vs xgboost-cpu",
+    }
+    compiled = {
+        "embedded compiled (tl2cgen), CPU per row",
+        "embedded first prediction, compiled vs xgboost-cpu",
         "embedded model on disk, compiled vs xgboost-cpu",
     }
     details = entry["details"]
     assert details["shipped"] == "pure_python"
     # Both evaluate the same trees: their probabilities are XGBoost's, to float32 rounding.
     assert 0 <= details["max_abs_difference"]["pure_python"] < 1e-6
-    assert 0 <= details["max_abs_difference"]["compiled"] < 1e-6
     assert 0 <= details["max_abs_contribution_difference"]["pure_python"] < 1e-4
     assert details["rows"] == 20
     assert details["drivers_rows"]["rows"] > 0
     assert set(details["shipped_bytes"]) == {"boosted_trees.py", "artifact.py", "embedded_predictor.py"}
-    assert set(details["layer_bytes"]) == {"xgboost-cpu", "numpy", "scipy"}
+    assert set(details["layer_bytes"]) == {XGBOOST_DISTRIBUTION, "numpy", "scipy"}
     assert all(size > 1_000_000 for size in details["layer_bytes"].values())
+    if not embedded_model.CAN_COMPILE:
+        # tl2cgen and treelite have no wheels for Linux on ARM: the run says so instead of failing.
+        assert {item["name"] for item in entry["ratios"]} == measured
+        assert details["compiled"].startswith("not measured")
+        return
+    assert {item["name"] for item in entry["ratios"]} == measured | compiled
+    assert 0 <= details["max_abs_difference"]["compiled"] < 1e-6
     assert details["library_bytes"] > 0
 
 

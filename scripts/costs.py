@@ -43,7 +43,7 @@ with setup_needed("scripts/costs.py"):
     from motor_adapters.written_states import MIN_FRESH_SHARE
 
 from scripts.costs_archive import ARCHIVE_PRICES, ArchiveUse, archive_items, measured_parquet_bytes
-from scripts.costs_sizes import measured_sizes
+from scripts.costs_sizes import PLATFORM_LOG_LEVELS, measured_sizes, platform_log_bytes
 from scripts.costs_workload import Workload
 from scripts.pricing import GB, HOURS_PER_MONTH, TAKEN, Price
 
@@ -222,7 +222,9 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         history_writes * math.ceil(w.history_entry_bytes / 1024) * rates["dynamodb_write_request_units"]
     )
     items["DynamoDB history reads"] = _history_reads(w, rates)
-    items["CloudWatch Logs"] = invocations * w.log_bytes_per_invocation / GB * rates["cloudwatch_logs_gb"]
+    items["CloudWatch Logs"] = (
+        invocations * (w.function_log_bytes + w.platform_log_bytes) / GB * rates["cloudwatch_logs_gb"]
+    )
     items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
     items.update(_offline_watch(w, rates))
@@ -397,7 +399,18 @@ def _parser() -> argparse.ArgumentParser:
     fn.add_argument("--cold-start-fraction", type=float, default=defaults.cold_start_fraction)
     fn.add_argument("--init-ms", type=float, default=defaults.init_ms)
     fn.add_argument("--xray-sampled-fraction", type=float, default=defaults.xray_sampled_fraction)
-    fn.add_argument("--log-bytes-per-invocation", type=int, default=defaults.log_bytes_per_invocation)
+    fn.add_argument(
+        "--function-log-bytes",
+        type=int,
+        default=defaults.function_log_bytes,
+        help="what the handler logs per invocation (EMF metrics and log lines)",
+    )
+    fn.add_argument(
+        "--platform-log-level",
+        choices=PLATFORM_LOG_LEVELS,
+        default="WARN",
+        help="the template's PlatformLogLevel: INFO adds Lambda's START and REPORT lines to every invocation",
+    )
     model = parser.add_argument_group("the model")
     model.add_argument("--endpoint-memory-mb", type=int, default=defaults.endpoint_memory_mb)
     model.add_argument("--endpoint-compute-ms", type=float, default=defaults.endpoint_compute_ms)
@@ -483,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         history_entry_bytes=sizes["history_entry_bytes"],
         console_charts_per_month=args.console_charts_per_month,
         console_chart_hours=args.console_chart_hours,
-        log_bytes_per_invocation=args.log_bytes_per_invocation,
+        function_log_bytes=args.function_log_bytes,
+        platform_log_bytes=platform_log_bytes(args.platform_log_level),
         xray_sampled_fraction=args.xray_sampled_fraction,
         alarm_events_per_month=args.alarm_events_per_month,
         offline_after_s=args.offline_after_s,

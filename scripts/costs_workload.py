@@ -62,8 +62,12 @@ class Workload:
     """The endpoint's JSON answer for one row, drivers included (assumed)."""
     state_item_bytes: int = 0
     """The motor's DynamoDB item (0: measured by serialising a realistic MotorState)."""
-    log_bytes_per_invocation: int = 750
-    """Powertools' logs and EMF metrics (make bench: about 380 bytes) plus Lambda's START, END and REPORT lines."""
+    function_log_bytes: int = 380
+    """What the handler writes per invocation: its EMF metrics and Powertools' log lines at the template's INFO
+    (make bench: warm_inference's log_bytes_per_reading, 380 bytes, one EMF line; no log line on a normal reading)."""
+    platform_log_bytes: int = 0
+    """Lambda's own lines per invocation (costs_sizes.platform_log_bytes): none at the template's PlatformLogLevel
+    WARN, platform.start and platform.report at INFO."""
     xray_sampled_fraction: float = 0.05
     """Tracing is Active: X-Ray's default rule records the first request each second and 5% of the rest."""
     alarm_events_per_month: float = 10.0

@@ -548,6 +548,29 @@ def invoke_config_problems(template: Template) -> list[str]:
     return problems
 
 
+def logging_problems(template: Template) -> list[str]:
+    """Every function logs JSON, its application logs at the Powertools level and Lambda's own at PlatformLogLevel.
+
+    Lambda filters by level only JSON logs, and counts a line without a level (the EMF metrics Powertools
+    prints) as INFO: an application level above INFO would drop every metric the functions publish.
+    """
+    powertools_level = function_property(template, {}, "Environment")["Variables"]["POWERTOOLS_LOG_LEVEL"]
+    problems = []
+    for name, function in resources(template, "AWS::Serverless::Function"):
+        logging = function_property(template, function, "LoggingConfig") or {}
+        if logging.get("LogFormat") != "JSON":
+            problems.append(
+                f"{name}: LogFormat is {logging.get('LogFormat')!r}; Lambda filters levels of JSON logs only"
+            )
+        if logging.get("ApplicationLogLevel") not in ("INFO", "DEBUG", "TRACE"):
+            problems.append(f"{name}: ApplicationLogLevel {logging.get('ApplicationLogLevel')!r} drops the EMF metrics")
+        elif logging.get("ApplicationLogLevel") != powertools_level:
+            problems.append(f"{name}: ApplicationLogLevel differs from POWERTOOLS_LOG_LEVEL {powertools_level!r}")
+        if direct_reference(logging.get("SystemLogLevel")) != "PlatformLogLevel":
+            problems.append(f"{name}: SystemLogLevel is not !Ref PlatformLogLevel")
+    return problems
+
+
 def handler_problems(template: Template, root: Path = ROOT) -> list[str]:
     """Every function's CodeUri and Handler name a file and a top-level function in the repo."""
     problems = []
@@ -641,6 +664,7 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
     "device_grants": device_grant_problems,
     "topic_rule": topic_rule_problems,
     "invoke_config": invoke_config_problems,
+    "logging": logging_problems,
     "handler": handler_problems,
     "layer": layer_problems,
     "dependency_cycle": dependency_cycle_problems,
@@ -727,6 +751,15 @@ def test_every_topic_rule_has_an_error_action_and_invokes_lambda_only_through_it
 def test_every_function_bounds_its_retries_and_has_an_on_failure_destination() -> None:
     problems = invoke_config_problems(TEMPLATE)
     assert not problems, "\n".join(problems)
+
+
+def test_every_function_logs_json_with_its_metrics_kept_and_lambdas_own_lines_at_the_chosen_level() -> None:
+    problems = logging_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+    parameter = TEMPLATE["Parameters"]["PlatformLogLevel"]
+    # WARN by default: no START and REPORT lines, half of what a reading logs (docs/costs.md)
+    assert parameter["Default"] == "WARN"
+    assert set(parameter["AllowedValues"]) == {"WARN", "INFO", "DEBUG"}
 
 
 def test_every_function_handler_exists_in_the_repo() -> None:
@@ -902,6 +935,14 @@ def _with_log_group_named_after_its_function(template: Template) -> None:
     properties["LogGroupName"] = {"Fn::Sub": "/aws/lambda/${InferenceFunction}"}
 
 
+def _with_metrics_filtered_out(template: Template) -> None:
+    template["Resources"]["OfflineCheckFunction"]["Properties"]["LoggingConfig"]["ApplicationLogLevel"] = "WARN"
+
+
+def _with_text_logs(template: Template) -> None:
+    del template["Resources"]["AlertFunction"]["Properties"]["LoggingConfig"]["LogFormat"]
+
+
 @pytest.mark.parametrize(
     ("rule", "breakage", "culprit"),
     [
@@ -932,6 +973,8 @@ def _with_log_group_named_after_its_function(template: Template) -> None:
         ("topic_rule", _without_source_arn, "ActionRule"),
         ("invoke_config", _without_retry_bound, "InferenceFunction"),
         ("invoke_config", _without_on_failure, "AlertFunction"),
+        ("logging", _with_metrics_filtered_out, "OfflineCheckFunction"),
+        ("logging", _with_text_logs, "AlertFunction"),
         ("handler", _with_missing_handler, "OperatorActionFunction"),
         ("layer", _with_layer_for_other_architecture, "SharedLayer"),
         ("dependency_cycle", _with_log_group_named_after_its_function, "InferenceLogGroup"),

@@ -195,7 +195,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
     else:
         invocations, state_ops, endpoint_calls = readings, readings, running
 
-    cpu_ms = w.cpu_ms_full_core * w.cpu_scale
+    cpu_ms = (w.batched_cpu_ms_full_core if batched else w.cpu_ms_full_core) * w.cpu_scale
     state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
     history_writes = _history_writes(w, state_ops)
     busy_ms = readings * cpu_ms + (state_reads + state_writes + history_writes) * w.state_io_ms
@@ -383,6 +383,12 @@ def _parser() -> argparse.ArgumentParser:
     fn.add_argument(
         "--cpu-ms", type=float, default=defaults.cpu_ms_full_core, help="handler CPU per reading on one full core"
     )
+    fn.add_argument(
+        "--batched-cpu-ms",
+        type=float,
+        default=defaults.batched_cpu_ms_full_core,
+        help="the same per reading of a batch (batched designs)",
+    )
     fn.add_argument("--state-io-ms", type=float, default=defaults.state_io_ms, help="one conditional PutItem's wait")
     fn.add_argument(
         "--copy-hit-fraction",
@@ -476,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         running_fraction=args.running_fraction,
         memory_mb=args.memory_mb,
         cpu_ms_full_core=args.cpu_ms,
+        batched_cpu_ms_full_core=args.batched_cpu_ms,
         state_io_ms=args.state_io_ms,
         copy_hit_fraction=args.copy_hit_fraction,
         endpoint_wait_ms=args.endpoint_wait_ms,

@@ -21,10 +21,11 @@ class Workload:
     memory_mb: int = 512
     """The functions' MemorySize (template Globals)."""
     cpu_ms_full_core: float = 2.5
-    """The inference handler's own CPU per reading on one full core (make bench: warm_inference, direct).
-
-    Charged to every design alike, so conservative for the batched ones, measured at 0.45-0.5 ms a reading
-    with five readings of each motor in a batch and about 1.2 ms with one."""
+    """The inference handler's own CPU per direct reading on one full core (make bench: warm_inference, the
+    Lambda's own share; 2.4 ms on the benchmark machine)."""
+    batched_cpu_ms_full_core: float = 1.0
+    """The same per reading of a batch from TelemetryStream (make bench: warm_inference, batched with one reading
+    per motor, as the template's defaults make them: 0.97 ms on 2026-12-07; 0.38 ms with five of each motor)."""
     state_io_ms: float = 5.0
     """Waiting on one DynamoDB call of the state (assumed: DynamoDB's single-digit milliseconds): the conditional
     PutItem alone for a reading whose state the environment kept, a GetItem as well otherwise."""

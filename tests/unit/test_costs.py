@@ -130,6 +130,22 @@ def test_logs_are_the_handlers_lines_per_invocation_and_lambdas_own_only_at_syst
         platform_log_bytes("DEBUG")
 
 
+def test_a_batched_reading_is_charged_the_batch_handlers_cpu_and_a_direct_one_the_direct_handlers() -> None:
+    w = workload(
+        memory_mb=1769,
+        cpu_ms_full_core=2.0,
+        batched_cpu_ms_full_core=0.5,
+        embedded_model_ms_full_core=0.0,
+        state_io_ms=0.0,
+    )
+
+    direct = monthly_cost("embedded", w, only("lambda_arm_gb_s"))
+    batched = monthly_cost("batched-embedded", w, only("lambda_arm_gb_s"))
+
+    assert direct.items["Lambda duration"] == pytest.approx(READINGS_A_MONTH * 2.0 / 1000 * 1769 / 1024)
+    assert batched.items["Lambda duration"] == pytest.approx(READINGS_A_MONTH * 0.5 / 1000 * 1769 / 1024)
+
+
 def test_below_one_vcpu_cpu_time_stretches_in_proportion_to_memory() -> None:
     small = monthly_cost("embedded", workload(memory_mb=442, state_io_ms=0.0), only("lambda_arm_gb_s"))
     whole = monthly_cost("embedded", workload(memory_mb=1769, state_io_ms=0.0), only("lambda_arm_gb_s"))

@@ -225,7 +225,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
     items["CloudWatch Logs"] = (
         invocations * (w.function_log_bytes + w.platform_log_bytes) / GB * rates["cloudwatch_logs_gb"]
     )
-    items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
+    items["X-Ray traces"] = _traces(w, invocations) * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
     items.update(_offline_watch(w, rates))
     items.update(
@@ -287,6 +287,12 @@ def _copy_hits(w: Workload, *, batched: bool, embedded: bool) -> float:
     busy_s = (w.cpu_ms_full_core * w.cpu_scale + w.state_io_ms + (0 if embedded else w.endpoint_wait_ms)) / 1000
     environments = max(1, math.ceil(w.motors * w.readings_per_minute / 60 * busy_s))
     return 1 / environments
+
+
+def _traces(w: Workload, invocations: float) -> float:
+    """X-Ray traces a motor-month: its share of the traces of the fleet's invocations of the function."""
+    fleet_per_s = invocations * w.motors / (HOURS_PER_MONTH * 3600)
+    return invocations * w.traced_fraction(fleet_per_s)
 
 
 def _offline_watch(w: Workload, rates: Mapping[str, float]) -> dict[str, float]:
@@ -404,7 +410,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     fn.add_argument("--cold-start-fraction", type=float, default=defaults.cold_start_fraction)
     fn.add_argument("--init-ms", type=float, default=defaults.init_ms)
-    fn.add_argument("--xray-sampled-fraction", type=float, default=defaults.xray_sampled_fraction)
+    fn.add_argument(
+        "--tracing",
+        choices=("PassThrough", "Active"),
+        default=defaults.tracing,
+        help="the template's FunctionTracing: Active records X-Ray traces (1 a second per function, 5%% of the rest)",
+    )
     fn.add_argument(
         "--function-log-bytes",
         type=int,
@@ -505,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         console_chart_hours=args.console_chart_hours,
         function_log_bytes=args.function_log_bytes,
         platform_log_bytes=platform_log_bytes(args.platform_log_level),
-        xray_sampled_fraction=args.xray_sampled_fraction,
+        tracing=args.tracing,
         alarm_events_per_month=args.alarm_events_per_month,
         offline_after_s=args.offline_after_s,
         parquet_bytes_per_reading=args.parquet_bytes_per_reading

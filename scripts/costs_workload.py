@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from scripts.costs_archive import ArchiveUse
 from scripts.pricing import HOURS_PER_MONTH
 
+XRAY_RESERVOIR_PER_S = 1.0
+XRAY_FIXED_RATE = 0.05
+"""X-Ray's default sampling rule: the first request each second (the reservoir) and 5% of the rest."""
 LAMBDA_MB_PER_VCPU = 1769
 """At 1,769 MB a function has the equivalent of one vCPU; below it, CPU time stretches in proportion."""
 
@@ -69,8 +72,9 @@ class Workload:
     platform_log_bytes: int = 0
     """Lambda's own lines per invocation (costs_sizes.platform_log_bytes): none at the template's PlatformLogLevel
     WARN, platform.start and platform.report at INFO."""
-    xray_sampled_fraction: float = 0.05
-    """Tracing is Active: X-Ray's default rule records the first request each second and 5% of the rest."""
+    tracing: str = "PassThrough"
+    """The template's FunctionTracing: PassThrough records no trace; Active, X-Ray's default rule for each
+    function (the first invocation every second, 5% of the rest: `traced_fraction`)."""
     alarm_events_per_month: float = 10.0
     """Alarm transitions per motor and month (assumed; each is published, alerted and e-mailed)."""
     offline_after_s: float = 600.0
@@ -98,3 +102,11 @@ class Workload:
     @property
     def cpu_scale(self) -> float:
         return max(1.0, LAMBDA_MB_PER_VCPU / self.memory_mb)
+
+    def traced_fraction(self, fleet_invocations_per_s: float) -> float:
+        """The share of a function's invocations X-Ray records at this rate of them (0 unless tracing is Active)."""
+        if self.tracing != "Active" or fleet_invocations_per_s <= 0:
+            return 0.0
+        rest = max(0.0, fleet_invocations_per_s - XRAY_RESERVOIR_PER_S)
+        traced = min(fleet_invocations_per_s, XRAY_RESERVOIR_PER_S) + XRAY_FIXED_RATE * rest
+        return traced / fleet_invocations_per_s

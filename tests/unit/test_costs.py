@@ -146,6 +146,19 @@ def test_a_batched_reading_is_charged_the_batch_handlers_cpu_and_a_direct_one_th
     assert batched.items["Lambda duration"] == pytest.approx(READINGS_A_MONTH * 0.5 / 1000 * 1769 / 1024)
 
 
+def test_traces_are_recorded_only_with_active_tracing_one_a_second_per_function_and_5_percent_of_the_rest() -> None:
+    off = monthly_cost("direct", workload(motors=1000), only("xray_traces"))
+    fleet = monthly_cost("direct", workload(motors=1000, tracing="Active"), only("xray_traces"))
+    lone = monthly_cost("direct", workload(motors=1, tracing="Active"), only("xray_traces"))
+
+    assert off.items["X-Ray traces"] == 0.0
+    # 1,000 motors at 1 reading a minute: 16.7 invocations a second, of which 1 + 5% of 15.7 are traced
+    per_s = 1000 / 60
+    assert fleet.items["X-Ray traces"] == pytest.approx(READINGS_A_MONTH * (1 + 0.05 * (per_s - 1)) / per_s)
+    # one motor never fills the reservoir: every invocation is traced
+    assert lone.items["X-Ray traces"] == pytest.approx(READINGS_A_MONTH)
+
+
 def test_below_one_vcpu_cpu_time_stretches_in_proportion_to_memory() -> None:
     small = monthly_cost("embedded", workload(memory_mb=442, state_io_ms=0.0), only("lambda_arm_gb_s"))
     whole = monthly_cost("embedded", workload(memory_mb=1769, state_io_ms=0.0), only("lambda_arm_gb_s"))

@@ -130,6 +130,13 @@ def function_property(template: Template, function: dict[str, Any], key: str) ->
     return template.get("Globals", {}).get("Function", {}).get(key)
 
 
+def may_trace(template: Template, function: dict[str, Any]) -> bool:
+    """Whether the function may run with active tracing: Tracing Active, or a parameter that allows it."""
+    tracing = function_property(template, function, "Tracing")
+    parameter = template["Parameters"].get(direct_reference(tracing) or "", {})
+    return bool(tracing == "Active" or "Active" in parameter.get("AllowedValues", []))
+
+
 def alternatives(node: Any, when: When = ()) -> list[tuple[Any, When]]:
     """Every value a node can take, with the conditions under which it takes it."""
     if isinstance(node, dict) and set(node) == {"Fn::If"}:
@@ -386,7 +393,7 @@ def function_role_problems(template: Template) -> list[str]:
         for action in sorted(LOG_WRITE_ACTIONS):
             if get_att_arn(log_group) not in granted.get(action, []):
                 problems.append(f"{role_name}: no {action} on {name}'s log group; {name} could not log")
-        if function_property(template, function, "Tracing") == "Active":
+        if may_trace(template, function):
             for action in sorted(TRACE_ACTIONS - set(granted)):
                 problems.append(f"{role_name}: no {action}; Lambda refuses active tracing for {name} without it")
         config = function_property(template, function, "EventInvokeConfig") or {}
@@ -762,6 +769,14 @@ def test_every_function_logs_json_with_its_metrics_kept_and_lambdas_own_lines_at
     assert set(parameter["AllowedValues"]) == {"WARN", "INFO", "DEBUG"}
 
 
+def test_tracing_is_off_unless_the_stack_is_told_and_every_role_may_send_traces_when_it_is() -> None:
+    parameter = TEMPLATE["Parameters"]["FunctionTracing"]
+    assert TEMPLATE["Globals"]["Function"]["Tracing"] == {"Ref": "FunctionTracing"}
+    # PassThrough by default: no traces from IoT rules; Active a stack update away (docs/costs.md, "Traces")
+    assert (parameter["Default"], set(parameter["AllowedValues"])) == ("PassThrough", {"PassThrough", "Active"})
+    assert all(may_trace(TEMPLATE, function) for _, function in resources(TEMPLATE, "AWS::Serverless::Function"))
+
+
 def test_every_function_handler_exists_in_the_repo() -> None:
     problems = handler_problems(TEMPLATE)
     assert not problems, "\n".join(problems)
@@ -785,6 +800,10 @@ def _statement(template: Template, resource: str, sid: str) -> dict[str, Any]:
         if where.startswith(f"{resource} ") and statement.get("Sid") == sid:
             return statement
     raise LookupError(f"{resource} has no statement {sid}")
+
+
+def _without_trace_grants(template: Template) -> None:
+    _statement(template, "InferenceRole", "Traces")["Action"] = ["logs:PutLogEvents"]
 
 
 def _with_wildcard_action(template: Template) -> None:
@@ -959,6 +978,7 @@ def _with_text_logs(template: Template) -> None:
         ("function_role", _with_logs_on_another_functions_group, "OperatorActionRole"),
         ("function_role", _with_create_log_group, "AlertRole"),
         ("function_role", _without_failure_queue_grant, "AlertRole"),
+        ("function_role", _without_trace_grants, "InferenceRole"),
         ("managed_policy", _with_managed_policy, "AlertRole"),
         ("device_policy", _with_device_publishing_everywhere, "DevicePolicy"),
         ("device_policy", _with_unconditional_legacy_topic, "DevicePolicy"),

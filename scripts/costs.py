@@ -43,7 +43,7 @@ with setup_needed("scripts/costs.py"):
     from motor_adapters.written_states import MIN_FRESH_SHARE
 
 from scripts.costs_archive import ARCHIVE_PRICES, ArchiveUse, archive_items, measured_parquet_bytes
-from scripts.costs_sizes import measured_sizes
+from scripts.costs_sizes import PLATFORM_LOG_LEVELS, measured_sizes, platform_log_bytes
 from scripts.costs_workload import Workload
 from scripts.pricing import GB, HOURS_PER_MONTH, TAKEN, Price
 
@@ -195,7 +195,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
     else:
         invocations, state_ops, endpoint_calls = readings, readings, running
 
-    cpu_ms = w.cpu_ms_full_core * w.cpu_scale
+    cpu_ms = (w.batched_cpu_ms_full_core if batched else w.cpu_ms_full_core) * w.cpu_scale
     state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
     history_writes = _history_writes(w, state_ops)
     busy_ms = readings * cpu_ms + (state_reads + state_writes + history_writes) * w.state_io_ms
@@ -222,8 +222,10 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         history_writes * math.ceil(w.history_entry_bytes / 1024) * rates["dynamodb_write_request_units"]
     )
     items["DynamoDB history reads"] = _history_reads(w, rates)
-    items["CloudWatch Logs"] = invocations * w.log_bytes_per_invocation / GB * rates["cloudwatch_logs_gb"]
-    items["X-Ray traces"] = invocations * w.xray_sampled_fraction * rates["xray_traces"]
+    items["CloudWatch Logs"] = (
+        invocations * (w.function_log_bytes + w.platform_log_bytes) / GB * rates["cloudwatch_logs_gb"]
+    )
+    items["X-Ray traces"] = _traces(w, invocations) * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
     items.update(_offline_watch(w, rates))
     items.update(
@@ -285,6 +287,12 @@ def _copy_hits(w: Workload, *, batched: bool, embedded: bool) -> float:
     busy_s = (w.cpu_ms_full_core * w.cpu_scale + w.state_io_ms + (0 if embedded else w.endpoint_wait_ms)) / 1000
     environments = max(1, math.ceil(w.motors * w.readings_per_minute / 60 * busy_s))
     return 1 / environments
+
+
+def _traces(w: Workload, invocations: float) -> float:
+    """X-Ray traces a motor-month: its share of the traces of the fleet's invocations of the function."""
+    fleet_per_s = invocations * w.motors / (HOURS_PER_MONTH * 3600)
+    return invocations * w.traced_fraction(fleet_per_s)
 
 
 def _offline_watch(w: Workload, rates: Mapping[str, float]) -> dict[str, float]:
@@ -381,6 +389,12 @@ def _parser() -> argparse.ArgumentParser:
     fn.add_argument(
         "--cpu-ms", type=float, default=defaults.cpu_ms_full_core, help="handler CPU per reading on one full core"
     )
+    fn.add_argument(
+        "--batched-cpu-ms",
+        type=float,
+        default=defaults.batched_cpu_ms_full_core,
+        help="the same per reading of a batch (batched designs)",
+    )
     fn.add_argument("--state-io-ms", type=float, default=defaults.state_io_ms, help="one conditional PutItem's wait")
     fn.add_argument(
         "--copy-hit-fraction",
@@ -396,8 +410,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     fn.add_argument("--cold-start-fraction", type=float, default=defaults.cold_start_fraction)
     fn.add_argument("--init-ms", type=float, default=defaults.init_ms)
-    fn.add_argument("--xray-sampled-fraction", type=float, default=defaults.xray_sampled_fraction)
-    fn.add_argument("--log-bytes-per-invocation", type=int, default=defaults.log_bytes_per_invocation)
+    fn.add_argument(
+        "--tracing",
+        choices=("PassThrough", "Active"),
+        default=defaults.tracing,
+        help="the template's FunctionTracing: Active records X-Ray traces (1 a second per function, 5%% of the rest)",
+    )
+    fn.add_argument(
+        "--function-log-bytes",
+        type=int,
+        default=defaults.function_log_bytes,
+        help="what the handler logs per invocation (EMF metrics and log lines)",
+    )
+    fn.add_argument(
+        "--platform-log-level",
+        choices=PLATFORM_LOG_LEVELS,
+        default="WARN",
+        help="the template's PlatformLogLevel: INFO adds Lambda's START and REPORT lines to every invocation",
+    )
     model = parser.add_argument_group("the model")
     model.add_argument("--endpoint-memory-mb", type=int, default=defaults.endpoint_memory_mb)
     model.add_argument("--endpoint-compute-ms", type=float, default=defaults.endpoint_compute_ms)
@@ -463,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         running_fraction=args.running_fraction,
         memory_mb=args.memory_mb,
         cpu_ms_full_core=args.cpu_ms,
+        batched_cpu_ms_full_core=args.batched_cpu_ms,
         state_io_ms=args.state_io_ms,
         copy_hit_fraction=args.copy_hit_fraction,
         endpoint_wait_ms=args.endpoint_wait_ms,
@@ -483,8 +514,9 @@ def main(argv: list[str] | None = None) -> int:
         history_entry_bytes=sizes["history_entry_bytes"],
         console_charts_per_month=args.console_charts_per_month,
         console_chart_hours=args.console_chart_hours,
-        log_bytes_per_invocation=args.log_bytes_per_invocation,
-        xray_sampled_fraction=args.xray_sampled_fraction,
+        function_log_bytes=args.function_log_bytes,
+        platform_log_bytes=platform_log_bytes(args.platform_log_level),
+        tracing=args.tracing,
         alarm_events_per_month=args.alarm_events_per_month,
         offline_after_s=args.offline_after_s,
         parquet_bytes_per_reading=args.parquet_bytes_per_reading

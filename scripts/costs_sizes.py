@@ -83,6 +83,43 @@ def measured_sizes(action_ids: int = 10) -> dict[str, int]:
     }
 
 
+PLATFORM_LOG_LEVELS = ("WARN", "INFO")
+"""The template's PlatformLogLevel values the cost model prices (DEBUG adds more lines: it is for debugging)."""
+
+
+def platform_log_bytes(level: str) -> int:
+    """Lambda's own log lines for one invocation at a system log level, in the JSON format the template sets.
+
+    At INFO Lambda writes `platform.start` and `platform.report` for each invocation; at WARN neither, only
+    rare warnings, counted as nothing here (Lambda developer guide, "Log-level filtering"). The two records
+    have the fields of the Telemetry API's schema, which the JSON system logs share, with the values of a
+    warm invocation of a traced function.
+    """
+    if level not in PLATFORM_LOG_LEVELS:
+        raise ValueError(f"system log level {level!r} is not priced; choose from {', '.join(PLATFORM_LOG_LEVELS)}")
+    if level == "WARN":
+        return 0
+    request_id = _uuid(0)
+    tracing = {
+        "spanId": "6a4b1c2d3e4f5a6b",
+        "type": "X-Amzn-Trace-Id",
+        "value": "Root=1-674f1a2b-0123456789abcdef01234567;Parent=6a4b1c2d3e4f5a6b;Sampled=1",
+    }
+    time = "2026-11-28T12:00:00.123Z"
+    start = {
+        "time": time,
+        "type": "platform.start",
+        "record": {"requestId": request_id, "version": "$LATEST", "tracing": tracing},
+    }
+    metrics = {"durationMs": 47.52, "billedDurationMs": 48, "memorySizeMB": 512, "maxMemoryUsedMB": 171}
+    report = {
+        "time": time,
+        "type": "platform.report",
+        "record": {"requestId": request_id, "metrics": metrics, "tracing": tracing, "status": "success"},
+    }
+    return sum(len(json.dumps(line, separators=(",", ":")).encode()) + 1 for line in (start, report))
+
+
 def _uuid(n: int) -> str:
     """A UUID as random as an operator tool's, the same every run."""
     return str(uuid.UUID(bytes=hashlib.sha256(b"%d" % n).digest()[:16]))

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from scripts.costs_archive import ArchiveUse
 from scripts.pricing import HOURS_PER_MONTH
 
+XRAY_RESERVOIR_PER_S = 1.0
+XRAY_FIXED_RATE = 0.05
+"""X-Ray's default sampling rule: the first request each second (the reservoir) and 5% of the rest."""
 LAMBDA_MB_PER_VCPU = 1769
 """At 1,769 MB a function has the equivalent of one vCPU; below it, CPU time stretches in proportion."""
 
@@ -21,10 +24,11 @@ class Workload:
     memory_mb: int = 512
     """The functions' MemorySize (template Globals)."""
     cpu_ms_full_core: float = 2.5
-    """The inference handler's own CPU per reading on one full core (make bench: warm_inference, direct).
-
-    Charged to every design alike, so conservative for the batched ones, measured at 0.45-0.5 ms a reading
-    with five readings of each motor in a batch and about 1.2 ms with one."""
+    """The inference handler's own CPU per direct reading on one full core (make bench: warm_inference, the
+    Lambda's own share; 2.4 ms on the benchmark machine)."""
+    batched_cpu_ms_full_core: float = 1.0
+    """The same per reading of a batch from TelemetryStream (make bench: warm_inference, batched with one reading
+    per motor, as the template's defaults make them: 0.97 ms on 2026-12-07; 0.38 ms with five of each motor)."""
     state_io_ms: float = 5.0
     """Waiting on one DynamoDB call of the state (assumed: DynamoDB's single-digit milliseconds): the conditional
     PutItem alone for a reading whose state the environment kept, a GetItem as well otherwise."""
@@ -62,10 +66,15 @@ class Workload:
     """The endpoint's JSON answer for one row, drivers included (assumed)."""
     state_item_bytes: int = 0
     """The motor's DynamoDB item (0: measured by serialising a realistic MotorState)."""
-    log_bytes_per_invocation: int = 750
-    """Powertools' logs and EMF metrics (make bench: about 380 bytes) plus Lambda's START, END and REPORT lines."""
-    xray_sampled_fraction: float = 0.05
-    """Tracing is Active: X-Ray's default rule records the first request each second and 5% of the rest."""
+    function_log_bytes: int = 380
+    """What the handler writes per invocation: its EMF metrics and Powertools' log lines at the template's INFO
+    (make bench: warm_inference's log_bytes_per_reading, 380 bytes, one EMF line; no log line on a normal reading)."""
+    platform_log_bytes: int = 0
+    """Lambda's own lines per invocation (costs_sizes.platform_log_bytes): none at the template's PlatformLogLevel
+    WARN, platform.start and platform.report at INFO."""
+    tracing: str = "PassThrough"
+    """The template's FunctionTracing: PassThrough records no trace; Active, X-Ray's default rule for each
+    function (the first invocation every second, 5% of the rest: `traced_fraction`)."""
     alarm_events_per_month: float = 10.0
     """Alarm transitions per motor and month (assumed; each is published, alerted and e-mailed)."""
     offline_after_s: float = 600.0
@@ -93,3 +102,11 @@ class Workload:
     @property
     def cpu_scale(self) -> float:
         return max(1.0, LAMBDA_MB_PER_VCPU / self.memory_mb)
+
+    def traced_fraction(self, fleet_invocations_per_s: float) -> float:
+        """The share of a function's invocations X-Ray records at this rate of them (0 unless tracing is Active)."""
+        if self.tracing != "Active" or fleet_invocations_per_s <= 0:
+            return 0.0
+        rest = max(0.0, fleet_invocations_per_s - XRAY_RESERVOIR_PER_S)
+        traced = min(fleet_invocations_per_s, XRAY_RESERVOIR_PER_S) + XRAY_FIXED_RATE * rest
+        return traced / fleet_invocations_per_s

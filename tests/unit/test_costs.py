@@ -12,7 +12,7 @@ import pytest
 from scripts import costs
 from scripts.costs import ARCHITECTURES, PRICES, Workload, monthly_cost
 from scripts.costs_archive import DAYS_PER_MONTH, ArchiveUse, measured_parquet_bytes
-from scripts.costs_sizes import dynamodb_item_bytes
+from scripts.costs_sizes import dynamodb_item_bytes, platform_log_bytes
 from tests.support import ROOT
 
 READINGS_A_MONTH = 60 * 730  # one reading a minute, AWS's 730-hour month
@@ -111,6 +111,52 @@ def test_lambda_duration_is_cpu_and_state_io_per_reading_plus_the_endpoint_wait_
     init_s = READINGS_A_MONTH * w.cold_start_fraction * w.init_ms / 1000
     assert cost.items["Lambda duration"] == pytest.approx(busy_s * 1769 / 1024)
     assert cost.items["Lambda INIT"] == pytest.approx(init_s * 1769 / 1024)
+
+
+def test_logs_are_the_handlers_lines_per_invocation_and_lambdas_own_only_at_system_level_info() -> None:
+    warn = workload(function_log_bytes=400, platform_log_bytes=platform_log_bytes("WARN"))
+    info = replace(warn, platform_log_bytes=platform_log_bytes("INFO"))
+
+    quiet = monthly_cost("direct", warn, only("cloudwatch_logs_gb"))
+    chatty = monthly_cost("direct", info, only("cloudwatch_logs_gb"))
+
+    assert quiet.items["CloudWatch Logs"] == pytest.approx(READINGS_A_MONTH * 400 / 2**30)
+    # START and REPORT as JSON records, each with its request and trace ids: hundreds of bytes per invocation
+    assert 400 < platform_log_bytes("INFO") < 1000
+    assert chatty.items["CloudWatch Logs"] == pytest.approx(
+        READINGS_A_MONTH * (400 + platform_log_bytes("INFO")) / 2**30
+    )
+    with pytest.raises(ValueError, match="DEBUG"):
+        platform_log_bytes("DEBUG")
+
+
+def test_a_batched_reading_is_charged_the_batch_handlers_cpu_and_a_direct_one_the_direct_handlers() -> None:
+    w = workload(
+        memory_mb=1769,
+        cpu_ms_full_core=2.0,
+        batched_cpu_ms_full_core=0.5,
+        embedded_model_ms_full_core=0.0,
+        state_io_ms=0.0,
+    )
+
+    direct = monthly_cost("embedded", w, only("lambda_arm_gb_s"))
+    batched = monthly_cost("batched-embedded", w, only("lambda_arm_gb_s"))
+
+    assert direct.items["Lambda duration"] == pytest.approx(READINGS_A_MONTH * 2.0 / 1000 * 1769 / 1024)
+    assert batched.items["Lambda duration"] == pytest.approx(READINGS_A_MONTH * 0.5 / 1000 * 1769 / 1024)
+
+
+def test_traces_are_recorded_only_with_active_tracing_one_a_second_per_function_and_5_percent_of_the_rest() -> None:
+    off = monthly_cost("direct", workload(motors=1000), only("xray_traces"))
+    fleet = monthly_cost("direct", workload(motors=1000, tracing="Active"), only("xray_traces"))
+    lone = monthly_cost("direct", workload(motors=1, tracing="Active"), only("xray_traces"))
+
+    assert off.items["X-Ray traces"] == 0.0
+    # 1,000 motors at 1 reading a minute: 16.7 invocations a second, of which 1 + 5% of 15.7 are traced
+    per_s = 1000 / 60
+    assert fleet.items["X-Ray traces"] == pytest.approx(READINGS_A_MONTH * (1 + 0.05 * (per_s - 1)) / per_s)
+    # one motor never fills the reservoir: every invocation is traced
+    assert lone.items["X-Ray traces"] == pytest.approx(READINGS_A_MONTH)
 
 
 def test_below_one_vcpu_cpu_time_stretches_in_proportion_to_memory() -> None:

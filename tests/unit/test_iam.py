@@ -56,6 +56,7 @@ from tests.unit.test_template import (
     direct_reference,
     each,
     function_property,
+    may_trace,
     problems_when_broken,
     referenced_names,
     resources,
@@ -145,7 +146,7 @@ STREAM_READ_ACTIONS = (
 def platform_actions(template: Template, function: dict[str, Any], name: str = "") -> dict[str, str]:
     """What Lambda itself does as the function's role, with the reason (test_template checks the resources)."""
     needs = dict.fromkeys(sorted(LOG_WRITE_ACTIONS), "Lambda writes the function's logs to its own log group")
-    if function_property(template, function, "Tracing") == "Active":
+    if may_trace(template, function):
         needs |= dict.fromkeys(sorted(TRACE_ACTIONS), "active tracing: Lambda sends the function's traces")
     config = function_property(template, function, "EventInvokeConfig") or {}
     on_failure = config.get("DestinationConfig", {}).get("OnFailure") or {}

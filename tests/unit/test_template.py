@@ -130,6 +130,13 @@ def function_property(template: Template, function: dict[str, Any], key: str) ->
     return template.get("Globals", {}).get("Function", {}).get(key)
 
 
+def may_trace(template: Template, function: dict[str, Any]) -> bool:
+    """Whether the function may run with active tracing: Tracing Active, or a parameter that allows it."""
+    tracing = function_property(template, function, "Tracing")
+    parameter = template["Parameters"].get(direct_reference(tracing) or "", {})
+    return bool(tracing == "Active" or "Active" in parameter.get("AllowedValues", []))
+
+
 def alternatives(node: Any, when: When = ()) -> list[tuple[Any, When]]:
     """Every value a node can take, with the conditions under which it takes it."""
     if isinstance(node, dict) and set(node) == {"Fn::If"}:
@@ -386,7 +393,7 @@ def function_role_problems(template: Template) -> list[str]:
         for action in sorted(LOG_WRITE_ACTIONS):
             if get_att_arn(log_group) not in granted.get(action, []):
                 problems.append(f"{role_name}: no {action} on {name}'s log group; {name} could not log")
-        if function_property(template, function, "Tracing") == "Active":
+        if may_trace(template, function):
             for action in sorted(TRACE_ACTIONS - set(granted)):
                 problems.append(f"{role_name}: no {action}; Lambda refuses active tracing for {name} without it")
         config = function_property(template, function, "EventInvokeConfig") or {}
@@ -548,6 +555,29 @@ def invoke_config_problems(template: Template) -> list[str]:
     return problems
 
 
+def logging_problems(template: Template) -> list[str]:
+    """Every function logs JSON, its application logs at the Powertools level and Lambda's own at PlatformLogLevel.
+
+    Lambda filters by level only JSON logs, and counts a line without a level (the EMF metrics Powertools
+    prints) as INFO: an application level above INFO would drop every metric the functions publish.
+    """
+    powertools_level = function_property(template, {}, "Environment")["Variables"]["POWERTOOLS_LOG_LEVEL"]
+    problems = []
+    for name, function in resources(template, "AWS::Serverless::Function"):
+        logging = function_property(template, function, "LoggingConfig") or {}
+        if logging.get("LogFormat") != "JSON":
+            problems.append(
+                f"{name}: LogFormat is {logging.get('LogFormat')!r}; Lambda filters levels of JSON logs only"
+            )
+        if logging.get("ApplicationLogLevel") not in ("INFO", "DEBUG", "TRACE"):
+            problems.append(f"{name}: ApplicationLogLevel {logging.get('ApplicationLogLevel')!r} drops the EMF metrics")
+        elif logging.get("ApplicationLogLevel") != powertools_level:
+            problems.append(f"{name}: ApplicationLogLevel differs from POWERTOOLS_LOG_LEVEL {powertools_level!r}")
+        if direct_reference(logging.get("SystemLogLevel")) != "PlatformLogLevel":
+            problems.append(f"{name}: SystemLogLevel is not !Ref PlatformLogLevel")
+    return problems
+
+
 def handler_problems(template: Template, root: Path = ROOT) -> list[str]:
     """Every function's CodeUri and Handler name a file and a top-level function in the repo."""
     problems = []
@@ -641,6 +671,7 @@ RULES: dict[str, Callable[[Template], list[str]]] = {
     "device_grants": device_grant_problems,
     "topic_rule": topic_rule_problems,
     "invoke_config": invoke_config_problems,
+    "logging": logging_problems,
     "handler": handler_problems,
     "layer": layer_problems,
     "dependency_cycle": dependency_cycle_problems,
@@ -729,6 +760,23 @@ def test_every_function_bounds_its_retries_and_has_an_on_failure_destination() -
     assert not problems, "\n".join(problems)
 
 
+def test_every_function_logs_json_with_its_metrics_kept_and_lambdas_own_lines_at_the_chosen_level() -> None:
+    problems = logging_problems(TEMPLATE)
+    assert not problems, "\n".join(problems)
+    parameter = TEMPLATE["Parameters"]["PlatformLogLevel"]
+    # WARN by default: no START and REPORT lines, half of what a reading logs (docs/costs.md)
+    assert parameter["Default"] == "WARN"
+    assert set(parameter["AllowedValues"]) == {"WARN", "INFO", "DEBUG"}
+
+
+def test_tracing_is_off_unless_the_stack_is_told_and_every_role_may_send_traces_when_it_is() -> None:
+    parameter = TEMPLATE["Parameters"]["FunctionTracing"]
+    assert TEMPLATE["Globals"]["Function"]["Tracing"] == {"Ref": "FunctionTracing"}
+    # PassThrough by default: no traces from IoT rules; Active a stack update away (docs/costs.md, "Traces")
+    assert (parameter["Default"], set(parameter["AllowedValues"])) == ("PassThrough", {"PassThrough", "Active"})
+    assert all(may_trace(TEMPLATE, function) for _, function in resources(TEMPLATE, "AWS::Serverless::Function"))
+
+
 def test_every_function_handler_exists_in_the_repo() -> None:
     problems = handler_problems(TEMPLATE)
     assert not problems, "\n".join(problems)
@@ -752,6 +800,10 @@ def _statement(template: Template, resource: str, sid: str) -> dict[str, Any]:
         if where.startswith(f"{resource} ") and statement.get("Sid") == sid:
             return statement
     raise LookupError(f"{resource} has no statement {sid}")
+
+
+def _without_trace_grants(template: Template) -> None:
+    _statement(template, "InferenceRole", "Traces")["Action"] = ["logs:PutLogEvents"]
 
 
 def _with_wildcard_action(template: Template) -> None:
@@ -902,6 +954,14 @@ def _with_log_group_named_after_its_function(template: Template) -> None:
     properties["LogGroupName"] = {"Fn::Sub": "/aws/lambda/${InferenceFunction}"}
 
 
+def _with_metrics_filtered_out(template: Template) -> None:
+    template["Resources"]["OfflineCheckFunction"]["Properties"]["LoggingConfig"]["ApplicationLogLevel"] = "WARN"
+
+
+def _with_text_logs(template: Template) -> None:
+    del template["Resources"]["AlertFunction"]["Properties"]["LoggingConfig"]["LogFormat"]
+
+
 @pytest.mark.parametrize(
     ("rule", "breakage", "culprit"),
     [
@@ -918,6 +978,7 @@ def _with_log_group_named_after_its_function(template: Template) -> None:
         ("function_role", _with_logs_on_another_functions_group, "OperatorActionRole"),
         ("function_role", _with_create_log_group, "AlertRole"),
         ("function_role", _without_failure_queue_grant, "AlertRole"),
+        ("function_role", _without_trace_grants, "InferenceRole"),
         ("managed_policy", _with_managed_policy, "AlertRole"),
         ("device_policy", _with_device_publishing_everywhere, "DevicePolicy"),
         ("device_policy", _with_unconditional_legacy_topic, "DevicePolicy"),
@@ -932,6 +993,8 @@ def _with_log_group_named_after_its_function(template: Template) -> None:
         ("topic_rule", _without_source_arn, "ActionRule"),
         ("invoke_config", _without_retry_bound, "InferenceFunction"),
         ("invoke_config", _without_on_failure, "AlertFunction"),
+        ("logging", _with_metrics_filtered_out, "OfflineCheckFunction"),
+        ("logging", _with_text_logs, "AlertFunction"),
         ("handler", _with_missing_handler, "OperatorActionFunction"),
         ("layer", _with_layer_for_other_architecture, "SharedLayer"),
         ("dependency_cycle", _with_log_group_named_after_its_function, "InferenceLogGroup"),

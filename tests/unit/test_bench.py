@@ -34,7 +34,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a safety net, not a measure: the quick run takes 1-2 minutes, more on a loaded machine
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -131,8 +131,8 @@ $(RUNTIME_VENV)/.installed: requirements-dev.lock $(UV)
 	touch $@
 
 # The SageMaker Python SDK v3 is about 1 GB: it stays out of .venv, and model/sagemaker_train.py is
-# tested in a venv of its own, against a moto server on loopback. pytest, moto and boto3 take their
-# pins from requirements-dev.txt. SAGEMAKER_TESTS=required turns a missing SDK into a failure.
+# tested in a venv of its own, against a moto server on loopback. pytest, moto (with Flask for its server)
+# and boto3 take their pins from requirements-dev.txt. SAGEMAKER_TESTS=required turns a missing SDK into a failure.
 SAGEMAKER_VENV := .venv-sagemaker
 test-sagemaker: $(SAGEMAKER_VENV)/.installed  ## model/sagemaker_train.py end to end against moto, in its own venv with the SageMaker SDK v3
 	SAGEMAKER_TESTS=required $(SAGEMAKER_VENV)/bin/pytest -q -p no:cacheprovider tests/sagemaker
@@ -141,7 +141,7 @@ $(SAGEMAKER_VENV)/.installed: model/requirements-sagemaker.txt model/requirement
 	[ -x $(SAGEMAKER_VENV)/bin/python ] || $(PYTHON) -m venv $(SAGEMAKER_VENV)
 	$(SAGEMAKER_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAGEMAKER_VENV)/bin/pip install --quiet -r model/requirements-sagemaker.txt \
-		$$(grep -E '^(boto3|moto|pytest)[<>=[]' requirements-dev.txt)
+		$$(grep -E '^(boto3|moto|flask|flask-cors|pytest)[<>=[]' requirements-dev.txt)
 	touch $@
 
 # mypy runs from .tools/dev and checks the code against .venv's packages (and the stubs there).

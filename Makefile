@@ -4,14 +4,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# uv installs .venv from requirements-dev.lock and resolves the locks (`make lock`); ruff is needed by `make lint`
-# alone. Both live outside .venv, in .tools/dev, installed by pip from tools/dev.lock (hashes checked).
+# uv installs .venv from requirements-dev.lock and resolves the locks (`make lock`); ruff and mypy are needed by
+# `make lint` alone. They live outside .venv, in .tools/dev, installed by pip from tools/dev.lock (hashes checked).
 DEV_TOOLS := .tools/dev
 UV := $(DEV_TOOLS)/bin/uv
 RUFF := $(DEV_TOOLS)/bin/ruff
+MYPY := $(DEV_TOOLS)/bin/mypy
 # SAM CLI and checkov pin libraries that clash with the test environment (awscrt, among
 # others), so each lives in its own virtual environment under .tools/, installed from tools/NAME.lock.
 SAM := .tools/sam/bin/sam
+# `make lint` runs SAM CLI's own cfn-lint (tools/sam.lock pins it).
+CFN_LINT := .tools/sam/bin/cfn-lint
 CHECKOV := .tools/checkov/bin/checkov
 # sam build (runtime python3.13, no container) needs a python3.13 that runs. A pyenv shim does
 # not count (it fails unless 3.13 is the selected version), so when none runs, take the newest
@@ -31,13 +34,14 @@ LINT_REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 setup: $(VENV)/.installed  ## .venv with everything the tests need, exactly as requirements-dev.lock says
 
 # Again whenever the lock changes: `uv pip sync` installs what the lock lists for this platform and removes
-# anything else, every file checked against the lock's hashes.
+# anything else, every file checked against the lock's hashes. No bytecode is compiled into .venv: the targets
+# that run its Python write what they import to PYCACHE (below).
 $(VENV)/.installed: requirements-dev.lock $(UV)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 		echo "make setup needs Python 3.11 or newer, and $(PYTHON) is not: name one, e.g. 'make setup PYTHON=python3.12'" >&2; \
 		exit 1; }
 	[ -x $(BIN)/python ] || $(UV) venv --quiet --python "$$(command -v $(PYTHON))" $(VENV)
-	$(UV) pip sync --compile-bytecode --python $(BIN)/python --require-hashes requirements-dev.lock
+	$(UV) pip sync --python $(BIN)/python --require-hashes requirements-dev.lock
 	@# The layer's packages on the venv's path (a .pth file), so that scripts import them as the
 	@# functions do in Lambda; pytest has its own pythonpath setting.
 	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "motor-maintenance-layer.pth").write_text(str(pathlib.Path("layers/shared").resolve()) + "\n")'
@@ -46,7 +50,14 @@ $(VENV)/.installed: requirements-dev.lock $(UV)
 $(UV): tools/dev.lock
 	[ -x $(DEV_TOOLS)/bin/pip ] || $(PYTHON) -m venv $(DEV_TOOLS)
 	$(DEV_TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r tools/dev.lock
-	touch $(UV) $(RUFF)
+	touch $(UV) $(RUFF) $(MYPY)
+
+# The bytecode of what .venv's Python imports in the targets below (and their subprocesses): compiled on first
+# import into PYCACHE, outside .venv and the source folders, and read from there afterwards, also where
+# PYTHONDONTWRITEBYTECODE is set. `make clean` removes it.
+PYCACHE := $(CURDIR)/.pycache
+demo test unit bench: export PYTHONPYCACHEPREFIX := $(PYCACHE)
+demo test unit bench: export PYTHONDONTWRITEBYTECODE :=
 
 # Universal locks: one file for every platform and Python 3.11 or newer, a marker on each line that differs
 # (xgboost on macOS, xgboost-cpu elsewhere). Versions already in a lock are kept unless an input asks for
@@ -120,8 +131,8 @@ $(RUNTIME_VENV)/.installed: requirements-dev.lock $(UV)
 	touch $@
 
 # The SageMaker Python SDK v3 is about 1 GB: it stays out of .venv, and model/sagemaker_train.py is
-# tested in a venv of its own, against a moto server on loopback. pytest, moto and boto3 take their
-# pins from requirements-dev.txt. SAGEMAKER_TESTS=required turns a missing SDK into a failure.
+# tested in a venv of its own, against a moto server on loopback. pytest, moto (with Flask for its server)
+# and boto3 take their pins from requirements-dev.txt. SAGEMAKER_TESTS=required turns a missing SDK into a failure.
 SAGEMAKER_VENV := .venv-sagemaker
 test-sagemaker: $(SAGEMAKER_VENV)/.installed  ## model/sagemaker_train.py end to end against moto, in its own venv with the SageMaker SDK v3
 	SAGEMAKER_TESTS=required $(SAGEMAKER_VENV)/bin/pytest -q -p no:cacheprovider tests/sagemaker
@@ -130,16 +141,17 @@ $(SAGEMAKER_VENV)/.installed: model/requirements-sagemaker.txt model/requirement
 	[ -x $(SAGEMAKER_VENV)/bin/python ] || $(PYTHON) -m venv $(SAGEMAKER_VENV)
 	$(SAGEMAKER_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAGEMAKER_VENV)/bin/pip install --quiet -r model/requirements-sagemaker.txt \
-		$$(grep -E '^(boto3|moto|pytest)[<>=[]' requirements-dev.txt)
+		$$(grep -E '^(boto3|moto|flask|flask-cors|pytest)[<>=[]' requirements-dev.txt)
 	touch $@
 
-lint: setup  ## style, types and the template's linters
+# mypy runs from .tools/dev and checks the code against .venv's packages (and the stubs there).
+lint: setup $(SAM)  ## style, types and the template's linters
 	$(RUFF) check .
 	$(RUFF) format --check .
-	$(BIN)/mypy
+	$(MYPY) --python-executable $(BIN)/python
 	@# Each handler is an app.py of its own: type-check them one at a time (same strict settings).
-	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
-	$(BIN)/cfn-lint template.yaml
+	for handler in functions/*/app.py; do $(MYPY) --python-executable $(BIN)/python "$$handler" || exit 1; done
+	$(CFN_LINT) template.yaml
 
 validate: tools  ## SAM's own validation and checkov's security checks on the template
 	$(SAM) validate --lint --region $(LINT_REGION)
@@ -158,7 +170,7 @@ bench: setup  ## benchmarks as ratios to floors measured alongside: benchmarks/r
 	$(BIN)/python -m benchmarks.run --skip "$(BENCH_SKIP)"
 
 clean:  ## remove build output and caches (keeps the virtual environments)
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local-stack
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local-stack .pycache
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"

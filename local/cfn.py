@@ -1,9 +1,10 @@
 """CloudFormation's template language: YAML with its short-form tags, and the intrinsic functions evaluated locally.
 
-`parse` reads a template's text into a plain document, `!Ref X` as `{"Ref": "X"}` and `!GetAtt X.Arn` as
-`{"Fn::GetAtt": ["X", "Arn"]}`. A `Resolver` evaluates the intrinsic functions and conditions of such a document
-against local values (parameters, pseudo parameters, physical names, attributes); anything it cannot evaluate
-raises `TemplateError`, naming the function and where it is.
+`parse` reads a template's text into a plain document (`load` reads any YAML in that language, a part of a
+template too), `!Ref X` as `{"Ref": "X"}` and `!GetAtt X.Arn` as `{"Fn::GetAtt": ["X", "Arn"]}`. A `Resolver`
+evaluates the intrinsic functions and conditions of such a document against local values (parameters, pseudo
+parameters, physical names, attributes); anything it cannot evaluate raises `TemplateError`, naming the function
+and where it is.
 """
 
 from __future__ import annotations
@@ -49,17 +50,22 @@ for _tag in ("Ref", "Condition"):
     CfnLoader.add_constructor(f"!{_tag}", _long_form(_tag))
 for _tag in (
     *("GetAtt", "Sub", "If", "Equals", "Not", "And", "Or", "Select", "Split", "Join", "FindInMap"),
-    *("GetAZs", "ImportValue", "Base64", "Cidr"),
+    *("GetAZs", "ImportValue", "Base64", "Cidr", "Contains"),
 ):
     CfnLoader.add_constructor(f"!{_tag}", _long_form(f"Fn::{_tag}"))
 
 
-def parse(text: str) -> dict[str, Any]:
-    """A template's text as a plain document, short-form tags in their long form."""
+def load(text: str) -> Any:
+    """YAML in CloudFormation's language (a template, or a part of one) as plain data, short-form tags in long form."""
     try:
-        document = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
+        return yaml.load(text, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise TemplateError(f"template is not valid YAML: {exc}") from exc
+
+
+def parse(text: str) -> dict[str, Any]:
+    """A template's text as a plain document, short-form tags in their long form."""
+    document = load(text)
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError("template has no Resources mapping")
     return document

@@ -117,9 +117,9 @@ class FakeAws:
 
 def template_table(logical_id: str) -> dict[str, Any]:
     """CreateTable arguments for a table of template.yaml: its keys, attributes and indexes, as written there."""
-    from cfnlint.decode import cfn_yaml
+    from local.cfn import parse
 
-    template = cfn_yaml.load(str(Path(__file__).resolve().parents[1] / "template.yaml"))
+    template = parse((Path(__file__).resolve().parents[1] / "template.yaml").read_text())
     properties = json.loads(json.dumps(template["Resources"][logical_id]["Properties"]))
     shape = {
         key: properties[key]

@@ -696,6 +696,7 @@ Resources:
       m: !GetAZs ""
       k: !ImportValue shared
       l: !Cidr [10.0.0.0/16, 2, 8]
+      n: !Contains [[a, b], !Ref X]
 """
     props = parse(snippet)["Resources"]["R"]["Properties"]
 
@@ -712,6 +713,7 @@ Resources:
     assert props["m"] == {"Fn::GetAZs": ""}
     assert props["k"] == {"Fn::ImportValue": "shared"}
     assert props["l"] == {"Fn::Cidr": ["10.0.0.0/16", 2, 8]}
+    assert props["n"] == {"Fn::Contains": [["a", "b"], {"Ref": "X"}]}
 
 
 # ---------------------------------------------------------------- topic filters (property-based)

@@ -19,9 +19,9 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from cfnlint.decode import cfn_yaml
 
 import motor_adapters.clients
+from local.cfn import parse
 from motor_adapters.clients import client as real_client
 from motor_adapters.dynamodb_store import DynamoStateStore
 from motor_adapters.iot_publisher import IotAlarmPublisher
@@ -277,7 +277,7 @@ def test_a_model_outage_reaches_people_once_and_its_end_once_across_environments
 
 def subscribe_like_the_email_subscription(aws: FakeAws) -> str:
     """A queue subscribed to the alert topic with the FilterPolicy template.yaml gives the e-mail subscription."""
-    template = cfn_yaml.load(str(ROOT / "template.yaml"))
+    template = parse((ROOT / "template.yaml").read_text())
     policy = template["Resources"]["AlertEmailSubscription"]["Properties"]["FilterPolicy"]
     url = aws.sqs.create_queue(QueueName="email-like")["QueueUrl"]
     arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

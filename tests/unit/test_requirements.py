@@ -157,8 +157,21 @@ def test_macos_gets_xgboost_and_every_other_platform_xgboost_cpu(platform: str) 
     assert other not in installed
 
 
+LINT_ONLY = {"uv", "ruff", "mypy", "cfn-lint"}
+"""What `make lint` (and `make lock`) alone need: in .tools/, never in .venv."""
+
+
 def test_the_tools_that_only_lint_stay_out_of_the_test_environment() -> None:
-    tools = {pin.name for pin in locked(ROOT / "tools" / "dev.lock")}
-    development = {pin.name for pin in locked(ROOT / "requirements-dev.lock")}
-    assert {"uv", "ruff"} <= tools
-    assert not tools & development
+    tools = {pin.name: pin for pin in locked(ROOT / "tools" / "dev.lock")}
+    sam = {pin.name for pin in locked(ROOT / "tools" / "sam.lock")}
+    development = {pin.name: pin for pin in locked(ROOT / "requirements-dev.lock")}
+    assert {"uv", "ruff", "mypy"} <= tools.keys()
+    assert "cfn-lint" in sam  # `make lint` runs SAM CLI's
+    assert not LINT_ONLY & development.keys()
+
+
+def test_mypys_pydantic_plugin_is_the_pydantic_of_the_code_it_checks() -> None:
+    tools = {pin.name: pin for pin in locked(ROOT / "tools" / "dev.lock")}
+    development = {pin.name: pin for pin in locked(ROOT / "requirements-dev.lock")}
+    assert tools["pydantic"].version is not None
+    assert tools["pydantic"].version == development["pydantic"].version

@@ -18,8 +18,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from cfnlint.decode import cfn_yaml
 
+from local.cfn import load
 from tests.conftest import FakeAws
 from tests.support import ROOT, LambdaContext, load_event, load_handler
 from tests.unit.test_template import (
@@ -421,7 +421,7 @@ def test_docs_quote_the_device_policy_as_the_template_writes_it() -> None:
     section = SECURITY_DOC.read_text().split("## Device identity", 1)[1]
     quoted = textwrap.dedent(section.split("```yaml\n", 1)[1].split("```", 1)[0])
 
-    statements = json.loads(json.dumps(cfn_yaml.loads(quoted)))
+    statements = load(quoted)
 
     assert statements == TEMPLATE["Resources"]["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"]
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import ast
 import copy
-import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import cfn_yaml
+
+from local.cfn import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -99,8 +99,7 @@ When = tuple[str, ...]  # the conditions under which a value applies; "!Name" wh
 
 def load_template(path: Path = TEMPLATE_PATH) -> Template:
     """The template as plain data, short-form tags (!Ref, !Sub, !GetAtt, !If) in their long form."""
-    plain: Template = json.loads(json.dumps(cfn_yaml.load(str(path))))
-    return plain
+    return parse(path.read_text())
 
 
 TEMPLATE = load_template()

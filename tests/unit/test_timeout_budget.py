@@ -14,16 +14,16 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 from botocore.retries.standard import ExponentialBackoff
-from cfnlint.decode import cfn_yaml
 
 import motor_adapters.clients
+from local.cfn import parse
 from motor_adapters.clients import RESERVE_S, OutOfTime, worst_case_s
 from motor_adapters.clients import client as real_client
 from motor_lambda.settings import InferenceSettings
 from tests.conftest import FakeAws
 from tests.support import ROOT, LambdaContext, load_event, load_handler, reading_payload
 
-TEMPLATE = cfn_yaml.load(str(ROOT / "template.yaml"))
+TEMPLATE = parse((ROOT / "template.yaml").read_text())
 # The AWS services each function's code calls (its adapters, Powertools' SSM and idempotency layers).
 SERVICES = {
     "InferenceFunction": ["ssm", "dynamodb", "iot-data", "sagemaker-runtime"],

@@ -20,9 +20,9 @@ import os
 import signal
 import sys
 from collections.abc import Iterable, Sequence
-from types import FrameType
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from types import FrameType
+from typing import Any, cast
 from urllib.parse import unquote
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -39,6 +39,11 @@ class Application(DomainDispatcherApplication):
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one application per process, alive as long as the process
     def get_backend_for_host(self, host: str | None) -> Any:
         return super().get_backend_for_host(host)
+
+
+def application() -> Application:
+    """moto's whole application: every service it emulates, each chosen by the request's host or signature."""
+    return Application(create_backend_app)
 
 
 class WsgiHandler(BaseHTTPRequestHandler):
@@ -71,7 +76,7 @@ class WsgiHandler(BaseHTTPRequestHandler):
 
     def _environ(self, body: bytes) -> dict[str, Any]:
         path, _, query = self.path.partition("?")
-        host, port = self.server.server_address[:2]
+        host, port = cast(tuple[str, int], self.server.server_address)[:2]
         environ: dict[str, Any] = {
             "REQUEST_METHOD": self.command,
             "SCRIPT_NAME": "",
@@ -105,12 +110,12 @@ class WsgiHandler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self._body()
         started: list[Any] = []
+        chunks: list[bytes] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             started[:] = [status, headers]
-            return lambda data: chunks.append(data)
+            return chunks.append
 
-        chunks: list[bytes] = []
         result: Iterable[bytes] = self.app(self._environ(body), start_response)
         try:
             chunks.extend(result)
@@ -156,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     signal.signal(signal.SIGTERM, _exit_now)
-    WsgiHandler.app = Application(create_backend_app)
+    WsgiHandler.app = application()
     with Server((args.host, args.port), WsgiHandler) as server:
         server.serve_forever(poll_interval=0.5)
     return 0

@@ -124,12 +124,16 @@ class WsgiHandler(BaseHTTPRequestHandler):
                 close()
         status, headers = started
         code, _, reason = status.partition(" ")
-        payload = b"" if self.command == "HEAD" else b"".join(chunks)
+        payload = b"".join(chunks)
+        length = str(len(payload))
+        if self.command == "HEAD":  # the length of what a GET would answer (S3's HeadObject), and no body
+            length = next((value for name, value in headers if name.lower() == "content-length"), "0")
+            payload = b""
         self.send_response(int(code), reason)
         for name, value in headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", length)
         self.end_headers()
         self.wfile.write(payload)
 

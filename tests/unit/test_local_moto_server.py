@@ -115,3 +115,19 @@ def test_the_local_stack_starts_this_server(tmp_path: object, monkeypatch: pytes
     provision.start_moto(tmp_path, lambda line: None)  # type: ignore[arg-type]
     [argv] = started
     assert argv[1:3] == ["-m", "local.moto_server"]
+
+
+def test_s3_objects_go_in_and_come_back_with_their_length_and_head_answers_it_without_a_body(server: Server) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=_url(server),
+        region_name="us-east-1",
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    body = b"model artifact " * 1000
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="model.tar.gz", Body=body)
+    assert s3.head_object(Bucket="models", Key="model.tar.gz")["ContentLength"] == len(body)
+    assert s3.get_object(Bucket="models", Key="model.tar.gz")["Body"].read() == body
+    assert s3.list_objects_v2(Bucket="models")["KeyCount"] == 1

@@ -76,11 +76,11 @@ class Resources:
 
 
 def start_moto(log_dir: Path, say: Say) -> tuple[Child, str]:
-    """moto's server on a free loopback port: the process and its URL."""
+    """moto's server (local.moto_server: kept-alive connections) on a free loopback port: the process and its URL."""
     port = free_port()
     moto = Child(
         "moto server",
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "local.moto_server", "--host", "127.0.0.1", "--port", str(port)],
         log_path=log_dir / "moto.log",
     )
     moto.start(lambda: port_open(port), timeout_s=60)

@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import importlib.util
 import logging
+import os
 import shutil
 import sys
 import tarfile
@@ -370,4 +371,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Stopped cleanly (model directory removed, connections closed): skip the interpreter's teardown of
+    # NumPy, SciPy and XGBoost, most of a second of every local stack's stop.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

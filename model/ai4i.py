@@ -41,11 +41,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, precision_score, recall_score
-from sklearn.model_selection import StratifiedKFold
 from xgboost import XGBClassifier
 
-from model import intervals, plots
+from model import intervals, plots, scoring
 
 COLUMNS = (
     "UDI",
@@ -225,7 +223,7 @@ def features(data: Dataset) -> Floats:
 
 def best_f1_threshold(labels: Ints, probabilities: Floats) -> float:
     """The probability cut with the highest F1 on these predictions (of training rows)."""
-    precision, recall, thresholds = precision_recall_curve(labels, probabilities)
+    precision, recall, thresholds = scoring.precision_recall_curve(labels, probabilities)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
@@ -243,8 +241,8 @@ def _fold_probabilities(
     The threshold maximises F1 on out-of-fold predictions made inside the training rows
     (`INNER_FOLDS`-fold), so the rows it is reported on never choose it.
     """
-    inner = StratifiedKFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed + 1)
-    inner_splits = [(train_rows[fit], train_rows[held]) for fit, held in inner.split(x[train_rows], y[train_rows])]
+    inner = scoring.stratified_folds(y[train_rows], INNER_FOLDS, seed + 1)
+    inner_splits = [(train_rows[fit], train_rows[held]) for fit, held in inner]
     inner_jobs = [(held, pool.submit(_fit_predict, x, y, fit, held, seed)) for fit, held in inner_splits]
     final_job = pool.submit(_fit_predict, x, y, train_rows, test_rows, seed)
     out_of_fold = np.zeros(len(y))
@@ -268,16 +266,16 @@ class FoldResult:
 
 
 def _score(fold: int, labels: Ints, probabilities: Floats, threshold: float) -> FoldResult:
-    predicted = (probabilities >= threshold).astype(np.int64)
+    precision, recall, f1 = scoring.precision_recall_f1(labels, probabilities >= threshold)
     return FoldResult(
         fold=fold,
         rows=len(labels),
         failures=int(labels.sum()),
         threshold=threshold,
-        f1=float(f1_score(labels, predicted, zero_division=0.0)),
-        precision=float(precision_score(labels, predicted, zero_division=0.0)),
-        recall=float(recall_score(labels, predicted, zero_division=0.0)),
-        pr_auc=float(average_precision_score(labels, probabilities)),
+        f1=f1,
+        precision=precision,
+        recall=recall,
+        pr_auc=scoring.average_precision(labels, probabilities),
     )
 
 
@@ -312,11 +310,12 @@ class CrossValidation:
 
 def pooled_scores(labels: Ints, predictions: Ints, probabilities: Floats) -> dict[str, Any]:
     """Scores of out-of-fold predictions taken together rather than fold by fold."""
+    precision, recall, f1 = scoring.precision_recall_f1(labels, predictions)
     return {
-        "f1": float(f1_score(labels, predictions, zero_division=0.0)),
-        "pr_auc": float(average_precision_score(labels, probabilities)),
-        "recall": float(recall_score(labels, predictions, zero_division=0.0)),
-        "precision": float(precision_score(labels, predictions, zero_division=0.0)),
+        "f1": f1,
+        "pr_auc": scoring.average_precision(labels, probabilities),
+        "recall": recall,
+        "precision": precision,
         "true_positives": int(((labels == 1) & (predictions == 1)).sum()),
         "false_negatives": int(((labels == 1) & (predictions == 0)).sum()),
         "false_positives": int(((labels == 0) & (predictions == 1)).sum()),
@@ -336,9 +335,8 @@ def cross_validate(
     predictions = np.zeros(len(y), dtype=np.int64)
     fold_of_row = np.zeros(len(y), dtype=np.int64)
     results = []
-    outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for fold, (train_rows, test_rows) in enumerate(outer.split(x, y), start=1):
+        for fold, (train_rows, test_rows) in enumerate(scoring.stratified_folds(y, folds, seed), start=1):
             threshold, probabilities[test_rows] = _fold_probabilities(
                 pool, x, y, train_rows=train_rows, test_rows=test_rows, seed=seed
             )
@@ -487,13 +485,15 @@ def write_plot(result: RepeatedCrossValidation, path: Path) -> Path:
     for run in result.runs:
         for fold in run.folds:
             rows = run.fold_of_row == fold.fold
-            precision, recall, _ = precision_recall_curve(run.labels[rows], run.probabilities[rows])
+            precision, recall, _ = scoring.precision_recall_curve(run.labels[rows], run.probabilities[rows])
             label = "each fold" if fold.fold == 1 and run is result.runs[0] else None
             axes.plot(recall, precision, color="tab:blue", alpha=0.15, linewidth=1, label=label)
     metrics = result.metrics()
     pooled = metrics["pooled"]
     labels = np.concatenate([run.labels for run in result.runs])
-    precision, recall, _ = precision_recall_curve(labels, np.concatenate([run.probabilities for run in result.runs]))
+    precision, recall, _ = scoring.precision_recall_curve(
+        labels, np.concatenate([run.probabilities for run in result.runs])
+    )
     axes.plot(
         recall, precision, color="tab:blue", linewidth=2, label=f"pooled out-of-fold, PR-AUC {pooled['pr_auc']:.3f}"
     )

@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 from xgboost import XGBClassifier
 
-from model import intervals, plots, scoring
+from model import intervals, scoring, svg
 
 COLUMNS = (
     "UDI",
@@ -99,7 +99,7 @@ XGB_PARAMS: dict[str, Any] = {
 WORKERS = 2
 INNER_FOLDS = 4
 METRICS_FILE = "ai4i-metrics.json"
-PLOT_FILE = "ai4i-pr-curve.png"
+PLOT_FILE = "ai4i-pr-curve.svg"
 REPEATS = 5
 PUBLISHED_F1 = 0.8952
 PUBLISHED_BY = "leakage-free XGBoost, Rismawan & Nirmala, 2026"
@@ -480,36 +480,28 @@ def format_report(result: RepeatedCrossValidation | dict[str, Any]) -> str:
 
 
 def write_plot(result: RepeatedCrossValidation, path: Path) -> Path:
-    """The precision-recall curves of the out-of-fold probabilities, per fold and pooled, as a PNG."""
-    figure, axes = plots.new_figure(6.4, 4.8)
+    """The precision-recall curves of the out-of-fold probabilities, per fold and pooled, as an SVG."""
+    metrics = result.metrics()
+    chart = svg.Chart(
+        title=f"AI4I 2020 machine failure, {metrics['repeats']} x {metrics['folds']}-fold cross-validation",
+        x_label="recall (share of machine failures flagged)",
+        y_label="precision (share of flags that were failures)",
+        x_limits=(0.0, 1.02),
+        y_limits=(0.0, 1.02),
+        legend_at="lower left",
+    )
     for run in result.runs:
         for fold in run.folds:
             rows = run.fold_of_row == fold.fold
             precision, recall, _ = scoring.precision_recall_curve(run.labels[rows], run.probabilities[rows])
-            label = "each fold" if fold.fold == 1 and run is result.runs[0] else None
-            axes.plot(recall, precision, color="tab:blue", alpha=0.15, linewidth=1, label=label)
-    metrics = result.metrics()
+            chart.line(recall, precision, color=svg.BLUE, opacity=0.15, width=1, label="each fold")
     pooled = metrics["pooled"]
     labels = np.concatenate([run.labels for run in result.runs])
-    precision, recall, _ = scoring.precision_recall_curve(
-        labels, np.concatenate([run.probabilities for run in result.runs])
-    )
-    axes.plot(
-        recall, precision, color="tab:blue", linewidth=2, label=f"pooled out-of-fold, PR-AUC {pooled['pr_auc']:.3f}"
-    )
-    axes.plot(
-        pooled["recall"], pooled["precision"], "o", color="tab:red", label=f"chosen thresholds, F1 {pooled['f1']:.3f}"
-    )
-    axes.set(
-        xlabel="recall (share of machine failures flagged)",
-        ylabel="precision (share of flags that were failures)",
-        title=f"AI4I 2020 machine failure, {metrics['repeats']} x {metrics['folds']}-fold cross-validation",
-        xlim=(0, 1.02),
-        ylim=(0, 1.02),
-    )
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower left")
-    return plots.save(figure, path)
+    probabilities = np.concatenate([run.probabilities for run in result.runs])
+    precision, recall, _ = scoring.precision_recall_curve(labels, probabilities)
+    chart.line(recall, precision, color=svg.BLUE, width=2, label=f"pooled out-of-fold, PR-AUC {pooled['pr_auc']:.3f}")
+    chart.point(pooled["recall"], pooled["precision"], color=svg.RED, label=f"chosen thresholds, F1 {pooled['f1']:.3f}")
+    return svg.save(path, chart)
 
 
 def run(
@@ -521,7 +513,7 @@ def run(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Load, cross-validate, write ai4i-metrics.json and ai4i-pr-curve.png into `out_dir`; return the metrics."""
+    """Load, cross-validate, write ai4i-metrics.json and ai4i-pr-curve.svg into `out_dir`; return the metrics."""
     data = load(path)
     if progress is not None:
         progress(f"{path}: {len(data)} rows, {int(data.failure.sum())} machine failures")

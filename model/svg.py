@@ -9,7 +9,7 @@ ids from the clock or a hash), so a regenerated image changes only when its figu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -124,9 +124,15 @@ class Chart:
     marks: list[Mark] = field(default_factory=list)
 
     def line(
-        self, x: Sequence[float], y: Sequence[float], *, color: str, label: str | None = None, width: float = 1.5,
+        self,
+        x: Iterable[float],
+        y: Iterable[float],
+        *,
+        color: str,
+        label: str | None = None,
+        width: float = 1.5,
         opacity: float = 1.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """A polyline through the (x, y) points; one that lands on the same 0.1 px as the one before is drawn once."""
         self.marks.append(Line([float(v) for v in x], [float(v) for v in y], color, label, width, opacity))
 
@@ -141,13 +147,19 @@ class Chart:
         self.marks.append(Reference(x, y, color, label, dashed))
 
     def bars(
-        self, values: Sequence[float], *, color: str, label: str | None = None, base: Sequence[float] | None = None,
-        edges: Sequence[float] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        values: Iterable[float],
+        *,
+        color: str,
+        label: str | None = None,
+        base: Iterable[float] | None = None,
+        edges: Iterable[float] | None = None,
+    ) -> None:
         """One bar per category, or per bin between consecutive `edges`, from `base` (stacking) or from 0."""
-        bottoms = [0.0] * len(values) if base is None else [float(v) for v in base]
+        lengths = [float(v) for v in values]
+        bottoms = [0.0] * len(lengths) if base is None else [float(v) for v in base]
         bins = None if edges is None else [float(v) for v in edges]
-        self.marks.append(Bars([float(v) for v in values], bottoms, bins, color, label))
+        self.marks.append(Bars(lengths, bottoms, bins, color, label))
 
     def svg(self, left: float, top: float, clip_id: str) -> list[str]:
         """This panel as SVG elements, its top left corner at (left, top)."""
@@ -296,11 +308,12 @@ def _draw(mark: Mark, frame: _Frame, horizontal: bool) -> list[str]:
         ]
     if isinstance(mark, Reference):
         if mark.x is not None:
-            value, x = mark.x, _px(frame.x(mark.x))
-            ends = f'x1="{x}" y1="{_px(frame.top)}" x2="{x}" y2="{_px(frame.top + frame.height)}"'
+            value, at = mark.x, _px(frame.x(mark.x))
+            ends = f'x1="{at}" y1="{_px(frame.top)}" x2="{at}" y2="{_px(frame.top + frame.height)}"'
         else:
-            value, y = mark.y or 0.0, _px(frame.y(mark.y or 0.0))
-            ends = f'x1="{_px(frame.left)}" y1="{y}" x2="{_px(frame.left + frame.width)}" y2="{y}"'
+            value = mark.y or 0.0
+            at = _px(frame.y(value))
+            ends = f'x1="{_px(frame.left)}" y1="{at}" x2="{_px(frame.left + frame.width)}" y2="{at}"'
         dash = ' stroke-dasharray="6 4"' if mark.dashed else ""
         return [
             f'<line class="reference" data-value="{value:g}" {ends} stroke="{mark.color}" stroke-width="1.5"{dash}/>'

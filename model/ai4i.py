@@ -40,12 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xgboost as xgb
 from numpy.typing import NDArray
-from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, precision_score, recall_score
-from sklearn.model_selection import StratifiedKFold
-from xgboost import XGBClassifier
 
-from model import intervals, plots
+from model import intervals, scoring, svg
 
 COLUMNS = (
     "UDI",
@@ -101,7 +99,7 @@ XGB_PARAMS: dict[str, Any] = {
 WORKERS = 2
 INNER_FOLDS = 4
 METRICS_FILE = "ai4i-metrics.json"
-PLOT_FILE = "ai4i-pr-curve.png"
+PLOT_FILE = "ai4i-pr-curve.svg"
 REPEATS = 5
 PUBLISHED_F1 = 0.8952
 PUBLISHED_BY = "leakage-free XGBoost, Rismawan & Nirmala, 2026"
@@ -225,14 +223,25 @@ def features(data: Dataset) -> Floats:
 
 def best_f1_threshold(labels: Ints, probabilities: Floats) -> float:
     """The probability cut with the highest F1 on these predictions (of training rows)."""
-    precision, recall, thresholds = precision_recall_curve(labels, probabilities)
+    precision, recall, thresholds = scoring.precision_recall_curve(labels, probabilities)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
 def _fit_predict(x: Floats, y: Ints, fit_rows: Ints, predict_rows: Ints, seed: int) -> Floats:
-    model = XGBClassifier(random_state=seed, **XGB_PARAMS).fit(x[fit_rows], y[fit_rows])
-    return np.asarray(model.predict_proba(x[predict_rows])[:, 1], dtype=np.float64)
+    """Failure probabilities of `predict_rows` from a model fitted on `fit_rows`.
+
+    The booster's own API with the parameters XGBoost's scikit-learn classifier would pass
+    (`XGBClassifier(random_state=seed, **XGB_PARAMS)` gives the same probabilities, bit for bit),
+    so no scikit-learn is needed.
+    """
+    params = {key: value for key, value in XGB_PARAMS.items() if key != "n_estimators"}
+    booster = xgb.train(
+        {**params, "objective": "binary:logistic", "random_state": seed},
+        xgb.DMatrix(x[fit_rows], label=y[fit_rows]),
+        num_boost_round=XGB_PARAMS["n_estimators"],
+    )
+    return np.asarray(booster.inplace_predict(x[predict_rows]), dtype=np.float64)
 
 
 def _fold_probabilities(
@@ -243,8 +252,8 @@ def _fold_probabilities(
     The threshold maximises F1 on out-of-fold predictions made inside the training rows
     (`INNER_FOLDS`-fold), so the rows it is reported on never choose it.
     """
-    inner = StratifiedKFold(n_splits=INNER_FOLDS, shuffle=True, random_state=seed + 1)
-    inner_splits = [(train_rows[fit], train_rows[held]) for fit, held in inner.split(x[train_rows], y[train_rows])]
+    inner = scoring.stratified_folds(y[train_rows], INNER_FOLDS, seed + 1)
+    inner_splits = [(train_rows[fit], train_rows[held]) for fit, held in inner]
     inner_jobs = [(held, pool.submit(_fit_predict, x, y, fit, held, seed)) for fit, held in inner_splits]
     final_job = pool.submit(_fit_predict, x, y, train_rows, test_rows, seed)
     out_of_fold = np.zeros(len(y))
@@ -268,16 +277,16 @@ class FoldResult:
 
 
 def _score(fold: int, labels: Ints, probabilities: Floats, threshold: float) -> FoldResult:
-    predicted = (probabilities >= threshold).astype(np.int64)
+    precision, recall, f1 = scoring.precision_recall_f1(labels, probabilities >= threshold)
     return FoldResult(
         fold=fold,
         rows=len(labels),
         failures=int(labels.sum()),
         threshold=threshold,
-        f1=float(f1_score(labels, predicted, zero_division=0.0)),
-        precision=float(precision_score(labels, predicted, zero_division=0.0)),
-        recall=float(recall_score(labels, predicted, zero_division=0.0)),
-        pr_auc=float(average_precision_score(labels, probabilities)),
+        f1=f1,
+        precision=precision,
+        recall=recall,
+        pr_auc=scoring.average_precision(labels, probabilities),
     )
 
 
@@ -312,11 +321,12 @@ class CrossValidation:
 
 def pooled_scores(labels: Ints, predictions: Ints, probabilities: Floats) -> dict[str, Any]:
     """Scores of out-of-fold predictions taken together rather than fold by fold."""
+    precision, recall, f1 = scoring.precision_recall_f1(labels, predictions)
     return {
-        "f1": float(f1_score(labels, predictions, zero_division=0.0)),
-        "pr_auc": float(average_precision_score(labels, probabilities)),
-        "recall": float(recall_score(labels, predictions, zero_division=0.0)),
-        "precision": float(precision_score(labels, predictions, zero_division=0.0)),
+        "f1": f1,
+        "pr_auc": scoring.average_precision(labels, probabilities),
+        "recall": recall,
+        "precision": precision,
         "true_positives": int(((labels == 1) & (predictions == 1)).sum()),
         "false_negatives": int(((labels == 1) & (predictions == 0)).sum()),
         "false_positives": int(((labels == 0) & (predictions == 1)).sum()),
@@ -336,9 +346,8 @@ def cross_validate(
     predictions = np.zeros(len(y), dtype=np.int64)
     fold_of_row = np.zeros(len(y), dtype=np.int64)
     results = []
-    outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for fold, (train_rows, test_rows) in enumerate(outer.split(x, y), start=1):
+        for fold, (train_rows, test_rows) in enumerate(scoring.stratified_folds(y, folds, seed), start=1):
             threshold, probabilities[test_rows] = _fold_probabilities(
                 pool, x, y, train_rows=train_rows, test_rows=test_rows, seed=seed
             )
@@ -482,34 +491,28 @@ def format_report(result: RepeatedCrossValidation | dict[str, Any]) -> str:
 
 
 def write_plot(result: RepeatedCrossValidation, path: Path) -> Path:
-    """The precision-recall curves of the out-of-fold probabilities, per fold and pooled, as a PNG."""
-    figure, axes = plots.new_figure(6.4, 4.8)
+    """The precision-recall curves of the out-of-fold probabilities, per fold and pooled, as an SVG."""
+    metrics = result.metrics()
+    chart = svg.Chart(
+        title=f"AI4I 2020 machine failure, {metrics['repeats']} x {metrics['folds']}-fold cross-validation",
+        x_label="recall (share of machine failures flagged)",
+        y_label="precision (share of flags that were failures)",
+        x_limits=(0.0, 1.02),
+        y_limits=(0.0, 1.02),
+        legend_at="lower left",
+    )
     for run in result.runs:
         for fold in run.folds:
             rows = run.fold_of_row == fold.fold
-            precision, recall, _ = precision_recall_curve(run.labels[rows], run.probabilities[rows])
-            label = "each fold" if fold.fold == 1 and run is result.runs[0] else None
-            axes.plot(recall, precision, color="tab:blue", alpha=0.15, linewidth=1, label=label)
-    metrics = result.metrics()
+            precision, recall, _ = scoring.precision_recall_curve(run.labels[rows], run.probabilities[rows])
+            chart.line(recall, precision, color=svg.BLUE, opacity=0.15, width=1, label="each fold")
     pooled = metrics["pooled"]
     labels = np.concatenate([run.labels for run in result.runs])
-    precision, recall, _ = precision_recall_curve(labels, np.concatenate([run.probabilities for run in result.runs]))
-    axes.plot(
-        recall, precision, color="tab:blue", linewidth=2, label=f"pooled out-of-fold, PR-AUC {pooled['pr_auc']:.3f}"
-    )
-    axes.plot(
-        pooled["recall"], pooled["precision"], "o", color="tab:red", label=f"chosen thresholds, F1 {pooled['f1']:.3f}"
-    )
-    axes.set(
-        xlabel="recall (share of machine failures flagged)",
-        ylabel="precision (share of flags that were failures)",
-        title=f"AI4I 2020 machine failure, {metrics['repeats']} x {metrics['folds']}-fold cross-validation",
-        xlim=(0, 1.02),
-        ylim=(0, 1.02),
-    )
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower left")
-    return plots.save(figure, path)
+    probabilities = np.concatenate([run.probabilities for run in result.runs])
+    precision, recall, _ = scoring.precision_recall_curve(labels, probabilities)
+    chart.line(recall, precision, color=svg.BLUE, width=2, label=f"pooled out-of-fold, PR-AUC {pooled['pr_auc']:.3f}")
+    chart.point(pooled["recall"], pooled["precision"], color=svg.RED, label=f"chosen thresholds, F1 {pooled['f1']:.3f}")
+    return svg.save(path, chart)
 
 
 def run(
@@ -521,7 +524,7 @@ def run(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Load, cross-validate, write ai4i-metrics.json and ai4i-pr-curve.png into `out_dir`; return the metrics."""
+    """Load, cross-validate, write ai4i-metrics.json and ai4i-pr-curve.svg into `out_dir`; return the metrics."""
     data = load(path)
     if progress is not None:
         progress(f"{path}: {len(data)} rows, {int(data.failure.sum())} machine failures")

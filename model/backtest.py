@@ -50,7 +50,7 @@ with setup_needed("model/backtest.py"):
 
     from device.history import History, generate
     from device.physics import DAY_S, NO_FAILURE, FleetConfig
-    from model import plots
+    from model import svg
     from model.artifact import load_booster
     from model.dataset import build
     from model.forewarning import WARNING_WINDOW_H, Episode, Verdict, judge
@@ -352,30 +352,36 @@ def table(summaries: dict[str, dict[str, Any]]) -> str:
 
 
 def plot(summaries: dict[str, dict[str, Any]], path: Path) -> Path:
-    """Cost and caught failures per strategy, as bars."""
-    figure, cost_ax = plots.new_figure(10, 4)
-    grid = figure.add_gridspec(1, 2)
-    cost_ax.set_subplotspec(grid[0])
-    caught_ax = figure.add_subplot(grid[1])
+    """Cost and caught failures per strategy, as bars (SVG)."""
     names = list(summaries)
-    cost_ax.bar(names, [float(summaries[n].get("cost") or 0) for n in names], color="tab:orange")
-    cost_ax.set(title="Cost per strategy", ylabel="cost")
-    caught_ax.bar(names, [float(summaries[n].get("failures") or 0) for n in names], color="lightgrey", label="failures")
-    caught_ax.bar(names, [float(summaries[n].get("caught") or 0) for n in names], color="tab:blue", label="caught")
-    caught_ax.set(title="Failures caught (alarm up in the window before)", ylabel="failures")
-    caught_ax.legend()
-    for ax in (cost_ax, caught_ax):
-        ax.grid(alpha=0.3, axis="y")
-    return plots.save(figure, path)
+    cost = svg.Chart(
+        title="Cost per strategy", x_label="strategy", y_label="cost", width=500, categories=names, grid="y"
+    )
+    cost.bars([float(summaries[n].get("cost") or 0) for n in names], color=svg.ORANGE)
+    caught = svg.Chart(
+        title="Failures caught (alarm up in the window before)",
+        x_label="strategy",
+        y_label="failures",
+        width=500,
+        categories=names,
+        grid="y",
+        y_limits=(
+            0.0,
+            1.25 * max([float(summaries[n].get("failures") or 0) for n in names] + [1.0]),
+        ),  # room for the legend
+    )
+    caught.bars([float(summaries[n].get("failures") or 0) for n in names], color=svg.LIGHT_GREY, label="failures")
+    caught.bars([float(summaries[n].get("caught") or 0) for n in names], color=svg.BLUE, label="caught")
+    return svg.save(path, cost, caught)
 
 
 def write(out: Path, summaries: dict[str, dict[str, Any]], meta: dict[str, Any]) -> tuple[Path, Path]:
-    """backtest.json and backtest.png in `out`."""
+    """backtest.json and backtest.svg in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     document = {**meta, "strategies": summaries}
     json_path = out / "backtest.json"
     json_path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return json_path, plot(summaries, out / "backtest.png")
+    return json_path, plot(summaries, out / "backtest.svg")
 
 
 def assumptions(costs: Costs, source: str) -> list[str]:
@@ -465,8 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(summaries))
     print("\n".join(f"- {note}" for note in notes))
     meta = {"assumptions": notes, "costs": asdict(costs), "elapsed_s": round(time.perf_counter() - started, 1)}
-    json_path, png_path = write(args.out, summaries, meta)
-    print(f"wrote {json_path} and {png_path}")
+    json_path, plot_path = write(args.out, summaries, meta)
+    print(f"wrote {json_path} and {plot_path}")
     return 0
 
 

@@ -109,10 +109,10 @@ Per reading (held-out, {rows["rows"]:,} rows, {rows["positives"]:,} positive): P
 |---|---|---|---|
 {target_rows}
 
-Plots beside the artifact: `pr-curve.png`, `lead-time.png`, `feature-importance.png`. The shipped
-model's lead times (`docs/img/lead-time.png`, a copy of its run's `lead-time.png`):
+Plots beside the artifact: `pr-curve.svg`, `lead-time.svg`, `feature-importance.svg`. The shipped
+model's lead times (`docs/img/lead-time.svg`, a copy of its run's `lead-time.svg`):
 
-![How early the predictive alarm came before each failure of the held-out motors, by failure mode](img/lead-time.png)
+![How early the predictive alarm came before each failure of the held-out motors, by failure mode](img/lead-time.svg)
 
 ## Public data
 

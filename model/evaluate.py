@@ -37,10 +37,9 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from device.physics import FailureMode
-from model import forewarning, intervals
+from model import forewarning, intervals, scoring
 from model.forewarning import Episode as Span
 from model.forewarning import Verdict, judge
 from motor_maintenance.alarms import Transition
@@ -238,13 +237,13 @@ def row_metrics(labels: NDArray[np.int8], probabilities: NDArray[np.float64]) ->
     positives = int(labels.sum())
     if positives == 0 or positives == len(labels):
         return {"rows": len(labels), "positives": positives, "pr_auc": None, "recall_at_precision_0.9": None}
-    precision, recall, thresholds = precision_recall_curve(labels, probabilities)
+    precision, recall, thresholds = scoring.precision_recall_curve(labels, probabilities)
     ok = precision[:-1] >= TARGET_PRECISION
     best = int(np.argmax(np.where(ok, recall[:-1], -1.0))) if ok.any() else None
     return {
         "rows": len(labels),
         "positives": positives,
-        "pr_auc": round(float(average_precision_score(labels, probabilities)), 4),
+        "pr_auc": round(scoring.average_precision(labels, probabilities), 4),
         "recall_at_precision_0.9": round(float(recall[best]), 4) if best is not None else 0.0,
         "threshold_at_precision_0.9": round(float(thresholds[best]), 4) if best is not None else None,
     }

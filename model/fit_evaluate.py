@@ -123,12 +123,12 @@ def fit_and_evaluate(
     plots.pr_curve(
         test.labels[test.trainable],
         probabilities[test.trainable],
-        out / "pr-curve.png",
+        out / "pr-curve.svg",
         threshold=predictive.raise_threshold,
         pr_auc=rows["pr_auc"],
     )
-    plots.lead_time_histogram(lead_times_of(replayed), out / "lead-time.png", min_lead_h=MIN_LEAD_H)
-    plots.feature_importance(booster, FEATURE_NAMES, out / "feature-importance.png")
+    plots.lead_time_histogram(lead_times_of(replayed), out / "lead-time.svg", min_lead_h=MIN_LEAD_H)
+    plots.feature_importance(booster, FEATURE_NAMES, out / "feature-importance.svg")
     metrics = _metrics(
         history_summary=history_summary,
         data=data,

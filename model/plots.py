@@ -1,4 +1,4 @@
-"""The evaluation's plots (PNG): precision-recall curve, lead-time histogram, feature importance."""
+"""The evaluation's plots (SVG): precision-recall curve, lead-time histogram, feature importance."""
 
 from __future__ import annotations
 
@@ -7,49 +7,52 @@ from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from numpy.typing import NDArray
-from sklearn.metrics import precision_recall_curve
 
-DPI = 110
+from model import scoring, svg
 
 
 def pr_curve(
     labels: NDArray[np.int8], probabilities: NDArray[np.float64], path: Path, *, threshold: float, pr_auc: float | None
 ) -> Path:
     """Precision against recall over the held-out readings, with the alarm threshold marked."""
-    precision, recall, thresholds = precision_recall_curve(labels, probabilities)
-    fig, ax = new_figure(6, 4.5)
-    ax.plot(recall, precision, color="tab:blue", label=f"model (PR-AUC {pr_auc:.3f})" if pr_auc else "model")
-    ax.axhline(labels.mean(), color="grey", linestyle=":", label=f"no skill ({labels.mean():.3f})")
+    precision, recall, thresholds = scoring.precision_recall_curve(labels, probabilities)
+    chart = svg.Chart(
+        title="Held-out motors: precision-recall per reading",
+        x_label="recall (readings within 24 operating h of a failure)",
+        y_label="precision",
+        x_limits=(0.0, 1.0),
+        y_limits=(0.0, 1.02),
+        legend_at="lower left",
+    )
+    chart.line(recall, precision, color=svg.BLUE, label=f"model (PR-AUC {pr_auc:.3f})" if pr_auc else "model")
+    base_rate = float(labels.mean())
+    chart.reference(y=base_rate, color=svg.GREY, label=f"no skill ({base_rate:.3f})")
     at = int(np.searchsorted(thresholds, threshold, side="left"))
     if at < len(thresholds):
-        ax.plot(recall[at], precision[at], "o", color="tab:red", label=f"threshold {threshold:g}")
-    ax.set(
-        xlabel="recall (readings within 24 operating h of a failure)", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02)
-    )
-    ax.set_title("Held-out motors: precision-recall per reading")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
-    return save(fig, path)
+        chart.point(recall[at], precision[at], color=svg.RED, label=f"threshold {threshold:g}")
+    return svg.save(path, chart)
 
 
 def lead_time_histogram(leads: Mapping[str, Sequence[float]], path: Path, *, min_lead_h: float) -> Path:
     """Hours from the first predictive alarm to the failure, stacked by failure mode."""
-    fig, ax = new_figure(6.5, 4.5)
     everything = [lead for values in leads.values() for lead in values]
     top = max([*everything, min_lead_h * 2, 48.0])
-    bins = np.linspace(0, top, 25)
-    if everything:
-        ax.hist(list(leads.values()), bins=bins.tolist(), stacked=True, label=[m.replace("_", " ") for m in leads])
-    ax.axvline(min_lead_h, color="tab:red", linestyle="--", label=f"{min_lead_h:g} h")
-    ax.set(xlabel="lead time, hours from first alarm to failure", ylabel="failures")
-    ax.set_title("Held-out motors: how early the predictive alarm came")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return save(fig, path)
+    edges = np.linspace(0, top, 25)
+    chart = svg.Chart(
+        title="Held-out motors: how early the predictive alarm came",
+        x_label="lead time, hours from first alarm to failure",
+        y_label="failures",
+        x_limits=(0.0, float(top)),
+    )
+    stacked = np.zeros(len(edges) - 1)
+    for (mode, values), color in zip(leads.items(), svg.PALETTE, strict=False):
+        counts, _ = np.histogram(values, bins=edges)
+        chart.bars(counts, base=stacked, edges=edges, color=color, label=mode.replace("_", " "))
+        stacked = stacked + counts
+    chart.y_limits = (0.0, float(max(np.ceil(stacked.max() * 1.1), 5.0)))  # whole failures on the ticks
+    chart.reference(x=min_lead_h, color=svg.RED, label=f"{min_lead_h:g} h")
+    return svg.save(path, chart)
 
 
 def feature_importance(booster: xgb.Booster, names: Sequence[str], path: Path, *, top: int = 20) -> Path:
@@ -60,26 +63,15 @@ def feature_importance(booster: xgb.Booster, names: Sequence[str], path: Path, *
         for key, value in scores.items()
     }
     ranked = sorted(named.items(), key=lambda item: item[1], reverse=True)[:top][::-1]
-    fig, ax = new_figure(6.5, 0.28 * max(len(ranked), 4) + 1.2)
-    if ranked:
-        total = sum(named.values())
-        ax.barh([name for name, _ in ranked], [value / total for _, value in ranked], color="tab:blue")
-    ax.set(xlabel="share of total gain")
-    ax.set_title(f"Feature importance (top {len(ranked)})")
-    ax.grid(alpha=0.3, axis="x")
-    return save(fig, path)
-
-
-def new_figure(width_in: float, height_in: float) -> tuple[Figure, Axes]:
-    """A figure drawn by Agg, whatever backend pyplot is set to: files only, no display, no global state."""
-    figure = Figure(figsize=(width_in, height_in), dpi=DPI)
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
-
-
-def save(figure: Figure, path: Path) -> Path:
-    """Lay out and write the figure as a PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return path
+    total = sum(named.values())
+    chart = svg.Chart(
+        title=f"Feature importance (top {len(ranked)})",
+        x_label="share of total gain",
+        y_label="feature",
+        height=22 * max(len(ranked), 4) + 90,
+        categories=[name for name, _ in ranked],
+        horizontal=True,
+        grid="x",
+    )
+    chart.bars([value / total for _, value in ranked], color=svg.BLUE)
+    return svg.save(path, chart)

@@ -34,7 +34,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
-from scipy.signal import lfilter
 
 SITE_TZ = ZoneInfo("America/Chicago")
 STEP_S = 900
@@ -373,15 +372,22 @@ def _wear(effects: dict[str, NDArray[np.float64]], span: slice, column: int, mod
 
 def _walk(rng: np.random.Generator, steps: int, motors: int, sigma: float, keep: float) -> NDArray[np.float64]:
     """A mean-reverting random walk (AR(1)) per motor."""
-    walk: NDArray[np.float64] = lfilter([1.0], [1.0, -keep], rng.normal(0, sigma, (steps, motors)), axis=0)
-    return walk
+    return _recur(rng.normal(0, sigma, (steps, motors)), keep, np.zeros(motors))
 
 
 def _lag(target: NDArray[np.float64], tau_h: float) -> NDArray[np.float64]:
     """First-order thermal lag along time, starting settled at the first target."""
     keep = math.exp(-HOURS_PER_STEP / tau_h)
-    lagged, _ = lfilter([1 - keep], [1.0, -keep], target, axis=0, zi=keep * target[:1])
-    return np.asarray(lagged)
+    return _recur((1 - keep) * target, keep, keep * target[0])
+
+
+def _recur(drive: NDArray[np.float64], keep: float, carried: NDArray[np.float64]) -> NDArray[np.float64]:
+    """out[t] = drive[t] + keep * out[t - 1] along time, `carried` standing in for keep * out[-1]."""
+    out = np.empty_like(drive)
+    for t, row in enumerate(drive):
+        out[t] = row + carried
+        carried = keep * out[t]
+    return out
 
 
 def _write_telemetry(

@@ -11,6 +11,7 @@ import math
 import os
 import pickle
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,3 +349,10 @@ def metrics_of(output: str) -> dict[str, float]:
             name = definition["Name"]
             values[name] = values.get(name, 0.0) + (sum(value) if isinstance(value, list) else value)
     return values
+
+
+def svg_elements(path: Path, kind: str | None = None) -> list[ET.Element]:
+    """The elements of an SVG plot we wrote (model/svg.py), those with class `kind` if given."""
+    root = ET.parse(path).getroot()  # noqa: S314 - a file the code under test just wrote, not untrusted input
+    assert root.tag == "{http://www.w3.org/2000/svg}svg", f"{path} is not an SVG document"
+    return [element for element in root.iter() if kind is None or element.get("class") == kind]

@@ -13,6 +13,7 @@ import pytest
 
 from model import ai4i
 from tests import ai4i_synth
+from tests.support import svg_elements
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +352,9 @@ def test_run_writes_the_metrics_and_the_pr_curve_and_reports_each_fold(tmp_path:
     assert set(written) >= {"f1", "mean", "std", "pooled", "per_repeat", "per_fold", "recall_by_mode", "features"}
     assert len(written["per_fold"]) == 6
     assert 0 <= written["pooled"]["f1"] <= 1
-    assert (tmp_path / "out" / "ai4i-pr-curve.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    plot = tmp_path / "out" / "ai4i-pr-curve.svg"
+    assert len(svg_elements(plot, "line")) == 6 + 1  # each fold's and the pooled curve
+    assert len(svg_elements(plot, "point")) == 1  # the chosen operating point
     assert "1200 rows" in messages[0]
     assert [message.split(":")[0] for message in messages[1:]] == [
         f"repeat {r}/2 fold {f}/3" for r in (1, 2) for f in (1, 2, 3)

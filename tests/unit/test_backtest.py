@@ -18,6 +18,7 @@ from model.artifact import load_booster
 from motor_maintenance.config import PREDICTIVE_ALARM, SCHEDULE_ALARM, DetectorConfig
 from motor_maintenance.detector import ReadingInput, step
 from motor_maintenance.state import MotorState
+from tests.support import svg_elements
 
 CONDITION_ALARMS = {"fluid_overtemperature", "vibration_zone_d"}
 
@@ -167,16 +168,16 @@ def test_a_schedule_episode_ends_with_the_service_that_follows_its_raise(worn_hi
     assert all(r.alarm == SCHEDULE_ALARM and r.ended == r.at for r in raised)
 
 
-def test_the_json_and_the_png_are_written(tmp_path: Path) -> None:
+def test_the_json_and_the_plot_are_written(tmp_path: Path) -> None:
     outcome = backtest.Outcome(failures=2, caught=1, lead_h=[20.0], planned_services=1, false_alarms=0)
     summaries = {name: outcome.summary(backtest.Costs()) for name in backtest.STRATEGIES}
 
-    json_path, png_path = backtest.write(tmp_path, summaries, {"assumptions": ["x"]})
+    json_path, plot_path = backtest.write(tmp_path, summaries, {"assumptions": ["x"]})
 
     document = json.loads(json_path.read_text())
     assert set(document["strategies"]) == set(backtest.STRATEGIES)
     assert document["strategies"]["all"]["cost"] == 2000 + 15000 + 2000
-    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(svg_elements(plot_path, "bar")) == 3 * len(backtest.STRATEGIES)  # cost, failures, caught
     assert "schedule" in backtest.table(summaries)
 
 

@@ -47,3 +47,34 @@ def test_repeated_folds_widen_the_interval_for_the_rows_the_folds_share() -> Non
 
 def test_the_text_names_the_interval() -> None:
     assert intervals.over_seeds([1.0, 2.0, 3.0]).text(".2f") == "2.00 (95 % interval -0.48 to 4.48, n=3)"
+
+
+# scipy.stats.t.ppf(0.975, df), SciPy 1.17.1: the t values behind the 95 % intervals (seeds: n - 1 df;
+# repeated 5 x 5-fold cross-validation: 24 df).
+SCIPY_T_975 = {
+    1: 12.706204736174694,
+    2: 4.302652729749462,
+    3: 3.1824463052837078,
+    4: 2.7764451051977934,
+    5: 2.5705818356363146,
+    6: 2.4469118511449786,
+    7: 2.364624251592784,
+    9: 2.262157162798205,
+    10: 2.228138851986274,
+    24: 2.0638985616280245,
+    49: 2.0095752371292392,
+    99: 1.9842169515864174,
+    299: 1.9679296690656698,
+    1000: 1.9623390808264083,
+}
+
+
+@pytest.mark.parametrize("degrees_of_freedom", sorted(SCIPY_T_975))
+def test_the_t_value_is_scipys(degrees_of_freedom: int) -> None:
+    assert intervals._t(degrees_of_freedom) == pytest.approx(SCIPY_T_975[degrees_of_freedom], abs=1e-10, rel=0)
+
+
+def test_three_seeds_interval_uses_the_t_value_of_two_degrees_of_freedom() -> None:
+    interval = intervals.over_seeds([1.0, 2.0, 3.0])
+
+    assert interval.high - interval.mean == pytest.approx(SCIPY_T_975[2] / math.sqrt(3), abs=1e-12, rel=0)

@@ -17,9 +17,9 @@ import xgboost as xgb
 from model import inference
 from model.fit_evaluate import report
 from motor_maintenance.features import FEATURE_NAMES, RunningStats, compute_features, to_csv_row
+from tests.support import svg_elements
 
 ROOT = Path(__file__).resolve().parents[2]
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_artifact_holds_only_the_booster_at_its_top_and_the_inference_code_and_its_json_beside_it(
@@ -77,8 +77,13 @@ def test_the_run_writes_metrics_plots_and_a_model_card_with_the_runs_own_figures
     assert written["replay"] == metrics["replay"]
     assert written["data"]["split"] == {"train": 6, "validation": 0, "test": 2}
     assert set(written["data"]["test_motors"]).isdisjoint(range(8)) is False
-    for plot in ("pr-curve.png", "lead-time.png", "feature-importance.png"):
-        assert (out / plot).read_bytes().startswith(PNG), plot
+    shown = {
+        plot: [element.get("class") for element in svg_elements(out / f"{plot}.svg")]
+        for plot in ("pr-curve", "lead-time", "feature-importance")
+    }
+    assert "line" in shown["pr-curve"]
+    assert "reference" in shown["lead-time"]  # the 12 h target; bars only where a failure was forewarned
+    assert "bar" in shown["feature-importance"]
     card = (out / "model-card.md").read_text()
     assert f"**{metrics['replay']['false_alarms_per_motor_year']} per motor-year**" in card
     assert str(metrics["rows"]["pr_auc"]) in card

@@ -7,6 +7,7 @@ environment wrote meanwhile.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ import pytest
 
 from motor_adapters.clients import client
 from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoStateStore
-from motor_adapters.state_item import LEGACY_STATE_ATTRIBUTE, STATE_ATTRIBUTE, decode, encode, state_of
+from motor_adapters.state_item import FORMAT, LEGACY_STATE_ATTRIBUTE, STATE_ATTRIBUTE, decode, encode, state_of
 from motor_adapters.written_states import WrittenStates
 from motor_maintenance.batch import BatchItem, process_batch
 from motor_maintenance.config import DetectorConfig
@@ -32,6 +33,12 @@ from tests.support import ROOT, Recorder, reading_payload
 TABLE = "motor-state"
 OLD_ITEM = ROOT / "tests" / "fixtures" / "state-item-v1.json"
 """A state item as the store wrote it before format 2 (captured from that code), every alarm in use."""
+FORMAT_2_ITEM = ROOT / "tests" / "fixtures" / "state-item-v2.json"
+"""A state item as the store wrote it in format 2 (captured from that code; `s` in base64, as DynamoDB JSON spells
+binary): scripts/costs_sizes.py's measured state with an event in the outbox, an action id that is no UUID, the last
+service's time and a baseline mean not started yet."""
+FORMAT_2_STATE = ROOT / "tests" / "fixtures" / "state-item-v2-state.json"
+"""`MotorState.to_dict()` of the state that item was written from, taken when it was written."""
 
 
 class CountingClient:
@@ -93,6 +100,29 @@ def test_an_old_format_item_is_read_and_rewritten_in_the_new_format(aws: FakeAws
     assert LEGACY_STATE_ATTRIBUTE not in item
     assert state_of(item).to_dict() == {**loaded.to_dict(), "version": loaded.version + 1}
     assert dynamodb_item_bytes(item) <= 1024
+
+
+def format_2_item() -> dict[str, Any]:
+    item: dict[str, Any] = json.loads(FORMAT_2_ITEM.read_text())
+    item[STATE_ATTRIBUTE] = {"B": base64.b64decode(item[STATE_ATTRIBUTE]["B"])}
+    return item
+
+
+def test_a_format_2_item_is_read_and_rewritten_in_the_current_format(aws: FakeAws) -> None:
+    """Given an item written in format 2, when it is loaded and saved, then nothing of the state is lost and the
+    item is in the current format."""
+    aws.dynamodb.put_item(TableName=TABLE, Item=format_2_item())
+    written = json.loads(FORMAT_2_STATE.read_text())
+    store, _ = environment()
+
+    loaded = store.load("motor-001")
+    assert loaded is not None
+    assert loaded.to_dict() == written
+    store.save(loaded, expected_version=loaded.version)
+
+    item = stored_item(aws)
+    assert item[STATE_ATTRIBUTE]["B"][0] == FORMAT
+    assert state_of(item).to_dict() == {**written, "version": loaded.version + 1}
 
 
 def test_the_encoding_keeps_every_field_exactly() -> None:
@@ -251,6 +281,11 @@ def test_the_fixture_is_the_old_format(tmp_path: Path) -> None:
     item = json.loads(OLD_ITEM.read_text())
     assert set(item[LEGACY_STATE_ATTRIBUTE]) == {"S"}
     assert STATE_ATTRIBUTE not in item
+
+
+def test_the_format_2_fixture_is_format_2() -> None:
+    """Guards the format-2 test: the fixture must stay as format 2 wrote it."""
+    assert format_2_item()[STATE_ATTRIBUTE]["B"][0] == 2
 
 
 def test_a_batch_reads_only_the_motors_whose_state_the_environment_did_not_write(aws: FakeAws) -> None:

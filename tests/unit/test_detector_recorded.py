@@ -30,8 +30,8 @@ from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 
 RECORDED_DIGESTS_BEFORE_EPISODES = {
-    "default": "aee56d5dfb0f8feeb74b1341919b1e6fff1e49e5b7364d72498463d6b1cdd0d2",
-    "short rules, no latch, no offline": "9c8158ed4dbf1fa6d0e9ac10966a46afca1640b8e5898dcdc9d8f9d663748e19",
+    "default": "ef99acf68e6c89cb34dc1d3a41abac0136cccfc0f72eaf6a522b4516791ed236",
+    "short rules, no latch, no offline": "b25ce15f5a75ace70bb5746dbbd77b1ef00334d0566ddfef49392799ddad3fda",
 }
 """sha256 of every decision of `_digest` per configuration, recorded before detector.py was optimised.
 
@@ -42,10 +42,11 @@ those events, as it was, the digest is still the one recorded; RECORDED_DIGESTS 
 Both were recorded again when the running statistics stored with the state gained the motor's reporting
 interval and whether its last reading ran (features that mean the same at any reporting interval): the
 decisions, the events and every other field of the stored states were checked unchanged then (the same
-digest with the statistics left out, before and after)."""
+digest with the statistics left out, before and after). They were recorded again, checked the same way,
+when the statistics gained the hydraulic power per ampere (`hydraulic_kw_per_a`), a new tracked ratio."""
 RECORDED_DIGESTS = {
-    "default": "ded8dd43968d627193f0de4907a9837eac23bee0eadc7f6d8881c51af9606d28",
-    "short rules, no latch, no offline": "9c8158ed4dbf1fa6d0e9ac10966a46afca1640b8e5898dcdc9d8f9d663748e19",
+    "default": "b0db1dc98aa383d739b9cfbb6592840218309329137753f9d92d07a613b7e940",
+    "short rules, no latch, no offline": "b25ce15f5a75ace70bb5746dbbd77b1ef00334d0566ddfef49392799ddad3fda",
 }
 
 CONFIGS = {

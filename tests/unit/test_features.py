@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,57 @@ def test_hydraulic_efficiency_is_hydraulic_over_shaft_power() -> None:
     shaft_w = 200.0 * 1500.0 * 2 * math.pi / 60
     hydraulic_w = 5.0e5 * 144.0 / 3600
     assert feature(vector, "hydraulic_efficiency") == pytest.approx(hydraulic_w / shaft_w)
+
+
+def test_hydraulic_power_per_ampere_is_pressure_times_flow_over_current() -> None:
+    vector, _ = features_for(reading_payload(1, pressure_bar=5.0, flow_m3h=144.0, current_a=50.0, torque_nm=None))
+
+    assert feature(vector, "hydraulic_kw_per_a") == pytest.approx(5.0e5 * 144.0 / 3600 / 1000 / 50.0)
+    assert math.isnan(feature(vector, "hydraulic_efficiency")), "that one needs the torque"
+
+
+def _pump_at(days: float, *, flow: float = 1.0, head: float = 1.0, current: float = 1.0) -> list[dict[str, Any]]:
+    """A week of a healthy pump every 15 minutes, then `days` with flow, head and current scaled."""
+    healthy = [reading_payload(i, at_s=i * 900.0) for i in range(1, 7 * 96 + 1)]
+    scaled: dict[str, Any] = {"flow_m3h": 118.0 * flow, "pressure_bar": 6.1 * head, "current_a": 64.0 * current}
+    changed = [reading_payload(7 * 96 + i, at_s=(7 * 96 + i) * 900.0, **scaled) for i in range(1, int(days * 96) + 1)]
+    return healthy + changed
+
+
+def test_a_worn_pump_delivers_less_hydraulic_power_per_ampere_than_its_normal() -> None:
+    """Given a pump that ran normally for a week, when its impeller wears (less flow and less head for
+    much the same current) for a day, then both its last hour and its last day read well below normal."""
+    vector, _ = features_for(*_pump_at(1.0, flow=0.85, head=0.9, current=0.97))
+
+    assert feature(vector, "hydraulic_kw_per_a_drift_pct") < -15.0
+    assert feature(vector, "hydraulic_kw_per_a_drift_24h_pct") < -10.0
+
+
+def test_a_throttled_pump_stays_near_its_normal_hydraulic_power_per_ampere() -> None:
+    """Given the same pump, when a valve is throttled (less flow, more head along its curve, less current)."""
+    vector, _ = features_for(*_pump_at(1.0, flow=0.85, head=1.08, current=0.94))
+
+    assert abs(feature(vector, "hydraulic_kw_per_a_drift_pct")) < 5.0
+    assert abs(feature(vector, "hydraulic_kw_per_a_drift_24h_pct")) < 5.0
+
+
+def test_a_blank_flow_leaves_the_hydraulic_ratio_unknown_and_its_averages_where_they_were() -> None:
+    before, stats = features_for(*_pump_at(0.0))
+    vector, after = compute_features(
+        Telemetry.model_validate(reading_payload(10_000, at_s=(7 * 96 + 1) * 900.0, flow_m3h=None)), stats
+    )
+
+    assert math.isnan(feature(vector, "hydraulic_kw_per_a"))
+    assert after.fast["hydraulic_kw_per_a"] == stats.fast["hydraulic_kw_per_a"]
+    assert feature(vector, "hydraulic_kw_per_a_drift_pct") == feature(before, "hydraulic_kw_per_a_drift_pct")
+    assert feature(vector, "hydraulic_kw_per_a_ewm_1h") == pytest.approx(6.1e5 * 118.0 / 3.6e6 / 64.0)
+
+
+def test_the_hydraulic_ratio_against_its_normal_is_unknown_until_the_ratio_is_known() -> None:
+    vector, _ = features_for(reading_payload(1, current_a=None), reading_payload(2, at_s=900.0, current_a=None))
+
+    assert math.isnan(feature(vector, "hydraulic_kw_per_a_drift_pct"))
+    assert math.isnan(feature(vector, "hydraulic_kw_per_a_drift_24h_pct"))
 
 
 def test_stats_survive_a_round_trip_through_storage() -> None:

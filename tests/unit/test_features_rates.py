@@ -14,6 +14,8 @@ days of the six, in fractions of the signal's own spread (its standard deviation
 - 1 h averages, trends (1 h - 24 h) and drifts (1 h - 1 week): 15 % at 10 minutes; 30 % at an
   hour, once the motor has run for two hours (one reading an hour can only sample the hour it
   averages, so its noise and the warm-up after a start are not averaged out).
+The hydraulic power per ampere, a ratio tracked like the signals, is held to the same tolerances (its
+shares against the pump's normal, in % of its own mean).
 """
 
 from __future__ import annotations
@@ -143,6 +145,32 @@ def test_1h_averages_trends_and_drifts_agree_at_10_s_10_min_and_1_h(rates: Rates
 
     assert rates.rms_share("10 min", f"{signal}_{suffix}", signal, rates.compared) <= 0.15
     assert rates.rms_share("1 h", f"{signal}_{suffix}", signal, rates.settled) <= 0.30
+
+
+HYDRAULIC = "hydraulic_kw_per_a"
+
+
+@pytest.mark.parametrize(
+    ("feature", "tolerance_10_min", "tolerance_1_h"),
+    [
+        ("hydraulic_kw_per_a_ewm_1h", 0.15, 0.30),
+        ("hydraulic_kw_per_a_trend", 0.15, 0.30),
+        ("hydraulic_kw_per_a_drift", 0.15, 0.30),
+        ("hydraulic_kw_per_a_drift_pct", 0.15, 0.30),
+        ("hydraulic_kw_per_a_drift_24h_pct", 0.10, 0.10),
+    ],
+)
+def test_the_hydraulic_power_per_ampere_agrees_at_10_s_10_min_and_1_h(
+    rates: Rates, feature: str, tolerance_10_min: float, tolerance_1_h: float
+) -> None:
+    """The ratio's spread while running is its own; for the shares (%) it is that spread in % of its mean."""
+    column = FEATURE_NAMES.index(HYDRAULIC)
+    ratio = np.array([vector[column] for vector in rates.vectors["10 s"].values() if vector[0] == 1.0])
+    spread = float(np.std(ratio)) * (100 / float(np.mean(ratio)) if feature.endswith("_pct") else 1.0)
+    shares = Rates(rates.vectors, rates.spread | {HYDRAULIC: spread}, rates.compared, rates.settled)
+
+    assert shares.rms_share("10 min", feature, HYDRAULIC, rates.compared) <= tolerance_10_min
+    assert shares.rms_share("1 h", feature, HYDRAULIC, rates.settled) <= tolerance_1_h
 
 
 def test_an_hourly_gap_counts_in_full() -> None:

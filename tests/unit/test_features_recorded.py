@@ -15,9 +15,10 @@ from device.physics import DAY_S, FleetConfig
 from motor_maintenance.features import RunningStats, compute_features
 from motor_maintenance.telemetry import SIGNALS, Telemetry
 
-RECORDED_DIGEST = "43c6d65014b7d7c6cafba53a4fdfe6120baf44d44dbbe80744dd5a0dcf230fb1"
-"""sha256 of every vector and every statistics dict of `_stream()`, recorded with the averages that mean the same
-at any reporting interval (each running reading steps by its gap, a silence by one interval, a start by half its gap);
+RECORDED_DIGEST = "0ff1feba3ecb3c5abb1ffedd70bcc97e38222823dca2c82c20adc91a64a6c210"
+"""sha256 of every vector and every statistics dict of `_stream()`, recorded with the hydraulic power per ampere and
+its shares against the pump's normal (six features more); before them with the averages that mean the same at any
+reporting interval (each running reading steps by its gap, a silence by one interval, a start by half its gap);
 first recorded before features.py was optimised."""
 
 

@@ -41,10 +41,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[
     return export, out, score(export, out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met yet: 7 of 12 (58 %) on this fleet; 24 of 40 (60 %) over 3 seeds (docs/import.md)",
-)
 def test_the_held_out_motors_forewarn_most_failures_that_give_warning(trained: tuple[Path, Path, Any]) -> None:
     figures = trained[2]
     assert figures["warning_6h_failures"] >= 8, "too few failures with warning to measure anything"

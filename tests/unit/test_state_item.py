@@ -1,37 +1,50 @@
-"""The state item (format 2) and the ingestion store's copies of what it wrote, against moto.
+"""The state item (format 3) and the ingestion store's copies of what it wrote, against moto.
 
-One item per motor, under one write unit; items of format 1 still read and rewritten; a copy kept per
+One item per motor, under one write unit; items of formats 1 and 2 still read and rewritten; a copy kept per
 execution environment so a motor's next reading makes one DynamoDB call, and stays correct when another
 environment wrote meanwhile.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from motor_adapters.clients import client
 from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoStateStore
-from motor_adapters.state_item import LEGACY_STATE_ATTRIBUTE, STATE_ATTRIBUTE, decode, encode, state_of
+from motor_adapters.state_item import FORMAT, LEGACY_STATE_ATTRIBUTE, STATE_ATTRIBUTE, decode, encode, state_of
 from motor_adapters.written_states import WrittenStates
 from motor_maintenance.batch import BatchItem, process_batch
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.detector import Outcome
+from motor_maintenance.features import RunningStats, compute_features
 from motor_maintenance.service import process_reading
-from motor_maintenance.state import MotorState
+from motor_maintenance.state import AlarmStatus, FailureRecord, MotorState
 from motor_maintenance.telemetry import Telemetry
 from scripts.costs_sizes import dynamodb_item_bytes
 from tests.conftest import FakeAws
 from tests.support import ROOT, Recorder, reading_payload
+from tests.unit.test_features_recorded import _stream as recorded_stream
 
 TABLE = "motor-state"
 OLD_ITEM = ROOT / "tests" / "fixtures" / "state-item-v1.json"
 """A state item as the store wrote it before format 2 (captured from that code), every alarm in use."""
+FORMAT_2_ITEM = ROOT / "tests" / "fixtures" / "state-item-v2.json"
+"""A state item as the store wrote it in format 2 (captured from that code; `s` in base64, as DynamoDB JSON spells
+binary): scripts/costs_sizes.py's measured state with an event in the outbox, an action id that is no UUID, the last
+service's time and a baseline mean not started yet."""
+FORMAT_2_STATE = ROOT / "tests" / "fixtures" / "state-item-v2-state.json"
+"""`MotorState.to_dict()` of the state that item was written from, taken when it was written."""
 
 
 class CountingClient:
@@ -75,7 +88,7 @@ def stored_item(aws: FakeAws, motor_id: str = "motor-001") -> dict[str, Any]:
 
 def test_an_old_format_item_is_read_and_rewritten_in_the_new_format(aws: FakeAws) -> None:
     """Given an item written before format 2, when it is loaded and saved, then nothing of the state is lost
-    and the item is format 2, one write unit."""
+    and the item is in the current format, one write unit."""
     old = json.loads(OLD_ITEM.read_text())
     aws.dynamodb.put_item(TableName=TABLE, Item=old)
     store, _ = environment()
@@ -95,6 +108,29 @@ def test_an_old_format_item_is_read_and_rewritten_in_the_new_format(aws: FakeAws
     assert dynamodb_item_bytes(item) <= 1024
 
 
+def format_2_item() -> dict[str, Any]:
+    item: dict[str, Any] = json.loads(FORMAT_2_ITEM.read_text())
+    item[STATE_ATTRIBUTE] = {"B": base64.b64decode(item[STATE_ATTRIBUTE]["B"])}
+    return item
+
+
+def test_a_format_2_item_is_read_and_rewritten_in_the_current_format(aws: FakeAws) -> None:
+    """Given an item written in format 2, when it is loaded and saved, then nothing of the state is lost and the
+    item is in the current format."""
+    aws.dynamodb.put_item(TableName=TABLE, Item=format_2_item())
+    written = json.loads(FORMAT_2_STATE.read_text())
+    store, _ = environment()
+
+    loaded = store.load("motor-001")
+    assert loaded is not None
+    assert loaded.to_dict() == written
+    store.save(loaded, expected_version=loaded.version)
+
+    item = stored_item(aws)
+    assert item[STATE_ATTRIBUTE]["B"][0] == FORMAT
+    assert state_of(item).to_dict() == {**written, "version": loaded.version + 1}
+
+
 def test_the_encoding_keeps_every_field_exactly() -> None:
     old = state_of(json.loads(OLD_ITEM.read_text()))
     odd = MotorState.from_dict(
@@ -108,10 +144,81 @@ def test_the_encoding_keeps_every_field_exactly() -> None:
         }
     )
 
-    for state in (old, odd, served, MotorState("motor-new")):
+    # A model version of another shape and a failure mode outside the default ones are kept as text.
+    other = replace(
+        served,
+        probability_model_version="m-0123456789AB",
+        last_failure=FailureRecord(old.last_ts_ms or 0, "seal_leak", "0f0e0d0c-0b0a-4908-8706-050403020100"),
+    )
+
+    for state in (old, odd, served, other, replace(other, probability_model_version="v7"), MotorState("motor-new")):
         back = decode(state.motor_id, encode(state), state.version)
         assert back == state
         assert json.dumps(back.to_dict(), sort_keys=True) == json.dumps(state.to_dict(), sort_keys=True)
+
+
+def bits(value: float | None) -> bytes | None:
+    return None if value is None else struct.pack("<d", value)
+
+
+NUMBERS = st.one_of(
+    st.floats(),  # any double: nan, infinities, -0.0, subnormals, 17 significant digits
+    st.integers(-(10**12), 10**12).map(lambda n: n / 1000),  # readings as sensors send them
+    st.integers(-(10**9), 10**9).map(lambda n: n / 10**7),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(NUMBERS, min_size=1, max_size=10), interval_s=st.one_of(st.none(), NUMBERS))
+@example(values=[-0.0, float("nan"), float("-inf"), 5e-324, 1e16, 0.1 + 0.2, 1294.2, -7.31, 0.0], interval_s=-0.0)
+def test_every_number_reads_back_as_the_very_same_double(values: list[float], interval_s: float | None) -> None:
+    """The readings, the alarms' last values and the statistics' times are stored as short decimals where they
+    can be: whatever the double, it reads back to the bit."""
+    state = MotorState("motor-1", last_readings={f"signal_{i}": value for i, value in enumerate(values)})
+    state.alarms = {f"alarm_{i}": AlarmStatus(last_value=value) for i, value in enumerate(values)}
+    state.stats = RunningStats(1, operating_s=values[0], interval_s=interval_s)
+
+    back = decode(state.motor_id, encode(state), state.version)
+
+    assert [bits(value) for value in back.last_readings.values()] == [bits(value) for value in values]
+    assert [bits(status.last_value) for status in back.alarms.values()] == [bits(value) for value in values]
+    assert (bits(back.stats.operating_s), bits(back.stats.interval_s)) == (bits(values[0]), bits(interval_s))
+
+
+def test_features_from_statistics_stored_and_read_back_are_bit_identical() -> None:
+    """Given the recorded stream of test_features_recorded (three motors, a stop, signals missing), when each
+    reading's statistics are stored in the state item and read back before the next reading, then every
+    feature vector is the one computed without storing them, to the bit."""
+    kept: dict[str, RunningStats | None] = {}
+    stored: dict[str, RunningStats | None] = {}
+    vectors = 0
+    for reading in recorded_stream():
+        expected, kept[reading.motor_id] = compute_features(reading, kept.get(reading.motor_id))
+        vector, stats = compute_features(reading, stored.get(reading.motor_id))
+        item = encode(MotorState(reading.motor_id, stats=stats))
+        stored[reading.motor_id] = decode(reading.motor_id, item, 1).stats
+
+        assert [struct.pack("<d", value) for value in vector] == [struct.pack("<d", value) for value in expected]
+        vectors += 1
+    assert vectors > 2000
+
+
+def test_a_reading_as_sensors_send_it_takes_3_bytes_and_a_model_version_7() -> None:
+    """A signal's value with few decimals is three bytes (a double is eight, and a byte to say so); a model
+    version as model/artifact.py makes them, its six bytes and one to say so."""
+    long_value = MotorState("motor-1", last_readings={"speed_rpm": 0.1 + 0.2})
+    short_value = MotorState("motor-1", last_readings={"speed_rpm": 1294.2})
+    versioned = replace(short_value, probability_model_version="m-352388ea33c1")
+
+    assert len(encode(long_value)) - len(encode(short_value)) == 9 - 3
+    assert len(encode(versioned)) - len(encode(short_value)) == 7 - 1
+
+
+def test_a_state_of_a_format_this_code_does_not_read_is_refused() -> None:
+    data = encode(MotorState("motor-1"))
+
+    with pytest.raises(ValueError, match="format 4"):
+        decode("motor-1", bytes([4]) + data[1:], 1)
 
 
 def test_a_truncated_item_is_refused_not_misread() -> None:
@@ -251,6 +358,11 @@ def test_the_fixture_is_the_old_format(tmp_path: Path) -> None:
     item = json.loads(OLD_ITEM.read_text())
     assert set(item[LEGACY_STATE_ATTRIBUTE]) == {"S"}
     assert STATE_ATTRIBUTE not in item
+
+
+def test_the_format_2_fixture_is_format_2() -> None:
+    """Guards the format-2 test: the fixture must stay as format 2 wrote it."""
+    assert format_2_item()[STATE_ATTRIBUTE]["B"][0] == 2
 
 
 def test_a_batch_reads_only_the_motors_whose_state_the_environment_did_not_write(aws: FakeAws) -> None:

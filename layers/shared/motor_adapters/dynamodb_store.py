@@ -47,7 +47,7 @@ class DynamoStateStore:
 
     Item: `motor_id` (key), `version` (optimistic lock), `s` (the MotorState, motor_adapters.state_item), plus a
     few top-level attributes operators and indexes can query without decoding it. Items of format 1 (the state
-    as JSON in `state`) are read, and written in format 2.
+    as JSON in `state`) and of format 2 are read, and written in format 3.
 
     With `written` (the ingestion function's store), the states it saves are kept, so the next reading of a
     motor needs no read: `remembered` answers, and the save is conditional on the kept version. A conflict

@@ -1,4 +1,4 @@
-"""The motor's state item in DynamoDB, format 2: the MotorState in one compact binary attribute, within one write unit.
+"""The motor's state item in DynamoDB, format 3: the MotorState in one compact binary attribute, within one write unit.
 
 A state is rewritten on every reading, and DynamoDB bills a write per started kilobyte of the item, so the
 item is kept under 1 KB for a motor with the default configuration and every alarm in use (docs/costs.md):
@@ -6,11 +6,17 @@ item is kept under 1 KB for a motor with the default configuration and every ala
 - fields in a fixed order, each integer a variable-length number, each time in milliseconds as its distance
   from the last reading's time (a few bytes instead of thirteen digits);
 - the running statistics as 8-byte doubles, exactly as computed (the features read back what they wrote);
-- names (signals, statistics, alarms, drivers' features) as one byte when they are in NAMES, else as text;
-- operator actions' ids as 16 bytes when they are UUIDs, else as text.
+- the readings' values, the drivers' contributions, the alarms' last values and the statistics' operating
+  time and interval as a decimal integer and its number of decimals when that reads back as the very same
+  double (a reading of 1294.2: three bytes), else as an 8-byte double;
+- names (signals, statistics, alarms, drivers' features, failure modes) as one byte when they are in NAMES,
+  else as text;
+- operator actions' ids as 16 bytes when they are UUIDs, else as text; a model version as its 6 bytes when
+  it is "m-" and 12 hex digits (model/artifact.py), else as text.
 
-Format 1, the MotorState as JSON text in the attribute `state`, is still read (`state_of`); the next write of
-that motor stores format 2. NAMES and ALARM_STATES are part of the format: append to them, never reorder.
+Formats 2 (the same fields, each of those numbers a double, the failure mode and the model version as text)
+and 1 (the MotorState as JSON text in the attribute `state`) are still read (`state_of`); the next write of
+that motor stores format 3. NAMES and ALARM_STATES are part of the format: append to them, never reorder.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ from motor_maintenance.features import RunningStats
 from motor_maintenance.prediction import DRIVERS_MAX, Driver
 from motor_maintenance.state import AlarmStatus, FailureRecord, MotorState
 
-FORMAT = 2
+FORMAT = 3
+READ_FORMATS = (2, 3)
+"""The formats of the binary attribute `decode` reads; it writes FORMAT."""
 STATE_ATTRIBUTE = "s"
-"""The binary attribute that holds a format-2 state."""
+"""The binary attribute that holds a format-2 or format-3 state."""
 LEGACY_STATE_ATTRIBUTE = "state"
 """The text attribute that held a format-1 state (JSON)."""
 
@@ -89,9 +97,22 @@ NAMES: tuple[str, ...] = (
     "flow_m3h_drift",
     "winding_heating_k_per_a2_drift",
     "current_a_per_kw_drift",
+    # format 3
+    "hydraulic_kw_per_a",
+    "hydraulic_kw_per_a_ewm_1h",
+    "hydraulic_kw_per_a_trend",
+    "hydraulic_kw_per_a_drift",
+    "hydraulic_kw_per_a_drift_pct",
+    "hydraulic_kw_per_a_drift_24h_pct",
+    "bearing_wear",
+    "winding_insulation",
+    "cooling_loss",
+    "impeller_wear",
+    "other",
 )
-"""Names written as one byte (their position + 1): the signals, the statistics' quantities, the default alarms and
-the features, as they were when format 2 was made. Frozen with the format; other names are written as text."""
+"""Names written as one byte (their position + 1): the signals, the statistics' quantities, the default alarms, the
+features and the default failure modes, as they were when each format was made. Append only (a format-2 item holds
+codes of the first 55); other names are written as text."""
 ALARM_STATES: tuple[AlarmState, ...] = (
     AlarmState.NORMAL,
     AlarmState.ACTIVE,
@@ -103,12 +124,15 @@ ALARM_STATES: tuple[AlarmState, ...] = (
 _NAME_CODES = {name: code for code, name in enumerate(NAMES, start=1)}
 _STATE_CODES = {state: code for code, state in enumerate(ALARM_STATES)}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_MODEL_VERSION = re.compile(r"m-[0-9a-f]{12}")
 _DOUBLE = struct.Struct("<d")
 _TEXT, _UUID_BYTES = 0, 1
+_DECIMALS_MAX = 7
+"""Decimals a short number may have (three bits of its code)."""
 
 
 def state_of(item: dict[str, Any]) -> MotorState:
-    """The MotorState a state item holds (format 2, or format 1), with the item's version."""
+    """The MotorState a state item holds (format 3 or 2, or format 1), with the item's version."""
     version = int(item["version"]["N"])
     if STATE_ATTRIBUTE in item:
         return decode(item["motor_id"]["S"], bytes(item[STATE_ATTRIBUTE]["B"]), version)
@@ -118,7 +142,7 @@ def state_of(item: dict[str, Any]) -> MotorState:
 
 
 def encode(state: MotorState) -> bytes:
-    """The state in format 2, without its motor id and version (the item's key and `version` hold them)."""
+    """The state in format 3, without its motor id and version (the item's key and `version` hold them)."""
     out = _Writer()
     base = state.last_ts_ms or 0
     out.uint(FORMAT)
@@ -135,11 +159,11 @@ def encode(state: MotorState) -> bytes:
     out.uint(len(state.probability_drivers))
     for driver in state.probability_drivers:
         out.name(driver.feature)
-        out.double(driver.contribution)
+        out.number(driver.contribution)
     out.uint(len(state.last_readings))
     for name, value in state.last_readings.items():
         out.name(name)
-        out.double(value)
+        out.number(value)
     out.uint(len(state.alarms))
     for name, status in state.alarms.items():
         _write_alarm(out, name, status, base)
@@ -152,19 +176,20 @@ def encode(state: MotorState) -> bytes:
     out.uint(0 if failure is None else 1)
     if failure is not None:
         out.signed(failure.at_ms - base)
-        out.text(failure.mode)
+        out.name(failure.mode)
         _write_action_id(out, failure.action_id)
-    out.opt_text(state.probability_model_version)
+    out.model_version(state.probability_model_version)
     outbox = [event.model_dump(mode="json") for event in state.outbox]
     out.text(json.dumps(outbox, separators=(",", ":")) if outbox else "")
     return bytes(out.data)
 
 
 def decode(motor_id: str, data: bytes, version: int) -> MotorState:
-    """The MotorState `encode` wrote; ValueError if `data` is not format 2 or is cut short."""
+    """The MotorState `encode` wrote, or format 2 held; ValueError if `data` is neither or is cut short."""
     read = _Reader(data)
-    if read.uint() != FORMAT:
-        raise ValueError(f"state of {motor_id}: not a format-{FORMAT} state")
+    read.format = read.uint()
+    if read.format not in READ_FORMATS:
+        raise ValueError(f"state of {motor_id}: format {read.format}, not one of {READ_FORMATS}")
     motor_type = read.opt_text()
     last_ts_ms = read.opt_int()
     base = last_ts_ms or 0
@@ -175,16 +200,18 @@ def decode(motor_id: str, data: bytes, version: int) -> MotorState:
     state.last_service_ms = read.opt_time(base)
     state.failure_probability = read.opt_double()
     state.probability_ts_ms = read.opt_time(base)
-    drivers = [Driver(feature=read.name(), contribution=read.double()) for _ in range(read.uint())]
+    drivers = [Driver(feature=read.name(), contribution=read.number()) for _ in range(read.uint())]
     state.probability_drivers = tuple(drivers[:DRIVERS_MAX])
-    state.last_readings = {read.name(): read.double() for _ in range(read.uint())}
+    state.last_readings = {read.name(): read.number() for _ in range(read.uint())}
     state.alarms = dict(_read_alarm(read, base) for _ in range(read.uint()))
     state.stats = _read_stats(read, base)
     state.event_seq = read.uint()
     state.recent_action_ids = tuple(_read_action_id(read) for _ in range(read.uint()))
     if read.uint():
-        state.last_failure = FailureRecord(read.signed() + base, read.text(), _read_action_id(read))
-    state.probability_model_version = read.opt_text()
+        at_ms = read.signed() + base
+        mode = read.name() if read.format >= 3 else read.text()
+        state.last_failure = FailureRecord(at_ms, mode, _read_action_id(read))
+    state.probability_model_version = read.model_version()
     outbox = read.text()
     state.outbox = tuple(AlarmEvent.model_validate(event) for event in json.loads(outbox)) if outbox else ()
     if not read.done():
@@ -199,7 +226,7 @@ def _write_alarm(out: _Writer, name: str, status: AlarmStatus, base: int) -> Non
     out.uint(status.consecutive)
     for ms in (status.active_since_ms, status.snoozed_until_ms):
         out.opt_int(None if ms is None else ms - base)
-    out.opt_double(status.last_value)
+    out.opt_number(status.last_value)
     out.opt_int(None if status.last_seen_ms is None else status.last_seen_ms - base)
 
 
@@ -209,7 +236,7 @@ def _read_alarm(read: _Reader, base: int) -> tuple[str, AlarmStatus]:
     status = AlarmStatus(ALARM_STATES[code // 2], code % 2 == 1, read.opt_time(base), read.uint())
     status.active_since_ms = read.opt_time(base)
     status.snoozed_until_ms = read.opt_time(base)
-    status.last_value = read.opt_double()
+    status.last_value = read.opt_number()
     status.last_seen_ms = read.opt_time(base)
     return name, status
 
@@ -217,8 +244,8 @@ def _read_alarm(read: _Reader, base: int) -> tuple[str, AlarmStatus]:
 def _write_stats(out: _Writer, stats: RunningStats, base: int) -> None:
     """The three means of each quantity together (they start together); NaN for one a mean lacks."""
     out.opt_int(None if stats.last_ts_ms is None else stats.last_ts_ms - base)
-    out.double(stats.operating_s)
-    out.opt_double(stats.interval_s)
+    out.number(stats.operating_s)
+    out.opt_number(stats.interval_s)
     out.uint(1 if stats.last_running else 0)
     means = (stats.fast, stats.slow, stats.baseline)
     names = list(dict.fromkeys([*means[0], *means[1], *means[2]]))
@@ -231,8 +258,8 @@ def _write_stats(out: _Writer, stats: RunningStats, base: int) -> None:
 
 def _read_stats(read: _Reader, base: int) -> RunningStats:
     last_ts_ms = read.opt_time(base)
-    operating_s = read.double()
-    interval_s = read.opt_double()
+    operating_s = read.number()
+    interval_s = read.opt_number()
     last_running = read.uint() == 1
     fast: dict[str, float] = {}
     slow: dict[str, float] = {}
@@ -263,8 +290,41 @@ def _read_action_id(read: _Reader) -> str:
     return read.text()
 
 
+def _short_decimal(value: float) -> tuple[int, int] | None:
+    """(scaled, decimals) such that scaled / 10**decimals is the very same double as `value`, else None.
+
+    From repr, the shortest decimal that reads back as `value`, and checked to the bit (-0.0, for one, is not
+    0 / 1). Never longer than a tag and a double: repr has at most 17 significant digits without an exponent.
+    """
+    text = repr(value)
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0")
+    if "e" in text or "n" in text or len(fraction) > _DECIMALS_MAX:  # an exponent, inf or nan
+        return None
+    scaled = int(whole + fraction)
+    if _DOUBLE.pack(_decimal(scaled, len(fraction))) != _DOUBLE.pack(value):
+        return None
+    return scaled, len(fraction)
+
+
+def _decimal(scaled: int, decimals: int) -> float:
+    """The double nearest scaled / 10**decimals (Python divides integers correctly rounded): what the reader reads."""
+    divisor: int = 10**decimals
+    return scaled / divisor
+
+
+def _zigzag(value: int) -> int:
+    """A signed integer as an unsigned one, small either side of 0: 0, -1, 1, -2 ... as 0, 1, 2, 3 ..."""
+    return value * 2 if value >= 0 else -value * 2 - 1
+
+
+def _unzigzag(value: int) -> int:
+    return value // 2 if value % 2 == 0 else -(value + 1) // 2
+
+
 class _Writer:
-    """Appends values: unsigned integers as varints (7 bits a byte), signed ones zigzagged, floats as doubles."""
+    """Appends values: unsigned integers as varints (7 bits a byte), signed ones zigzagged, floats as doubles or
+    short decimals."""
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -278,11 +338,11 @@ class _Writer:
         self.data.append(value)
 
     def signed(self, value: int) -> None:
-        self.uint(value * 2 if value >= 0 else -value * 2 - 1)
+        self.uint(_zigzag(value))
 
     def opt_int(self, value: int | None) -> None:
         """0 for None, else the zigzagged value + 1."""
-        self.uint(0 if value is None else (value * 2 if value >= 0 else -value * 2 - 1) + 1)
+        self.uint(0 if value is None else _zigzag(value) + 1)
 
     def double(self, value: float) -> None:
         self.data += _DOUBLE.pack(value)
@@ -291,6 +351,34 @@ class _Writer:
         self.uint(0 if value is None else 1)
         if value is not None:
             self.double(value)
+
+    def number(self, value: float) -> None:
+        self.opt_number(value)
+
+    def opt_number(self, value: float | None) -> None:
+        """0 for None; 1 and the double; else 2 + the short decimal's zigzagged integer x 8 + its decimals."""
+        if value is None:
+            self.uint(0)
+            return
+        short = _short_decimal(value)
+        if short is None:
+            self.uint(1)
+            self.double(value)
+        else:
+            scaled, decimals = short
+            self.uint(2 + _zigzag(scaled) * (_DECIMALS_MAX + 1) + decimals)
+
+    def model_version(self, value: str | None) -> None:
+        """0 for None; 1 and 6 bytes for "m-" and 12 hex digits; else 2 + the text's length, and the text."""
+        if value is None:
+            self.uint(0)
+        elif _MODEL_VERSION.fullmatch(value):
+            self.uint(1)
+            self.data += bytes.fromhex(value[2:])
+        else:
+            encoded = value.encode()
+            self.uint(len(encoded) + 2)
+            self.data += encoded
 
     def text(self, value: str) -> None:
         encoded = value.encode()
@@ -315,10 +403,14 @@ class _Writer:
 
 
 class _Reader:
-    """Reads what _Writer wrote, in the same order; ValueError when the data ends early."""
+    """Reads what _Writer wrote, in the same order; ValueError when the data ends early.
+
+    `format` is the state's: a format-2 state holds doubles where format 3 holds numbers, and a text
+    where it holds a model version.
+    """
 
     def __init__(self, data: bytes) -> None:
-        self.data, self.at = data, 0
+        self.data, self.at, self.format = data, 0, FORMAT
 
     def done(self) -> bool:
         return self.at == len(self.data)
@@ -326,7 +418,7 @@ class _Reader:
     def raw(self, size: int) -> bytes:
         end = self.at + size
         if end > len(self.data):
-            raise ValueError("the state ends early: the item is cut short or not format 2")
+            raise ValueError("the state ends early: the item is cut short or not in a format this code reads")
         chunk, self.at = self.data[self.at : end], end
         return chunk
 
@@ -340,15 +432,11 @@ class _Reader:
             shift += 7
 
     def signed(self) -> int:
-        zigzag = self.uint()
-        return zigzag // 2 if zigzag % 2 == 0 else -(zigzag + 1) // 2
+        return _unzigzag(self.uint())
 
     def opt_int(self) -> int | None:
         coded = self.uint()
-        if coded == 0:
-            return None
-        zigzag = coded - 1
-        return zigzag // 2 if zigzag % 2 == 0 else -(zigzag + 1) // 2
+        return None if coded == 0 else _unzigzag(coded - 1)
 
     def opt_time(self, base: int) -> int | None:
         offset = self.opt_int()
@@ -360,6 +448,31 @@ class _Reader:
 
     def opt_double(self) -> float | None:
         return self.double() if self.uint() else None
+
+    def number(self) -> float:
+        if self.format == 2:
+            return self.double()
+        value = self.opt_number()
+        if value is None:
+            raise ValueError("no number where the state must have one: the item is not in a format this code reads")
+        return value
+
+    def opt_number(self) -> float | None:
+        if self.format == 2:
+            return self.opt_double()
+        code = self.uint()
+        if code < 2:
+            return self.double() if code else None
+        zigzag, decimals = divmod(code - 2, _DECIMALS_MAX + 1)
+        return _decimal(_unzigzag(zigzag), decimals)
+
+    def model_version(self) -> str | None:
+        if self.format == 2:
+            return self.opt_text()
+        code = self.uint()
+        if code < 2:
+            return "m-" + self.raw(6).hex() if code else None
+        return self.raw(code - 2).decode()
 
     def text(self) -> str:
         return self.raw(self.uint()).decode()

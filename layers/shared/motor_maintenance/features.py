@@ -6,9 +6,17 @@ means of the signals that degrade (temperatures, vibration, current, hydraulics)
 the trend; fast minus the baseline is the drift from the motor's own normal, which a final phase
 of wear lasting a day or two does not yet drag along.
 
-Two physics ratios are tracked the same way, because load moves the raw signals more than early
+Three physics ratios are tracked the same way, because load moves the raw signals more than early
 wear does: the winding's heating per current squared (copper losses go with I^2, so it rises as
-insulation or cooling degrade) and the current per kW of shaft power (ageing insulation leaks).
+insulation or cooling degrade), the current per kW of shaft power (ageing insulation leaks), and the
+hydraulic power delivered per ampere drawn (discharge pressure times flow over current, the pump's
+wire-to-water efficiency as far as the signals tell it). The last separates a wearing impeller or
+wear ring from a process change: a worn pump delivers less flow AND less head for the current it
+draws, so the ratio falls, and stays down until the repair; a throttled or reopened valve moves the
+pump along its own curve (less flow with more head, or the reverse) and the current with it, so the
+ratio barely moves, and an upset such as cavitation lowers it for hours, not days. Because pumps of
+different sizes deliver different powers per ampere, it is also read against the pump's own normal
+(its one-week mean) as a share, over the last hour and over the last 24 operating hours.
 
 The averages mean the same at any reporting interval (every 10 s, 10 minutes or hour): each running
 reading moves them by the operating time it stands for, the time since the previous reading. A
@@ -35,7 +43,7 @@ TRACKED: tuple[str, ...] = (
     "pressure_bar",
     "flow_m3h",
 )
-DERIVED: tuple[str, ...] = ("winding_heating_k_per_a2", "current_a_per_kw")
+DERIVED: tuple[str, ...] = ("winding_heating_k_per_a2", "current_a_per_kw", "hydraulic_kw_per_a")
 """Physics ratios computed from a reading's signals, tracked like the signals."""
 FAST_TAU_S = 3600.0
 SLOW_TAU_S = 24 * 3600.0
@@ -60,6 +68,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"{name}_ewm_1h" for name in DERIVED),
     *(f"{name}_trend" for name in DERIVED),
     *(f"{name}_drift" for name in (*TRACKED, *DERIVED)),
+    "hydraulic_kw_per_a_drift_pct",
+    "hydraulic_kw_per_a_drift_24h_pct",
 )
 """Column order of the model's input (the CSV rows sent to SageMaker)."""
 
@@ -78,6 +88,7 @@ SIGNAL_LABELS: dict[str, str] = {
 DERIVED_LABELS: dict[str, str] = {
     "winding_heating_k_per_a2": "winding heating per current squared",
     "current_a_per_kw": "current per kW of shaft power",
+    "hydraulic_kw_per_a": "hydraulic power per ampere",
 }
 
 
@@ -100,6 +111,8 @@ FEATURE_LABELS: dict[str, str] = {
     **_labelled(DERIVED, "ewm_1h", "(1 h average)"),
     **_labelled(DERIVED, "trend", "trend (1 h vs 24 h)"),
     **_labelled((*TRACKED, *DERIVED), "drift", "drift (1 h vs 1 week)"),
+    "hydraulic_kw_per_a_drift_pct": "hydraulic power per ampere against its normal (1 h vs 1 week, %)",
+    "hydraulic_kw_per_a_drift_24h_pct": "hydraulic power per ampere against its normal (24 h vs 1 week, %)",
 }
 """Each feature in words a plant engineer reads in an alert ("Main drivers: vibration (1 h average)")."""
 _LABEL_MAX = 64
@@ -107,6 +120,7 @@ _LABEL_MAX = 64
 NAN = float("nan")
 _TRACKED_AND_DERIVED: tuple[str, ...] = (*TRACKED, *DERIVED)
 _N_TRACKED = len(TRACKED)
+_HYDRAULIC = _TRACKED_AND_DERIVED.index("hydraulic_kw_per_a")
 _tracked_signals = operator.itemgetter(*(SIGNALS.index(name) for name in TRACKED))
 """The TRACKED signals out of a reading's `signal_values`, in TRACKED order."""
 _all_averages = operator.itemgetter(*_TRACKED_AND_DERIVED)
@@ -348,6 +362,7 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
 
     # An average not started yet is NaN, and so is a difference with it (the three start together).
     ewm_fast, ewm_slow, trend, drift = new_stats._features_read()
+    hydraulic_fast, hydraulic_drift = ewm_fast[_HYDRAULIC], drift[_HYDRAULIC]
     vector: list[float] = [
         1.0 if running else 0.0,
         *signals,
@@ -358,6 +373,9 @@ def compute_features(reading: Telemetry, stats: RunningStats | None) -> tuple[li
         *ewm_fast[_N_TRACKED:],
         *trend[_N_TRACKED:],
         *drift,
+        _against_normal(hydraulic_fast, hydraulic_drift),
+        # The 24 h mean's drift from the baseline: the 1 h mean's, less the trend (1 h - 24 h).
+        _against_normal(ewm_slow[_HYDRAULIC], hydraulic_drift - trend[_HYDRAULIC]),
     ]
     return vector, new_stats
 
@@ -446,10 +464,10 @@ _N_RISES = 3
 """The quantities of `_physics` before the DERIVED ratios."""
 
 
-def _physics(reading: Telemetry) -> tuple[float, float, float, float, float]:
+def _physics(reading: Telemetry) -> tuple[float, float, float, float, float, float]:
     """winding_rise_c, bearing_rise_c, hydraulic_efficiency and the DERIVED ratios, NaN where a signal is missing.
 
-    The five follow each other in the vector.
+    The six follow each other in the vector.
     """
     ambient, current = reading.ambient_temp_c, reading.current_a
     winding, bearing = reading.winding_temp_c, reading.bearing_temp_c
@@ -467,7 +485,18 @@ def _physics(reading: Telemetry) -> tuple[float, float, float, float, float]:
     heating = NAN if current is None or current < 1.0 else winding_rise_c / (current / 100.0) ** 2
     shaft_kw = shaft_w / 1000
     per_kw = NAN if current is None or math.isnan(shaft_kw) or shaft_kw < 0.5 else current / shaft_kw
-    return winding_rise_c, bearing_rise_c, hydraulic_efficiency, heating, per_kw
+    # Hydraulic power (kW) delivered per ampere drawn: needs no torque, which few plants measure.
+    if pressure is None or flow is None or current is None or current < 1.0:
+        hydraulic_kw_per_a = NAN
+    else:
+        hydraulic_kw_per_a = pressure * 1e5 * flow / 3600 / 1000 / current
+    return winding_rise_c, bearing_rise_c, hydraulic_efficiency, heating, per_kw, hydraulic_kw_per_a
+
+
+def _against_normal(mean: float, drift: float) -> float:
+    """A mean of hydraulic_kw_per_a as a share (%) above (+) or below (-) its one-week baseline, `mean - drift`."""
+    baseline = mean - drift
+    return 100.0 * (mean / baseline - 1.0) if baseline > 0.0 else NAN
 
 
 def to_csv_row(features: list[float]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from local import cfn
 from motor_adapters.clients import client
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoStateStore
@@ -20,7 +21,7 @@ from motor_maintenance.errors import PredictionUnavailable, PublishFailed, Store
 from motor_maintenance.prediction import Driver, Prediction
 from motor_maintenance.state import AlarmStatus, MotorState
 from tests.conftest import FakeAws
-from tests.support import load_event
+from tests.support import ROOT, load_event
 
 
 def test_state_round_trips_through_dynamodb_with_a_version(aws: FakeAws) -> None:
@@ -253,6 +254,24 @@ def test_settings_come_from_the_environment_and_missing_ones_are_named() -> None
         InferenceSettings.from_env({"STATE_TABLE_NAME": ""})  # the template's empty value is no value
     with pytest.raises(RuntimeError, match="ENDPOINT_TIMEOUT_S"):
         InferenceSettings.from_env({"STATE_TABLE_NAME": "t", "ENDPOINT_TIMEOUT_S": "0"})
+
+
+def test_every_value_a_number_parameter_allows_is_a_setting_the_functions_accept() -> None:
+    """Given the template's shared environment, when a Number parameter it passes on takes any value it allows
+    (SAM passes it as text), then the settings of a function that keeps the motors' state accept it."""
+    template = cfn.load((ROOT / "template.yaml").read_text())
+    parameters = template["Parameters"]
+    shared = template["Globals"]["Function"]["Environment"]["Variables"]
+    numbers = {
+        variable: parameters[value["Ref"]]
+        for variable, value in shared.items()
+        if isinstance(value, dict) and parameters.get(value.get("Ref"), {}).get("Type") == "Number"
+    }
+    assert "STATE_ITEM_FORMAT" in numbers
+    for variable, parameter in numbers.items():
+        for allowed in parameter.get("AllowedValues", [parameter["Default"]]):
+            settings = InferenceSettings.from_env({"STATE_TABLE_NAME": "t", variable: str(allowed)})
+            assert getattr(settings, variable.lower()) == allowed
 
 
 def test_a_silent_endpoint_costs_one_bounded_attempt_not_a_retry_storm() -> None:

@@ -478,6 +478,13 @@ def named(template: Template, node: Any) -> frozenset[str]:
     return frozenset(referenced_names(node) & (set(template["Resources"]) | set(template.get("Parameters", {}))))
 
 
+def number_parameters(template: Template) -> frozenset[str]:
+    """The template's parameters of type Number: counts, sizes, formats; never a resource."""
+    return frozenset(
+        name for name, parameter in template.get("Parameters", {}).items() if parameter["Type"] == "Number"
+    )
+
+
 def resource_key(template: Template, node: Any) -> frozenset[str]:
     """What a policy Resource names: the stack's resources and parameters, or else its ARN as written."""
     text = arn_text(node)
@@ -525,9 +532,10 @@ def code_needs(template: Template, name: str, function: dict[str, Any], code: Co
                 needs.problems.append(
                     f"{name}: {use.where} passes settings.{setting}, which its settings model does not define"
                 )
-            # A setting the template leaves unset, or sets to a plain value, is tuning: it names no resource.
+            # A setting the template leaves unset, or sets to a plain value or a number parameter, is tuning: it
+            # names no resource.
             for value, _ in each(variables.get(setting.upper(), [])):
-                if target := named(template, value):
+                if target := named(template, value) - number_parameters(template):
                     targets.add(target)
         if not targets and use.maker in TARGETS_IN_CODE:
             targets.add(frozenset({TARGETS_IN_CODE[use.maker]}))

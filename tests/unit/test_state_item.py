@@ -385,3 +385,55 @@ def test_a_batch_reads_only_the_motors_whose_state_the_environment_did_not_write
     assert not result.failures
     assert dynamodb.calls == Counter(batch_get_item=1, put_item=4)
     assert [state_of(stored_item(aws, m)).last_seq for m in ("motor-a", "motor-d")] == [2, 2]
+
+
+def test_format_2_is_written_byte_for_byte_as_format_2_code_wrote_it() -> None:
+    """Given the state format-2 code wrote (read back in the order it wrote its readings, alarms and statistics),
+    when it is encoded in format 2 (a stack being upgraded from code that reads format 2 only), then the bytes
+    are the ones that code wrote."""
+    item = format_2_item()
+    state = state_of(item)
+
+    assert encode(state, 2) == item[STATE_ATTRIBUTE]["B"]
+    assert encode(state) != item[STATE_ATTRIBUTE]["B"]
+
+
+def test_names_format_2_did_not_know_are_written_as_text_in_format_2_and_read_back() -> None:
+    """Given a state with the hydraulic feature's statistics and a failure mode added after format 2, when it is
+    encoded in format 2, then no name has a code format 2 lacks, and it reads back as it was."""
+    state = MotorState.from_dict(json.loads(FORMAT_2_STATE.read_text()))
+    state.last_readings["hydraulic_kw_per_a"] = 0.8125
+    state.last_failure = FailureRecord(state.last_ts_ms or 0, "impeller_wear", "not-a-uuid")
+
+    data = encode(state, 2)
+
+    assert data[0] == 2
+    assert b"hydraulic_kw_per_a" in data
+    assert b"impeller_wear" in data
+    assert decode(state.motor_id, data, state.version).to_dict() == state.to_dict()
+    assert b"hydraulic_kw_per_a" not in encode(state)
+    assert b"impeller_wear" not in encode(state)
+
+
+def test_a_store_told_to_write_format_2_writes_it_and_reads_both(aws: FakeAws) -> None:
+    """Given a store told to write format 2 (StateItemFormat 2), when it saves a state it loaded from a format-3
+    item, then the item is format 2 and holds the same state."""
+    current, _ = environment()
+    state = MotorState.from_dict(json.loads(FORMAT_2_STATE.read_text()))
+    current.save(state, expected_version=0)
+    assert stored_item(aws)[STATE_ATTRIBUTE]["B"][0] == FORMAT
+
+    upgrading = DynamoStateStore(TABLE, client("dynamodb"), state_format=2)
+    loaded = upgrading.load(state.motor_id)
+    assert loaded is not None
+    upgrading.save(loaded, expected_version=loaded.version)
+
+    item = stored_item(aws)
+    assert item[STATE_ATTRIBUTE]["B"][0] == 2
+    assert state_of(item).to_dict() == {**loaded.to_dict(), "version": loaded.version + 1}
+
+
+def test_a_format_no_code_reads_is_not_written() -> None:
+    state = MotorState.from_dict(json.loads(FORMAT_2_STATE.read_text()))
+    with pytest.raises(ValueError, match="format 4"):
+        encode(state, 4)

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from motor_adapters.dynamodb_pages import items
-from motor_adapters.state_item import STATE_ATTRIBUTE, decode, encode, state_of
+from motor_adapters.state_item import FORMAT, STATE_ATTRIBUTE, decode, encode, state_of
 from motor_adapters.written_states import WrittenStates
 from motor_maintenance.errors import StoreUnavailable, VersionConflict
 from motor_maintenance.state import ModelHealth, MotorState
@@ -47,7 +47,8 @@ class DynamoStateStore:
 
     Item: `motor_id` (key), `version` (optimistic lock), `s` (the MotorState, motor_adapters.state_item), plus a
     few top-level attributes operators and indexes can query without decoding it. Items of format 1 (the state
-    as JSON in `state`) and of format 2 are read, and written in format 3.
+    as JSON in `state`) and of format 2 are read, and written in format 3, or in format 2 with `state_format=2`
+    (STATE_ITEM_FORMAT: while a stack is upgraded from code that reads format 2 only, docs/deploy.md).
 
     With `written` (the ingestion function's store), the states it saves are kept, so the next reading of a
     motor needs no read: `remembered` answers, and the save is conditional on the kept version. A conflict
@@ -55,10 +56,13 @@ class DynamoStateStore:
     The copies are used only while they are mostly current (motor_adapters.written_states).
     """
 
-    def __init__(self, table_name: str, client: Any, *, written: WrittenStates | None = None) -> None:
+    def __init__(
+        self, table_name: str, client: Any, *, written: WrittenStates | None = None, state_format: int = FORMAT
+    ) -> None:
         self._table = table_name
         self._client = client
         self._written = written
+        self._format = state_format
 
     def load(self, motor_id: str) -> MotorState | None:
         item = _get_item(self._client, self._table, motor_id, f"state of {motor_id}")
@@ -75,7 +79,7 @@ class DynamoStateStore:
 
     def save(self, state: MotorState, expected_version: int) -> MotorState:
         stored = replace(state.copy(), version=expected_version + 1)
-        encoded = encode(stored)
+        encoded = encode(stored, self._format)
         item: dict[str, Any] = {
             "motor_id": {"S": state.motor_id},
             "version": {"N": str(stored.version)},
@@ -103,7 +107,7 @@ class DynamoStateStore:
         except VersionConflict as conflict:
             rival = _rival_state(conflict)
             if self._written is not None:
-                kept = None if rival is None else (rival.version, encode(rival))
+                kept = None if rival is None else (rival.version, encode(rival, self._format))
                 self._written.conflicted(state.motor_id, expected_version, kept)
             raise VersionConflict(str(conflict), current=rival) from conflict
         except StoreUnavailable:  # the write may or may not have happened: the next reading reads
@@ -140,8 +144,9 @@ class DynamoBatchStateStore(DynamoStateStore):
         sleep: Callable[[float], None] = time.sleep,
         *,
         written: WrittenStates | None = None,
+        state_format: int = FORMAT,
     ) -> None:
-        super().__init__(table_name, client, written=written)
+        super().__init__(table_name, client, written=written, state_format=state_format)
         self._sleep = sleep
 
     def load_many(self, motor_ids: Sequence[str]) -> dict[str, MotorState | Exception | None]:

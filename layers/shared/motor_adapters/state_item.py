@@ -35,7 +35,9 @@ from motor_maintenance.state import AlarmStatus, FailureRecord, MotorState
 
 FORMAT = 3
 READ_FORMATS = (2, 3)
-"""The formats of the binary attribute `decode` reads; it writes FORMAT."""
+"""The formats of the binary attribute `decode` reads, and `encode` writes (FORMAT unless told otherwise)."""
+FORMAT_2_NAMES = 55
+"""How many of NAMES format 2 knew: a format-2 state writes the others as text, as format-2 code reads them."""
 STATE_ATTRIBUTE = "s"
 """The binary attribute that holds a format-2 or format-3 state."""
 LEGACY_STATE_ATTRIBUTE = "state"
@@ -141,11 +143,14 @@ def state_of(item: dict[str, Any]) -> MotorState:
     return state
 
 
-def encode(state: MotorState) -> bytes:
-    """The state in format 3, without its motor id and version (the item's key and `version` hold them)."""
-    out = _Writer()
+def encode(state: MotorState, state_format: int = FORMAT) -> bytes:
+    """The state in `state_format` (3, or 2 for code that reads format 2 only: a stack being upgraded), without
+    its motor id and version (the item's key and `version` hold them)."""
+    if state_format not in READ_FORMATS:
+        raise ValueError(f"state item format {state_format}: not one of {READ_FORMATS}")
+    out = _Writer(state_format)
     base = state.last_ts_ms or 0
-    out.uint(FORMAT)
+    out.uint(state_format)
     out.opt_text(state.motor_type)
     out.opt_int(state.last_ts_ms)
     out.opt_int(state.last_seq)
@@ -176,7 +181,10 @@ def encode(state: MotorState) -> bytes:
     out.uint(0 if failure is None else 1)
     if failure is not None:
         out.signed(failure.at_ms - base)
-        out.name(failure.mode)
+        if state_format == 2:
+            out.text(failure.mode)
+        else:
+            out.name(failure.mode)
         _write_action_id(out, failure.action_id)
     out.model_version(state.probability_model_version)
     outbox = [event.model_dump(mode="json") for event in state.outbox]
@@ -326,8 +334,10 @@ class _Writer:
     """Appends values: unsigned integers as varints (7 bits a byte), signed ones zigzagged, floats as doubles or
     short decimals."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_format: int = FORMAT) -> None:
         self.data = bytearray()
+        self.format = state_format
+        self._names = FORMAT_2_NAMES if state_format == 2 else len(NAMES)
 
     def uint(self, value: int) -> None:
         if value < 0:
@@ -353,10 +363,16 @@ class _Writer:
             self.double(value)
 
     def number(self, value: float) -> None:
-        self.opt_number(value)
+        if self.format == 2:
+            self.double(value)
+        else:
+            self.opt_number(value)
 
     def opt_number(self, value: float | None) -> None:
         """0 for None; 1 and the double; else 2 + the short decimal's zigzagged integer x 8 + its decimals."""
+        if self.format == 2:
+            self.opt_double(value)
+            return
         if value is None:
             self.uint(0)
             return
@@ -370,7 +386,9 @@ class _Writer:
 
     def model_version(self, value: str | None) -> None:
         """0 for None; 1 and 6 bytes for "m-" and 12 hex digits; else 2 + the text's length, and the text."""
-        if value is None:
+        if self.format == 2:
+            self.opt_text(value)
+        elif value is None:
             self.uint(0)
         elif _MODEL_VERSION.fullmatch(value):
             self.uint(1)
@@ -395,7 +413,7 @@ class _Writer:
 
     def name(self, value: str) -> None:
         code = _NAME_CODES.get(value)
-        if code is None:
+        if code is None or code > self._names:
             self.uint(0)
             self.text(value)
         else:

@@ -44,7 +44,12 @@ def inference_ports(settings: InferenceSettings, on_history_error: HistoryErrors
         else None
     )
     # Keeps the states it writes: a motor's next reading in this environment needs no read.
-    store = DynamoBatchStateStore(settings.state_table_name, clients.client("dynamodb"), written=WrittenStates())
+    store = DynamoBatchStateStore(
+        settings.state_table_name,
+        clients.client("dynamodb"),
+        written=WrittenStates(),
+        state_format=settings.state_item_format,
+    )
     return InferencePorts(
         recorded_batch(store, settings, on_history_error), model, publisher, config_source(settings), monitor
     )

@@ -56,6 +56,13 @@ class MotorStateSettings(TopicSettings):
     history_table_name: str = Field(
         default="", description="HISTORY_TABLE_NAME: the console's 24-hour history; empty = none recorded."
     )
+    state_item_format: int = Field(
+        default=3,
+        ge=2,
+        le=3,
+        description="STATE_ITEM_FORMAT: the format the state items are written in (StateItemFormat); 2 while a "
+        "stack is upgraded from code that reads format 2 only (docs/deploy.md), both are read.",
+    )
     history_interval_s: int = Field(
         default=300,
         ge=0,

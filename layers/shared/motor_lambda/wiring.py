@@ -86,13 +86,21 @@ HistoryErrors = Callable[[Exception], None]
 
 
 def motor_ports(settings: MotorStateSettings, on_history_error: HistoryErrors) -> MotorPorts:
-    store = DynamoStateStore(settings.state_table_name, clients.client("dynamodb"))
+    store = DynamoStateStore(
+        settings.state_table_name, clients.client("dynamodb"), state_format=settings.state_item_format
+    )
     return MotorPorts(recorded(store, settings, on_history_error), alarm_publisher(settings), config_source(settings))
 
 
 def timer_ports(settings: MotorStateSettings, on_history_error: HistoryErrors) -> TimerPorts:
     return TimerPorts(
-        recorded(DynamoStateStore(settings.state_table_name, clients.client("dynamodb")), settings, on_history_error),
+        recorded(
+            DynamoStateStore(
+                settings.state_table_name, clients.client("dynamodb"), state_format=settings.state_item_format
+            ),
+            settings,
+            on_history_error,
+        ),
         DynamoDueIndex(settings.state_table_name, clients.client("dynamodb")),
         alarm_publisher(settings),
         config_source(settings),
@@ -100,7 +108,9 @@ def timer_ports(settings: MotorStateSettings, on_history_error: HistoryErrors) -
 
 
 def console_ports(settings: ConsoleSettings, on_history_error: HistoryErrors) -> ConsolePorts:
-    store = DynamoStateStore(settings.state_table_name, clients.client("dynamodb"))
+    store = DynamoStateStore(
+        settings.state_table_name, clients.client("dynamodb"), state_format=settings.state_item_format
+    )
     return ConsolePorts(
         DynamoFleetReader(settings.state_table_name, clients.client("dynamodb")),
         DynamoHistoryReader(settings.history_table_name, clients.client("dynamodb")),

@@ -86,21 +86,12 @@ HistoryErrors = Callable[[Exception], None]
 
 
 def motor_ports(settings: MotorStateSettings, on_history_error: HistoryErrors) -> MotorPorts:
-    store = DynamoStateStore(
-        settings.state_table_name, clients.client("dynamodb"), state_format=settings.state_item_format
-    )
-    return MotorPorts(recorded(store, settings, on_history_error), alarm_publisher(settings), config_source(settings))
+    return MotorPorts(state_store(settings, on_history_error), alarm_publisher(settings), config_source(settings))
 
 
 def timer_ports(settings: MotorStateSettings, on_history_error: HistoryErrors) -> TimerPorts:
     return TimerPorts(
-        recorded(
-            DynamoStateStore(
-                settings.state_table_name, clients.client("dynamodb"), state_format=settings.state_item_format
-            ),
-            settings,
-            on_history_error,
-        ),
+        state_store(settings, on_history_error),
         DynamoDueIndex(settings.state_table_name, clients.client("dynamodb")),
         alarm_publisher(settings),
         config_source(settings),
@@ -108,16 +99,21 @@ def timer_ports(settings: MotorStateSettings, on_history_error: HistoryErrors) -
 
 
 def console_ports(settings: ConsoleSettings, on_history_error: HistoryErrors) -> ConsolePorts:
-    store = DynamoStateStore(
-        settings.state_table_name, clients.client("dynamodb"), state_format=settings.state_item_format
-    )
     return ConsolePorts(
         DynamoFleetReader(settings.state_table_name, clients.client("dynamodb")),
         DynamoHistoryReader(settings.history_table_name, clients.client("dynamodb")),
-        recorded(store, settings, on_history_error),
+        state_store(settings, on_history_error),
         alarm_publisher(settings),
         config_source(settings),
     )
+
+
+def state_store(settings: MotorStateSettings, on_history_error: HistoryErrors) -> StateStore:
+    """The motors' state, written in the function's STATE_ITEM_FORMAT, feeding the console's history."""
+    store = DynamoStateStore(
+        settings.state_table_name, clients.client("dynamodb"), state_format=settings.state_item_format
+    )
+    return recorded(store, settings, on_history_error)
 
 
 def recorded(store: StateStore, settings: MotorStateSettings, on_error: HistoryErrors) -> StateStore:

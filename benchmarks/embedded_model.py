@@ -374,7 +374,9 @@ def measure(*, artifact: Path, readings: int, first_predictions: int, log: Calla
         "layer_bytes": layer,
     }
     if compiled is None:
-        details["compiled"] = "not measured: tl2cgen and treelite are not installed (no wheels for Linux on ARM)"
+        why_not = "tl2cgen and treelite are not installed (no wheels for Linux on ARM)"
+        log(f"embedded model: the compiled option is not measured: {why_not}")
+        details["compiled"] = {"not_measured": why_not}
         return {"ratios": ratios, "details": details}
     ratios += [
         ratio(

@@ -354,6 +354,7 @@ def table(summaries: dict[str, dict[str, Any]]) -> str:
 def plot(summaries: dict[str, dict[str, Any]], path: Path) -> Path:
     """Cost and caught failures per strategy, as bars (SVG)."""
     names = list(summaries)
+    failures = [float(summaries[n].get("failures") or 0) for n in names]
     cost = svg.Chart(
         title="Cost per strategy", x_label="strategy", y_label="cost", width=500, categories=names, grid="y"
     )
@@ -365,12 +366,9 @@ def plot(summaries: dict[str, dict[str, Any]], path: Path) -> Path:
         width=500,
         categories=names,
         grid="y",
-        y_limits=(
-            0.0,
-            1.25 * max([float(summaries[n].get("failures") or 0) for n in names] + [1.0]),
-        ),  # room for the legend
+        y_limits=(0.0, 1.25 * max([*failures, 1.0])),  # room for the legend
     )
-    caught.bars([float(summaries[n].get("failures") or 0) for n in names], color=svg.LIGHT_GREY, label="failures")
+    caught.bars(failures, color=svg.LIGHT_GREY, label="failures")
     caught.bars([float(summaries[n].get("caught") or 0) for n in names], color=svg.BLUE, label="caught")
     return svg.save(path, cost, caught)
 

@@ -259,7 +259,7 @@ def test_settings_come_from_the_environment_and_missing_ones_are_named() -> None
 def test_every_value_a_number_parameter_allows_is_a_setting_the_functions_accept() -> None:
     """Given the template's shared environment, when a Number parameter it passes on takes any value it allows
     (SAM passes it as text), then the settings of a function that keeps the motors' state accept it."""
-    template = cfn.load((ROOT / "template.yaml").read_text())
+    template = cfn.parse((ROOT / "template.yaml").read_text())
     parameters = template["Parameters"]
     shared = template["Globals"]["Function"]["Environment"]["Variables"]
     numbers = {

@@ -122,11 +122,21 @@ def resources(template: Template, *types: str) -> Iterator[tuple[str, dict[str, 
 
 
 def function_property(template: Template, function: dict[str, Any], key: str) -> Any:
-    """A function's property, or the one it inherits from Globals."""
-    properties = function.get("Properties", {})
-    if key in properties:
-        return properties[key]
-    return template.get("Globals", {}).get("Function", {}).get(key)
+    """A function's property as SAM makes it from the function's and Globals': the function's value, a map merged
+    into the one it inherits (its keys winning, nested maps merged too), else the inherited one."""
+    return _inherit(template.get("Globals", {}).get("Function", {}).get(key), function.get("Properties", {}).get(key))
+
+
+def _inherit(inherited: Any, own: Any) -> Any:
+    if own is None:
+        return inherited
+    if isinstance(own, dict) and isinstance(inherited, dict) and not _is_intrinsic(own):
+        return {key: _inherit(inherited.get(key), own.get(key)) for key in {**inherited, **own}}
+    return own
+
+
+def _is_intrinsic(node: dict[str, Any]) -> bool:
+    return len(node) == 1 and next(iter(node)).startswith(("Fn::", "Ref"))
 
 
 def may_trace(template: Template, function: dict[str, Any]) -> bool:
@@ -958,7 +968,7 @@ def _with_metrics_filtered_out(template: Template) -> None:
 
 
 def _with_text_logs(template: Template) -> None:
-    del template["Resources"]["AlertFunction"]["Properties"]["LoggingConfig"]["LogFormat"]
+    template["Resources"]["AlertFunction"]["Properties"]["LoggingConfig"]["LogFormat"] = "Text"
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,10 @@ class Chart:
         width: float = 1.5,
         opacity: float = 1.0,
     ) -> None:
-        """A polyline through the (x, y) points; one that lands on the same 0.1 px as the one before is drawn once."""
+        """A polyline through the (x, y) points; one that lands on the same 0.1 px as the one before is drawn once.
+
+        A point with a coordinate that is not finite (NaN: no value there) breaks the line in two, as a gap.
+        """
         self.marks.append(Line([float(v) for v in x], [float(v) for v in y], color, label, width, opacity))
 
     def point(self, x: float, y: float, *, color: str, label: str | None = None) -> None:
@@ -203,11 +206,12 @@ class Chart:
                 else:
                     values += mark.edges or []
             elif isinstance(mark, Line):
-                values += mark.y if vertical else mark.x
+                values += [y if vertical else x for x, y in _finite(mark)]
             elif isinstance(mark, Point):
                 values.append(mark.y if vertical else mark.x)
             elif (coordinate := mark.y if vertical else mark.x) is not None:
                 values.append(coordinate)
+        values = [value for value in values if math.isfinite(value)]
         if not values:
             return 0.0, 1.0
         low, high = min(values), max(values)
@@ -289,19 +293,39 @@ class Chart:
         return out
 
 
+def _finite(line: Line) -> list[tuple[float, float]]:
+    return [(x, y) for x, y in zip(line.x, line.y, strict=True) if math.isfinite(x) and math.isfinite(y)]
+
+
+def _segments(line: Line) -> list[list[tuple[float, float]]]:
+    """The line's runs of finite points: a point that is not finite ends one run."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in zip(line.x, line.y, strict=True):
+        if math.isfinite(x) and math.isfinite(y):
+            runs[-1].append((x, y))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
+
+
 def _draw(mark: Mark, frame: _Frame, horizontal: bool) -> list[str]:
     if isinstance(mark, Line):
-        points: list[str] = []
-        for x, y in zip(mark.x, mark.y, strict=True):
-            point = f"{_px(frame.x(x))},{_px(frame.y(y))}"
-            if not points or points[-1] != point:
-                points.append(point)
-        return [
-            f'<polyline class="line" data-label={quoteattr(mark.label or "")} fill="none" stroke="{mark.color}"'
-            f' stroke-width="{mark.width:g}" stroke-opacity="{mark.opacity:g}" stroke-linejoin="round"'
-            f' points="{" ".join(points)}"/>'
-        ]
+        lines = []
+        for run in _segments(mark):
+            points: list[str] = []
+            for x, y in run:
+                point = f"{_px(frame.x(x))},{_px(frame.y(y))}"
+                if not points or points[-1] != point:
+                    points.append(point)
+            lines.append(
+                f'<polyline class="line" data-label={quoteattr(mark.label or "")} fill="none" stroke="{mark.color}"'
+                f' stroke-width="{mark.width:g}" stroke-opacity="{mark.opacity:g}" stroke-linejoin="round"'
+                f' points="{" ".join(points)}"/>'
+            )
+        return lines
     if isinstance(mark, Point):
+        if not (math.isfinite(mark.x) and math.isfinite(mark.y)):
+            return []
         return [
             f'<circle class="point" data-x="{mark.x:g}" data-y="{mark.y:g}" cx="{_px(frame.x(mark.x))}"'
             f' cy="{_px(frame.y(mark.y))}" r="4.5" fill="{mark.color}"/>'
@@ -320,7 +344,7 @@ def _draw(mark: Mark, frame: _Frame, horizontal: bool) -> list[str]:
         ]
     rects = []
     for i, (value, base) in enumerate(zip(mark.values, mark.base, strict=True)):
-        if value == 0:
+        if value == 0 or not (math.isfinite(value) and math.isfinite(base)):
             continue
         start, end = (mark.edges[i], mark.edges[i + 1]) if mark.edges is not None else (i - 0.4, i + 0.4)
         if horizontal:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,23 @@ def test_ticks_are_round_numbers_covering_the_range() -> None:
     assert svg.nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert svg.nice_ticks(0.0, 1_212_750.0) == [0.0, 250_000.0, 500_000.0, 750_000.0, 1_000_000.0]
     assert svg.nice_ticks(-0.5, 0.5, count=3) == [-0.5, 0.0, 0.5]
+
+
+def test_a_value_that_is_not_a_number_is_a_gap_in_a_line_and_no_mark_elsewhere(tmp_path: Path) -> None:
+    nan = float("nan")
+    chart = svg.Chart(title="gaps", x_label="hour", y_label="value")
+    chart.line([0, 1, 2, 3, 4, 5], [1.0, 2.0, nan, 4.0, 5.0, 60.0], color="#000000", label="readings")
+    chart.line([0, 1], [nan, nan], color="#111111", label="nothing")
+    chart.point(nan, 1.0, color="#222222", label="no point")
+    chart.bars([1.0, nan, 2.0], color="#333333", label="counts")
+
+    path = svg.save(tmp_path / "gaps.svg", chart)
+
+    assert not re.search(r"\bnan\b", path.read_text(encoding="utf-8"), re.IGNORECASE)
+    lines = svg_elements(path, "line")
+    assert [len(line.get("points", "").split()) for line in lines] == [2, 3]  # the NaN splits the readings in two
+    assert not svg_elements(path, "point")
+    assert [bar.get("data-value") for bar in svg_elements(path, "bar")] == ["1", "2"]
+    # The axis still spans the finite values: 60 is the highest tick's neighbourhood.
+    ticks = [float(text.replace(",", "")) for text in texts(path) if text.replace(",", "").replace(".", "").isdigit()]
+    assert max(ticks) >= 60

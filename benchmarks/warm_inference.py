@@ -18,7 +18,8 @@ on their own:
   lines).
 
 The floor is `Booster.inplace_predict` of one row on the same booster: the least work any design that
-scores every reading must do. The X-Ray tracer is off here (no Lambda environment), as in the tests.
+scores every reading must do. The X-Ray tracer is off here, as the template leaves it unless FunctionTracing
+is Active, and as in the tests.
 """
 
 from __future__ import annotations
@@ -247,6 +248,8 @@ VARIABLES = {
     "POWERTOOLS_SERVICE_NAME": "motor-maintenance",
     "POWERTOOLS_METRICS_NAMESPACE": "MotorMaintenance",
     "POWERTOOLS_LOG_LEVEL": "INFO",
+    # As the template sets it unless FunctionTracing is Active (its default is PassThrough: nothing traced).
+    "POWERTOOLS_TRACE_DISABLED": "true",
     "STATE_TABLE_NAME": STATE_TABLE,
     "CONFIG_PARAMETER_NAME": CONFIG_PARAMETER,
     "ENDPOINT_NAME": ENDPOINT_NAME,

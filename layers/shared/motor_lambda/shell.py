@@ -34,12 +34,15 @@ def lambda_entry(logger: Logger, tracer: Tracer, metrics: Metrics) -> Callable[[
 
     1. the logger's Lambda context (request id, cold start), the keys of the last invocation cleared;
     2. the metrics, flushed when the handler returns or raises, with the ColdStart metric;
-    3. the X-Ray segment, without the response (it carries device data);
+    3. the X-Ray segment, without the response (it carries device data), unless tracing is disabled;
     4. the invocation's deadline, known to every AWS call (motor_adapters.clients.within_lambda_timeout).
     """
 
     def wrap(handler: Handler) -> Handler:
-        traced = tracer.capture_lambda_handler(within_lambda_timeout(handler), capture_response=False)
+        bounded = within_lambda_timeout(handler)
+        # A disabled Tracer still opens and annotates a dummy subsegment on every invocation: about 60 µs a
+        # reading (benchmarks/warm_inference.py). The template disables it unless FunctionTracing is Active.
+        traced = bounded if tracer.disabled else tracer.capture_lambda_handler(bounded, capture_response=False)
         measured = metrics.log_metrics(traced, capture_cold_start_metric=True)
         return logger.inject_lambda_context(cast(Handler, measured), log_event=False, clear_state=True)
 

@@ -13,9 +13,9 @@ reads it (the code in `__type` and `x-amzn-ErrorType`, `message` in the body):
   base64 -> 400 InvalidArgumentException; any other operation -> 400 UnknownOperationException.
 
 Not emulated: SigV4, the per-stream throughput quotas, encryption. For reliability tests, `fail_next(n)` (or
-`POST /_local/fault` with `{"fail": n, "delay_s": x}`, loopback clients only) refuses the next n records one
-by one, each answered with ErrorCode ServiceUnavailableException inside a 200 (a partial failure, as Firehose
-reports one), and `delay_s` slows every call.
+`POST /_local/fault` with `{"fail": n, "delay_s": x}`, loopback clients only) makes Firehose refuse every
+record of the next n calls, each answered with ErrorCode ServiceUnavailableException inside a 200, as
+Firehose reports records it did not take (`FailedPutCount`), and `delay_s` slows every call.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 """4 MiB of data is about 5.6 MB of base64 in JSON: a body over this cannot be a valid call."""
 REFUSED = "ServiceUnavailableException"
 
-Put = Callable[[str, bytes], None]
-"""Put one record into the delivery stream of that name; KeyError if there is none."""
+Streams = Callable[[str], Callable[[bytes], None]]
+"""The PutRecord of the delivery stream of that name; KeyError if there is none."""
 
 
 class InvalidArgument(ValueError):
@@ -51,38 +51,38 @@ class InvalidArgument(ValueError):
 
 
 class FirehoseApi(LoopbackService):
-    """PutRecordBatch and PutRecord on loopback, each record handed to `put(stream_name, data)`."""
+    """PutRecordBatch and PutRecord on loopback, each record put into `streams(stream_name)`."""
 
     description = "the local Firehose API"
     thread_name = "firehose-api"
     logger = log
 
-    def __init__(self, put: Put, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, streams: Streams, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(_Handler, host, port)
-        self._put = put
+        self._streams = streams
         self.records_taken = 0
-        self.records_refused = 0
+        self.calls_refused = 0
 
     def put_records(self, stream: str, records: list[bytes]) -> list[dict[str, str]]:
-        """One response per record: taken (RecordId), or refused by the fault switch (ErrorCode)."""
+        """One response per record: taken (RecordId), or, the whole call, refused by the fault switch (ErrorCode).
+
+        KeyError if the stack has no delivery stream of that name."""
+        put = self._streams(stream)
         with self._lock:
             delay_s = self._delay_s
+            refused = self._fail_remaining > 0
+            self._fail_remaining -= int(refused)
+            self.calls_refused += int(refused)
         if delay_s:
             time.sleep(delay_s)
+        if refused:
+            return [{"ErrorCode": REFUSED, "ErrorMessage": "local fault injection"} for _ in records]
         responses = []
         for data in records:
-            with self._lock:
-                refused = self._fail_remaining > 0
-                self._fail_remaining -= int(refused)
-            if refused:
-                responses.append({"ErrorCode": REFUSED, "ErrorMessage": "local fault injection"})
-                with self._lock:
-                    self.records_refused += 1
-                continue
-            self._put(stream, data)
+            put(data)
             responses.append({"RecordId": uuid.uuid4().hex * 2})
-            with self._lock:
-                self.records_taken += 1
+        with self._lock:
+            self.records_taken += len(records)
         return responses
 
 

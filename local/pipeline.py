@@ -177,12 +177,8 @@ class Pipeline:
                 f"delivery stream {spec.logical_id}: {'Parquet' if spec.columns else 'as sent'} under "
                 f"{archive}/{spec.prefix}, buffered up to {spec.buffer_size_mb} MB or {spec.buffer_interval_s} s"
             )
-        by_name = {stream.spec.name: stream for stream in self.delivery_streams.values()}
-
-        def put(name: str, data: bytes) -> None:
-            by_name[name].put(data)
-
-        self.firehose_api = FirehoseApi(put)
+        by_name = {stream.spec.name: stream.put for stream in self.delivery_streams.values()}
+        self.firehose_api = FirehoseApi(by_name.__getitem__)
         self.firehose_api.start()
         resources.aws.firehose_url = self.firehose_api.url
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,20 @@ def _payloads() -> list[dict[str, Any]]:
 PAYLOADS = _payloads()
 
 
-def archive_of(mode: str, state_dir: Path, *, refuse: int = 0) -> tuple[dict[int, dict[str, Any]], int, list[bytes]]:
-    """The run's archive: its Parquet rows by seq (without received_at), how many rows, its error records' data."""
+@dataclass(frozen=True)
+class Archived:
+    rows: dict[int, dict[str, Any]]
+    """The Parquet rows by seq, without received_at."""
+    count: int
+    """How many rows."""
+    errors: list[bytes]
+    """The error records' data."""
+    redelivered: int
+    """Batches the function handed back because the archive did not take them."""
+
+
+def archive_of(mode: str, state_dir: Path, *, refuse: int = 0) -> Archived:
+    """The run's archive, Firehose refusing every record of its first `refuse` calls."""
     options = StackOptions(
         state_dir=state_dir,
         model=None,
@@ -79,8 +92,9 @@ def archive_of(mode: str, state_dir: Path, *, refuse: int = 0) -> tuple[dict[int
         assert stack.settle(stall_s=30)
         for delivery in stack.pipeline.delivery_streams.values():
             delivery.flush()
-        if refuse:
-            assert api.records_refused == refuse
+        assert api.calls_refused == refuse
+        log = (stack.log_dir / "InferenceFunction.log").read_text()
+        redelivered = log.count("batch not archived; delivered again")
         archive = stack.options.archive
         rows = [
             row
@@ -93,33 +107,45 @@ def archive_of(mode: str, state_dir: Path, *, refuse: int = 0) -> tuple[dict[int
             if path.is_file() and CONVERSION_FAILED in path.parts
             for line in path.read_text().splitlines()
         ]
-    return {row["seq"]: {k: v for k, v in row.items() if k != "received_at"} for row in rows}, len(rows), errors
+    by_seq = {row["seq"]: {k: v for k, v in row.items() if k != "received_at"} for row in rows}
+    return Archived(by_seq, len(rows), errors, redelivered)
+
+
+def as_sent(errors: list[bytes]) -> list[dict[str, Any]]:
+    """Error records' documents as the rule emitted them, but the arrival time it stamps (each run its own)."""
+    return [{k: v for k, v in json.loads(e).items() if k != "received_at"} for e in errors]
 
 
 @pytest.fixture(scope="module")
-def direct(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[int, dict[str, Any]], int, list[bytes]]:
+def direct(tmp_path_factory: pytest.TempPathFactory) -> Archived:
     return archive_of("direct", tmp_path_factory.mktemp("archive-direct"))
 
 
-def test_a_batched_run_archives_every_reading_exactly_as_a_direct_run_does(
-    direct: tuple[dict[int, dict[str, Any]], int, list[bytes]], tmp_path: Path
+def test_a_batched_run_archives_every_reading_exactly_as_a_direct_run_does(direct: Archived, tmp_path: Path) -> None:
+    batched = archive_of("batched", tmp_path)
+
+    assert batched.count == direct.count == len(PAYLOADS) - 1  # one row per reading, once each
+    assert batched.rows == direct.rows
+    assert as_sent(batched.errors) == as_sent(direct.errors) == [PAYLOADS[20] | {"topic_motor_id": MOTOR}]
+    assert batched.redelivered == 0
+
+
+def test_records_the_archive_refuses_twice_are_sent_again_and_none_is_lost(direct: Archived, tmp_path: Path) -> None:
+    batched = archive_of("batched", tmp_path, refuse=2)
+
+    assert batched.redelivered == 0  # the third attempt got them in
+    assert batched.rows == direct.rows
+    assert batched.count == direct.count
+
+
+def test_a_batch_the_archive_refuses_three_times_is_delivered_again_and_none_is_lost(
+    direct: Archived, tmp_path: Path
 ) -> None:
-    rows, count, errors = archive_of("batched", tmp_path)
+    """Then the first batch is handed back whole, delivered again and archived then (a reading of a call that
+    got in before the refusal may be in it twice: the archive is at least once, its reader deduplicates)."""
+    batched = archive_of("batched", tmp_path, refuse=3)
 
-    direct_rows, direct_count, direct_errors = direct
-    assert count == direct_count == len(PAYLOADS) - 1  # one row per reading, once each
-    assert rows == direct_rows
-    assert [json.loads(e) for e in errors] == [json.loads(e) for e in direct_errors] == [PAYLOADS[20]]
-
-
-def test_records_the_archive_refuses_are_sent_again_and_none_is_lost(
-    direct: tuple[dict[int, dict[str, Any]], int, list[bytes]], tmp_path: Path
-) -> None:
-    """Given a Firehose that refuses the first 7 records put into it (more than one batch's three attempts), then
-    the batch is delivered again and the archive holds every reading (a reading taken before the refusal may be
-    in it twice: the archive is at least once, its reader deduplicates)."""
-    rows, count, errors = archive_of("batched", tmp_path, refuse=7)
-
-    assert rows == direct[0]
-    assert count >= len(PAYLOADS) - 1
-    assert [json.loads(e) for e in set(errors)] == [PAYLOADS[20]]
+    assert batched.redelivered == 1
+    assert batched.rows == direct.rows
+    assert batched.count >= direct.count
+    assert as_sent(sorted(set(batched.errors))) == [PAYLOADS[20] | {"topic_motor_id": MOTOR}]

@@ -196,13 +196,15 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         endpoint_calls = invocations * scored_batch
     else:
         invocations, state_ops, endpoint_calls = readings, readings, running
-        batch = None
 
     cpu_ms = (w.batched_cpu_ms_full_core if batched else w.cpu_ms_full_core) * w.cpu_scale
     state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
     history_writes = _history_writes(w, state_ops)
-    archive_calls = invocations if batched else 0.0  # the batch's PutRecordBatch: waited like a DynamoDB call
-    busy_ms = readings * cpu_ms + (state_reads + state_writes + history_writes + archive_calls) * w.state_io_ms
+    # Batched, each batch's PutRecordBatch into the archive is waited for like a DynamoDB call.
+    busy_ms = (
+        readings * cpu_ms
+        + (state_reads + state_writes + history_writes + (invocations if batched else 0.0)) * w.state_io_ms
+    )
     if embedded:
         busy_ms += running * w.embedded_model_ms_full_core * w.cpu_scale
     else:
@@ -241,7 +243,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
             motors=w.motors,
             use=w.archive,
             rates=rates,
-            batch=batch,
+            batch=batch if batched else None,  # batched, the function packs each batch's readings
         )
     )
     return Cost(architecture, items, floor_cost(w, rates))

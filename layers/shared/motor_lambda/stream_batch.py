@@ -6,7 +6,9 @@ processor then turns each record's fate into the partial-failure response Lambda
 (ReportBatchItemFailures). A record whose motor failed is reported with every other record of that
 motor in the batch, and Lambda delivers the shard again from the earliest reported one, so a motor's
 readings are never applied out of order. Records the schema refuses are rejected (logged, counted),
-not reported: delivering them again would not help.
+not reported: delivering them again would not help. Before any of that, when the function is given the
+archive's stream, the batch's records go into it as the rule put them into the stream; a batch the
+archive does not take is reported whole and delivered again.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The emulated AWS APIs' addresses on loopback, and boto3 clients of them.
 
-moto's server answers DynamoDB, SNS, SQS, SSM, S3 and Kinesis; the local SageMaker runtime and IoT
-data plane answer their own services. The functions reach the same addresses through the
-`AWS_ENDPOINT_URL*` variables of `environment()`, with their boto3 clients unchanged.
+moto's server answers DynamoDB, SNS, SQS, SSM, S3 and Kinesis; the local SageMaker runtime, IoT data plane
+and Firehose (local.firehose_api, into local.firehose's delivery streams) answer their own services. The
+functions reach the same addresses through the `AWS_ENDPOINT_URL*` variables of `environment()`, with their
+boto3 clients unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class LocalAws:
         self.model_url: str | None = None
         """The local SageMaker runtime, when a model is served behind an endpoint."""
         self.iot_data_url = ""
+        self.firehose_url = ""
+        """The local Firehose API (local.firehose_api), once the pipeline has started it."""
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -62,10 +65,13 @@ class LocalAws:
         }
         if self.model_url:
             env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = self.model_url
+        if self.firehose_url:
+            env["AWS_ENDPOINT_URL_FIREHOSE"] = self.firehose_url
         return env
 
     def urls(self) -> list[str]:
-        return [self.url, self.iot_data_url] + ([self.model_url] if self.model_url else [])
+        others = [url for url in (self.model_url, self.firehose_url) if url]
+        return [self.url, self.iot_data_url, *others]
 
     def endpoint_stats(self) -> dict[str, int]:
         """The local SageMaker endpoint's counters: `invocations` (InvokeEndpoint calls) and `rows` scored."""
@@ -78,6 +84,8 @@ class LocalAws:
     def _endpoint_for(self, service: str) -> str:
         if service == "sagemaker-runtime" and self.model_url:
             return self.model_url
+        if service == "firehose" and self.firehose_url:
+            return self.firehose_url
         if service == "iot-data":
             if not self.iot_data_url:
                 raise RuntimeError("the local stack is not running")

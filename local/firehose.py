@@ -8,11 +8,13 @@ configuration from template.yaml; docs/archive.md has the layout):
   first record arrived, whichever comes first, and whatever is buffered when the stack stops;
 - an object lands under the Prefix with `!{timestamp:...}` expanded for the arrival time (UTC) of the
   oldest record in it, named `<stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid>` plus the FileExtension;
-- with record format conversion, each record (one JSON object) is converted against the Glue table's
-  columns into one Parquet row as the OpenX JSON SerDe reads it (fields outside the columns are not
+- with record format conversion, each JSON object of a record (one, or several concatenated, `{"a":1}{"a":2}`,
+  as Firehose's deserializer reads them; whitespace between them is skipped) is converted against the Glue
+  table's columns into one Parquet row as the OpenX JSON SerDe reads it (fields outside the columns are not
   kept, missing ones are null, numeric text is parsed into a number column, any JSON value's text fills a
-  text column); a record that cannot be converted (not a JSON object, or a value its column cannot read)
-  goes whole, in Firehose's error record format, to the ErrorOutputPrefix with
+  text column); a record that cannot be converted (not JSON objects, or a value its column cannot read,
+  in any of its documents: **assumed** so, Firehose's guide does not say how it treats a record of several
+  documents one of which fails) goes whole, in Firehose's error record format, to the ErrorOutputPrefix with
   `!{firehose:error-output-type}` = `format-conversion-failed`: nothing is dropped;
 - without conversion the records are written as they came, concatenated (the IoT rule's Separator
   ends each with a newline: JSON lines).
@@ -157,7 +159,7 @@ class DeliveryStream:
             failed: list[tuple[_Record, str]] = []
             for record in batch:
                 try:
-                    rows.append(self._convert(record.data))
+                    rows.extend(self._convert(record.data))
                 except ConversionError as exc:
                     failed.append((record, str(exc)))
                     continue
@@ -170,23 +172,22 @@ class DeliveryStream:
                 self._write_errors(failed)
                 self.records_failed += len(failed)
 
-    def _convert(self, data: bytes) -> dict[str, Any]:
-        """One JSON record as a row of the table's columns, as the OpenX JSON deserializer reads it."""
-        try:
-            record = json.loads(data)
-        except ValueError as exc:
-            raise ConversionError(f"the record is not JSON: {exc}") from exc
-        if not isinstance(record, dict):
-            raise ConversionError("the record is not a JSON object")
+    def _convert(self, data: bytes) -> list[dict[str, Any]]:
+        """A record's JSON objects as rows of the table's columns, as the OpenX JSON deserializer reads them."""
         columns = self.spec.columns or ()
-        row = {name: _column_value(record.get(name), hive_type, name) for name, hive_type in columns}
-        for name, value in row.items():
-            if isinstance(value, str):
-                try:
-                    value.encode("utf-8")  # JSON may spell a lone surrogate ("\ud800"), which Parquet cannot hold
-                except UnicodeEncodeError as exc:
-                    raise ConversionError(f"column {name} is not valid Unicode: {exc.reason}") from exc
-        return row
+        rows = []
+        for record in _documents(data):
+            if not isinstance(record, dict):
+                raise ConversionError("the record is not a JSON object")
+            row = {name: _column_value(record.get(name), hive_type, name) for name, hive_type in columns}
+            for name, value in row.items():
+                if isinstance(value, str):
+                    try:
+                        value.encode("utf-8")  # JSON may spell a lone surrogate ("\ud800"), which Parquet cannot hold
+                    except UnicodeEncodeError as exc:
+                        raise ConversionError(f"column {name} is not valid Unicode: {exc.reason}") from exc
+            rows.append(row)
+        return rows
 
     def _write_errors(self, failed: list[tuple[_Record, str]]) -> None:
         now_ms = self._clock_ms()
@@ -251,6 +252,28 @@ def tally(streams: dict[str, DeliveryStream], since: dict[str, int], location: P
                 kind = stream.spec.prefix.split("/")[0]
                 lines[kind] = lines.get(kind, 0) + sum(1 for line in path.read_bytes().splitlines() if line.strip())
     return ArchiveTally(location, readings, errors, lines)
+
+
+def _documents(data: bytes) -> list[Any]:
+    """The JSON documents of a record, one after another (`{"a":1}{"a":2}`, or one a line); ConversionError if
+    the record is not that."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConversionError(f"the record is not JSON: {exc}") from exc
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    while True:
+        position = len(text) - len(text[position:].lstrip(" \t\n\r"))  # JSON's whitespace only
+        if position == len(text):
+            break
+        try:
+            document, position = decoder.raw_decode(text, position)
+        except ValueError as exc:
+            raise ConversionError(f"the record is not JSON: {exc}") from exc
+        documents.append(document)
+    if not documents:
+        raise ConversionError("the record is not JSON: it is empty")
+    return documents
 
 
 def _column_value(value: Any, hive_type: str, name: str) -> Any:

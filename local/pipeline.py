@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from local.firehose import DeliveryStream
+from local.firehose_api import FirehoseApi
 from local.iot_core import RULES_ENGINE, IotCore
 from local.kinesis import EventSourceMapping, MappingConfig
 from local.lambdas import FunctionConfig, InvokeRefused, LocalFunction
@@ -54,6 +55,8 @@ class Pipeline:
         self.router: Router | None = None
         self.delivery_streams: dict[str, DeliveryStream] = {}
         """The template's Firehose delivery streams, writing the archive (by logical id)."""
+        self.firehose_api: FirehoseApi | None = None
+        """Their API for the functions (PutRecordBatch: batched ingestion archives its batches)."""
         self._rules_client: ServiceClient | None = None
         self._resources: Resources | None = None
         self._stopping = threading.Event()
@@ -62,13 +65,13 @@ class Pipeline:
         self._schedules: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    # -- start, in the order a message needs them: functions, mappings, rules, then the schedules
+    # -- start, in the order a message needs them: the archive, functions, mappings, rules, then the schedules
 
     def start(self, resources: Resources, iot: IotCore, say: Say) -> None:
         self._resources = resources
+        self._start_delivery_streams(resources, say)
         self._start_functions(resources, say)
         self._start_mappings(resources, say)
-        self._start_delivery_streams(resources, say)
         self._start_rules(resources, iot, say)
         self._start_schedules(say)
 
@@ -163,7 +166,8 @@ class Pipeline:
             )
 
     def _start_delivery_streams(self, resources: Resources, say: Say) -> None:
-        """A local Firehose per delivery stream of the template, writing into the archive folder."""
+        """A local Firehose per delivery stream of the template, writing into the archive folder, and their API
+        for the functions (AWS_ENDPOINT_URL_FIREHOSE), before the functions start."""
         archive = self.options.archive
         for spec in self.template.delivery_streams:
             if not resources.resolver.condition_holds(spec.condition):
@@ -173,6 +177,10 @@ class Pipeline:
                 f"delivery stream {spec.logical_id}: {'Parquet' if spec.columns else 'as sent'} under "
                 f"{archive}/{spec.prefix}, buffered up to {spec.buffer_size_mb} MB or {spec.buffer_interval_s} s"
             )
+        by_name = {stream.spec.name: stream.put for stream in self.delivery_streams.values()}
+        self.firehose_api = FirehoseApi(by_name.__getitem__)
+        self.firehose_api.start()
+        resources.aws.firehose_url = self.firehose_api.url
 
     def _start_rules(self, resources: Resources, iot: IotCore, say: Say) -> None:
         resolver = resources.resolver
@@ -311,15 +319,18 @@ class Pipeline:
             with contextlib.suppress(Exception):
                 self._rules_client.stop()
             self._rules_client = None
-        for name, stream in self.delivery_streams.items():  # no rule puts any more: what is buffered is delivered
-            try:
-                stream.close()
-            except Exception:  # the rest must still stop; the records it held are named in the log
-                log.exception("delivery stream %s could not deliver its last %d records", name, stream.pending())
         for function in self.functions.values():
             function.stop()
         for mapping in self.mappings.values():
             mapping.stop()
+        if self.firehose_api is not None:
+            self.firehose_api.stop()
+            self.firehose_api = None
+        for name, stream in self.delivery_streams.items():  # nothing puts any more: what is buffered is delivered
+            try:
+                stream.close()
+            except Exception:  # the rest must still stop; the records it held are named in the log
+                log.exception("delivery stream %s could not deliver its last %d records", name, stream.pending())
         self.mappings.clear()
         self.functions.clear()
         self.stop_schedules()

@@ -232,3 +232,9 @@ def _create_stores(template: Template, resources: Resources, attributes: dict[tu
         physical[stream.logical_id] = name
         attributes[(stream.logical_id, "Arn")] = arn
         resources.streams[stream.logical_id] = (name, arn)
+    for delivery in template.delivery_streams:  # local.firehose's streams, by the name its API takes
+        if exists(delivery.condition):
+            physical[delivery.logical_id] = delivery.name
+            attributes[(delivery.logical_id, "Arn")] = (
+                f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{delivery.name}"
+            )

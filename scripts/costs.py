@@ -8,7 +8,8 @@
   reading while the motor runs; a conditional PutItem of the motor's state per reading, from the copy the
   execution environment kept (a stale copy: a failed write, then another).
 - batched (template IngestionMode batched): TelemetryRule -> Kinesis (TelemetryStream) -> the function in
-  batches; one SageMaker call per batch; a motor's readings in one batch share one PutItem.
+  batches; one SageMaker call per batch; a motor's readings in one batch share one PutItem; the function
+  archives each batch's readings itself, several to a Firehose record (one PutRecordBatch per batch).
 - embedded: as direct, with the model evaluated inside the function: no SageMaker.
 - batched-embedded: both changes at once.
 
@@ -41,6 +42,7 @@ from device.requirements_check import setup_needed
 with setup_needed("scripts/costs.py"):
     from motor_adapters.dynamodb_store import DUE_SHARDS
     from motor_adapters.written_states import MIN_FRESH_SHARE
+    from motor_maintenance.detector import check_margin_ms
 
 from scripts.costs_archive import ARCHIVE_PRICES, ArchiveUse, archive_items, measured_parquet_bytes
 from scripts.costs_sizes import PLATFORM_LOG_LEVELS, measured_sizes, platform_log_bytes
@@ -198,7 +200,11 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
     cpu_ms = (w.batched_cpu_ms_full_core if batched else w.cpu_ms_full_core) * w.cpu_scale
     state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
     history_writes = _history_writes(w, state_ops)
-    busy_ms = readings * cpu_ms + (state_reads + state_writes + history_writes) * w.state_io_ms
+    # Batched, each batch's PutRecordBatch into the archive is waited for like a DynamoDB call.
+    busy_ms = (
+        readings * cpu_ms
+        + (state_reads + state_writes + history_writes + (invocations if batched else 0.0)) * w.state_io_ms
+    )
     if embedded:
         busy_ms += running * w.embedded_model_ms_full_core * w.cpu_scale
     else:
@@ -237,6 +243,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
             motors=w.motors,
             use=w.archive,
             rates=rates,
+            batch=batch if batched else None,  # batched, the function packs each batch's readings
         )
     )
     return Cost(architecture, items, floor_cost(w, rates))
@@ -298,11 +305,13 @@ def _traces(w: Workload, invocations: float) -> float:
 def _offline_watch(w: Workload, rates: Mapping[str, float]) -> dict[str, float]:
     """The offline alarm (docs/architecture.md, "Offline detection and timers"), the same in every design.
 
-    While the motor runs, its entry in the keys-only index moves about once per half silence limit
-    (a delete and a put, one write unit each); the timer's ticks (16 queries of at least one read unit
+    While the motor runs, its entry in the keys-only index moves at most once per silence limit less the margin
+    within which a reading moves it (detector.check_margin_ms: 450 s of the default 600 s), a delete and a put
+    of one write unit each; the timer's ticks (16 queries of at least one read unit
     each, one invocation a minute) are shared by the fleet.
     """
-    moves = w.running_fraction * HOURS_PER_MONTH * 3600 / (w.offline_after_s / 2)
+    after_ms = round(w.offline_after_s * 1000)
+    moves = w.running_fraction * HOURS_PER_MONTH * 3600 * 1000 / (after_ms - check_margin_ms(after_ms))
     ticks = HOURS_PER_MONTH * 60
     tick = (
         rates["lambda_requests"]

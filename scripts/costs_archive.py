@@ -1,7 +1,10 @@
 """The archive's share of a motor-month: the rules' Firehose actions, Firehose, S3 storage and Athena.
 
-Every reading, alarm event and operator action is archived in every architecture alike
-(docs/archive.md), so these items are added to each one's cost by scripts/costs.py.
+Every reading, alarm event and operator action is archived in every architecture (docs/archive.md), so
+these items are added to each one's cost by scripts/costs.py. Readings arrive one Firehose record each from
+the telemetry rules' Firehose action (direct), or packed several to a record by the batched function
+(motor_adapters.firehose_archive.pack, the code the function runs): no rule action, and a record's 5 KB
+billed for many readings.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from motor_adapters.firehose_archive import pack
 from scripts.pricing import GB, HOURS_PER_MONTH, Price
 
 FIREHOSE_RECORD_BYTES = 5 * 1024
@@ -83,15 +87,20 @@ def archive_items(
     motors: int,
     use: ArchiveUse,
     rates: Mapping[str, float],
+    batch: float | None = None,
 ) -> dict[str, float]:
     """US$ per motor-month of archiving `readings` readings and the motor's alarm events and actions.
 
     `payload_bytes` is a reading as the rule emits it, `parquet_bytes` its share of a Parquet object.
+    `batch`: the readings of a batch the batched function archives together (None: the rules archive
+    each reading, one Firehose action and record each).
     """
     records = alarm_events + use.actions_per_month
-    actions = readings * _steps(payload_bytes) + records * _steps(use.event_bytes)  # one Firehose action each
-    firehose_gb = (readings * _steps(payload_bytes) + records * _steps(use.event_bytes)) * FIREHOSE_RECORD_BYTES / GB
-    converted_gb = readings * _steps(payload_bytes) * FIREHOSE_RECORD_BYTES / GB
+    reading_actions = readings * _steps(payload_bytes) if batch is None else 0.0
+    reading_units = readings * (_steps(payload_bytes) if batch is None else packed_units(payload_bytes, batch))
+    actions = reading_actions + records * _steps(use.event_bytes)  # one Firehose action each
+    firehose_gb = (reading_units + records * _steps(use.event_bytes)) * FIREHOSE_RECORD_BYTES / GB
+    converted_gb = reading_units * FIREHOSE_RECORD_BYTES / GB
     monthly_gb = (readings * parquet_bytes + records * use.event_bytes) / GB
 
     # The bucket holds `months_kept` months: each month's data in Standard for its first
@@ -120,6 +129,14 @@ def archive_items(
         "archive: S3 requests": requests / motors,
         "archive: Athena": scanned_tb * rates["athena_tb_scanned"] + retrieved_gb * rates["s3_glacier_ir_retrieval_gb"],
     }
+
+
+def packed_units(payload_bytes: int, batch: float) -> float:
+    """Billed 5 KB units per reading of a batch the function archives: its readings packed as the function packs
+    them (firehose_archive.pack: each followed by a newline, records filled up to 5 KB)."""
+    size = max(1, round(batch))
+    records = pack([b"x" * payload_bytes] * size)
+    return sum(_steps(len(record)) for record in records) / size
 
 
 def _steps(size: int) -> int:

@@ -31,6 +31,7 @@ FUNCTION_ENV = {
         "TOPIC_NAMESPACE": "TopicNamespace",
         "ENDPOINT_NAME": "EndpointName",
         "MODEL_S3_URL": "ModelS3Url",
+        "ARCHIVE_STREAM_NAME": "BatchArchiveStreamName",
     },
     "OperatorActionFunction": {
         "STATE_TABLE_NAME": "StateTableName",
@@ -61,8 +62,9 @@ FUNCTION_ENV = {
 }
 
 
-OPTIONAL_OUTPUTS = {"EndpointName", "ModelS3Url"}
-"""Outputs the template declares only when they have a value (no endpoint, no embedded model): absent is empty."""
+OPTIONAL_OUTPUTS = {"EndpointName", "ModelS3Url", "BatchArchiveStreamName"}
+"""Outputs the template declares only when they have a value (no endpoint, no embedded model, direct ingestion):
+absent is empty."""
 
 
 def env_vars(outputs: dict[str, str]) -> dict[str, dict[str, str]]:

@@ -28,6 +28,8 @@ os.environ.update(
         "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:motor-alerts",
         "ENDPOINT_NAME": "motor-failure-xgboost",
         "CONFIG_PARAMETER_NAME": "/motor-maintenance/detector-config",
+        # Read by the batched path only, as the template sets it only with IngestionMode batched.
+        "ARCHIVE_STREAM_NAME": "telemetry-archive",
     }
 )
 for leftover in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
@@ -83,6 +85,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         merge_all(node.config, REPORTS, shares)
 
 
+ARCHIVE_BUCKET = "motor-archive"
+
+
 @dataclass
 class FakeAws:
     """Handles on the moto resources a test inspects."""
@@ -92,6 +97,12 @@ class FakeAws:
     sqs: Any
     ssm: Any
     alert_queue_url: str
+    s3: Any = None
+
+    def archived(self) -> list[bytes]:
+        """The records put into the archive's Firehose stream, in order (moto writes each call as one S3 object)."""
+        objects = self.s3.list_objects_v2(Bucket=ARCHIVE_BUCKET).get("Contents", [])
+        return [self.s3.get_object(Bucket=ARCHIVE_BUCKET, Key=o["Key"])["Body"].read() for o in objects]
 
     def alerts(self) -> list[dict[str, Any]]:
         """SNS messages delivered to a queue subscribed to the alert topic (raw delivery off)."""
@@ -151,7 +162,16 @@ def aws() -> Iterator[FakeAws]:
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
         ssm = boto3.client("ssm")
         ssm.put_parameter(Name=os.environ["CONFIG_PARAMETER_NAME"], Value="{}", Type="String")
-        yield FakeAws(dynamodb=dynamodb, sns=sns, sqs=sqs, ssm=ssm, alert_queue_url=queue_url)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=ARCHIVE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        boto3.client("firehose").create_delivery_stream(
+            DeliveryStreamName=os.environ["ARCHIVE_STREAM_NAME"],
+            ExtendedS3DestinationConfiguration={
+                "BucketARN": f"arn:aws:s3:::{ARCHIVE_BUCKET}",
+                "RoleARN": "arn:aws:iam::123456789012:role/archive-delivery",
+            },
+        )
+        yield FakeAws(dynamodb=dynamodb, sns=sns, sqs=sqs, ssm=ssm, alert_queue_url=queue_url, s3=s3)
     client.cache_clear()
 
 

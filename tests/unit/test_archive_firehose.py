@@ -25,6 +25,7 @@ from local.mqtt_client import Message
 from local.router import Router
 from local.template import load, loads
 from model.archive import Archive
+from motor_adapters.firehose_archive import pack
 from motor_maintenance.telemetry import TelemetryEvent
 from tests.support import ROOT, load_event
 
@@ -79,6 +80,8 @@ def test_the_archive_columns_are_the_fields_of_the_telemetry_model_the_rules_del
 def test_every_telemetry_rule_and_the_alarm_and_action_rules_have_a_firehose_action() -> None:
     archived = {rule.name: [action.stream for action in rule.firehose] for rule in TEMPLATE.rules}
     assert archived["TelemetryRule"] == archived["LegacyTelemetryRule"] == ["TelemetryArchiveStream"]
+    batched = {rule.name: rule.for_conditions(lambda name: name == "Batched").firehose for rule in TEMPLATE.rules}
+    assert batched["TelemetryRule"] == batched["LegacyTelemetryRule"] == ()  # the function archives its batches
     assert archived["AlarmRule"] == ["AlarmArchiveStream"]
     assert archived["ActionRule"] == ["ActionArchiveStream"]
     assert {action.separator for rule in TEMPLATE.rules for action in rule.firehose} == {"\n"}
@@ -246,7 +249,7 @@ def test_numeric_text_in_a_number_column_and_an_object_in_a_text_column_convert_
 
 def test_every_message_the_telemetry_rules_match_is_archived_once_invalid_ones_included(tmp_path: Path) -> None:
     clock = Clock()
-    rules = [rule.for_conditions(lambda name: True) for rule in TEMPLATE.rules if rule.firehose]
+    rules = [rule.for_conditions(lambda name: name != "Batched") for rule in TEMPLATE.rules if rule.firehose]
     archive = {name: stream(name, tmp_path, clock) for name in STREAMS}
     router = Router(
         [replace(rule, actions=(), kinesis=()) for rule in rules],  # only the archive matters here
@@ -281,3 +284,49 @@ def test_the_runs_report_says_where_the_archive_is_and_flags_a_reading_missing_f
     assert "MISMATCH" not in whole[0]
     assert "2 alarm events, 0 operator actions" in whole[1]
     assert "MISMATCH: -1" in archive_lines(ArchiveTally(tmp_path, readings=9), sent=10)[0]
+
+
+def test_readings_packed_several_to_a_record_are_archived_as_the_rule_archives_them_one_by_one(tmp_path: Path) -> None:
+    """Given the same readings, valid and not, archived one record each (the rule's Firehose action, direct) and
+    packed several to a record by the batched function, then both archives hold the same rows and errors."""
+    payloads = [reading(n) | {"topic_motor_id": "motor-001", "received_at": 1_796_637_600_000 + n} for n in range(40)]
+    payloads[7] = payloads[7] | {"speed_rpm": "fast"}  # the schema refuses it, and so does the conversion
+    payloads[9] = payloads[9] | {"speed_rpm": -5.0}  # the schema refuses it; it converts
+    raw = [json.dumps(payload).encode() for payload in payloads]
+    direct = stream("TelemetryArchiveStream", tmp_path / "direct", Clock())
+    for data in raw:
+        direct.put(data + b"\n")
+    batched = stream("TelemetryArchiveStream", tmp_path / "batched", Clock())
+    records = pack([d for n, d in enumerate(raw) if n not in (7, 9)], [raw[7], raw[9]])
+    for record in records:
+        batched.put(record)
+
+    direct.flush()
+    batched.flush()
+
+    assert len(records) < len(raw) / 5
+    for kind in (direct, batched):
+        assert (kind.records_delivered, kind.records_failed) == (39, 1)
+    (direct_rows,) = [pq.read_table(p).to_pylist() for p in files(tmp_path / "direct") if p.suffix == ".parquet"]
+    (batched_rows,) = [pq.read_table(p).to_pylist() for p in files(tmp_path / "batched") if p.suffix == ".parquet"]
+    assert sorted(batched_rows, key=lambda row: row["seq"]) == sorted(direct_rows, key=lambda row: row["seq"])
+    direct_errors, batched_errors = (
+        [
+            json.loads(line)
+            for p in files(tmp_path / kind)
+            if CONVERSION_FAILED in p.parts
+            for line in p.read_text().splitlines()
+        ]
+        for kind in ("direct", "batched")
+    )
+    assert [base64.b64decode(e["rawData"]) for e in batched_errors] == [raw[7] + b"\n"]
+    assert [base64.b64decode(e["rawData"]) for e in direct_errors] == [raw[7] + b"\n"]
+
+
+def test_a_record_of_several_documents_one_of_which_cannot_be_converted_fails_whole(tmp_path: Path) -> None:
+    readings = stream("TelemetryArchiveStream", tmp_path, Clock())
+    readings.put(line(reading(1)) + line(reading(2, speed_rpm="fast")))
+    readings.put(b'{"motor_id": "m"} [1, 2]')
+    readings.put(b'{"motor_id": "m"} {')
+    readings.flush()
+    assert (readings.records_delivered, readings.records_failed) == (0, 3)

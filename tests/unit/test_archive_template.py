@@ -8,6 +8,7 @@ it finds; the tests at the end break the template on purpose to prove each rule 
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import typing
@@ -262,20 +263,39 @@ def conversion_problems(template: Template) -> list[str]:
 
 
 def rule_action_problems(template: Template) -> list[str]:
-    """Each rule the contract names sends what it receives to its stream, in every ingestion mode."""
+    """Each rule the contract names sends what it receives to its stream, in every ingestion mode.
+
+    A rule's Firehose action is unconditional, or, for the readings, present only without batched ingestion
+    (`Fn::If [Batched, AWS::NoValue, Firehose]`), in which case InferenceFunction is given that stream in
+    batched mode and archives the batches itself (tests/unit/test_batch_handler.py checks what it puts).
+    """
     problems = []
+    wanted_env = {"Fn::If": ["Batched", {"Ref": "TelemetryArchiveStream"}, ""]}
+    function_env = template["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
     for stream, (rules, _) in STREAMS.items():
         for rule in rules:
             actions = template["Resources"][rule]["Properties"]["TopicRulePayload"]["Actions"]
-            archived = [
-                action["Firehose"]
-                for action in actions  # unconditional: an Fn::If here would archive in one mode only
-                if isinstance(action, dict) and "Firehose" in action
+            archived = [action["Firehose"] for action in actions if isinstance(action, dict) and "Firehose" in action]
+            direct_only = [
+                action["Fn::If"][2]["Firehose"]
+                for action in actions
+                if isinstance(action, dict)
+                and "Fn::If" in action
+                and action["Fn::If"][:2] == ["Batched", {"Ref": "AWS::NoValue"}]
+                and "Firehose" in action["Fn::If"][2]
             ]
+            if direct_only and (
+                stream != "TelemetryArchiveStream" or function_env.get("ARCHIVE_STREAM_NAME") != wanted_env
+            ):
+                problems.append(
+                    f"{rule}: batched, nothing archives into {stream} (InferenceFunction's ARCHIVE_STREAM_NAME)"
+                )
             wanted = {"DeliveryStreamName": {"Ref": stream}, "Separator": "\n"}
-            if not any(all(action.get(key) == value for key, value in wanted.items()) for action in archived):
-                problems.append(f"{rule}: no unconditional Firehose action into {stream} with a newline separator")
-            if any(action.get("BatchMode") for action in archived):
+            if not any(
+                all(action.get(key) == value for key, value in wanted.items()) for action in archived + direct_only
+            ):
+                problems.append(f"{rule}: no Firehose action into {stream} with a newline separator")
+            if any(action.get("BatchMode") for action in archived + direct_only):
                 problems.append(f"{rule}: BatchMode needs a JSON array and firehose:PutRecordBatch")
     return problems
 
@@ -470,7 +490,7 @@ def set_at(path: str, value: Any) -> Callable[[Template], None]:
 def _drop_firehose_action(rule: str) -> Callable[[Template], None]:
     def breakage(template: Template) -> None:
         payload = template["Resources"][rule]["Properties"]["TopicRulePayload"]
-        payload["Actions"] = [action for action in payload["Actions"] if "Firehose" not in action]
+        payload["Actions"] = [action for action in payload["Actions"] if "Firehose" not in json.dumps(action)]
 
     return breakage
 
@@ -500,6 +520,11 @@ TELEMETRY_LOCATION = "TelemetryTable/Properties/TableInput/Parameters/storage.lo
         ("buffering", set_at(f"{DESTINATION}/BufferingHints/SizeInMBs", 32), "SizeInMBs"),
         ("conversion", set_at(SERIALIZER, {"OrcSerDe": {}}), "OutputFormatConfiguration"),
         ("rule_action", _drop_firehose_action("LegacyTelemetryRule"), "LegacyTelemetryRule"),
+        (
+            "rule_action",
+            set_at("InferenceFunction/Properties/Environment/Variables/ARCHIVE_STREAM_NAME", ""),
+            "batched",
+        ),
         (
             "rule_action",
             set_at("ActionRule/Properties/TopicRulePayload/Actions/1/Firehose/Separator", ","),

@@ -336,15 +336,16 @@ def test_the_docs_table_is_what_the_script_computes_today() -> None:
     assert f"**{sizes['state_item_bytes']:,} bytes" in doc
 
 
-def test_the_offline_watch_costs_two_index_writes_per_half_silence_limit_while_running() -> None:
+def test_the_offline_watch_costs_two_index_writes_per_three_quarters_of_the_silence_limit_while_running() -> None:
     # Given prices where only DynamoDB writes cost anything, and a motor that always runs
     rates = dict.fromkeys(costs.unit_rates(PRICES), 0.0)
     rates["dynamodb_write_request_units"] = 1.0
     workload = replace(Workload(), running_fraction=1.0, offline_after_s=600.0, payload_bytes=300, state_item_bytes=1)
     # When the direct design is priced
     cost = costs.monthly_cost("direct", workload, rates)
-    # Then the index moves every 300 s of a 730-hour month, a delete and a put each time
-    assert cost.items["DynamoDB offline index"] == 730 * 3600 / 300 * 2
+    # Then the index moves every 450 s of a 730-hour month (a reading within 150 s of it moves it), a delete and a
+    # put each time
+    assert cost.items["DynamoDB offline index"] == pytest.approx(730 * 3600 / 450 * 2)
     # And a longer silence limit moves it less often
     longer = costs.monthly_cost("direct", replace(workload, offline_after_s=1200.0), rates)
     assert longer.items["DynamoDB offline index"] == cost.items["DynamoDB offline index"] / 2
@@ -377,13 +378,42 @@ def test_firehose_bills_every_archived_record_as_5_kb_at_least() -> None:
 def test_only_readings_are_converted_to_parquet_and_each_record_is_one_more_rule_action() -> None:
     w = replace(workload(alarm_events_per_month=10.0), archive=ArchiveUse(actions_per_month=5.0))
 
-    conversion = monthly_cost("batched", w, only("firehose_format_conversion_gb"))
-    actions = monthly_cost("batched", w, only("iot_actions_executed"))
+    conversion = monthly_cost("direct", w, only("firehose_format_conversion_gb"))
+    actions = monthly_cost("direct", w, only("iot_actions_executed"))
 
     assert conversion.total == pytest.approx(READINGS_A_MONTH * FIVE_KB_IN_GB)
     # The floor's action per reading, the alarm events' AlertFunction action, and the archive's action per record
     assert actions.items["archive: IoT rule actions"] == READINGS_A_MONTH + 15
     assert actions.floor == READINGS_A_MONTH
+
+
+def test_batched_archives_a_batchs_readings_sixteen_to_a_5_kb_record_and_no_rule_action_per_reading() -> None:
+    # Given readings of 300 bytes (301 with the newline: 17 fill 5,117 of 5,120 bytes), 10 alarm events and 5
+    # actions a month, and batches of 500 readings (1,000 motors on one shard over the 60 s window)
+    w = replace(workload(alarm_events_per_month=10.0, motors=1000), archive=ArchiveUse(actions_per_month=5.0))
+    # When the batched design is priced
+    ingestion = monthly_cost("batched", w, only("firehose_ingestion_gb"))
+    conversion = monthly_cost("batched", w, only("firehose_format_conversion_gb"))
+    actions = monthly_cost("batched", w, only("iot_actions_executed"))
+    # Then a batch's 500 readings are 30 records of 5 KB (29 of 17 readings and one of 7), billed as such
+    per_reading = 30 / 500
+    assert conversion.total == pytest.approx(READINGS_A_MONTH * per_reading * FIVE_KB_IN_GB)
+    assert ingestion.total == pytest.approx((READINGS_A_MONTH * per_reading + 15) * FIVE_KB_IN_GB)
+    # And only the alarm events and actions take a rule's Firehose action
+    assert actions.items["archive: IoT rule actions"] == 15
+
+
+def test_batched_waits_one_archive_call_per_batch() -> None:
+    # Given a state call and an archive call that each wait 10 ms, no CPU and an endpoint that answers at once
+    w = workload(
+        motors=1000, batched_cpu_ms_full_core=0.0, state_io_ms=10.0, endpoint_wait_ms=0.0, history_interval_s=-1.0
+    )
+    # When the batched design's Lambda duration is priced at US$ 1 a GB-second
+    cost = monthly_cost("batched", w, only("lambda_arm_gb_s"))
+    # Then it waits for one state write per reading (a motor once per batch) and one PutRecordBatch per batch
+    batches = READINGS_A_MONTH / 500
+    seconds = (READINGS_A_MONTH + batches) * 10 / 1000
+    assert cost.items["Lambda duration"] == pytest.approx(seconds * w.memory_mb / 1024)
 
 
 def test_the_kept_months_are_in_standard_until_the_lifecycle_moves_them_to_glacier_ir() -> None:

@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections import Counter
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from device.history import generate
@@ -30,7 +31,7 @@ from motor_maintenance.state import MotorState
 from motor_maintenance.telemetry import Telemetry
 
 RECORDED_DIGESTS_BEFORE_EPISODES = {
-    "default": "ef99acf68e6c89cb34dc1d3a41abac0136cccfc0f72eaf6a522b4516791ed236",
+    "default": "292edc0838416fba995a95e2addf7583ad7bca238e8ff1bbcecefedd73395c1d",
     "short rules, no latch, no offline": "b25ce15f5a75ace70bb5746dbbd77b1ef00334d0566ddfef49392799ddad3fda",
 }
 """sha256 of every decision of `_digest` per configuration, recorded before detector.py was optimised.
@@ -43,11 +44,26 @@ Both were recorded again when the running statistics stored with the state gaine
 interval and whether its last reading ran (features that mean the same at any reporting interval): the
 decisions, the events and every other field of the stored states were checked unchanged then (the same
 digest with the statistics left out, before and after). They were recorded again, checked the same way,
-when the statistics gained the hydraulic power per ampere (`hydraulic_kw_per_a`), a new tracked ratio."""
+when the statistics gained the hydraulic power per ampere (`hydraulic_kw_per_a`), a new tracked ratio.
+
+The default configuration's were recorded again when a reading's margin before the stored timer time
+became a quarter of the offline window (`detector.check_margin_ms`): only the stored `next_check_ms`
+changed, which RECORDED_DIGESTS_WITHOUT_CHECK_TIMES holds the proof of (the digests with it left out, the
+same under the half and the quarter)."""
 RECORDED_DIGESTS = {
-    "default": "b0db1dc98aa383d739b9cfbb6592840218309329137753f9d92d07a613b7e940",
+    "default": "aa99a302caaafb07d035b4435ec779457d1275f0986cbbadcb41652aa6240dbf",
     "short rules, no latch, no offline": "b25ce15f5a75ace70bb5746dbbd77b1ef00334d0566ddfef49392799ddad3fda",
 }
+
+RECORDED_DIGESTS_WITHOUT_CHECK_TIMES = {
+    "default": (
+        "cc8aed7816dc040b65bde53bca1aeb961b77c6e98c24957f6c8a78caba6bffcd",
+        "715f4b39a416dba7d57da89cd3ab7efab19688ec7e92d0b439e271548918dc9e",
+    ),
+    "short rules, no latch, no offline": ("6fdcf654f039331b434688847a7f9ad514529d80cd1b3ce76175740c5936322b",) * 2,
+}
+"""(today's, as before episodes) digests with each stored state's `next_check_ms` left out: every decision, event
+and other field of the states, whatever margin `next_check` keeps its stored time with."""
 
 CONFIGS = {
     "default": DetectorConfig(),
@@ -102,7 +118,7 @@ LABELS = {"verdict", "failure_mode", "failed_at"}
 ADDED_LATER = LABELS | {"model_version"}
 
 
-def _record(digest: Any, decision: Decision, counts: Counter[str], *, as_before: bool) -> int:
+def _record(digest: Any, decision: Decision, counts: Counter[str], *, as_before: bool, check_times: bool = True) -> int:
     digest.update(f"{decision.outcome}|{decision.reason};".encode())
     for event in decision.events:
         assert all(getattr(event, field) is None for field in ADDED_LATER), event
@@ -112,14 +128,23 @@ def _record(digest: Any, decision: Decision, counts: Counter[str], *, as_before:
             if as_before:
                 recorded = event.model_copy(update={"active_since": None})
         digest.update(recorded.model_dump_json(exclude=ADDED_LATER).encode())
-    digest.update(json.dumps(decision.state.to_dict(), sort_keys=True, default=str).encode())
+    stored = decision.state.to_dict()
+    if not check_times:
+        del stored["next_check_ms"]
+    digest.update(json.dumps(stored, sort_keys=True, default=str).encode())
     return len(decision.events)
 
 
 def _digest(
-    readings: list[Telemetry], config: DetectorConfig, counts: Counter[str], *, as_before: bool = False
+    readings: list[Telemetry],
+    config: DetectorConfig,
+    counts: Counter[str],
+    *,
+    as_before: bool = False,
+    check_times: bool = True,
 ) -> tuple[str, int]:
     digest = hashlib.sha256()
+    record = partial(_record, as_before=as_before, check_times=check_times)
     states: dict[str, MotorState] = {}
     events = 0
     for index, reading in enumerate(readings):
@@ -129,10 +154,10 @@ def _digest(
         received_ms = reading.ts_ms + 500 if index % 4 == 0 else None
         item = ReadingInput(reading, _probability(index, reading), received_ms=received_ms, stats=stats)
         decision = step(state, item, now, config)
-        events += _record(digest, decision, counts, as_before=as_before)
+        events += record(digest, decision, counts)
         state = decision.state
         if index % 29 == 0:  # delivered twice
-            events += _record(digest, step(state, item, now, config), counts, as_before=as_before)
+            events += record(digest, step(state, item, now, config), counts)
         if index % 37 == 0:
             name, alarm, minutes = ACTIONS[(index // 37) % len(ACTIONS)]
             if alarm is None or alarm in config.alarm_names():
@@ -145,11 +170,11 @@ def _digest(
                     snooze_minutes=minutes,
                 )
                 decision = step(state, action, now, config)
-                events += _record(digest, decision, counts, as_before=as_before)
+                events += record(digest, decision, counts)
                 state = decision.state
         if index % 53 == 0:  # the timer passes by, later
             decision = check_timers(state, datetime.fromtimestamp(reading.ts_ms / 1000 + 1800, UTC), config)
-            events += _record(digest, decision, counts, as_before=as_before)
+            events += record(digest, decision, counts)
             state = decision.state
         states[reading.motor_id] = state
     return digest.hexdigest(), events
@@ -166,5 +191,10 @@ def test_decisions_over_a_recorded_history_are_the_recorded_ones() -> None:
         assert events > 50, label
         assert digest == RECORDED_DIGESTS[label], label
         assert before == RECORDED_DIGESTS_BEFORE_EPISODES[label], label
+        without_check_times = tuple(
+            _digest(readings, config, Counter(), as_before=as_before, check_times=False)[0]
+            for as_before in (False, True)
+        )
+        assert without_check_times == RECORDED_DIGESTS_WITHOUT_CHECK_TIMES[label], label
         # the changed decision is exercised where alarms latch, and cannot occur where they don't
         assert (counts["latched acknowledged"] > 0) == config.latch, label

@@ -26,7 +26,7 @@ from tests.support import ROOT, LambdaContext, load_event, load_handler, reading
 TEMPLATE = parse((ROOT / "template.yaml").read_text())
 # The AWS services each function's code calls (its adapters, Powertools' SSM and idempotency layers).
 SERVICES = {
-    "InferenceFunction": ["ssm", "dynamodb", "iot-data", "sagemaker-runtime"],
+    "InferenceFunction": ["ssm", "dynamodb", "iot-data", "sagemaker-runtime", "firehose"],  # firehose: batched
     "OperatorActionFunction": ["ssm", "dynamodb", "iot-data"],
     "AlertFunction": ["dynamodb", "sns"],
 }

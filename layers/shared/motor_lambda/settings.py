@@ -80,6 +80,11 @@ class InferenceSettings(MotorStateSettings):
         default="", description="MODEL_S3_URL: model.tar.gz evaluated in the function (InferenceMode embedded)."
     )
     endpoint_timeout_s: float = Field(default=3.0, gt=0, description="ENDPOINT_TIMEOUT_S: read timeout per call.")
+    archive_stream_name: str = Field(
+        default="",
+        description="ARCHIVE_STREAM_NAME: the archive's Firehose stream a batch's readings are put into (IngestionMode "
+        "batched); empty = the rules archive them.",
+    )
 
 
 class ActionSettings(MotorStateSettings):

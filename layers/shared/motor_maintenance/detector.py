@@ -201,14 +201,28 @@ def check_timers(state: MotorState, now: datetime, config: DetectorConfig) -> De
     return Decision(new, tuple(events), Outcome.APPLIED if changed else Outcome.IGNORED)
 
 
+def check_margin_ms(after_ms: int) -> int:
+    """How near its stored check time a reading may come and leave it: a quarter of the silence limit (next_check)."""
+    return after_ms // 4
+
+
 def next_check(state: MotorState, now_ms: int, config: DetectorConfig) -> int | None:
     """When the timer must next look at the motor: the earliest snooze end or silence limit (None: never).
 
     The time is stored in an index the timer queries, and moving it costs an index write. A reading
-    keeps the stored time while it is still more than half the offline window away and not later
-    than needed: the timer then visits a live motor at most once per half window (and only moves the
-    time on), and a steady stream of readings rewrites the index entry about once per half window,
-    not once per reading.
+    keeps the stored time while it is still more than a margin (`check_margin_ms`, a quarter of the
+    offline window) away and not later than needed, so a steady stream of readings rewrites the index
+    entry about once per three quarters of the window, not once per reading (at the defaults, every
+    7.5 minutes of a running motor).
+
+    The margin is what keeps the timer from visiting a live motor: the stored time falls due only if no
+    reading of the motor is processed within the margin before it. At the template's defaults a motor
+    reads once a minute (the simulator's and costs.py's rate) and a reading is processed at most one
+    batch window late (BatchWindowSeconds, 60 s; direct ingestion: at once), so two of a motor's readings
+    are processed at most 2 minutes apart, less than the margin of 150 s of the default 600 s window; the
+    timer's own tick (a minute) adds slack. Motors that report less often, or batches gathered for longer,
+    cost a visit now and then (a read and the entry moved on): never a false alarm, since the visit
+    checks the silence itself (check_timers).
     """
     due: int | None = None
     snoozed = [(name, status) for name, status in state.alarms.items() if status.state is AlarmState.SNOOZED]
@@ -219,7 +233,7 @@ def next_check(state: MotorState, now_ms: int, config: DetectorConfig) -> int | 
     margin_ms = 0
     if config.offline.enabled:
         after_ms = config.offline.after_ms
-        margin_ms = after_ms // 2
+        margin_ms = check_margin_ms(after_ms)
         offline = state.alarms.get(OFFLINE_ALARM)
         if state.last_running and state.last_heard_ms is not None and offline is not None and not offline.held:
             silence_limit_ms = state.last_heard_ms + after_ms

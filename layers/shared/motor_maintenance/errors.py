@@ -36,3 +36,7 @@ class PublishFailed(MaintenanceError):
 
 class ConfigUnavailable(MaintenanceError):
     """The detector configuration could not be read and none was loaded before."""
+
+
+class ArchiveUnavailable(MaintenanceError):
+    """Readings could not be put into the archive's stream; their batch is delivered again."""

@@ -13,8 +13,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
-
+from device.columnar import duckdb_types
 from device.requirements_check import ROOT
 
 TELEMETRY, ALARMS, ACTIONS, ERRORS = "telemetry", "alarms", "actions", "errors"
@@ -25,16 +24,6 @@ LOCAL_ARCHIVE = ROOT / ".local-stack" / "archive"
 FIREHOSE_VERSION = 1
 """The version number in a Firehose object name (`<stream>-<version>-<time>-<uuid>`)."""
 DAY_FORMAT = "%Y-%m-%d"
-
-HIVE_TO_ARROW: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "bigint": pa.int64(),
-    "int": pa.int32(),
-    "double": pa.float64(),
-    "float": pa.float32(),
-    "boolean": pa.bool_(),
-}
-"""The Glue (Hive) column types the telemetry table uses, as Parquet/Arrow types."""
 
 TELEMETRY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("motor_id", "string"),
@@ -59,18 +48,8 @@ TELEMETRY_COLUMNS: tuple[tuple[str, str], ...] = (
 """The `telemetry` Glue table's columns (name, Hive type), in order: docs/archive.md's schema."""
 
 
-def arrow_schema(columns: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> pa.Schema:
-    """The Arrow schema of Glue columns; ValueError for a Hive type the archive does not use."""
-    fields = []
-    for name, hive_type in columns:
-        arrow_type = HIVE_TO_ARROW.get(hive_type.lower())
-        if arrow_type is None:
-            raise ValueError(f"column {name}: Glue type {hive_type!r} is not one of {sorted(HIVE_TO_ARROW)}")
-        fields.append(pa.field(name, arrow_type))
-    return pa.schema(fields)
-
-
-TELEMETRY_SCHEMA = arrow_schema(TELEMETRY_COLUMNS)
+TELEMETRY_TYPES = duckdb_types(TELEMETRY_COLUMNS)
+"""The telemetry columns' DuckDB (Parquet) types, in order."""
 
 
 def day(moment: datetime | date) -> str:

@@ -4,8 +4,9 @@
 exactly as the reader (model/archive.py) expects: readings as Parquet (Snappy) with the telemetry
 table's columns, actions as JSON lines, each in the daily partition of its arrival, objects named as
 Firehose names them. Readings may come in any number of batches: each day's rows go to one object,
-written a row group at a time (a day's rows are gathered up to ROW_GROUP_ROWS first, and everything
-gathered is written once BUFFERED_ROWS are held), so memory stays bounded however long the history.
+written a part at a time (a day's rows are gathered up to ROW_GROUP_ROWS first, and everything gathered
+is written once BUFFERED_ROWS are held), so memory stays bounded however long the history. A day written
+in several parts becomes one object when the writer closes: DuckDB streams the parts into it in order.
 Objects are written under a hidden name and renamed when complete, so a reader never sees half a one.
 """
 
@@ -19,11 +20,10 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from device.archive_layout import ACTIONS, TELEMETRY, TELEMETRY_SCHEMA, day_of_ms, object_name, partition_dir
+from device.archive_layout import ACTIONS, TELEMETRY, TELEMETRY_TYPES, day_of_ms, object_name, partition_dir
+from device.columnar import Table, connect, literal, parquet_source, write_parquet
 
 ROW_GROUP_ROWS = 131_072
 BUFFERED_ROWS = 524_288
@@ -37,8 +37,8 @@ class ArchiveWriter:
     def __init__(self, root: Path, stream: str) -> None:
         self.root, self.stream = root, stream
         self.objects = 0
-        self._writers: dict[str, tuple[pq.ParquetWriter, Path, Path]] = {}
-        self._pending: dict[str, list[pa.Table]] = defaultdict(list)
+        self._parts: dict[str, tuple[list[Path], Path]] = {}
+        self._pending: dict[str, list[Table]] = defaultdict(list)
         self._pending_rows: dict[str, int] = defaultdict(int)
         self._first_ms: dict[str, int] = {}
         self._buffered = 0
@@ -51,11 +51,11 @@ class ArchiveWriter:
     ) -> None:
         self.close(keep=kind is None)
 
-    def add_readings(self, table: pa.Table, arrived_ms: NDArray[np.int64]) -> None:
+    def add_readings(self, table: Table, arrived_ms: NDArray[np.int64]) -> None:
         """Readings (the telemetry columns) and when each arrived (epoch ms), which picks its `dt` partition."""
         if table.num_rows == 0:
             return
-        table = table.select(TELEMETRY_SCHEMA.names).cast(TELEMETRY_SCHEMA)
+        table = Table({name: table[name] for name in TELEMETRY_TYPES if name in table.columns})
         days = arrived_ms // DAY_MS
         order = np.argsort(days, kind="stable")
         unique, starts = np.unique(days[order], return_index=True)
@@ -64,7 +64,7 @@ class ArchiveWriter:
             rows = order[bounds[index] : bounds[index + 1]]
             dt = day_of_ms(int(day_number) * DAY_MS)
             self._first_ms.setdefault(dt, int(arrived_ms[rows[0]]))
-            self._pending[dt].append(table.take(pa.array(rows)))
+            self._pending[dt].append(table.take(rows))
             self._pending_rows[dt] += len(rows)
             self._buffered += len(rows)
             if self._pending_rows[dt] >= ROW_GROUP_ROWS:
@@ -95,14 +95,13 @@ class ArchiveWriter:
         if keep:
             for dt in list(self._pending):
                 self._flush(dt)
-        for writer, hidden, final in self._writers.values():
-            writer.close()
+        for parts, final in self._parts.values():
             if keep:
-                hidden.rename(final)
+                _join(parts, final)
                 self.objects += 1
-            else:
-                hidden.unlink(missing_ok=True)
-        self._writers.clear()
+            for part in parts:
+                part.unlink(missing_ok=True)
+        self._parts.clear()
         self._pending.clear()
 
     def _flush(self, dt: str) -> None:
@@ -111,10 +110,26 @@ class ArchiveWriter:
         self._buffered -= rows
         if not tables:
             return
-        if dt not in self._writers:
+        if dt not in self._parts:
             folder = partition_dir(self.root, TELEMETRY, dt)
             folder.mkdir(parents=True, exist_ok=True)
-            final = folder / object_name(self.stream, self._first_ms[dt], ".parquet")
-            hidden = final.with_name("." + final.name)
-            self._writers[dt] = (pq.ParquetWriter(hidden, TELEMETRY_SCHEMA, compression="snappy"), hidden, final)
-        self._writers[dt][0].write_table(pa.concat_tables(tables), row_group_size=max(rows, 1))
+            self._parts[dt] = ([], folder / object_name(self.stream, self._first_ms[dt], ".parquet"))
+        parts, final = self._parts[dt]
+        part = final.with_name(f".{final.name}.{len(parts)}")
+        parts.append(part)
+        write_parquet(part, Table.concat(tables), TELEMETRY_TYPES, row_group_rows=ROW_GROUP_ROWS)
+
+
+def _join(parts: list[Path], final: Path) -> None:
+    """A day's parts as its one object, rows in order (under a hidden name until it is complete)."""
+    if len(parts) == 1:
+        parts[0].rename(final)
+        return
+    hidden = final.with_name("." + final.name)
+    db = connect()
+    db.execute(
+        f"COPY (SELECT * FROM {parquet_source(parts)}) TO {literal(str(hidden))} "
+        f"(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+    )
+    db.close()
+    hidden.rename(final)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import pyarrow as pa
 from numpy.typing import NDArray
 
-from device.archive_layout import TELEMETRY_SCHEMA
+from device.archive_layout import TELEMETRY_TYPES
 from device.archive_writer import DAY_MS, ArchiveWriter
+from device.columnar import Table
 from device.physics import FAULT_CODES, NO_FAILURE, ROUNDING, SIGNAL_COLUMNS, FailureMode
 
 
@@ -82,32 +82,29 @@ def write_archive(history: History, root: Path, *, seed: int = 1) -> ArchiveCoun
     return ArchiveCounts(table.num_rows, days, reports, len(actions) - reports, writer.objects)
 
 
-def _telemetry(history: History, rng: np.random.Generator) -> tuple[pa.Table, NDArray[np.int64]]:
-    """Every reading as one Arrow table, time-major, and when each arrived (epoch ms)."""
+def _telemetry(history: History, rng: np.random.Generator) -> tuple[Table, NDArray[np.int64]]:
+    """Every reading as one table, time-major, and when each arrived (epoch ms)."""
     steps, motors = history.running.shape
-    motor_index = pa.array(np.tile(np.arange(motors, dtype=np.int32), steps))
-    motor_ids = pa.DictionaryArray.from_arrays(motor_index, pa.array(history.motor_ids)).cast(pa.string())
-    ts_text = np.datetime_as_string(history.ts_ms.astype("datetime64[ms]"), unit="ms", timezone="UTC")
+    motor_index = np.tile(np.arange(motors, dtype=np.int32), steps)
+    motor_ids = np.array(history.motor_ids, dtype=object)[motor_index]
+    ts_text = np.datetime_as_string(history.ts_ms.astype("datetime64[ms]"), unit="ms", timezone="UTC").astype(object)
     received_at = np.repeat(history.ts_ms, motors) + rng.integers(*LATENCY_MS, size=steps * motors)
-    modes = tuple(FailureMode)
     failed = history.failed_mode.ravel().astype(np.int32)
-    fault = pa.DictionaryArray.from_arrays(
-        pa.array(failed, mask=failed == NO_FAILURE), pa.array([FAULT_CODES[mode] for mode in modes])
-    ).cast(pa.string())
+    codes = np.array([FAULT_CODES[mode] for mode in FailureMode], dtype=object)
+    fault = np.where(failed == NO_FAILURE, None, codes[np.where(failed == NO_FAILURE, 0, failed)])
     columns: dict[str, Any] = {
         "motor_id": motor_ids,
-        "motor_type": pa.array(np.tile(np.array([history.type_of(c) for c in range(motors)], dtype=object), steps)),
-        "ts": pa.array(np.repeat(ts_text, motors), pa.string()),
-        "seq": pa.array(np.repeat(np.arange(1, steps + 1, dtype=np.int64), motors)),
-        "running": pa.array(history.running.ravel()),
+        "motor_type": np.array([history.type_of(c) for c in range(motors)], dtype=object)[motor_index],
+        "ts": np.repeat(ts_text, motors),
+        "seq": np.repeat(np.arange(1, steps + 1, dtype=np.int64), motors),
+        "running": history.running.ravel(),
     }
     for name in SIGNAL_COLUMNS:  # at sensor resolution, as device.physics.make_reading reports them
         values = np.round(history.signals[name].ravel().astype(np.float64), ROUNDING[name])
-        values = np.maximum(values, -1.0) if name == "pressure_bar" else values
-        columns[name] = pa.array(values, from_pandas=True)  # a sensor that dropped out (NaN) is a null
-    columns.update(fault=fault, topic_motor_id=motor_ids, received_at=pa.array(received_at, pa.int64()))
-    table = pa.table({field.name: columns.get(field.name) for field in TELEMETRY_SCHEMA}, schema=TELEMETRY_SCHEMA)
-    return table, received_at
+        # a sensor that dropped out (NaN) is a null (DuckDB reads NaN as NULL)
+        columns[name] = np.maximum(values, -1.0) if name == "pressure_bar" else values
+    columns.update(fault=fault, topic_motor_id=motor_ids, received_at=received_at.astype(np.int64))
+    return Table({name: columns[name] for name in TELEMETRY_TYPES}), received_at
 
 
 def _actions(history: History, rng: np.random.Generator) -> list[dict[str, Any]]:

@@ -37,16 +37,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from device.archive_layout import arrow_schema, object_name
+from device.archive_layout import object_name
+from device.columnar import Table, connect, duckdb_types, parquet_source, write_parquet
 from local.delivery import DeliveryStreamSpec, expand_prefix
 
 log = logging.getLogger("local.firehose")
 
 CONVERSION_FAILED = "format-conversion-failed"
 CONVERSION_ERROR_CODE = "DataFormatConversion.InvalidSchema"
+ROW_GROUP_ROWS = 1_048_576
+"""Rows per Parquet row group at most (an object holds at most a buffer's records: mostly one row group)."""
 TICK_S = 0.2
 """How often the interval is checked."""
 
@@ -73,7 +73,7 @@ class DeliveryStream:
         timer: bool = True,
     ) -> None:
         self.spec, self.root, self._clock_ms = spec, root, clock_ms
-        self._schema = arrow_schema(spec.columns) if spec.columns is not None else None
+        self._types = duckdb_types(spec.columns) if spec.columns is not None else None
         self._buffer: list[_Record] = []
         self._buffered_bytes = 0
         self._lock = threading.Lock()
@@ -150,7 +150,7 @@ class DeliveryStream:
 
     def _deliver(self, batch: list[_Record]) -> None:
         with self._write_lock:
-            if self._schema is None:
+            if self._types is None:
                 self._write(batch[0].arrived_ms, b"".join(record.data for record in batch), self.spec.extension)
                 self.records_delivered += len(batch)
                 return
@@ -165,8 +165,7 @@ class DeliveryStream:
                     continue
                 oldest_ms = record.arrived_ms if oldest_ms is None else oldest_ms
             if rows and oldest_ms is not None:
-                table = pa.Table.from_pylist(rows, schema=self._schema)
-                self._write(oldest_ms, _parquet(table, self.spec.compression), self.spec.extension)
+                self._write(oldest_ms, Table.from_rows(rows, self._types), self.spec.extension)
                 self.records_delivered += len(rows)
             if failed:
                 self._write_errors(failed)
@@ -206,14 +205,19 @@ class DeliveryStream:
             lines.append(json.dumps(error) + "\n")
         self._write(failed[0][0].arrived_ms, "".join(lines).encode(), "", error_type=CONVERSION_FAILED)
 
-    def _write(self, arrived_ms: int, body: bytes, extension: str, *, error_type: str | None = None) -> Path:
+    def _write(self, arrived_ms: int, body: bytes | Table, extension: str, *, error_type: str | None = None) -> Path:
+        """One object (bytes as they are, a Table as Parquet of the table's columns) under its hidden name, renamed."""
         arrived = datetime.fromtimestamp(arrived_ms / 1000, tz=UTC)
         prefix = self.spec.error_prefix if error_type is not None else self.spec.prefix
         key = expand_prefix(prefix, arrived, error_type) + object_name(self.spec.name, arrived_ms, extension)
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_bytes(body)
+        if isinstance(body, Table):
+            types = self._types or {}
+            write_parquet(temporary, body, types, row_group_rows=ROW_GROUP_ROWS, compression=self.spec.compression)
+        else:
+            temporary.write_bytes(body)
         os.replace(temporary, path)
         self.objects.append(path)
         return path
@@ -247,7 +251,7 @@ def tally(streams: dict[str, DeliveryStream], since: dict[str, int], location: P
             if CONVERSION_FAILED in path.parts or path.suffix != stream.spec.extension:
                 errors += sum(1 for line in path.read_bytes().splitlines() if line.strip())
             elif stream.spec.columns is not None:
-                readings += pq.ParquetFile(path).metadata.num_rows
+                readings += _rows(path)
             else:
                 kind = stream.spec.prefix.split("/")[0]
                 lines[kind] = lines.get(kind, 0) + sum(1 for line in path.read_bytes().splitlines() if line.strip())
@@ -309,7 +313,10 @@ def _number(text: str, kind: str, name: str) -> int | float:
         raise ConversionError(f"column {name} ({kind}): {json.dumps(text)[:60]} is not a number") from None
 
 
-def _parquet(table: pa.Table, compression: str) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=None if compression == "uncompressed" else compression)
-    return bytes(sink.getvalue().to_pybytes())
+def _rows(path: Path) -> int:
+    """The rows of a Parquet object (from its footer)."""
+    db = connect()
+    try:
+        return int(db.execute(f"SELECT count(*) FROM {parquet_source([path])}").fetchall()[0][0])
+    finally:
+        db.close()

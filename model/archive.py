@@ -6,21 +6,22 @@
         db.sql("SELECT motor_id, count(*) FROM telemetry GROUP BY 1").show()
 
 The archive is the raw record (docs/archive.md): readings are validated here, with the telemetry model
-the functions use (whole columns at a time, model.archive_checks, and row by row where that is in
-doubt), and each invalid one is counted by reason, never silently dropped; every kind is
+the functions use (whole columns at a time in DuckDB, model.archive_checks, and row by row where that is
+in doubt), and each invalid one is counted by reason, never silently dropped; every kind is
 deduplicated on its key, because Firehose delivers at least once. Only the partitions that can hold the
-period asked for are read (`dt >= day(since) - 1`). Readings stream through in Parquet batches; an
-`s3://` location is read with pyarrow's S3 filesystem (credentials and region as the AWS SDK finds
-them; `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` point it at another endpoint, such as moto's).
+period asked for are read (`dt >= day(since) - 1`). Readings stream through DuckDB's Parquet reader a
+few row groups at a time; an `s3://` location is listed and its objects downloaded one at a time with
+boto3 (credentials, region and `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` as the AWS SDK finds them).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,11 +30,7 @@ from urllib.parse import urlparse
 
 import duckdb
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-import pyarrow.ipc
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from device.archive_layout import (
@@ -42,10 +39,23 @@ from device.archive_layout import (
     ERRORS,
     EVENT_KINDS,
     TELEMETRY,
-    TELEMETRY_SCHEMA,
+    TELEMETRY_TYPES,
     first_partition,
 )
-from model.archive_checks import clearly_valid
+from device.columnar import (
+    NUMPY_TYPES,
+    Table,
+    connect,
+    fetch,
+    literal,
+    parquet_columns,
+    parquet_source,
+    quoted,
+    register,
+    row_group_ranges,
+    typed_select,
+)
+from model.archive_checks import checks_sql
 from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.telemetry import TelemetryEvent, parse_timestamp, to_epoch_ms
 
@@ -56,10 +66,9 @@ EVENT_TIMES = {ALARMS: "at", ACTIONS: "ts"}
 EVENT_MODELS: dict[str, type[AlarmEvent] | type[OperatorAction]] = {ALARMS: AlarmEvent, ACTIONS: OperatorAction}
 """The field that says when an event or action happened."""
 BATCH_ROWS = 65_536
-READINGS_SCHEMA = TELEMETRY_SCHEMA.append(pa.field("ts_ms", pa.int64()))
+"""Rows read at a time (whole row groups: a batch may hold more)."""
+READINGS_TYPES = {**TELEMETRY_TYPES, "ts_ms": "BIGINT"}
 """The readings' columns as read: the telemetry table's and the reading time in epoch ms."""
-SHARD_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
-"""Shards are compressed (measured: half the size, about 90 bytes a reading): the readings pass through disk."""
 _QUOTED = re.compile(r"'[^']*'")
 
 
@@ -85,7 +94,7 @@ class ReadCounts:
 class Readings:
     """Valid readings, deduplicated, sorted by (motor_id, ts_ms, seq): the telemetry columns plus `ts_ms`."""
 
-    table: pa.Table
+    table: Table
     counts: ReadCounts
 
 
@@ -98,65 +107,118 @@ class Events:
     counts: ReadCounts
 
 
+class LocalStore:
+    """An archive folder: keys are paths under it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def keys(self, prefix: str, start_after: str = "") -> list[str]:
+        """Every file's key under `prefix` (a folder, ending in /), in order, after `start_after`."""
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        found = (path.relative_to(self.root).as_posix() for path in base.rglob("*") if path.is_file())
+        return sorted(key for key in found if key > start_after)
+
+    @contextmanager
+    def local(self, key: str) -> Iterator[Path]:
+        yield self.root / key
+
+    def read_bytes(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+
+class S3Store:
+    """An S3 prefix, through boto3: listed, and each object downloaded to a temporary file while it is read."""
+
+    def __init__(self, bucket: str, prefix: str) -> None:
+        import boto3  # noqa: PLC0415 - only an s3:// archive needs the SDK
+
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.client = boto3.client("s3")
+
+    def _full(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def keys(self, prefix: str, start_after: str = "") -> list[str]:
+        options = {"Bucket": self.bucket, "Prefix": self._full(prefix)}
+        if start_after:
+            options["StartAfter"] = self._full(start_after)
+        found = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(**options):
+            found += [item["Key"] for item in page.get("Contents", [])]
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(key[skip:] for key in found if not key.endswith("/"))
+
+    def check(self) -> None:
+        self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._full(""), MaxKeys=1)
+
+    @contextmanager
+    def local(self, key: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="archive-") as folder:
+            path = Path(folder) / key.rsplit("/", 1)[-1]
+            self.client.download_file(self.bucket, self._full(key), str(path))
+            yield path
+
+    def read_bytes(self, key: str) -> bytes:
+        body = self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+        return bytes(body.read())
+
+
 class Archive:
     """An archive folder or S3 prefix; `open` it, then read each kind (every read goes back to the storage)."""
 
-    def __init__(self, filesystem: pafs.FileSystem, root: str, location: str) -> None:
-        self.filesystem, self.root, self.location = filesystem, root.rstrip("/"), location
+    def __init__(self, store: LocalStore | S3Store, location: str) -> None:
+        self.store, self.location = store, location
 
     @classmethod
     def open(cls, location: str | Path) -> Archive:
         """A local folder or `s3://bucket/prefix`; ArchiveError if there is nothing there to read."""
         text = str(location)
-        if text.startswith("s3://"):
-            parsed = urlparse(text)
-            if not parsed.netloc:
-                raise ArchiveError(f"{text}: an s3:// location names a bucket (s3://bucket/prefix)")
-            archive = cls(s3_filesystem(), f"{parsed.netloc}/{parsed.path.strip('/')}", text)
-        else:
+        if not text.startswith("s3://"):
             folder = Path(text).expanduser().resolve()
             if not folder.is_dir():
                 raise ArchiveError(f"{text}: no archive folder there (the local stack writes one when it runs)")
-            archive = cls(pafs.LocalFileSystem(), folder.as_posix(), text)
+            return cls(LocalStore(folder), text)
+        parsed = urlparse(text)
+        if not parsed.netloc:
+            raise ArchiveError(f"{text}: an s3:// location names a bucket (s3://bucket/prefix)")
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
         try:
-            archive.filesystem.get_file_info(archive.root)
-        except OSError as exc:
+            store = S3Store(parsed.netloc, parsed.path)
+            store.check()
+        except (BotoCoreError, ClientError) as exc:
             raise ArchiveError(f"{text}: cannot be read ({exc})") from exc
-        return archive
+        return cls(store, text)
 
     # -- what is there
 
     def days(self, kind: str) -> list[str]:
         """The `dt` partitions of one kind, in order."""
-        return sorted(dt for dt, _ in self._partitions(kind))
+        return sorted({dt for dt, _ in self._keys(kind)})
 
-    def _partitions(self, kind: str, since: datetime | None = None) -> Iterator[tuple[str, str]]:
-        """(dt, folder) of one kind's partitions that can hold records taken at or after `since`."""
+    def _keys(self, kind: str, since: datetime | None = None) -> list[tuple[str, str]]:
+        """(dt, key) of the records of one kind in the partitions that can hold records taken at or after `since`."""
         first = first_partition(since) if since is not None else ""
-        base = f"{self.root}/{kind}"
-        for info in self.filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
-            name = info.base_name
-            if info.type == pafs.FileType.Directory and name.startswith("dt=") and name[3:] >= first:
-                yield name[3:], info.path
+        found = []
+        for key in self.store.keys(f"{kind}/", f"{kind}/dt={first}" if first else ""):
+            parts = key.split("/")
+            if len(parts) >= 3 and parts[1].startswith("dt=") and parts[1][3:] >= first:
+                found.append((parts[1][3:], key))
+        return found
 
     def _files(self, kind: str, since: datetime | None = None) -> list[str]:
-        files = []
-        for _, folder in sorted(self._partitions(kind, since)):
-            selector = pafs.FileSelector(folder, recursive=True)
-            found = self.filesystem.get_file_info(selector)
-            files += sorted(i.path for i in found if i.type == pafs.FileType.File and not _hidden(i.base_name))
-        return files
+        return [key for _, key in sorted(self._keys(kind, since)) if not _hidden(key.rsplit("/", 1)[-1])]
 
     def errors(self) -> Counter[str]:
         """Records Firehose could not convert or deliver, by `<stream>/<error-type>` (one per line of its objects)."""
         found: Counter[str] = Counter()
-        selector = pafs.FileSelector(f"{self.root}/{ERRORS}", recursive=True, allow_not_found=True)
-        for info in self.filesystem.get_file_info(selector):
-            if info.type != pafs.FileType.File:
-                continue
-            parts = info.path[len(self.root) + len(ERRORS) + 2 :].split("/")
+        for key in self.store.keys(f"{ERRORS}/"):
+            parts = key[len(ERRORS) + 1 :].split("/")
             where = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
-            found[where] += sum(1 for line in self._read_text(info.path).splitlines() if line.strip())
+            found[where] += sum(1 for line in self._read_text(key).splitlines() if line.strip())
         return found
 
     # -- readings
@@ -167,7 +229,7 @@ class Archive:
         """Valid readings taken in [since, until), deduplicated on (motor_id, ts as epoch ms, seq)."""
         counts = ReadCounts()
         kept = list(self._valid_batches(counts, motor_id=motor_id, since=since, until=until))
-        return unique_readings(pa.Table.from_batches(kept, schema=READINGS_SCHEMA), counts)
+        return unique_readings(Table.concat(kept) if kept else _no_readings(), counts)
 
     def shard_by_motor(
         self,
@@ -177,31 +239,44 @@ class Archive:
         until: datetime | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> tuple[dict[str, Path], ReadCounts]:
-        """Valid readings split into one Arrow file per motor under `directory`, in one pass over the archive.
+        """Valid readings split into one Parquet file per motor under `directory`, in one pass over the archive.
 
-        Memory holds a batch at a time, whatever the archive's size; `read_shard` then gives one motor's
-        readings, deduplicated and sorted, as `readings(motor_id=...)` would (without reading the archive again).
-        `progress(readings_read)` is called after each batch.
+        The pass gathers the readings in a DuckDB database file under `directory` (on disk, so memory holds a
+        batch at a time whatever the archive's size), then writes each motor's; `read_shard` gives one
+        motor's readings, deduplicated and sorted, as `readings(motor_id=...)` would (without reading the
+        archive again). `progress(readings_read)` is called after each batch.
         """
         directory.mkdir(parents=True, exist_ok=True)
         counts = ReadCounts()
-        writers: dict[str, pa.ipc.RecordBatchFileWriter] = {}
+        scratch = directory / "readings.duckdb"
+        scratch.unlink(missing_ok=True)
+        db = duckdb.connect(str(scratch))
+        columns = ", ".join(f"{quoted(name)} {kind}" for name, kind in READINGS_TYPES.items())
+        db.execute(f"CREATE TABLE readings ({columns}, _row BIGINT)")
         paths: dict[str, Path] = {}
         try:
             for batch in self._valid_batches(counts, since=since, until=until):
-                motors = batch.column("motor_id")
-                for motor_id in pc.unique(motors).to_pylist():
-                    if motor_id not in writers:
-                        paths[motor_id] = directory / f"{len(paths):06d}.arrow"
-                        writers[motor_id] = pa.ipc.new_file(paths[motor_id], READINGS_SCHEMA, options=SHARD_OPTIONS)
-                    writers[motor_id].write_batch(batch.filter(pc.equal(motors, motor_id)))
+                register(db, "batch", Table({**batch.columns, "_row": np.arange(batch.num_rows) + counts.read}))
+                db.execute(
+                    f"INSERT INTO readings SELECT {typed_select(READINGS_TYPES, batch.column_names)}, _row FROM batch"
+                )
                 if progress is not None:
                     progress(counts.read)
+            motors = [str(row[0]) for row in db.execute("SELECT DISTINCT motor_id FROM readings ORDER BY 1").fetchall()]
+            db.execute("CREATE TABLE by_motor AS SELECT * FROM readings ORDER BY motor_id, _row")
+            db.execute("DROP TABLE readings")
+            for motor_id in motors:
+                paths[motor_id] = directory / f"{len(paths):06d}.parquet"
+                db.execute(
+                    f"COPY (SELECT * EXCLUDE (_row) FROM by_motor WHERE motor_id = {literal(motor_id)} ORDER BY _row) "
+                    f"TO {literal(str(paths[motor_id]))} (FORMAT parquet, COMPRESSION lz4_raw)"
+                )
         finally:
-            for writer in writers.values():
-                writer.close()
+            db.close()
+            scratch.unlink(missing_ok=True)
+            Path(f"{scratch}.wal").unlink(missing_ok=True)
         counts.kept = counts.read - counts.invalid_total  # before deduplication, which read_shard does
-        return dict(sorted(paths.items())), counts
+        return paths, counts
 
     def _valid_batches(
         self,
@@ -210,23 +285,52 @@ class Archive:
         motor_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Iterator[Table]:
         """The valid readings taken in [since, until) batch by batch, with `ts_ms`; what is read counted in `counts`."""
-        files = self._files(TELEMETRY, since)
-        if not files:
-            return
-        dataset = ds.dataset(files, schema=TELEMETRY_SCHEMA, format="parquet", filesystem=self.filesystem)
-        where = ds.field("motor_id") == motor_id if motor_id is not None else None
         since_ms = to_epoch_ms(since) if since is not None else -(2**62)
         until_ms = to_epoch_ms(until) if until is not None else 2**62
-        for stored in dataset.to_batches(filter=where, batch_size=BATCH_ROWS):
-            counts.read += stored.num_rows
-            valid, ts_ms = _validate(stored, counts.invalid)
-            if not valid.any():
+        db = connect()
+        try:
+            for key in self._files(TELEMETRY, since):
+                with self.store.local(key) as path:
+                    yield from self._file_batches(db, path, counts, motor_id, since_ms, until_ms)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _file_batches(
+        db: duckdb.DuckDBPyConnection,
+        path: Path,
+        counts: ReadCounts,
+        motor_id: str | None,
+        since_ms: int,
+        until_ms: int,
+    ) -> Iterator[Table]:
+        """One Parquet object's valid readings in [since_ms, until_ms), a few row groups at a time."""
+        present = parquet_columns(db, path)
+        if motor_id is not None and "motor_id" not in present:
+            return
+        ok, ts_ms = checks_sql(TELEMETRY_TYPES)
+        where = "" if motor_id is None else f" AND motor_id = {literal(motor_id)}"
+        query = (
+            f"SELECT *, {ok} AS _ok, {ts_ms} AS ts_ms FROM (SELECT {typed_select(TELEMETRY_TYPES, present)} "
+            f"FROM {parquet_source([path], row_numbers=True)} "
+            f"WHERE file_row_number >= $first AND file_row_number < $end{where})"
+        )
+        for first, end in row_group_ranges(db, path, BATCH_ROWS):
+            stored = fetch(db.execute(query, {"first": first, "end": end}))
+            if stored.num_rows == 0:
                 continue
-            batch = stored.filter(pa.array(valid)).append_column("ts_ms", pa.array(ts_ms[valid], pa.int64()))
-            in_period = pc.and_(pc.greater_equal(batch["ts_ms"], since_ms), pc.less(batch["ts_ms"], until_ms))
-            yield batch.filter(in_period)
+            counts.read += stored.num_rows
+            valid = np.asarray(stored.columns.pop("_ok"), dtype=bool)
+            stamps = np.asarray(stored.columns.pop("ts_ms"), dtype=np.int64)
+            _validate(stored, valid, stamps, counts.invalid)
+            in_period = valid & (stamps >= since_ms) & (stamps < until_ms)
+            if not in_period.any():
+                continue
+            batch = stored.take(in_period)
+            batch.columns["ts_ms"] = stamps[in_period]
+            yield batch
 
     # -- alarm events and operator actions
 
@@ -274,44 +378,49 @@ class Archive:
         `telemetry` holds the valid readings (the telemetry columns plus `ts_ms`); `alarms` and
         `actions` one column per top-level field (objects and lists as JSON text).
         """
-        db = duckdb.connect()
-        db.register("telemetry", self.readings(motor_id=motor_id, since=since, until=until).table)
+        db = connect()
+        readings = self.readings(motor_id=motor_id, since=since, until=until).table
+        register(db, "telemetry_rows", readings)
+        db.execute(
+            f"CREATE VIEW telemetry AS SELECT {typed_select(READINGS_TYPES, readings.column_names)} FROM telemetry_rows"
+        )
         for kind in EVENT_KINDS:
             records = self.events(kind, since=since, until=until).records
             if motor_id is not None:
                 records = [record for record in records if record.get("motor_id") == motor_id]
-            db.register(kind, events_table(records))
+            if records:
+                register(db, kind, events_table(records))
+            else:
+                db.execute(f"CREATE VIEW {kind} AS SELECT CAST(NULL AS VARCHAR) AS motor_id WHERE false")
         return db
 
-    def _read_text(self, path: str) -> str:
-        with self.filesystem.open_input_stream(path) as stream:
-            return bytes(stream.read()).decode("utf-8", errors="replace")
+    def _read_text(self, key: str) -> str:
+        return self.store.read_bytes(key).decode("utf-8", errors="replace")
 
 
 def read_shard(path: Path, counts: ReadCounts | None = None) -> Readings:
     """One motor's readings from `Archive.shard_by_motor`, deduplicated and sorted as `Archive.readings` gives them."""
-    with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
+    db = connect()
+    table = fetch(db.execute(f"SELECT * FROM {parquet_source([path])}"))
+    db.close()
     return unique_readings(table, counts if counts is not None else ReadCounts(read=table.num_rows))
 
 
-def unique_readings(table: pa.Table, counts: ReadCounts) -> Readings:
+def unique_readings(table: Table, counts: ReadCounts) -> Readings:
     """The first of each (motor_id, ts_ms, seq), sorted by that key; duplicates and what is kept counted."""
-    unique = _first_of_each(table, list(READING_KEY))
-    counts.duplicates = table.num_rows - unique.num_rows
-    counts.kept = unique.num_rows
-    return Readings(unique.sort_by([(name, "ascending") for name in READING_KEY]), counts)
+    order = _first_of_each(table)
+    counts.duplicates = table.num_rows - len(order)
+    counts.kept = len(order)
+    return Readings(table.take(order), counts)
 
 
-def s3_filesystem() -> pafs.S3FileSystem:
-    """pyarrow's S3 filesystem, at `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` when one is set (as boto3 reads them)."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    options: dict[str, Any] = {"region": region} if region else {}
-    if endpoint:
-        parsed = urlparse(endpoint)
-        options.update(endpoint_override=parsed.netloc or parsed.path, scheme=parsed.scheme or "https")
-    return pafs.S3FileSystem(**options)
+def _no_readings() -> Table:
+    return Table(
+        {
+            name: np.zeros(0, dtype=object if kind == "VARCHAR" else NUMPY_TYPES[kind])
+            for name, kind in READINGS_TYPES.items()
+        }
+    )
 
 
 def _hidden(name: str) -> bool:
@@ -319,17 +428,16 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def _validate(batch: pa.RecordBatch, invalid: Counter[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Which rows of a batch are valid readings (TelemetryEvent), and the epoch ms of each valid one.
+def _validate(batch: Table, valid: NDArray[np.bool_], ts_ms: NDArray[np.int64], invalid: Counter[str]) -> None:
+    """Settle the rows the column checks (model.archive_checks) did not clear, one by one with the model.
 
-    Whole columns first (model.archive_checks); the rows that do not clearly pass go through the model
-    one by one, which keeps the ones the column checks were too cautious about and names what is wrong.
+    The model keeps the ones the column checks were too cautious about (marked valid, with their epoch ms)
+    and names what is wrong with the others (counted in `invalid`).
     """
-    valid, ts_ms = clearly_valid(batch)
     doubtful = np.flatnonzero(~valid)
     if len(doubtful) == 0:
-        return valid, ts_ms
-    for index, row in zip(doubtful.tolist(), batch.take(pa.array(doubtful)).to_pylist(), strict=True):
+        return
+    for index, row in zip(doubtful.tolist(), batch.take(doubtful).to_pylist(), strict=True):
         fields = {name: value for name, value in row.items() if value is not None}
         ts = fields.get("ts")
         if isinstance(ts, str) and ts.isdigit():  # epoch ms the legacy rule stamped, stored as text
@@ -341,7 +449,6 @@ def _validate(batch: pa.RecordBatch, invalid: Counter[str]) -> tuple[np.ndarray[
             continue
         valid[index] = True
         ts_ms[index] = reading.ts_ms
-    return valid, ts_ms
 
 
 def _reason(exc: ValidationError) -> str:
@@ -361,30 +468,42 @@ def _event_reason(exc: Exception, key: str, when: str) -> str:
     return f"{when}: not a timestamp" if isinstance(exc, ValueError) else f"not a JSON object with {key}"
 
 
-def _first_of_each(table: pa.Table, keys: list[str]) -> pa.Table:
-    """The first row of each group of rows with equal `keys` (the archive's order)."""
+def _first_of_each(table: Table) -> NDArray[np.intp]:
+    """The rows that are the first of each (motor_id, ts_ms, seq) in the table's order, sorted by that key."""
     if table.num_rows == 0:
-        return table
-    indexed = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
-    first = indexed.group_by(keys, use_threads=False).aggregate([("_row", "min")])
-    return table if first.num_rows == table.num_rows else table.take(first["_row_min"])
+        return np.zeros(0, dtype=np.intp)
+    _, motor = np.unique(np.ma.getdata(table["motor_id"]).astype(str), return_inverse=True)
+    seq = np.ma.filled(table["seq"], np.iinfo(np.int64).max)  # a null sorts last, as one value
+    ts_ms = np.asarray(table["ts_ms"], dtype=np.int64)
+    order = np.lexsort((seq, ts_ms, motor))  # stable: equal keys keep the table's order
+    keys = np.stack([motor[order], ts_ms[order], seq[order]])
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (keys[:, 1:] != keys[:, :-1]).any(axis=0)
+    return order[first]
 
 
-def events_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Events as an Arrow table: a column per top-level field, objects and lists as JSON text, mixed types as text."""
+def events_table(records: list[dict[str, Any]]) -> Table:
+    """Events as columns: one per top-level field, objects and lists as JSON text, mixed types as text."""
     names: dict[str, None] = {}
     for record in records:
         names.update(dict.fromkeys(record))
-    columns = {}
-    for name in names:
-        values = [record.get(name) for record in records]
-        if any(isinstance(value, dict | list) for value in values):
-            values = [None if value is None else json.dumps(value) for value in values]
-        try:
-            columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns[name] = pa.array([None if value is None else json.dumps(value) for value in values])
-    return pa.table(columns) if columns else pa.table({"motor_id": pa.array([], pa.string())})
+    return Table({name: _event_column([record.get(name) for record in records]) for name in names})
+
+
+def _event_column(values: list[Any]) -> NDArray[Any]:
+    """One field's values as a column of the type they share (a null where absent), else as JSON text."""
+    present = [value for value in values if value is not None]
+    missing = np.array([value is None for value in values], dtype=bool)
+    if any(isinstance(value, dict | list) for value in present):
+        return np.array([None if value is None else json.dumps(value) for value in values], dtype=object)
+    kinds = {bool if isinstance(value, bool) else type(value) for value in present}
+    for shared, dtype in (({bool}, np.bool_), ({int}, np.int64), ({int, float}, np.float64), ({float}, np.float64)):
+        if kinds == shared:
+            filled = [0 if value is None else value for value in values]
+            return np.ma.masked_array(np.array(filled, dtype=dtype), mask=missing)
+    if kinds <= {str}:
+        return np.array(values, dtype=object)
+    return np.array([None if value is None else json.dumps(value) for value in values], dtype=object)
 
 
 def utc(moment: datetime) -> datetime:

@@ -1,11 +1,12 @@
-"""The telemetry model's checks on whole Arrow columns: the archive reader's fast path past a per-row validation.
+"""The telemetry model's checks on whole columns, in DuckDB SQL: the archive reader's fast path past a per-row validation.
 
-`clearly_valid` marks the rows of a batch that satisfy every check of `TelemetryEvent`, taken from the
-model itself (its JSON schema's required fields, bounds and patterns) plus what the schema cannot say:
-the timestamp (ISO-8601 with an offset, or epoch-ms digits, between 2000 and 2100), finite numbers, and
-the model's two cross-field rules. Only the rows it marks skip the model; every other row is validated
-by the model, which gives the reason. So the fast path can only ever be too cautious, and when the
-model gains a validator this module does not know, nothing takes the fast path at all.
+`clearly_valid` marks the rows that satisfy every check of `TelemetryEvent`, taken from the model itself
+(its JSON schema's required fields, bounds and patterns) plus what the schema cannot say: the timestamp
+(ISO-8601 with an offset, or epoch-ms digits, between 2000 and 2100), finite numbers, and the model's
+two cross-field rules. Only the rows it marks skip the model; every other row is validated by the
+model, which gives the reason. So the fast path can only ever be too cautious, and when the model
+gains a validator this module does not know, nothing takes the fast path at all. `checks_sql` gives
+the same checks as SQL expressions, for a query that reads the archive's Parquet.
 """
 
 from __future__ import annotations
@@ -13,17 +14,24 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from numpy.typing import NDArray
 
+from device.columnar import Table, connect, literal, quoted, register
 from motor_maintenance.telemetry import EARLIEST_TS, LATEST_TS, TelemetryEvent, to_epoch_ms
 
 KNOWN_MODEL_VALIDATORS = frozenset({"_stopped_motor_does_not_spin", "_topic_matches_payload"})
 """The model's cross-field rules this module applies (fault => not running; topic's id = motor_id)."""
 _ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
 _EARLIEST_MS, _LATEST_MS = to_epoch_ms(EARLIEST_TS), to_epoch_ms(LATEST_TS)
-_BOUNDS = (("minimum", pc.greater_equal), ("maximum", pc.less_equal))
-_EXCLUSIVE = (("exclusiveMinimum", pc.greater), ("exclusiveMaximum", pc.less))
+_BOUNDS = (("minimum", ">="), ("maximum", "<="), ("exclusiveMinimum", ">"), ("exclusiveMaximum", "<"))
+_LENGTHS = (("minLength", ">="), ("maxLength", "<="))
+_KINDS = {
+    "string": ("VARCHAR",),
+    "integer": ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"),
+    "number": ("DOUBLE", "FLOAT"),
+    "boolean": ("BOOLEAN",),
+}
+"""The DuckDB types that hold each JSON-schema type."""
 
 
 def _constraints() -> dict[str, tuple[bool, dict[str, Any]]] | None:
@@ -45,85 +53,65 @@ def _constraints() -> dict[str, tuple[bool, dict[str, Any]]] | None:
 CONSTRAINTS = _constraints()
 
 
-def clearly_valid(batch: pa.RecordBatch) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """(rows that pass every check of the model, epoch ms of `ts` for those rows, 0 elsewhere)."""
-    rows = batch.num_rows
-    ts_ms = np.zeros(rows, dtype=np.int64)
-    if CONSTRAINTS is None or set(batch.schema.names) - set(CONSTRAINTS):
-        return np.zeros(rows, dtype=bool), ts_ms
-    ok = pa.array(np.ones(rows, dtype=bool))
+def checks_sql(types: dict[str, str]) -> tuple[str, str]:
+    """SQL over columns of these DuckDB types: (a row passes every check of the model, epoch ms of `ts` where it does).
+
+    The first is never NULL; the second is 0 where the first is false.
+    """
+    if CONSTRAINTS is None or set(types) - set(CONSTRAINTS):
+        return "false", "CAST(0 AS BIGINT)"
+    conditions = []
     for name, (required, spec) in CONSTRAINTS.items():
-        if name == "ts" or name not in batch.schema.names:
-            if required and name not in batch.schema.names:
-                return np.zeros(rows, dtype=bool), ts_ms
+        if name == "ts" or name not in types:
+            if required and name not in types:
+                return "false", "CAST(0 AS BIGINT)"
             continue
-        ok = pc.and_(ok, _column_ok(batch[name], required, spec))
-    fault, running = batch["fault"], batch["running"]
-    ok = pc.and_(ok, pc.invert(pc.and_(pc.is_valid(fault), pc.fill_null(running, False))))
-    topic, motor = batch["topic_motor_id"], batch["motor_id"]
-    ok = pc.and_(ok, pc.or_(pc.is_null(topic), pc.fill_null(pc.equal(topic, motor), False)))
-    stamp_ok, stamp_ms = _timestamps(batch["ts"])
-    ok = pc.and_(ok, stamp_ok)
-    mask = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
-    ts_ms[mask] = stamp_ms[mask]
-    return mask, ts_ms
+        conditions.append(_column_ok(quoted(name), types[name], required, spec))
+    conditions.append("NOT (fault IS NOT NULL AND coalesce(running, false))")
+    conditions.append("(topic_motor_id IS NULL OR coalesce(topic_motor_id = motor_id, false))")
+    stamp = _ts_ms_sql() if types.get("ts") == "VARCHAR" else "NULL"
+    conditions.append(f"({stamp}) >= {_EARLIEST_MS} AND ({stamp}) < {_LATEST_MS}")
+    ok = "coalesce(" + " AND ".join(f"({condition})" for condition in conditions) + ", false)"
+    return ok, f"CASE WHEN {ok} THEN CAST({stamp} AS BIGINT) ELSE 0 END"
 
 
-def _column_ok(column: pa.Array, required: bool, spec: dict[str, Any]) -> pa.Array:
-    """Null where allowed, else the right Arrow type within the schema's bounds and pattern."""
-    kind = str(spec.get("type"))
-    expected = {
-        "string": pa.types.is_string,
-        "integer": pa.types.is_integer,
-        "number": pa.types.is_floating,
-        "boolean": pa.types.is_boolean,
-    }.get(kind)
-    if expected is None or not expected(column.type):
-        return pa.array(np.zeros(len(column), dtype=bool))
-    ok = pc.is_valid(column)
-    if kind == "number":
-        ok = pc.and_(ok, pc.is_finite(column))
-    for key, compare in (*_BOUNDS, *_EXCLUSIVE):
-        if key in spec:
-            ok = pc.and_(ok, compare(column, spec[key]))
+def clearly_valid(table: Table) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """(rows that pass every check of the model, epoch ms of `ts` for those rows, 0 elsewhere)."""
+    rows = table.num_rows
+    if rows == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    db = connect()
+    register(db, "rows_in", table)
+    types = {str(row[0]): str(row[1]) for row in db.execute("DESCRIBE rows_in").fetchall()}
+    ok, ts_ms = checks_sql(types)
+    found = db.execute(f"SELECT {ok} AS ok, {ts_ms} AS ts_ms FROM rows_in").fetchnumpy()
+    db.close()
+    return np.asarray(found["ok"], dtype=bool), np.asarray(found["ts_ms"], dtype=np.int64)
+
+
+def _column_ok(column: str, kind: str, required: bool, spec: dict[str, Any]) -> str:
+    """Null where allowed, else the right type within the schema's bounds and pattern."""
+    if kind not in _KINDS.get(str(spec.get("type")), ()):
+        return "false"
+    checks = [f"{column} IS NOT NULL"]
+    if spec.get("type") == "number":
+        checks.append(f"isfinite({column})")
+    checks += [f"{column} {compare} {spec[key]!r}" for key, compare in _BOUNDS if key in spec]
     if "pattern" in spec:
-        ok = pc.and_(ok, pc.match_substring_regex(column, spec["pattern"]))
-    for key, compare in (("minLength", pc.greater_equal), ("maxLength", pc.less_equal)):
-        if key in spec:
-            ok = pc.and_(ok, compare(pc.utf8_length(column), spec[key]))
-    ok = pc.fill_null(ok, False)
-    return ok if required else pc.or_(ok, pc.is_null(column))
+        checks.append(f"regexp_matches({column}, {literal(spec['pattern'])})")
+    checks += [f"length({column}) {compare} {spec[key]}" for key, compare in _LENGTHS if key in spec]
+    ok = "coalesce(" + " AND ".join(checks) + ", false)"
+    return ok if required else f"({ok} OR {column} IS NULL)"
 
 
-def _cast_iso(texts: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Arrow's ISO-8601 parse of each text: (parsed to a whole millisecond, epoch ms).
+def _ts_ms_sql() -> str:
+    """Epoch ms of a `ts` text: epoch-ms digits, or ISO 8601 with an offset at a whole millisecond; else NULL.
 
     A moment between milliseconds is left to the model, whose rounding decides its key; so is a text that
-    is no moment (month 13), found by halving the texts until the cast fails on that one alone.
+    is no moment (month 13).
     """
-    try:
-        us = pc.cast(texts, pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:
-        if len(texts) == 1:
-            return np.zeros(1, dtype=bool), np.zeros(1, dtype=np.int64)
-        half = len(texts) // 2
-        (ok_a, ms_a), (ok_b, ms_b) = _cast_iso(texts.slice(0, half)), _cast_iso(texts.slice(half))
-        return np.concatenate([ok_a, ok_b]), np.concatenate([ms_a, ms_b])
-    return us % 1000 == 0, us // 1000
-
-
-def _timestamps(ts: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:
-    """Which `ts` texts are plausible moments the model accepts, and their epoch ms."""
-    ms = np.zeros(len(ts), dtype=np.int64)
-    digits = pc.fill_null(pc.match_substring_regex(ts, r"^\d{1,15}$"), False)
-    iso = pc.fill_null(pc.match_substring_regex(ts, _ISO), False)
-    digits_np, iso_np = (mask.to_numpy(zero_copy_only=False) for mask in (digits, iso))
-    if digits_np.any():
-        ms[digits_np] = pc.cast(ts.filter(digits), pa.int64()).to_numpy()
-    if iso_np.any():
-        where = np.flatnonzero(iso_np)
-        parsed_ok, parsed_ms = _cast_iso(ts.take(pa.array(where)))
-        iso_np[where[~parsed_ok]] = False
-        ms[where[parsed_ok]] = parsed_ms[parsed_ok]
-    plausible = (ms >= _EARLIEST_MS) & (ms < _LATEST_MS)
-    return pa.array((digits_np | iso_np) & plausible), ms
+    iso_us = "epoch_us(TRY_CAST(ts AS TIMESTAMPTZ))"
+    return (
+        "CASE WHEN regexp_full_match(ts, '\\d{1,15}') THEN CAST(ts AS BIGINT) "
+        f"WHEN regexp_matches(ts, {literal(_ISO)}) AND {iso_us} % 1000 = 0 THEN {iso_us} // 1000 END"
+    )

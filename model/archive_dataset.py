@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from device.archive_layout import ACTIONS
+from device.columnar import Table
 from device.physics import NO_FAILURE, FailureMode
 from model.archive import Archive, ReadCounts, read_shard
 from model.dataset import Dataset, Log, in_processes
@@ -121,7 +122,7 @@ def maintenance_logs(records: Iterable[dict[str, Any]]) -> dict[str, Maintenance
 
 @dataclass
 class ArchivedFleet:
-    """An archive split by motor: each motor's valid readings in an Arrow file of its own, and its maintenance log."""
+    """An archive split by motor: each motor's valid readings in a Parquet file of its own, and its maintenance log."""
 
     shards: dict[str, Path]
     readings: ReadCounts
@@ -167,7 +168,7 @@ def build_from_archive(
     workers: int | None = None,
     log: Log | None = None,
 ) -> ArchiveData:
-    """Every motor's rows and labels; the motors' readings are kept under `scratch` (one Arrow file each)."""
+    """Every motor's rows and labels; the motors' readings are kept under `scratch` (one Parquet file each)."""
     fleet = split_by_motor(archive, scratch=scratch, log=log)
     shards, reading_counts, logs = fleet.shards, fleet.readings, fleet.logs
     motors = rows_of(
@@ -223,8 +224,8 @@ def motor_rows(
     readings = read.table
     motor_id = str(readings["motor_id"][0]) if readings.num_rows else shard.stem
     motor_type = str(readings["motor_type"][0]) if readings.num_rows else ""
-    ts_ms = readings["ts_ms"].to_numpy()
-    running = np.asarray(readings["running"].to_numpy(zero_copy_only=False), dtype=bool)
+    ts_ms = np.asarray(readings["ts_ms"], dtype=np.int64)
+    running = np.asarray(np.ma.filled(readings["running"], False), dtype=bool)
     operating = np.empty(len(ts_ms), dtype=np.float64)
     rows: list[list[float]] = []
     stats: RunningStats | None = None
@@ -286,9 +287,9 @@ def _repair_gaps(
     return down
 
 
-def _telemetry(readings: Any) -> Iterable[Telemetry]:
-    """The archive's valid readings as the Lambda's model (validated again: the shard is plain Arrow)."""
-    columns = {name: readings[name].to_pylist() for name in _COLUMNS if name in readings.column_names}
+def _telemetry(readings: Table) -> Iterable[Telemetry]:
+    """The archive's valid readings as the Lambda's model (validated again: the shard is plain Parquet)."""
+    columns = {name: readings.values(name) for name in _COLUMNS if name in readings.column_names}
     names = list(columns)
     for values in zip(*columns.values(), strict=True):
         record = {name: value for name, value in zip(names, values, strict=True) if value is not None}

@@ -1,6 +1,6 @@
 """The archive pipeline's steps inside SageMaker processing jobs: split the archive by motor, then features per shard.
 
-    python model/sagemaker_archive.py split      # one instance: the archive -> one Arrow file per motor
+    python model/sagemaker_archive.py split      # one instance: the archive -> one Parquet file per motor
     python model/sagemaker_archive.py features   # N instances: each its shard of the motors -> CSV parts
 
 model/sagemaker_pipeline.py starts the jobs; this module runs in them from the code channel (this
@@ -10,7 +10,7 @@ work can be shared out:
 
 - **split** reads `input/archive/` (the archive's `telemetry/` and `actions/`) through
   `model.archive.Archive`: readings validated with the telemetry model, duplicates dropped. It writes
-  `output/motors/<motor_id>.arrow` (each motor's readings) and `output/meta/maintenance.json` (each
+  `output/motors/<motor_id>.parquet` (each motor's readings) and `output/meta/maintenance.json` (each
   motor's failures and repairs from the operators' actions) with `motors.json` (every motor, and the
   split by motor: `model.dataset.split_motors` over the motors in id order).
 - **features** gets its share of `motors/` (the job's input is ShardedByS3Key: each instance a part of
@@ -66,7 +66,7 @@ def split(base: Path, *, seed: int, test_fraction: float, validation_fraction: f
         shards, counts = archive.shard_by_motor(Path(scratch))
         motors_dir.mkdir(parents=True, exist_ok=True)
         for motor_id, path in shards.items():
-            path.replace(motors_dir / f"{motor_id}.arrow")
+            path.replace(motors_dir / f"{motor_id}.parquet")
     actions = archive.events(ACTIONS)
     logs = maintenance_logs(actions.records)
     motors = sorted(shards)
@@ -98,7 +98,7 @@ def features(
         for motor, log in json.loads((base / "input" / "meta" / "maintenance.json").read_text()).items()
     }
     part_of = {motor: part for part, motors in meta["split"].items() for motor in motors}
-    shards = sorted((base / "input" / "motors").glob("*.arrow"))
+    shards = sorted((base / "input" / "motors").glob("*.parquet"))
     unknown = [path.stem for path in shards if path.stem not in part_of]
     if unknown:
         raise ArchiveError(f"motors {', '.join(unknown[:5])} are not in motors.json: not this split's files")

@@ -2,7 +2,7 @@
 
 Three jobs, one after the other, each started with the SDK and followed until it ends:
 
-1. **split** (a processing job, one instance): the archive's `telemetry/` and `actions/` in, one Arrow
+1. **split** (a processing job, one instance): the archive's `telemetry/` and `actions/` in, one Parquet
    file per motor, the maintenance logs and the split by motor out (model/sagemaker_archive.py).
 2. **features** (a processing job, `--instances` instances): the per-motor files in with
    `S3DataDistributionType` `ShardedByS3Key`, so each instance gets whole motors, a part of them;
@@ -15,7 +15,7 @@ Everything goes under `s3://<bucket>/<prefix>/motor-archive/<run>/`: `code/`, `m
 `features/{train,validation,test}/`, then the training job's own folders.
 
 The processing jobs run `--processing-image`: an image with Python 3.11 or newer and
-model/requirements-archive.txt's and requirements.txt's packages (pyarrow, DuckDB, pydantic, NumPy);
+model/requirements-archive.txt's and requirements.txt's packages (DuckDB, pydantic, NumPy);
 docs/sagemaker.md shows one. The code channel holds this project's `model`, `device` and
 `motor_maintenance` packages (Python files only).
 """

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pyarrow as pa
-import pyarrow.parquet as pq
+import duckdb
 import pytest
 from pydantic import ValidationError
 
-from device.archive_layout import TELEMETRY_SCHEMA, object_name, partition_dir
+from device.archive_layout import TELEMETRY_TYPES, object_name, partition_dir
+from device.columnar import Table, write_parquet
 from model.archive import Archive, ArchiveError
 from model.archive_checks import clearly_valid
 from motor_maintenance.telemetry import TelemetryEvent
@@ -36,7 +36,7 @@ def write_readings(root: Path, dt: str, rows: list[dict[str, Any]]) -> Path:
     folder = partition_dir(root, "telemetry", dt)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / object_name("test", 1_796_637_600_000, ".parquet")
-    pq.write_table(pa.Table.from_pylist(rows, schema=TELEMETRY_SCHEMA), path)
+    write_parquet(path, Table.from_rows(rows, TELEMETRY_TYPES), TELEMETRY_TYPES, row_group_rows=1000)
     return path
 
 
@@ -79,9 +79,9 @@ def test_readings_are_deduplicated_on_motor_ts_as_epoch_ms_and_seq(tmp_path: Pat
     write_readings(tmp_path, "2026-11-28", [row(1, ts="1795780800000", received_at=1795780900000), row(3)])
     read = Archive.open(tmp_path).readings()
     assert read.counts.duplicates == 1
-    assert read.table["seq"].to_pylist() == [1, 2, 3]
-    assert read.table["received_at"].to_pylist()[0] == BASE["received_at"]  # the first one stored is kept
-    assert set(read.table["ts_ms"].to_pylist()) == {1795780800000}
+    assert read.table.values("seq") == [1, 2, 3]
+    assert read.table.values("received_at")[0] == BASE["received_at"]  # the first one stored is kept
+    assert set(read.table.values("ts_ms")) == {1795780800000}
 
 
 def test_only_partitions_that_can_hold_the_period_are_read(tmp_path: Path) -> None:
@@ -93,18 +93,18 @@ def test_only_partitions_that_can_hold_the_period_are_read(tmp_path: Path) -> No
     write_readings(tmp_path, "2026-11-27", [row(2)])
     archive = Archive.open(tmp_path)
     since = datetime(2026, 11, 27, tzinfo=UTC)
-    assert archive.readings(since=since).table["seq"].to_pylist() == [2]
+    assert archive.readings(since=since).table.values("seq") == [2]
     assert archive.readings(since=since).counts.read == 2  # the day before is read, for late clocks
     until = datetime(2026, 11, 27, 12, tzinfo=UTC)
-    assert archive.readings(since=datetime(2026, 11, 26, 12, tzinfo=UTC), until=until).table["seq"].to_pylist() == [1]
-    with pytest.raises(pa.ArrowInvalid):
+    assert archive.readings(since=datetime(2026, 11, 26, 12, tzinfo=UTC), until=until).table.values("seq") == [1]
+    with pytest.raises(duckdb.Error):
         archive.readings()
 
 
 def test_one_motors_readings(tmp_path: Path) -> None:
     write_readings(tmp_path, "2026-11-27", [row(1), row(2, motor_id="motor-002", topic_motor_id="motor-002")])
     read = Archive.open(tmp_path).readings(motor_id="motor-002")
-    assert read.table["motor_id"].to_pylist() == ["motor-002"]
+    assert read.table.values("motor_id") == ["motor-002"]
     assert read.counts.read == 1
 
 
@@ -131,7 +131,7 @@ ODD_ROWS = [
 
 
 def test_the_column_checks_never_pass_a_reading_the_model_refuses() -> None:
-    batch = pa.RecordBatch.from_pylist(ODD_ROWS, schema=TELEMETRY_SCHEMA)
+    batch = Table.from_rows(ODD_ROWS, TELEMETRY_TYPES)
     passed, ts_ms = clearly_valid(batch)
     for index, values in enumerate(ODD_ROWS):
         fields = {k: v for k, v in values.items() if v is not None}
@@ -160,7 +160,7 @@ def test_the_reader_keeps_what_the_model_keeps(tmp_path: Path) -> None:
         except ValidationError:
             continue
         expected.append(values["seq"])
-    assert sorted(kept.table["seq"].to_pylist()) == sorted(expected)
+    assert sorted(kept.table.values("seq")) == sorted(expected)
     assert kept.counts.invalid_total == len(ODD_ROWS) - len(expected)
 
 
@@ -252,7 +252,7 @@ def test_an_s3_archive_reads_as_a_folder_does(tmp_path: Path, s3_endpoint: str) 
             s3.upload_file(str(path), "archive", f"fleet/{path.relative_to(tmp_path).as_posix()}")
     archive = Archive.open("s3://archive/fleet")
     read = archive.readings(since=datetime(2026, 11, 27, tzinfo=UTC))
-    assert read.table["seq"].to_pylist() == [2]
+    assert read.table.values("seq") == [2]
     assert (read.counts.duplicates, read.counts.invalid_total) == (1, 1)
     assert archive.days("telemetry") == ["2026-11-26", "2026-11-27"]
     assert archive.events("actions").counts.kept == 1

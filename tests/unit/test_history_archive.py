@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import numpy as np
 import pytest
 
 from device import history as history_cli
-from device.archive_layout import TELEMETRY_SCHEMA
+from device.archive_layout import TELEMETRY_TYPES
+from device.columnar import connect, parquet_columns, parquet_source
 from device.history import History, generate
 from device.history_archive import ArchiveCounts, write_archive
 from device.physics import DAY_S, FleetConfig
@@ -35,9 +36,9 @@ def test_readings_land_as_parquet_by_day_with_the_telemetry_columns(archived: Ar
     total = 0
     for path in (root / "telemetry").rglob("*.parquet"):
         assert path.name.startswith("history-1-")
-        table = pq.read_table(path)
-        assert table.schema.equals(TELEMETRY_SCHEMA)
-        total += table.num_rows
+        db = connect()
+        assert parquet_columns(db, path) == TELEMETRY_TYPES
+        total += db.execute(f"SELECT count(*) FROM {parquet_source([path])}").fetchall()[0][0]
     assert total == counts.readings == history.steps * len(history.motor_ids)
 
 
@@ -48,7 +49,7 @@ def test_every_reading_reads_back_valid_and_equal_to_what_the_device_would_publi
     read = Archive.open(root).readings()
     assert (read.counts.invalid_total, read.counts.duplicates) == (0, 0)
     assert read.counts.kept == history.steps * len(history.motor_ids)
-    first = read.table.slice(0, 1).to_pylist()[0]
+    first = read.table.take(np.arange(1)).to_pylist()[0]
     published = history.reading(0, 0).model_dump(mode="json", exclude_none=True)
     assert first["ts_ms"] == history.reading(0, 0).ts_ms
     for name, value in published.items():

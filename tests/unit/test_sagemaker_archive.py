@@ -51,7 +51,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_split_writes_one_file_per_motor_the_maintenance_logs_and_a_split_by_motor(job: Path) -> None:
     meta = sagemaker_archive.split(job / "split", seed=1, test_fraction=0.25, validation_fraction=0.1)
 
-    files = sorted(path.stem for path in (job / "split" / "output" / "motors").glob("*.arrow"))
+    files = sorted(path.stem for path in (job / "split" / "output" / "motors").glob("*.parquet"))
     assert files == meta["motors"] == [f"motor-{m:03d}" for m in range(1, 7)]
     parts = meta["split"]
     assert sorted(m for part in parts.values() for m in part) == files
@@ -63,7 +63,7 @@ def test_split_writes_one_file_per_motor_the_maintenance_logs_and_a_split_by_mot
 def test_features_on_two_instances_give_the_rows_and_labels_of_the_local_pipeline(job: Path) -> None:
     if not (job / "split" / "output" / "meta").is_dir():
         sagemaker_archive.split(job / "split", seed=1, test_fraction=0.25, validation_fraction=0.1)
-    shards = sorted((job / "split" / "output" / "motors").glob("*.arrow"))
+    shards = sorted((job / "split" / "output" / "motors").glob("*.parquet"))
     # ShardedByS3Key: each instance a part of the objects, each object (a motor) whole on one instance.
     hosts = {"algo-1": shards[0::2], "algo-2": shards[1::2]}
     for host, motors in hosts.items():
@@ -92,7 +92,7 @@ def test_features_on_two_instances_give_the_rows_and_labels_of_the_local_pipelin
 def test_a_shard_of_motors_from_another_split_is_refused(job: Path, tmp_path: Path) -> None:
     base = tmp_path / "algo-1"
     (base / "input" / "motors").mkdir(parents=True)
-    (base / "input" / "motors" / "motor-999.arrow").write_bytes(b"")
+    (base / "input" / "motors" / "motor-999.parquet").write_bytes(b"")
     if not (job / "split" / "output" / "meta").is_dir():
         sagemaker_archive.split(job / "split", seed=1, test_fraction=0.25, validation_fraction=0.1)
     shutil.copytree(job / "split" / "output" / "meta", base / "input" / "meta")
@@ -121,5 +121,5 @@ def test_the_staged_code_channel_runs_the_split_on_its_own(job: Path, tmp_path: 
 
     assert done.returncode == 0, done.stderr
     assert "split: " in done.stdout
-    assert len(list((base / "output" / "motors").glob("*.arrow"))) == 6
+    assert len(list((base / "output" / "motors").glob("*.parquet"))) == 6
     assert not [path for path in code.rglob("*") if path.is_file() and path.suffix != ".py"]

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from device.archive_layout import ACTIONS, TELEMETRY, TELEMETRY_SCHEMA, object_name, partition_dir
+from device.archive_layout import ACTIONS, TELEMETRY, TELEMETRY_TYPES, object_name, partition_dir
+from device.columnar import Table, write_parquet
 from device.history import generate
 from device.history_archive import write_archive
 from device.physics import DAY_S, FleetConfig
@@ -53,7 +52,8 @@ def _write(root: Path, readings: list[dict[str, Any]], actions: list[dict[str, A
     for dt, rows in by_day.items():
         folder = partition_dir(root, TELEMETRY, dt)
         folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=TELEMETRY_SCHEMA), folder / object_name("t", 0, ".parquet"))
+        path = folder / object_name("t", 0, ".parquet")
+        write_parquet(path, Table.from_rows(rows, TELEMETRY_TYPES), TELEMETRY_TYPES, row_group_rows=100_000)
     folder = partition_dir(root, ACTIONS, START.date().isoformat())
     folder.mkdir(parents=True, exist_ok=True)
     (folder / object_name("t", 0, ".jsonl")).write_text("".join(json.dumps(a) + "\n" for a in actions))
@@ -159,7 +159,7 @@ def test_sharding_by_motor_reads_each_motor_as_the_reader_does(tmp_path: Path) -
     assert [motor.motor_id for motor in data.motors] == ["motor-a", "motor-b"]
     for motor in data.motors:
         direct = archive.readings(motor_id=motor.motor_id).table
-        assert motor.ts_ms.tolist() == direct["ts_ms"].to_pylist()
+        assert motor.ts_ms.tolist() == direct.values("ts_ms")
     assert data.readings.duplicates == 30
     assert data.readings.kept == 2 * 144
 

@@ -196,6 +196,15 @@ def _masked_floats(values: NDArray[Any]) -> NDArray[Any]:
     return values
 
 
+def read_parquet(path: Path | str) -> Table:
+    """A whole Parquet file as a Table."""
+    db = connect()
+    try:
+        return fetch(db.execute(f"SELECT * FROM {parquet_source([path])}"))
+    finally:
+        db.close()
+
+
 def parquet_columns(db: duckdb.DuckDBPyConnection, path: Path | str) -> dict[str, str]:
     """The columns of a Parquet file and their DuckDB types, without reading its rows."""
     described = db.execute(f"DESCRIBE SELECT * FROM {parquet_source([path])}").fetchall()

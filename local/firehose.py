@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from device.archive_layout import object_name
-from device.columnar import Table, connect, duckdb_types, parquet_source, write_parquet
+from device.columnar import Table, duckdb_types, read_parquet, write_parquet
 from local.delivery import DeliveryStreamSpec, expand_prefix
 
 log = logging.getLogger("local.firehose")
@@ -251,7 +251,7 @@ def tally(streams: dict[str, DeliveryStream], since: dict[str, int], location: P
             if CONVERSION_FAILED in path.parts or path.suffix != stream.spec.extension:
                 errors += sum(1 for line in path.read_bytes().splitlines() if line.strip())
             elif stream.spec.columns is not None:
-                readings += _rows(path)
+                readings += read_parquet(path).num_rows
             else:
                 kind = stream.spec.prefix.split("/")[0]
                 lines[kind] = lines.get(kind, 0) + sum(1 for line in path.read_bytes().splitlines() if line.strip())
@@ -311,12 +311,3 @@ def _number(text: str, kind: str, name: str) -> int | float:
         return float(text) if kind in ("double", "float") else int(text)
     except ValueError:
         raise ConversionError(f"column {name} ({kind}): {json.dumps(text)[:60]} is not a number") from None
-
-
-def _rows(path: Path) -> int:
-    """The rows of a Parquet object (from its footer)."""
-    db = connect()
-    try:
-        return int(db.execute(f"SELECT count(*) FROM {parquet_source([path])}").fetchall()[0][0])
-    finally:
-        db.close()

@@ -51,6 +51,7 @@ from device.columnar import (
     parquet_columns,
     parquet_source,
     quoted,
+    read_parquet,
     register,
     row_group_ranges,
     typed_select,
@@ -400,9 +401,7 @@ class Archive:
 
 def read_shard(path: Path, counts: ReadCounts | None = None) -> Readings:
     """One motor's readings from `Archive.shard_by_motor`, deduplicated and sorted as `Archive.readings` gives them."""
-    db = connect()
-    table = fetch(db.execute(f"SELECT * FROM {parquet_source([path])}"))
-    db.close()
+    table = read_parquet(path)
     return unique_readings(table, counts if counts is not None else ReadCounts(read=table.num_rows))
 
 

@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from device.archive_layout import TELEMETRY_COLUMNS
+from device.columnar import connect, parquet_columns, read_parquet
 from local.cfn import TemplateError
 from local.delivery import expand_prefix
 from local.firehose import CONVERSION_FAILED, ArchiveTally, DeliveryStream, marks, tally
@@ -181,12 +181,13 @@ def test_readings_become_parquet_rows_with_the_glue_tables_columns(tmp_path: Pat
     readings.put(line({**load_event("telemetry-legacy"), "extra_field": 1}))
     readings.flush()
     (written,) = files(tmp_path)
-    table = pq.read_table(written)  # a plain pyarrow reader, no partitioning
-    assert [(field.name, str(field.type)) for field in table.schema] == [
-        (name, {"bigint": "int64", "boolean": "bool"}.get(kind, kind)) for name, kind in TELEMETRY_COLUMNS
+    assert list(parquet_columns(connect(), written).items()) == [  # a plain Parquet reader, no partitioning
+        (name, {"string": "VARCHAR", "bigint": "BIGINT", "boolean": "BOOLEAN", "double": "DOUBLE"}[kind])
+        for name, kind in TELEMETRY_COLUMNS
     ]
+    table = read_parquet(written)
     assert table.num_rows == 2
-    assert table["seq"][0].as_py() == 1
+    assert table.values("seq")[0] == 1
 
 
 def test_a_value_of_the_wrong_type_goes_whole_to_the_error_prefix_never_dropped(tmp_path: Path) -> None:
@@ -229,7 +230,7 @@ def test_numbers_are_kept_as_text_in_a_text_column_as_the_json_deserializer_does
     readings.put(line(reading(1, ts=1_796_637_600_000)))
     readings.flush()
     (written,) = files(tmp_path)
-    assert pq.read_table(written)["ts"][0].as_py() == "1796637600000"
+    assert read_parquet(written).values("ts")[0] == "1796637600000"
 
 
 def test_numeric_text_in_a_number_column_and_an_object_in_a_text_column_convert_as_openx_does(tmp_path: Path) -> None:
@@ -239,7 +240,7 @@ def test_numeric_text_in_a_number_column_and_an_object_in_a_text_column_convert_
     readings.put(line({**reading(1, speed_rpm="1500", fault={"code": 3}), "seq": "7"}))
     readings.flush()
     (written,) = files(tmp_path)
-    row = pq.read_table(written).to_pylist()[0]
+    row = read_parquet(written).to_pylist()[0]
     assert (row["speed_rpm"], row["seq"], row["fault"]) == (1500.0, 7, '{"code":3}')
     assert readings.records_failed == 0
 

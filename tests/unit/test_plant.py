@@ -130,7 +130,7 @@ def test_a_condition_alarm_acted_on_services_the_motor_before_it_fails(act_on_al
 
 
 def test_the_history_records_services_and_the_archive_writes_them_with_missing_values_as_nulls(tmp_path: Path) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
+    from device.columnar import read_parquet
     from device.history_archive import write_archive
 
     plant = replace(PlantConfig(), act_on_alarm=1.0, response_h=(0.2, 0.5), dropouts_per_sensor_day=5.0)
@@ -144,11 +144,11 @@ def test_the_history_records_services_and_the_archive_writes_them_with_missing_v
         json.loads(line) for path in (tmp_path / "archive").rglob("*.jsonl") for line in path.read_text().splitlines()
     ]
     assert any(a["action"] == "service_complete" and a["note"] == "serviced after a condition alarm" for a in actions)
-    table = pq.read_table(next((tmp_path / "archive").rglob("*.parquet")))
-    assert table["current_a"].null_count > 0
-    types = set(table["motor_type"].to_pylist())
+    table = read_parquet(next((tmp_path / "archive").rglob("*.parquet")))
+    assert table.nulls("current_a").sum() > 0
+    types = set(table.values("motor_type"))
     assert types <= set(RATINGS)
-    assert not any(math.isnan(value) for value in table["current_a"].to_pylist() if value is not None)
+    assert not any(math.isnan(value) for value in table.values("current_a") if value is not None)
 
 
 def _inject_once(fleet: Fleet, t: int) -> None:

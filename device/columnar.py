@@ -9,6 +9,7 @@ Text columns are object arrays of `str`.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +204,22 @@ def read_parquet(path: Path | str) -> Table:
         return fetch(db.execute(f"SELECT * FROM {parquet_source([path])}"))
     finally:
         db.close()
+
+
+def read_parquet_bytes(body: bytes) -> Table:
+    """A Parquet object held in memory (an S3 body) as a Table."""
+    with tempfile.TemporaryDirectory(prefix="parquet-") as folder:
+        path = Path(folder) / "object.parquet"
+        path.write_bytes(body)
+        return read_parquet(path)
+
+
+def parquet_bytes(table: Table, types: dict[str, str], *, row_group_rows: int, compression: str = "snappy") -> bytes:
+    """`table` as a Parquet object in memory (see `write_parquet`)."""
+    with tempfile.TemporaryDirectory(prefix="parquet-") as folder:
+        path = Path(folder) / "object.parquet"
+        write_parquet(path, table, types, row_group_rows=row_group_rows, compression=compression)
+        return path.read_bytes()
 
 
 def parquet_columns(db: duckdb.DuckDBPyConnection, path: Path | str) -> dict[str, str]:

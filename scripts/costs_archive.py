@@ -9,7 +9,6 @@ billed for many readings.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,13 +146,12 @@ def _steps(size: int) -> int:
 def measured_parquet_bytes(motors: int, readings_per_minute: float, buffer_s: float) -> float:
     """A reading's share of one buffer's Parquet object: the simulator's fleet, as the telemetry rule emits it.
 
-    Written with pyarrow (Snappy), the column types the Glue table declares; Firehose's own Parquet
+    Written with DuckDB (Snappy), the column types the Glue table declares; Firehose's own Parquet
     writer may differ by some percent. The fleet is capped at 1,000 motors: larger objects compress
     no worse.
     """
-    import pyarrow as pa  # noqa: PLC0415 - measured only when asked
-    import pyarrow.parquet as pq  # noqa: PLC0415
-
+    from device.archive_layout import TELEMETRY_TYPES  # noqa: PLC0415 - measured only when asked
+    from device.columnar import Table, parquet_bytes  # noqa: PLC0415
     from device.history import generate  # noqa: PLC0415
     from device.physics import FleetConfig  # noqa: PLC0415
 
@@ -167,6 +165,5 @@ def measured_parquet_bytes(motors: int, readings_per_minute: float, buffer_s: fl
             row = reading.model_dump(mode="json")
             row.update(topic_motor_id=reading.motor_id, received_at=reading.ts_ms + 50)
             rows.append(row)
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows), buffer, compression="snappy")
-    return len(buffer.getvalue()) / len(rows)
+    written = parquet_bytes(Table.from_rows(rows, TELEMETRY_TYPES), TELEMETRY_TYPES, row_group_rows=len(rows))
+    return len(written) / len(rows)

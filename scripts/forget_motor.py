@@ -24,10 +24,10 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import io
 import json
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,25 +90,29 @@ def _raw_is_motors(record: Any, motor: str) -> bool:
 
 
 def without_motor_parquet(body: bytes, motor: str) -> tuple[bytes, int, int]:
-    """(the object without the motor's rows, rows removed, rows kept); same schema, Snappy."""
-    import pyarrow.compute as pc  # noqa: PLC0415 - only the command line needs pyarrow
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    """(the object without the motor's rows, rows removed, rows kept); same columns and types, Snappy."""
+    from device.columnar import connect, literal, parquet_columns, parquet_source  # noqa: PLC0415
 
-    table = pq.read_table(io.BytesIO(body))
-    mine = None
-    for column in ("motor_id", "topic_motor_id"):
-        if column in table.column_names:
-            matches = pc.fill_null(pc.equal(table[column], motor), False)  # a null motor id is nobody's
-            mine = matches if mine is None else pc.or_(mine, matches)
-    if mine is None:
-        return body, 0, table.num_rows
-    kept = table.filter(pc.invert(mine))
-    removed = table.num_rows - kept.num_rows
-    if removed == 0:
-        return body, 0, kept.num_rows
-    out = io.BytesIO()
-    pq.write_table(kept, out, compression="snappy")
-    return out.getvalue(), removed, kept.num_rows
+    with tempfile.TemporaryDirectory(prefix="forget-") as folder:
+        source, rewritten = Path(folder) / "in.parquet", Path(folder) / "out.parquet"
+        source.write_bytes(body)
+        db = connect()
+        try:
+            columns = [name for name in ("motor_id", "topic_motor_id") if name in parquet_columns(db, source)]
+            rows = f"FROM {parquet_source([source])}"
+            total = int(db.execute(f"SELECT count(*) {rows}").fetchall()[0][0])
+            if not columns:
+                return body, 0, total
+            # a null motor id is nobody's
+            mine = " OR ".join(f"coalesce({column} = {literal(motor)}, false)" for column in columns)
+            kept = f"SELECT * {rows} WHERE NOT ({mine})"
+            removed = total - int(db.execute(f"SELECT count(*) FROM ({kept})").fetchall()[0][0])  # noqa: S608
+            if removed == 0:
+                return body, 0, total
+            db.execute(f"COPY ({kept}) TO {literal(str(rewritten))} (FORMAT parquet, COMPRESSION snappy)")
+        finally:
+            db.close()
+        return rewritten.read_bytes(), removed, total - removed
 
 
 class Forgetter:

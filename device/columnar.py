@@ -127,8 +127,10 @@ def concatenate(arrays: Sequence[NDArray[Any]]) -> NDArray[Any]:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB, without the extensions it would otherwise download (a plant may be offline)."""
-    return duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    """An in-memory DuckDB in UTC, without the extensions it would otherwise download (a plant may be offline)."""
+    db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    db.execute("SET TimeZone = 'UTC'")
+    return db
 
 
 def quoted(name: str) -> str:

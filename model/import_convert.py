@@ -1,8 +1,8 @@
 """A batch of historian rows as readings of the telemetry schema; each row refused is counted by its reason.
 
-Whole columns at a time: timestamps to epoch ms (ISO 8601 with an offset, local wall-clock times in a
-timezone, epoch seconds or ms, strftime patterns), units through pint, running from a status text or
-from speed (or current) above zero. Then every row goes through the telemetry schema, as the archive's
+Whole columns at a time, cast by DuckDB where the batch is held (model.import_sources.Rows): timestamps
+to epoch ms (ISO 8601 with an offset, local wall-clock times in a timezone, epoch seconds or ms, strftime
+patterns), units through pint, running from a status text or from speed (or current) above zero. Then every row goes through the telemetry schema, as the archive's
 reader does (model.archive_checks on whole columns, `TelemetryEvent` for every row they do not clear).
 A row is refused for the first reason it has, and counted under it: nothing is dropped unsaid.
 """
@@ -11,23 +11,29 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from device.archive_layout import TELEMETRY_SCHEMA
+from device.archive_layout import TELEMETRY_TYPES
+from device.columnar import NUMPY_TYPES, Table, literal
 from model.archive_checks import clearly_valid
 from model.import_mapping import EPOCH_MS, EPOCH_S, ISO8601, MappingError, SignalSpec, TelemetrySpec, TimeSpec
+from model.import_sources import Rows, column
 from motor_maintenance.telemetry import TelemetryEvent
 
 _OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 """A time of day followed by a UTC offset: the texts cast as moments; the others are local times."""
 AMBIGUOUS_WINDOW_MS = 2 * 3600 * 1000
 """How far apart two of a motor's ambiguous local times may be and still be the same night's clock change."""
+_NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$"
+_ISO_TEXT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)?$"
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - the naive origin of wall-clock microseconds
 
 
 class RowChecks:
@@ -77,9 +83,30 @@ def _refuse(checks: RowChecks, rows: NDArray[np.intp], reason: str) -> None:
         checks.require(passed, reason)
 
 
-def text(column: pa.Array) -> pa.Array:
-    """A column as text (null stays null)."""
-    return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
+def is_number(kind: str) -> bool:
+    """A DuckDB column type that holds numbers."""
+    return kind in _NUMERIC or kind in ("DOUBLE", "FLOAT") or kind.startswith("DECIMAL")
+
+
+def _flag(rows: Rows, expression: str) -> NDArray[np.bool_]:
+    """A boolean SQL expression per row, false where it is NULL."""
+    return np.asarray(np.ma.filled(rows.values(expression), False), dtype=bool)
+
+
+def _ints(rows: Rows, expression: str) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """An integer SQL expression per row: (values, 0 where NULL; which are not NULL)."""
+    found = rows.values(f"CAST({expression} AS BIGINT)")
+    return np.asarray(np.ma.filled(found, 0), dtype=np.int64), ~np.ma.getmaskarray(found)
+
+
+def _text(rows: Rows, name: str) -> str:
+    """A column as text in SQL (null stays null)."""
+    return column(name) if rows.is_text(name) else f"CAST({column(name)} AS VARCHAR)"
+
+
+def _number_sql(text: str) -> str:
+    """A text cast to a number when it spells one (digits, a decimal point, an exponent; NaN, Inf), else NULL."""
+    return f"CASE WHEN regexp_matches({text}, {literal(_NUMBER)}) THEN TRY_CAST({text} AS DOUBLE) END"
 
 
 class Moments:
@@ -89,70 +116,81 @@ class Moments:
         self.spec, self.key = spec, key
         self.clock = LocalClock()
 
-    def epoch_ms(self, column: pa.Array, motors: pa.Array, checks: RowChecks) -> NDArray[np.int64]:
+    def epoch_ms(self, rows: Rows, motors: NDArray[Any], checks: RowChecks) -> NDArray[np.int64]:
         """Each row's moment in epoch ms (0 where refused); `motors` says whose row it is, for local times."""
         spec, key = self.spec, self.key
         name = spec.column
-        checks.require(pc.is_valid(column).to_numpy(zero_copy_only=False), f"{name}: blank")
-        ms = np.zeros(len(column), dtype=np.int64)
-        rows = np.flatnonzero(checks.ok)
-        if len(rows) == 0:
+        checks.require(_flag(rows, f"{column(name)} IS NOT NULL"), f"{name}: blank")
+        ms = np.zeros(rows.num_rows, dtype=np.int64)
+        where = np.flatnonzero(checks.ok)
+        if len(where) == 0:
             return ms
-        values = column.take(pa.array(rows))
-        kind = values.type
-        if pa.types.is_timestamp(kind):
-            if kind.tz is not None:
-                ms[rows] = pc.cast(values, pa.timestamp("ms", tz="UTC"), safe=False).cast(pa.int64()).to_numpy()
+        kind = rows.types[name]
+        if kind.startswith("TIMESTAMP"):
+            if kind == "TIMESTAMP WITH TIME ZONE":
+                ms[where] = _ints(rows, f"epoch_ms({column(name)})")[0][where]
                 return ms
             if spec.timezone is None:
                 raise MappingError(f"{key}: column {name!r} holds times without a UTC offset: give it a timezone")
-            return self._local(values, rows, motors, checks, ms)
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            walls = _ints(rows, f"epoch_us({column(name)})")[0][where]
+            return self._local(walls, where, motors, checks, ms)
+        if is_number(kind):
             if spec.format not in (EPOCH_S, EPOCH_MS):
                 raise MappingError(f"{key}: column {name!r} holds numbers: give its format, epoch_s or epoch_ms")
-            return self._epoch(values.cast(pa.float64()), rows, spec, checks, ms)
-        values = text(values)
+            numbers = np.ma.filled(rows.values(f"CAST({column(name)} AS DOUBLE)"), np.nan)[where]
+            return self._epoch(np.asarray(numbers, dtype=np.float64), where, spec, checks, ms)
+        text = _text(rows, name)
         if spec.format in (EPOCH_S, EPOCH_MS):
-            numbers, parsed = _cast_each(values, pa.float64())
+            found = rows.values(_number_sql(text))
+            parsed = ~np.ma.getmaskarray(found)[where]
             unit = "epoch seconds" if spec.format == EPOCH_S else "epoch milliseconds"
-            _refuse(checks, rows[~parsed], f"{name}: not {unit}")
-            return self._epoch(pa.array(numbers), rows, spec, checks, ms)
+            _refuse(checks, where[~parsed], f"{name}: not {unit}")
+            numbers = np.asarray(np.ma.filled(found, 0.0), dtype=np.float64)[where]
+            return self._epoch(numbers, where, spec, checks, ms)
         if spec.format != ISO8601:
-            parsed_times = pc.strptime(values, format=spec.format, unit="ms", error_is_null=True)
-            matched = pc.is_valid(parsed_times).to_numpy(zero_copy_only=False)
-            _refuse(checks, rows[~matched], f"{name}: does not match the format {spec.format!r}")
-            if parsed_times.type.tz is not None:
-                ms[rows] = parsed_times.cast(pa.int64()).fill_null(0).to_numpy()
+            parsed_times = f"try_strptime({text}, {literal(spec.format)})"
+            aware = "%z" in spec.format or "%Z" in spec.format
+            found, matched = _ints(rows, f"{'epoch_ms' if aware else 'epoch_us'}({parsed_times})")
+            _refuse(checks, where[~matched[where]], f"{name}: does not match the format {spec.format!r}")
+            if aware:
+                ms[where] = found[where]
                 return ms
-            return self._local(parsed_times, rows, motors, checks, ms)
-        return self._iso(values, rows, motors, checks, ms)
+            return self._local(found[where], where, motors, checks, ms)
+        return self._iso(rows, text, where, motors, checks, ms)
 
     def _iso(
-        self, values: pa.Array, rows: NDArray[np.intp], motors: pa.Array, checks: RowChecks, ms: NDArray[np.int64]
+        self,
+        rows: Rows,
+        text: str,
+        where: NDArray[np.intp],
+        motors: NDArray[Any],
+        checks: RowChecks,
+        ms: NDArray[np.int64],
     ) -> NDArray[np.int64]:
         """ISO 8601 texts: with an offset, moments; without, wall-clock times in the mapping's timezone."""
         name, zone = self.spec.column, self.spec.timezone
-        iso = pc.match_substring_regex(values, _ISO_TEXT).to_numpy(zero_copy_only=False)
-        _refuse(checks, rows[~iso], f"{name}: not ISO 8601")
-        rows, values = rows[iso], values.filter(pa.array(iso))
-        offset = pc.match_substring_regex(values, _OFFSET).to_numpy(zero_copy_only=False)
+        iso = _flag(rows, f"regexp_matches({text}, {literal(_ISO_TEXT)})")[where]
+        _refuse(checks, where[~iso], f"{name}: not ISO 8601")
+        where = where[iso]
+        offset = _flag(rows, f"regexp_matches({text}, {literal(_OFFSET)})")[where]
         if zone is None:
-            _refuse(checks, rows[~offset], f"{name}: no UTC offset (and the mapping gives no timezone)")
-        aware, aware_ok = _cast_each(values.filter(pa.array(offset)), pa.timestamp("us", tz="UTC"))
-        _refuse(checks, rows[offset][~aware_ok], f"{name}: not ISO 8601")
-        ms[rows[offset]] = aware // 1000
+            _refuse(checks, where[~offset], f"{name}: no UTC offset (and the mapping gives no timezone)")
+        aware, aware_ok = _ints(rows, f"epoch_us(TRY_CAST(upper({text}) AS TIMESTAMPTZ))")
+        aware_rows = where[offset]
+        _refuse(checks, aware_rows[~aware_ok[aware_rows]], f"{name}: not ISO 8601")
+        ms[aware_rows] = aware[aware_rows] // 1000
         if zone is not None and not offset.all():
-            naive, naive_ok = _cast_each(values.filter(pa.array(~offset)), pa.timestamp("us"))
-            _refuse(checks, rows[~offset][~naive_ok], f"{name}: not ISO 8601")
-            walls = pa.array(naive[naive_ok], pa.timestamp("us"))
-            self._local(walls, rows[~offset][naive_ok], motors, checks, ms)
+            naive, naive_ok = _ints(rows, f"epoch_us(TRY_CAST({text} AS TIMESTAMP))")
+            local_rows = where[~offset]
+            _refuse(checks, local_rows[~naive_ok[local_rows]], f"{name}: not ISO 8601")
+            local_rows = local_rows[naive_ok[local_rows]]
+            self._local(naive[local_rows], local_rows, motors, checks, ms)
         return ms
 
     @staticmethod
     def _epoch(
-        numbers: pa.Array, rows: NDArray[np.intp], spec: TimeSpec, checks: RowChecks, ms: NDArray[np.int64]
+        values: NDArray[np.float64], rows: NDArray[np.intp], spec: TimeSpec, checks: RowChecks, ms: NDArray[np.int64]
     ) -> NDArray[np.int64]:
-        values = numbers.to_numpy(zero_copy_only=False).astype(np.float64)
         scaled = values * (1000.0 if spec.format == EPOCH_S else 1.0)
         finite = np.isfinite(scaled) & (np.abs(scaled) < 2**62)
         _refuse(checks, rows[~finite], f"{spec.column}: not a finite number")
@@ -160,21 +198,23 @@ class Moments:
         return ms
 
     def _local(
-        self, walls: pa.Array, rows: NDArray[np.intp], motors: pa.Array, checks: RowChecks, ms: NDArray[np.int64]
+        self,
+        walls_us: NDArray[np.int64],
+        rows: NDArray[np.intp],
+        motors: NDArray[Any],
+        checks: RowChecks,
+        ms: NDArray[np.int64],
     ) -> NDArray[np.int64]:
-        """Wall-clock times in the mapping's timezone as epoch ms; a time the clock skipped is refused."""
+        """Wall-clock times (µs since 1970-01-01 on the wall) in the mapping's timezone as epoch ms.
+
+        A time the clock skipped is refused; a time that happens twice is resolved by the LocalClock.
+        """
         spec, zone = self.spec, str(self.spec.timezone)
-
-        def moments(ambiguous: str, nonexistent: str) -> NDArray[np.int64]:
-            placed = pc.assume_timezone(walls, timezone=zone, ambiguous=ambiguous, nonexistent=nonexistent)
-            return np.asarray(pc.cast(placed, pa.timestamp("ms", tz="UTC"), safe=False).cast(pa.int64()).fill_null(0))
-
-        earliest, latest, skipped = (
-            moments("earliest", "earliest"),
-            moments("latest", "earliest"),
-            moments("earliest", "latest"),
-        )
-        missing = earliest != skipped
+        distinct, index = np.unique(walls_us, return_inverse=True)
+        placed = np.array([_place(int(wall), ZoneInfo(zone)) for wall in distinct.tolist()], dtype=np.int64)
+        placed = placed.reshape(len(distinct), 3)
+        earliest, latest = placed[index, 0] // 1000, placed[index, 1] // 1000
+        missing = placed[index, 2].astype(bool)
         _refuse(
             checks,
             rows[missing],
@@ -183,83 +223,55 @@ class Moments:
         chosen = earliest.copy()
         twice = np.flatnonzero((earliest != latest) & ~missing)
         if len(twice):
-            wall_ms = pc.cast(walls.take(pa.array(twice)), pa.timestamp("ms"), safe=False).cast(pa.int64()).to_numpy()
-            who = text(motors.take(pa.array(rows[twice]))).to_pylist()
-            later = np.array(self.clock.resolve([str(m) for m in who], wall_ms.tolist()), dtype=bool)
+            wall_ms = walls_us[twice] // 1000
+            who = [str(motor) for motor in motors[rows[twice]].tolist()]
+            later = np.array(self.clock.resolve(who, wall_ms.tolist()), dtype=bool)
             chosen[twice[later]] = latest[twice[later]]
         ms[rows[~missing]] = chosen[~missing]
         return ms
 
 
-_NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$"
-_ISO_TEXT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)?$"
+def _place(wall_us: int, zone: ZoneInfo) -> tuple[int, int, int]:
+    """A wall-clock time in `zone`: (its earlier moment, its later moment, in epoch µs; 1 if the clock skipped it)."""
+    naive = _EPOCH + timedelta(microseconds=wall_us)
+    moments = []
+    for fold in (0, 1):
+        offset = naive.replace(tzinfo=zone, fold=fold).utcoffset() or timedelta(0)
+        moments.append(wall_us - (offset.days * 86_400 + offset.seconds) * 1_000_000 - offset.microseconds)
+    back = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=moments[0])
+    skipped = back.astimezone(zone).replace(tzinfo=None) != naive
+    return min(moments), max(moments), int(skipped)
 
 
-def _cast_each(values: pa.Array, kind: pa.DataType) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-    """Each text cast to `kind` (epoch units as int64 for a time): (values, 0 where not), which cast.
-
-    One cast for the batch when every text casts; else the texts that cannot be numbers or ISO 8601
-    are set aside by a pattern, and if some still fail, the batch is halved until each bad text is alone.
-    """
-    try:
-        cast = pc.cast(values, kind)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pattern = _ISO_TEXT if pa.types.is_timestamp(kind) else _NUMBER
-        plausible = pc.fill_null(pc.match_substring_regex(values, pattern), False)
-        values = pc.if_else(plausible, values, pa.scalar(None, values.type))
-        try:
-            cast = pc.cast(values, kind)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return _halving(values, kind)
-    if pa.types.is_timestamp(kind):
-        cast = cast.cast(pa.int64())
-    ok = pc.is_valid(cast).to_numpy(zero_copy_only=False)
-    return cast.fill_null(0).to_numpy(zero_copy_only=False), ok
-
-
-def _halving(values: pa.Array, kind: pa.DataType) -> tuple[NDArray[Any], NDArray[np.bool_]]:
-    size = len(values)
-    try:
-        cast = pc.cast(values, kind)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        if size <= 1:
-            return np.zeros(size, dtype=np.float64 if kind == pa.float64() else np.int64), np.zeros(size, dtype=bool)
-        half = size // 2
-        (first, first_ok), (second, second_ok) = _halving(values[:half], kind), _halving(values[half:], kind)
-        return np.concatenate([first, second]), np.concatenate([first_ok, second_ok])
-    if pa.types.is_timestamp(kind):
-        cast = cast.cast(pa.int64())
-    return cast.fill_null(0).to_numpy(zero_copy_only=False), pc.is_valid(cast).to_numpy(zero_copy_only=False)
-
-
-def numbers(column: pa.Array, signal: SignalSpec, checks: RowChecks) -> NDArray[np.float64]:
+def numbers(rows: Rows, signal: SignalSpec, checks: RowChecks) -> NDArray[np.float64]:
     """A signal's values in the schema's unit, NaN where missing (blank, or written as NaN)."""
-    if pa.types.is_string(column.type) or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-        column = text(column)
-        values, parsed = _cast_each(column, pa.float64())
-        blank = pc.is_null(column).to_numpy(zero_copy_only=False)
-        checks.require(parsed | blank, f"{signal.column}: not a number")
-        values = np.where(parsed, values, np.nan)
+    name = signal.column
+    if is_number(rows.types[name]):
+        values = np.ma.filled(rows.values(f"CAST({column(name)} AS DOUBLE)"), np.nan)
     else:
-        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        found = rows.values(_number_sql(_text(rows, name)))
+        parsed = ~np.ma.getmaskarray(found)
+        blank = _flag(rows, f"{column(name)} IS NULL")
+        checks.require(parsed | blank, f"{name}: not a number")
+        values = np.where(parsed, np.ma.filled(found, np.nan), np.nan)
     return signal.convert(np.asarray(values, dtype=np.float64))
 
 
 def running(
-    rows: pa.RecordBatch, spec: TelemetrySpec, signals: dict[str, NDArray[np.float64]], checks: RowChecks
+    rows: Rows, spec: TelemetrySpec, signals: dict[str, NDArray[np.float64]], checks: RowChecks
 ) -> NDArray[np.bool_]:
     """Whether each motor ran: its status is a true value, or (no status) its speed, else its current, is above 0."""
     size = rows.num_rows
     known = np.zeros(size, dtype=bool)
     flags = np.zeros(size, dtype=bool)
     if spec.running is not None:
-        column, true_values = spec.running
-        status = pc.utf8_lower(text(rows.column(column)))
-        known = pc.is_valid(status).to_numpy(zero_copy_only=False)
-        flags = pc.fill_null(pc.is_in(status, pa.array(sorted(true_values))), False).to_numpy(zero_copy_only=False)
-    for name in ("speed_rpm", "current_a"):
-        if name in signals:
-            values = signals[name]
+        name, true_values = spec.running
+        status = f"lower({_text(rows, name)})"
+        known = _flag(rows, f"{status} IS NOT NULL")
+        flags = _flag(rows, f"{status} IN ({', '.join(literal(value) for value in sorted(true_values))})")
+    for signal in ("speed_rpm", "current_a"):
+        if signal in signals:
+            values = signals[signal]
             told = ~known & ~np.isnan(values)
             flags = np.where(told, values > 0, flags)
             known |= told
@@ -277,49 +289,46 @@ class TelemetryConverter:
         self.refused: Counter[str] = Counter()
         self._columns = {signal.signal: signal.column for signal in spec.signals}
 
-    def convert(self, rows: pa.RecordBatch) -> tuple[pa.Table, NDArray[np.int64]]:
+    def convert(self, rows: Rows) -> tuple[Table, NDArray[np.int64]]:
         """The rows that are valid readings (the telemetry columns), and their times in epoch ms."""
         spec, size = self.spec, rows.num_rows
         checks = RowChecks(size, self.refused)
-        motor_ids = text(rows.column(spec.motor_id))
-        checks.require(pc.is_valid(motor_ids).to_numpy(zero_copy_only=False), f"{spec.motor_id}: blank")
-        ms = self.moments.epoch_ms(rows.column(spec.timestamp.column), motor_ids, checks)
-        signals = {signal.signal: numbers(rows.column(signal.column), signal, checks) for signal in spec.signals}
+        motor_ids = rows.text(spec.motor_id)
+        checks.require(motor_ids != None, f"{spec.motor_id}: blank")  # noqa: E711 - element-wise
+        ms = self.moments.epoch_ms(rows, motor_ids, checks)
+        signals = {signal.signal: numbers(rows, signal, checks) for signal in spec.signals}
         ran = running(rows, spec, signals, checks)
         if spec.motor_type_column:
-            motor_types = text(rows.column(spec.motor_type))
-            checks.require(pc.is_valid(motor_types).to_numpy(zero_copy_only=False), f"{spec.motor_type}: blank")
+            motor_types = rows.text(spec.motor_type)
+            checks.require(motor_types != None, f"{spec.motor_type}: blank")  # noqa: E711 - element-wise
         else:
-            motor_types = _constant(spec.motor_type, size)
-        keep = pa.array(checks.ok)
-        kept_ms = ms[checks.ok]
-        columns: dict[str, Any] = {
-            "motor_id": motor_ids.filter(keep),
-            "motor_type": motor_types.filter(keep),
+            motor_types = np.full(size, spec.motor_type, dtype=object)
+        keep = checks.ok
+        kept_ms = ms[keep]
+        count = len(kept_ms)
+        columns: dict[str, NDArray[Any]] = {
+            "motor_id": motor_ids[keep],
+            "motor_type": motor_types[keep],
             "ts": iso_texts(kept_ms),
-            "seq": pa.array(kept_ms, pa.int64()),
-            "running": pa.array(ran[checks.ok]),
+            "seq": kept_ms.copy(),
+            "running": ran[keep],
         }
         for name, values in signals.items():
-            kept = values[checks.ok]
-            columns[name] = pa.array(kept, pa.float64(), mask=np.isnan(kept))
-        count = len(kept_ms)
-        table = pa.table(
-            {f.name: columns.get(f.name, pa.nulls(count, f.type)) for f in TELEMETRY_SCHEMA}, schema=TELEMETRY_SCHEMA
-        )
+            kept = values[keep]
+            columns[name] = np.ma.masked_array(kept, mask=np.isnan(kept))
+        table = Table({name: columns.get(name, _nulls(kind, count)) for name, kind in TELEMETRY_TYPES.items()})
         valid = self._validate(table)
-        return table.filter(pa.array(valid)), kept_ms[valid]
+        return table.take(valid), kept_ms[valid]
 
-    def _validate(self, table: pa.Table) -> NDArray[np.bool_]:
+    def _validate(self, table: Table) -> NDArray[np.bool_]:
         """Which readings the telemetry schema accepts; the others counted by field, column and rule."""
         if table.num_rows == 0:
             return np.zeros(0, dtype=bool)
-        batch = table.combine_chunks().to_batches()[0]
-        valid, _ = clearly_valid(batch)
+        valid, _ = clearly_valid(table)
         doubtful = np.flatnonzero(~valid)
         if len(doubtful) == 0:
             return valid
-        for index, row in zip(doubtful.tolist(), batch.take(pa.array(doubtful)).to_pylist(), strict=True):
+        for index, row in zip(doubtful.tolist(), table.take(doubtful).to_pylist(), strict=True):
             try:
                 TelemetryEvent.model_validate({name: value for name, value in row.items() if value is not None})
             except ValidationError as exc:
@@ -336,14 +345,18 @@ class TelemetryConverter:
         return f"{where}: {re.sub(r'^Value error, ', '', error['msg'])}"
 
 
-def iso_texts(ms: NDArray[np.int64]) -> pa.Array:
+def iso_texts(ms: NDArray[np.int64]) -> NDArray[Any]:
     """Epoch ms as ISO 8601 UTC text ("2025-03-09T07:45:00.000Z"), each distinct moment formatted once."""
     if len(ms) == 0:
-        return pa.array([], pa.string())
+        return np.zeros(0, dtype=object)
     distinct, index = np.unique(ms, return_inverse=True)
-    texts = pa.array(np.datetime_as_string(distinct.astype("datetime64[ms]"), unit="ms", timezone="UTC"))
-    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), texts).cast(pa.string())
+    texts = np.datetime_as_string(distinct.astype("datetime64[ms]"), unit="ms", timezone="UTC").astype(object)
+    return texts[index]
 
 
-def _constant(value: str, size: int) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(size, dtype=np.int32)), pa.array([value])).cast(pa.string())
+def _nulls(kind: str, count: int) -> NDArray[Any]:
+    """A column of nulls of a DuckDB type."""
+    dtype = NUMPY_TYPES.get(kind)
+    if dtype is None:
+        return np.full(count, None, dtype=object)
+    return np.ma.masked_array(np.zeros(count, dtype=dtype), mask=np.ones(count, dtype=bool))

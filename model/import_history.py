@@ -34,8 +34,8 @@ if not __package__:  # run as a script: make the repository's packages importabl
 from device.requirements_check import setup_needed
 
 with setup_needed("model/import_history.py"):
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import duckdb
+    import numpy as np
 
     from device.archive_writer import ArchiveWriter
     from model.import_convert import TelemetryConverter
@@ -65,10 +65,10 @@ class SectionReport:
     """The most rows held at once: a file is streamed, never read whole."""
     modes: Counter[str] = field(default_factory=Counter)
 
-    def seen(self, motors: pa.Array, ms: Sequence[int] | Any) -> None:
+    def seen(self, motors: Any, ms: Sequence[int] | Any) -> None:
         if len(ms) == 0:
             return
-        self.motors.update(pc.unique(motors).to_pylist())
+        self.motors.update(np.unique(np.asarray(motors, dtype=object).astype(str)).tolist())
         low, high = int(min(ms)), int(max(ms))
         self.first_ms = low if self.first_ms is None else min(self.first_ms, low)
         self.last_ms = high if self.last_ms is None else max(self.last_ms, high)
@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     except MappingError as exc:
         print(f"import_history: {exc}", file=sys.stderr)
         return MAPPING_ERROR_STATUS
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, duckdb.Error) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"import_history: stopped, nothing written: {first}", file=sys.stderr)
         return 1

@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import ValidationError
 
-from model.import_convert import Moments, RowChecks, text
+from model.import_convert import Moments, RowChecks
 from model.import_mapping import LogSpec
+from model.import_sources import Rows
 from motor_maintenance.alarms import NOTE_MAX, ActionName, OperatorAction
 
 OPERATOR = "historian-import"
@@ -50,17 +49,17 @@ class LogConverter:
         self.moments = Moments(spec.timestamp, f"{spec.section}.timestamp")
         self.refused: Counter[str] = Counter()
 
-    def convert(self, rows: pa.RecordBatch, source: str) -> list[tuple[dict[str, Any], int]]:
+    def convert(self, rows: Rows, source: str) -> list[tuple[dict[str, Any], int]]:
         """(action as archived, its time in epoch ms) for each row that makes a valid action."""
         spec = self.spec
         checks = RowChecks(rows.num_rows, self.refused)
-        motors = text(rows.column(spec.motor_id))
-        checks.require(pc.is_valid(motors).to_numpy(zero_copy_only=False), f"{spec.motor_id}: blank")
-        ms = self.moments.epoch_ms(rows.column(spec.timestamp.column), motors, checks)
-        descriptions = text(rows.column(spec.mode)).to_pylist() if spec.mode is not None else [None] * rows.num_rows
+        motors = rows.text(spec.motor_id)
+        checks.require(motors != None, f"{spec.motor_id}: blank")  # noqa: E711 - element-wise
+        ms = self.moments.epoch_ms(rows, motors, checks)
+        descriptions = rows.text(spec.mode).tolist() if spec.mode is not None else [None] * rows.num_rows
         actions = []
         for index in np.flatnonzero(checks.ok).tolist():
-            motor_id, at_ms = str(motors[index].as_py()), int(ms[index])
+            motor_id, at_ms = str(motors[index]), int(ms[index])
             record = self._action(motor_id, at_ms, descriptions[index], source)
             try:
                 OperatorAction.model_validate(record)

@@ -1,39 +1,73 @@
-"""The historian import's input files, read in batches: CSV (also gzip-compressed) and Parquet.
+"""The historian import's input files, read in batches with DuckDB: CSV (also gzip-compressed) and Parquet.
 
-A CSV file is parsed block by block (pyarrow.csv.open_csv), a Parquet file row group by row group,
-so a file of any size is never held whole. Every column the mapping names is read as it is written:
-CSV cells as text (blank or whitespace-only cells as null), Parquet columns in their own types; the
-conversion (model.import_convert) decides what each holds. `columns_of` lets the importer check a
-mapping's columns against every file before it reads any row.
+A CSV file is cut into blocks of whole lines (BLOCK_BYTES at a time, gathered up to about BATCH_ROWS
+lines) and each batch parsed by DuckDB's CSV reader; a Parquet file is read a few row groups at a time;
+so a file of any size is never held whole. Every column the mapping names is read as it is written: CSV
+cells as text (trimmed; blank or whitespace-only cells as null), Parquet columns in their own types;
+the conversion (model.import_convert) decides what each holds. A batch stays in DuckDB (`Rows`): the
+conversion asks it for the columns and casts it needs. `columns_of` lets the importer check a mapping's
+columns against every file before it reads any row.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+import duckdb
+import numpy as np
+from numpy.typing import NDArray
 
+from device.columnar import connect, literal, parquet_columns, parquet_source, quoted, row_group_ranges
 from model.import_mapping import FILE_KINDS, MappingError
 
 BLOCK_BYTES = 1 << 20
-"""CSV bytes parsed at a time. pyarrow reads a few dozen blocks ahead, so this bounds the memory a file takes."""
+"""CSV bytes read at a time: with BATCH_ROWS, this bounds the memory a file takes."""
 BATCH_ROWS = 131_072
-"""Rows converted at a time: parsed blocks are gathered up to this many (the conversion has a cost per batch)."""
+"""Rows converted at a time: blocks are gathered up to this many lines (the conversion has a cost per batch)."""
+_BLANKS = " \t\n\r\x0b\x0c\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What trimming a cell removes at either end: Unicode's whitespace."""
+
+
+class Rows:
+    """One batch of a file's rows, held in a DuckDB table: its columns fetched or cast on demand, in row order."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, table: str, types: dict[str, str]) -> None:
+        self.db, self.table, self.types = db, table, types
+        self.num_rows = int(db.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])  # noqa: S608
+
+    def values(self, expression: str) -> NDArray[Any]:
+        """An SQL expression over the batch's columns (quote them with `column`), one value per row."""
+        found = self.db.execute(f"SELECT {expression} AS v FROM {self.table} ORDER BY _n").fetchnumpy()  # noqa: S608
+        return found["v"]
+
+    def text(self, name: str) -> NDArray[Any]:
+        """A column as text (object array of str, None for null)."""
+        found = self.values(f"CAST({column(name)} AS VARCHAR)")
+        texts = np.array(np.ma.getdata(found), dtype=object)
+        texts[np.ma.getmaskarray(found)] = None
+        return texts
+
+    def is_text(self, name: str) -> bool:
+        return self.types[name] == "VARCHAR"
+
+
+def column(name: str) -> str:
+    """A column of a batch in SQL."""
+    return quoted(name)
 
 
 @dataclass(frozen=True)
 class Batch:
     """Some rows of a file (only the mapped columns) and how far through the file they reach."""
 
-    rows: pa.RecordBatch
+    rows: Rows
     done_bytes: int
     total_bytes: int
 
@@ -46,21 +80,24 @@ def columns_of(path: Path, delimiter: str) -> list[str]:
     """The column names of a file (a CSV file's header), without reading its rows."""
     try:
         if kind(path) == "parquet":
-            return list(pq.ParquetFile(path).schema_arrow.names)
+            db = connect()
+            try:
+                return list(parquet_columns(db, path))
+            finally:
+                db.close()
         with _open(path) as raw:
-            options = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda _row: "skip")
-            return list(pacsv.open_csv(raw, parse_options=options).schema.names)
-    except (OSError, pa.ArrowInvalid, EOFError) as exc:
+            return _header(raw, delimiter)
+    except (OSError, duckdb.Error, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise MappingError(f"{path}: cannot be read as {kind(path).upper()} ({_first_line(exc)})") from exc
 
 
 def check_columns(path: Path, delimiter: str, wanted: dict[str, str]) -> None:
     """MappingError naming the first column the mapping names (with the key that names it) the file lacks."""
     present = columns_of(path, delimiter)
-    for column, key in wanted.items():
-        if column not in present:
+    for name, key in wanted.items():
+        if name not in present:
             shown = ", ".join(present[:20]) + (", ..." if len(present) > 20 else "")
-            raise MappingError(f"{key}: column {column!r} is not in {path.name} (its columns: {shown})")
+            raise MappingError(f"{key}: column {name!r} is not in {path.name} (its columns: {shown})")
 
 
 def batches(
@@ -73,80 +110,117 @@ def batches(
     batch_rows: int = BATCH_ROWS,
 ) -> Iterator[Batch]:
     """The file's rows, `columns` only, about `batch_rows` at a time; a CSV line that is no row counts in `refused`."""
-    if kind(path) == "parquet":
-        yield from _parquet(path, columns, batch_rows)
-        return
-    gathered: list[pa.RecordBatch] = []
-    for rows, done, total in _csv_blocks(path, columns, delimiter, refused, block_bytes):
-        gathered.append(rows)
-        if sum(block.num_rows for block in gathered) >= batch_rows:
-            yield Batch(_blank_as_null(_combine(gathered)), done, total)
-            gathered = []
-    if gathered:
-        yield Batch(_blank_as_null(_combine(gathered)), path.stat().st_size, path.stat().st_size)
-
-
-def _combine(blocks: list[pa.RecordBatch]) -> pa.RecordBatch:
-    if len(blocks) == 1:
-        return blocks[0]
-    return pa.Table.from_batches(blocks).combine_chunks().to_batches()[0]
-
-
-def _csv_blocks(
-    path: Path, columns: list[str], delimiter: str, refused: Counter[str], block_bytes: int
-) -> Iterator[tuple[pa.RecordBatch, int, int]]:
-    total = path.stat().st_size
-
-    def malformed(row: Any) -> str:
-        refused[f"a CSV line with {row.actual_columns} fields where the header has {row.expected_columns}"] += 1
-        return "skip"
-
-    with _open(path) as raw:
-        reader = pacsv.open_csv(
-            raw,
-            read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=malformed),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=columns,
-                column_types=dict.fromkeys(columns, pa.string()),
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-        for rows in reader:
-            yield rows, _position(raw), total
-
-
-def _parquet(path: Path, columns: list[str], batch_rows: int) -> Iterator[Batch]:
-    source = pq.ParquetFile(path)
-    total, done = max(source.metadata.num_rows, 1), 0
-    for rows in source.iter_batches(batch_size=batch_rows, columns=columns):
-        done += rows.num_rows
-        yield Batch(_blank_as_null(rows), done, total)
-
-
-def _blank_as_null(rows: pa.RecordBatch) -> pa.RecordBatch:
-    """Text columns trimmed, a blank cell (empty or only spaces) as null: blank is missing, never zero."""
-    arrays = []
-    for column in rows.columns:
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            trimmed = pc.utf8_trim_whitespace(column)
-            arrays.append(pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed))
+    db = connect()
+    db.execute("SET threads = 1")  # rows numbered in the file's order; one batch at a time is converted anyway
+    try:
+        if kind(path) == "parquet":
+            yield from _parquet(db, path, columns, batch_rows)
         else:
-            arrays.append(column)
-    return pa.RecordBatch.from_arrays(arrays, names=rows.schema.names)
+            yield from _csv(db, path, columns, delimiter, refused, block_bytes, batch_rows)
+    finally:
+        db.close()
+
+
+def _csv(
+    db: duckdb.DuckDBPyConnection,
+    path: Path,
+    columns: list[str],
+    delimiter: str,
+    refused: Counter[str],
+    block_bytes: int,
+    batch_rows: int,
+) -> Iterator[Batch]:
+    total = path.stat().st_size
+    with _open(path) as raw, tempfile.TemporaryDirectory(prefix="import-") as folder:
+        header = _header(raw, delimiter)
+        chunk = Path(folder) / "rows.csv"
+        carry = b""
+        while True:
+            gathered, lines = [carry], carry.count(b"\n")
+            carry, ended = b"", False
+            while lines < batch_rows:
+                block = raw.read(block_bytes)
+                if not block:
+                    ended = True
+                    break
+                gathered.append(block)
+                lines += block.count(b"\n")
+            data = b"".join(gathered)
+            if not ended:  # whole lines only: the rest starts the next batch
+                cut = data.rfind(b"\n") + 1
+                data, carry = data[:cut], data[cut:]
+            if data.strip():
+                chunk.write_bytes(data)
+                rows = _parse(db, chunk, header, columns, delimiter, refused)
+                yield Batch(rows, total if ended else _position(raw), total)
+            if ended:
+                return
+
+
+def _parse(
+    db: duckdb.DuckDBPyConnection,
+    chunk: Path,
+    header: list[str],
+    columns: list[str],
+    delimiter: str,
+    refused: Counter[str],
+) -> Rows:
+    """A block of whole CSV lines as a batch; a line with too few or too many fields is counted and skipped."""
+    names = "{" + ", ".join(f"{literal(name)}: 'VARCHAR'" for name in header) + "}"
+    source = (
+        f"read_csv({literal(str(chunk))}, header = false, auto_detect = false, columns = {names}, "
+        f"delim = {literal(delimiter)}, quote = '\"', escape = '\"', store_rejects = true, "
+        "rejects_table = 'import_rejects', rejects_scan = 'import_scans', strict_mode = true)"
+    )
+    selected = ", ".join(f"{_blank_as_null(column(name))} AS {column(name)}" for name in columns)
+    db.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected}, row_number() OVER () AS _n FROM {source}")
+    for _, text in db.execute("SELECT DISTINCT line, csv_line FROM import_rejects ORDER BY line").fetchall():
+        fields = len(next(csv.reader([text], delimiter=delimiter), []))
+        refused[f"a CSV line with {fields} fields where the header has {len(header)}"] += 1
+    db.execute("DELETE FROM import_rejects")
+    db.execute("DELETE FROM import_scans")
+    return Rows(db, "batch", dict.fromkeys(columns, "VARCHAR"))
+
+
+def _parquet(db: duckdb.DuckDBPyConnection, path: Path, columns: list[str], batch_rows: int) -> Iterator[Batch]:
+    types = parquet_columns(db, path)
+    ranges = list(row_group_ranges(db, path, batch_rows))
+    total = max(ranges[-1][1], 1) if ranges else 1
+    selected = ", ".join(
+        f"{_blank_as_null(column(name)) if types[name] == 'VARCHAR' else column(name)} AS {column(name)}"
+        for name in columns
+    )
+    for first, end in ranges:
+        db.execute(
+            f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected}, file_row_number AS _n "
+            f"FROM {parquet_source([path], row_numbers=True)} "
+            f"WHERE file_row_number >= {first} AND file_row_number < {end}"
+        )
+        yield Batch(Rows(db, "batch", {name: types[name] for name in columns}), end, total)
+
+
+def _blank_as_null(text: str) -> str:
+    """A text cell trimmed, a blank one (empty or only spaces) as null: blank is missing, never zero."""
+    return f"nullif(trim({text}, {literal(_BLANKS)}), '')"
+
+
+def _header(raw: IO[bytes], delimiter: str) -> list[str]:
+    """A CSV file's first line, as column names; ValueError for an empty file."""
+    line = raw.readline()
+    if not line.strip():
+        raise EOFError("Empty CSV file")
+    return next(csv.reader([line.decode("utf-8").rstrip("\r\n")], delimiter=delimiter))
 
 
 def _open(path: Path) -> Any:
-    """A gzip file through Python's gzip (its position counts compressed bytes), any other as pyarrow's stream."""
+    """A gzip file through Python's gzip (its position counts compressed bytes), any other as a binary file."""
     if path.suffix.lower() == ".gz":
         return gzip.open(path, "rb")
-    return pa.input_stream(str(path))
+    return path.open("rb")
 
 
 def _position(raw: Any) -> int:
-    """Bytes of the file read so far (of the compressed file, for a .gz); pyarrow reads some blocks ahead."""
+    """Bytes of the file read so far (of the compressed file, for a .gz)."""
     inner = getattr(raw, "fileobj", None)
     return int((inner if inner is not None else raw).tell())
 

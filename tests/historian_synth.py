@@ -31,9 +31,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from numpy.typing import NDArray
+
+from device.columnar import Table, connect, literal, register
 
 SITE_TZ = ZoneInfo("America/Chicago")
 STEP_S = 900
@@ -429,21 +429,32 @@ def _write_telemetry(
     for month in dict.fromkeys(months.tolist()):
         rows = np.flatnonzero(months == month)
         keep = present[rows].ravel()
-        columns: dict[str, pa.Array] = {
-            "Asset": pa.array(np.tile(assets, len(rows))[keep]),
-            "Timestamp": pa.array(np.repeat(stamps[rows], motors)[keep]),
-            "Run_Status": pa.array(np.where(running[rows], "RUN", "STOP").ravel()[keep]),
+        columns: dict[str, NDArray[Any]] = {
+            "Asset": np.tile(assets, len(rows))[keep],
+            "Timestamp": np.repeat(stamps[rows], motors)[keep],
+            "Run_Status": np.where(running[rows], "RUN", "STOP").ravel()[keep],
         }
         for name, (values, decimals) in us.items():
             written = np.round(values[rows], decimals)
             if name == "Temp_Bearing_degF":
                 written = np.where(sentinel[rows], SENTINEL, written)
-            columns[name] = pa.array(written.ravel()[keep], mask=blank[name][rows].ravel()[keep])
+            columns[name] = np.ma.masked_array(written.ravel()[keep], mask=blank[name][rows].ravel()[keep])
         path = folder / f"{month}.csv"
         path.write_text(",".join(TELEMETRY_COLUMNS) + "\n", encoding="utf-8")
         with path.open("ab") as sink:
-            options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-            pacsv.write_csv(pa.table(columns), sink, options)
+            sink.write(_csv_rows(columns, path.with_name(f".{path.name}.part")))
+
+
+def _csv_rows(columns: dict[str, NDArray[Any]], scratch: Path) -> bytes:
+    """Columns as CSV lines without a header, a masked (blank) cell empty, written by DuckDB through `scratch`."""
+    texts = {name: values.astype(object) if values.dtype.kind == "U" else values for name, values in columns.items()}
+    db = connect()
+    register(db, "rows_out", Table(texts))
+    db.execute(f"COPY rows_out TO {literal(str(scratch))} (FORMAT csv, HEADER false)")
+    db.close()
+    body = scratch.read_bytes()
+    scratch.unlink()
+    return body
 
 
 def _write_logs(out_dir: Path, fleet: list[Motor], epoch_s: NDArray[np.int64]) -> None:
@@ -499,10 +510,10 @@ def generate_bulk(out_dir: Path, *, motors: int = 100, days: int = 30, interval_
             stamps = np.array([datetime.fromtimestamp(int(t), SITE_TZ).isoformat() for t in epoch_s])
             size = per_day * motors
             running = rng.random(size) < 0.9
-            columns: dict[str, pa.Array] = {
-                "Asset": pa.array(np.tile(assets, per_day)),
-                "Timestamp": pa.array(np.repeat(stamps, motors)),
-                "Run_Status": pa.array(np.where(running, "RUN", "STOP")),
+            columns: dict[str, NDArray[Any]] = {
+                "Asset": np.tile(assets, per_day),
+                "Timestamp": np.repeat(stamps, motors),
+                "Run_Status": np.where(running, "RUN", "STOP"),
             }
             typical = {
                 "Speed_rpm": (1780, 2, 0),
@@ -516,8 +527,8 @@ def generate_bulk(out_dir: Path, *, motors: int = 100, days: int = 30, interval_
             }
             for name, (mean, spread, decimals) in typical.items():
                 values = np.round(np.abs(rng.normal(mean, spread, size)), decimals) * np.where(running, 1, 0.1)
-                columns[name] = pa.array(values, mask=rng.random(size) < BLANK_CELL)
-            pacsv.write_csv(pa.table(columns), sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+                columns[name] = np.ma.masked_array(values, mask=rng.random(size) < BLANK_CELL)
+            sink.write(_csv_rows(columns, path.with_name(f".{path.name}.part")))
     mapping = out_dir / "mapping.yaml"
     telemetry_only = MAPPING.split("failures:", maxsplit=1)[0].replace('["telemetry/*.csv"]', "[telemetry/bulk.csv]")
     mapping.write_text(telemetry_only.replace("15-minute interval", f"{interval_s} s interval"), encoding="utf-8")

@@ -8,11 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pytest
 
+from device.columnar import connect, literal
 from model.archive import Archive
 from model.import_history import ImportReport, import_history
 from model.import_mapping import load_mapping
@@ -72,8 +70,8 @@ def test_the_export_imports_and_reads_back_readings_failures_and_services(import
     assert readings.counts.duplicates == 0
     first = next(row for row in rows(export / "telemetry" / "2025-01.csv") if row["Temp_Bearing_degF"])
     first_ms = round(datetime.fromisoformat(first["Timestamp"]).timestamp() * 1000)
-    same = pc.and_(pc.equal(readings.table["motor_id"], first["Asset"]), pc.equal(readings.table["ts_ms"], first_ms))
-    [stored] = readings.table.filter(same).to_pylist()
+    same = (readings.table["motor_id"] == first["Asset"]) & (readings.table["ts_ms"] == first_ms)
+    [stored] = readings.table.take(np.asarray(same, dtype=bool)).to_pylist()
     assert stored["bearing_temp_c"] == pytest.approx((float(first["Temp_Bearing_degF"]) - 32) / 1.8)
     assert stored["vibration_mm_s"] == pytest.approx(float(first["Vib_RMS_in_s"]) * 25.4)
     assert stored["running"] is (first["Run_Status"] == "RUN")
@@ -117,11 +115,19 @@ def test_a_year_has_enough_failures_most_with_a_developing_signature(year: Path)
 def test_bearing_failures_show_in_the_vibration_before_they_happen(year: Path) -> None:
     truth = [r for r in rows(year / "ground_truth.csv") if r["mode"] == "bearing" and float(r["warning_h"]) >= 6]
     assert len(truth) >= 5
-    table = pa.concat_tables(pacsv.read_csv(path) for path in sorted((year / "telemetry").glob("*.csv")))
-    asset = table["Asset"].to_numpy(zero_copy_only=False)
-    at_s = table["Timestamp"].cast(pa.timestamp("s", tz="UTC")).cast(pa.int64()).to_numpy()
-    running = table["Run_Status"].to_numpy(zero_copy_only=False) == "RUN"
-    vibration = table["Vib_RMS_in_s"].to_numpy(zero_copy_only=False).astype(float)
+    files = [literal(str(path)) for path in sorted((year / "telemetry").glob("*.csv"))]
+    table = (
+        connect()
+        .execute(
+            "SELECT Asset, epoch(CAST(Timestamp AS TIMESTAMPTZ)) AS at_s, Run_Status, CAST(Vib_RMS_in_s AS DOUBLE) AS vib "
+            f"FROM read_csv([{', '.join(files)}], header = true, all_varchar = true)"  # noqa: S608 - quoted paths
+        )
+        .fetchnumpy()
+    )
+    asset = np.asarray(table["Asset"], dtype=object)
+    at_s = np.asarray(table["at_s"], dtype=np.float64)
+    running = np.ma.filled(table["Run_Status"], "") == "RUN"
+    vibration = np.ma.filled(table["vib"], np.nan).astype(float)
     shown = 0
     for failure in truth:
         failed_s = datetime.fromisoformat(failure["failed_at"]).timestamp()

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import numpy as np
 import pytest
 
 from device import archive_writer
+from device.columnar import Table, write_parquet
 from model import import_history
 from model.archive import Archive
 from model.import_history import ImportReport
@@ -201,19 +201,17 @@ def test_refused_rows_are_counted_by_reason_and_the_rest_kept(tmp_path: Path) ->
 
 def test_parquet_exports_with_typed_columns(tmp_path: Path) -> None:
     moments = [datetime(2025, 6, 1, 12, 0, tzinfo=UTC), datetime(2025, 6, 1, 12, 15, tzinfo=UTC)]
-    table = pa.table(
-        {
-            "asset": ["P-1", "P-1"],
-            "time": pa.array(moments, pa.timestamp("us", tz="UTC")),
-            "status": [True, False],
-            "rpm": pa.array([1780, 0], pa.int32()),
-            "bearing_F": [212.0, float("nan")],  # NaN in a float column: missing
-            "vib_in_s": [0.1, None],
-            "p_psi": [14.5038, 0.0],
-            "flow": [1000.0, 0.0],
-        }
-    )
-    pq.write_table(table, tmp_path / "telemetry.parquet")
+    rows = [
+        {"asset": "P-1", "time": moments[0], "status": True, "rpm": 1780, "bearing_F": 212.0, "vib_in_s": 0.1},
+        {"asset": "P-1", "time": moments[1], "status": False, "rpm": 0, "bearing_F": float("nan"), "vib_in_s": None},
+    ]  # NaN in a float column: missing
+    for row, (p_psi, flow) in zip(rows, [(14.5038, 1000.0), (0.0, 0.0)], strict=True):
+        row.update(p_psi=p_psi, flow=flow)
+    types = {"asset": "VARCHAR", "time": "TIMESTAMPTZ", "status": "BOOLEAN", "rpm": "INTEGER"}
+    types |= dict.fromkeys(("bearing_F", "vib_in_s", "p_psi", "flow"), "DOUBLE")
+    table = Table.from_rows(rows, types)
+    table.columns["time"] = np.array([moment.replace(tzinfo=None) for moment in moments], dtype="datetime64[us]")
+    write_parquet(tmp_path / "telemetry.parquet", table, types, row_group_rows=1000)
     mapping = MAPPING.replace("[telemetry.csv]", "[telemetry.parquet]").replace(
         "true_values: [RUN]", "true_values: [true]"
     )

@@ -89,7 +89,7 @@ class Table:
                 columns[name] = np.array(values, dtype=object)
             else:
                 missing = np.array([value is None for value in values], dtype=bool)
-                filled = np.array([0 if value is None else value for value in values], dtype=dtype)
+                filled: NDArray[Any] = np.array([0 if value is None else value for value in values], dtype=dtype)
                 columns[name] = np.ma.masked_array(filled, mask=missing)
         return Table(columns)
 
@@ -122,7 +122,8 @@ def to_list(values: NDArray[Any]) -> list[Any]:
 def concatenate(arrays: Sequence[NDArray[Any]]) -> NDArray[Any]:
     """Arrays one after another, masked if any is."""
     if any(isinstance(array, np.ma.MaskedArray) for array in arrays):
-        return np.ma.concatenate(arrays)
+        joined: NDArray[Any] = np.ma.concatenate(arrays)  # type: ignore[no-untyped-call]
+        return joined
     return np.concatenate(arrays)
 
 
@@ -170,7 +171,7 @@ def register(db: duckdb.DuckDBPyConnection, view: str, table: Table) -> None:
                 expression = f"CASE WHEN __nan_{index} THEN CAST('NaN' AS DOUBLE) ELSE {expression} END"
         select.append(f"{expression} AS {quoted(name)}")
     db.register(f"{view}_arrays", columns)
-    db.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(select) or '*'} FROM {view}_arrays")
+    db.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(select) or '*'} FROM {view}_arrays")  # noqa: S608 - our own names; texts quoted
 
 
 def write_parquet(
@@ -181,7 +182,7 @@ def write_parquet(
     register(db, "rows_in", table)
     codec = "uncompressed" if compression in ("uncompressed", "none") else compression
     db.execute(
-        f"COPY (SELECT {typed_select(types, table.column_names)} FROM rows_in) TO {literal(str(path))} "
+        f"COPY (SELECT {typed_select(types, table.column_names)} FROM rows_in) TO {literal(str(path))} "  # noqa: S608 - our own names; texts quoted
         f"(FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {max(row_group_rows, 1)})"
     )
     db.close()
@@ -203,7 +204,7 @@ def read_parquet(path: Path | str) -> Table:
     """A whole Parquet file as a Table."""
     db = connect()
     try:
-        return fetch(db.execute(f"SELECT * FROM {parquet_source([path])}"))
+        return fetch(db.execute(f"SELECT * FROM {parquet_source([path])}"))  # noqa: S608 - our own names; texts quoted
     finally:
         db.close()
 
@@ -226,7 +227,7 @@ def parquet_bytes(table: Table, types: dict[str, str], *, row_group_rows: int, c
 
 def parquet_columns(db: duckdb.DuckDBPyConnection, path: Path | str) -> dict[str, str]:
     """The columns of a Parquet file and their DuckDB types, without reading its rows."""
-    described = db.execute(f"DESCRIBE SELECT * FROM {parquet_source([path])}").fetchall()
+    described = db.execute(f"DESCRIBE SELECT * FROM {parquet_source([path])}").fetchall()  # noqa: S608 - our own names; texts quoted
     return {str(row[0]): str(row[1]) for row in described}
 
 

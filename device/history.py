@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {count:,} readings to {args.jsonl}")
     if args.archive:
         with setup_needed("device/history.py --archive"):
-            from device.history_archive import write_archive  # noqa: PLC0415 - pyarrow loads only for --archive
+            from device.history_archive import write_archive  # noqa: PLC0415 - DuckDB loads only for --archive
         started = time.perf_counter()
         written = write_archive(history, args.archive, seed=args.seed)
         print(

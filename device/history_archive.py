@@ -91,7 +91,8 @@ def _telemetry(history: History, rng: np.random.Generator) -> tuple[Table, NDArr
     received_at = np.repeat(history.ts_ms, motors) + rng.integers(*LATENCY_MS, size=steps * motors)
     failed = history.failed_mode.ravel().astype(np.int32)
     codes = np.array([FAULT_CODES[mode] for mode in FailureMode], dtype=object)
-    fault = np.where(failed == NO_FAILURE, None, codes[np.where(failed == NO_FAILURE, 0, failed)])
+    fault = codes[np.where(failed == NO_FAILURE, 0, failed)]
+    fault[failed == NO_FAILURE] = None
     columns: dict[str, Any] = {
         "motor_id": motor_ids,
         "motor_type": np.array([history.type_of(c) for c in range(motors)], dtype=object)[motor_index],

@@ -259,7 +259,7 @@ class Archive:
             for batch in self._valid_batches(counts, since=since, until=until):
                 register(db, "batch", Table({**batch.columns, "_row": np.arange(batch.num_rows) + counts.read}))
                 db.execute(
-                    f"INSERT INTO readings SELECT {typed_select(READINGS_TYPES, batch.column_names)}, _row FROM batch"
+                    f"INSERT INTO readings SELECT {typed_select(READINGS_TYPES, batch.column_names)}, _row FROM batch"  # noqa: S608 - our own names; texts quoted
                 )
                 if progress is not None:
                     progress(counts.read)
@@ -269,7 +269,7 @@ class Archive:
             for motor_id in motors:
                 paths[motor_id] = directory / f"{len(paths):06d}.parquet"
                 db.execute(
-                    f"COPY (SELECT * EXCLUDE (_row) FROM by_motor WHERE motor_id = {literal(motor_id)} ORDER BY _row) "
+                    f"COPY (SELECT * EXCLUDE (_row) FROM by_motor WHERE motor_id = {literal(motor_id)} ORDER BY _row) "  # noqa: S608 - our own names; texts quoted
                     f"TO {literal(str(paths[motor_id]))} (FORMAT parquet, COMPRESSION lz4_raw)"
                 )
         finally:
@@ -294,7 +294,9 @@ class Archive:
         try:
             for key in self._files(TELEMETRY, since):
                 with self.store.local(key) as path:
-                    yield from self._file_batches(db, path, counts, motor_id, since_ms, until_ms)
+                    yield from self._file_batches(
+                        db, path, counts, motor_id=motor_id, since_ms=since_ms, until_ms=until_ms
+                    )
         finally:
             db.close()
 
@@ -303,6 +305,7 @@ class Archive:
         db: duckdb.DuckDBPyConnection,
         path: Path,
         counts: ReadCounts,
+        *,
         motor_id: str | None,
         since_ms: int,
         until_ms: int,
@@ -314,7 +317,7 @@ class Archive:
         ok, ts_ms = checks_sql(TELEMETRY_TYPES)
         where = "" if motor_id is None else f" AND motor_id = {literal(motor_id)}"
         query = (
-            f"SELECT *, {ok} AS _ok, {ts_ms} AS ts_ms FROM (SELECT {typed_select(TELEMETRY_TYPES, present)} "
+            f"SELECT *, {ok} AS _ok, {ts_ms} AS ts_ms FROM (SELECT {typed_select(TELEMETRY_TYPES, present)} "  # noqa: S608 - our own names; texts quoted
             f"FROM {parquet_source([path], row_numbers=True)} "
             f"WHERE file_row_number >= $first AND file_row_number < $end{where})"
         )
@@ -383,7 +386,7 @@ class Archive:
         readings = self.readings(motor_id=motor_id, since=since, until=until).table
         register(db, "telemetry_rows", readings)
         db.execute(
-            f"CREATE VIEW telemetry AS SELECT {typed_select(READINGS_TYPES, readings.column_names)} FROM telemetry_rows"
+            f"CREATE VIEW telemetry AS SELECT {typed_select(READINGS_TYPES, readings.column_names)} FROM telemetry_rows"  # noqa: S608 - our own names; texts quoted
         )
         for kind in EVENT_KINDS:
             records = self.events(kind, since=since, until=until).records

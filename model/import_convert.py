@@ -2,7 +2,8 @@
 
 Whole columns at a time, cast by DuckDB where the batch is held (model.import_sources.Rows): timestamps
 to epoch ms (ISO 8601 with an offset, local wall-clock times in a timezone, epoch seconds or ms, strftime
-patterns), units through pint, running from a status text or from speed (or current) above zero. Then every row goes through the telemetry schema, as the archive's
+patterns), units through pint, running from a status text or from speed (or current) above zero.
+Then every row goes through the telemetry schema, as the archive's
 reader does (model.archive_checks on whole columns, `TelemetryEvent` for every row they do not clear).
 A row is refused for the first reason it has, and counted under it: nothing is dropped unsaid.
 """
@@ -33,7 +34,7 @@ AMBIGUOUS_WINDOW_MS = 2 * 3600 * 1000
 _NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$"
 _ISO_TEXT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)?$"
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
-_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - the naive origin of wall-clock microseconds
+_EPOCH = datetime(1970, 1, 1)  # the naive origin of wall-clock microseconds
 
 
 class RowChecks:
@@ -156,13 +157,14 @@ class Moments:
                 ms[where] = found[where]
                 return ms
             return self._local(found[where], where, motors, checks, ms)
-        return self._iso(rows, text, where, motors, checks, ms)
+        return self._iso(rows, text, where, motors=motors, checks=checks, ms=ms)
 
     def _iso(
         self,
         rows: Rows,
         text: str,
         where: NDArray[np.intp],
+        *,
         motors: NDArray[Any],
         checks: RowChecks,
         ms: NDArray[np.int64],

@@ -31,7 +31,8 @@ BLOCK_BYTES = 1 << 20
 """CSV bytes read at a time: with BATCH_ROWS, this bounds the memory a file takes."""
 BATCH_ROWS = 131_072
 """Rows converted at a time: blocks are gathered up to this many lines (the conversion has a cost per batch)."""
-_BLANKS = " \t\n\r\x0b\x0c\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_BLANKS = " \t\n\r\x0b\x0c\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+_BLANKS += "\u2028\u2029\u202f\u205f\u3000"
 """What trimming a cell removes at either end: Unicode's whitespace."""
 
 
@@ -116,7 +117,7 @@ def batches(
         if kind(path) == "parquet":
             yield from _parquet(db, path, columns, batch_rows)
         else:
-            yield from _csv(db, path, columns, delimiter, refused, block_bytes, batch_rows)
+            yield from _csv(db, path, columns, delimiter, refused, block_bytes=block_bytes, batch_rows=batch_rows)
     finally:
         db.close()
 
@@ -127,6 +128,7 @@ def _csv(
     columns: list[str],
     delimiter: str,
     refused: Counter[str],
+    *,
     block_bytes: int,
     batch_rows: int,
 ) -> Iterator[Batch]:
@@ -151,7 +153,7 @@ def _csv(
                 data, carry = data[:cut], data[cut:]
             if data.strip():
                 chunk.write_bytes(data)
-                rows = _parse(db, chunk, header, columns, delimiter, refused)
+                rows = _parse(db, chunk, header, columns, delimiter=delimiter, refused=refused)
                 yield Batch(rows, total if ended else _position(raw), total)
             if ended:
                 return
@@ -162,6 +164,7 @@ def _parse(
     chunk: Path,
     header: list[str],
     columns: list[str],
+    *,
     delimiter: str,
     refused: Counter[str],
 ) -> Rows:
@@ -173,7 +176,7 @@ def _parse(
         "rejects_table = 'import_rejects', rejects_scan = 'import_scans', strict_mode = true)"
     )
     selected = ", ".join(f"{_blank_as_null(column(name))} AS {column(name)}" for name in columns)
-    db.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected}, row_number() OVER () AS _n FROM {source}")
+    db.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected}, row_number() OVER () AS _n FROM {source}")  # noqa: S608 - our own names; texts quoted
     for _, text in db.execute("SELECT DISTINCT line, csv_line FROM import_rejects ORDER BY line").fetchall():
         fields = len(next(csv.reader([text], delimiter=delimiter), []))
         refused[f"a CSV line with {fields} fields where the header has {len(header)}"] += 1
@@ -192,7 +195,7 @@ def _parquet(db: duckdb.DuckDBPyConnection, path: Path, columns: list[str], batc
     )
     for first, end in ranges:
         db.execute(
-            f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected}, file_row_number AS _n "
+            f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected}, file_row_number AS _n "  # noqa: S608 - our own names; texts quoted
             f"FROM {parquet_source([path], row_numbers=True)} "
             f"WHERE file_row_number >= {first} AND file_row_number < {end}"
         )

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --detector-config: {exc}", file=sys.stderr)
         return 2
     if args.archive is not None:
-        from model.train_archive import run_archive  # noqa: PLC0415 - only this mode needs pyarrow and DuckDB
+        from model.train_archive import run_archive  # noqa: PLC0415 - only this mode needs DuckDB
 
         return run_archive(args, config)
     common: dict[str, Any] = {

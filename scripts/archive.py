@@ -27,6 +27,8 @@ if not __package__:  # run as a script: make the repository's packages importabl
 from device.requirements_check import setup_needed
 
 with setup_needed("scripts/archive.py"):
+    import numpy as np
+
     from device.archive_layout import ACTIONS, ALARMS, LOCAL_ARCHIVE, TELEMETRY
     from model.archive import Archive, ArchiveError, ReadCounts
     from motor_maintenance.telemetry import parse_timestamp
@@ -99,7 +101,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         print(f"archive: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a query DuckDB refuses, a bucket that denies access: one line, not a traceback
-        if type(exc).__module__.split(".")[0] not in ("duckdb", "pyarrow") and not isinstance(exc, OSError):
+        if type(exc).__module__.split(".")[0] not in ("duckdb", "botocore") and not isinstance(exc, OSError):
             raise
         print(f"archive: {exc}", file=sys.stderr)
         return 1
@@ -111,7 +113,7 @@ def show_summary(archive: Archive, out: TextIO) -> None:
     readings = archive.readings()
     days = archive.days(TELEMETRY)
     span = f"{days[0]} .. {days[-1]}" if days else "none"
-    motors = len(set(readings.table["motor_id"].to_pylist())) if readings.table.num_rows else 0
+    motors = len(set(readings.table.values("motor_id")))
     print(f"  days with readings: {len(days)} ({span}); motors: {motors}", file=out)
     _counts("readings", readings.counts, out)
     for kind in (ALARMS, ACTIONS):
@@ -148,8 +150,8 @@ def show_readings(
     if table.num_rows == 0:
         print(f"no readings of {motor_id} in {period}", file=out)
     else:
-        shown = table.slice(max(0, table.num_rows - limit))
-        rows = [[_cell(shown[name][i].as_py()) for name, _ in SHOWN_COLUMNS] for i in range(shown.num_rows)]
+        shown = table.take(np.arange(max(0, table.num_rows - limit), table.num_rows))
+        rows = [[_cell(row[name]) for name, _ in SHOWN_COLUMNS] for row in shown.to_pylist()]
         header = [title for _, title in SHOWN_COLUMNS]
         widths = [max(len(header[c]), *(len(row[c]) for row in rows)) for c in range(len(header))]
         print("  ".join(title.rjust(width) for title, width in zip(header, widths, strict=True)), file=out)

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from device.archive_layout import ACTIONS, TELEMETRY, TELEMETRY_TYPES, day_of_ms, object_name, partition_dir
-from device.columnar import Table, connect, literal, parquet_source, write_parquet
+from device.columnar import Table, literal, parquet_source, session, write_parquet
 
 ROW_GROUP_ROWS = 131_072
 BUFFERED_ROWS = 524_288
@@ -126,10 +126,9 @@ def _join(parts: list[Path], final: Path) -> None:
         parts[0].rename(final)
         return
     hidden = final.with_name("." + final.name)
-    db = connect()
+    db = session()
     db.execute(
         f"COPY (SELECT * FROM {parquet_source(parts)}) TO {literal(str(hidden))} "  # noqa: S608 - our own names; texts quoted
         f"(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     )
-    db.close()
     hidden.rename(final)

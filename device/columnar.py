@@ -10,6 +10,7 @@ Text columns are object arrays of `str`.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,17 @@ def connect() -> duckdb.DuckDBPyConnection:
     return db
 
 
+def session() -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB (see `connect`), kept for the next call: opening one costs tens of milliseconds."""
+    db: duckdb.DuckDBPyConnection | None = getattr(_sessions, "db", None)
+    if db is None:
+        db = _sessions.db = connect()
+    return db
+
+
+_sessions = threading.local()
+
+
 def quoted(name: str) -> str:
     """A column name as a DuckDB identifier."""
     return '"' + name.replace('"', '""') + '"'
@@ -171,21 +183,27 @@ def register(db: duckdb.DuckDBPyConnection, view: str, table: Table) -> None:
                 expression = f"CASE WHEN __nan_{index} THEN CAST('NaN' AS DOUBLE) ELSE {expression} END"
         select.append(f"{expression} AS {quoted(name)}")
     db.register(f"{view}_arrays", columns)
-    db.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(select) or '*'} FROM {view}_arrays")  # noqa: S608 - our own names; texts quoted
+    db.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(select) or '*'} FROM {view}_arrays")  # noqa: S608 - our own names
+
+
+def unregister(db: duckdb.DuckDBPyConnection, view: str) -> None:
+    """Let go of a view `register` made, and of its arrays."""
+    db.execute(f"DROP VIEW IF EXISTS {view}")
+    db.unregister(f"{view}_arrays")
 
 
 def write_parquet(
     path: Path, table: Table, types: dict[str, str], *, row_group_rows: int, compression: str = "snappy"
 ) -> None:
     """`table` as one Parquet file with exactly the columns `types` names, in their order and types."""
-    db = connect()
-    register(db, "rows_in", table)
+    db = session()
+    register(db, "rows_out", table)
     codec = "uncompressed" if compression in ("uncompressed", "none") else compression
     db.execute(
-        f"COPY (SELECT {typed_select(types, table.column_names)} FROM rows_in) TO {literal(str(path))} "  # noqa: S608 - our own names; texts quoted
+        f"COPY (SELECT {typed_select(types, table.column_names)} FROM rows_out) TO {literal(str(path))} "  # noqa: S608 - our own names; texts quoted
         f"(FORMAT parquet, COMPRESSION {codec}, ROW_GROUP_SIZE {max(row_group_rows, 1)})"
     )
-    db.close()
+    unregister(db, "rows_out")
 
 
 def fetch(result: duckdb.DuckDBPyConnection | duckdb.DuckDBPyRelation) -> Table:
@@ -202,11 +220,7 @@ def _masked_floats(values: NDArray[Any]) -> NDArray[Any]:
 
 def read_parquet(path: Path | str) -> Table:
     """A whole Parquet file as a Table."""
-    db = connect()
-    try:
-        return fetch(db.execute(f"SELECT * FROM {parquet_source([path])}"))  # noqa: S608 - our own names; texts quoted
-    finally:
-        db.close()
+    return fetch(session().execute(f"SELECT * FROM {parquet_source([path])}"))  # noqa: S608 - a quoted path
 
 
 def read_parquet_bytes(body: bytes) -> Table:

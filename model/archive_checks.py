@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from device.columnar import Table, connect, literal, quoted, register
+from device.archive_layout import TELEMETRY_TYPES
+from device.columnar import Table, literal, quoted, register, session, unregister
 from motor_maintenance.telemetry import EARLIEST_TS, LATEST_TS, TelemetryEvent, to_epoch_ms
 
 KNOWN_MODEL_VALIDATORS = frozenset({"_stopped_motor_does_not_spin", "_topic_matches_payload"})
@@ -80,12 +81,16 @@ def clearly_valid(table: Table) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
     rows = table.num_rows
     if rows == 0:
         return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-    db = connect()
+    db = session()
     register(db, "rows_in", table)
-    types = {str(row[0]): str(row[1]) for row in db.execute("DESCRIBE rows_in").fetchall()}
+    types = {name: TELEMETRY_TYPES.get(name, "") for name in table.column_names}
+    described = {str(row[0]): str(row[1]) for row in db.execute("DESCRIBE rows_in").fetchall()}
+    types = {name: kind or described[name] for name, kind in types.items()}  # the table's own type when not one of ours
     ok, ts_ms = checks_sql(types)
-    found = db.execute(f"SELECT {ok} AS ok, {ts_ms} AS ts_ms FROM rows_in").fetchnumpy()  # noqa: S608 - our own names; texts quoted
-    db.close()
+    typed = ", ".join(f"CAST({quoted(name)} AS {kind}) AS {quoted(name)}" for name, kind in types.items())
+    query = f"SELECT {ok} AS ok, {ts_ms} AS ts_ms FROM (SELECT {typed} FROM rows_in)"  # noqa: S608 - our own names
+    found = db.execute(query).fetchnumpy()
+    unregister(db, "rows_in")
     return np.asarray(found["ok"], dtype=bool), np.asarray(found["ts_ms"], dtype=np.int64)
 
 

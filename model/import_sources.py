@@ -31,9 +31,8 @@ BLOCK_BYTES = 1 << 20
 """CSV bytes read at a time: with BATCH_ROWS, this bounds the memory a file takes."""
 BATCH_ROWS = 131_072
 """Rows converted at a time: blocks are gathered up to this many lines (the conversion has a cost per batch)."""
-_BLANKS = " \t\n\r\x0b\x0c\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-_BLANKS += "\u2028\u2029\u202f\u205f\u3000"
-"""What trimming a cell removes at either end: Unicode's whitespace."""
+_WHITESPACE = r"[\s\p{Z}\x{0b}\x{85}]"
+"""Unicode's white space, in RE2: what trimming a cell removes at either end."""
 
 
 class Rows:
@@ -204,7 +203,11 @@ def _parquet(db: duckdb.DuckDBPyConnection, path: Path, columns: list[str], batc
 
 def _blank_as_null(text: str) -> str:
     """A text cell trimmed, a blank one (empty or only spaces) as null: blank is missing, never zero."""
-    return f"nullif(trim({text}, {literal(_BLANKS)}), '')"
+    space = _WHITESPACE
+    trimmed = f"regexp_replace({text}, {literal(f'^{space}+|{space}+$')}, '', 'g')"
+    return (
+        f"nullif(CASE WHEN regexp_matches({text}, {literal(f'^{space}|{space}$')}) THEN {trimmed} ELSE {text} END, '')"
+    )
 
 
 def _header(raw: IO[bytes], delimiter: str) -> list[str]:

@@ -182,14 +182,18 @@ def register(db: duckdb.DuckDBPyConnection, view: str, table: Table) -> None:
                 columns[f"__nan_{index}"] = nan
                 expression = f"CASE WHEN __nan_{index} THEN CAST('NaN' AS DOUBLE) ELSE {expression} END"
         select.append(f"{expression} AS {quoted(name)}")
+    if len(columns) == len(table.columns):  # no NaN to keep: the arrays are the view
+        db.register(view, columns)
+        return
     db.register(f"{view}_arrays", columns)
     db.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(select) or '*'} FROM {view}_arrays")  # noqa: S608 - our own names
 
 
 def unregister(db: duckdb.DuckDBPyConnection, view: str) -> None:
-    """Let go of a view `register` made, and of its arrays."""
+    """Let go of what `register` made."""
     db.execute(f"DROP VIEW IF EXISTS {view}")
-    db.unregister(f"{view}_arrays")
+    for name in (view, f"{view}_arrays"):
+        db.unregister(name)
 
 
 def write_parquet(

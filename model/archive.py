@@ -56,7 +56,7 @@ from device.columnar import (
     row_group_ranges,
     typed_select,
 )
-from model.archive_checks import checks_sql
+from model.archive_checks import checked
 from motor_maintenance.alarms import AlarmEvent, OperatorAction
 from motor_maintenance.telemetry import TelemetryEvent, parse_timestamp, to_epoch_ms
 
@@ -314,20 +314,20 @@ class Archive:
         present = parquet_columns(db, path)
         if motor_id is not None and "motor_id" not in present:
             return
-        ok, ts_ms = checks_sql(TELEMETRY_TYPES)
         where = "" if motor_id is None else f" AND motor_id = {literal(motor_id)}"
-        query = (
-            f"SELECT *, {ok} AS _ok, {ts_ms} AS ts_ms FROM (SELECT {typed_select(TELEMETRY_TYPES, present)} "  # noqa: S608 - our own names; texts quoted
+        rows = (
+            f"SELECT {typed_select(TELEMETRY_TYPES, present)} "  # noqa: S608 - our own names; texts quoted
             f"FROM {parquet_source([path], row_numbers=True)} "
-            f"WHERE file_row_number >= $first AND file_row_number < $end{where})"
+            f"WHERE file_row_number >= $first AND file_row_number < $end{where}"
         )
+        query = checked(rows, TELEMETRY_TYPES)
         for first, end in row_group_ranges(db, path, BATCH_ROWS):
             stored = fetch(db.execute(query, {"first": first, "end": end}))
             if stored.num_rows == 0:
                 continue
             counts.read += stored.num_rows
             valid = np.asarray(stored.columns.pop("_ok"), dtype=bool)
-            stamps = np.asarray(stored.columns.pop("ts_ms"), dtype=np.int64)
+            stamps = np.asarray(stored.columns.pop("_ts_ms"), dtype=np.int64)
             _validate(stored, valid, stamps, counts.invalid)
             in_period = valid & (stamps >= since_ms) & (stamps < until_ms)
             if not in_period.any():

@@ -5,8 +5,8 @@
 (ISO-8601 with an offset, or epoch-ms digits, between 2000 and 2100), finite numbers, and the model's
 two cross-field rules. Only the rows it marks skip the model; every other row is validated by the
 model, which gives the reason. So the fast path can only ever be too cautious, and when the model
-gains a validator this module does not know, nothing takes the fast path at all. `checks_sql` gives
-the same checks as SQL expressions, for a query that reads the archive's Parquet.
+gains a validator this module does not know, nothing takes the fast path at all. `checked` gives
+the same checks as a query, for one that reads the archive's Parquet.
 """
 
 from __future__ import annotations
@@ -54,26 +54,41 @@ def _constraints() -> dict[str, tuple[bool, dict[str, Any]]] | None:
 CONSTRAINTS = _constraints()
 
 
-def checks_sql(types: dict[str, str]) -> tuple[str, str]:
-    """SQL over columns of these DuckDB types: (a row passes every check of the model, epoch ms of `ts` where it does).
+def checked(source: str, types: dict[str, str]) -> str:
+    """A query of `source`'s rows (columns of these DuckDB types) with two more columns: `_ok`, whether the row
+    passes every check of the model (never NULL), and `_ts_ms`, the epoch ms of its `ts` (0 where not `_ok`)."""
+    conditions = _conditions(types)
+    if conditions is None:
+        return f"SELECT *, false AS _ok, CAST(0 AS BIGINT) AS _ts_ms FROM ({source})"  # noqa: S608 - our own SQL
+    text = types.get("ts") == "VARCHAR"
+    # Each of the costly parts once: whether ts is digits, its ISO moment (a whole millisecond), then the rest.
+    digits = "regexp_full_match(ts, '\\d{1,15}')" if text else "NULL"
+    iso_us = f"CASE WHEN regexp_matches(ts, {literal(_ISO)}) THEN epoch_us(TRY_CAST(ts AS TIMESTAMPTZ)) END"
+    parsed = f"SELECT *, {digits} AS _digits, {iso_us if text else 'NULL'} AS _iso_us FROM ({source})"  # noqa: S608
+    stamp = "CASE WHEN _digits THEN TRY_CAST(ts AS BIGINT) WHEN _iso_us % 1000 = 0 THEN _iso_us // 1000 END"
+    stamped = f"SELECT * EXCLUDE (_digits, _iso_us), CAST({stamp} AS BIGINT) AS _stamp FROM ({parsed})"  # noqa: S608
+    conditions.append(f"_stamp >= {_EARLIEST_MS} AND _stamp < {_LATEST_MS}")
+    ok = "coalesce(" + " AND ".join(f"({condition})" for condition in conditions) + ", false)"
+    return (
+        "SELECT * EXCLUDE (_stamp), CASE WHEN _ok THEN _stamp ELSE 0 END AS _ts_ms "  # noqa: S608 - our own SQL
+        f"FROM (SELECT *, {ok} AS _ok FROM ({stamped}))"
+    )
 
-    The first is never NULL; the second is 0 where the first is false.
-    """
+
+def _conditions(types: dict[str, str]) -> list[str] | None:
+    """Every check but the timestamp's, as SQL conditions; None when a row cannot pass (a column missing)."""
     if CONSTRAINTS is None or set(types) - set(CONSTRAINTS):
-        return "false", "CAST(0 AS BIGINT)"
+        return None
     conditions = []
     for name, (required, spec) in CONSTRAINTS.items():
         if name == "ts" or name not in types:
             if required and name not in types:
-                return "false", "CAST(0 AS BIGINT)"
+                return None
             continue
         conditions.append(_column_ok(quoted(name), types[name], required, spec))
     conditions.append("NOT (fault IS NOT NULL AND coalesce(running, false))")
     conditions.append("(topic_motor_id IS NULL OR coalesce(topic_motor_id = motor_id, false))")
-    stamp = _ts_ms_sql() if types.get("ts") == "VARCHAR" else "NULL"
-    conditions.append(f"({stamp}) >= {_EARLIEST_MS} AND ({stamp}) < {_LATEST_MS}")
-    ok = "coalesce(" + " AND ".join(f"({condition})" for condition in conditions) + ", false)"
-    return ok, f"CASE WHEN {ok} THEN CAST({stamp} AS BIGINT) ELSE 0 END"
+    return conditions
 
 
 def clearly_valid(table: Table) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
@@ -86,12 +101,11 @@ def clearly_valid(table: Table) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
     types = {name: TELEMETRY_TYPES.get(name, "") for name in table.column_names}
     described = {str(row[0]): str(row[1]) for row in db.execute("DESCRIBE rows_in").fetchall()}
     types = {name: kind or described[name] for name, kind in types.items()}  # the table's own type when not one of ours
-    ok, ts_ms = checks_sql(types)
     typed = ", ".join(f"CAST({quoted(name)} AS {kind}) AS {quoted(name)}" for name, kind in types.items())
-    query = f"SELECT {ok} AS ok, {ts_ms} AS ts_ms FROM (SELECT {typed} FROM rows_in)"  # noqa: S608 - our own names
+    query = f"SELECT _ok, _ts_ms FROM ({checked(f'SELECT {typed} FROM rows_in', types)})"  # noqa: S608 - our own SQL
     found = db.execute(query).fetchnumpy()
     unregister(db, "rows_in")
-    return np.asarray(found["ok"], dtype=bool), np.asarray(found["ts_ms"], dtype=np.int64)
+    return np.asarray(found["_ok"], dtype=bool), np.asarray(found["_ts_ms"], dtype=np.int64)
 
 
 def _column_ok(column: str, kind: str, required: bool, spec: dict[str, Any]) -> str:
@@ -107,16 +121,3 @@ def _column_ok(column: str, kind: str, required: bool, spec: dict[str, Any]) -> 
     checks += [f"length({column}) {compare} {spec[key]}" for key, compare in _LENGTHS if key in spec]
     ok = "coalesce(" + " AND ".join(checks) + ", false)"
     return ok if required else f"({ok} OR {column} IS NULL)"
-
-
-def _ts_ms_sql() -> str:
-    """Epoch ms of a `ts` text: epoch-ms digits, or ISO 8601 with an offset at a whole millisecond; else NULL.
-
-    A moment between milliseconds is left to the model, whose rounding decides its key; so is a text that
-    is no moment (month 13).
-    """
-    iso_us = "epoch_us(TRY_CAST(ts AS TIMESTAMPTZ))"
-    return (
-        "CASE WHEN regexp_full_match(ts, '\\d{1,15}') THEN CAST(ts AS BIGINT) "
-        f"WHEN regexp_matches(ts, {literal(_ISO)}) AND {iso_us} % 1000 = 0 THEN {iso_us} // 1000 END"
-    )

@@ -31,7 +31,6 @@ _OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 """A time of day followed by a UTC offset: the texts cast as moments; the others are local times."""
 AMBIGUOUS_WINDOW_MS = 2 * 3600 * 1000
 """How far apart two of a motor's ambiguous local times may be and still be the same night's clock change."""
-_NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$"
 _ISO_TEXT = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)?$"
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 _EPOCH = datetime(1970, 1, 1)  # the naive origin of wall-clock microseconds
@@ -106,8 +105,12 @@ def _text(rows: Rows, name: str) -> str:
 
 
 def _number_sql(text: str) -> str:
-    """A text cast to a number when it spells one (digits, a decimal point, an exponent; NaN, Inf), else NULL."""
-    return f"CASE WHEN regexp_matches({text}, {literal(_NUMBER)}) THEN TRY_CAST({text} AS DOUBLE) END"
+    """A text cast to a number when it spells one (digits, a decimal point, an exponent; NaN, Inf), else NULL.
+
+    DuckDB's cast also reads digits grouped by underscores ("1_000"), which is no number here.
+    """
+    cast = f"TRY_CAST({text} AS DOUBLE)"
+    return f"CASE WHEN {cast} IS NULL OR NOT contains({text}, '_') THEN {cast} END"
 
 
 class Moments:

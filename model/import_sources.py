@@ -44,7 +44,8 @@ class Rows:
 
     def values(self, expression: str) -> NDArray[Any]:
         """An SQL expression over the batch's columns (quote them with `column`), one value per row."""
-        found = self.db.execute(f"SELECT {expression} AS v FROM {self.table} ORDER BY _n").fetchnumpy()  # noqa: S608
+        # One thread (see `batches`): the table is scanned in the order its rows were inserted, the file's.
+        found = self.db.execute(f"SELECT {expression} AS v FROM {self.table}").fetchnumpy()  # noqa: S608
         return found["v"]
 
     def text(self, name: str) -> NDArray[Any]:
@@ -111,7 +112,7 @@ def batches(
 ) -> Iterator[Batch]:
     """The file's rows, `columns` only, about `batch_rows` at a time; a CSV line that is no row counts in `refused`."""
     db = connect()
-    db.execute("SET threads = 1")  # rows numbered in the file's order; one batch at a time is converted anyway
+    db.execute("SET threads = 1")  # rows kept in the file's order; one batch at a time is converted anyway
     try:
         if kind(path) == "parquet":
             yield from _parquet(db, path, columns, batch_rows)
@@ -175,7 +176,7 @@ def _parse(
         "rejects_table = 'import_rejects', rejects_scan = 'import_scans', strict_mode = true)"
     )
     selected = ", ".join(f"{_blank_as_null(column(name))} AS {column(name)}" for name in columns)
-    db.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected}, row_number() OVER () AS _n FROM {source}")  # noqa: S608 - our own names; texts quoted
+    db.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected} FROM {source}")  # noqa: S608 - our own names; texts quoted
     for _, text in db.execute("SELECT DISTINCT line, csv_line FROM import_rejects ORDER BY line").fetchall():
         fields = len(next(csv.reader([text], delimiter=delimiter), []))
         refused[f"a CSV line with {fields} fields where the header has {len(header)}"] += 1
@@ -194,7 +195,7 @@ def _parquet(db: duckdb.DuckDBPyConnection, path: Path, columns: list[str], batc
     )
     for first, end in ranges:
         db.execute(
-            f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected}, file_row_number AS _n "  # noqa: S608 - our own names; texts quoted
+            f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {selected} "  # noqa: S608 - our own names; texts quoted
             f"FROM {parquet_source([path], row_numbers=True)} "
             f"WHERE file_row_number >= {first} AND file_row_number < {end}"
         )
@@ -205,9 +206,9 @@ def _blank_as_null(text: str) -> str:
     """A text cell trimmed, a blank one (empty or only spaces) as null: blank is missing, never zero."""
     space = _WHITESPACE
     trimmed = f"regexp_replace({text}, {literal(f'^{space}+|{space}+$')}, '', 'g')"
-    return (
-        f"nullif(CASE WHEN regexp_matches({text}, {literal(f'^{space}|{space}$')}) THEN {trimmed} ELSE {text} END, '')"
-    )
+    # The pattern only where an end is a space, a control or beyond ASCII (where Unicode's spaces are).
+    ends = f"(ord({text}[1]) <= 32 OR ord({text}[1]) >= 127 OR ord({text}[-1]) <= 32 OR ord({text}[-1]) >= 127)"
+    return f"nullif(CASE WHEN {ends} THEN {trimmed} ELSE {text} END, '')"
 
 
 def _header(raw: IO[bytes], delimiter: str) -> list[str]:

@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
+from device.columnar import read_parquet
 from local.firehose import CONVERSION_FAILED
 from local.mqtt_client import ServiceClient
 from local.options import StackOptions
@@ -97,9 +97,7 @@ def archive_of(mode: str, state_dir: Path, *, refuse: int = 0) -> Archived:
         redelivered = log.count("batch not archived; delivered again")
         archive = stack.options.archive
         rows = [
-            row
-            for path in sorted((archive / "telemetry").rglob("*.parquet"))
-            for row in pq.read_table(path).to_pylist()
+            row for path in sorted((archive / "telemetry").rglob("*.parquet")) for row in read_parquet(path).to_pylist()
         ]
         errors = [
             base64.b64decode(json.loads(line)["rawData"])

@@ -308,8 +308,8 @@ def test_readings_packed_several_to_a_record_are_archived_as_the_rule_archives_t
     assert len(records) < len(raw) / 5
     for kind in (direct, batched):
         assert (kind.records_delivered, kind.records_failed) == (39, 1)
-    (direct_rows,) = [pq.read_table(p).to_pylist() for p in files(tmp_path / "direct") if p.suffix == ".parquet"]
-    (batched_rows,) = [pq.read_table(p).to_pylist() for p in files(tmp_path / "batched") if p.suffix == ".parquet"]
+    (direct_rows,) = [read_parquet(p).to_pylist() for p in files(tmp_path / "direct") if p.suffix == ".parquet"]
+    (batched_rows,) = [read_parquet(p).to_pylist() for p in files(tmp_path / "batched") if p.suffix == ".parquet"]
     assert sorted(batched_rows, key=lambda row: row["seq"]) == sorted(direct_rows, key=lambda row: row["seq"])
     direct_errors, batched_errors = (
         [

@@ -3,6 +3,7 @@
     python scripts/forget_motor.py motor-007 --stack motor-maintenance --dry-run   # what it would change
     python scripts/forget_motor.py motor-007 --stack motor-maintenance             # rewrite the objects
     python scripts/forget_motor.py motor-007 --bucket NAME --purge-versions        # and erase their old versions now
+    python scripts/forget_motor.py motor-007 --stack motor-maintenance --tables    # and its state item and history
 
 An archive object holds the records of every motor that reported within one buffer, so a motor's
 records cannot be deleted as objects: each object of telemetry/, alarms/, actions/ and errors/ is
@@ -17,6 +18,10 @@ The bucket is versioned: a rewritten object's previous version is kept, and expi
 object that holds the motor's records, this run's and those an earlier run left. Stop the motor
 first (detach its certificate), and wait ArchiveBufferSeconds: Firehose may still hold its last
 records. docs/archive.md, "Privacy and deleting one motor's data", says what else holds its data.
+
+--tables also deletes the motor's item in the state table (its state, alarms and running statistics)
+and its entries in the console's history table (readings and alarm transitions of the last day,
+operators' names included), which would otherwise expire within a few days of their 25 hours.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +47,11 @@ from device.requirements_check import setup_needed
 MOTOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREFIXES = ("telemetry/", "alarms/", "actions/", "errors/")
 BUCKET_OUTPUT = "ArchiveBucketName"
+STATE_TABLE_OUTPUT = "StateTableName"
+HISTORY_TABLE_OUTPUT = "HistoryTableName"
+BATCH_WRITE_ITEMS = 25
+"""DynamoDB's BatchWriteItem takes at most 25 requests."""
+UNPROCESSED_ATTEMPTS = 8
 
 
 @dataclass
@@ -177,6 +188,63 @@ class Forgetter:
             self.tally.deleted += 1
 
 
+@dataclass
+class TableTally:
+    """What --tables found and deleted."""
+
+    state_items: int = 0
+    history_entries: int = 0
+
+
+def forget_in_tables(
+    dynamodb: Any, state_table: str, history_table: str, motor: str, *, dry_run: bool, out: TextIO
+) -> TableTally:
+    """Delete the motor's state item and every entry of its console history (with dry_run: count them)."""
+    tally = TableTally()
+    key = {"motor_id": {"S": motor}}
+    if dry_run:
+        found = dynamodb.get_item(TableName=state_table, Key=key, ProjectionExpression="motor_id").get("Item")
+        tally.state_items = int(found is not None)
+    else:
+        old = dynamodb.delete_item(TableName=state_table, Key=key, ReturnValues="ALL_OLD").get("Attributes")
+        tally.state_items = int(old is not None)
+    if tally.state_items:
+        out.write(f"{'would delete' if dry_run else 'deleted'} {motor}'s item in {state_table}\n")
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=history_table,
+        KeyConditionExpression="motor_id = :motor",
+        ExpressionAttributeValues={":motor": {"S": motor}},
+        ProjectionExpression="motor_id, at_version",
+    )
+    batch: list[dict[str, Any]] = []
+    for page in pages:
+        for item in page.get("Items", []):
+            tally.history_entries += 1
+            batch.append({"DeleteRequest": {"Key": item}})
+            if len(batch) == BATCH_WRITE_ITEMS and not dry_run:
+                _delete_all(dynamodb, history_table, batch)
+                batch = []
+    if batch and not dry_run:
+        _delete_all(dynamodb, history_table, batch)
+    if tally.history_entries:
+        deleted = "would delete" if dry_run else "deleted"
+        out.write(f"{deleted} {tally.history_entries} of {motor}'s entries in {history_table}\n")
+    return tally
+
+
+def _delete_all(dynamodb: Any, table: str, requests: list[dict[str, Any]]) -> None:
+    """One BatchWriteItem, and again for what DynamoDB left unprocessed (throttled), waiting longer each time."""
+    for attempt in range(UNPROCESSED_ATTEMPTS):
+        left = dynamodb.batch_write_item(RequestItems={table: requests}).get("UnprocessedItems", {})
+        requests = left.get(table, [])
+        if not requests:
+            return
+        time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise SystemExit(
+        f"{table}: {len(requests)} entries still unprocessed after {UNPROCESSED_ATTEMPTS} attempts; run again"
+    )
+
+
 def main(argv: list[str] | None = None, make_client: Callable[..., Any] | None = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("motor_id", help="the motor whose records to delete")
@@ -188,7 +256,14 @@ def main(argv: list[str] | None = None, make_client: Callable[..., Any] | None =
     parser.add_argument(
         "--purge-versions", action="store_true", help="also delete now every previous version that holds its records"
     )
+    parser.add_argument(
+        "--tables", action="store_true", help="also delete its item in the state table and its console history"
+    )
+    parser.add_argument("--state-table", help="with --bucket and --tables: the state table (StateTableName)")
+    parser.add_argument("--history-table", help="with --bucket and --tables: the history table (HistoryTableName)")
     args = parser.parse_args(argv)
+    if args.tables and args.bucket and not (args.state_table and args.history_table):
+        parser.error("--tables with --bucket needs --state-table and --history-table (or name the stack with --stack)")
     if not MOTOR_ID.match(args.motor_id):
         parser.error(f"{args.motor_id!r} is not a motor id ([A-Za-z0-9_-], 1 to 64 characters)")
     if make_client is None:
@@ -199,7 +274,8 @@ def main(argv: list[str] | None = None, make_client: Callable[..., Any] | None =
             make: Any = boto3.client  # its overloads want a literal service name
             return make(service, region_name=args.region, **kwargs)
 
-    bucket = args.bucket or _stack_bucket(args.stack, make_client("cloudformation"))
+    outputs = {} if args.bucket else _stack_outputs(args.stack, make_client("cloudformation"))
+    bucket = args.bucket or _output(outputs, args.stack, BUCKET_OUTPUT, "with the archive")
     forgetter = Forgetter(make_client("s3"), bucket, args.motor_id, dry_run=args.dry_run, out=out)
     tally = forgetter.run()
     if args.purge_versions and not args.dry_run:
@@ -213,17 +289,30 @@ def main(argv: list[str] | None = None, make_client: Callable[..., Any] | None =
         f"{args.motor_id}: {tally.objects} objects read, {done}; records removed: {removed}; "
         f"previous versions deleted: {tally.versions_purged}{later}\n"
     )
+    if args.tables:
+        state_table = args.state_table or _output(outputs, args.stack, STATE_TABLE_OUTPUT, "")
+        history_table = args.history_table or _output(outputs, args.stack, HISTORY_TABLE_OUTPUT, "")
+        tables = forget_in_tables(
+            make_client("dynamodb"), state_table, history_table, args.motor_id, dry_run=args.dry_run, out=out
+        )
+        out.write(
+            f"{args.motor_id}: {'would delete' if args.dry_run else 'deleted'} {tables.state_items} state item(s) "
+            f"and {tables.history_entries} history entries\n"
+        )
     return 0
 
 
-def _stack_bucket(stack: str, cloudformation: Any) -> str:
+def _stack_outputs(stack: str, cloudformation: Any) -> dict[str, str]:
     [description] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    outputs = {output["OutputKey"]: output.get("OutputValue", "") for output in description.get("Outputs", [])}
-    if not outputs.get(BUCKET_OUTPUT):
+    return {output["OutputKey"]: output.get("OutputValue", "") for output in description.get("Outputs", [])}
+
+
+def _output(outputs: dict[str, str], stack: str, name: str, having: str) -> str:
+    if not outputs.get(name):
         raise SystemExit(
-            f"stack {stack!r} has no output {BUCKET_OUTPUT}: is it this project's stack, with the archive?"
+            f"stack {stack!r} has no output {name}: is it this project's stack{', ' + having if having else ''}?"
         )
-    return str(outputs[BUCKET_OUTPUT])
+    return outputs[name]
 
 
 if __name__ == "__main__":

@@ -175,3 +175,133 @@ def test_something_that_is_no_motor_id_is_refused(archive: Archive, capsys: pyte
     with pytest.raises(SystemExit):
         archive.forget("motor 1/..")
     assert "is not a motor id" in capsys.readouterr().err
+
+
+STATE_TABLE, HISTORY_TABLE = "motor-state", "motor-history"
+
+
+class Tables:
+    """The state table and the console's history table, as the template makes them, with two motors in each."""
+
+    def __init__(self) -> None:
+        self.dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        self.dynamodb.create_table(
+            TableName=STATE_TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "motor_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "motor_id", "KeyType": "HASH"}],
+        )
+        self.dynamodb.create_table(
+            TableName=HISTORY_TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "motor_id", "AttributeType": "S"},
+                {"AttributeName": "at_version", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "motor_id", "KeyType": "HASH"},
+                {"AttributeName": "at_version", "KeyType": "RANGE"},
+            ],
+        )
+        for motor, entries in (("motor-001", 60), ("motor-002", 3)):  # 60: more than one BatchWriteItem of 25
+            self.dynamodb.put_item(TableName=STATE_TABLE, Item={"motor_id": {"S": motor}, "version": {"N": "7"}})
+            for entry in range(entries):
+                item = {"motor_id": {"S": motor}, "at_version": {"S": f"{entry:013d}#1"}, "note": {"S": "by Ana"}}
+                self.dynamodb.put_item(TableName=HISTORY_TABLE, Item=item)
+
+    def state_motors(self) -> set[str]:
+        return {item["motor_id"]["S"] for item in self.dynamodb.scan(TableName=STATE_TABLE)["Items"]}
+
+    def history(self, motor: str) -> int:
+        return int(
+            self.dynamodb.query(
+                TableName=HISTORY_TABLE,
+                KeyConditionExpression="motor_id = :motor",
+                ExpressionAttributeValues={":motor": {"S": motor}},
+                Select="COUNT",
+            )["Count"]
+        )
+
+
+def test_tables_deletes_its_state_item_and_its_history_and_nothing_of_another_motor(archive: Archive) -> None:
+    tables = Tables()
+
+    status, out = archive.forget(
+        "motor-001", "--tables", "--state-table", STATE_TABLE, "--history-table", HISTORY_TABLE
+    )
+
+    assert status == 0
+    assert tables.state_motors() == {"motor-002"}
+    assert (tables.history("motor-001"), tables.history("motor-002")) == (0, 3)
+    assert "motor-001: deleted 1 state item(s) and 60 history entries" in out
+    assert "records removed: 1 actions" in out  # the archive too
+
+
+def test_a_dry_run_with_tables_counts_what_it_would_delete_and_deletes_nothing(archive: Archive) -> None:
+    tables = Tables()
+
+    status, out = archive.forget(
+        "motor-001", "--tables", "--dry-run", "--state-table", STATE_TABLE, "--history-table", HISTORY_TABLE
+    )
+
+    assert status == 0
+    assert tables.state_motors() == {"motor-001", "motor-002"}
+    assert tables.history("motor-001") == 60
+    assert "motor-001: would delete 1 state item(s) and 60 history entries" in out
+
+
+def test_entries_dynamodb_leaves_unprocessed_are_sent_again(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    tables = Tables()
+    real = tables.dynamodb.batch_write_item
+    calls: list[int] = []
+
+    def throttled(**request: Any) -> dict[str, Any]:
+        """The first call of each batch: only its first 5 deletes done, the rest handed back as unprocessed."""
+        (requests,) = request["RequestItems"].values()
+        calls.append(len(requests))
+        if len(calls) % 2:
+            real(RequestItems={HISTORY_TABLE: requests[:5]})
+            return {"UnprocessedItems": {HISTORY_TABLE: requests[5:]}}
+        return dict(real(**request))
+
+    monkeypatch.setattr(tables.dynamodb, "batch_write_item", throttled)
+    monkeypatch.setattr("scripts.forget_motor.time.sleep", lambda _: None)
+
+    forget_motor.forget_in_tables(
+        tables.dynamodb, STATE_TABLE, HISTORY_TABLE, "motor-001", dry_run=False, out=io.StringIO()
+    )
+
+    assert tables.history("motor-001") == 0
+    assert calls == [25, 20, 25, 20, 10, 5]
+
+
+def test_the_stacks_outputs_name_the_bucket_and_the_tables(archive: Archive) -> None:
+    tables = Tables()
+    outputs = {
+        "ArchiveBucketName": BUCKET,
+        "StateTableName": STATE_TABLE,
+        "HistoryTableName": HISTORY_TABLE,
+    }
+
+    class Stacks:
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:
+            assert StackName == "plant-a"
+            return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]}
+
+    def client(service: str, **kwargs: Any) -> Any:
+        return Stacks() if service == "cloudformation" else archive.client(service, **kwargs)
+
+    out = io.StringIO()
+    assert forget_motor.main(["motor-002", "--stack", "plant-a", "--tables"], make_client=client, out=out) == 0
+    assert tables.state_motors() == {"motor-001"}
+    assert tables.history("motor-002") == 0
+
+    del outputs["HistoryTableName"]
+    with pytest.raises(SystemExit, match="stack 'plant-a' has no output HistoryTableName"):
+        forget_motor.main(["motor-001", "--stack", "plant-a", "--tables"], make_client=client, out=io.StringIO())
+
+
+def test_tables_beside_a_bucket_need_the_tables_names(archive: Archive, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        archive.forget("motor-001", "--tables")
+    assert "--tables with --bucket needs --state-table and --history-table" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def fit(
     seed: int = 0,
     negative_fraction: float = NEGATIVE_FRACTION,
 ) -> xgb.Booster:
-    """Train the binary classifier; NaN marks a missing value. Logs the validation PR-AUC now and then."""
+    """Train the binary classifier; NaN marks a missing value. Logs the PR-AUC on each set now and then."""
     if features.ndim != 2 or features.shape[1] != len(feature_names):
         raise ValueError(f"expected {len(feature_names)} feature columns, got shape {features.shape}")
     if len(labels) != len(features):
@@ -111,31 +111,36 @@ def fit(
     keep = (labels == 1) | (np.random.default_rng(seed).random(len(labels)) < negative_fraction)
     margin = np.full(int(keep.sum()), -math.log(negative_fraction), dtype=np.float32)
     train = xgb.DMatrix(features[keep], label=labels[keep], base_margin=margin, missing=np.nan)
-    evals = [(train, "train")]
-    if validation is not None:
-        evals.append((xgb.DMatrix(validation[0], label=validation[1], missing=np.nan), "validation"))
     callbacks: list[xgb.callback.TrainingCallback] = []
     if log is not None:
-        callbacks.append(_Progress(rounds, log))
-    booster = xgb.train(settings, train, num_boost_round=rounds, evals=evals, verbose_eval=False, callbacks=callbacks)
+        evals = [(train, "train")]
+        if validation is not None:
+            evals.append((xgb.DMatrix(validation[0], label=validation[1], missing=np.nan), "validation"))
+        callbacks.append(_Progress(rounds, evals, log))
+    booster = xgb.train(settings, train, num_boost_round=rounds, verbose_eval=False, callbacks=callbacks)
     booster.set_attr(**{FEATURE_NAMES_ATTR: ",".join(feature_names)})
     return booster
 
 
 class _Progress(xgb.callback.TrainingCallback):
-    """A line every tenth of the rounds: the metric on each evaluation set."""
+    """A line every tenth of the rounds: the metric on each evaluation set.
 
-    def __init__(self, rounds: int, log: Callable[[str], None]) -> None:
+    The sets are evaluated on those rounds alone, not passed to `xgb.train`, which would evaluate them after
+    every round: on a year of a large fleet that was about a third of the training time, spent on figures no one
+    reads (nothing stops early). The trees do not depend on it either way.
+    """
+
+    def __init__(self, rounds: int, evals: list[tuple[xgb.DMatrix, str]], log: Callable[[str], None]) -> None:
         super().__init__()
-        self._rounds, self._log = rounds, log
+        self._rounds, self._evals, self._log = rounds, evals, log
         self._every = max(rounds // 10, 1)
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         done = epoch + 1
         if done % self._every == 0 or done == self._rounds:
-            scores = ", ".join(
-                f"{name} {metric} {values[-1]:.4f}" for name, log in evals_log.items() for metric, values in log.items()
-            )
+            # "[epoch]\ttrain-aucpr:0.99\tvalidation-aucpr:0.65": each set's name, its metric and its value
+            scored = (item.rpartition(":") for item in model.eval_set(self._evals, epoch).split("\t")[1:])
+            scores = ", ".join(f"{name.replace('-', ' ', 1)} {float(value):.4f}" for name, _, value in scored)
             self._log(f"  round {done}/{self._rounds}: {scores}")
         return False
 

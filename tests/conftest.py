@@ -34,6 +34,13 @@ os.environ.update(
 )
 for leftover in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
     os.environ.pop(leftover, None)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A pytest-xdist worker per core keeps every core busy: XGBoost's OpenMP threads (one per core by default, or
+    # the nthread a call names) would spin waiting for a core the other worker holds. Measured side by side on two
+    # busy cores: test_boosted_trees.py and test_ai4i.py took 89 s with one thread, 118 s with two. The trees are
+    # the same (model/artifact.py's fit gave the same bytes with one thread and with two).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the default team
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # and the most a call may ask for (nthread=2 runs on one)
 
 from moto import mock_aws  # noqa: E402
 

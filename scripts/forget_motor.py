@@ -17,7 +17,8 @@ The bucket is versioned: a rewritten object's previous version is kept, and expi
 (the bucket's lifecycle). --purge-versions deletes at once every previous version of an archive
 object that holds the motor's records, this run's and those an earlier run left. Stop the motor
 first (detach its certificate), and wait ArchiveBufferSeconds: Firehose may still hold its last
-records. docs/archive.md, "Privacy and deleting one motor's data", says what else holds its data.
+records (batched ingestion: and until the stream's readers are current, and the dead-letter queues hold
+nothing of the motor's). docs/archive.md, "Privacy and deleting one motor's data", says what else holds its data.
 
 --tables also deletes the motor's item in the state table (its state, alarms and running statistics)
 and its entries in the console's history table (readings and alarm transitions of the last day,
@@ -79,25 +80,57 @@ def without_motor_jsonl(body: bytes, motor: str, *, errors: bool) -> tuple[bytes
         except ValueError:
             kept.append(line)  # not JSON: not a record of ours to judge
             continue
-        if _raw_is_motors(record, motor) if errors else is_motors(record, motor):
+        if errors:
+            rest, gone = _raw_without_motor(record, motor)
+            removed += gone
+            if rest is record:
+                kept.append(line)
+            elif rest is not None:
+                kept.append(json.dumps(rest).encode() + b"\n")
+        elif is_motors(record, motor):
             removed += 1
         else:
             kept.append(line)
     return b"".join(kept), removed
 
 
-def _raw_is_motors(record: Any, motor: str) -> bool:
+def json_documents(data: bytes) -> list[tuple[Any, bytes]] | None:
+    """A raw message's JSON documents, each with its own bytes, one after another (`{"a":1}{"a":2}`, or one a
+    line, as a record the batched function packed holds them); None if it is not that."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    while (start := len(text) - len(text[position:].lstrip(" \t\n\r"))) < len(text):
+        try:
+            document, position = decoder.raw_decode(text, start)
+        except ValueError:
+            return None
+        documents.append((document, text[start:position].encode()))
+    return documents or None
+
+
+def _raw_without_motor(record: Any, motor: str) -> tuple[Any, int]:
+    """A Firehose error record without the motor's documents in its raw data: (the record, the same object if
+    nothing changed, None if nothing is left; how many documents were removed)."""
     raw = record.get("rawData") if isinstance(record, dict) else None
     if not isinstance(raw, str):
-        return False
+        return record, 0
     try:
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
-        return False
-    try:
-        return is_motors(json.loads(data), motor)
-    except ValueError:
-        return json.dumps(motor).encode() in data
+        return record, 0
+    documents = json_documents(data)
+    if documents is None:  # not JSON: the motor's when it holds the motor id as a JSON string
+        return (None, 1) if json.dumps(motor).encode() in data else (record, 0)
+    kept = [text for document, text in documents if not is_motors(document, motor)]
+    removed = len(documents) - len(kept)
+    if not removed:
+        return record, 0
+    if not kept:
+        return None, removed
+    return {**record, "rawData": base64.b64encode(b"".join(text + b"\n" for text in kept)).decode()}, removed
 
 
 def without_motor_parquet(body: bytes, motor: str) -> tuple[bytes, int, int]:

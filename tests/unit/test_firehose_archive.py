@@ -136,3 +136,22 @@ def test_a_refused_call_fails_the_archive() -> None:
 
     with pytest.raises(ArchiveUnavailable, match="no such stream"):
         FirehoseArchive("archive", Refusing()).put_readings([reading(1)])
+
+
+def test_an_answer_that_does_not_name_every_record_fails_the_archive() -> None:
+    class Short:
+        def put_record_batch(self, Records: list[dict[str, bytes]], **_: Any) -> Any:
+            return {"FailedPutCount": 1, "RequestResponses": [{"ErrorCode": "InternalFailure"}]}
+
+    records = [reading(n) for n in range(40)]  # three records: the answer names one
+    with pytest.raises(ArchiveUnavailable, match="answered 1 of 3 records"):
+        FirehoseArchive("archive", Short(), sleep=lambda _: None).put_readings(records)
+
+
+def test_a_document_too_large_for_any_record_fails_the_archive_not_the_function() -> None:
+    class Unused:
+        def put_record_batch(self, **_: Any) -> Any:
+            raise AssertionError("nothing should be sent")
+
+    with pytest.raises(ArchiveUnavailable, match="records of"):
+        FirehoseArchive("archive", Unused()).put_readings([b"{" + b" " * 1_100_000 + b"}"])

@@ -305,3 +305,22 @@ def test_tables_beside_a_bucket_need_the_tables_names(archive: Archive, capsys: 
     with pytest.raises(SystemExit):
         archive.forget("motor-001", "--tables")
     assert "--tables with --bucket needs --state-table and --history-table" in capsys.readouterr().err
+
+
+def test_in_an_error_record_of_several_readings_only_the_motors_readings_are_removed() -> None:
+    # A record the batched function packed (several readings, one a line) that Firehose could not convert.
+    mine, other = b'{"motor_id": "motor-007", "seq": 1}', b'{"motor_id": "motor-008", "seq": 2}'
+    packed = error_record(mine + b"\n" + other + b"\n" + mine.replace(b"1}", b"3}") + b"\n")
+    theirs = error_record(other + b"\n" + other.replace(b"2}", b"4}") + b"\n")
+
+    body, removed = forget_motor.without_motor_jsonl(jsonl(packed, theirs), "motor-007", errors=True)
+
+    assert removed == 2
+    first, second = (json.loads(line) for line in body.splitlines())
+    assert base64.b64decode(first["rawData"]) == other + b"\n"  # motor-008's reading kept, byte for byte
+    assert {key: value for key, value in first.items() if key != "rawData"} == {
+        key: value for key, value in packed.items() if key != "rawData"
+    }
+    assert second == theirs
+    # Nothing of motor-008's is left to remove, and a record of the motor's alone goes whole.
+    assert forget_motor.without_motor_jsonl(body, "motor-008", errors=True)[0] == b""

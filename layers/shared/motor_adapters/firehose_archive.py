@@ -80,8 +80,12 @@ class FirehoseArchive:
 
     def put_readings(self, readings: Sequence[bytes], alone: Sequence[bytes] = ()) -> int:
         """Archive the documents (`pack`); how many records were sent again. ArchiveUnavailable if some never got in."""
+        try:
+            records = pack(readings, alone)
+        except ValueError as exc:  # a document too large for any record: the batch cannot be archived as it is
+            raise ArchiveUnavailable(f"cannot archive into {self._stream_name}: {exc}") from exc
         resent = 0
-        for call in calls(pack(readings, alone)):
+        for call in calls(records):
             resent += self._put(call)
         return resent
 
@@ -99,7 +103,11 @@ class FirehoseArchive:
                 raise ArchiveUnavailable(f"cannot put {len(pending)} records into {self._stream_name}: {exc}") from exc
             if not answer.get("FailedPutCount"):
                 return resent
-            responses = answer["RequestResponses"]
+            responses = answer.get("RequestResponses", [])
+            if len(responses) != len(pending):
+                raise ArchiveUnavailable(
+                    f"{self._stream_name} answered {len(responses)} of {len(pending)} records: their fate is unknown"
+                )
             refused = [(record, rsp) for record, rsp in zip(pending, responses, strict=True) if rsp.get("ErrorCode")]
             if not refused:
                 return resent

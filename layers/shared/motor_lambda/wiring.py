@@ -19,7 +19,6 @@ from aws_lambda_powertools.utilities.parameters import SSMProvider
 from motor_adapters import clients
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoDueIndex, DynamoStateStore
-from motor_adapters.firehose_archive import FirehoseArchive
 from motor_adapters.fleet_reader import DynamoFleetReader
 from motor_adapters.history_store import (
     DynamoHistoryReader,
@@ -52,15 +51,13 @@ class MotorPorts:
 
 @dataclass(frozen=True)
 class InferencePorts:
-    """InferenceFunction's: those, with the batch read, the model if there is one, the model's health, and the
-    archive's stream when the function archives its batches (batched ingestion)."""
+    """InferenceFunction's: those, with the batch read, the model if there is one, and the model's health."""
 
     store: BatchStateStore
     predictor: Predictor | None
     publisher: EventPublisher
     source: ConfigSource
     monitor: ModelHealthMonitor | None
-    archive: FirehoseArchive | None = None
 
 
 @dataclass(frozen=True)

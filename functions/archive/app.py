@@ -12,11 +12,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from motor_adapters import clients
 from motor_adapters.firehose_archive import FirehoseArchive
 from motor_lambda.archiving import archive_batch
 from motor_lambda.settings import ArchiveSettings
 from motor_lambda.shell import lambda_entry, powertools
+from motor_lambda.wiring import telemetry_archive
 
 logger, tracer, metrics = powertools()
 settings = ArchiveSettings.from_env()
@@ -25,7 +25,7 @@ settings = ArchiveSettings.from_env()
 @cache
 def archive() -> FirehoseArchive:
     """The archive's stream, its client made on the first batch and kept for the execution environment."""
-    return FirehoseArchive(settings.archive_stream_name, clients.client("firehose"))
+    return telemetry_archive(settings)
 
 
 @lambda_entry(logger, tracer, metrics)

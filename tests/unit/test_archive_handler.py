@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 import motor_adapters.clients
 from motor_adapters import firehose_archive
@@ -106,3 +107,31 @@ def test_records_firehose_refused_once_are_sent_again_and_counted(
 
     assert calls == [2, 2]  # the packed readings' record and the refused reading's, then both again
     assert metrics_of(capsys.readouterr().out)["ArchiveRecordsResent"] == 2.0
+
+
+def test_a_batch_that_is_not_archived_is_logged_without_its_readings(
+    archive: ModuleType,
+    aws: FakeAws,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Given a device's payload with a marker in it and a Firehose stream that is down, when the batch fails, then
+    the function's log names the reason and the count, never the payload (devices write what they like)."""
+    marker = "MIDDLE-OF-PAYLOAD-7f3a"
+    event = kinesis_batch([reading_payload(1) | {"note": marker}, b"not json " + marker.encode()])
+    firehose = real_client("firehose")
+
+    def down(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ServiceUnavailableException", "Message": "down"}}, "PutRecordBatch")
+
+    monkeypatch.setattr(firehose, "put_record_batch", down)
+    monkeypatch.setattr(motor_adapters.clients, "client", lambda service, **kw: firehose)
+    archive.archive.cache_clear()
+
+    with pytest.raises(ArchiveUnavailable):
+        archive.lambda_handler(event, lambda_context)
+
+    lines = [archive.logger.registered_formatter.format(record) for record in caplog.records]
+    assert any('"records":2' in line.replace(" ", "") for line in lines), lines
+    assert marker not in "\n".join(lines)

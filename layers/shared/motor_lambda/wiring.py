@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.parameters import SSMProvider
 from motor_adapters import clients
 from motor_adapters.config_source import ConfigSource
 from motor_adapters.dynamodb_store import DynamoDueIndex, DynamoStateStore
+from motor_adapters.firehose_archive import FirehoseArchive
 from motor_adapters.fleet_reader import DynamoFleetReader
 from motor_adapters.history_store import (
     DynamoHistoryReader,
@@ -27,7 +28,7 @@ from motor_adapters.history_store import (
     RecordingStateStore,
 )
 from motor_adapters.iot_publisher import IotAlarmPublisher
-from motor_lambda.settings import ConsoleSettings, MotorStateSettings
+from motor_lambda.settings import ArchiveSettings, ConsoleSettings, MotorStateSettings
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.health import ModelHealthMonitor
 from motor_maintenance.ports import (
@@ -106,6 +107,11 @@ def console_ports(settings: ConsoleSettings, on_history_error: HistoryErrors) ->
         alarm_publisher(settings),
         config_source(settings),
     )
+
+
+def telemetry_archive(settings: ArchiveSettings) -> FirehoseArchive:
+    """ArchiveFunction's: the archive's Firehose stream."""
+    return FirehoseArchive(settings.archive_stream_name, clients.client("firehose"))
 
 
 def state_store(settings: MotorStateSettings, on_history_error: HistoryErrors) -> StateStore:

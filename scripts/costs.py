@@ -185,7 +185,9 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         span_s = batch / shard_per_s
         # A motor's readings in one batch share its state's PutItem.
         per_motor_in_batch = max(1.0, span_s * w.readings_per_minute / 60)
-        invocations = readings / batch
+        # ArchiveFunction is invoked once per batch too, on its own mapping of the stream; it logs nothing of its
+        # own while the archive takes the batches (no EMF line: it counts only resends and failures).
+        invocations = archive_invocations = readings / batch
         # The rule's PutRecord per reading; Lambda's reads of the stream are free. The fleet shares the
         # shards it needs (one per 1,000 readings or 1 MB a second).
         items["Kinesis PUT units"] = (
@@ -196,10 +198,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         scored_batch = 1 - (1 - w.running_fraction) ** batch  # a batch holding at least one running reading
         endpoint_calls = invocations * scored_batch
     else:
-        invocations, state_ops, endpoint_calls = readings, readings, running
-    # Batched, ArchiveFunction is invoked once per batch too (its own mapping on the stream); it logs nothing of
-    # its own while the archive takes the batches (no EMF line: it counts only resends and failures).
-    archive_invocations = invocations if batched else 0.0
+        invocations, state_ops, endpoint_calls, archive_invocations = readings, readings, running, 0.0
 
     cpu_ms = (w.batched_cpu_ms_full_core if batched else w.cpu_ms_full_core) * w.cpu_scale
     state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
@@ -249,7 +248,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
             motors=w.motors,
             use=w.archive,
             rates=rates,
-            batch=batch if batched else None,  # batched, the function packs each batch's readings
+            batch=batch if batched else None,  # batched, ArchiveFunction packs each batch's readings
         )
     )
     return Cost(architecture, items, floor_cost(w, rates))

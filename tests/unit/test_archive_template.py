@@ -312,14 +312,10 @@ def batch_archivers(template: Template, actions: list[Any], stream: str) -> set[
         if mapping["Type"] == "AWS::Lambda::EventSourceMapping"
         and mapping["Properties"]["EventSourceArn"].get("Fn::GetAtt", [None])[0] in kinesis
     }
-    return {
-        name
-        for name in fed
-        if template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {}).get(
-            "ARCHIVE_STREAM_NAME"
-        )
-        == {"Ref": stream}
+    variables = {
+        name: template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {}) for name in fed
     }
+    return {name for name in fed if variables[name].get("ARCHIVE_STREAM_NAME") == {"Ref": stream}}
 
 
 def column_problems(template: Template) -> list[str]:

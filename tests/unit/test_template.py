@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -1044,3 +1045,9 @@ def test_the_archive_reads_the_stream_on_a_mapping_of_its_own_retried_until_the_
     )
     retention_ms = resources_["TelemetryStream"]["Properties"]["RetentionPeriodHours"] * 3600 * 1000
     assert backlog["Threshold"] * 2 <= retention_ms  # time left to fix Firehose before a reading expires
+    # The rules put readings into the archive only in direct mode: their role may, only then
+    [statement] = resources_["ArchiveWriterRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    readings = [r for r in statement["Resource"] if "TelemetryArchiveStream" in json.dumps(r)]
+    assert readings == [
+        {"Fn::If": ["Direct", {"Fn::GetAtt": ["TelemetryArchiveStream", "Arn"]}, {"Ref": "AWS::NoValue"}]}
+    ]

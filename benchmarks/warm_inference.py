@@ -258,9 +258,6 @@ VARIABLES = {
     # motor per ConsoleHistoryIntervalSeconds, i.e. on every one of these 10-minute readings) is priced by
     # scripts/costs.py; this measures the state's path.
     "HISTORY_TABLE_NAME": "",
-    # A batch's PutRecordBatch into the archive (IngestionMode batched) off, whatever the caller's environment
-    # says: one call per batch, its wait priced by scripts/costs.py; this measures the readings' path.
-    "ARCHIVE_STREAM_NAME": "",
 }
 
 

@@ -56,7 +56,7 @@ class Pipeline:
         self.delivery_streams: dict[str, DeliveryStream] = {}
         """The template's Firehose delivery streams, writing the archive (by logical id)."""
         self.firehose_api: FirehoseApi | None = None
-        """Their API for the functions (PutRecordBatch: batched ingestion archives its batches)."""
+        """Their API for the functions (PutRecordBatch: ArchiveFunction archives the batches of batched ingestion)."""
         self._rules_client: ServiceClient | None = None
         self._resources: Resources | None = None
         self._stopping = threading.Event()

@@ -8,8 +8,9 @@
   reading while the motor runs; a conditional PutItem of the motor's state per reading, from the copy the
   execution environment kept (a stale copy: a failed write, then another).
 - batched (template IngestionMode batched): TelemetryRule -> Kinesis (TelemetryStream) -> the function in
-  batches; one SageMaker call per batch; a motor's readings in one batch share one PutItem; the function
-  archives each batch's readings itself, several to a Firehose record (one PutRecordBatch per batch).
+  batches; one SageMaker call per batch; a motor's readings in one batch share one PutItem; ArchiveFunction,
+  on a mapping of its own, archives each batch's readings, several to a Firehose record (one invocation and
+  one PutRecordBatch per batch).
 - embedded: as direct, with the model evaluated inside the function: no SageMaker.
 - batched-embedded: both changes at once.
 
@@ -184,7 +185,9 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         span_s = batch / shard_per_s
         # A motor's readings in one batch share its state's PutItem.
         per_motor_in_batch = max(1.0, span_s * w.readings_per_minute / 60)
-        invocations = readings / batch
+        # ArchiveFunction is invoked once per batch too, on its own mapping of the stream; it logs nothing of its
+        # own while the archive takes the batches (no EMF line: it counts only resends and failures).
+        invocations = archive_invocations = readings / batch
         # The rule's PutRecord per reading; Lambda's reads of the stream are free. The fleet shares the
         # shards it needs (one per 1,000 readings or 1 MB a second).
         items["Kinesis PUT units"] = (
@@ -195,12 +198,12 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         scored_batch = 1 - (1 - w.running_fraction) ** batch  # a batch holding at least one running reading
         endpoint_calls = invocations * scored_batch
     else:
-        invocations, state_ops, endpoint_calls = readings, readings, running
+        invocations, state_ops, endpoint_calls, archive_invocations = readings, readings, running, 0.0
 
     cpu_ms = (w.batched_cpu_ms_full_core if batched else w.cpu_ms_full_core) * w.cpu_scale
     state_reads, state_writes = _state_calls(w, state_ops, batched=batched, embedded=embedded)
     history_writes = _history_writes(w, state_ops)
-    # Batched, each batch's PutRecordBatch into the archive is waited for like a DynamoDB call.
+    # Batched, ArchiveFunction waits for each batch's PutRecordBatch into the archive like a DynamoDB call.
     busy_ms = (
         readings * cpu_ms
         + (state_reads + state_writes + history_writes + (invocations if batched else 0.0)) * w.state_io_ms
@@ -209,8 +212,8 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
         busy_ms += running * w.embedded_model_ms_full_core * w.cpu_scale
     else:
         busy_ms += endpoint_calls * w.endpoint_wait_ms
-    init_ms = invocations * w.cold_start_fraction * w.init_ms
-    items["Lambda requests"] = invocations * rates["lambda_requests"]
+    init_ms = (invocations + archive_invocations) * w.cold_start_fraction * w.init_ms
+    items["Lambda requests"] = (invocations + archive_invocations) * rates["lambda_requests"]
     items["Lambda duration"] = memory_gb * busy_ms / 1000 * rates["lambda_arm_gb_s"]
     items["Lambda INIT"] = memory_gb * init_ms / 1000 * rates["lambda_arm_gb_s"]
 
@@ -229,9 +232,11 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
     )
     items["DynamoDB history reads"] = _history_reads(w, rates)
     items["CloudWatch Logs"] = (
-        invocations * (w.function_log_bytes + w.platform_log_bytes) / GB * rates["cloudwatch_logs_gb"]
+        (invocations * (w.function_log_bytes + w.platform_log_bytes) + archive_invocations * w.platform_log_bytes)
+        / GB
+        * rates["cloudwatch_logs_gb"]
     )
-    items["X-Ray traces"] = _traces(w, invocations) * rates["xray_traces"]
+    items["X-Ray traces"] = (_traces(w, invocations) + _traces(w, archive_invocations)) * rates["xray_traces"]
     items["alarm events"] = w.alarm_events_per_month * _per_alarm_event(w, rates)
     items.update(_offline_watch(w, rates))
     items.update(
@@ -243,7 +248,7 @@ def monthly_cost(architecture: str, workload: Workload, rates: Mapping[str, floa
             motors=w.motors,
             use=w.archive,
             rates=rates,
-            batch=batch if batched else None,  # batched, the function packs each batch's readings
+            batch=batch if batched else None,  # batched, ArchiveFunction packs each batch's readings
         )
     )
     return Cost(architecture, items, floor_cost(w, rates))

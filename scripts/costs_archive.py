@@ -91,7 +91,7 @@ def archive_items(
     """US$ per motor-month of archiving `readings` readings and the motor's alarm events and actions.
 
     `payload_bytes` is a reading as the rule emits it, `parquet_bytes` its share of a Parquet object.
-    `batch`: the readings of a batch the batched function archives together (None: the rules archive
+    `batch`: the readings of a batch ArchiveFunction archives together (None: the rules archive
     each reading, one Firehose action and record each).
     """
     records = alarm_events + use.actions_per_month
@@ -131,7 +131,7 @@ def archive_items(
 
 
 def packed_units(payload_bytes: int, batch: float) -> float:
-    """Billed 5 KB units per reading of a batch the function archives: its readings packed as the function packs
+    """Billed 5 KB units per reading of a batch ArchiveFunction archives: its readings packed as the function packs
     them (firehose_archive.pack: each followed by a newline, records filled up to 5 KB)."""
     size = max(1, round(batch))
     records = pack([b"x" * payload_bytes] * size)

@@ -31,6 +31,12 @@ FUNCTION_ENV = {
         "TOPIC_NAMESPACE": "TopicNamespace",
         "ENDPOINT_NAME": "EndpointName",
         "MODEL_S3_URL": "ModelS3Url",
+    },
+    "ArchiveFunction": {
+        "STATE_TABLE_NAME": "StateTableName",
+        "CONFIG_PARAMETER_NAME": "DetectorConfigParameterName",
+        "HISTORY_TABLE_NAME": "HistoryTableName",
+        "TOPIC_NAMESPACE": "TopicNamespace",
         "ARCHIVE_STREAM_NAME": "BatchArchiveStreamName",
     },
     "OperatorActionFunction": {

@@ -28,7 +28,7 @@ os.environ.update(
         "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:motor-alerts",
         "ENDPOINT_NAME": "motor-failure-xgboost",
         "CONFIG_PARAMETER_NAME": "/motor-maintenance/detector-config",
-        # Read by the batched path only, as the template sets it only with IngestionMode batched.
+        # Read by ArchiveFunction, which the template makes only with IngestionMode batched.
         "ARCHIVE_STREAM_NAME": "telemetry-archive",
     }
 )

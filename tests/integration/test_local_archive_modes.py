@@ -1,13 +1,14 @@
 """The archive is the same whichever way readings come in, through the local stack.
 
 Direct, the telemetry rule's Firehose action puts each reading as a record of its own; batched, the rule
-only puts it into the Kinesis stream and InferenceFunction packs each batch's raw records several to a
-Firehose record (PutRecordBatch into the local Firehose, which splits them as Firehose's deserializer
-does). Given the same readings published by a device, valid ones, one the schema refuses but the
-conversion reads, and one the conversion cannot read, each run's archive is compared: the same Parquet
-rows (but `received_at`, which the rule stamps on arrival), the same record under errors/. And a Firehose
-that refuses records (the local API's fault switch) only delays the batch: the function sends them again
-or Lambda delivers the batch again, and nothing is lost. Seconds of readings, no model.
+only puts it into the Kinesis stream and ArchiveFunction, on a mapping of its own beside InferenceFunction's,
+packs each batch's raw records several to a Firehose record (PutRecordBatch into the local Firehose, which
+splits them as Firehose's deserializer does). Given the same readings published by a device, valid ones,
+one the schema refuses but the conversion reads, and one the conversion cannot read, each run's archive is
+compared: the same Parquet rows (but `received_at`, which the rule stamps on arrival), the same record under
+errors/. And a Firehose that refuses records (the local API's fault switch) only delays the batch's archive:
+the function sends them again or its mapping delivers the batch again, and nothing is lost. Seconds of
+readings, no model.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Archived:
     errors: list[bytes]
     """The error records' data."""
     redelivered: int
-    """Batches the function handed back because the archive did not take them."""
+    """Batches ArchiveFunction failed because the archive did not take them (its mapping delivered them again)."""
 
 
 def archive_of(mode: str, state_dir: Path, *, refuse: int = 0) -> Archived:
@@ -93,7 +94,8 @@ def archive_of(mode: str, state_dir: Path, *, refuse: int = 0) -> Archived:
         for delivery in stack.pipeline.delivery_streams.values():
             delivery.flush()
         assert api.calls_refused == refuse
-        log = (stack.log_dir / "InferenceFunction.log").read_text()
+        # ArchiveFunction exists only with batched ingestion
+        log = (stack.log_dir / "ArchiveFunction.log").read_text() if mode == "batched" else ""
         redelivered = log.count("batch not archived; delivered again")
         archive = stack.options.archive
         rows = [

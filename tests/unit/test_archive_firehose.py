@@ -81,7 +81,7 @@ def test_every_telemetry_rule_and_the_alarm_and_action_rules_have_a_firehose_act
     archived = {rule.name: [action.stream for action in rule.firehose] for rule in TEMPLATE.rules}
     assert archived["TelemetryRule"] == archived["LegacyTelemetryRule"] == ["TelemetryArchiveStream"]
     batched = {rule.name: rule.for_conditions(lambda name: name == "Batched").firehose for rule in TEMPLATE.rules}
-    assert batched["TelemetryRule"] == batched["LegacyTelemetryRule"] == ()  # the function archives its batches
+    assert batched["TelemetryRule"] == batched["LegacyTelemetryRule"] == ()  # ArchiveFunction archives the batches
     assert archived["AlarmRule"] == ["AlarmArchiveStream"]
     assert archived["ActionRule"] == ["ActionArchiveStream"]
     assert {action.separator for rule in TEMPLATE.rules for action in rule.firehose} == {"\n"}

@@ -266,12 +266,11 @@ def rule_action_problems(template: Template) -> list[str]:
     """Each rule the contract names sends what it receives to its stream, in every ingestion mode.
 
     A rule's Firehose action is unconditional, or, for the readings, present only without batched ingestion
-    (`Fn::If [Batched, AWS::NoValue, Firehose]`), in which case InferenceFunction is given that stream in
-    batched mode and archives the batches itself (tests/unit/test_batch_handler.py checks what it puts).
+    (`Fn::If [Batched, AWS::NoValue, Firehose]`), in which case a function given that stream (ARCHIVE_STREAM_NAME)
+    reads the rule's Kinesis stream through an event source mapping and archives the batches
+    (tests/unit/test_archive_handler.py checks what it puts).
     """
     problems = []
-    wanted_env = {"Fn::If": ["Batched", {"Ref": "TelemetryArchiveStream"}, ""]}
-    function_env = template["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
     for stream, (rules, _) in STREAMS.items():
         for rule in rules:
             actions = template["Resources"][rule]["Properties"]["TopicRulePayload"]["Actions"]
@@ -284,11 +283,10 @@ def rule_action_problems(template: Template) -> list[str]:
                 and action["Fn::If"][:2] == ["Batched", {"Ref": "AWS::NoValue"}]
                 and "Firehose" in action["Fn::If"][2]
             ]
-            if direct_only and (
-                stream != "TelemetryArchiveStream" or function_env.get("ARCHIVE_STREAM_NAME") != wanted_env
-            ):
+            if direct_only and not batch_archivers(template, actions, stream):
                 problems.append(
-                    f"{rule}: batched, nothing archives into {stream} (InferenceFunction's ARCHIVE_STREAM_NAME)"
+                    f"{rule}: batched, nothing archives into {stream} (a function reading the rule's Kinesis "
+                    "stream with it as ARCHIVE_STREAM_NAME)"
                 )
             wanted = {"DeliveryStreamName": {"Ref": stream}, "Separator": "\n"}
             if not any(
@@ -298,6 +296,26 @@ def rule_action_problems(template: Template) -> list[str]:
             if any(action.get("BatchMode") for action in archived + direct_only):
                 problems.append(f"{rule}: BatchMode needs a JSON array and firehose:PutRecordBatch")
     return problems
+
+
+def batch_archivers(template: Template, actions: list[Any], stream: str) -> set[str]:
+    """The functions given `stream` as ARCHIVE_STREAM_NAME that an event source mapping feeds from the Kinesis
+    stream the rule's batched action writes into."""
+    kinesis = {
+        action["Fn::If"][1]["Kinesis"]["StreamName"]["Ref"]
+        for action in actions
+        if isinstance(action, dict) and "Fn::If" in action and "Kinesis" in (action["Fn::If"][1] or {})
+    }
+    fed = {
+        mapping["Properties"]["FunctionName"].get("Ref")
+        for mapping in template["Resources"].values()
+        if mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+        and mapping["Properties"]["EventSourceArn"].get("Fn::GetAtt", [None])[0] in kinesis
+    }
+    variables = {
+        name: template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {}) for name in fed
+    }
+    return {name for name in fed if variables[name].get("ARCHIVE_STREAM_NAME") == {"Ref": stream}}
 
 
 def column_problems(template: Template) -> list[str]:
@@ -522,7 +540,7 @@ TELEMETRY_LOCATION = "TelemetryTable/Properties/TableInput/Parameters/storage.lo
         ("rule_action", _drop_firehose_action("LegacyTelemetryRule"), "LegacyTelemetryRule"),
         (
             "rule_action",
-            set_at("InferenceFunction/Properties/Environment/Variables/ARCHIVE_STREAM_NAME", ""),
+            set_at("ArchiveFunction/Properties/Environment/Variables/ARCHIVE_STREAM_NAME", ""),
             "batched",
         ),
         (

@@ -178,7 +178,7 @@ def test_batches_divide_invocations_and_share_a_motors_state_only_when_the_batch
     writes = monthly_cost("batched", spanning, only("dynamodb_write_request_units"))
     short_writes = monthly_cost("batched", short, only("dynamodb_write_request_units"))
 
-    assert requests.items["Lambda requests"] == pytest.approx(readings / 6000)
+    assert requests.items["Lambda requests"] == pytest.approx(2 * readings / 6000)  # inference and archive
     assert writes.items["DynamoDB writes"] == pytest.approx(readings / 6 * 3)
     assert short_writes.items["DynamoDB writes"] == pytest.approx(readings * 3)
 
@@ -414,6 +414,17 @@ def test_batched_waits_one_archive_call_per_batch() -> None:
     batches = READINGS_A_MONTH / 500
     seconds = (READINGS_A_MONTH + batches) * 10 / 1000
     assert cost.items["Lambda duration"] == pytest.approx(seconds * w.memory_mb / 1024)
+
+
+def test_batched_pays_two_lambda_requests_per_batch_inference_and_archive() -> None:
+    # Given 1,000 motors at one reading a minute: a shard's 500-reading batch fills in 30 s
+    w = workload(motors=1000)
+    # When only Lambda's requests are priced, at US$ 1 each
+    batched = monthly_cost("batched", w, only("lambda_requests"))
+    direct = monthly_cost("direct", w, only("lambda_requests"))
+    # Then each batch is one invocation of InferenceFunction and one of ArchiveFunction; direct, one per reading
+    assert batched.items["Lambda requests"] == pytest.approx(2 * READINGS_A_MONTH / 500)
+    assert direct.items["Lambda requests"] == pytest.approx(READINGS_A_MONTH)
 
 
 def test_the_kept_months_are_in_standard_until_the_lifecycle_moves_them_to_glacier_ir() -> None:

@@ -1,4 +1,4 @@
-"""The batched function's archive writer: readings packed several to a Firehose record, within PutRecordBatch's
+"""ArchiveFunction's archive writer: readings packed several to a Firehose record, within PutRecordBatch's
 limits, and the records Firehose refuses sent again until they are in or the batch fails."""
 
 from __future__ import annotations

@@ -613,6 +613,8 @@ def test_the_analysis_finds_the_calls_each_function_makes() -> None:
             "ssm:GetParameter": config,
             "sagemaker:InvokeEndpoint": [["ExistingEndpointName"], ["ModelEndpoint"]],
             "s3:GetObject": [["ModelDataUrl"]],  # InferenceMode embedded: the artifact, read once per environment
+        },
+        "ArchiveFunction": {
             "firehose:PutRecordBatch": [["TelemetryArchiveStream"]],  # IngestionMode batched: it archives the batches
         },
         "OperatorActionFunction": {

@@ -61,7 +61,7 @@ def test_the_telemetry_rules_put_into_the_stream_when_batched_and_invoke_the_fun
 
 def test_the_stream_and_its_mapping_are_read_with_every_property() -> None:
     [stream] = TEMPLATE.streams
-    [mapping] = TEMPLATE.event_source_mappings
+    mapping, archive = sorted(TEMPLATE.event_source_mappings, key=lambda m: m.function != "InferenceFunction")
     assert (stream.logical_id, stream.shard_count, stream.condition) == ("TelemetryStream", 1, "Batched")
     assert (mapping.function, mapping.stream, mapping.starting_position) == (
         "InferenceFunction",
@@ -72,6 +72,16 @@ def test_the_stream_and_its_mapping_are_read_with_every_property() -> None:
     assert (mapping.report_batch_item_failures, mapping.bisect_on_error) == (True, True)
     assert (mapping.max_retry_attempts, mapping.max_record_age_s, mapping.parallelization_factor) == (5, 3600, 1)
     assert (mapping.on_failure, mapping.enabled, mapping.condition) == ("FunctionFailureQueue", True, "Batched")
+    # The archive's mapping: the same shards and batches, retried whole until the records leave the stream
+    assert (archive.logical_id, archive.function, archive.stream) == (
+        "TelemetryArchiveMapping",
+        "ArchiveFunction",
+        "TelemetryStream",
+    )
+    assert (archive.starting_position, archive.batch_size, archive.batching_window_s) == ("TRIM_HORIZON", 500, 60.0)
+    assert (archive.report_batch_item_failures, archive.bisect_on_error) == (False, False)
+    assert (archive.max_retry_attempts, archive.max_record_age_s, archive.parallelization_factor) == (-1, -1, 1)
+    assert (archive.on_failure, archive.enabled, archive.condition) == ("FunctionFailureQueue", True, "Batched")
 
 
 OTHERS = """

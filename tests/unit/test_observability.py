@@ -24,7 +24,7 @@ from aws_lambda_powertools import Metrics
 from motor_lambda.observability import KIND_DIMENSION, count_alarms_raised
 from motor_maintenance.alarms import AlarmEvent, AlarmKind, Transition
 from tests.support import ROOT, load_event
-from tests.unit.test_template import TEMPLATE, Template, alternatives, direct_reference, each, resources
+from tests.unit.test_template import TEMPLATE, Template, When, alternatives, direct_reference, each, resources
 
 SOURCE_ROOTS = (ROOT / "functions", ROOT / "layers")
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
@@ -151,23 +151,34 @@ VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
 
 def rendered(node: Any) -> list[str]:
     """Every string a value can be (one per branch of its Fn::If), references written `<Name>` or `<Name.Attr>`."""
+    return [text for text, _ in _rendered(node)]
+
+
+def _rendered(node: Any) -> list[tuple[str, When]]:
+    """`rendered`, each string with the conditions it takes: a Fn::Sub's variables that test one condition
+    take the same branch of it (no string has IngestionMode both batched and direct)."""
     if isinstance(node, str):
-        return [node]
+        return [(node, ())]
     if isinstance(node, dict) and "Fn::If" in node:
-        return [text for value, _ in alternatives(node) for text in rendered(value)]
+        return [(text, (*when, *inner)) for value, when in alternatives(node) for text, inner in _rendered(value)]
     if isinstance(node, dict) and "Ref" in node:
-        return [f"<{node['Ref']}>"]
+        return [(f"<{node['Ref']}>", ())]
     if isinstance(node, dict) and "Fn::GetAtt" in node:
         target = node["Fn::GetAtt"]
-        return [f"<{'.'.join(target) if isinstance(target, list) else target}>"]
+        return [(f"<{'.'.join(target) if isinstance(target, list) else target}>", ())]
     if isinstance(node, dict) and "Fn::Sub" in node:
         sub = node["Fn::Sub"]
         pattern, local = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
-        options = {name: rendered(value) for name, value in local.items()}
+        options = {name: _rendered(value) for name, value in local.items()}
         texts = []
         for combination in itertools.product(*options.values()):
-            values = dict(zip(options, combination, strict=True))
-            texts.append(VARIABLE.sub(lambda match, values=values: values.get(match[1], f"<{match[1]}>"), pattern))
+            when = tuple(condition for _, conditions in combination for condition in conditions)
+            if any(f"!{condition}" in when for condition in when):
+                continue
+            values = {name: text for name, (text, _) in zip(options, combination, strict=True)}
+            texts.append(
+                (VARIABLE.sub(lambda match, values=values: values.get(match[1], f"<{match[1]}>"), pattern), when)
+            )
         return texts
     raise AssertionError(f"cannot render {node!r}")
 

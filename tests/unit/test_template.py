@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -1016,3 +1017,37 @@ def test_each_rule_reports_a_template_broken_on_purpose(
     problems = problems_when_broken(RULES[rule], breakage)
 
     assert any(culprit in problem for problem in problems), f"{rule} rule missed it; it said: {problems}"
+
+
+def test_the_archive_reads_the_stream_on_a_mapping_of_its_own_retried_until_the_records_leave_it() -> None:
+    """Batched, ArchiveFunction archives what InferenceFunction decides, from the same shards in the same batches,
+    whatever becomes of InferenceFunction's batches; a batch Firehose refuses is retried whole with no limit but
+    the stream's retention, and its backlog is alarmed long before that."""
+    resources_ = TEMPLATE["Resources"]
+    inference = resources_["TelemetryStreamMapping"]["Properties"]
+    archive = resources_["TelemetryArchiveMapping"]["Properties"]
+    assert archive["FunctionName"] == {"Ref": "ArchiveFunction"}
+    for same in (
+        "EventSourceArn",
+        "StartingPosition",
+        "BatchSize",
+        "MaximumBatchingWindowInSeconds",
+        "DestinationConfig",
+    ):
+        assert archive[same] == inference[same], same
+    assert (archive["MaximumRetryAttempts"], archive["MaximumRecordAgeInSeconds"]) == (-1, -1)
+    assert archive["BisectBatchOnFunctionError"] is False
+    assert "FunctionResponseTypes" not in archive  # the batch gets in whole, or is delivered again whole
+    backlog = resources_["TelemetryArchiveBacklogAlarm"]["Properties"]
+    assert (backlog["MetricName"], backlog["Dimensions"]) == (
+        "IteratorAge",
+        [{"Name": "FunctionName", "Value": {"Ref": "ArchiveFunction"}}],
+    )
+    retention_ms = resources_["TelemetryStream"]["Properties"]["RetentionPeriodHours"] * 3600 * 1000
+    assert backlog["Threshold"] * 2 <= retention_ms  # time left to fix Firehose before a reading expires
+    # The rules put readings into the archive only in direct mode: their role may, only then
+    [statement] = resources_["ArchiveWriterRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    readings = [r for r in statement["Resource"] if "TelemetryArchiveStream" in json.dumps(r)]
+    assert readings == [
+        {"Fn::If": ["Direct", {"Fn::GetAtt": ["TelemetryArchiveStream", "Arn"]}, {"Ref": "AWS::NoValue"}]}
+    ]

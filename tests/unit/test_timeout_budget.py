@@ -21,17 +21,23 @@ from motor_adapters.clients import RESERVE_S, OutOfTime, worst_case_s
 from motor_adapters.clients import client as real_client
 from motor_lambda.settings import InferenceSettings
 from tests.conftest import FakeAws
-from tests.support import ROOT, LambdaContext, load_event, load_handler, reading_payload
+from tests.support import ROOT, LambdaContext, kinesis_batch, load_event, load_handler, reading_payload
 
 TEMPLATE = parse((ROOT / "template.yaml").read_text())
 # The AWS services each function's code calls (its adapters, Powertools' SSM and idempotency layers).
 SERVICES = {
-    "InferenceFunction": ["ssm", "dynamodb", "iot-data", "sagemaker-runtime", "firehose"],  # firehose: batched
+    "InferenceFunction": ["ssm", "dynamodb", "iot-data", "sagemaker-runtime"],
     "OperatorActionFunction": ["ssm", "dynamodb", "iot-data"],
     "AlertFunction": ["dynamodb", "sns"],
+    "ArchiveFunction": ["firehose"],  # IngestionMode batched
 }
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-HANDLERS = {"InferenceFunction": "inference", "OperatorActionFunction": "actions", "AlertFunction": "alerts"}
+HANDLERS = {
+    "InferenceFunction": "inference",
+    "OperatorActionFunction": "actions",
+    "AlertFunction": "alerts",
+    "ArchiveFunction": "archive",
+}
 HEALTHY_CALLS_S = 1.0
 """All the calls of an invocation that are not slow, together: each takes milliseconds."""
 
@@ -74,6 +80,7 @@ def configs(aws: FakeAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, Config]:
     monkeypatch.setattr(inference.ingestion, "settings", template_settings())
     assert inference.ingestion.ports.predictor is not None
     load_handler("alerts").sns()
+    load_handler("archive").archive()
     assert set(made) == {service for services in SERVICES.values() for service in services}
     return {service: made_client.meta.config for service, made_client in made.items()}
 
@@ -212,6 +219,8 @@ def test_with_every_call_at_its_worst_an_invocation_ends_with_an_error_before_it
         "InferenceFunction": reading_payload(1) | {"topic_motor_id": "motor-001"},
         "OperatorActionFunction": load_event("action-service-complete"),
         "AlertFunction": load_event("alarm-raised"),
+        # 501 documents that travel alone: two PutRecordBatch calls (500 records a call at most)
+        "ArchiveFunction": kinesis_batch([b"not a reading"] * 501),
     }[function]
     timeout = float(function_setting(function, "Timeout"))
     started = clock.now

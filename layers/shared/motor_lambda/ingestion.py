@@ -12,7 +12,6 @@ from aws_lambda_powertools import Logger, Metrics
 from motor_adapters import clients
 from motor_adapters.dynamodb_store import DynamoBatchStateStore, DynamoHealthStore
 from motor_adapters.embedded_predictor import EmbeddedPredictor
-from motor_adapters.firehose_archive import FirehoseArchive
 from motor_adapters.sagemaker_predictor import SageMakerPredictor
 from motor_adapters.written_states import WrittenStates
 from motor_lambda.reports import ReadingReporter, report_health
@@ -51,14 +50,8 @@ def inference_ports(settings: InferenceSettings, on_history_error: HistoryErrors
         written=WrittenStates(),
         state_format=settings.state_item_format,
     )
-    # Batched, the function archives each batch's readings itself (the rules then have no Firehose action).
-    archive = (
-        FirehoseArchive(settings.archive_stream_name, clients.client("firehose"))
-        if settings.archive_stream_name
-        else None
-    )
     return InferencePorts(
-        recorded_batch(store, settings, on_history_error), model, publisher, config_source(settings), monitor, archive
+        recorded_batch(store, settings, on_history_error), model, publisher, config_source(settings), monitor
     )
 
 

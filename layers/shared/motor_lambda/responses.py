@@ -79,6 +79,17 @@ class BatchResponse(Response):
     readings: list[BatchedReading | BatchedRejection]
 
 
+class BatchArchived(Response):
+    """ArchiveFunction's answer: the batch's records put into the archive, packed or alone, and those skipped."""
+
+    readings: int
+    """Readings the schema accepts, packed several to a Firehose record."""
+    alone: int
+    """Documents it refuses, each in a Firehose record of its own."""
+    skipped: int
+    """Records whose data is not base64: no rule wrote them."""
+
+
 class ActionResponse(Response):
     """OperatorActionFunction's answer."""
 

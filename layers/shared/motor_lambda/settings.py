@@ -80,10 +80,13 @@ class InferenceSettings(MotorStateSettings):
         default="", description="MODEL_S3_URL: model.tar.gz evaluated in the function (InferenceMode embedded)."
     )
     endpoint_timeout_s: float = Field(default=3.0, gt=0, description="ENDPOINT_TIMEOUT_S: read timeout per call.")
+
+
+class ArchiveSettings(FunctionSettings):
+    """ArchiveFunction (IngestionMode batched): where a batch's readings are archived."""
+
     archive_stream_name: str = Field(
-        default="",
-        description="ARCHIVE_STREAM_NAME: the archive's Firehose stream a batch's readings are put into (IngestionMode "
-        "batched); empty = the rules archive them.",
+        description="ARCHIVE_STREAM_NAME: the archive's Firehose stream each batch's readings are put into."
     )
 
 

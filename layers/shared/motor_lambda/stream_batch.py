@@ -6,17 +6,13 @@ processor then turns each record's fate into the partial-failure response Lambda
 (ReportBatchItemFailures). A record whose motor failed is reported with every other record of that
 motor in the batch, and Lambda delivers the shard again from the earliest reported one, so a motor's
 readings are never applied out of order. Records the schema refuses are rejected (logged, counted),
-not reported: delivering them again would not help. Before any of that, when the function is given the
-archive's stream, the batch's records go into it as the rule put them into the stream; a batch the
-archive does not take is reported whole and delivered again.
+not reported: delivering them again would not help. The archive reads the same stream through its own
+mapping (motor_lambda.archiving): nothing here waits for it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextvars
-import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -26,23 +22,17 @@ from typing import Any, TypeVar
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
-from aws_lambda_powertools.utilities.parser import parse
-from pydantic import ValidationError
 
 from motor_adapters.clients import time_left_s
-from motor_adapters.firehose_archive import FirehoseArchive
 from motor_lambda.reports import ReadingReporter
 from motor_lambda.responses import BatchedReading, BatchedRejection, BatchResponse
+from motor_lambda.stream_records import decode
 from motor_lambda.wiring import InferencePorts
 from motor_maintenance.batch import BatchItem, BatchResult, process_batch
 from motor_maintenance.config import DetectorConfig
-from motor_maintenance.errors import ArchiveUnavailable
-from motor_maintenance.telemetry import TelemetryEvent
 
 WORKERS = 8
 """Motors of a batch worked on at once: their state writes and publishes overlap (botocore's pool holds 10)."""
-ARCHIVE_FAILED = "the batch's readings could not be archived"
-"""Why every record of a batch is delivered again when the archive's stream did not take them."""
 MOTOR_START_RESERVE_S = 2.0
 """No motor is begun with less time left than this; its readings are reported and delivered again."""
 
@@ -79,9 +69,6 @@ def apply_batch(
     sequences: list[str] = []
     reporter.metrics.add_metric(name="BatchReadings", unit=MetricUnit.Count, value=len(records))
     decoded = [(_sequence(record), *decode(record)) for record in records]
-    if ports.archive is not None and not _archived(records, decoded, ports.archive, reporter):
-        failures = partial_response(event, {sequence: ARCHIVE_FAILED for sequence, _, _ in decoded}, context)
-        return BatchResponse(batchItemFailures=failures["batchItemFailures"], readings=[]), BatchResult((), {})
     for sequence, payload, telemetry in decoded:
         if isinstance(telemetry, Exception):
             refused = reporter.reject(payload, telemetry)
@@ -106,60 +93,6 @@ def apply_batch(
 
 def _sequence(record: dict[str, Any]) -> str:
     return str((record.get("kinesis") or {}).get("sequenceNumber", ""))
-
-
-def _archived(
-    records: Sequence[dict[str, Any]],
-    decoded: Sequence[tuple[str, Any, TelemetryEvent | Exception]],
-    archive: FirehoseArchive,
-    reporter: ReadingReporter,
-) -> bool:
-    """Put the batch's records into the archive as the rule delivered them, before anything is decided on them.
-
-    The readings the schema accepted are packed several to a Firehose record; the others travel alone, so
-    one Firehose cannot convert fails by itself. False if the archive did not take them all: the whole batch
-    is then delivered again (the archive is at least once; the state machine skips what it already applied).
-    """
-    readings: list[bytes] = []
-    alone: list[bytes] = []
-    for record, (_, _, telemetry) in zip(records, decoded, strict=True):
-        data = _raw(record)
-        if data is not None:
-            (alone if isinstance(telemetry, Exception) else readings).append(data)
-    try:
-        resent = archive.put_readings(readings, alone)
-    except ArchiveUnavailable as exc:
-        reporter.logger.error("batch not archived; delivered again", reason=str(exc), records=len(records))
-        reporter.metrics.add_metric(name="ArchiveWriteFailed", unit=MetricUnit.Count, value=len(records))
-        return False
-    if resent:
-        reporter.metrics.add_metric(name="ArchiveRecordsResent", unit=MetricUnit.Count, value=resent)
-    return True
-
-
-def _raw(record: dict[str, Any]) -> bytes | None:
-    """The record's data as the rule put it (None if it is not base64: no rule wrote it)."""
-    try:
-        return base64.b64decode(record["kinesis"]["data"], validate=True)
-    except (KeyError, TypeError, AttributeError, binascii.Error, ValueError):
-        return None
-
-
-def decode(record: dict[str, Any]) -> tuple[Any, TelemetryEvent | Exception]:
-    """The record's reading as the rule wrote it, validated as a direct invocation's event is, or why not."""
-    data = _raw(record)
-    try:
-        if data is None:
-            raise ValueError("no base64 data")
-        payload = json.loads(data)
-    except ValueError as exc:
-        kinesis = record.get("kinesis")
-        shown = kinesis.get("data") if isinstance(kinesis, dict) else record
-        return shown, ValueError(f"record data is not base64 of a JSON reading: {exc}")
-    try:
-        return payload, parse(event=payload, model=TelemetryEvent)
-    except (ValidationError, ValueError, TypeError) as exc:
-        return payload, exc
 
 
 def partial_response(event: dict[str, Any], failed: dict[str, str], context: Any) -> dict[str, Any]:

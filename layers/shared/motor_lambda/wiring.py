@@ -28,7 +28,7 @@ from motor_adapters.history_store import (
     RecordingStateStore,
 )
 from motor_adapters.iot_publisher import IotAlarmPublisher
-from motor_lambda.settings import ConsoleSettings, MotorStateSettings
+from motor_lambda.settings import ArchiveSettings, ConsoleSettings, MotorStateSettings
 from motor_maintenance.config import DetectorConfig
 from motor_maintenance.health import ModelHealthMonitor
 from motor_maintenance.ports import (
@@ -52,15 +52,13 @@ class MotorPorts:
 
 @dataclass(frozen=True)
 class InferencePorts:
-    """InferenceFunction's: those, with the batch read, the model if there is one, the model's health, and the
-    archive's stream when the function archives its batches (batched ingestion)."""
+    """InferenceFunction's: those, with the batch read, the model if there is one, and the model's health."""
 
     store: BatchStateStore
     predictor: Predictor | None
     publisher: EventPublisher
     source: ConfigSource
     monitor: ModelHealthMonitor | None
-    archive: FirehoseArchive | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +107,11 @@ def console_ports(settings: ConsoleSettings, on_history_error: HistoryErrors) ->
         alarm_publisher(settings),
         config_source(settings),
     )
+
+
+def telemetry_archive(settings: ArchiveSettings) -> FirehoseArchive:
+    """ArchiveFunction's: the archive's Firehose stream."""
+    return FirehoseArchive(settings.archive_stream_name, clients.client("firehose"))
 
 
 def state_store(settings: MotorStateSettings, on_history_error: HistoryErrors) -> StateStore:

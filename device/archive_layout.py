@@ -9,9 +9,11 @@ device already).
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from device.columnar import duckdb_types
 from device.requirements_check import ROOT
@@ -77,3 +79,19 @@ def object_name(stream: str, arrived_ms: int, extension: str = "") -> str:
 def partition_dir(root: Path, kind: str, dt: str) -> Path:
     """The folder of one kind's partition: `<root>/<kind>/dt=<dt>/`."""
     return root / kind / f"dt={dt}"
+
+
+def record_documents(data: bytes) -> list[tuple[Any, bytes]]:
+    """The JSON documents of one Firehose record, one after another as Firehose's JSON deserializer reads them
+    (`{"a":1}{"a":2}`, or one a line: a record the batched archive packed), each with its own bytes.
+
+    ValueError if the record is not that: not UTF-8, not JSON, or empty.
+    """
+    text = data.decode("utf-8")
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    while (start := len(text) - len(text[position:].lstrip(" \t\n\r"))) < len(text):  # JSON's whitespace only
+        document, position = decoder.raw_decode(text, start)
+        documents.append((document, text[start:position].encode()))
+    if not documents:
+        raise ValueError("it is empty")
+    return documents

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from device.archive_layout import object_name
+from device.archive_layout import object_name, record_documents
 from device.columnar import Table, duckdb_types, read_parquet, write_parquet
 from local.delivery import DeliveryStreamSpec, expand_prefix
 
@@ -259,25 +259,11 @@ def tally(streams: dict[str, DeliveryStream], since: dict[str, int], location: P
 
 
 def _documents(data: bytes) -> list[Any]:
-    """The JSON documents of a record, one after another (`{"a":1}{"a":2}`, or one a line); ConversionError if
-    the record is not that."""
+    """The JSON documents of a record (device.archive_layout.record_documents); ConversionError if it has none."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
+        return [document for document, _ in record_documents(data)]
+    except ValueError as exc:
         raise ConversionError(f"the record is not JSON: {exc}") from exc
-    decoder, documents, position = json.JSONDecoder(), [], 0
-    while True:
-        position = len(text) - len(text[position:].lstrip(" \t\n\r"))  # JSON's whitespace only
-        if position == len(text):
-            break
-        try:
-            document, position = decoder.raw_decode(text, position)
-        except ValueError as exc:
-            raise ConversionError(f"the record is not JSON: {exc}") from exc
-        documents.append(document)
-    if not documents:
-        raise ConversionError("the record is not JSON: it is empty")
-    return documents
 
 
 def _column_value(value: Any, hive_type: str, name: str) -> Any:

@@ -94,23 +94,6 @@ def without_motor_jsonl(body: bytes, motor: str, *, errors: bool) -> tuple[bytes
     return b"".join(kept), removed
 
 
-def json_documents(data: bytes) -> list[tuple[Any, bytes]] | None:
-    """A raw message's JSON documents, each with its own bytes, one after another (`{"a":1}{"a":2}`, or one a
-    line, as a record the batched function packed holds them); None if it is not that."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    decoder, documents, position = json.JSONDecoder(), [], 0
-    while (start := len(text) - len(text[position:].lstrip(" \t\n\r"))) < len(text):
-        try:
-            document, position = decoder.raw_decode(text, start)
-        except ValueError:
-            return None
-        documents.append((document, text[start:position].encode()))
-    return documents or None
-
-
 def _raw_without_motor(record: Any, motor: str) -> tuple[Any, int]:
     """A Firehose error record without the motor's documents in its raw data: (the record, the same object if
     nothing changed, None if nothing is left; how many documents were removed)."""
@@ -121,8 +104,11 @@ def _raw_without_motor(record: Any, motor: str) -> tuple[Any, int]:
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         return record, 0
-    documents = json_documents(data)
-    if documents is None:  # not JSON: the motor's when it holds the motor id as a JSON string
+    from device.archive_layout import record_documents  # noqa: PLC0415 - it loads DuckDB, which --help does not need
+
+    try:
+        documents = record_documents(data)
+    except ValueError:  # not JSON: the motor's when it holds the motor id as a JSON string
         return (None, 1) if json.dumps(motor).encode() in data else (record, 0)
     kept = [text for document, text in documents if not is_motors(document, motor)]
     removed = len(documents) - len(kept)

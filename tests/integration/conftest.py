@@ -6,11 +6,16 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from local.mqtt_client import ServiceClient
 from tests.integration.broker import Authority, Identity, Mosquitto, find_mosquitto, find_openssl
 from tests.reports import StackReport, registered
+
+if TYPE_CHECKING:
+    from local.stack import LocalStack
 
 DEVICES = ("motor-001", "motor-002", "motor-003")
 
@@ -88,3 +93,18 @@ def broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Mosqu
 def stack_report(pytestconfig: pytest.Config) -> StackReport:
     """The run's report of the local stack's accounting, printed after pytest's summary."""
     return registered(pytestconfig, StackReport.name, StackReport)
+
+
+def device_client(stack: LocalStack, motor_id: str, *, flow_control: bool = True) -> ServiceClient:
+    """A motor's own MQTT connection to the stack's broker (not started): its certificate from the stack's CA,
+    its thing name as client id, and AWS IoT Core's publish limits unless `flow_control` is False."""
+    cert, key = stack.device_identity(motor_id)
+    return ServiceClient(
+        port=stack.iot.broker_port,
+        ca=stack.ca_path,
+        cert=cert,
+        key=key,
+        name=motor_id,
+        client_id=motor_id,
+        flow_control=flow_control,
+    )

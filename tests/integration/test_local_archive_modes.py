@@ -25,9 +25,9 @@ import pytest
 
 from device.columnar import read_parquet
 from local.firehose import CONVERSION_FAILED
-from local.mqtt_client import ServiceClient
 from local.options import StackOptions
 from local.stack import LocalStack
+from tests.integration.conftest import device_client
 from tests.support import load_event
 
 MOTOR = "motor-001"
@@ -78,11 +78,7 @@ def archive_of(mode: str, state_dir: Path, *, refuse: int = 0) -> Archived:
         api = stack.pipeline.firehose_api
         assert api is not None
         api.fail_next(refuse)
-        cert, key = stack.device_identity(MOTOR)
-        device = ServiceClient(
-            port=stack.iot.broker_port, ca=stack.ca_path, cert=cert, key=key, name=MOTOR, client_id=MOTOR,
-            flow_control=True,
-        )  # fmt: skip
+        device = device_client(stack, MOTOR)
         device.start()
         try:
             for payload in PAYLOADS:

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from local.mqtt_client import ServiceClient
 from local.options import StackOptions
 from local.stack import LocalStack
+from tests.integration.conftest import device_client
 
 HOT, COOL = "motor-201", "motor-202"
 STAMPS_MS: list[int] = []
@@ -54,11 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, default_model: Path) -> Iter
 
 
 def publish(stack: LocalStack, motor_id: str, readings: list[tuple[int, int, float]]) -> None:
-    cert, key = stack.device_identity(motor_id)
-    device = ServiceClient(
-        port=stack.iot.broker_port, ca=stack.ca_path, cert=cert, key=key, name=motor_id, client_id=motor_id,
-        flow_control=True,
-    )  # fmt: skip
+    device = device_client(stack, motor_id)
     device.start()
     try:
         for seq, ts_ms, fluid_c in readings:

@@ -29,6 +29,7 @@ from local.mqtt_client import Message, ServiceClient
 from local.options import StackOptions
 from local.stack import LocalStack
 from scripts import operate
+from tests.integration.conftest import device_client
 from tests.support import load_event
 
 A, B = "plant-a", "plant-b"
@@ -118,10 +119,7 @@ def schedule_state(stack: LocalStack) -> str | None:
 
 def test_a_stack_sees_only_its_own_namespace_on_a_shared_broker(stack: LocalStack) -> None:
     spy = Spy(stack)
-    cert, key = stack.device_identity(MOTOR)
-    device = ServiceClient(
-        port=stack.iot.broker_port, ca=stack.ca_path, cert=cert, key=key, name=MOTOR, client_id=MOTOR
-    )
+    device = device_client(stack, MOTOR, flow_control=False)
     device.start()
     start_ms = int(time.time() * 1000) - READINGS * MINUTE_MS
     try:

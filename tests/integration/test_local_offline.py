@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from local.mqtt_client import ServiceClient
 from local.observe import Alert
 from local.options import StackOptions
 from local.stack import LocalStack
 from scripts import operate
+from tests.integration.conftest import device_client
 
 SILENT, CHATTY = "motor-101", "motor-102"
 AFTER_S = 3.0
@@ -45,13 +45,9 @@ class Device:
     """A motor's MQTT client with its own certificate, publishing readings stamped now."""
 
     def __init__(self, stack: LocalStack, motor_id: str) -> None:
-        cert, key = stack.device_identity(motor_id)
         self.motor_id = motor_id
         self.seq = 0
-        self.client = ServiceClient(
-            port=stack.iot.broker_port, ca=stack.ca_path, cert=cert, key=key, name=motor_id, client_id=motor_id,
-            flow_control=True,
-        )  # fmt: skip
+        self.client = device_client(stack, motor_id)
         self.client.start()
 
     def send(self, running: bool = True) -> None:

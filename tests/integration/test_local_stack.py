@@ -28,13 +28,13 @@ from device.archive_layout import TELEMETRY_COLUMNS
 from device.columnar import read_parquet
 from device.mqtt import DeliveryCounts
 from local.iot_core import find_mosquitto
-from local.mqtt_client import ServiceClient
 from local.options import StackOptions
 from local.report import Report
 from local.simulation import simulate_through
 from local.stack import LocalStack
 from model.archive import Archive
 from scripts import operate
+from tests.integration.conftest import device_client
 from tests.integration.dead_letters import parked_report
 from tests.reports import StackReport
 
@@ -113,11 +113,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 def _send_malformed(stack: LocalStack) -> int:
     """Readings motor-001's own certificate may publish but the schema refuses (negative speed, a string)."""
-    cert, key = stack.device_identity("motor-001")
-    device = ServiceClient(
-        port=stack.iot.broker_port, ca=stack.ca_path, cert=cert, key=key, name="motor-001", client_id="motor-001",
-        flow_control=True,
-    )  # fmt: skip
+    device = device_client(stack, "motor-001")
     device.start()
     try:
         for seq, bad in enumerate(({"speed_rpm": -5.0}, {"vibration_mm_s": "high"}, {"fluid_temp_c": 5000.0})):

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from motor_adapters.firehose_archive import FirehoseArchive
 from motor_lambda.responses import BatchArchived
-from motor_lambda.stream_records import decode, raw
+from motor_lambda.stream_records import accepted, raw
 from motor_maintenance.errors import ArchiveUnavailable
 
 
@@ -32,7 +32,7 @@ def archive_batch(
     for record in records:
         data = raw(record)
         if data is not None:
-            (alone if isinstance(decode(record)[1], Exception) else readings).append(data)
+            (readings if accepted(data) else alone).append(data)
     try:
         resent = archive.put_readings(readings, alone)
     except ArchiveUnavailable as exc:

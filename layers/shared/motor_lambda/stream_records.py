@@ -32,7 +32,21 @@ def decode(record: dict[str, Any]) -> tuple[Any, TelemetryEvent | Exception]:
         kinesis = record.get("kinesis")
         shown = kinesis.get("data") if isinstance(kinesis, dict) else record
         return shown, ValueError(f"record data is not base64 of a JSON reading: {exc}")
+    return payload, validated(payload)
+
+
+def validated(payload: Any) -> TelemetryEvent | Exception:
+    """The payload as a reading, validated as a direct invocation's event is, or why not."""
     try:
-        return payload, parse(event=payload, model=TelemetryEvent)
+        return parse(event=payload, model=TelemetryEvent)
     except (ValidationError, ValueError, TypeError) as exc:
-        return payload, exc
+        return exc
+
+
+def accepted(data: bytes) -> bool:
+    """Whether a record's data is a JSON reading the schema accepts."""
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return False
+    return not isinstance(validated(payload), Exception)
